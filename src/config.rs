@@ -1,0 +1,763 @@
+//! Configuration: `bot.toml` for everything that is not a secret, the environment for secrets.
+//!
+//! This is the only module that reads the process environment. `bot.toml` is parsed strictly
+//! (unknown keys are errors) and validated into typed values; every problem names the file,
+//! the line, the key and what is wrong. Secrets never come from `bot.toml`: they come from
+//! `NAME` or `NAME_FILE` and are wrapped in [`Secret`] at once.
+
+use crate::domain::{Carrier, Datacenter, Environment, Region, RegionTable};
+use crate::secret::Secret;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use url::Url;
+
+/// One thing wrong with a configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// 1-based line in the file, when known.
+    pub line: Option<usize>,
+    /// The key, as `table.key`.
+    pub key: String,
+    /// What is wrong and how to fix it.
+    pub message: String,
+}
+
+/// Why a configuration could not be loaded: the file and every problem found in it.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file was read but is not a valid configuration.
+    #[error("{}", render_problems(path, problems))]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, in file order.
+        problems: Vec<Problem>,
+    },
+    /// A secret's `NAME_FILE` could not be read.
+    #[error("cannot read {var}_FILE ({path}): {source}")]
+    SecretFile {
+        /// The variable.
+        var: String,
+        /// The file it names.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+}
+
+fn render_problems(path: &Path, problems: &[Problem]) -> String {
+    let mut out = String::new();
+    for (i, p) in problems.iter().enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        match p.line {
+            Some(line) => out.push_str(&format!("{}:{}: {}: {}", path.display(), line, p.key, p.message)),
+            None => out.push_str(&format!("{}: {}: {}", path.display(), p.key, p.message)),
+        }
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------------------------
+// The file as written.
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    slack: RawSlack,
+    #[serde(default)]
+    check: RawCheck,
+    #[serde(default)]
+    environments: BTreeMap<String, RawEnvironment>,
+    #[serde(default)]
+    carriers: BTreeMap<String, Vec<String>>,
+    #[serde(default)]
+    regions: BTreeMap<String, String>,
+    #[serde(default)]
+    iam: RawIam,
+    #[serde(default)]
+    escalation: BTreeMap<String, RawEscalation>,
+    #[serde(default)]
+    pagerduty: RawUrlTable,
+    #[serde(default)]
+    github: RawGithub,
+    #[serde(default)]
+    server: RawServer,
+    #[serde(default)]
+    store: RawStore,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawSlack {
+    api_url: Option<String>,
+    #[serde(default)]
+    channels: Vec<String>,
+    oncall_usergroup: Option<String>,
+    #[serde(default)]
+    alert_sources: Vec<String>,
+    connections: Option<usize>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawCheck {
+    default_environment: Option<String>,
+    job_timeout_secs: Option<u64>,
+    result_ttl_secs: Option<u64>,
+    max_concurrent: Option<usize>,
+    runbook_url: Option<String>,
+    artifact_max_bytes: Option<u64>,
+    poll_interval_min_ms: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEnvironment {
+    xo_url: Option<String>,
+    jenkins_url: Option<String>,
+    jenkins_job: Option<String>,
+    branch: Option<String>,
+    env_branch: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawIam {
+    verify_key: Option<bool>,
+    url: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEscalation {
+    title: Option<String>,
+    slack_channel: Option<String>,
+    #[serde(default)]
+    pagerduty: bool,
+    github_repo: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawUrlTable {
+    url: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawGithub {
+    api_url: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    listen: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawStore {
+    url: Option<String>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// The validated configuration.
+
+/// `[slack]`.
+#[derive(Debug, Clone)]
+pub struct SlackConfig {
+    /// Base URL of the Web API, ending in `/api/` (tests point it at a local fake).
+    pub api_url: Url,
+    /// Channel ids where checks may run and alerts are watched.
+    pub channels: Vec<String>,
+    /// The user group whose members may escalate and re-run (none: anyone in the channels).
+    pub oncall_usergroup: Option<String>,
+    /// Bot ids or app ids whose messages are alerts.
+    pub alert_sources: Vec<String>,
+    /// Socket Mode connections to keep open.
+    pub connections: usize,
+}
+
+/// `[check]`.
+#[derive(Debug, Clone)]
+pub struct CheckConfig {
+    /// The environment when a request names none.
+    pub default_environment: Environment,
+    /// How long a Jenkins job may take, queue included.
+    pub job_timeout: Duration,
+    /// How long a finished result is reused.
+    pub result_ttl: Duration,
+    /// How many checks may run at once.
+    pub max_concurrent: usize,
+    /// Link to the runbook shown with every verdict.
+    pub runbook_url: String,
+    /// The largest artifact downloaded, in bytes.
+    pub artifact_max_bytes: u64,
+    /// The shortest wait between two Jenkins polls (polling is sparse early, dense near the
+    /// build's expected end, never denser than this).
+    pub poll_interval_min: Duration,
+}
+
+/// `[environments.<env>]`: where the directory and Jenkins are for one environment.
+#[derive(Debug, Clone)]
+pub struct EnvironmentConfig {
+    /// Base URL of the cluster directory.
+    pub xo_url: Url,
+    /// Base URL of Jenkins.
+    pub jenkins_url: Url,
+    /// The job's path, folders separated by `/`.
+    pub jenkins_job: Vec<String>,
+    /// `BRANCH`.
+    pub branch: String,
+    /// `ENV_Branch`.
+    pub env_branch: String,
+}
+
+/// `[iam]`.
+#[derive(Debug, Clone)]
+pub struct IamConfig {
+    /// Whether to ask IAM whether it accepts the key.
+    pub verify_key: bool,
+    /// IAM's base URL.
+    pub url: Url,
+}
+
+/// `[escalation.<name>]`: one team that can be escalated to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EscalationTarget {
+    /// The table's key (`razee`, `armada_bootstrap`, `satellite_link`, …).
+    pub name: String,
+    /// What people call the team.
+    pub title: String,
+    /// The team's channel, to post the diagnosis in.
+    pub slack_channel: Option<String>,
+    /// Whether escalating pages the team through PagerDuty.
+    pub pagerduty: bool,
+    /// `owner/repo` to open a GitHub issue in.
+    pub github_repo: Option<String>,
+}
+
+/// The whole validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `[slack]`.
+    pub slack: SlackConfig,
+    /// `[check]`.
+    pub check: CheckConfig,
+    /// `[environments.*]`.
+    pub environments: BTreeMap<Environment, EnvironmentConfig>,
+    /// `[carriers]`: fallback carriers per datacenter, in preference order.
+    pub carriers: BTreeMap<Datacenter, Vec<Carrier>>,
+    /// Built-in regions with `[regions]` on top.
+    pub regions: RegionTable,
+    /// `[iam]`.
+    pub iam: IamConfig,
+    /// `[escalation.*]`, in key order.
+    pub escalation: Vec<EscalationTarget>,
+    /// `[pagerduty] url`.
+    pub pagerduty_url: Url,
+    /// `[github] api_url`.
+    pub github_api_url: Url,
+    /// `[server] listen`.
+    pub listen: SocketAddr,
+    /// `[store] url` (before `LINKBOT_STORE_URL` overrides it).
+    pub store_url: String,
+}
+
+/// Adds a trailing `/` so `Url::join` appends instead of replacing the last segment.
+pub fn base_url(url: &Url) -> Url {
+    let mut u = url.clone();
+    if !u.path().ends_with('/') {
+        let p = format!("{}/", u.path());
+        u.set_path(&p);
+    }
+    u
+}
+
+struct Validator<'a> {
+    source: &'a str,
+    problems: Vec<Problem>,
+}
+
+impl<'a> Validator<'a> {
+    fn problem(&mut self, table: &str, key: &str, message: impl Into<String>) {
+        let full = if table.is_empty() { key.to_string() } else { format!("{table}.{key}") };
+        self.problems.push(Problem {
+            line: find_line(self.source, table, key),
+            key: full,
+            message: message.into(),
+        });
+    }
+
+    fn url(&mut self, table: &str, key: &str, value: Option<&str>, default: Option<&str>) -> Url {
+        let fallback = || Url::parse("http://invalid.invalid/").expect("static URL");
+        let Some(v) = value.or(default) else {
+            self.problem(table, key, "is required (a URL)");
+            return fallback();
+        };
+        match Url::parse(v) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => base_url(&u),
+            Ok(_) => {
+                self.problem(table, key, format!("`{v}` must be an http(s) URL"));
+                fallback()
+            }
+            Err(e) => {
+                self.problem(table, key, format!("`{v}` is not a URL ({e})"));
+                fallback()
+            }
+        }
+    }
+}
+
+/// The 1-based line where `key` is set inside `[table]` (or the table header for an empty key).
+fn find_line(source: &str, table: &str, key: &str) -> Option<usize> {
+    let mut current = String::new();
+    let mut header_line = None;
+    for (i, raw) in source.lines().enumerate() {
+        let line = raw.trim();
+        if let Some(h) = line.strip_prefix('[').and_then(|l| l.split(']').next()) {
+            current = h.trim().trim_start_matches('[').trim().to_string();
+            if current == table {
+                header_line = Some(i + 1);
+            }
+            continue;
+        }
+        if current == table && !key.is_empty() {
+            let k = line.split('=').next().unwrap_or("").trim().trim_matches('"');
+            if k == key && line.contains('=') {
+                return Some(i + 1);
+            }
+        }
+    }
+    header_line
+}
+
+impl Config {
+    /// Reads and validates a `bot.toml`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let source = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Config::parse(&source).map_err(|problems| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            problems,
+        })
+    }
+
+    /// Parses and validates configuration text; every problem found, in file order.
+    pub fn parse(source: &str) -> Result<Config, Vec<Problem>> {
+        let raw: RawConfig = toml::from_str(source).map_err(|e| {
+            let line = e.span().map(|s| source[..s.start.min(source.len())].lines().count().max(1));
+            vec![Problem {
+                line,
+                key: "toml".into(),
+                message: e.message().trim().to_string(),
+            }]
+        })?;
+        let mut v = Validator {
+            source,
+            problems: Vec::new(),
+        };
+
+        // [slack]
+        let slack = SlackConfig {
+            api_url: v.url("slack", "api_url", raw.slack.api_url.as_deref(), Some("https://slack.com/api/")),
+            channels: raw.slack.channels.clone(),
+            oncall_usergroup: raw.slack.oncall_usergroup.clone().filter(|s| !s.is_empty()),
+            alert_sources: raw.slack.alert_sources.clone(),
+            connections: raw.slack.connections.unwrap_or(2),
+        };
+        for c in &slack.channels {
+            if !is_slack_id(c, &['C', 'G']) {
+                v.problem("slack", "channels", format!("`{c}` is not a channel id (e.g. `C0ONCALL`)"));
+            }
+        }
+        if let Some(g) = &slack.oncall_usergroup {
+            if !is_slack_id(g, &['S']) {
+                v.problem("slack", "oncall_usergroup", format!("`{g}` is not a user group id (e.g. `S0ONCALL`)"));
+            }
+        }
+        for s in &slack.alert_sources {
+            if !is_slack_id(s, &['B', 'A']) {
+                v.problem("slack", "alert_sources", format!("`{s}` is not a bot id (B…) or app id (A…)"));
+            }
+        }
+        if !(1..=10).contains(&slack.connections) {
+            v.problem("slack", "connections", "must be between 1 and 10");
+        }
+
+        // [check]
+        let default_environment = match raw.check.default_environment.as_deref() {
+            None => Environment::Prod,
+            Some(s) => Environment::parse(s).unwrap_or_else(|e| {
+                v.problem("check", "default_environment", e.to_string());
+                Environment::Prod
+            }),
+        };
+        let job_timeout_secs = raw.check.job_timeout_secs.unwrap_or(1800);
+        if !(10..=6 * 3600).contains(&job_timeout_secs) {
+            v.problem("check", "job_timeout_secs", "must be between 10 and 21600 seconds");
+        }
+        let max_concurrent = raw.check.max_concurrent.unwrap_or(16);
+        if !(1..=1000).contains(&max_concurrent) {
+            v.problem("check", "max_concurrent", "must be between 1 and 1000");
+        }
+        let artifact_max_bytes = raw.check.artifact_max_bytes.unwrap_or(4 * 1024 * 1024);
+        if !(1024..=256 * 1024 * 1024).contains(&artifact_max_bytes) {
+            v.problem("check", "artifact_max_bytes", "must be between 1024 and 268435456");
+        }
+        let check = CheckConfig {
+            default_environment,
+            job_timeout: Duration::from_secs(job_timeout_secs),
+            result_ttl: Duration::from_secs(raw.check.result_ttl_secs.unwrap_or(600)),
+            max_concurrent,
+            runbook_url: raw
+                .check
+                .runbook_url
+                .clone()
+                .unwrap_or_else(|| crate::diagnosis::verdict::RUNBOOK_URL.to_string()),
+            artifact_max_bytes,
+            poll_interval_min: Duration::from_millis(raw.check.poll_interval_min_ms.unwrap_or(1000)),
+        };
+
+        // [environments.*]
+        let mut environments = BTreeMap::new();
+        for (name, env) in &raw.environments {
+            let table = format!("environments.{name}");
+            let Ok(e) = Environment::parse(name) else {
+                v.problem("", &table, format!("`{name}` is not an environment: use `prod` or `stage`"));
+                continue;
+            };
+            let xo_url = v.url(&table, "xo_url", env.xo_url.as_deref(), None);
+            let jenkins_url = v.url(&table, "jenkins_url", env.jenkins_url.as_deref(), None);
+            let job = env.jenkins_job.clone().unwrap_or_else(|| {
+                "Containers-Runtime/armada-cruiser-automated-recovery/armada-ha-master-get-info".into()
+            });
+            let jenkins_job: Vec<String> = job.split('/').map(|s| s.trim().to_string()).collect();
+            if jenkins_job.iter().any(|s| s.is_empty() || s == "job" || s == "." || s == "..") {
+                v.problem(&table, "jenkins_job", format!("`{job}` must be folder names separated by `/`, e.g. `Folder/Sub/job-name`"));
+            }
+            environments.insert(
+                e,
+                EnvironmentConfig {
+                    xo_url,
+                    jenkins_url,
+                    jenkins_job,
+                    branch: env.branch.clone().unwrap_or_else(|| "master".into()),
+                    env_branch: env.env_branch.clone().unwrap_or_else(|| "master".into()),
+                },
+            );
+        }
+        if environments.is_empty() {
+            v.problem("", "environments", "at least one of `[environments.prod]` or `[environments.stage]` is required");
+        } else if !environments.contains_key(&check.default_environment) {
+            v.problem(
+                "check",
+                "default_environment",
+                format!("`{}` has no `[environments.{}]` table", check.default_environment, check.default_environment),
+            );
+        }
+
+        // [carriers]
+        let mut carriers = BTreeMap::new();
+        for (dc, names) in &raw.carriers {
+            let Ok(d) = Datacenter::parse(dc) else {
+                v.problem("carriers", dc, format!("`{dc}` is not a datacenter (e.g. `wdc04`)"));
+                continue;
+            };
+            let mut list = Vec::new();
+            for n in names {
+                match Carrier::parse(n) {
+                    Ok(c) => list.push(c),
+                    Err(e) => v.problem("carriers", dc, e.to_string()),
+                }
+            }
+            carriers.insert(d, list);
+        }
+
+        // [regions]
+        let mut overrides = Vec::new();
+        for (dc, region) in &raw.regions {
+            match (Datacenter::parse(dc), Region::parse(region)) {
+                (Ok(d), Ok(r)) => overrides.push((d, r)),
+                (Err(e), _) => v.problem("regions", dc, e.to_string()),
+                (_, Err(e)) => v.problem("regions", dc, e.to_string()),
+            }
+        }
+
+        // [iam]
+        let iam = IamConfig {
+            verify_key: raw.iam.verify_key.unwrap_or(false),
+            url: v.url("iam", "url", raw.iam.url.as_deref(), Some("https://iam.cloud.ibm.com")),
+        };
+
+        // [escalation.*]
+        let mut escalation = Vec::new();
+        for (name, t) in &raw.escalation {
+            let table = format!("escalation.{name}");
+            if t.slack_channel.is_none() && !t.pagerduty && t.github_repo.is_none() {
+                v.problem(&table, "slack_channel", "a target needs at least one of `slack_channel`, `pagerduty = true` or `github_repo`");
+            }
+            if let Some(c) = &t.slack_channel {
+                if !is_slack_id(c, &['C', 'G']) {
+                    v.problem(&table, "slack_channel", format!("`{c}` is not a channel id"));
+                }
+            }
+            if let Some(r) = &t.github_repo {
+                let ok = r.split('/').count() == 2 && r.split('/').all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)));
+                if !ok {
+                    v.problem(&table, "github_repo", format!("`{r}` must be `owner/repo`"));
+                }
+            }
+            escalation.push(EscalationTarget {
+                name: name.clone(),
+                title: t.title.clone().unwrap_or_else(|| name.replace('_', " ")),
+                slack_channel: t.slack_channel.clone(),
+                pagerduty: t.pagerduty,
+                github_repo: t.github_repo.clone(),
+            });
+        }
+
+        let pagerduty_url = v.url("pagerduty", "url", raw.pagerduty.url.as_deref(), Some("https://events.pagerduty.com"));
+        let github_api_url = v.url("github", "api_url", raw.github.api_url.as_deref(), Some("https://api.github.com"));
+        let listen_s = raw.server.listen.clone().unwrap_or_else(|| "0.0.0.0:8080".into());
+        let listen = listen_s.parse().unwrap_or_else(|_| {
+            v.problem("server", "listen", format!("`{listen_s}` is not an address:port (e.g. `0.0.0.0:8080`)"));
+            SocketAddr::from(([127, 0, 0, 1], 0))
+        });
+        let store_url = raw.store.url.clone().unwrap_or_else(|| "sqlite://linkbot.db".into());
+        if !(store_url.starts_with("sqlite:") || store_url.starts_with("postgres://") || store_url.starts_with("postgresql://")) {
+            v.problem("store", "url", "must start with `sqlite:` or `postgres://`");
+        }
+        if let Ok(u) = Url::parse(&store_url) {
+            if u.password().is_some() {
+                v.problem("store", "url", "holds a password: put the URL in LINKBOT_STORE_URL (or LINKBOT_STORE_URL_FILE) instead");
+            }
+        }
+
+        if !v.problems.is_empty() {
+            v.problems.sort_by_key(|p| p.line.unwrap_or(usize::MAX));
+            return Err(v.problems);
+        }
+        Ok(Config {
+            slack,
+            check,
+            environments,
+            carriers,
+            regions: RegionTable::with_overrides(overrides),
+            iam,
+            escalation,
+            pagerduty_url,
+            github_api_url,
+            listen,
+            store_url,
+        })
+    }
+
+    /// The environment table, or an error naming the missing table.
+    pub fn environment(&self, env: Environment) -> anyhow::Result<&EnvironmentConfig> {
+        self.environments
+            .get(&env)
+            .ok_or_else(|| anyhow::anyhow!("bot.toml has no [environments.{env}] table"))
+    }
+
+    /// The escalation target called `name`.
+    pub fn escalation_target(&self, name: &str) -> Option<&EscalationTarget> {
+        self.escalation.iter().find(|t| t.name == name)
+    }
+}
+
+fn is_slack_id(s: &str, prefixes: &[char]) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(c) if prefixes.contains(&c))
+        && s.len() >= 2
+        && s.len() <= 24
+        && chars.all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Secrets.
+
+/// Every secret the bot may use, each from `NAME` or `NAME_FILE`.
+#[derive(Debug, Clone, Default)]
+pub struct Secrets {
+    /// `SLACK_BOT_TOKEN` (`xoxb-…`).
+    pub slack_bot_token: Option<Secret>,
+    /// `SLACK_APP_TOKEN` (`xapp-…`).
+    pub slack_app_token: Option<Secret>,
+    /// `XO_TOKEN`, the directory's bearer token.
+    pub xo_token: Option<Secret>,
+    /// `JENKINS_USER` (not secret in itself, but kept with its token).
+    pub jenkins_user: Option<String>,
+    /// `JENKINS_API_TOKEN`.
+    pub jenkins_api_token: Option<Secret>,
+    /// `PAGERDUTY_ROUTING_KEY`.
+    pub pagerduty_routing_key: Option<Secret>,
+    /// `GITHUB_TOKEN`.
+    pub github_token: Option<Secret>,
+    /// `LINKBOT_STORE_URL`, which overrides `[store] url`.
+    pub store_url: Option<Secret>,
+}
+
+/// The names of the secret variables, in the order of SPEC §6.
+pub const SECRET_VARS: [&str; 8] = [
+    "SLACK_BOT_TOKEN",
+    "SLACK_APP_TOKEN",
+    "XO_TOKEN",
+    "JENKINS_USER",
+    "JENKINS_API_TOKEN",
+    "PAGERDUTY_ROUTING_KEY",
+    "GITHUB_TOKEN",
+    "LINKBOT_STORE_URL",
+];
+
+impl Secrets {
+    /// Reads every secret from the process environment.
+    pub fn from_env() -> Result<Secrets, ConfigError> {
+        Secrets::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads every secret through `lookup` (the environment in production, a map in tests).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Secrets, ConfigError> {
+        let get = |var: &str| -> Result<Option<String>, ConfigError> {
+            if let Some(v) = lookup(var).filter(|v| !v.is_empty()) {
+                return Ok(Some(v));
+            }
+            match lookup(&format!("{var}_FILE")).filter(|p| !p.is_empty()) {
+                None => Ok(None),
+                Some(path) => std::fs::read_to_string(&path)
+                    .map(|s| Some(s.trim_end_matches(['\n', '\r']).to_string()).filter(|s| !s.is_empty()))
+                    .map_err(|source| ConfigError::SecretFile {
+                        var: var.to_string(),
+                        path: path.into(),
+                        source,
+                    }),
+            }
+        };
+        let secret = |var: &str| get(var).map(|o| o.map(Secret::new));
+        Ok(Secrets {
+            slack_bot_token: secret("SLACK_BOT_TOKEN")?,
+            slack_app_token: secret("SLACK_APP_TOKEN")?,
+            xo_token: secret("XO_TOKEN")?,
+            jenkins_user: get("JENKINS_USER")?,
+            jenkins_api_token: secret("JENKINS_API_TOKEN")?,
+            pagerduty_routing_key: secret("PAGERDUTY_ROUTING_KEY")?,
+            github_token: secret("GITHUB_TOKEN")?,
+            store_url: secret("LINKBOT_STORE_URL")?,
+        })
+    }
+
+    /// Every secret value present, for tests and log scrubbing that must prove none leaked.
+    pub fn all(&self) -> Vec<&Secret> {
+        [
+            &self.slack_bot_token,
+            &self.slack_app_token,
+            &self.xo_token,
+            &self.jenkins_api_token,
+            &self.pagerduty_routing_key,
+            &self.github_token,
+            &self.store_url,
+        ]
+        .into_iter()
+        .flatten()
+        .collect()
+    }
+}
+
+/// How logs are written: `LINKBOT_LOG_FORMAT=json` for JSON lines, anything else for text.
+pub fn log_format_is_json() -> bool {
+    std::env::var("LINKBOT_LOG_FORMAT").map(|v| v.eq_ignore_ascii_case("json")).unwrap_or(false)
+}
+
+/// The log filter from `RUST_LOG`, defaulting to `info`.
+pub fn log_filter() -> String {
+    std::env::var("RUST_LOG").unwrap_or_else(|_| "info,sqlx=warn,hyper=warn,reqwest=warn".into())
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some(l) => write!(f, "line {l}: {}: {}", self.key, self.message),
+            None => write!(f, "{}: {}", self.key, self.message),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXAMPLE: &str = include_str!("../bot.toml");
+
+    #[test]
+    fn the_shipped_example_is_valid() {
+        let c = Config::parse(EXAMPLE).unwrap_or_else(|p| panic!("{p:?}"));
+        assert_eq!(c.check.default_environment, Environment::Prod);
+        assert!(c.environments.contains_key(&Environment::Prod));
+        assert_eq!(c.environment(Environment::Prod).unwrap().jenkins_job.len(), 3);
+        assert!(c.escalation_target("razee").is_some());
+    }
+
+    #[test]
+    fn problems_name_the_line_and_key() {
+        let src = "[slack]\nchannels = [\"C1\"]\n\n[environments.prod]\nxo_url = \"not a url\"\njenkins_url = \"http://127.0.0.1:1\"\n";
+        let problems = Config::parse(src).unwrap_err();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].line, Some(5));
+        assert_eq!(problems[0].key, "environments.prod.xo_url");
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_refused() {
+        let cases = [
+            ("[slack]\nchanels = []\n", "unknown field"),
+            ("[environments.dev]\nxo_url = \"http://a\"\n", "not an environment"),
+            ("[environments.prod]\nxo_url=\"http://a\"\njenkins_url=\"http://b\"\n[regions]\nxyz = \"us-east\"\n", "not a datacenter"),
+            ("[environments.prod]\nxo_url=\"http://a\"\njenkins_url=\"http://b\"\n[store]\nurl = \"postgres://u:pw@db/x\"\n", "LINKBOT_STORE_URL"),
+            ("[environments.prod]\nxo_url=\"http://a\"\njenkins_url=\"http://b\"\n[escalation.x]\ntitle = \"X\"\n", "at least one"),
+            ("", "at least one of"),
+            ("[slack\n", "toml"),
+        ];
+        for (src, expect) in cases {
+            let problems = Config::parse(src).unwrap_err();
+            let text = problems.iter().map(|p| format!("{} {}", p.key, p.message)).collect::<Vec<_>>().join("\n");
+            assert!(text.contains(expect), "{src:?} gave {text}");
+        }
+    }
+
+    #[test]
+    fn secrets_come_from_the_environment_or_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("token");
+        std::fs::write(&file, "xoxb-from-file\n").unwrap();
+        let file_s = file.display().to_string();
+        let s = Secrets::from_lookup(|k| match k {
+            "SLACK_BOT_TOKEN_FILE" => Some(file_s.clone()),
+            "SLACK_APP_TOKEN" => Some("xapp-direct".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(s.slack_bot_token.unwrap().expose(), "xoxb-from-file");
+        assert_eq!(s.slack_app_token.unwrap().expose(), "xapp-direct");
+        assert!(s.xo_token.is_none());
+        let err = Secrets::from_lookup(|k| (k == "XO_TOKEN_FILE").then(|| "/nonexistent/x".to_string())).unwrap_err();
+        assert!(err.to_string().contains("XO_TOKEN_FILE"));
+    }
+}

@@ -1,0 +1,112 @@
+//! Prometheus metrics: one registry, shared by every client and the bot, served at `/metrics`.
+//!
+//! Labels are low-cardinality by construction (verdict codes, Slack method names, error kinds):
+//! never a location id, a user, or anything secret.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+use std::sync::Arc;
+
+/// A verdict label.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct VerdictLabel {
+    /// The verdict code.
+    pub verdict: String,
+}
+
+/// A call to an outside system: which method, and the outcome (`ok` or an error kind).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CallLabel {
+    /// The API method or endpoint kind (`chat.update`, `queue`, `build`, …).
+    pub method: String,
+    /// `ok`, or the kind of error (`http_5xx`, `timeout`, `ratelimited`, …).
+    pub outcome: String,
+}
+
+/// Every metric linkbot exports.
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Arc<Registry>,
+    /// Finished checks by verdict.
+    pub checks: Family<VerdictLabel, Counter>,
+    /// How long checks took, seconds.
+    pub check_duration: Histogram,
+    /// Checks running now.
+    pub in_flight: Gauge,
+    /// Jenkins calls by method and outcome.
+    pub jenkins_calls: Family<CallLabel, Counter>,
+    /// Directory calls by method and outcome.
+    pub directory_calls: Family<CallLabel, Counter>,
+    /// Slack Web API calls by method and outcome.
+    pub slack_calls: Family<CallLabel, Counter>,
+    /// Time from an envelope's arrival to its ack being written, seconds.
+    pub ack_latency: Histogram,
+    /// Socket Mode reconnects.
+    pub reconnects: Counter,
+    /// Escalations by target kind and outcome.
+    pub escalations: Family<CallLabel, Counter>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    /// A fresh registry with every metric registered.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("linkbot");
+        let checks = Family::<VerdictLabel, Counter>::default();
+        registry.register("checks", "Finished checks by verdict", checks.clone());
+        let check_duration = Histogram::new(exponential_buckets(1.0, 2.0, 14));
+        registry.register("check_duration_seconds", "Check duration", check_duration.clone());
+        let in_flight = Gauge::default();
+        registry.register("checks_in_flight", "Checks running now", in_flight.clone());
+        let jenkins_calls = Family::<CallLabel, Counter>::default();
+        registry.register("jenkins_calls", "Jenkins API calls", jenkins_calls.clone());
+        let directory_calls = Family::<CallLabel, Counter>::default();
+        registry.register("directory_calls", "Cluster directory calls", directory_calls.clone());
+        let slack_calls = Family::<CallLabel, Counter>::default();
+        registry.register("slack_calls", "Slack Web API calls", slack_calls.clone());
+        let ack_latency = Histogram::new(exponential_buckets(0.000_05, 2.0, 16));
+        registry.register("envelope_ack_latency_seconds", "Socket Mode envelope ack latency", ack_latency.clone());
+        let reconnects = Counter::default();
+        registry.register("socket_reconnects", "Socket Mode reconnects", reconnects.clone());
+        let escalations = Family::<CallLabel, Counter>::default();
+        registry.register("escalations", "Escalations by target kind", escalations.clone());
+        Metrics {
+            registry: Arc::new(registry),
+            checks,
+            check_duration,
+            in_flight,
+            jenkins_calls,
+            directory_calls,
+            slack_calls,
+            ack_latency,
+            reconnects,
+            escalations,
+        }
+    }
+
+    /// Counts one call in `family`.
+    pub fn call(family: &Family<CallLabel, Counter>, method: &str, outcome: &str) {
+        family
+            .get_or_create(&CallLabel {
+                method: method.to_string(),
+                outcome: outcome.to_string(),
+            })
+            .inc();
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry).expect("writing to a String cannot fail");
+        out
+    }
+}
