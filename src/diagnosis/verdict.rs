@@ -269,6 +269,23 @@ pub fn next_actions(verdict: VerdictCode, region: Option<&Region>) -> Vec<String
     v
 }
 
+/// What IBM Cloud IAM said when asked to turn the key into a token (the optional probe).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IamOutcome {
+    /// IAM refused the key (HTTP 400/401, e.g. `BXNIM0415E`): the key is bad, confirmed.
+    Rejected {
+        /// IAM's error code and message, never the key.
+        detail: String,
+    },
+    /// IAM issued a token: the key is good.
+    Accepted,
+    /// IAM answered 5xx, or did not answer in time.
+    Unreachable {
+        /// What went wrong.
+        detail: String,
+    },
+}
+
 /// The runbook this bot automates.
 pub const RUNBOOK_URL: &str = "https://github.com/ibm-argonauts/runbooks/satellite-link/satellite-link-connector-deploy-cannot-get-iam-token-from-iam-server";
 
