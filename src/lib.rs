@@ -5,6 +5,8 @@
 
 pub mod config;
 pub mod diagnosis;
+pub mod directory;
 pub mod domain;
 pub mod metrics;
 pub mod secret;
+pub mod sim;
