@@ -10,3 +10,5 @@ pub mod domain;
 pub mod metrics;
 pub mod secret;
 pub mod sim;
+pub mod slack;
+pub mod telemetry;

@@ -1,0 +1,134 @@
+//! What a person asked for: `@linkbot check <location> [prod|stage]`, `/linkbot check|help|status`.
+//!
+//! Pure parsing of message text into a [`Command`]; Slack's formatting is stripped first and
+//! nothing is ever triggered for invalid input — it becomes [`Command::Invalid`] with the
+//! sentence to answer. No I/O here.
+
+use crate::domain::{strip_slack_formatting, Environment, LocationId};
+
+/// A parsed request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Run (or join) a check.
+    Check {
+        /// The location.
+        location: LocationId,
+        /// The environment, when named.
+        environment: Option<Environment>,
+    },
+    /// Show usage.
+    Help,
+    /// List the checks in flight.
+    Status,
+    /// Not a valid request: answer with this sentence (and usage).
+    Invalid(String),
+}
+
+/// How to use the bot, as shown for `help` and any unknown command.
+pub const USAGE: &str = "*Usage*\n\
+• `@linkbot check <location-id> [prod|stage]` — run the IAM-token runbook for a location and answer in a thread\n\
+• `/linkbot check <location-id> [prod|stage]` — the same from anywhere in a watched channel\n\
+• `/linkbot status` — the checks running now\n\
+• `/linkbot help` — this message\n\
+A location id is 20 characters of 0-9 and a-v, e.g. `c1hk4ek107l5au5mq8hg`. \
+Alerts `SatelliteLinkConnectorDeployCannotgetIAMTokenFromIAMServer` in this channel are checked automatically.";
+
+/// Parses the text of a mention (`<@U123> check …`) or of a slash command (`check …`).
+pub fn parse(text: &str) -> Command {
+    // Words, with mentions of anyone (`<@U…>`) dropped and formatting stripped from each word.
+    let words: Vec<String> = text
+        .split_whitespace()
+        .filter(|w| !(w.starts_with("<@") && w.ends_with('>')))
+        .map(strip_slack_formatting)
+        .filter(|w| !w.is_empty())
+        .take(16)
+        .collect();
+    let Some(verb) = words.first() else {
+        return Command::Help;
+    };
+    match verb.to_ascii_lowercase().as_str() {
+        "help" | "usage" | "?" => Command::Help,
+        "status" => Command::Status,
+        "check" | "diagnose" | "run" => {
+            let Some(loc) = words.get(1) else {
+                return Command::Invalid(
+                    "Which location? Say `check <location-id>`, e.g. `check c1hk4ek107l5au5mq8hg`.".into(),
+                );
+            };
+            let location = match LocationId::parse(loc) {
+                Ok(l) => l,
+                Err(e) => return Command::Invalid(format!("{e}.")),
+            };
+            let environment = match words.get(2) {
+                None => None,
+                Some(e) => match Environment::parse(e) {
+                    Ok(env) => Some(env),
+                    Err(err) => return Command::Invalid(format!("{err}.")),
+                },
+            };
+            if words.len() > 3 {
+                return Command::Invalid("Too many words: say `check <location-id> [prod|stage]`.".into());
+            }
+            Command::Check { location, environment }
+        }
+        other => {
+            let shown: String = other.chars().filter(|c| !c.is_control()).take(30).collect();
+            Command::Invalid(format!("I don't know `{shown}`."))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const LOC: &str = "c1hk4ek107l5au5mq8hg";
+
+    #[test]
+    fn commands_parse_as_an_engineer_types_them() {
+        let check = |env| Command::Check {
+            location: LocationId::parse(LOC).unwrap(),
+            environment: env,
+        };
+        let cases: Vec<(&str, Command)> = vec![
+            ("<@U111> check c1hk4ek107l5au5mq8hg", check(None)),
+            ("<@U111>   CHECK   C1HK4EK107L5AU5MQ8HG  prod", check(Some(Environment::Prod))),
+            ("check *c1hk4ek107l5au5mq8hg* stage", check(Some(Environment::Stage))),
+            ("check `c1hk4ek107l5au5mq8hg` staging", check(Some(Environment::Stage))),
+            ("<@U111> check <http://c1hk4ek107l5au5mq8hg|c1hk4ek107l5au5mq8hg>", check(None)),
+            ("<@U111>", Command::Help),
+            ("", Command::Help),
+            ("help", Command::Help),
+            ("status", Command::Status),
+        ];
+        for (text, want) in cases {
+            assert_eq!(parse(text), want, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn bad_requests_get_a_sentence_and_trigger_nothing() {
+        let cases = [
+            ("<@U111> check", "Which location"),
+            ("check c1hk4ek107", "20 characters"),
+            ("check c1hk4ek107l5au5mq8hg dev", "prod"),
+            ("check c1hk4ek107l5au5mq8hg prod now", "Too many"),
+            ("deploy everything", "don't know `deploy`"),
+            ("check ../../etc/passwd", "20 characters"),
+        ];
+        for (text, expect) in cases {
+            match parse(text) {
+                Command::Invalid(msg) => assert!(msg.contains(expect), "{text:?}: {msg}"),
+                other => panic!("{text:?} gave {other:?}"),
+            }
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn any_text_parses_without_panicking(s in "\\PC{0,200}") {
+            let _ = parse(&s);
+        }
+    }
+}

@@ -1,0 +1,4 @@
+//! TEMP (replaced at merge)
+pub mod alerts;
+pub mod blocks;
+pub mod commands;
