@@ -4,7 +4,7 @@
 //! system (the cluster directory) is parsed into one of these newtypes before anything acts on
 //! it. Their fields are private; the only constructors are the parsers. This module does no I/O.
 
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
@@ -73,6 +73,12 @@ macro_rules! string_newtype {
                 $name::parse(s)
             }
         }
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = String::deserialize(d)?;
+                $name::parse(&s).map_err(serde::de::Error::custom)
+            }
+        }
     };
 }
 
@@ -110,7 +116,7 @@ impl LocationId {
 }
 
 /// Which directory and Jenkins a check goes to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Environment {
     /// Production (`@xo cluster`).
@@ -283,6 +289,13 @@ impl fmt::Display for Tugboat {
 impl Serialize for Tugboat {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&self.dotted())
+    }
+}
+
+impl<'de> Deserialize<'de> for Tugboat {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Tugboat::parse(&s).map_err(serde::de::Error::custom)
     }
 }
 

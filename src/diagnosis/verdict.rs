@@ -193,8 +193,9 @@ impl Step {
     }
 }
 
-/// The full result of one check: what every renderer shows. Serializes to the JSON of SPEC §4.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// The full result of one check: what every renderer shows. Serializes to the JSON of SPEC §4
+/// (and back, so the store can keep it for reuse and escalation).
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct Report {
     /// The verdict code.
     pub verdict: VerdictCode,
