@@ -686,6 +686,13 @@ pub fn log_format_is_json() -> bool {
     std::env::var("LINKBOT_LOG_FORMAT").map(|v| v.eq_ignore_ascii_case("json")).unwrap_or(false)
 }
 
+/// A name for this process in the store's leases: `$HOSTNAME` (the pod name) plus a random
+/// suffix, so a restarted pod never mistakes its predecessor's leases for its own.
+pub fn instance_name() -> String {
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "linkbot".into());
+    format!("{host}-{:08x}", fastrand::u32(..))
+}
+
 /// The log filter from `RUST_LOG`, defaulting to `info`.
 pub fn log_filter() -> String {
     std::env::var("RUST_LOG").unwrap_or_else(|_| "info,sqlx=warn,hyper=warn,reqwest=warn".into())

@@ -3,4 +3,5 @@
 //! Each simulator listens on `127.0.0.1:0`, speaks the real system's protocol, records what it
 //! was sent for assertions, and fails on demand.
 
+pub mod artifacts;
 pub mod directory;

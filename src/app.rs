@@ -1,0 +1,268 @@
+//! The running bot: wires config, store, engine, Slack, escalation and the ops server together.
+//!
+//! [`start`] builds everything from a [`Config`] and [`Secrets`] and returns a [`RunningBot`]
+//! that tests and the demo drive directly; [`run`] is `start` plus waiting for SIGTERM/SIGINT.
+//! Shutdown stops taking envelopes, hands in-flight checks back to the store (their Jenkins
+//! handle is already persisted) so a restart or another replica resumes them, and exits
+//! within a bound. No business logic lives here.
+
+use crate::check::coordinator::Coordinator;
+use crate::check::Engine;
+use crate::config::{Config, Secrets};
+use crate::escalation::github::GitHubClient;
+use crate::escalation::pagerduty::PagerDutyClient;
+use crate::metrics::Metrics;
+use crate::server::Readiness;
+use crate::slack::handler::{Escalators, Handler, SlackSink};
+use crate::slack::transport::{self, Inbound, TransportConfig};
+use crate::slack::web::{BotIdentity, SlackWeb};
+use crate::store::Store;
+use anyhow::{Context, Result};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+/// Knobs that are not in `bot.toml` (tests and the demo shorten them).
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// A check's lease in the store; a dead holder's checks are taken over after this.
+    pub lease: Duration,
+    /// How often expired checks are looked for.
+    pub resume_every: Duration,
+    /// How long shutdown may take.
+    pub shutdown_bound: Duration,
+    /// Bind the ops server here instead of `[server] listen` (tests use `127.0.0.1:0`).
+    pub listen: Option<SocketAddr>,
+    /// A name for this replica in the store's leases.
+    pub instance: String,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            lease: Duration::from_secs(30),
+            resume_every: Duration::from_secs(10),
+            shutdown_bound: Duration::from_secs(10),
+            listen: None,
+            instance: crate::config::instance_name(),
+        }
+    }
+}
+
+/// A bot that is running. Dropping it does not stop it: call [`RunningBot::stop`].
+pub struct RunningBot {
+    shutdown: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+    /// Where `/healthz`, `/readyz` and `/metrics` are served.
+    pub ops_addr: SocketAddr,
+    /// Who the bot is in Slack.
+    pub identity: BotIdentity,
+    /// The bot's metrics.
+    pub metrics: Metrics,
+    /// The bot's store.
+    pub store: Arc<dyn Store>,
+    connected: watch::Receiver<usize>,
+}
+
+impl RunningBot {
+    /// Waits until `n` Socket Mode connections are up, or `timeout` passes.
+    pub async fn wait_connected(&self, n: usize, timeout: Duration) -> bool {
+        let mut rx = self.connected.clone();
+        tokio::time::timeout(timeout, rx.wait_for(|c| *c >= n)).await.is_ok_and(|r| r.is_ok())
+    }
+
+    /// Stops gracefully (as on SIGTERM) and waits for it, within the shutdown bound.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        let _ = self.task.await;
+    }
+
+    /// Stops at once, like `kill -9`: nothing is handed back, the leases just expire.
+    pub fn kill(self) {
+        self.task.abort();
+        self.shutdown.cancel();
+    }
+}
+
+/// Starts the bot: store, `auth.test`, Socket Mode, the ops server, resuming orphaned checks.
+pub async fn start(config: Arc<Config>, secrets: Secrets, options: Options) -> Result<RunningBot> {
+    rustls_provider();
+    let metrics = Metrics::new();
+    let store_url = secrets
+        .store_url
+        .as_ref()
+        .map(|s| s.expose().to_string())
+        .unwrap_or_else(|| config.store_url.clone());
+    let store = crate::store::open(&store_url).await.context("opening the store")?;
+
+    let bot_token = secrets.slack_bot_token.clone().context("SLACK_BOT_TOKEN (or SLACK_BOT_TOKEN_FILE) is not set")?;
+    let app_token = secrets.slack_app_token.clone().context("SLACK_APP_TOKEN (or SLACK_APP_TOKEN_FILE) is not set")?;
+    let web = SlackWeb::new(&config.slack.api_url, bot_token, metrics.clone()).context("building the Slack client")?;
+    let identity = web.auth_test().await.context("auth.test with SLACK_BOT_TOKEN")?;
+    tracing::info!(user_id = %identity.user_id, "connected to Slack as the bot user");
+
+    let engine = Engine::new(config.clone(), &secrets, metrics.clone());
+    let sink = Arc::new(SlackSink::new(config.clone(), web.clone()));
+    let coordinator = Coordinator::new(engine, store.clone(), sink, options.instance.clone(), options.lease);
+    let escalators = Escalators {
+        pagerduty: secrets
+            .pagerduty_routing_key
+            .clone()
+            .map(|k| PagerDutyClient::new(config.pagerduty_url.clone(), k, metrics.clone())),
+        github: secrets
+            .github_token
+            .clone()
+            .map(|t| GitHubClient::new(config.github_api_url.clone(), t, metrics.clone())),
+    };
+    let handler = Handler::new(config.clone(), web.clone(), identity.clone(), coordinator.clone(), escalators);
+
+    let shutdown = CancellationToken::new();
+    let (connected_tx, connected_rx) = watch::channel(0usize);
+
+    // Ops server.
+    let listen = options.listen.unwrap_or(config.listen);
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("binding the ops server to {listen}"))?;
+    let ops_addr = listener.local_addr()?;
+    let readiness = {
+        let store = store.clone();
+        let connected = connected_rx.clone();
+        Readiness::new(move || {
+            let store = store.clone();
+            let up = *connected.borrow();
+            async move {
+                if up == 0 {
+                    return Err("Socket Mode is not connected".to_string());
+                }
+                store.ping().await.map_err(|e| format!("store unreachable: {}", e.user_message()))
+            }
+        })
+    };
+    let server = tokio::spawn(crate::server::serve(listener, metrics.clone(), readiness, shutdown.clone()));
+
+    // Socket Mode.
+    let (tx, mut rx) = mpsc::channel::<Inbound>(1024);
+    let transport_cfg = TransportConfig {
+        connections: config.slack.connections,
+        ..TransportConfig::default()
+    };
+    let transport = tokio::spawn(transport::run(
+        web.clone(),
+        app_token,
+        transport_cfg,
+        tx,
+        metrics.clone(),
+        shutdown.clone(),
+        connected_tx,
+    ));
+
+    // Resume what a previous run (or a dead replica) left in flight, now and periodically.
+    let resumer = {
+        let coordinator = coordinator.clone();
+        let shutdown = shutdown.clone();
+        let every = options.resume_every;
+        tokio::spawn(async move {
+            loop {
+                match coordinator.resume_expired().await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(checks = n, "resumed checks left in flight"),
+                    Err(e) => tracing::warn!(error = format!("{e:#}"), "looking for checks to resume failed"),
+                }
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(every) => {}
+                }
+            }
+        })
+    };
+
+    let task = {
+        let shutdown = shutdown.clone();
+        let store = store.clone();
+        let instance = options.instance.clone();
+        let bound = options.shutdown_bound;
+        tokio::spawn(async move {
+            let mut handlers = tokio::task::JoinSet::new();
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    inbound = rx.recv() => match inbound {
+                        Some(inbound) => {
+                            let h = handler.clone();
+                            handlers.spawn(async move { h.handle(inbound).await });
+                            while handlers.try_join_next().is_some() {}
+                        }
+                        None => break,
+                    },
+                }
+            }
+            tracing::info!("shutting down: no new envelopes");
+            // Let handlers that already started finish their Slack calls, within the bound.
+            let _ = tokio::time::timeout(bound / 2, async { while handlers.join_next().await.is_some() {} }).await;
+            resumer.abort();
+            // Checks in flight: their Jenkins handle is in the store; hand them back so the
+            // next process (or another replica) resumes them without waiting for the lease.
+            coordinator.abort_all();
+            match store.release_leases(&instance).await {
+                Ok(n) if n > 0 => tracing::info!(checks = n, "handed in-flight checks back to the store"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "could not hand checks back; they resume when their lease expires"),
+            }
+            let _ = tokio::time::timeout(bound / 2, async {
+                let _ = transport.await;
+                let _ = server.await;
+            })
+            .await;
+            tracing::info!("stopped");
+        })
+    };
+
+    Ok(RunningBot {
+        shutdown,
+        task,
+        ops_addr,
+        identity,
+        metrics,
+        store,
+        connected: connected_rx,
+    })
+}
+
+/// Runs the bot until SIGTERM or SIGINT, then shuts down gracefully.
+pub async fn run(config: Arc<Config>, secrets: Secrets) -> Result<()> {
+    let bot = start(config, secrets, Options::default()).await?;
+    tracing::info!(ops = %bot.ops_addr, "linkbot is running");
+    wait_for_signal().await;
+    bot.stop().await;
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => tracing::info!("SIGTERM"),
+                    _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT"),
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Installs rustls' ring provider once (reqwest and hyper-rustls both need one).
+pub fn rustls_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}

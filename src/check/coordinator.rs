@@ -1,0 +1,305 @@
+//! One check per (environment, location) at a time, across requests, restarts and replicas.
+//!
+//! The [`Coordinator`] turns a request into a store claim: start a new check (and drive it),
+//! join the one in flight, or reuse a fresh result. Whoever drives a check updates every waiter
+//! recorded in the store — including waiters added by other replicas — so every requesting
+//! thread gets the answer. Checks whose holder died (lease expired) are taken over and resumed
+//! from their persisted Jenkins handle. It knows nothing of Slack: results go to a [`Sink`].
+
+use super::{CheckRequest, Engine, Progress, ResumePoint};
+use crate::diagnosis::verdict::Report;
+use crate::jenkins::JobProgress;
+use crate::slack::blocks::{human, progress_bar};
+use crate::store::{CheckId, CheckKey, Claim, InFlight, Requester, Store, Waiter};
+use anyhow::{Context, Result};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::Semaphore;
+
+/// Where the progress and the result of a check are shown (Slack messages, in the bot).
+#[async_trait::async_trait]
+pub trait Sink: Send + Sync {
+    /// Shows the stage lines of a running check to its waiters.
+    async fn progress(&self, waiters: &[Waiter], request: &CheckRequest, lines: &[String]);
+    /// Shows the finished report to its waiters; `reused_age` is set for a reused result.
+    async fn finished(&self, waiters: &[Waiter], report: &Report, reused_age: Option<Duration>);
+}
+
+/// What became of a request.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Requested {
+    /// A new check was started.
+    Started(CheckId),
+    /// The request joined the check already running.
+    Joined(CheckId),
+    /// A fresh result was reused.
+    Reused {
+        /// Its age.
+        age: Duration,
+    },
+}
+
+/// Hands requests to the store and drives the checks this process holds.
+#[derive(Clone)]
+pub struct Coordinator {
+    engine: Engine,
+    store: Arc<dyn Store>,
+    sink: Arc<dyn Sink>,
+    owner: String,
+    lease: Duration,
+    slots: Arc<Semaphore>,
+    tasks: Arc<Mutex<tokio::task::JoinSet<()>>>,
+}
+
+impl Coordinator {
+    /// A coordinator whose checks are leased to `owner` for `lease` at a time.
+    pub fn new(engine: Engine, store: Arc<dyn Store>, sink: Arc<dyn Sink>, owner: String, lease: Duration) -> Self {
+        let slots = Arc::new(Semaphore::new(engine.config().check.max_concurrent));
+        Coordinator {
+            engine,
+            store,
+            sink,
+            owner,
+            lease,
+            slots,
+            tasks: Arc::new(Mutex::new(tokio::task::JoinSet::new())),
+        }
+    }
+
+    /// The store behind the coordinator.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// The engine behind the coordinator.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Requests a check whose progress and result go to `waiter`. `fresh` skips result reuse
+    /// (a Re-run), but still joins a check already running.
+    pub async fn request(&self, req: &CheckRequest, requester: &Requester, waiter: Waiter, fresh: bool) -> Result<Requested> {
+        let key = CheckKey {
+            environment: req.environment,
+            location: req.location.clone(),
+        };
+        let ttl = if fresh { Duration::ZERO } else { self.engine.config().check.result_ttl };
+        let claim = self
+            .store
+            .claim_check(&key, &self.owner, self.lease, ttl, requester)
+            .await
+            .context("claiming the check in the store")?;
+        match claim {
+            Claim::Started(id) => {
+                self.store.add_waiter(id, &waiter).await.context("recording the waiter")?;
+                self.spawn_drive(id, req.clone(), None);
+                Ok(Requested::Started(id))
+            }
+            Claim::Joined(id) => {
+                self.store.add_waiter(id, &waiter).await.context("recording the waiter")?;
+                // The holder may have finished between our claim and add_waiter: answer ourselves.
+                if let Some((_, finished_at, report)) = self.store.finished_report(id).await? {
+                    if let Ok(report) = serde_json::from_value::<Report>(report) {
+                        let _ = finished_at;
+                        self.sink.finished(&[waiter], &report, None).await;
+                    }
+                }
+                Ok(Requested::Joined(id))
+            }
+            Claim::Fresh {
+                finished_at, report, ..
+            } => {
+                let age = (chrono::Utc::now() - finished_at).to_std().unwrap_or_default();
+                match serde_json::from_value::<Report>(report) {
+                    Ok(report) => {
+                        self.sink.finished(&[waiter], &report, Some(age)).await;
+                        Ok(Requested::Reused { age })
+                    }
+                    Err(e) => {
+                        // A stored report this version cannot read: run a fresh check instead.
+                        tracing::warn!(error = %e, "stored report unreadable; running a fresh check");
+                        Box::pin(self.request(req, requester, waiter, true)).await
+                    }
+                }
+            }
+        }
+    }
+
+    /// Takes over checks whose holder died (or this process before a restart) and resumes them.
+    pub async fn resume_expired(&self) -> Result<usize> {
+        let taken = self.store.take_over_expired(&self.owner, self.lease).await?;
+        let n = taken.len();
+        for check in taken {
+            let InFlight { check_id, key, job, .. } = check;
+            let resume = job.and_then(|j| serde_json::from_value::<ResumePoint>(j).ok());
+            tracing::info!(check_id, location = %key.location, resumed_job = resume.is_some(), "resuming a check");
+            let req = CheckRequest {
+                location: key.location,
+                environment: key.environment,
+            };
+            self.spawn_drive(check_id, req, resume);
+        }
+        Ok(n)
+    }
+
+    /// Waits for every check this process drives to finish, up to `bound`. True when all did.
+    pub async fn drain(&self, bound: Duration) -> bool {
+        let mut set = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|e| e.into_inner()));
+        tokio::time::timeout(bound, async { while set.join_next().await.is_some() {} })
+            .await
+            .is_ok()
+    }
+
+    /// Stops every check this process drives (shutdown): their state stays in the store.
+    pub fn abort_all(&self) {
+        self.tasks.lock().unwrap_or_else(|e| e.into_inner()).abort_all();
+    }
+
+    fn spawn_drive(&self, id: CheckId, req: CheckRequest, resume: Option<ResumePoint>) {
+        let this = self.clone();
+        let mut tasks = self.tasks.lock().unwrap_or_else(|e| e.into_inner());
+        // Reap finished tasks so the set stays small.
+        while tasks.try_join_next().is_some() {}
+        tasks.spawn(async move {
+            if let Err(e) = this.drive(id, req, resume).await {
+                tracing::error!(check_id = id, error = format!("{e:#}"), "check failed to complete");
+            }
+        });
+    }
+
+    async fn drive(&self, id: CheckId, req: CheckRequest, resume: Option<ResumePoint>) -> Result<()> {
+        let waiters = self.store.waiters(id).await?;
+        let resumed = resume.is_some();
+        let permit = match self.slots.clone().try_acquire_owned() {
+            Ok(p) => p,
+            Err(_) => {
+                let busy = self.engine.config().check.max_concurrent;
+                self.sink
+                    .progress(&waiters, &req, &[format!(":double_vertical_bar: Queued: {busy} checks are running; this one starts as soon as one ends.")])
+                    .await;
+                self.slots.clone().acquire_owned().await.context("semaphore closed")?
+            }
+        };
+
+        // Progress events come synchronously from the engine; a task turns them into at most
+        // one Slack edit per second (always the latest) and persists the Jenkins handle.
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Progress>();
+        let reporter = {
+            let this = self.clone();
+            let req = req.clone();
+            tokio::spawn(async move {
+                let mut lines: Vec<String> = Vec::new();
+                if resumed {
+                    lines.push("Resumed after a bot restart.".into());
+                }
+                let mut last_edit: Option<Instant> = None;
+                let mut pending = false;
+                let started = Instant::now();
+                loop {
+                    let next = if pending {
+                        let wait = Duration::from_secs(1).saturating_sub(last_edit.map(|t| t.elapsed()).unwrap_or_default());
+                        match tokio::time::timeout(wait, rx.recv()).await {
+                            Ok(m) => m.map(Some),
+                            Err(_) => Some(None),
+                        }
+                    } else {
+                        rx.recv().await.map(Some)
+                    };
+                    match next {
+                        None => break,
+                        Some(Some(p)) => {
+                            if let Progress::Job(point) = &p {
+                                if let Ok(job) = serde_json::to_value(point) {
+                                    if let Ok(false) = this.store.set_stage(id, &this.owner, "job", Some(&job)).await {
+                                        tracing::warn!(check_id = id, "lease lost while persisting the job");
+                                    }
+                                }
+                                continue;
+                            }
+                            apply(&mut lines, &p, &req, started.elapsed());
+                            pending = true;
+                        }
+                        Some(None) => {}
+                    }
+                    let due = last_edit.map(|t| t.elapsed() >= Duration::from_secs(1)).unwrap_or(true);
+                    if pending && due {
+                        let waiters = this.store.waiters(id).await.unwrap_or_default();
+                        this.sink.progress(&waiters, &req, &lines).await;
+                        last_edit = Some(Instant::now());
+                        pending = false;
+                    }
+                }
+            })
+        };
+
+        // Keep the lease while the check runs.
+        let renew = {
+            let store = self.store.clone();
+            let owner = self.owner.clone();
+            let lease = self.lease;
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(lease / 3).await;
+                    match store.renew_lease(id, &owner, lease).await {
+                        Ok(true) => {}
+                        Ok(false) => {
+                            tracing::warn!(check_id = id, "lease lost: another replica took the check over");
+                            return;
+                        }
+                        Err(e) => tracing::warn!(check_id = id, error = %e, "lease renewal failed"),
+                    }
+                }
+            })
+        };
+
+        let progress = move |p: Progress| {
+            let _ = tx.send(p);
+        };
+        let report = self.engine.run(&req, resume, &progress).await;
+        drop(progress);
+        let _ = reporter.await;
+        renew.abort();
+        drop(permit);
+
+        let json = serde_json::to_value(&report).context("serialising the report")?;
+        self.store
+            .finish_check(id, &self.owner, report.verdict.as_str(), &json, report.build_url.as_deref())
+            .await
+            .context("recording the result")?;
+        let waiters = self.store.waiters(id).await?;
+        self.sink.finished(&waiters, &report, None).await;
+        Ok(())
+    }
+}
+
+/// Folds one progress event into the stage lines shown while a check runs.
+fn apply(lines: &mut Vec<String>, p: &Progress, req: &CheckRequest, elapsed: Duration) {
+    let replace_last_if = |lines: &mut Vec<String>, prefix: &str, line: String| {
+        if lines.last().map(|l| l.starts_with(prefix)).unwrap_or(false) {
+            lines.pop();
+        }
+        lines.push(line);
+    };
+    match p {
+        Progress::LookingUp => lines.push(format!("Looking up `{}` in the {} cluster directory…", req.location, req.environment)),
+        Progress::Triggering { tugboat, carrier } => {
+            lines.push(format!("✅ Tugboat `{}` (`{}`), carrier `{carrier}`", tugboat.dotted(), tugboat.kebab()));
+            lines.push("Triggering armada-ha-master-get-info…".into());
+        }
+        Progress::Job(_) => {}
+        Progress::Jenkins(JobProgress::Queued { why, .. }) => replace_last_if(
+            lines,
+            "Jenkins queue",
+            format!("Jenkins queue: {}", why.as_deref().unwrap_or("waiting for an executor")),
+        ),
+        Progress::Jenkins(JobProgress::Running { build, elapsed, estimated }) => replace_last_if(
+            lines,
+            "Build #",
+            format!("Build #{} running: {}", build.number, progress_bar(*elapsed, *estimated)),
+        ),
+        Progress::Jenkins(JobProgress::Finished { build, result }) => {
+            replace_last_if(lines, "Build #", format!("Build #{} finished: {result}", build.number))
+        }
+        Progress::ReadingArtifacts => lines.push(format!("Reading the artifacts… ({} so far)", human(elapsed))),
+    }
+}

@@ -1,0 +1,271 @@
+//! The command line: `run`, `check`, `diagnose`, `demo`, `config check`, `audit`, `status`.
+//!
+//! Each subcommand parses its arguments into domain values, calls the library, and prints.
+//! A command exits 0 when it reached a verdict (whatever the verdict) or did what was asked,
+//! and non-zero with a one-line reason otherwise. No business logic lives here.
+
+use crate::check::{CheckRequest, Engine};
+use crate::config::{Config, Secrets};
+use crate::diagnosis::{render, rules};
+use crate::diagnosis::verdict::{Report, Step, StepId, StepStatus, VerdictCode};
+use crate::domain::{Environment, LocationId, Region};
+use crate::metrics::Metrics;
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+/// linkbot: from a Satellite Link "cannot get IAM token" alert to a diagnosis in one Slack thread.
+#[derive(Debug, Parser)]
+#[command(name = "linkbot", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Output format of a verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum Format {
+    /// Readable text.
+    #[default]
+    Text,
+    /// One JSON object (SPEC §4 fields).
+    Json,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the Slack bot (Socket Mode).
+    Run {
+        /// The configuration file.
+        #[arg(long, default_value = "bot.toml")]
+        config: PathBuf,
+    },
+    /// Run one check from a terminal: directory → Jenkins → artifacts → verdict.
+    Check {
+        /// The location id (20 characters of 0-9a-v).
+        location: String,
+        /// prod or stage (default: `[check] default_environment`).
+        #[arg(long = "env")]
+        environment: Option<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+        /// The configuration file.
+        #[arg(long, default_value = "bot.toml")]
+        config: PathBuf,
+    },
+    /// Diagnose artifacts already downloaded (the two .log files in one folder).
+    Diagnose {
+        /// The folder holding connector_getConnectorAPIKey.log and connector_sl_configMap.log.
+        #[arg(long)]
+        dir: PathBuf,
+        /// The tugboat's region, e.g. us-east.
+        #[arg(long)]
+        region: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// The whole flow with no credentials: simulated Slack, directory and Jenkins, in process.
+    Demo,
+    /// Configuration tools.
+    Config {
+        /// What to do with the configuration.
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// The audit log: checks and escalations.
+    Audit {
+        /// The configuration file (for `[store] url`).
+        #[arg(long, default_value = "bot.toml")]
+        config: PathBuf,
+        /// Only entries at or after this time (RFC 3339, e.g. 2026-11-28T00:00:00Z, or a duration like 24h).
+        #[arg(long)]
+        since: Option<String>,
+        /// Only this location.
+        #[arg(long)]
+        location: Option<String>,
+    },
+    /// The checks in flight.
+    Status {
+        /// The configuration file (for `[store] url`).
+        #[arg(long, default_value = "bot.toml")]
+        config: PathBuf,
+    },
+}
+
+/// `linkbot config …`.
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate a configuration and say what is wrong, with line and key.
+    Check {
+        /// The file to check.
+        file: PathBuf,
+    },
+}
+
+/// Runs a parsed command line.
+pub async fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Run { config } => {
+            let config = Config::load(&config)?;
+            let secrets = Secrets::from_env()?;
+            crate::app::run(Arc::new(config), secrets).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Check {
+            location,
+            environment,
+            format,
+            config,
+        } => {
+            let location = LocationId::parse(&location)?;
+            let config = Config::load(&config)?;
+            let environment = match environment {
+                Some(e) => Environment::parse(&e)?,
+                None => config.check.default_environment,
+            };
+            config.environment(environment)?;
+            let secrets = Secrets::from_env()?;
+            let engine = Engine::new(Arc::new(config), &secrets, Metrics::new());
+            let req = CheckRequest { location, environment };
+            let report = engine
+                .run(&req, None, &|p| tracing::info!(progress = ?p, "check progress"))
+                .await;
+            print_report(&report, format);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Diagnose { dir, region, format } => {
+            let region = Region::parse(&region)?;
+            let report = diagnose_dir(&dir, &region)?;
+            print_report(&report, format);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Demo => {
+            crate::demo::run(&mut std::io::stdout()).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Config {
+            command: ConfigCommand::Check { file },
+        } => match Config::load(&file) {
+            Ok(c) => {
+                println!(
+                    "{}: ok ({} environment(s), {} channel(s), {} escalation target(s))",
+                    file.display(),
+                    c.environments.len(),
+                    c.slack.channels.len(),
+                    c.escalation.len()
+                );
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                Ok(ExitCode::from(1))
+            }
+        },
+        Command::Audit {
+            config,
+            since,
+            location,
+        } => {
+            let config = Config::load(&config)?;
+            let since = since.map(|s| parse_since(&s)).transpose()?;
+            let location = location.map(|l| LocationId::parse(&l)).transpose()?;
+            let store = crate::store::open(&store_url(&config)?).await.context("cannot open the store")?;
+            let entries = store.audit(since, location.as_ref(), 1000).await?;
+            print!("{}", crate::store::render_audit(&entries));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Status { config } => {
+            let config = Config::load(&config)?;
+            let store = crate::store::open(&store_url(&config)?).await.context("cannot open the store")?;
+            let checks = store.in_flight().await?;
+            print!("{}", crate::store::render_in_flight(&checks, chrono::Utc::now()));
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// The store URL: `LINKBOT_STORE_URL` when set, else `[store] url`.
+fn store_url(config: &Config) -> Result<String> {
+    let secrets = Secrets::from_env()?;
+    Ok(secrets
+        .store_url
+        .map(|s| s.expose().to_string())
+        .unwrap_or_else(|| config.store_url.clone()))
+}
+
+/// Parses `--since`: RFC 3339, or a duration back from now (`30m`, `24h`, `7d`).
+pub fn parse_since(s: &str) -> Result<chrono::DateTime<chrono::Utc>> {
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
+        return Ok(t.with_timezone(&chrono::Utc));
+    }
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: i64 = num.parse().ok().filter(|n| *n > 0 && *n < 100_000).with_context(|| {
+        format!("`{s}` is neither an RFC 3339 time (2026-11-28T00:00:00Z) nor a duration (30m, 24h, 7d)")
+    })?;
+    let d = match unit {
+        "m" => chrono::Duration::minutes(n),
+        "h" => chrono::Duration::hours(n),
+        "d" => chrono::Duration::days(n),
+        _ => anyhow::bail!("`{s}`: a duration ends in m, h or d (30m, 24h, 7d)"),
+    };
+    Ok(chrono::Utc::now() - d)
+}
+
+/// Diagnoses the two artifacts in `dir` against `region`. A missing file is `artifact_missing`.
+pub fn diagnose_dir(dir: &std::path::Path, region: &Region) -> Result<Report> {
+    if !dir.is_dir() {
+        anyhow::bail!("{} is not a folder", dir.display());
+    }
+    let mut logs = Vec::new();
+    for name in [crate::check::API_KEY_ARTIFACT, crate::check::CONFIGMAP_ARTIFACT] {
+        let path = dir.join(name);
+        match read_capped(&path, 64 * 1024 * 1024) {
+            Ok(Some(bytes)) => logs.push(bytes),
+            Ok(None) => {
+                let msg = format!("`{name}` is not in {}.", dir.display());
+                let d = rules::diagnose(b"", b"", region);
+                let mut report = Report::offline(&d, region);
+                report.verdict = VerdictCode::ArtifactMissing;
+                report.confirmed = false;
+                report.summary = msg.clone();
+                report.key_fingerprint = None;
+                report.region_found = None;
+                report.steps = vec![Step::new(StepId::ApiKey, StepStatus::Failed, vec![msg])];
+                report.next_actions = crate::diagnosis::verdict::next_actions(VerdictCode::ArtifactMissing, Some(region));
+                return Ok(report);
+            }
+            Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+        }
+    }
+    let d = rules::diagnose(&logs[0], &logs[1], region);
+    Ok(Report::offline(&d, region))
+}
+
+/// Reads a file of at most `max` bytes; `None` when it does not exist.
+fn read_capped(path: &std::path::Path, max: u64) -> std::io::Result<Option<Vec<u8>>> {
+    use std::io::Read;
+    let file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let mut buf = Vec::new();
+    file.take(max + 1).read_to_end(&mut buf)?;
+    if buf.len() as u64 > max {
+        return Err(std::io::Error::other(format!("larger than {max} bytes")));
+    }
+    Ok(Some(buf))
+}
+
+fn print_report(report: &Report, format: Format) {
+    match format {
+        Format::Text => print!("{}", render::text(report)),
+        Format::Json => println!("{}", render::json(report)),
+    }
+}

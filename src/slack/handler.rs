@@ -1,0 +1,658 @@
+//! What the bot does with each Slack envelope, after the transport has acked it.
+//!
+//! Mentions and slash commands become checks (or usage), alert messages from configured
+//! sources become checks in the alert's thread, and button clicks escalate, page or re-run.
+//! Every inbound is de-duplicated through the store first, so a redelivery never starts a
+//! second check. Who may act is enforced here: checks only in configured channels, escalations
+//! and re-runs only by the on-call user group (when configured). The check itself is the
+//! coordinator's; this module only turns Slack into requests and results into messages.
+
+use super::alerts::{self, Alert, AttachmentText};
+use super::blocks::{self, ButtonValue, ReportContext, TargetButton};
+use super::commands::{self, Command};
+use super::transport::Inbound;
+use super::web::{BotIdentity, SlackWeb};
+use crate::check::coordinator::{Coordinator, Sink};
+use crate::check::CheckRequest;
+use crate::config::{Config, EscalationTarget};
+use crate::diagnosis::verdict::Report;
+use crate::domain::{Environment, LocationId};
+use crate::escalation::github::GitHubClient;
+use crate::escalation::pagerduty::PagerDutyClient;
+use crate::store::{AuditEntry, AuditKind, CheckKey, Requester, Waiter};
+use anyhow::{Context, Result};
+use slack_morphism::prelude::*;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How long the on-call group's member list is trusted before it is fetched again.
+const ONCALL_CACHE: Duration = Duration::from_secs(300);
+
+/// The escalation clients that are configured (each needs its secret).
+#[derive(Clone, Default)]
+pub struct Escalators {
+    /// PagerDuty, when `PAGERDUTY_ROUTING_KEY` is set.
+    pub pagerduty: Option<PagerDutyClient>,
+    /// GitHub, when `GITHUB_TOKEN` is set.
+    pub github: Option<GitHubClient>,
+}
+
+/// The bot's event handling. Cheap to clone.
+#[derive(Clone)]
+pub struct Handler {
+    config: Arc<Config>,
+    web: SlackWeb,
+    identity: BotIdentity,
+    coordinator: Coordinator,
+    escalators: Escalators,
+    oncall: Arc<Mutex<Option<(Instant, HashSet<String>)>>>,
+}
+
+/// Renders check progress and results into the waiting Slack messages.
+pub struct SlackSink {
+    config: Arc<Config>,
+    web: SlackWeb,
+}
+
+impl SlackSink {
+    /// A sink posting through `web`.
+    pub fn new(config: Arc<Config>, web: SlackWeb) -> Self {
+        SlackSink { config, web }
+    }
+}
+
+/// The escalation buttons for a report: the verdict's owners first, then the other targets.
+pub fn report_context(config: &Config, report: &Report, reused_age: Option<Duration>) -> ReportContext {
+    let owners = report.verdict.owners();
+    let mut targets: Vec<&EscalationTarget> = config
+        .escalation
+        .iter()
+        .filter(|t| t.slack_channel.is_some() || t.github_repo.is_some())
+        .collect();
+    targets.sort_by_key(|t| owners.iter().position(|o| *o == t.name).unwrap_or(owners.len()));
+    let button = |t: &EscalationTarget| TargetButton {
+        name: t.name.clone(),
+        title: t.title.clone(),
+    };
+    // Page the first owner with PagerDuty, else any target with PagerDuty.
+    let page_target = owners
+        .iter()
+        .filter_map(|o| config.escalation_target(o))
+        .find(|t| t.pagerduty)
+        .or_else(|| config.escalation.iter().find(|t| t.pagerduty))
+        .map(button);
+    ReportContext {
+        runbook_url: config.check.runbook_url.clone(),
+        targets: targets.into_iter().map(button).collect(),
+        page_target,
+        reused_age,
+    }
+}
+
+#[async_trait::async_trait]
+impl Sink for SlackSink {
+    async fn progress(&self, waiters: &[Waiter], request: &CheckRequest, lines: &[String]) {
+        let (text, blocks) = blocks::progress(&request.location, request.environment, lines);
+        for w in waiters {
+            if let Err(e) = self.web.update(&w.channel, &w.message_ts, &text, Some(blocks.clone())).await {
+                tracing::warn!(channel = %w.channel, error = %e, "could not update a progress message");
+            }
+        }
+    }
+
+    async fn finished(&self, waiters: &[Waiter], report: &Report, reused_age: Option<Duration>) {
+        let ctx = report_context(&self.config, report, reused_age);
+        let blocks = blocks::report(report, &ctx);
+        let text = blocks::fallback_text(report);
+        for w in waiters {
+            if let Err(e) = self.web.update(&w.channel, &w.message_ts, &text, Some(blocks.clone())).await {
+                tracing::warn!(channel = %w.channel, error = %e, "could not post a verdict");
+            }
+        }
+    }
+}
+
+fn attachment_text(a: &SlackMessageAttachment) -> AttachmentText {
+    AttachmentText {
+        title: a.title.clone(),
+        pretext: None,
+        text: a.text.clone(),
+        fallback: a.fallback.clone(),
+        fields: a
+            .fields
+            .iter()
+            .flatten()
+            .map(|f| (f.title.clone().unwrap_or_default(), f.value.clone().unwrap_or_default()))
+            .collect(),
+    }
+}
+
+/// The parts of a channel message the alert rules read, from a raw event (used when
+/// slack-morphism's model does not match a message's shape).
+fn raw_message(v: &serde_json::Value) -> Option<RawMessage> {
+    let s = |k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_string);
+    if s("type").as_deref() != Some("message") {
+        return None;
+    }
+    let attachments = v
+        .get("attachments")
+        .and_then(|a| a.as_array())
+        .map(|list| {
+            list.iter()
+                .map(|a| {
+                    let g = |k: &str| a.get(k).and_then(|x| x.as_str()).map(str::to_string);
+                    AttachmentText {
+                        title: g("title"),
+                        pretext: g("pretext"),
+                        text: g("text"),
+                        fallback: g("fallback"),
+                        fields: a
+                            .get("fields")
+                            .and_then(|f| f.as_array())
+                            .map(|fs| {
+                                fs.iter()
+                                    .map(|f| {
+                                        let t = f.get("title").and_then(|x| x.as_str()).unwrap_or("").to_string();
+                                        let val = f.get("value").and_then(|x| x.as_str()).unwrap_or("").to_string();
+                                        (t, val)
+                                    })
+                                    .collect()
+                            })
+                            .unwrap_or_default(),
+                    }
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Some(RawMessage {
+        channel: s("channel")?,
+        ts: s("ts")?,
+        thread_ts: s("thread_ts"),
+        subtype: s("subtype"),
+        user: s("user"),
+        bot_id: s("bot_id"),
+        app_id: s("app_id").or_else(|| v.get("bot_profile").and_then(|b| b.get("app_id")).and_then(|x| x.as_str()).map(str::to_string)),
+        text: s("text").unwrap_or_default(),
+        attachments,
+    })
+}
+
+/// A channel message, reduced to what the bot reads.
+#[derive(Debug, Clone)]
+struct RawMessage {
+    channel: String,
+    ts: String,
+    thread_ts: Option<String>,
+    subtype: Option<String>,
+    user: Option<String>,
+    bot_id: Option<String>,
+    app_id: Option<String>,
+    text: String,
+    attachments: Vec<AttachmentText>,
+}
+
+fn from_model(m: &SlackMessageEvent) -> Option<RawMessage> {
+    let bot_profile_app = m.sender.bot_profile.as_ref().map(|b| b.app_id.clone());
+    Some(RawMessage {
+        channel: m.origin.channel.as_ref()?.to_string(),
+        ts: m.origin.ts.to_string(),
+        thread_ts: m.origin.thread_ts.as_ref().map(|t| t.to_string()),
+        subtype: m.subtype.as_ref().map(|s| {
+            serde_json::to_value(s)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_else(|| "other".into())
+        }),
+        user: m.sender.user.as_ref().map(|u| u.to_string()),
+        bot_id: m.sender.bot_id.as_ref().map(|b| b.to_string()),
+        app_id: bot_profile_app,
+        text: m.content.as_ref().and_then(|c| c.text.clone()).unwrap_or_default(),
+        attachments: m
+            .content
+            .as_ref()
+            .and_then(|c| c.attachments.as_ref())
+            .map(|a| a.iter().map(attachment_text).collect())
+            .unwrap_or_default(),
+    })
+}
+
+impl Handler {
+    /// A handler for the bot whose identity `auth.test` returned.
+    pub fn new(config: Arc<Config>, web: SlackWeb, identity: BotIdentity, coordinator: Coordinator, escalators: Escalators) -> Self {
+        Handler {
+            config,
+            web,
+            identity,
+            coordinator,
+            escalators,
+            oncall: Arc::new(Mutex::new(None)),
+        }
+    }
+
+    /// Handles one inbound envelope (already acked). Errors are logged, never returned to Slack.
+    pub async fn handle(&self, inbound: Inbound) {
+        let result = match inbound {
+            Inbound::Event { envelope_id, retry_attempt, event } => self.on_event(&envelope_id, retry_attempt, *event).await,
+            Inbound::Command { envelope_id, command } => self.on_command(&envelope_id, *command).await,
+            Inbound::Interaction { envelope_id, interaction } => self.on_interaction(&envelope_id, *interaction).await,
+        };
+        if let Err(e) = result {
+            tracing::error!(error = format!("{e:#}"), "handling a Slack envelope failed");
+        }
+    }
+
+    fn watched(&self, channel: &str) -> bool {
+        self.config.slack.channels.iter().any(|c| c == channel)
+    }
+
+    async fn first_seen(&self, key: &str) -> Result<bool> {
+        self.coordinator.store().first_seen(key).await.context("recording the envelope")
+    }
+
+    async fn on_event(&self, envelope_id: &str, retry_attempt: u32, event: SlackPushEventCallback) -> Result<()> {
+        if !self.first_seen(&format!("event:{}", event.event_id)).await? {
+            tracing::info!(event_id = %event.event_id, retry_attempt, envelope_id, "redelivered event ignored");
+            return Ok(());
+        }
+        match event.event {
+            SlackEventCallbackBody::AppMention(m) => {
+                let channel = m.channel.to_string();
+                if !self.watched(&channel) {
+                    tracing::info!(%channel, "mention in a channel that is not configured: ignored");
+                    return Ok(());
+                }
+                let user = m.user.to_string();
+                let ts = m.origin.ts.to_string();
+                let thread = m.origin.thread_ts.as_ref().map(|t| t.to_string()).unwrap_or_else(|| ts.clone());
+                let text = m.content.text.clone().unwrap_or_default();
+                self.on_request(&channel, &user, &thread, &text, "mention").await
+            }
+            SlackEventCallbackBody::Message(m) => match from_model(&m) {
+                Some(msg) => self.on_message(msg).await,
+                None => Ok(()),
+            },
+            SlackEventCallbackBody::Unknown(raw) => match raw_message(&raw) {
+                Some(msg) => self.on_message(msg).await,
+                None => Ok(()),
+            },
+            _ => Ok(()),
+        }
+    }
+
+    /// A channel message: only alerts from configured sources in watched channels matter.
+    async fn on_message(&self, msg: RawMessage) -> Result<()> {
+        if !self.watched(&msg.channel) {
+            return Ok(());
+        }
+        // Never react to ourselves; edits, deletions and joins are not alerts.
+        let ours = msg.bot_id.is_some() && msg.bot_id == self.identity.bot_id
+            || msg.user.as_deref() == Some(self.identity.user_id.as_str());
+        if ours || matches!(msg.subtype.as_deref(), Some(s) if s != "bot_message") {
+            return Ok(());
+        }
+        // An app posting with chat.postMessage has bot_id and no subtype: filter on the sender.
+        let from_source = self.config.slack.alert_sources.iter().any(|s| {
+            Some(s.as_str()) == msg.bot_id.as_deref() || Some(s.as_str()) == msg.app_id.as_deref()
+        });
+        if !from_source {
+            return Ok(());
+        }
+        match alerts::classify(&msg.text, &msg.attachments) {
+            Alert::Firing { locations, environment } => {
+                let environment = environment.unwrap_or(self.config.check.default_environment);
+                let thread = msg.thread_ts.clone().unwrap_or_else(|| msg.ts.clone());
+                for location in locations.into_iter().take(10) {
+                    let req = CheckRequest { location, environment };
+                    let requester = Requester {
+                        user: None,
+                        channel: Some(msg.channel.clone()),
+                        source: "alert".into(),
+                    };
+                    self.start_check(&msg.channel, &thread, &req, &requester, false).await?;
+                }
+                Ok(())
+            }
+            Alert::Resolved => {
+                tracing::info!(channel = %msg.channel, "resolved alert: no check");
+                Ok(())
+            }
+            Alert::NoLocation(why) => {
+                let thread = msg.thread_ts.clone().unwrap_or_else(|| msg.ts.clone());
+                self.web
+                    .post_message(&msg.channel, Some(&thread), &format!(":warning: I can't check this alert: {why}."), None)
+                    .await?;
+                Ok(())
+            }
+            Alert::NotOurs => Ok(()),
+        }
+    }
+
+    /// A mention or slash command text from `user`, answered in `thread`.
+    async fn on_request(&self, channel: &str, user: &str, thread: &str, text: &str, source: &str) -> Result<()> {
+        match commands::parse(text) {
+            Command::Check { location, environment } => {
+                let req = CheckRequest {
+                    location,
+                    environment: environment.unwrap_or(self.config.check.default_environment),
+                };
+                if !self.config.environments.contains_key(&req.environment) {
+                    self.web
+                        .post_message(channel, Some(thread), &format!("The `{}` environment is not configured.", req.environment), None)
+                        .await?;
+                    return Ok(());
+                }
+                let requester = Requester {
+                    user: Some(user.to_string()),
+                    channel: Some(channel.to_string()),
+                    source: source.to_string(),
+                };
+                self.start_check(channel, thread, &req, &requester, false).await
+            }
+            Command::Help => {
+                self.web.post_message(channel, Some(thread), commands::USAGE, None).await?;
+                Ok(())
+            }
+            Command::Status => {
+                let text = self.status_text().await?;
+                self.web.post_message(channel, Some(thread), &text, None).await?;
+                Ok(())
+            }
+            Command::Invalid(why) => {
+                self.web
+                    .post_message(channel, Some(thread), &format!("{why}\n\n{}", commands::USAGE), None)
+                    .await?;
+                Ok(())
+            }
+        }
+    }
+
+    async fn status_text(&self) -> Result<String> {
+        let checks = self.coordinator.store().in_flight().await?;
+        if checks.is_empty() {
+            return Ok("No checks are running.".into());
+        }
+        let now = chrono::Utc::now();
+        let lines: Vec<String> = checks
+            .iter()
+            .map(|c| {
+                let age = (now - c.started_at).to_std().unwrap_or_default();
+                format!("• `{}` ({}) — {} for {}", c.key.location, c.key.environment, c.stage, blocks::human(age))
+            })
+            .collect();
+        Ok(format!("*Checks running ({})*\n{}", checks.len(), lines.join("\n")))
+    }
+
+    /// Posts the message that will become the diagnosis, then hands the request over.
+    async fn start_check(&self, channel: &str, thread: &str, req: &CheckRequest, requester: &Requester, fresh: bool) -> Result<()> {
+        let (text, progress) = blocks::progress(&req.location, req.environment, &[]);
+        let ts = self.web.post_message(channel, Some(thread), &text, Some(progress)).await?;
+        let waiter = Waiter {
+            channel: channel.to_string(),
+            message_ts: ts.clone(),
+            thread_ts: Some(thread.to_string()),
+            user: requester.user.clone(),
+        };
+        match self.coordinator.request(req, requester, waiter, fresh).await {
+            Ok(outcome) => {
+                tracing::info!(location = %req.location, environment = %req.environment, source = %requester.source, ?outcome, "check requested");
+                Ok(())
+            }
+            Err(e) => {
+                tracing::error!(error = format!("{e:#}"), "could not start a check");
+                self.web
+                    .update(channel, &ts, "The check could not be started: the bot's store is unavailable. Try again in a minute.", None)
+                    .await?;
+                Ok(())
+            }
+        }
+    }
+
+    async fn on_command(&self, envelope_id: &str, cmd: SlackCommandEvent) -> Result<()> {
+        if !self.first_seen(&format!("envelope:{envelope_id}")).await? {
+            return Ok(());
+        }
+        let channel = cmd.channel_id.to_string();
+        let user = cmd.user_id.to_string();
+        let text = cmd.text.clone().unwrap_or_default();
+        if !self.watched(&channel) {
+            let allowed: Vec<String> = self.config.slack.channels.iter().map(|c| format!("<#{c}>")).collect();
+            self.web
+                .post_ephemeral(&channel, &user, None, &format!("linkbot runs checks only in {}.", allowed.join(", ")), None)
+                .await?;
+            return Ok(());
+        }
+        match commands::parse(&text) {
+            Command::Check { location, environment } => {
+                let env = environment.unwrap_or(self.config.check.default_environment);
+                self.web
+                    .post_ephemeral(&channel, &user, None, &format!("Checking `{location}` ({env}): follow the thread in this channel."), None)
+                    .await?;
+                let root = self
+                    .web
+                    .post_message(&channel, None, &format!(":mag: <@{user}> asked for a check of `{location}` ({env})."), None)
+                    .await?;
+                self.on_request(&channel, &user, &root, &text, "slash").await
+            }
+            Command::Status => {
+                let text = self.status_text().await?;
+                self.web.post_ephemeral(&channel, &user, None, &text, None).await?;
+                Ok(())
+            }
+            Command::Help => {
+                self.web.post_ephemeral(&channel, &user, None, commands::USAGE, None).await?;
+                Ok(())
+            }
+            Command::Invalid(why) => {
+                self.web
+                    .post_ephemeral(&channel, &user, None, &format!("{why}\n\n{}", commands::USAGE), None)
+                    .await?;
+                Ok(())
+            }
+        }
+    }
+
+    /// Whether `user` may escalate and re-run.
+    async fn may_act(&self, user: &str) -> Result<bool> {
+        let Some(group) = &self.config.slack.oncall_usergroup else {
+            return Ok(true);
+        };
+        {
+            let cached = self.oncall.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some((at, members)) = cached.as_ref() {
+                if at.elapsed() < ONCALL_CACHE {
+                    return Ok(members.contains(user));
+                }
+            }
+        }
+        let members: HashSet<String> = self.web.usergroup_members(group).await?.into_iter().collect();
+        let ok = members.contains(user);
+        *self.oncall.lock().unwrap_or_else(|e| e.into_inner()) = Some((Instant::now(), members));
+        Ok(ok)
+    }
+
+    async fn on_interaction(&self, envelope_id: &str, interaction: SlackInteractionEvent) -> Result<()> {
+        let SlackInteractionEvent::BlockActions(ev) = interaction else {
+            return Ok(());
+        };
+        if !self.first_seen(&format!("envelope:{envelope_id}")).await? {
+            return Ok(());
+        }
+        let user = ev.user.as_ref().map(|u| u.id.to_string()).unwrap_or_default();
+        let (channel, message_ts) = match &ev.container {
+            SlackInteractionActionContainer::Message(m) => (
+                m.channel_id.as_ref().map(|c| c.to_string()).or_else(|| ev.channel.as_ref().map(|c| c.id.to_string())),
+                m.message_ts.to_string(),
+            ),
+            _ => return Ok(()),
+        };
+        let Some(channel) = channel else { return Ok(()) };
+        let thread = ev
+            .message
+            .as_ref()
+            .and_then(|m| m.origin.thread_ts.as_ref().map(|t| t.to_string()))
+            .unwrap_or_else(|| message_ts.clone());
+        for action in ev.actions.iter().flatten() {
+            let action_id = action.action_id.to_string();
+            if ![blocks::ACTION_ESCALATE, blocks::ACTION_PAGE, blocks::ACTION_RERUN].contains(&action_id.as_str()) {
+                continue;
+            }
+            let Some((value, location)) = action.value.as_deref().and_then(ButtonValue::parse) else {
+                tracing::warn!(action_id, "button value not ours: ignored");
+                continue;
+            };
+            if !self.watched(&channel) {
+                continue;
+            }
+            if !self.may_act(&user).await? {
+                self.web
+                    .post_ephemeral(&channel, &user, Some(&thread), "Only members of the on-call user group can escalate or re-run checks.", None)
+                    .await?;
+                continue;
+            }
+            match action_id.as_str() {
+                blocks::ACTION_RERUN => {
+                    let req = CheckRequest {
+                        location,
+                        environment: value.environment,
+                    };
+                    let requester = Requester {
+                        user: Some(user.clone()),
+                        channel: Some(channel.clone()),
+                        source: "rerun".into(),
+                    };
+                    self.start_check(&channel, &thread, &req, &requester, true).await?;
+                }
+                id => {
+                    let page = id == blocks::ACTION_PAGE;
+                    self.escalate(&channel, &thread, &user, &location, value.environment, value.target.as_deref(), page)
+                        .await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Escalates the latest report of a location to a target, and records it in the thread.
+    #[allow(clippy::too_many_arguments)]
+    async fn escalate(
+        &self,
+        channel: &str,
+        thread: &str,
+        user: &str,
+        location: &LocationId,
+        environment: Environment,
+        target: Option<&str>,
+        page: bool,
+    ) -> Result<()> {
+        let Some(target) = target.and_then(|t| self.config.escalation_target(t)).cloned() else {
+            self.web
+                .post_ephemeral(channel, user, Some(thread), "That escalation target is no longer configured.", None)
+                .await?;
+            return Ok(());
+        };
+        let key = CheckKey {
+            environment,
+            location: location.clone(),
+        };
+        let Some(report) = self
+            .coordinator
+            .store()
+            .latest_report(&key)
+            .await?
+            .and_then(|(_, _, v)| serde_json::from_value::<Report>(v).ok())
+        else {
+            self.web
+                .post_ephemeral(channel, user, Some(thread), "There is no finished check of this location to escalate yet.", None)
+                .await?;
+            return Ok(());
+        };
+        let thread_link = self.web.permalink(channel, thread).await.ok().map(|u| u.to_string());
+        let requested_by = format!("<@{user}>");
+        let mut done: Vec<String> = Vec::new();
+        let mut failed: Vec<String> = Vec::new();
+        let mut links: Vec<String> = Vec::new();
+
+        if page {
+            match (&self.escalators.pagerduty, target.pagerduty) {
+                (Some(pd), true) => {
+                    let ev = crate::escalation::page_event(&report, user, thread_link.as_deref());
+                    match pd.trigger(&ev).await {
+                        Ok(receipt) => {
+                            done.push(format!("paged *{}* through PagerDuty (incident key `{}`)", target.title, receipt.dedup_key));
+                            links.push(format!("pagerduty:{}", receipt.dedup_key));
+                        }
+                        Err(e) => failed.push(format!("PagerDuty: {}", e.user_message())),
+                    }
+                }
+                _ => failed.push(format!("PagerDuty is not configured for {}", target.title)),
+            }
+        } else {
+            if let Some(team_channel) = &target.slack_channel {
+                let ctx = ReportContext {
+                    runbook_url: self.config.check.runbook_url.clone(),
+                    ..Default::default()
+                };
+                let mut blocks = blocks::report(&report, &ctx);
+                blocks.insert(
+                    0,
+                    serde_json::json!({"type": "section", "text": {"type": "mrkdwn", "text": format!(
+                        ":rotating_light: {requested_by} escalates this diagnosis to *{}*.{}",
+                        target.title,
+                        thread_link.as_ref().map(|l| format!(" <{l}|Open the on-call thread>")).unwrap_or_default()
+                    )}}),
+                );
+                match self.web.post_message(team_channel, None, &blocks::fallback_text(&report), Some(blocks)).await {
+                    Ok(ts) => {
+                        let link = self.web.permalink(team_channel, &ts).await.ok().map(|u| u.to_string());
+                        done.push(match &link {
+                            Some(l) => format!("posted to <#{team_channel}> (<{l}|message>)"),
+                            None => format!("posted to <#{team_channel}>"),
+                        });
+                        links.extend(link);
+                    }
+                    Err(e) => failed.push(format!("<#{team_channel}>: {}", e.user_message())),
+                }
+            }
+            if let Some(repo) = &target.github_repo {
+                match &self.escalators.github {
+                    Some(gh) => {
+                        let issue = crate::escalation::issue_markdown(&report, user, thread_link.as_deref());
+                        match gh.open_issue(repo, &issue).await {
+                            Ok(link) => {
+                                done.push(format!("opened <{}|{repo}#{}>", link.html_url, link.number));
+                                links.push(link.html_url.to_string());
+                            }
+                            Err(e) => failed.push(format!("GitHub {repo}: {}", e.user_message())),
+                        }
+                    }
+                    None => failed.push("GitHub is not configured (GITHUB_TOKEN)".into()),
+                }
+            }
+        }
+
+        let mut text = if done.is_empty() {
+            format!(":x: {requested_by} tried to escalate to *{}*, but nothing went through.", target.title)
+        } else {
+            format!(":rotating_light: {requested_by} escalated to *{}*: {}.", target.title, done.join("; "))
+        };
+        if !failed.is_empty() {
+            text.push_str(&format!("\n:warning: Failed: {}.", failed.join("; ")));
+        }
+        self.web.post_message(channel, Some(thread), &text, None).await?;
+        let entry = AuditEntry {
+            at: chrono::Utc::now(),
+            kind: AuditKind::Escalation,
+            actor: Some(user.to_string()),
+            channel: Some(channel.to_string()),
+            location: location.clone(),
+            environment,
+            verdict: Some(report.verdict.as_str().to_string()),
+            target: Some(if page { format!("{} (page)", target.name) } else { target.name.clone() }),
+            link: (!links.is_empty()).then(|| links.join(" ")),
+            detail: (!failed.is_empty()).then(|| failed.join("; ")),
+        };
+        self.coordinator.store().append_audit(&entry).await?;
+        Ok(())
+    }
+}
