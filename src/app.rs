@@ -70,7 +70,9 @@ impl RunningBot {
     /// Waits until `n` Socket Mode connections are up, or `timeout` passes.
     pub async fn wait_connected(&self, n: usize, timeout: Duration) -> bool {
         let mut rx = self.connected.clone();
-        tokio::time::timeout(timeout, rx.wait_for(|c| *c >= n)).await.is_ok_and(|r| r.is_ok())
+        tokio::time::timeout(timeout, rx.wait_for(|c| *c >= n))
+            .await
+            .is_ok_and(|r| r.is_ok())
     }
 
     /// Stops gracefully (as on SIGTERM) and waits for it, within the shutdown bound.
@@ -95,17 +97,35 @@ pub async fn start(config: Arc<Config>, secrets: Secrets, options: Options) -> R
         .as_ref()
         .map(|s| s.expose().to_string())
         .unwrap_or_else(|| config.store_url.clone());
-    let store = crate::store::open(&store_url).await.context("opening the store")?;
+    let store = crate::store::open(&store_url)
+        .await
+        .context("opening the store")?;
 
-    let bot_token = secrets.slack_bot_token.clone().context("SLACK_BOT_TOKEN (or SLACK_BOT_TOKEN_FILE) is not set")?;
-    let app_token = secrets.slack_app_token.clone().context("SLACK_APP_TOKEN (or SLACK_APP_TOKEN_FILE) is not set")?;
-    let web = SlackWeb::new(&config.slack.api_url, bot_token, metrics.clone()).context("building the Slack client")?;
-    let identity = web.auth_test().await.context("auth.test with SLACK_BOT_TOKEN")?;
+    let bot_token = secrets
+        .slack_bot_token
+        .clone()
+        .context("SLACK_BOT_TOKEN (or SLACK_BOT_TOKEN_FILE) is not set")?;
+    let app_token = secrets
+        .slack_app_token
+        .clone()
+        .context("SLACK_APP_TOKEN (or SLACK_APP_TOKEN_FILE) is not set")?;
+    let web = SlackWeb::new(&config.slack.api_url, bot_token, metrics.clone())
+        .context("building the Slack client")?;
+    let identity = web
+        .auth_test()
+        .await
+        .context("auth.test with SLACK_BOT_TOKEN")?;
     tracing::info!(user_id = %identity.user_id, "connected to Slack as the bot user");
 
     let engine = Engine::new(config.clone(), &secrets, metrics.clone());
     let sink = Arc::new(SlackSink::new(config.clone(), web.clone()));
-    let coordinator = Coordinator::new(engine, store.clone(), sink, options.instance.clone(), options.lease);
+    let coordinator = Coordinator::new(
+        engine,
+        store.clone(),
+        sink,
+        options.instance.clone(),
+        options.lease,
+    );
     let escalators = Escalators {
         pagerduty: secrets
             .pagerduty_routing_key
@@ -116,7 +136,13 @@ pub async fn start(config: Arc<Config>, secrets: Secrets, options: Options) -> R
             .clone()
             .map(|t| GitHubClient::new(config.github_api_url.clone(), t, metrics.clone())),
     };
-    let handler = Handler::new(config.clone(), web.clone(), identity.clone(), coordinator.clone(), escalators);
+    let handler = Handler::new(
+        config.clone(),
+        web.clone(),
+        identity.clone(),
+        coordinator.clone(),
+        escalators,
+    );
 
     let shutdown = CancellationToken::new();
     let (connected_tx, connected_rx) = watch::channel(0usize);
@@ -137,11 +163,19 @@ pub async fn start(config: Arc<Config>, secrets: Secrets, options: Options) -> R
                 if up == 0 {
                     return Err("Socket Mode is not connected".to_string());
                 }
-                store.ping().await.map_err(|e| format!("store unreachable: {}", e.user_message()))
+                store
+                    .ping()
+                    .await
+                    .map_err(|e| format!("store unreachable: {}", e.user_message()))
             }
         })
     };
-    let server = tokio::spawn(crate::server::serve(listener, metrics.clone(), readiness, shutdown.clone()));
+    let server = tokio::spawn(crate::server::serve(
+        listener,
+        metrics.clone(),
+        readiness,
+        shutdown.clone(),
+    ));
 
     // Socket Mode.
     let (tx, mut rx) = mpsc::channel::<Inbound>(1024);
@@ -169,7 +203,10 @@ pub async fn start(config: Arc<Config>, secrets: Secrets, options: Options) -> R
                 match coordinator.resume_expired().await {
                     Ok(0) => {}
                     Ok(n) => tracing::info!(checks = n, "resumed checks left in flight"),
-                    Err(e) => tracing::warn!(error = format!("{e:#}"), "looking for checks to resume failed"),
+                    Err(e) => tracing::warn!(
+                        error = format!("{e:#}"),
+                        "looking for checks to resume failed"
+                    ),
                 }
                 tokio::select! {
                     _ = shutdown.cancelled() => return,
@@ -201,15 +238,22 @@ pub async fn start(config: Arc<Config>, secrets: Secrets, options: Options) -> R
             }
             tracing::info!("shutting down: no new envelopes");
             // Let handlers that already started finish their Slack calls, within the bound.
-            let _ = tokio::time::timeout(bound / 2, async { while handlers.join_next().await.is_some() {} }).await;
+            let _ = tokio::time::timeout(bound / 2, async {
+                while handlers.join_next().await.is_some() {}
+            })
+            .await;
             resumer.abort();
             // Checks in flight: their Jenkins handle is in the store; hand them back so the
             // next process (or another replica) resumes them without waiting for the lease.
             coordinator.abort_all();
             match store.release_leases(&instance).await {
-                Ok(n) if n > 0 => tracing::info!(checks = n, "handed in-flight checks back to the store"),
+                Ok(n) if n > 0 => {
+                    tracing::info!(checks = n, "handed in-flight checks back to the store")
+                }
                 Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "could not hand checks back; they resume when their lease expires"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not hand checks back; they resume when their lease expires")
+                }
             }
             let _ = tokio::time::timeout(bound / 2, async {
                 let _ = transport.await;

@@ -6,8 +6,8 @@
 
 use crate::check::{CheckRequest, Engine};
 use crate::config::{Config, Secrets};
-use crate::diagnosis::{render, rules};
 use crate::diagnosis::verdict::{Report, Step, StepId, StepStatus, VerdictCode};
+use crate::diagnosis::{render, rules};
 use crate::domain::{Environment, LocationId, Region};
 use crate::metrics::Metrics;
 use anyhow::{Context, Result};
@@ -132,14 +132,25 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             config.environment(environment)?;
             let secrets = Secrets::from_env()?;
             let engine = Engine::new(Arc::new(config), &secrets, Metrics::new());
-            let req = CheckRequest { location, environment };
+            let req = CheckRequest {
+                location,
+                environment,
+            };
             let report = engine
-                .run(&req, None, &|p| tracing::info!(progress = ?p, "check progress"))
+                .run(
+                    &req,
+                    None,
+                    &|p| tracing::info!(progress = ?p, "check progress"),
+                )
                 .await;
             print_report(&report, format);
             Ok(ExitCode::SUCCESS)
         }
-        Command::Diagnose { dir, region, format } => {
+        Command::Diagnose {
+            dir,
+            region,
+            format,
+        } => {
             let region = Region::parse(&region)?;
             let report = diagnose_dir(&dir, &region)?;
             print_report(&report, format);
@@ -175,16 +186,23 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             let config = Config::load(&config)?;
             let since = since.map(|s| parse_since(&s)).transpose()?;
             let location = location.map(|l| LocationId::parse(&l)).transpose()?;
-            let store = crate::store::open(&store_url(&config)?).await.context("cannot open the store")?;
+            let store = crate::store::open(&store_url(&config)?)
+                .await
+                .context("cannot open the store")?;
             let entries = store.audit(since, location.as_ref(), 1000).await?;
             print!("{}", crate::store::render_audit(&entries));
             Ok(ExitCode::SUCCESS)
         }
         Command::Status { config } => {
             let config = Config::load(&config)?;
-            let store = crate::store::open(&store_url(&config)?).await.context("cannot open the store")?;
+            let store = crate::store::open(&store_url(&config)?)
+                .await
+                .context("cannot open the store")?;
             let checks = store.in_flight().await?;
-            print!("{}", crate::store::render_in_flight(&checks, chrono::Utc::now()));
+            print!(
+                "{}",
+                crate::store::render_in_flight(&checks, chrono::Utc::now())
+            );
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -223,7 +241,10 @@ pub fn diagnose_dir(dir: &std::path::Path, region: &Region) -> Result<Report> {
         anyhow::bail!("{} is not a folder", dir.display());
     }
     let mut logs = Vec::new();
-    for name in [crate::check::API_KEY_ARTIFACT, crate::check::CONFIGMAP_ARTIFACT] {
+    for name in [
+        crate::check::API_KEY_ARTIFACT,
+        crate::check::CONFIGMAP_ARTIFACT,
+    ] {
         let path = dir.join(name);
         match read_capped(&path, 64 * 1024 * 1024) {
             Ok(Some(bytes)) => logs.push(bytes),
@@ -237,7 +258,10 @@ pub fn diagnose_dir(dir: &std::path::Path, region: &Region) -> Result<Report> {
                 report.key_fingerprint = None;
                 report.region_found = None;
                 report.steps = vec![Step::new(StepId::ApiKey, StepStatus::Failed, vec![msg])];
-                report.next_actions = crate::diagnosis::verdict::next_actions(VerdictCode::ArtifactMissing, Some(region));
+                report.next_actions = crate::diagnosis::verdict::next_actions(
+                    VerdictCode::ArtifactMissing,
+                    Some(region),
+                );
                 return Ok(report);
             }
             Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),

@@ -64,7 +64,13 @@ fn render_problems(path: &Path, problems: &[Problem]) -> String {
             out.push('\n');
         }
         match p.line {
-            Some(line) => out.push_str(&format!("{}:{}: {}: {}", path.display(), line, p.key, p.message)),
+            Some(line) => out.push_str(&format!(
+                "{}:{}: {}: {}",
+                path.display(),
+                line,
+                p.key,
+                p.message
+            )),
             None => out.push_str(&format!("{}: {}: {}", path.display(), p.key, p.message)),
         }
     }
@@ -297,7 +303,11 @@ struct Validator<'a> {
 
 impl<'a> Validator<'a> {
     fn problem(&mut self, table: &str, key: &str, message: impl Into<String>) {
-        let full = if table.is_empty() { key.to_string() } else { format!("{table}.{key}") };
+        let full = if table.is_empty() {
+            key.to_string()
+        } else {
+            format!("{table}.{key}")
+        };
         self.problems.push(Problem {
             line: find_line(self.source, table, key),
             key: full,
@@ -339,7 +349,12 @@ fn find_line(source: &str, table: &str, key: &str) -> Option<usize> {
             continue;
         }
         if current == table && !key.is_empty() {
-            let k = line.split('=').next().unwrap_or("").trim().trim_matches('"');
+            let k = line
+                .split('=')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .trim_matches('"');
             if k == key && line.contains('=') {
                 return Some(i + 1);
             }
@@ -364,7 +379,9 @@ impl Config {
     /// Parses and validates configuration text; every problem found, in file order.
     pub fn parse(source: &str) -> Result<Config, Vec<Problem>> {
         let raw: RawConfig = toml::from_str(source).map_err(|e| {
-            let line = e.span().map(|s| source[..s.start.min(source.len())].lines().count().max(1));
+            let line = e
+                .span()
+                .map(|s| source[..s.start.min(source.len())].lines().count().max(1));
             vec![Problem {
                 line,
                 key: "toml".into(),
@@ -378,7 +395,12 @@ impl Config {
 
         // [slack]
         let slack = SlackConfig {
-            api_url: v.url("slack", "api_url", raw.slack.api_url.as_deref(), Some("https://slack.com/api/")),
+            api_url: v.url(
+                "slack",
+                "api_url",
+                raw.slack.api_url.as_deref(),
+                Some("https://slack.com/api/"),
+            ),
             channels: raw.slack.channels.clone(),
             oncall_usergroup: raw.slack.oncall_usergroup.clone().filter(|s| !s.is_empty()),
             alert_sources: raw.slack.alert_sources.clone(),
@@ -386,17 +408,29 @@ impl Config {
         };
         for c in &slack.channels {
             if !is_slack_id(c, &['C', 'G']) {
-                v.problem("slack", "channels", format!("`{c}` is not a channel id (e.g. `C0ONCALL`)"));
+                v.problem(
+                    "slack",
+                    "channels",
+                    format!("`{c}` is not a channel id (e.g. `C0ONCALL`)"),
+                );
             }
         }
         if let Some(g) = &slack.oncall_usergroup {
             if !is_slack_id(g, &['S']) {
-                v.problem("slack", "oncall_usergroup", format!("`{g}` is not a user group id (e.g. `S0ONCALL`)"));
+                v.problem(
+                    "slack",
+                    "oncall_usergroup",
+                    format!("`{g}` is not a user group id (e.g. `S0ONCALL`)"),
+                );
             }
         }
         for s in &slack.alert_sources {
             if !is_slack_id(s, &['B', 'A']) {
-                v.problem("slack", "alert_sources", format!("`{s}` is not a bot id (B…) or app id (A…)"));
+                v.problem(
+                    "slack",
+                    "alert_sources",
+                    format!("`{s}` is not a bot id (B…) or app id (A…)"),
+                );
             }
         }
         if !(1..=10).contains(&slack.connections) {
@@ -413,7 +447,11 @@ impl Config {
         };
         let job_timeout_secs = raw.check.job_timeout_secs.unwrap_or(1800);
         if !(10..=6 * 3600).contains(&job_timeout_secs) {
-            v.problem("check", "job_timeout_secs", "must be between 10 and 21600 seconds");
+            v.problem(
+                "check",
+                "job_timeout_secs",
+                "must be between 10 and 21600 seconds",
+            );
         }
         let max_concurrent = raw.check.max_concurrent.unwrap_or(16);
         if !(1..=1000).contains(&max_concurrent) {
@@ -421,7 +459,11 @@ impl Config {
         }
         let artifact_max_bytes = raw.check.artifact_max_bytes.unwrap_or(4 * 1024 * 1024);
         if !(1024..=256 * 1024 * 1024).contains(&artifact_max_bytes) {
-            v.problem("check", "artifact_max_bytes", "must be between 1024 and 268435456");
+            v.problem(
+                "check",
+                "artifact_max_bytes",
+                "must be between 1024 and 268435456",
+            );
         }
         let check = CheckConfig {
             default_environment,
@@ -434,7 +476,9 @@ impl Config {
                 .clone()
                 .unwrap_or_else(|| crate::diagnosis::verdict::RUNBOOK_URL.to_string()),
             artifact_max_bytes,
-            poll_interval_min: Duration::from_millis(raw.check.poll_interval_min_ms.unwrap_or(1000)),
+            poll_interval_min: Duration::from_millis(
+                raw.check.poll_interval_min_ms.unwrap_or(1000),
+            ),
         };
 
         // [environments.*]
@@ -442,17 +486,31 @@ impl Config {
         for (name, env) in &raw.environments {
             let table = format!("environments.{name}");
             let Ok(e) = Environment::parse(name) else {
-                v.problem("", &table, format!("`{name}` is not an environment: use `prod` or `stage`"));
+                v.problem(
+                    "",
+                    &table,
+                    format!("`{name}` is not an environment: use `prod` or `stage`"),
+                );
                 continue;
             };
             let xo_url = v.url(&table, "xo_url", env.xo_url.as_deref(), None);
             let jenkins_url = v.url(&table, "jenkins_url", env.jenkins_url.as_deref(), None);
             let job = env.jenkins_job.clone().unwrap_or_else(|| {
-                "Containers-Runtime/armada-cruiser-automated-recovery/armada-ha-master-get-info".into()
+                "Containers-Runtime/armada-cruiser-automated-recovery/armada-ha-master-get-info"
+                    .into()
             });
             let jenkins_job: Vec<String> = job.split('/').map(|s| s.trim().to_string()).collect();
-            if jenkins_job.iter().any(|s| s.is_empty() || s == "job" || s == "." || s == "..") {
-                v.problem(&table, "jenkins_job", format!("`{job}` must be folder names separated by `/`, e.g. `Folder/Sub/job-name`"));
+            if jenkins_job
+                .iter()
+                .any(|s| s.is_empty() || s == "job" || s == "." || s == "..")
+            {
+                v.problem(
+                    &table,
+                    "jenkins_job",
+                    format!(
+                        "`{job}` must be folder names separated by `/`, e.g. `Folder/Sub/job-name`"
+                    ),
+                );
             }
             environments.insert(
                 e,
@@ -466,12 +524,19 @@ impl Config {
             );
         }
         if environments.is_empty() {
-            v.problem("", "environments", "at least one of `[environments.prod]` or `[environments.stage]` is required");
+            v.problem(
+                "",
+                "environments",
+                "at least one of `[environments.prod]` or `[environments.stage]` is required",
+            );
         } else if !environments.contains_key(&check.default_environment) {
             v.problem(
                 "check",
                 "default_environment",
-                format!("`{}` has no `[environments.{}]` table", check.default_environment, check.default_environment),
+                format!(
+                    "`{}` has no `[environments.{}]` table",
+                    check.default_environment, check.default_environment
+                ),
             );
         }
 
@@ -479,7 +544,11 @@ impl Config {
         let mut carriers = BTreeMap::new();
         for (dc, names) in &raw.carriers {
             let Ok(d) = Datacenter::parse(dc) else {
-                v.problem("carriers", dc, format!("`{dc}` is not a datacenter (e.g. `wdc04`)"));
+                v.problem(
+                    "carriers",
+                    dc,
+                    format!("`{dc}` is not a datacenter (e.g. `wdc04`)"),
+                );
                 continue;
             };
             let mut list = Vec::new();
@@ -505,7 +574,12 @@ impl Config {
         // [iam]
         let iam = IamConfig {
             verify_key: raw.iam.verify_key.unwrap_or(false),
-            url: v.url("iam", "url", raw.iam.url.as_deref(), Some("https://iam.cloud.ibm.com")),
+            url: v.url(
+                "iam",
+                "url",
+                raw.iam.url.as_deref(),
+                Some("https://iam.cloud.ibm.com"),
+            ),
         };
 
         // [escalation.*]
@@ -517,11 +591,20 @@ impl Config {
             }
             if let Some(c) = &t.slack_channel {
                 if !is_slack_id(c, &['C', 'G']) {
-                    v.problem(&table, "slack_channel", format!("`{c}` is not a channel id"));
+                    v.problem(
+                        &table,
+                        "slack_channel",
+                        format!("`{c}` is not a channel id"),
+                    );
                 }
             }
             if let Some(r) = &t.github_repo {
-                let ok = r.split('/').count() == 2 && r.split('/').all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)));
+                let ok = r.split('/').count() == 2
+                    && r.split('/').all(|p| {
+                        !p.is_empty()
+                            && p.chars()
+                                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+                    });
                 if !ok {
                     v.problem(&table, "github_repo", format!("`{r}` must be `owner/repo`"));
                 }
@@ -535,15 +618,40 @@ impl Config {
             });
         }
 
-        let pagerduty_url = v.url("pagerduty", "url", raw.pagerduty.url.as_deref(), Some("https://events.pagerduty.com"));
-        let github_api_url = v.url("github", "api_url", raw.github.api_url.as_deref(), Some("https://api.github.com"));
-        let listen_s = raw.server.listen.clone().unwrap_or_else(|| "0.0.0.0:8080".into());
+        let pagerduty_url = v.url(
+            "pagerduty",
+            "url",
+            raw.pagerduty.url.as_deref(),
+            Some("https://events.pagerduty.com"),
+        );
+        let github_api_url = v.url(
+            "github",
+            "api_url",
+            raw.github.api_url.as_deref(),
+            Some("https://api.github.com"),
+        );
+        let listen_s = raw
+            .server
+            .listen
+            .clone()
+            .unwrap_or_else(|| "0.0.0.0:8080".into());
         let listen = listen_s.parse().unwrap_or_else(|_| {
-            v.problem("server", "listen", format!("`{listen_s}` is not an address:port (e.g. `0.0.0.0:8080`)"));
+            v.problem(
+                "server",
+                "listen",
+                format!("`{listen_s}` is not an address:port (e.g. `0.0.0.0:8080`)"),
+            );
             SocketAddr::from(([127, 0, 0, 1], 0))
         });
-        let store_url = raw.store.url.clone().unwrap_or_else(|| "sqlite://linkbot.db".into());
-        if !(store_url.starts_with("sqlite:") || store_url.starts_with("postgres://") || store_url.starts_with("postgresql://")) {
+        let store_url = raw
+            .store
+            .url
+            .clone()
+            .unwrap_or_else(|| "sqlite://linkbot.db".into());
+        if !(store_url.starts_with("sqlite:")
+            || store_url.starts_with("postgres://")
+            || store_url.starts_with("postgresql://"))
+        {
             v.problem("store", "url", "must start with `sqlite:` or `postgres://`");
         }
         if let Ok(u) = Url::parse(&store_url) {
@@ -643,7 +751,9 @@ impl Secrets {
             match lookup(&format!("{var}_FILE")).filter(|p| !p.is_empty()) {
                 None => Ok(None),
                 Some(path) => std::fs::read_to_string(&path)
-                    .map(|s| Some(s.trim_end_matches(['\n', '\r']).to_string()).filter(|s| !s.is_empty()))
+                    .map(|s| {
+                        Some(s.trim_end_matches(['\n', '\r']).to_string()).filter(|s| !s.is_empty())
+                    })
                     .map_err(|source| ConfigError::SecretFile {
                         var: var.to_string(),
                         path: path.into(),
@@ -683,7 +793,9 @@ impl Secrets {
 
 /// How logs are written: `LINKBOT_LOG_FORMAT=json` for JSON lines, anything else for text.
 pub fn log_format_is_json() -> bool {
-    std::env::var("LINKBOT_LOG_FORMAT").map(|v| v.eq_ignore_ascii_case("json")).unwrap_or(false)
+    std::env::var("LINKBOT_LOG_FORMAT")
+        .map(|v| v.eq_ignore_ascii_case("json"))
+        .unwrap_or(false)
 }
 
 /// A name for this process in the store's leases: `$HOSTNAME` (the pod name) plus a random
@@ -718,7 +830,10 @@ mod tests {
         let c = Config::parse(EXAMPLE).unwrap_or_else(|p| panic!("{p:?}"));
         assert_eq!(c.check.default_environment, Environment::Prod);
         assert!(c.environments.contains_key(&Environment::Prod));
-        assert_eq!(c.environment(Environment::Prod).unwrap().jenkins_job.len(), 3);
+        assert_eq!(
+            c.environment(Environment::Prod).unwrap().jenkins_job.len(),
+            3
+        );
         assert!(c.escalation_target("razee").is_some());
     }
 
@@ -744,7 +859,11 @@ mod tests {
         ];
         for (src, expect) in cases {
             let problems = Config::parse(src).unwrap_err();
-            let text = problems.iter().map(|p| format!("{} {}", p.key, p.message)).collect::<Vec<_>>().join("\n");
+            let text = problems
+                .iter()
+                .map(|p| format!("{} {}", p.key, p.message))
+                .collect::<Vec<_>>()
+                .join("\n");
             assert!(text.contains(expect), "{src:?} gave {text}");
         }
     }
@@ -764,7 +883,9 @@ mod tests {
         assert_eq!(s.slack_bot_token.unwrap().expose(), "xoxb-from-file");
         assert_eq!(s.slack_app_token.unwrap().expose(), "xapp-direct");
         assert!(s.xo_token.is_none());
-        let err = Secrets::from_lookup(|k| (k == "XO_TOKEN_FILE").then(|| "/nonexistent/x".to_string())).unwrap_err();
+        let err =
+            Secrets::from_lookup(|k| (k == "XO_TOKEN_FILE").then(|| "/nonexistent/x".to_string()))
+                .unwrap_err();
         assert!(err.to_string().contains("XO_TOKEN_FILE"));
     }
 }

@@ -106,7 +106,9 @@ impl LocationId {
     pub fn parse(input: &str) -> Result<Self, DomainError> {
         let s = strip_slack_formatting(input).to_ascii_lowercase();
         // A Slack link to a URL (e.g. `<http://c1…>`) leaves the scheme behind: refuse it.
-        let ok = s.len() == 20 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'v').contains(&b));
+        let ok = s.len() == 20
+            && s.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'v').contains(&b));
         if ok {
             Ok(LocationId(s))
         } else {
@@ -193,9 +195,11 @@ impl Region {
         let parts: Vec<&str> = s.split('-').collect();
         let ok = s.len() <= 32
             && parts.len() >= 2
-            && parts
-                .iter()
-                .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()));
+            && parts.iter().all(|p| {
+                !p.is_empty()
+                    && p.bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+            });
         if ok {
             Ok(Region(s))
         } else {
@@ -216,7 +220,8 @@ impl Carrier {
         let ok = !s.is_empty()
             && s.len() <= 63
             && s.as_bytes()[0].is_ascii_alphanumeric()
-            && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.');
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.');
         if ok {
             Ok(Carrier(s))
         } else {
@@ -251,7 +256,10 @@ impl Tugboat {
         };
         let (prefix, dc) = left.rsplit_once('-').ok_or_else(err)?;
         let token_ok = |t: &str| {
-            !t.is_empty() && t.len() <= 40 && t.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+            !t.is_empty()
+                && t.len() <= 40
+                && t.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
         };
         if !token_ok(prefix) || !token_ok(&carrier) {
             return Err(err());
@@ -301,12 +309,27 @@ impl<'de> Deserialize<'de> for Tugboat {
 
 /// The built-in datacenter → region table (SPEC §6).
 const BUILTIN_REGIONS: &[(&str, &[&str])] = &[
-    ("us-south", &["dal10", "dal12", "dal13", "dal14", "hou02", "mex01", "sjc03", "sjc04"]),
+    (
+        "us-south",
+        &[
+            "dal10", "dal12", "dal13", "dal14", "hou02", "mex01", "sjc03", "sjc04",
+        ],
+    ),
     ("us-east", &["wdc04", "wdc06", "wdc07", "mon01"]),
     ("eu-gb", &["lon02", "lon04", "lon05", "lon06"]),
-    ("eu-de", &["fra02", "fra04", "fra05", "ams03", "mil01", "osl01", "par01"]),
+    (
+        "eu-de",
+        &[
+            "fra02", "fra04", "fra05", "ams03", "mil01", "osl01", "par01",
+        ],
+    ),
     ("eu-es", &["mad02", "mad04", "mad05"]),
-    ("jp-tok", &["tok02", "tok04", "tok05", "che01", "hkg02", "seo01", "sng01"]),
+    (
+        "jp-tok",
+        &[
+            "tok02", "tok04", "tok05", "che01", "hkg02", "seo01", "sng01",
+        ],
+    ),
     ("jp-osa", &["osa21", "osa22", "osa23"]),
     ("au-syd", &["syd01", "syd04", "syd05"]),
     ("ca-tor", &["tor01", "tor04", "tor05"]),
@@ -371,7 +394,9 @@ mod tests {
             assert_eq!(LocationId::parse(input).is_ok(), ok, "{input:?}");
         }
         assert_eq!(
-            LocationId::parse("*C1HK4EK107L5AU5MQ8HG*").unwrap().as_str(),
+            LocationId::parse("*C1HK4EK107L5AU5MQ8HG*")
+                .unwrap()
+                .as_str(),
             "c1hk4ek107l5au5mq8hg"
         );
     }
@@ -390,8 +415,19 @@ mod tests {
         assert_eq!(t.dotted(), "prod-wdc04.carrier107");
         assert_eq!(t.datacenter().as_str(), "wdc04");
         assert_eq!(Tugboat::parse("prod-wdc04-carrier107").unwrap(), t);
-        assert_eq!(Tugboat::parse("stage-dal10.carrier3").unwrap().kebab(), "stage-dal10-carrier3");
-        for bad in ["", "prod", "prod-wdc4.carrier1", "wdc04.carrier1", "prod-wdc04.", "prod-wdc04.carrier 1", "prod-wdc04.a.b"] {
+        assert_eq!(
+            Tugboat::parse("stage-dal10.carrier3").unwrap().kebab(),
+            "stage-dal10-carrier3"
+        );
+        for bad in [
+            "",
+            "prod",
+            "prod-wdc4.carrier1",
+            "wdc04.carrier1",
+            "prod-wdc04.",
+            "prod-wdc04.carrier 1",
+            "prod-wdc04.a.b",
+        ] {
             assert!(Tugboat::parse(bad).is_err(), "{bad:?}");
         }
     }
@@ -399,14 +435,26 @@ mod tests {
     #[test]
     fn regions_come_from_the_builtin_table_and_overrides() {
         let table = RegionTable::default();
-        let region = |dc: &str| table.region_of(&Datacenter::parse(dc).unwrap()).map(|r| r.to_string());
+        let region = |dc: &str| {
+            table
+                .region_of(&Datacenter::parse(dc).unwrap())
+                .map(|r| r.to_string())
+        };
         assert_eq!(region("wdc04").unwrap(), "us-east");
         assert_eq!(region("osa22").unwrap(), "jp-osa");
         assert_eq!(region("par01").unwrap(), "eu-de");
         let err = region("xyz01").unwrap_err().to_string();
         assert!(err.contains("[regions]") && err.contains("xyz01"), "{err}");
-        let over = RegionTable::with_overrides([(Datacenter::parse("xyz01").unwrap(), Region::parse("us-east").unwrap())]);
-        assert_eq!(over.region_of(&Datacenter::parse("xyz01").unwrap()).unwrap().as_str(), "us-east");
+        let over = RegionTable::with_overrides([(
+            Datacenter::parse("xyz01").unwrap(),
+            Region::parse("us-east").unwrap(),
+        )]);
+        assert_eq!(
+            over.region_of(&Datacenter::parse("xyz01").unwrap())
+                .unwrap()
+                .as_str(),
+            "us-east"
+        );
     }
 
     #[test]

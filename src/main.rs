@@ -5,8 +5,14 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let cli = linkbot::cli::Cli::parse();
-    linkbot::telemetry::init(linkbot::config::log_format_is_json(), &linkbot::config::log_filter());
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    linkbot::telemetry::init(
+        linkbot::config::log_format_is_json(),
+        &linkbot::config::log_filter(),
+    );
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("linkbot: cannot start the async runtime: {e}");

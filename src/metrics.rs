@@ -64,21 +64,41 @@ impl Metrics {
         let checks = Family::<VerdictLabel, Counter>::default();
         registry.register("checks", "Finished checks by verdict", checks.clone());
         let check_duration = Histogram::new(exponential_buckets(1.0, 2.0, 14));
-        registry.register("check_duration_seconds", "Check duration", check_duration.clone());
+        registry.register(
+            "check_duration_seconds",
+            "Check duration",
+            check_duration.clone(),
+        );
         let in_flight = Gauge::default();
         registry.register("checks_in_flight", "Checks running now", in_flight.clone());
         let jenkins_calls = Family::<CallLabel, Counter>::default();
         registry.register("jenkins_calls", "Jenkins API calls", jenkins_calls.clone());
         let directory_calls = Family::<CallLabel, Counter>::default();
-        registry.register("directory_calls", "Cluster directory calls", directory_calls.clone());
+        registry.register(
+            "directory_calls",
+            "Cluster directory calls",
+            directory_calls.clone(),
+        );
         let slack_calls = Family::<CallLabel, Counter>::default();
         registry.register("slack_calls", "Slack Web API calls", slack_calls.clone());
         let ack_latency = Histogram::new(exponential_buckets(0.000_05, 2.0, 16));
-        registry.register("envelope_ack_latency_seconds", "Socket Mode envelope ack latency", ack_latency.clone());
+        registry.register(
+            "envelope_ack_latency_seconds",
+            "Socket Mode envelope ack latency",
+            ack_latency.clone(),
+        );
         let reconnects = Counter::default();
-        registry.register("socket_reconnects", "Socket Mode reconnects", reconnects.clone());
+        registry.register(
+            "socket_reconnects",
+            "Socket Mode reconnects",
+            reconnects.clone(),
+        );
         let escalations = Family::<CallLabel, Counter>::default();
-        registry.register("escalations", "Escalations by target kind", escalations.clone());
+        registry.register(
+            "escalations",
+            "Escalations by target kind",
+            escalations.clone(),
+        );
         Metrics {
             registry: Arc::new(registry),
             checks,
@@ -106,7 +126,8 @@ impl Metrics {
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
         let mut out = String::new();
-        prometheus_client::encoding::text::encode(&mut out, &self.registry).expect("writing to a String cannot fail");
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .expect("writing to a String cannot fail");
         out
     }
 }

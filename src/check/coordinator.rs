@@ -53,7 +53,13 @@ pub struct Coordinator {
 
 impl Coordinator {
     /// A coordinator whose checks are leased to `owner` for `lease` at a time.
-    pub fn new(engine: Engine, store: Arc<dyn Store>, sink: Arc<dyn Sink>, owner: String, lease: Duration) -> Self {
+    pub fn new(
+        engine: Engine,
+        store: Arc<dyn Store>,
+        sink: Arc<dyn Sink>,
+        owner: String,
+        lease: Duration,
+    ) -> Self {
         let slots = Arc::new(Semaphore::new(engine.config().check.max_concurrent));
         Coordinator {
             engine,
@@ -78,12 +84,22 @@ impl Coordinator {
 
     /// Requests a check whose progress and result go to `waiter`. `fresh` skips result reuse
     /// (a Re-run), but still joins a check already running.
-    pub async fn request(&self, req: &CheckRequest, requester: &Requester, waiter: Waiter, fresh: bool) -> Result<Requested> {
+    pub async fn request(
+        &self,
+        req: &CheckRequest,
+        requester: &Requester,
+        waiter: Waiter,
+        fresh: bool,
+    ) -> Result<Requested> {
         let key = CheckKey {
             environment: req.environment,
             location: req.location.clone(),
         };
-        let ttl = if fresh { Duration::ZERO } else { self.engine.config().check.result_ttl };
+        let ttl = if fresh {
+            Duration::ZERO
+        } else {
+            self.engine.config().check.result_ttl
+        };
         let claim = self
             .store
             .claim_check(&key, &self.owner, self.lease, ttl, requester)
@@ -91,12 +107,18 @@ impl Coordinator {
             .context("claiming the check in the store")?;
         match claim {
             Claim::Started(id) => {
-                self.store.add_waiter(id, &waiter).await.context("recording the waiter")?;
+                self.store
+                    .add_waiter(id, &waiter)
+                    .await
+                    .context("recording the waiter")?;
                 self.spawn_drive(id, req.clone(), None);
                 Ok(Requested::Started(id))
             }
             Claim::Joined(id) => {
-                self.store.add_waiter(id, &waiter).await.context("recording the waiter")?;
+                self.store
+                    .add_waiter(id, &waiter)
+                    .await
+                    .context("recording the waiter")?;
                 // The holder may have finished between our claim and add_waiter: answer ourselves.
                 if let Some((_, finished_at, report)) = self.store.finished_report(id).await? {
                     if let Ok(report) = serde_json::from_value::<Report>(report) {
@@ -107,9 +129,13 @@ impl Coordinator {
                 Ok(Requested::Joined(id))
             }
             Claim::Fresh {
-                finished_at, report, ..
+                finished_at,
+                report,
+                ..
             } => {
-                let age = (chrono::Utc::now() - finished_at).to_std().unwrap_or_default();
+                let age = (chrono::Utc::now() - finished_at)
+                    .to_std()
+                    .unwrap_or_default();
                 match serde_json::from_value::<Report>(report) {
                     Ok(report) => {
                         self.sink.finished(&[waiter], &report, Some(age)).await;
@@ -127,10 +153,15 @@ impl Coordinator {
 
     /// Takes over checks whose holder died (or this process before a restart) and resumes them.
     pub async fn resume_expired(&self) -> Result<usize> {
-        let taken = self.store.take_over_expired(&self.owner, self.lease).await?;
+        let taken = self
+            .store
+            .take_over_expired(&self.owner, self.lease)
+            .await?;
         let n = taken.len();
         for check in taken {
-            let InFlight { check_id, key, job, .. } = check;
+            let InFlight {
+                check_id, key, job, ..
+            } = check;
             let resume = job.and_then(|j| serde_json::from_value::<ResumePoint>(j).ok());
             tracing::info!(check_id, location = %key.location, resumed_job = resume.is_some(), "resuming a check");
             let req = CheckRequest {
@@ -152,7 +183,10 @@ impl Coordinator {
 
     /// Stops every check this process drives (shutdown): their state stays in the store.
     pub fn abort_all(&self) {
-        self.tasks.lock().unwrap_or_else(|e| e.into_inner()).abort_all();
+        self.tasks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .abort_all();
     }
 
     fn spawn_drive(&self, id: CheckId, req: CheckRequest, resume: Option<ResumePoint>) {
@@ -162,12 +196,21 @@ impl Coordinator {
         while tasks.try_join_next().is_some() {}
         tasks.spawn(async move {
             if let Err(e) = this.drive(id, req, resume).await {
-                tracing::error!(check_id = id, error = format!("{e:#}"), "check failed to complete");
+                tracing::error!(
+                    check_id = id,
+                    error = format!("{e:#}"),
+                    "check failed to complete"
+                );
             }
         });
     }
 
-    async fn drive(&self, id: CheckId, req: CheckRequest, resume: Option<ResumePoint>) -> Result<()> {
+    async fn drive(
+        &self,
+        id: CheckId,
+        req: CheckRequest,
+        resume: Option<ResumePoint>,
+    ) -> Result<()> {
         let waiters = self.store.waiters(id).await?;
         let resumed = resume.is_some();
         let permit = match self.slots.clone().try_acquire_owned() {
@@ -177,7 +220,11 @@ impl Coordinator {
                 self.sink
                     .progress(&waiters, &req, &[format!(":double_vertical_bar: Queued: {busy} checks are running; this one starts as soon as one ends.")])
                     .await;
-                self.slots.clone().acquire_owned().await.context("semaphore closed")?
+                self.slots
+                    .clone()
+                    .acquire_owned()
+                    .await
+                    .context("semaphore closed")?
             }
         };
 
@@ -197,7 +244,8 @@ impl Coordinator {
                 let started = Instant::now();
                 loop {
                     let next = if pending {
-                        let wait = Duration::from_secs(1).saturating_sub(last_edit.map(|t| t.elapsed()).unwrap_or_default());
+                        let wait = Duration::from_secs(1)
+                            .saturating_sub(last_edit.map(|t| t.elapsed()).unwrap_or_default());
                         match tokio::time::timeout(wait, rx.recv()).await {
                             Ok(m) => m.map(Some),
                             Err(_) => Some(None),
@@ -210,8 +258,15 @@ impl Coordinator {
                         Some(Some(p)) => {
                             if let Progress::Job(point) = &p {
                                 if let Ok(job) = serde_json::to_value(point) {
-                                    if let Ok(false) = this.store.set_stage(id, &this.owner, "job", Some(&job)).await {
-                                        tracing::warn!(check_id = id, "lease lost while persisting the job");
+                                    if let Ok(false) = this
+                                        .store
+                                        .set_stage(id, &this.owner, "job", Some(&job))
+                                        .await
+                                    {
+                                        tracing::warn!(
+                                            check_id = id,
+                                            "lease lost while persisting the job"
+                                        );
                                     }
                                 }
                                 continue;
@@ -221,7 +276,9 @@ impl Coordinator {
                         }
                         Some(None) => {}
                     }
-                    let due = last_edit.map(|t| t.elapsed() >= Duration::from_secs(1)).unwrap_or(true);
+                    let due = last_edit
+                        .map(|t| t.elapsed() >= Duration::from_secs(1))
+                        .unwrap_or(true);
                     if pending && due {
                         let waiters = this.store.waiters(id).await.unwrap_or_default();
                         this.sink.progress(&waiters, &req, &lines).await;
@@ -243,7 +300,10 @@ impl Coordinator {
                     match store.renew_lease(id, &owner, lease).await {
                         Ok(true) => {}
                         Ok(false) => {
-                            tracing::warn!(check_id = id, "lease lost: another replica took the check over");
+                            tracing::warn!(
+                                check_id = id,
+                                "lease lost: another replica took the check over"
+                            );
                             return;
                         }
                         Err(e) => tracing::warn!(check_id = id, error = %e, "lease renewal failed"),
@@ -263,7 +323,13 @@ impl Coordinator {
 
         let json = serde_json::to_value(&report).context("serialising the report")?;
         self.store
-            .finish_check(id, &self.owner, report.verdict.as_str(), &json, report.build_url.as_deref())
+            .finish_check(
+                id,
+                &self.owner,
+                report.verdict.as_str(),
+                &json,
+                report.build_url.as_deref(),
+            )
             .await
             .context("recording the result")?;
         let waiters = self.store.waiters(id).await?;
@@ -281,25 +347,48 @@ fn apply(lines: &mut Vec<String>, p: &Progress, req: &CheckRequest, elapsed: Dur
         lines.push(line);
     };
     match p {
-        Progress::LookingUp => lines.push(format!("Looking up `{}` in the {} cluster directory…", req.location, req.environment)),
+        Progress::LookingUp => lines.push(format!(
+            "Looking up `{}` in the {} cluster directory…",
+            req.location, req.environment
+        )),
         Progress::Triggering { tugboat, carrier } => {
-            lines.push(format!("✅ Tugboat `{}` (`{}`), carrier `{carrier}`", tugboat.dotted(), tugboat.kebab()));
+            lines.push(format!(
+                "✅ Tugboat `{}` (`{}`), carrier `{carrier}`",
+                tugboat.dotted(),
+                tugboat.kebab()
+            ));
             lines.push("Triggering armada-ha-master-get-info…".into());
         }
         Progress::Job(_) => {}
         Progress::Jenkins(JobProgress::Queued { why, .. }) => replace_last_if(
             lines,
             "Jenkins queue",
-            format!("Jenkins queue: {}", why.as_deref().unwrap_or("waiting for an executor")),
+            format!(
+                "Jenkins queue: {}",
+                why.as_deref().unwrap_or("waiting for an executor")
+            ),
         ),
-        Progress::Jenkins(JobProgress::Running { build, elapsed, estimated }) => replace_last_if(
+        Progress::Jenkins(JobProgress::Running {
+            build,
+            elapsed,
+            estimated,
+        }) => replace_last_if(
             lines,
             "Build #",
-            format!("Build #{} running: {}", build.number, progress_bar(*elapsed, *estimated)),
+            format!(
+                "Build #{} running: {}",
+                build.number,
+                progress_bar(*elapsed, *estimated)
+            ),
         ),
-        Progress::Jenkins(JobProgress::Finished { build, result }) => {
-            replace_last_if(lines, "Build #", format!("Build #{} finished: {result}", build.number))
-        }
-        Progress::ReadingArtifacts => lines.push(format!("Reading the artifacts… ({} so far)", human(elapsed))),
+        Progress::Jenkins(JobProgress::Finished { build, result }) => replace_last_if(
+            lines,
+            "Build #",
+            format!("Build #{} finished: {result}", build.number),
+        ),
+        Progress::ReadingArtifacts => lines.push(format!(
+            "Reading the artifacts… ({} so far)",
+            human(elapsed)
+        )),
     }
 }

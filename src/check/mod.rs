@@ -13,7 +13,9 @@ use crate::diagnosis::verdict::{next_actions, Report, Step, StepId, StepStatus, 
 use crate::directory::{DirectoryClient, DirectoryError};
 use crate::domain::{Carrier, Environment, LocationId, Region, Tugboat};
 use crate::iam::IamClient;
-use crate::jenkins::{BuildParams, BuildRef, JenkinsClient, JobError, JobHandle, JobProgress, PollPolicy};
+use crate::jenkins::{
+    BuildParams, BuildRef, JenkinsClient, JobError, JobHandle, JobProgress, PollPolicy,
+};
 use crate::metrics::{Metrics, VerdictLabel};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -115,8 +117,15 @@ impl Draft {
         }
     }
 
-    fn fail(mut self, step: StepId, verdict: VerdictCode, summary: String, evidence: Vec<String>) -> Report {
-        self.steps.push(Step::new(step, StepStatus::Failed, evidence));
+    fn fail(
+        mut self,
+        step: StepId,
+        verdict: VerdictCode,
+        summary: String,
+        evidence: Vec<String>,
+    ) -> Report {
+        self.steps
+            .push(Step::new(step, StepStatus::Failed, evidence));
         self.finish(verdict, summary, None)
     }
 }
@@ -142,7 +151,11 @@ impl Engine {
             .iter()
             .map(|(env, ec)| {
                 let clients = EnvClients {
-                    directory: DirectoryClient::new(ec.xo_url.clone(), secrets.xo_token.clone(), metrics.clone()),
+                    directory: DirectoryClient::new(
+                        ec.xo_url.clone(),
+                        secrets.xo_token.clone(),
+                        metrics.clone(),
+                    ),
                     jenkins: JenkinsClient::new(
                         ec.jenkins_url.clone(),
                         ec.jenkins_job.clone(),
@@ -161,7 +174,12 @@ impl Engine {
             .iam
             .verify_key
             .then(|| IamClient::new(config.iam.url.clone(), metrics.clone()));
-        Engine { config, envs, iam, metrics }
+        Engine {
+            config,
+            envs,
+            iam,
+            metrics,
+        }
     }
 
     /// The configuration the engine runs with.
@@ -186,7 +204,9 @@ impl Engine {
                 verdict: report.verdict.as_str().to_string(),
             })
             .inc();
-        self.metrics.check_duration.observe(started.elapsed().as_secs_f64());
+        self.metrics
+            .check_duration
+            .observe(started.elapsed().as_secs_f64());
         tracing::info!(
             location = %req.location,
             environment = %req.environment,
@@ -216,20 +236,37 @@ impl Engine {
         };
         let Some(clients) = self.envs.get(&req.environment) else {
             let msg = format!("bot.toml has no [environments.{}] table.", req.environment);
-            return draft.fail(StepId::Lookup, VerdictCode::LookupFailed, msg.clone(), vec![msg]);
+            return draft.fail(
+                StepId::Lookup,
+                VerdictCode::LookupFailed,
+                msg.clone(),
+                vec![msg],
+            );
         };
 
         // Steps 1 and 2a: tugboat and carrier (skipped when resuming: they were persisted).
         let (tugboat, carrier, start) = match resume.and_then(|r| {
-            Some((Tugboat::parse(&r.tugboat).ok()?, Carrier::parse(&r.carrier).ok()?, r.job))
+            Some((
+                Tugboat::parse(&r.tugboat).ok()?,
+                Carrier::parse(&r.carrier).ok()?,
+                r.job,
+            ))
         }) {
             Some((t, c, job)) => {
                 draft.steps.push(Step::new(
                     StepId::Lookup,
                     StepStatus::Ok,
-                    vec![format!("ActualDatacenterCluster `{}` (kebab: `{}`), resumed after a restart", t.dotted(), t.kebab())],
+                    vec![format!(
+                        "ActualDatacenterCluster `{}` (kebab: `{}`), resumed after a restart",
+                        t.dotted(),
+                        t.kebab()
+                    )],
                 ));
-                draft.steps.push(Step::new(StepId::Carrier, StepStatus::Ok, vec![format!("`{c}` (resumed)")]));
+                draft.steps.push(Step::new(
+                    StepId::Carrier,
+                    StepStatus::Ok,
+                    vec![format!("`{c}` (resumed)")],
+                ));
                 (t, c, Some(job))
             }
             None => {
@@ -260,24 +297,41 @@ impl Engine {
                 draft.tugboat = Some(tugboat.clone());
                 match self.config.regions.region_of(tugboat.datacenter()) {
                     Ok(r) => {
-                        evidence.push(format!("datacenter `{}` is in region `{r}`", tugboat.datacenter()));
+                        evidence.push(format!(
+                            "datacenter `{}` is in region `{r}`",
+                            tugboat.datacenter()
+                        ));
                         draft.region_expected = Some(r);
                     }
                     Err(e) => {
                         let msg = e.to_string();
-                        return draft.fail(StepId::Lookup, VerdictCode::LookupFailed, format!("{msg}."), vec![msg]);
+                        return draft.fail(
+                            StepId::Lookup,
+                            VerdictCode::LookupFailed,
+                            format!("{msg}."),
+                            vec![msg],
+                        );
                     }
                 }
-                draft.steps.push(Step::new(StepId::Lookup, StepStatus::Ok, evidence));
+                draft
+                    .steps
+                    .push(Step::new(StepId::Lookup, StepStatus::Ok, evidence));
 
                 let carrier = match self.choose_carrier(clients, &tugboat).await {
                     Ok((c, evidence)) => {
-                        draft.steps.push(Step::new(StepId::Carrier, StepStatus::Ok, evidence));
+                        draft
+                            .steps
+                            .push(Step::new(StepId::Carrier, StepStatus::Ok, evidence));
                         c
                     }
                     Err(evidence) => {
                         let summary = evidence.first().cloned().unwrap_or_default();
-                        return draft.fail(StepId::Carrier, VerdictCode::LookupFailed, summary, evidence);
+                        return draft.fail(
+                            StepId::Carrier,
+                            VerdictCode::LookupFailed,
+                            summary,
+                            evidence,
+                        );
                     }
                 };
                 (tugboat, carrier, None)
@@ -290,7 +344,12 @@ impl Engine {
                 Ok(r) => draft.region_expected = Some(r),
                 Err(e) => {
                     let msg = e.to_string();
-                    return draft.fail(StepId::Lookup, VerdictCode::LookupFailed, format!("{msg}."), vec![msg]);
+                    return draft.fail(
+                        StepId::Lookup,
+                        VerdictCode::LookupFailed,
+                        format!("{msg}."),
+                        vec![msg],
+                    );
                 }
             }
         }
@@ -317,7 +376,12 @@ impl Engine {
                     Err(e) => {
                         tracing::warn!(location = %req.location, error = %e, "Jenkins refused the job");
                         let msg = format!("Jenkins refused the job: {}", e.user_message());
-                        return draft.fail(StepId::Job, VerdictCode::JobFailed, msg.clone(), vec![msg]);
+                        return draft.fail(
+                            StepId::Job,
+                            VerdictCode::JobFailed,
+                            msg.clone(),
+                            vec![msg],
+                        );
                     }
                 }
             }
@@ -343,18 +407,29 @@ impl Engine {
             }
             progress(Progress::Jenkins(p.clone()));
         };
-        let finished = match clients.jenkins.wait(start, self.config.check.job_timeout, &on_job).await {
+        let finished = match clients
+            .jenkins
+            .wait(start, self.config.check.job_timeout, &on_job)
+            .await
+        {
             Ok(f) => f,
             Err(e) => {
                 tracing::warn!(location = %req.location, error = %e.user_message(), "Jenkins job did not succeed");
                 let build = e.build().cloned();
-                draft.build_url = build.as_ref().map(|b| b.url.to_string()).or(draft.build_url);
+                draft.build_url = build
+                    .as_ref()
+                    .map(|b| b.url.to_string())
+                    .or(draft.build_url);
                 let tail = match &e {
                     JobError::Failed { console_tail, .. } => console_tail.clone(),
                     _ => None,
                 };
                 let msg = e.user_message();
-                draft.steps.push(Step::new(StepId::Job, StepStatus::Failed, vec![msg.clone()]));
+                draft.steps.push(Step::new(
+                    StepId::Job,
+                    StepStatus::Failed,
+                    vec![msg.clone()],
+                ));
                 return draft.finish(VerdictCode::JobFailed, msg, tail);
             }
         };
@@ -369,16 +444,28 @@ impl Engine {
                     finished.result,
                     human_duration(job_started.elapsed())
                 ),
-                format!("parameters: CLUSTERID={} TUGBOAT={} CARRIER_NAME={}", req.location, tugboat.kebab(), carrier),
+                format!(
+                    "parameters: CLUSTERID={} TUGBOAT={} CARRIER_NAME={}",
+                    req.location,
+                    tugboat.kebab(),
+                    carrier
+                ),
             ],
         ));
 
         // Steps 3 and 4: the artifacts.
         progress(Progress::ReadingArtifacts);
-        let (api_key_log, configmap_log) = match self.artifacts(clients, &finished.build, &finished.artifacts).await {
+        let (api_key_log, configmap_log) = match self
+            .artifacts(clients, &finished.build, &finished.artifacts)
+            .await
+        {
             Ok(pair) => pair,
             Err((verdict, msg)) => {
-                let step = if verdict == VerdictCode::ArtifactMissing { StepId::ApiKey } else { StepId::Job };
+                let step = if verdict == VerdictCode::ArtifactMissing {
+                    StepId::ApiKey
+                } else {
+                    StepId::Job
+                };
                 return draft.fail(step, verdict, msg.clone(), vec![msg]);
             }
         };
@@ -386,7 +473,9 @@ impl Engine {
         drop(api_key_log);
 
         // Step 5 (optional): ask IAM.
-        if let (Some(iam), VerdictCode::ApiKeyInvalid, Some(key)) = (&self.iam, diagnosis.verdict, diagnosis.key.clone()) {
+        if let (Some(iam), VerdictCode::ApiKeyInvalid, Some(key)) =
+            (&self.iam, diagnosis.verdict, diagnosis.key.clone())
+        {
             let outcome = iam.probe(&key).await;
             diagnosis = rules::apply_iam(diagnosis, &outcome);
         }
@@ -400,7 +489,11 @@ impl Engine {
     }
 
     /// The first available carrier in the tugboat's datacenter: from the directory, else `[carriers]`.
-    async fn choose_carrier(&self, clients: &EnvClients, tugboat: &Tugboat) -> Result<(Carrier, Vec<String>), Vec<String>> {
+    async fn choose_carrier(
+        &self,
+        clients: &EnvClients,
+        tugboat: &Tugboat,
+    ) -> Result<(Carrier, Vec<String>), Vec<String>> {
         let dc = tugboat.datacenter();
         match clients.directory.carriers(dc).await {
             Ok(Some(list)) if !list.is_empty() => {
@@ -445,10 +538,17 @@ impl Engine {
                 .iter()
                 .find(|p| p.rsplit('/').next() == Some(name))
                 .ok_or_else(|| {
-                    let listed = if available.is_empty() { "none".to_string() } else { available.join(", ") };
+                    let listed = if available.is_empty() {
+                        "none".to_string()
+                    } else {
+                        available.join(", ")
+                    };
                     (
                         VerdictCode::ArtifactMissing,
-                        format!("Build #{} has no `{name}` (its artifacts: {listed}).", build.number),
+                        format!(
+                            "Build #{} has no `{name}` (its artifacts: {listed}).",
+                            build.number
+                        ),
                     )
                 })?;
             let bytes = clients
@@ -457,7 +557,10 @@ impl Engine {
                 .await
                 .map_err(|e| {
                     tracing::warn!(artifact = name, error = %e, "artifact download failed");
-                    (VerdictCode::JobFailed, format!("Could not download `{name}`: {}", e.user_message()))
+                    (
+                        VerdictCode::JobFailed,
+                        format!("Could not download `{name}`: {}", e.user_message()),
+                    )
                 })?;
             out.push(bytes);
         }

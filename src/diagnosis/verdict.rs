@@ -298,7 +298,10 @@ mod tests {
     fn codes_round_trip_and_match_the_spec() {
         for code in VerdictCode::ALL {
             assert_eq!(VerdictCode::parse(code.as_str()), Some(code));
-            assert_eq!(serde_json::to_value(code).unwrap(), serde_json::json!(code.as_str()));
+            assert_eq!(
+                serde_json::to_value(code).unwrap(),
+                serde_json::json!(code.as_str())
+            );
         }
     }
 

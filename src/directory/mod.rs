@@ -52,10 +52,18 @@ impl DirectoryError {
     /// One sentence for a person, without transport details.
     pub fn user_message(&self) -> String {
         match self {
-            DirectoryError::UnknownLocation(l) => format!("The cluster directory does not know location `{l}`."),
-            DirectoryError::Status { status, what } => format!("The cluster directory answered HTTP {status} to the {what} request."),
-            DirectoryError::Transport { what, .. } => format!("The cluster directory could not be reached for the {what} request."),
-            DirectoryError::Unparseable { what, detail } => format!("The cluster directory's {what} answer could not be understood: {detail}."),
+            DirectoryError::UnknownLocation(l) => {
+                format!("The cluster directory does not know location `{l}`.")
+            }
+            DirectoryError::Status { status, what } => {
+                format!("The cluster directory answered HTTP {status} to the {what} request.")
+            }
+            DirectoryError::Transport { what, .. } => {
+                format!("The cluster directory could not be reached for the {what} request.")
+            }
+            DirectoryError::Unparseable { what, detail } => {
+                format!("The cluster directory's {what} answer could not be understood: {detail}.")
+            }
         }
     }
 }
@@ -81,7 +89,10 @@ pub struct CarrierEntry {
 impl CarrierEntry {
     /// "Available" means `available`, `normal` or `deployed`, case-insensitively (SPEC §3).
     pub fn is_available(&self) -> bool {
-        matches!(self.status.trim().to_ascii_lowercase().as_str(), "available" | "normal" | "deployed")
+        matches!(
+            self.status.trim().to_ascii_lowercase().as_str(),
+            "available" | "normal" | "deployed"
+        )
     }
 }
 
@@ -112,11 +123,17 @@ impl DirectoryClient {
     }
 
     async fn get(&self, path: &str, what: &'static str) -> Result<(u16, String), DirectoryError> {
-        let url = self.base.join(path).map_err(|e| DirectoryError::Unparseable {
-            what,
-            detail: format!("bad URL ({e})"),
-        })?;
-        let mut req = self.http.get(url).header("Accept", "application/json, text/plain");
+        let url = self
+            .base
+            .join(path)
+            .map_err(|e| DirectoryError::Unparseable {
+                what,
+                detail: format!("bad URL ({e})"),
+            })?;
+        let mut req = self
+            .http
+            .get(url)
+            .header("Accept", "application/json, text/plain");
         if let Some(t) = &self.token {
             req = req.bearer_auth(t.expose());
         }
@@ -127,7 +144,11 @@ impl DirectoryClient {
         let status = resp.status().as_u16();
         let mut body = Vec::new();
         let mut resp = resp;
-        while let Some(chunk) = resp.chunk().await.map_err(|source| DirectoryError::Transport { what, source })? {
+        while let Some(chunk) = resp
+            .chunk()
+            .await
+            .map_err(|source| DirectoryError::Transport { what, source })?
+        {
             if body.len() + chunk.len() > MAX_ANSWER_BYTES {
                 Metrics::call(&self.metrics.directory_calls, what, "too_large");
                 return Err(DirectoryError::Unparseable {
@@ -137,7 +158,11 @@ impl DirectoryClient {
             }
             body.extend_from_slice(&chunk);
         }
-        let outcome = if (200..300).contains(&status) { "ok".to_string() } else { format!("http_{status}") };
+        let outcome = if (200..300).contains(&status) {
+            "ok".to_string()
+        } else {
+            format!("http_{status}")
+        };
         Metrics::call(&self.metrics.directory_calls, what, &outcome);
         Ok((status, String::from_utf8_lossy(&body).into_owned()))
     }
@@ -148,31 +173,45 @@ impl DirectoryClient {
         match status {
             200 => parse_cluster(&body),
             404 => Err(DirectoryError::UnknownLocation(location.clone())),
-            s => Err(DirectoryError::Status { status: s, what: "cluster" }),
+            s => Err(DirectoryError::Status {
+                status: s,
+                what: "cluster",
+            }),
         }
     }
 
     /// The carriers of a datacenter in preference order, or `None` when the directory has no
     /// carriers endpoint (404), so the caller falls back to `[carriers]`.
-    pub async fn carriers(&self, dc: &Datacenter) -> Result<Option<Vec<CarrierEntry>>, DirectoryError> {
+    pub async fn carriers(
+        &self,
+        dc: &Datacenter,
+    ) -> Result<Option<Vec<CarrierEntry>>, DirectoryError> {
         let (status, body) = self.get(&format!("carriers/{dc}"), "carriers").await?;
         match status {
             200 => parse_carriers(&body).map(Some),
             404 => Ok(None),
-            s => Err(DirectoryError::Status { status: s, what: "carriers" }),
+            s => Err(DirectoryError::Status {
+                status: s,
+                what: "carriers",
+            }),
         }
     }
 }
 
 /// Parses a cluster answer: a JSON object, or XO's text form (`Field: value` per line).
 pub fn parse_cluster(body: &str) -> Result<ClusterInfo, DirectoryError> {
-    let unparseable = |detail: String| DirectoryError::Unparseable { what: "cluster", detail };
+    let unparseable = |detail: String| DirectoryError::Unparseable {
+        what: "cluster",
+        detail,
+    };
     let trimmed = body.trim_start_matches('\u{feff}').trim();
     let mut fields = BTreeMap::new();
     if trimmed.starts_with('{') || trimmed.starts_with('[') {
-        let value: serde_json::Value =
-            serde_json::from_str(trimmed).map_err(|e| unparseable(format!("invalid JSON ({e})")))?;
-        let obj = value.as_object().ok_or_else(|| unparseable("not a JSON object".into()))?;
+        let value: serde_json::Value = serde_json::from_str(trimmed)
+            .map_err(|e| unparseable(format!("invalid JSON ({e})")))?;
+        let obj = value
+            .as_object()
+            .ok_or_else(|| unparseable("not a JSON object".into()))?;
         for (k, v) in obj {
             let s = match v {
                 serde_json::Value::String(s) => s.clone(),
@@ -214,10 +253,11 @@ struct RawCarrier {
 
 /// Parses a carriers answer: a JSON array of `{"Name", "Status"}` in preference order.
 pub fn parse_carriers(body: &str) -> Result<Vec<CarrierEntry>, DirectoryError> {
-    let raw: Vec<RawCarrier> = serde_json::from_str(body.trim()).map_err(|e| DirectoryError::Unparseable {
-        what: "carriers",
-        detail: format!("expected a JSON array of {{\"Name\", \"Status\"}} ({e})"),
-    })?;
+    let raw: Vec<RawCarrier> =
+        serde_json::from_str(body.trim()).map_err(|e| DirectoryError::Unparseable {
+            what: "carriers",
+            detail: format!("expected a JSON array of {{\"Name\", \"Status\"}} ({e})"),
+        })?;
     raw.into_iter()
         .map(|c| {
             Ok(CarrierEntry {
@@ -236,8 +276,10 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    const JSON: &str = include_str!("../../tests/fixtures/directory/cluster-c1hk4ek107l5au5mq8hg.json");
-    const TEXT: &str = include_str!("../../tests/fixtures/directory/cluster-c1hk4ek107l5au5mq8hg.txt");
+    const JSON: &str =
+        include_str!("../../tests/fixtures/directory/cluster-c1hk4ek107l5au5mq8hg.json");
+    const TEXT: &str =
+        include_str!("../../tests/fixtures/directory/cluster-c1hk4ek107l5au5mq8hg.txt");
     const CARRIERS: &str = include_str!("../../tests/fixtures/directory/carriers-wdc04.json");
 
     #[test]
@@ -246,7 +288,10 @@ mod tests {
         let b = parse_cluster(TEXT).unwrap();
         assert_eq!(a.tugboat.dotted(), "prod-wdc04.carrier107");
         assert_eq!(a.tugboat, b.tugboat);
-        assert_eq!(b.fields.get("Datacenter").map(String::as_str), Some("wdc04"));
+        assert_eq!(
+            b.fields.get("Datacenter").map(String::as_str),
+            Some("wdc04")
+        );
     }
 
     #[test]
@@ -256,7 +301,10 @@ mod tests {
             ("{", "invalid JSON"),
             ("[1,2]", "not a JSON object"),
             ("{\"Name\": \"x\"}", "ActualDatacenterCluster"),
-            ("{\"ActualDatacenterCluster\": \"nonsense\"}", "not a tugboat"),
+            (
+                "{\"ActualDatacenterCluster\": \"nonsense\"}",
+                "not a tugboat",
+            ),
             ("{\"ActualDatacenterCluster\": 7}", "not a tugboat"),
             ("<html>502 Bad Gateway</html>", "ActualDatacenterCluster"),
         ];
@@ -271,8 +319,17 @@ mod tests {
         let list = parse_carriers(CARRIERS).unwrap();
         let first = list.iter().find(|c| c.is_available()).unwrap();
         assert_eq!(first.name.as_str(), "prod-wdc04-carrier2");
-        for (status, ok) in [("AVAILABLE", true), ("normal", true), ("Deployed", true), ("maintenance", false), ("", false)] {
-            let c = CarrierEntry { name: Carrier::parse("c1").unwrap(), status: status.into() };
+        for (status, ok) in [
+            ("AVAILABLE", true),
+            ("normal", true),
+            ("Deployed", true),
+            ("maintenance", false),
+            ("", false),
+        ] {
+            let c = CarrierEntry {
+                name: Carrier::parse("c1").unwrap(),
+                status: status.into(),
+            };
             assert_eq!(c.is_available(), ok, "{status}");
         }
         assert!(parse_carriers("{}").is_err());

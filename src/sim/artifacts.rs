@@ -24,7 +24,9 @@ pub fn api_key_log(key: Option<&str>) -> Vec<u8> {
 
 /// `connector_sl_configMap.log` with `region` (or no `region` key when `None`).
 pub fn configmap_log(location: &str, region: Option<&str>) -> Vec<u8> {
-    let region = region.map(|r| format!("  region: {r}\n")).unwrap_or_default();
+    let region = region
+        .map(|r| format!("  region: {r}\n"))
+        .unwrap_or_default();
     format!(
         "+ kubectl get configmap satellite-link-config -n satellite-link -o yaml\napiVersion: v1\ndata:\n  location_id: {location}\n{region}  log_level: info\nkind: ConfigMap\nmetadata:\n  name: satellite-link-config\n  namespace: satellite-link\n"
     )

@@ -58,7 +58,10 @@ impl SimDirectory {
         let app = Router::new()
             .route("/cluster/{id}", get(cluster))
             .route("/carriers/{dc}", get(carriers))
-            .with_state(AppState { inner: inner.clone(), notify: notify.clone() });
+            .with_state(AppState {
+                inner: inner.clone(),
+                notify: notify.clone(),
+            });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -70,7 +73,12 @@ impl SimDirectory {
                 .await;
         });
         let base = Url::parse(&format!("http://{addr}/api/")).expect("loopback URL");
-        Ok(SimDirectory { base, inner, notify, _shutdown: tx })
+        Ok(SimDirectory {
+            base,
+            inner,
+            notify,
+            _shutdown: tx,
+        })
     }
 
     /// The base URL to put in `xo_url`.
@@ -80,7 +88,9 @@ impl SimDirectory {
 
     /// Sets how `location` is answered.
     pub fn set_cluster(&self, location: &str, answer: ClusterAnswer) {
-        lock(&self.inner).clusters.insert(location.to_string(), answer);
+        lock(&self.inner)
+            .clusters
+            .insert(location.to_string(), answer);
     }
 
     /// Sets the carriers of `dc` as `(name, status)` pairs, in preference order.
@@ -89,14 +99,17 @@ impl SimDirectory {
             .iter()
             .map(|(n, s)| serde_json::json!({"Name": n, "Status": s}))
             .collect();
-        lock(&self.inner)
-            .carriers
-            .insert(dc.to_string(), (200, serde_json::Value::Array(list).to_string()));
+        lock(&self.inner).carriers.insert(
+            dc.to_string(),
+            (200, serde_json::Value::Array(list).to_string()),
+        );
     }
 
     /// Makes `/carriers/{dc}` answer this status and body.
     pub fn set_carriers_raw(&self, dc: &str, status: u16, body: &str) {
-        lock(&self.inner).carriers.insert(dc.to_string(), (status, body.to_string()));
+        lock(&self.inner)
+            .carriers
+            .insert(dc.to_string(), (status, body.to_string()));
     }
 
     /// Requires `Authorization: Bearer <token>` (401 otherwise).
@@ -130,7 +143,10 @@ fn record(state: &AppState, path: String, headers: &HeaderMap) -> Result<(), Res
     inner.requests.push(path);
     state.notify.notify_waiters();
     if let Some(t) = &inner.token {
-        let got = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("");
+        let got = headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
         if got != format!("Bearer {t}") {
             return Err((StatusCode::UNAUTHORIZED, "unauthorized").into_response());
         }
@@ -140,7 +156,11 @@ fn record(state: &AppState, path: String, headers: &HeaderMap) -> Result<(), Res
 
 /// A JSON cluster answer for `location` on `tugboat`, shaped like the real directory's.
 pub fn cluster_json(location: &str, tugboat: &str) -> String {
-    let dc = tugboat.split(['.']).next().and_then(|l| l.rsplit('-').next()).unwrap_or("");
+    let dc = tugboat
+        .split(['.'])
+        .next()
+        .and_then(|l| l.rsplit('-').next())
+        .unwrap_or("");
     serde_json::json!({
         "ID": location,
         "Name": format!("edge-location-{}", &location[..location.len().min(6)]),
@@ -152,7 +172,11 @@ pub fn cluster_json(location: &str, tugboat: &str) -> String {
     .to_string()
 }
 
-async fn cluster(State(state): State<AppState>, Path(id): Path<String>, headers: HeaderMap) -> Response {
+async fn cluster(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
     if let Err(r) = record(&state, format!("/cluster/{id}"), &headers) {
         return r;
     }
@@ -165,20 +189,31 @@ async fn cluster(State(state): State<AppState>, Path(id): Path<String>, headers:
         )
             .into_response(),
         Some(ClusterAnswer::Text(t)) => {
-            let json: serde_json::Value = serde_json::from_str(&cluster_json(&id, &t)).unwrap_or_default();
+            let json: serde_json::Value =
+                serde_json::from_str(&cluster_json(&id, &t)).unwrap_or_default();
             let text: String = json
                 .as_object()
-                .map(|o| o.iter().map(|(k, v)| format!("{k}: {}\n", v.as_str().unwrap_or(""))).collect())
+                .map(|o| {
+                    o.iter()
+                        .map(|(k, v)| format!("{k}: {}\n", v.as_str().unwrap_or("")))
+                        .collect()
+                })
                 .unwrap_or_default();
             ([("content-type", "text/plain")], text).into_response()
         }
-        Some(ClusterAnswer::Raw(status, body)) => {
-            (StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), body).into_response()
-        }
+        Some(ClusterAnswer::Raw(status, body)) => (
+            StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            body,
+        )
+            .into_response(),
     }
 }
 
-async fn carriers(State(state): State<AppState>, Path(dc): Path<String>, headers: HeaderMap) -> Response {
+async fn carriers(
+    State(state): State<AppState>,
+    Path(dc): Path<String>,
+    headers: HeaderMap,
+) -> Response {
     if let Err(r) = record(&state, format!("/carriers/{dc}"), &headers) {
         return r;
     }

@@ -66,12 +66,15 @@ fn labels(text: &str, out: &mut Vec<(String, String)>) {
                 .trim()
                 .trim_start_matches(['-', '•', '*', '>', ' ', '\t'])
                 .trim();
-            let Some(idx) = seg.find(['=', ':']) else { continue };
+            let Some(idx) = seg.find(['=', ':']) else {
+                continue;
+            };
             let key = strip_slack_formatting(&seg[..idx]);
             if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
                 continue;
             }
-            let value = strip_slack_formatting(seg[idx + 1..].trim().trim_start_matches(['=', ':']));
+            let value =
+                strip_slack_formatting(seg[idx + 1..].trim().trim_start_matches(['=', ':']));
             if !value.is_empty() {
                 out.push((key.to_ascii_lowercase(), value));
             }
@@ -84,28 +87,37 @@ pub fn classify(text: &str, attachments: &[AttachmentText]) -> Alert {
     let mut blobs: Vec<&str> = vec![text];
     let mut pairs = Vec::new();
     for a in attachments {
-        blobs.extend([&a.title, &a.pretext, &a.text, &a.fallback].into_iter().flatten().map(String::as_str));
+        blobs.extend(
+            [&a.title, &a.pretext, &a.text, &a.fallback]
+                .into_iter()
+                .flatten()
+                .map(String::as_str),
+        );
         for (k, v) in &a.fields {
-            pairs.push((strip_slack_formatting(k).to_ascii_lowercase(), strip_slack_formatting(v)));
+            pairs.push((
+                strip_slack_formatting(k).to_ascii_lowercase(),
+                strip_slack_formatting(v),
+            ));
         }
     }
     for b in &blobs {
         labels(b, &mut pairs);
     }
-    let named = pairs
+    let named = pairs.iter().any(|(k, v)| {
+        (k == "alertname" || k == "alert_situation") && v.eq_ignore_ascii_case(ALERT_NAME)
+    }) || attachments
         .iter()
-        .any(|(k, v)| (k == "alertname" || k == "alert_situation") && v.eq_ignore_ascii_case(ALERT_NAME))
-        || attachments
-            .iter()
-            .filter_map(|a| a.title.as_deref())
-            .any(|t| cut(t).contains(ALERT_NAME));
+        .filter_map(|a| a.title.as_deref())
+        .any(|t| cut(t).contains(ALERT_NAME));
     if !named {
         return Alert::NotOurs;
     }
     let resolved = blobs.iter().any(|b| {
         let b = cut(b);
         b.contains("[RESOLVED") || b.contains("[Resolved") || b.contains("[resolved")
-    }) || pairs.iter().any(|(k, v)| k == "status" && v.eq_ignore_ascii_case("resolved"));
+    }) || pairs
+        .iter()
+        .any(|(k, v)| k == "status" && v.eq_ignore_ascii_case("resolved"));
     if resolved {
         return Alert::Resolved;
     }
@@ -125,9 +137,14 @@ pub fn classify(text: &str, attachments: &[AttachmentText]) -> Alert {
         .filter(|(k, _)| k == "environment" || k == "env")
         .find_map(|(_, v)| Environment::parse(v).ok());
     if locations.is_empty() {
-        return Alert::NoLocation(bad.unwrap_or_else(|| "the alert carries no `cluster_id` label".into()));
+        return Alert::NoLocation(
+            bad.unwrap_or_else(|| "the alert carries no `cluster_id` label".into()),
+        );
     }
-    Alert::Firing { locations, environment }
+    Alert::Firing {
+        locations,
+        environment,
+    }
 }
 
 #[cfg(test)]
@@ -173,13 +190,18 @@ mod tests {
         assert_eq!(
             classify("", &[fields]),
             Alert::Firing {
-                locations: vec![LocationId::parse(LOC).unwrap(), LocationId::parse("c2hk4ek107l5au5mq8hg").unwrap()],
+                locations: vec![
+                    LocationId::parse(LOC).unwrap(),
+                    LocationId::parse("c2hk4ek107l5au5mq8hg").unwrap()
+                ],
                 environment: Some(Environment::Stage),
             }
         );
 
         let labelset = AttachmentText {
-            fallback: Some(format!("{{alertname=\"{ALERT_NAME}\", cluster_id=\"{LOC}\"}}")),
+            fallback: Some(format!(
+                "{{alertname=\"{ALERT_NAME}\", cluster_id=\"{LOC}\"}}"
+            )),
             ..Default::default()
         };
         assert_eq!(classify("", &[labelset]), firing(&[LOC]));
@@ -193,10 +215,22 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(classify("", &[resolved]), Alert::Resolved);
-        assert_eq!(classify(&format!("[RESOLVED]\nalertname = {ALERT_NAME}\ncluster_id = {LOC}"), &[]), Alert::Resolved);
-        assert_eq!(classify(&format!("alertname = OtherAlert\ncluster_id = {LOC}"), &[]), Alert::NotOurs);
+        assert_eq!(
+            classify(
+                &format!("[RESOLVED]\nalertname = {ALERT_NAME}\ncluster_id = {LOC}"),
+                &[]
+            ),
+            Alert::Resolved
+        );
+        assert_eq!(
+            classify(&format!("alertname = OtherAlert\ncluster_id = {LOC}"), &[]),
+            Alert::NotOurs
+        );
         assert_eq!(classify("hello team", &[]), Alert::NotOurs);
-        assert!(matches!(classify(&format!("alertname = {ALERT_NAME}"), &[]), Alert::NoLocation(_)));
+        assert!(matches!(
+            classify(&format!("alertname = {ALERT_NAME}"), &[]),
+            Alert::NoLocation(_)
+        ));
         assert!(matches!(
             classify(&format!("alertname = {ALERT_NAME}\ncluster_id = xxxxxxxxxxx"), &[]),
             Alert::NoLocation(m) if m.contains("20 characters")

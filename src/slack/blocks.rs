@@ -83,7 +83,9 @@ pub fn clip(s: &str, max: usize) -> String {
 
 /// Escapes text for mrkdwn (`&`, `<`, `>`), so hostile text cannot ping or link.
 pub fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 fn section(text: &str) -> Value {
@@ -126,7 +128,11 @@ pub fn progress_bar(elapsed: Duration, estimated: Option<Duration>) -> String {
         Some(est) => {
             let ratio = (elapsed.as_secs_f64() / est.as_secs_f64()).clamp(0.0, 1.0);
             let filled = (ratio * 10.0).round() as usize;
-            let over = if elapsed > est { " — running over the estimate" } else { "" };
+            let over = if elapsed > est {
+                " — running over the estimate"
+            } else {
+                ""
+            };
             format!(
                 "{}{} {} of ~{}{over}",
                 "▓".repeat(filled),
@@ -139,25 +145,58 @@ pub fn progress_bar(elapsed: Duration, estimated: Option<Duration>) -> String {
 }
 
 /// The message while a check runs: a header line and the stage lines so far.
-pub fn progress(location: &LocationId, environment: Environment, lines: &[String]) -> (String, Vec<Value>) {
-    let head = format!(":hourglass_flowing_sand: Checking `{location}` ({environment}) — IAM token runbook");
-    let body = lines.iter().map(|l| format!("• {l}")).collect::<Vec<_>>().join("\n");
+pub fn progress(
+    location: &LocationId,
+    environment: Environment,
+    lines: &[String],
+) -> (String, Vec<Value>) {
+    let head = format!(
+        ":hourglass_flowing_sand: Checking `{location}` ({environment}) — IAM token runbook"
+    );
+    let body = lines
+        .iter()
+        .map(|l| format!("• {l}"))
+        .collect::<Vec<_>>()
+        .join("\n");
     let text = format!("Checking {location} ({environment})…");
-    (text, vec![section(&head), section(if body.is_empty() { "• starting…" } else { &body })])
+    (
+        text,
+        vec![
+            section(&head),
+            section(if body.is_empty() {
+                "• starting…"
+            } else {
+                &body
+            }),
+        ],
+    )
 }
 
 /// The plain-text fallback of a report (notifications, screen readers).
 pub fn fallback_text(report: &Report) -> String {
     let loc = report.location.as_ref().map(|l| l.as_str()).unwrap_or("?");
-    format!("{}: {} — {}", loc, report.verdict.as_str(), report.verdict.title())
+    format!(
+        "{}: {} — {}",
+        loc,
+        report.verdict.as_str(),
+        report.verdict.title()
+    )
 }
 
 /// The verdict message: header, summary, facts, each step with its evidence, next actions,
 /// links, and the buttons.
 pub fn report(report: &Report, ctx: &ReportContext) -> Vec<Value> {
     let mut blocks = Vec::new();
-    let icon = if report.verdict.is_diagnosis() { "🩺" } else { "⚠️" };
-    let confirmed = if report.confirmed { " (confirmed by IAM)" } else { "" };
+    let icon = if report.verdict.is_diagnosis() {
+        "🩺"
+    } else {
+        "⚠️"
+    };
+    let confirmed = if report.confirmed {
+        " (confirmed by IAM)"
+    } else {
+        ""
+    };
     blocks.push(json!({
         "type": "header",
         "text": {"type": "plain_text", "text": clip(&format!("{icon} {}{confirmed}", report.verdict.title()), MAX_HEADER), "emoji": true}
@@ -168,7 +207,11 @@ pub fn report(report: &Report, ctx: &ReportContext) -> Vec<Value> {
             human(age)
         )));
     }
-    blocks.push(section(&format!("*`{}`* — {}", report.verdict.as_str(), escape(&report.summary))));
+    blocks.push(section(&format!(
+        "*`{}`* — {}",
+        report.verdict.as_str(),
+        escape(&report.summary)
+    )));
 
     let mut facts = Vec::new();
     if let Some(l) = &report.location {
@@ -204,12 +247,20 @@ pub fn report(report: &Report, ctx: &ReportContext) -> Vec<Value> {
             .map(|e| format!("    {}", escape(e)))
             .collect::<Vec<_>>()
             .join("\n");
-        blocks.push(section(&format!("{} *{}*\n{}", step.status.emoji(), step.title, evidence)));
+        blocks.push(section(&format!(
+            "{} *{}*\n{}",
+            step.status.emoji(),
+            step.title,
+            evidence
+        )));
     }
 
     if let Some(tail) = &report.console_tail {
         let tail = clip(tail.trim(), MAX_SECTION - 40);
-        blocks.push(section(&format!("*Console tail*\n```{}```", tail.replace("```", "'''"))));
+        blocks.push(section(&format!(
+            "*Console tail*\n```{}```",
+            tail.replace("```", "'''")
+        )));
     }
     if !report.next_actions.is_empty() {
         let actions = report
@@ -227,7 +278,10 @@ pub fn report(report: &Report, ctx: &ReportContext) -> Vec<Value> {
     if !ctx.runbook_url.is_empty() {
         links.push(format!("<{}|Runbook>", ctx.runbook_url));
     }
-    links.push(format!("checked {}", report.checked_at.format("%Y-%m-%d %H:%M UTC")));
+    links.push(format!(
+        "checked {}",
+        report.checked_at.format("%Y-%m-%d %H:%M UTC")
+    ));
     blocks.push(context(&links.join(" · ")));
 
     if let (Some(location), Some(environment)) = (&report.location, report.environment) {
@@ -239,10 +293,20 @@ pub fn report(report: &Report, ctx: &ReportContext) -> Vec<Value> {
         let mut elements = Vec::new();
         for (i, t) in ctx.targets.iter().enumerate().take(5) {
             let style = (i == 0).then_some("primary");
-            elements.push(button(&format!("Escalate → {}", t.title), ACTION_ESCALATE, &value(Some(&t.name)), style));
+            elements.push(button(
+                &format!("Escalate → {}", t.title),
+                ACTION_ESCALATE,
+                &value(Some(&t.name)),
+                style,
+            ));
         }
         if let Some(p) = &ctx.page_target {
-            let mut b = button("Page (CIE)", ACTION_PAGE, &value(Some(&p.name)), Some("danger"));
+            let mut b = button(
+                "Page (CIE)",
+                ACTION_PAGE,
+                &value(Some(&p.name)),
+                Some("danger"),
+            );
             b["confirm"] = json!({
                 "title": {"type": "plain_text", "text": "Page for a CIE?"},
                 "text": {"type": "mrkdwn", "text": clip(&format!("This triggers a PagerDuty incident for *{}* about `{location}`. Only for a customer-impacting event.", p.title), 300)},
@@ -253,14 +317,17 @@ pub fn report(report: &Report, ctx: &ReportContext) -> Vec<Value> {
             elements.push(b);
         }
         elements.push(button("Re-run check", ACTION_RERUN, &value(None), None));
-        blocks.push(json!({"type": "actions", "block_id": "linkbot_actions", "elements": elements}));
+        blocks
+            .push(json!({"type": "actions", "block_id": "linkbot_actions", "elements": elements}));
     }
 
     if blocks.len() > MAX_BLOCKS {
         // Keep the head and the actions; say what was cut.
         let actions = blocks.pop();
         blocks.truncate(MAX_BLOCKS - 2);
-        blocks.push(context("…some steps were cut to fit Slack's limits; see the JSON output for all."));
+        blocks.push(context(
+            "…some steps were cut to fit Slack's limits; see the JSON output for all.",
+        ));
         blocks.extend(actions);
     }
     blocks
@@ -289,7 +356,13 @@ mod tests {
             console_tail: None,
             key_fingerprint: Some("…3fLp".into()),
             steps: (0..steps)
-                .map(|i| Step::new(StepId::Job, StepStatus::Ok, vec![format!("evidence {i} {}", "x".repeat(4000))]))
+                .map(|i| {
+                    Step::new(
+                        StepId::Job,
+                        StepStatus::Ok,
+                        vec![format!("evidence {i} {}", "x".repeat(4000))],
+                    )
+                })
                 .collect(),
             checked_at: chrono::Utc::now(),
         }
@@ -303,8 +376,14 @@ mod tests {
     fn reports_stay_inside_block_kit_limits() {
         let ctx = ReportContext {
             runbook_url: "https://runbook".into(),
-            targets: vec![TargetButton { name: "razee".into(), title: "R".repeat(200) }],
-            page_target: Some(TargetButton { name: "satellite_link".into(), title: "Satellite Link squad".into() }),
+            targets: vec![TargetButton {
+                name: "razee".into(),
+                title: "R".repeat(200),
+            }],
+            page_target: Some(TargetButton {
+                name: "satellite_link".into(),
+                title: "Satellite Link squad".into(),
+            }),
             reused_age: None,
         };
         let blocks = report(&sample(VerdictCode::RegionMismatch, 80), &ctx);
@@ -329,10 +408,19 @@ mod tests {
         let ctx = ReportContext {
             runbook_url: "https://runbook".into(),
             targets: vec![
-                TargetButton { name: "razee".into(), title: "Razee team".into() },
-                TargetButton { name: "armada_bootstrap".into(), title: "armada-bootstrap".into() },
+                TargetButton {
+                    name: "razee".into(),
+                    title: "Razee team".into(),
+                },
+                TargetButton {
+                    name: "armada_bootstrap".into(),
+                    title: "armada-bootstrap".into(),
+                },
             ],
-            page_target: Some(TargetButton { name: "satellite_link".into(), title: "Satellite Link squad".into() }),
+            page_target: Some(TargetButton {
+                name: "satellite_link".into(),
+                title: "Satellite Link squad".into(),
+            }),
             reused_age: Some(Duration::from_secs(125)),
         };
         let text = all_text(&report(&sample(VerdictCode::RegionMismatch, 2), &ctx));
@@ -347,19 +435,38 @@ mod tests {
 
     #[test]
     fn button_values_round_trip_and_refuse_garbage() {
-        let v = ButtonValue { location: "c1hk4ek107l5au5mq8hg".into(), environment: Environment::Stage, target: Some("razee".into()) };
+        let v = ButtonValue {
+            location: "c1hk4ek107l5au5mq8hg".into(),
+            environment: Environment::Stage,
+            target: Some("razee".into()),
+        };
         let s = serde_json::to_string(&v).unwrap();
         assert_eq!(ButtonValue::parse(&s).unwrap().0, v);
-        for bad in ["", "clicked", "{}", "{\"l\":\"nope\",\"e\":\"prod\"}", "{\"l\":\"c1hk4ek107l5au5mq8hg\",\"e\":\"dev\"}"] {
+        for bad in [
+            "",
+            "clicked",
+            "{}",
+            "{\"l\":\"nope\",\"e\":\"prod\"}",
+            "{\"l\":\"c1hk4ek107l5au5mq8hg\",\"e\":\"dev\"}",
+        ] {
             assert!(ButtonValue::parse(bad).is_none(), "{bad}");
         }
     }
 
     #[test]
     fn progress_bars_fill_with_time() {
-        assert_eq!(progress_bar(Duration::from_secs(0), Some(Duration::from_secs(300))), "░░░░░░░░░░ 0s of ~5m00s");
-        assert!(progress_bar(Duration::from_secs(150), Some(Duration::from_secs(300))).starts_with("▓▓▓▓▓░░░░░"));
-        assert!(progress_bar(Duration::from_secs(400), Some(Duration::from_secs(300))).contains("over the estimate"));
+        assert_eq!(
+            progress_bar(Duration::from_secs(0), Some(Duration::from_secs(300))),
+            "░░░░░░░░░░ 0s of ~5m00s"
+        );
+        assert!(
+            progress_bar(Duration::from_secs(150), Some(Duration::from_secs(300)))
+                .starts_with("▓▓▓▓▓░░░░░")
+        );
+        assert!(
+            progress_bar(Duration::from_secs(400), Some(Duration::from_secs(300)))
+                .contains("over the estimate")
+        );
         assert!(progress_bar(Duration::from_secs(5), None).contains("no estimate"));
     }
 }

@@ -52,7 +52,8 @@ pub fn parse(text: &str) -> Command {
         "check" | "diagnose" | "run" => {
             let Some(loc) = words.get(1) else {
                 return Command::Invalid(
-                    "Which location? Say `check <location-id>`, e.g. `check c1hk4ek107l5au5mq8hg`.".into(),
+                    "Which location? Say `check <location-id>`, e.g. `check c1hk4ek107l5au5mq8hg`."
+                        .into(),
                 );
             };
             let location = match LocationId::parse(loc) {
@@ -67,9 +68,14 @@ pub fn parse(text: &str) -> Command {
                 },
             };
             if words.len() > 3 {
-                return Command::Invalid("Too many words: say `check <location-id> [prod|stage]`.".into());
+                return Command::Invalid(
+                    "Too many words: say `check <location-id> [prod|stage]`.".into(),
+                );
             }
-            Command::Check { location, environment }
+            Command::Check {
+                location,
+                environment,
+            }
         }
         other => {
             let shown: String = other.chars().filter(|c| !c.is_control()).take(30).collect();
@@ -93,10 +99,22 @@ mod tests {
         };
         let cases: Vec<(&str, Command)> = vec![
             ("<@U111> check c1hk4ek107l5au5mq8hg", check(None)),
-            ("<@U111>   CHECK   C1HK4EK107L5AU5MQ8HG  prod", check(Some(Environment::Prod))),
-            ("check *c1hk4ek107l5au5mq8hg* stage", check(Some(Environment::Stage))),
-            ("check `c1hk4ek107l5au5mq8hg` staging", check(Some(Environment::Stage))),
-            ("<@U111> check <http://c1hk4ek107l5au5mq8hg|c1hk4ek107l5au5mq8hg>", check(None)),
+            (
+                "<@U111>   CHECK   C1HK4EK107L5AU5MQ8HG  prod",
+                check(Some(Environment::Prod)),
+            ),
+            (
+                "check *c1hk4ek107l5au5mq8hg* stage",
+                check(Some(Environment::Stage)),
+            ),
+            (
+                "check `c1hk4ek107l5au5mq8hg` staging",
+                check(Some(Environment::Stage)),
+            ),
+            (
+                "<@U111> check <http://c1hk4ek107l5au5mq8hg|c1hk4ek107l5au5mq8hg>",
+                check(None),
+            ),
             ("<@U111>", Command::Help),
             ("", Command::Help),
             ("help", Command::Help),

@@ -63,14 +63,23 @@ impl SlackSink {
 }
 
 /// The escalation buttons for a report: the verdict's owners first, then the other targets.
-pub fn report_context(config: &Config, report: &Report, reused_age: Option<Duration>) -> ReportContext {
+pub fn report_context(
+    config: &Config,
+    report: &Report,
+    reused_age: Option<Duration>,
+) -> ReportContext {
     let owners = report.verdict.owners();
     let mut targets: Vec<&EscalationTarget> = config
         .escalation
         .iter()
         .filter(|t| t.slack_channel.is_some() || t.github_repo.is_some())
         .collect();
-    targets.sort_by_key(|t| owners.iter().position(|o| *o == t.name).unwrap_or(owners.len()));
+    targets.sort_by_key(|t| {
+        owners
+            .iter()
+            .position(|o| *o == t.name)
+            .unwrap_or(owners.len())
+    });
     let button = |t: &EscalationTarget| TargetButton {
         name: t.name.clone(),
         title: t.title.clone(),
@@ -95,7 +104,11 @@ impl Sink for SlackSink {
     async fn progress(&self, waiters: &[Waiter], request: &CheckRequest, lines: &[String]) {
         let (text, blocks) = blocks::progress(&request.location, request.environment, lines);
         for w in waiters {
-            if let Err(e) = self.web.update(&w.channel, &w.message_ts, &text, Some(blocks.clone())).await {
+            if let Err(e) = self
+                .web
+                .update(&w.channel, &w.message_ts, &text, Some(blocks.clone()))
+                .await
+            {
                 tracing::warn!(channel = %w.channel, error = %e, "could not update a progress message");
             }
         }
@@ -106,7 +119,11 @@ impl Sink for SlackSink {
         let blocks = blocks::report(report, &ctx);
         let text = blocks::fallback_text(report);
         for w in waiters {
-            if let Err(e) = self.web.update(&w.channel, &w.message_ts, &text, Some(blocks.clone())).await {
+            if let Err(e) = self
+                .web
+                .update(&w.channel, &w.message_ts, &text, Some(blocks.clone()))
+                .await
+            {
                 tracing::warn!(channel = %w.channel, error = %e, "could not post a verdict");
             }
         }
@@ -123,7 +140,12 @@ fn attachment_text(a: &SlackMessageAttachment) -> AttachmentText {
             .fields
             .iter()
             .flatten()
-            .map(|f| (f.title.clone().unwrap_or_default(), f.value.clone().unwrap_or_default()))
+            .map(|f| {
+                (
+                    f.title.clone().unwrap_or_default(),
+                    f.value.clone().unwrap_or_default(),
+                )
+            })
             .collect(),
     }
 }
@@ -153,8 +175,16 @@ fn raw_message(v: &serde_json::Value) -> Option<RawMessage> {
                             .map(|fs| {
                                 fs.iter()
                                     .map(|f| {
-                                        let t = f.get("title").and_then(|x| x.as_str()).unwrap_or("").to_string();
-                                        let val = f.get("value").and_then(|x| x.as_str()).unwrap_or("").to_string();
+                                        let t = f
+                                            .get("title")
+                                            .and_then(|x| x.as_str())
+                                            .unwrap_or("")
+                                            .to_string();
+                                        let val = f
+                                            .get("value")
+                                            .and_then(|x| x.as_str())
+                                            .unwrap_or("")
+                                            .to_string();
                                         (t, val)
                                     })
                                     .collect()
@@ -172,7 +202,12 @@ fn raw_message(v: &serde_json::Value) -> Option<RawMessage> {
         subtype: s("subtype"),
         user: s("user"),
         bot_id: s("bot_id"),
-        app_id: s("app_id").or_else(|| v.get("bot_profile").and_then(|b| b.get("app_id")).and_then(|x| x.as_str()).map(str::to_string)),
+        app_id: s("app_id").or_else(|| {
+            v.get("bot_profile")
+                .and_then(|b| b.get("app_id"))
+                .and_then(|x| x.as_str())
+                .map(str::to_string)
+        }),
         text: s("text").unwrap_or_default(),
         attachments,
     })
@@ -207,7 +242,11 @@ fn from_model(m: &SlackMessageEvent) -> Option<RawMessage> {
         user: m.sender.user.as_ref().map(|u| u.to_string()),
         bot_id: m.sender.bot_id.as_ref().map(|b| b.to_string()),
         app_id: bot_profile_app,
-        text: m.content.as_ref().and_then(|c| c.text.clone()).unwrap_or_default(),
+        text: m
+            .content
+            .as_ref()
+            .and_then(|c| c.text.clone())
+            .unwrap_or_default(),
         attachments: m
             .content
             .as_ref()
@@ -219,7 +258,13 @@ fn from_model(m: &SlackMessageEvent) -> Option<RawMessage> {
 
 impl Handler {
     /// A handler for the bot whose identity `auth.test` returned.
-    pub fn new(config: Arc<Config>, web: SlackWeb, identity: BotIdentity, coordinator: Coordinator, escalators: Escalators) -> Self {
+    pub fn new(
+        config: Arc<Config>,
+        web: SlackWeb,
+        identity: BotIdentity,
+        coordinator: Coordinator,
+        escalators: Escalators,
+    ) -> Self {
         Handler {
             config,
             web,
@@ -233,9 +278,19 @@ impl Handler {
     /// Handles one inbound envelope (already acked). Errors are logged, never returned to Slack.
     pub async fn handle(&self, inbound: Inbound) {
         let result = match inbound {
-            Inbound::Event { envelope_id, retry_attempt, event } => self.on_event(&envelope_id, retry_attempt, *event).await,
-            Inbound::Command { envelope_id, command } => self.on_command(&envelope_id, *command).await,
-            Inbound::Interaction { envelope_id, interaction } => self.on_interaction(&envelope_id, *interaction).await,
+            Inbound::Event {
+                envelope_id,
+                retry_attempt,
+                event,
+            } => self.on_event(&envelope_id, retry_attempt, *event).await,
+            Inbound::Command {
+                envelope_id,
+                command,
+            } => self.on_command(&envelope_id, *command).await,
+            Inbound::Interaction {
+                envelope_id,
+                interaction,
+            } => self.on_interaction(&envelope_id, *interaction).await,
         };
         if let Err(e) = result {
             tracing::error!(error = format!("{e:#}"), "handling a Slack envelope failed");
@@ -247,11 +302,23 @@ impl Handler {
     }
 
     async fn first_seen(&self, key: &str) -> Result<bool> {
-        self.coordinator.store().first_seen(key).await.context("recording the envelope")
+        self.coordinator
+            .store()
+            .first_seen(key)
+            .await
+            .context("recording the envelope")
     }
 
-    async fn on_event(&self, envelope_id: &str, retry_attempt: u32, event: SlackPushEventCallback) -> Result<()> {
-        if !self.first_seen(&format!("event:{}", event.event_id)).await? {
+    async fn on_event(
+        &self,
+        envelope_id: &str,
+        retry_attempt: u32,
+        event: SlackPushEventCallback,
+    ) -> Result<()> {
+        if !self
+            .first_seen(&format!("event:{}", event.event_id))
+            .await?
+        {
             tracing::info!(event_id = %event.event_id, retry_attempt, envelope_id, "redelivered event ignored");
             return Ok(());
         }
@@ -264,9 +331,15 @@ impl Handler {
                 }
                 let user = m.user.to_string();
                 let ts = m.origin.ts.to_string();
-                let thread = m.origin.thread_ts.as_ref().map(|t| t.to_string()).unwrap_or_else(|| ts.clone());
+                let thread = m
+                    .origin
+                    .thread_ts
+                    .as_ref()
+                    .map(|t| t.to_string())
+                    .unwrap_or_else(|| ts.clone());
                 let text = m.content.text.clone().unwrap_or_default();
-                self.on_request(&channel, &user, &thread, &text, "mention").await
+                self.on_request(&channel, &user, &thread, &text, "mention")
+                    .await
             }
             SlackEventCallbackBody::Message(m) => match from_model(&m) {
                 Some(msg) => self.on_message(msg).await,
@@ -299,17 +372,24 @@ impl Handler {
             return Ok(());
         }
         match alerts::classify(&msg.text, &msg.attachments) {
-            Alert::Firing { locations, environment } => {
+            Alert::Firing {
+                locations,
+                environment,
+            } => {
                 let environment = environment.unwrap_or(self.config.check.default_environment);
                 let thread = msg.thread_ts.clone().unwrap_or_else(|| msg.ts.clone());
                 for location in locations.into_iter().take(10) {
-                    let req = CheckRequest { location, environment };
+                    let req = CheckRequest {
+                        location,
+                        environment,
+                    };
                     let requester = Requester {
                         user: None,
                         channel: Some(msg.channel.clone()),
                         source: "alert".into(),
                     };
-                    self.start_check(&msg.channel, &thread, &req, &requester, false).await?;
+                    self.start_check(&msg.channel, &thread, &req, &requester, false)
+                        .await?;
                 }
                 Ok(())
             }
@@ -320,7 +400,12 @@ impl Handler {
             Alert::NoLocation(why) => {
                 let thread = msg.thread_ts.clone().unwrap_or_else(|| msg.ts.clone());
                 self.web
-                    .post_message(&msg.channel, Some(&thread), &format!(":warning: I can't check this alert: {why}."), None)
+                    .post_message(
+                        &msg.channel,
+                        Some(&thread),
+                        &format!(":warning: I can't check this alert: {why}."),
+                        None,
+                    )
                     .await?;
                 Ok(())
             }
@@ -329,16 +414,31 @@ impl Handler {
     }
 
     /// A mention or slash command text from `user`, answered in `thread`.
-    async fn on_request(&self, channel: &str, user: &str, thread: &str, text: &str, source: &str) -> Result<()> {
+    async fn on_request(
+        &self,
+        channel: &str,
+        user: &str,
+        thread: &str,
+        text: &str,
+        source: &str,
+    ) -> Result<()> {
         match commands::parse(text) {
-            Command::Check { location, environment } => {
+            Command::Check {
+                location,
+                environment,
+            } => {
                 let req = CheckRequest {
                     location,
                     environment: environment.unwrap_or(self.config.check.default_environment),
                 };
                 if !self.config.environments.contains_key(&req.environment) {
                     self.web
-                        .post_message(channel, Some(thread), &format!("The `{}` environment is not configured.", req.environment), None)
+                        .post_message(
+                            channel,
+                            Some(thread),
+                            &format!("The `{}` environment is not configured.", req.environment),
+                            None,
+                        )
                         .await?;
                     return Ok(());
                 }
@@ -347,20 +447,30 @@ impl Handler {
                     channel: Some(channel.to_string()),
                     source: source.to_string(),
                 };
-                self.start_check(channel, thread, &req, &requester, false).await
+                self.start_check(channel, thread, &req, &requester, false)
+                    .await
             }
             Command::Help => {
-                self.web.post_message(channel, Some(thread), commands::USAGE, None).await?;
+                self.web
+                    .post_message(channel, Some(thread), commands::USAGE, None)
+                    .await?;
                 Ok(())
             }
             Command::Status => {
                 let text = self.status_text().await?;
-                self.web.post_message(channel, Some(thread), &text, None).await?;
+                self.web
+                    .post_message(channel, Some(thread), &text, None)
+                    .await?;
                 Ok(())
             }
             Command::Invalid(why) => {
                 self.web
-                    .post_message(channel, Some(thread), &format!("{why}\n\n{}", commands::USAGE), None)
+                    .post_message(
+                        channel,
+                        Some(thread),
+                        &format!("{why}\n\n{}", commands::USAGE),
+                        None,
+                    )
                     .await?;
                 Ok(())
             }
@@ -377,23 +487,47 @@ impl Handler {
             .iter()
             .map(|c| {
                 let age = (now - c.started_at).to_std().unwrap_or_default();
-                format!("• `{}` ({}) — {} for {}", c.key.location, c.key.environment, c.stage, blocks::human(age))
+                format!(
+                    "• `{}` ({}) — {} for {}",
+                    c.key.location,
+                    c.key.environment,
+                    c.stage,
+                    blocks::human(age)
+                )
             })
             .collect();
-        Ok(format!("*Checks running ({})*\n{}", checks.len(), lines.join("\n")))
+        Ok(format!(
+            "*Checks running ({})*\n{}",
+            checks.len(),
+            lines.join("\n")
+        ))
     }
 
     /// Posts the message that will become the diagnosis, then hands the request over.
-    async fn start_check(&self, channel: &str, thread: &str, req: &CheckRequest, requester: &Requester, fresh: bool) -> Result<()> {
+    async fn start_check(
+        &self,
+        channel: &str,
+        thread: &str,
+        req: &CheckRequest,
+        requester: &Requester,
+        fresh: bool,
+    ) -> Result<()> {
         let (text, progress) = blocks::progress(&req.location, req.environment, &[]);
-        let ts = self.web.post_message(channel, Some(thread), &text, Some(progress)).await?;
+        let ts = self
+            .web
+            .post_message(channel, Some(thread), &text, Some(progress))
+            .await?;
         let waiter = Waiter {
             channel: channel.to_string(),
             message_ts: ts.clone(),
             thread_ts: Some(thread.to_string()),
             user: requester.user.clone(),
         };
-        match self.coordinator.request(req, requester, waiter, fresh).await {
+        match self
+            .coordinator
+            .request(req, requester, waiter, fresh)
+            .await
+        {
             Ok(outcome) => {
                 tracing::info!(location = %req.location, environment = %req.environment, source = %requester.source, ?outcome, "check requested");
                 Ok(())
@@ -416,36 +550,75 @@ impl Handler {
         let user = cmd.user_id.to_string();
         let text = cmd.text.clone().unwrap_or_default();
         if !self.watched(&channel) {
-            let allowed: Vec<String> = self.config.slack.channels.iter().map(|c| format!("<#{c}>")).collect();
+            let allowed: Vec<String> = self
+                .config
+                .slack
+                .channels
+                .iter()
+                .map(|c| format!("<#{c}>"))
+                .collect();
             self.web
-                .post_ephemeral(&channel, &user, None, &format!("linkbot runs checks only in {}.", allowed.join(", ")), None)
+                .post_ephemeral(
+                    &channel,
+                    &user,
+                    None,
+                    &format!("linkbot runs checks only in {}.", allowed.join(", ")),
+                    None,
+                )
                 .await?;
             return Ok(());
         }
         match commands::parse(&text) {
-            Command::Check { location, environment } => {
+            Command::Check {
+                location,
+                environment,
+            } => {
                 let env = environment.unwrap_or(self.config.check.default_environment);
                 self.web
-                    .post_ephemeral(&channel, &user, None, &format!("Checking `{location}` ({env}): follow the thread in this channel."), None)
+                    .post_ephemeral(
+                        &channel,
+                        &user,
+                        None,
+                        &format!(
+                            "Checking `{location}` ({env}): follow the thread in this channel."
+                        ),
+                        None,
+                    )
                     .await?;
                 let root = self
                     .web
-                    .post_message(&channel, None, &format!(":mag: <@{user}> asked for a check of `{location}` ({env})."), None)
+                    .post_message(
+                        &channel,
+                        None,
+                        &format!(":mag: <@{user}> asked for a check of `{location}` ({env})."),
+                        None,
+                    )
                     .await?;
-                self.on_request(&channel, &user, &root, &text, "slash").await
+                self.on_request(&channel, &user, &root, &text, "slash")
+                    .await
             }
             Command::Status => {
                 let text = self.status_text().await?;
-                self.web.post_ephemeral(&channel, &user, None, &text, None).await?;
+                self.web
+                    .post_ephemeral(&channel, &user, None, &text, None)
+                    .await?;
                 Ok(())
             }
             Command::Help => {
-                self.web.post_ephemeral(&channel, &user, None, commands::USAGE, None).await?;
+                self.web
+                    .post_ephemeral(&channel, &user, None, commands::USAGE, None)
+                    .await?;
                 Ok(())
             }
             Command::Invalid(why) => {
                 self.web
-                    .post_ephemeral(&channel, &user, None, &format!("{why}\n\n{}", commands::USAGE), None)
+                    .post_ephemeral(
+                        &channel,
+                        &user,
+                        None,
+                        &format!("{why}\n\n{}", commands::USAGE),
+                        None,
+                    )
                     .await?;
                 Ok(())
             }
@@ -465,28 +638,46 @@ impl Handler {
                 }
             }
         }
-        let members: HashSet<String> = self.web.usergroup_members(group).await?.into_iter().collect();
+        let members: HashSet<String> = self
+            .web
+            .usergroup_members(group)
+            .await?
+            .into_iter()
+            .collect();
         let ok = members.contains(user);
         *self.oncall.lock().unwrap_or_else(|e| e.into_inner()) = Some((Instant::now(), members));
         Ok(ok)
     }
 
-    async fn on_interaction(&self, envelope_id: &str, interaction: SlackInteractionEvent) -> Result<()> {
+    async fn on_interaction(
+        &self,
+        envelope_id: &str,
+        interaction: SlackInteractionEvent,
+    ) -> Result<()> {
         let SlackInteractionEvent::BlockActions(ev) = interaction else {
             return Ok(());
         };
         if !self.first_seen(&format!("envelope:{envelope_id}")).await? {
             return Ok(());
         }
-        let user = ev.user.as_ref().map(|u| u.id.to_string()).unwrap_or_default();
+        let user = ev
+            .user
+            .as_ref()
+            .map(|u| u.id.to_string())
+            .unwrap_or_default();
         let (channel, message_ts) = match &ev.container {
             SlackInteractionActionContainer::Message(m) => (
-                m.channel_id.as_ref().map(|c| c.to_string()).or_else(|| ev.channel.as_ref().map(|c| c.id.to_string())),
+                m.channel_id
+                    .as_ref()
+                    .map(|c| c.to_string())
+                    .or_else(|| ev.channel.as_ref().map(|c| c.id.to_string())),
                 m.message_ts.to_string(),
             ),
             _ => return Ok(()),
         };
-        let Some(channel) = channel else { return Ok(()) };
+        let Some(channel) = channel else {
+            return Ok(());
+        };
         let thread = ev
             .message
             .as_ref()
@@ -494,10 +685,17 @@ impl Handler {
             .unwrap_or_else(|| message_ts.clone());
         for action in ev.actions.iter().flatten() {
             let action_id = action.action_id.to_string();
-            if ![blocks::ACTION_ESCALATE, blocks::ACTION_PAGE, blocks::ACTION_RERUN].contains(&action_id.as_str()) {
+            if ![
+                blocks::ACTION_ESCALATE,
+                blocks::ACTION_PAGE,
+                blocks::ACTION_RERUN,
+            ]
+            .contains(&action_id.as_str())
+            {
                 continue;
             }
-            let Some((value, location)) = action.value.as_deref().and_then(ButtonValue::parse) else {
+            let Some((value, location)) = action.value.as_deref().and_then(ButtonValue::parse)
+            else {
                 tracing::warn!(action_id, "button value not ours: ignored");
                 continue;
             };
@@ -506,7 +704,13 @@ impl Handler {
             }
             if !self.may_act(&user).await? {
                 self.web
-                    .post_ephemeral(&channel, &user, Some(&thread), "Only members of the on-call user group can escalate or re-run checks.", None)
+                    .post_ephemeral(
+                        &channel,
+                        &user,
+                        Some(&thread),
+                        "Only members of the on-call user group can escalate or re-run checks.",
+                        None,
+                    )
                     .await?;
                 continue;
             }
@@ -521,12 +725,21 @@ impl Handler {
                         channel: Some(channel.clone()),
                         source: "rerun".into(),
                     };
-                    self.start_check(&channel, &thread, &req, &requester, true).await?;
+                    self.start_check(&channel, &thread, &req, &requester, true)
+                        .await?;
                 }
                 id => {
                     let page = id == blocks::ACTION_PAGE;
-                    self.escalate(&channel, &thread, &user, &location, value.environment, value.target.as_deref(), page)
-                        .await?;
+                    self.escalate(
+                        &channel,
+                        &thread,
+                        &user,
+                        &location,
+                        value.environment,
+                        value.target.as_deref(),
+                        page,
+                    )
+                    .await?;
                 }
             }
         }
@@ -545,9 +758,18 @@ impl Handler {
         target: Option<&str>,
         page: bool,
     ) -> Result<()> {
-        let Some(target) = target.and_then(|t| self.config.escalation_target(t)).cloned() else {
+        let Some(target) = target
+            .and_then(|t| self.config.escalation_target(t))
+            .cloned()
+        else {
             self.web
-                .post_ephemeral(channel, user, Some(thread), "That escalation target is no longer configured.", None)
+                .post_ephemeral(
+                    channel,
+                    user,
+                    Some(thread),
+                    "That escalation target is no longer configured.",
+                    None,
+                )
                 .await?;
             return Ok(());
         };
@@ -563,11 +785,22 @@ impl Handler {
             .and_then(|(_, _, v)| serde_json::from_value::<Report>(v).ok())
         else {
             self.web
-                .post_ephemeral(channel, user, Some(thread), "There is no finished check of this location to escalate yet.", None)
+                .post_ephemeral(
+                    channel,
+                    user,
+                    Some(thread),
+                    "There is no finished check of this location to escalate yet.",
+                    None,
+                )
                 .await?;
             return Ok(());
         };
-        let thread_link = self.web.permalink(channel, thread).await.ok().map(|u| u.to_string());
+        let thread_link = self
+            .web
+            .permalink(channel, thread)
+            .await
+            .ok()
+            .map(|u| u.to_string());
         let requested_by = format!("<@{user}>");
         let mut done: Vec<String> = Vec::new();
         let mut failed: Vec<String> = Vec::new();
@@ -579,7 +812,10 @@ impl Handler {
                     let ev = crate::escalation::page_event(&report, user, thread_link.as_deref());
                     match pd.trigger(&ev).await {
                         Ok(receipt) => {
-                            done.push(format!("paged *{}* through PagerDuty (incident key `{}`)", target.title, receipt.dedup_key));
+                            done.push(format!(
+                                "paged *{}* through PagerDuty (incident key `{}`)",
+                                target.title, receipt.dedup_key
+                            ));
                             links.push(format!("pagerduty:{}", receipt.dedup_key));
                         }
                         Err(e) => failed.push(format!("PagerDuty: {}", e.user_message())),
@@ -602,9 +838,23 @@ impl Handler {
                         thread_link.as_ref().map(|l| format!(" <{l}|Open the on-call thread>")).unwrap_or_default()
                     )}}),
                 );
-                match self.web.post_message(team_channel, None, &blocks::fallback_text(&report), Some(blocks)).await {
+                match self
+                    .web
+                    .post_message(
+                        team_channel,
+                        None,
+                        &blocks::fallback_text(&report),
+                        Some(blocks),
+                    )
+                    .await
+                {
                     Ok(ts) => {
-                        let link = self.web.permalink(team_channel, &ts).await.ok().map(|u| u.to_string());
+                        let link = self
+                            .web
+                            .permalink(team_channel, &ts)
+                            .await
+                            .ok()
+                            .map(|u| u.to_string());
                         done.push(match &link {
                             Some(l) => format!("posted to <#{team_channel}> (<{l}|message>)"),
                             None => format!("posted to <#{team_channel}>"),
@@ -617,10 +867,17 @@ impl Handler {
             if let Some(repo) = &target.github_repo {
                 match &self.escalators.github {
                     Some(gh) => {
-                        let issue = crate::escalation::issue_markdown(&report, user, thread_link.as_deref());
+                        let issue = crate::escalation::issue_markdown(
+                            &report,
+                            user,
+                            thread_link.as_deref(),
+                        );
                         match gh.open_issue(repo, &issue).await {
                             Ok(link) => {
-                                done.push(format!("opened <{}|{repo}#{}>", link.html_url, link.number));
+                                done.push(format!(
+                                    "opened <{}|{repo}#{}>",
+                                    link.html_url, link.number
+                                ));
                                 links.push(link.html_url.to_string());
                             }
                             Err(e) => failed.push(format!("GitHub {repo}: {}", e.user_message())),
@@ -632,14 +889,23 @@ impl Handler {
         }
 
         let mut text = if done.is_empty() {
-            format!(":x: {requested_by} tried to escalate to *{}*, but nothing went through.", target.title)
+            format!(
+                ":x: {requested_by} tried to escalate to *{}*, but nothing went through.",
+                target.title
+            )
         } else {
-            format!(":rotating_light: {requested_by} escalated to *{}*: {}.", target.title, done.join("; "))
+            format!(
+                ":rotating_light: {requested_by} escalated to *{}*: {}.",
+                target.title,
+                done.join("; ")
+            )
         };
         if !failed.is_empty() {
             text.push_str(&format!("\n:warning: Failed: {}.", failed.join("; ")));
         }
-        self.web.post_message(channel, Some(thread), &text, None).await?;
+        self.web
+            .post_message(channel, Some(thread), &text, None)
+            .await?;
         let entry = AuditEntry {
             at: chrono::Utc::now(),
             kind: AuditKind::Escalation,
@@ -648,7 +914,11 @@ impl Handler {
             location: location.clone(),
             environment,
             verdict: Some(report.verdict.as_str().to_string()),
-            target: Some(if page { format!("{} (page)", target.name) } else { target.name.clone() }),
+            target: Some(if page {
+                format!("{} (page)", target.name)
+            } else {
+                target.name.clone()
+            }),
             link: (!links.is_empty()).then(|| links.join(" ")),
             detail: (!failed.is_empty()).then(|| failed.join("; ")),
         };
