@@ -8,3 +8,4 @@ pub mod diagnosis;
 pub mod domain;
 pub mod metrics;
 pub mod secret;
+pub mod store;
