@@ -54,7 +54,9 @@ impl TestDb {
 }
 
 fn start_time() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2024, 5, 1, 12, 0, 0).single().expect("valid time")
+    Utc.with_ymd_and_hms(2024, 5, 1, 12, 0, 0)
+        .single()
+        .expect("valid time")
 }
 
 fn new_db(url: String) -> TestDb {
@@ -231,7 +233,13 @@ async fn start(store: &dyn Store, key: &CheckKey, owner: &str) -> CheckId {
 
 async fn finish(store: &dyn Store, id: CheckId, owner: &str, verdict: &str) -> FinishOutcome {
     store
-        .finish_check(id, owner, verdict, &report(verdict), Some("https://jenkins/job/1/"))
+        .finish_check(
+            id,
+            owner,
+            verdict,
+            &report(verdict),
+            Some("https://jenkins/job/1/"),
+        )
         .await
         .expect("finish_check")
 }
@@ -348,17 +356,42 @@ async fn expired_lease_is_taken_over_with_stage_job_and_waiters(db: TestDb) {
     let k = key(LOC_A, Environment::Prod);
     let id = start(&*old, &k, "old").await;
     let job = json!({ "queue_item": 42, "build": 7, "url": "https://jenkins/job/x/7/" });
-    assert!(old.set_stage(id, "old", "job_running", Some(&job)).await.expect("set_stage"));
-    assert!(old.add_waiter(id, &waiter("1.1")).await.expect("add_waiter"));
-    assert!(old.add_waiter(id, &waiter("2.2")).await.expect("add_waiter"));
-    assert!(old.add_waiter(id, &waiter("1.1")).await.expect("add_waiter"), "duplicate is fine");
+    assert!(old
+        .set_stage(id, "old", "job_running", Some(&job))
+        .await
+        .expect("set_stage"));
+    assert!(old
+        .add_waiter(id, &waiter("1.1"))
+        .await
+        .expect("add_waiter"));
+    assert!(old
+        .add_waiter(id, &waiter("2.2"))
+        .await
+        .expect("add_waiter"));
+    assert!(
+        old.add_waiter(id, &waiter("1.1"))
+            .await
+            .expect("add_waiter"),
+        "duplicate is fine"
+    );
 
     // A live lease is not taken over, and the holder never takes over its own check.
-    assert!(new.take_over_expired("new", LEASE).await.expect("take over").is_empty());
+    assert!(new
+        .take_over_expired("new", LEASE)
+        .await
+        .expect("take over")
+        .is_empty());
     db.advance(LEASE + Duration::from_secs(1));
-    assert!(old.take_over_expired("old", LEASE).await.expect("take over").is_empty());
+    assert!(old
+        .take_over_expired("old", LEASE)
+        .await
+        .expect("take over")
+        .is_empty());
 
-    let taken = new.take_over_expired("new", LEASE).await.expect("take over");
+    let taken = new
+        .take_over_expired("new", LEASE)
+        .await
+        .expect("take over");
     assert_eq!(taken.len(), 1);
     let f = &taken[0];
     assert_eq!(f.check_id, id);
@@ -370,12 +403,22 @@ async fn expired_lease_is_taken_over_with_stage_job_and_waiters(db: TestDb) {
     assert_eq!(f.requested_by, alice());
     assert_eq!(f.waiters, vec![waiter("1.1"), waiter("2.2")]);
     // Taken once only.
-    assert!(new.take_over_expired("third", LEASE).await.expect("take over").is_empty());
+    assert!(new
+        .take_over_expired("third", LEASE)
+        .await
+        .expect("take over")
+        .is_empty());
 
     // The old holder has lost it: every write says so and changes nothing.
-    assert!(!old.set_stage(id, "old", "artifacts", None).await.expect("set_stage"));
+    assert!(!old
+        .set_stage(id, "old", "artifacts", None)
+        .await
+        .expect("set_stage"));
     assert!(!old.renew_lease(id, "old", LEASE).await.expect("renew"));
-    assert_eq!(finish(&*old, id, "old", "job_failed").await, FinishOutcome::LeaseLost);
+    assert_eq!(
+        finish(&*old, id, "old", "job_failed").await,
+        FinishOutcome::LeaseLost
+    );
     assert!(old.audit(None, None, 10).await.expect("audit").is_empty());
 
     assert!(new.renew_lease(id, "new", LEASE).await.expect("renew"));
@@ -394,7 +437,10 @@ async fn claim_on_an_expired_lease_takes_the_check_over(db: TestDb) {
     let k = key(LOC_A, Environment::Prod);
     let id = start(&*store, &k, "dead").await;
     let job = json!({ "queue_item": 9 });
-    assert!(store.set_stage(id, "dead", "job_queued", Some(&job)).await.expect("set_stage"));
+    assert!(store
+        .set_stage(id, "dead", "job_queued", Some(&job))
+        .await
+        .expect("set_stage"));
     db.advance(LEASE);
     match claim(&*store, &k, "alive", TTL).await {
         Claim::TakenOver(f) => {
@@ -416,7 +462,10 @@ async fn finish_appends_exactly_one_audit_entry(db: TestDb) {
     db.advance(Duration::from_secs(90));
     finish(&*store, id, "a", "config_missing").await;
     // A second finish (retry after a timeout, say) writes nothing.
-    assert_eq!(finish(&*store, id, "a", "config_missing").await, FinishOutcome::LeaseLost);
+    assert_eq!(
+        finish(&*store, id, "a", "config_missing").await,
+        FinishOutcome::LeaseLost
+    );
 
     let entries = store.audit(None, None, 100).await.expect("audit");
     assert_eq!(
@@ -442,21 +491,43 @@ async fn waiter_after_finish_is_refused_and_result_stays_readable(db: TestDb) {
     let id = start(&*store, &k, "a").await;
     assert_eq!(store.finished(id).await.expect("finished"), None);
     finish(&*store, id, "a", "api_key_accepted").await;
-    assert!(!store.add_waiter(id, &waiter("3.3")).await.expect("add_waiter"));
-    assert!(!store.add_waiter(CheckId(999_999), &waiter("3.3")).await.expect("add_waiter"));
+    assert!(!store
+        .add_waiter(id, &waiter("3.3"))
+        .await
+        .expect("add_waiter"));
+    assert!(!store
+        .add_waiter(CheckId(999_999), &waiter("3.3"))
+        .await
+        .expect("add_waiter"));
     assert!(store.waiters(id).await.expect("waiters").is_empty());
-    let result = store.finished(id).await.expect("finished").expect("a result");
+    let result = store
+        .finished(id)
+        .await
+        .expect("finished")
+        .expect("a result");
     assert_eq!(result.verdict, "api_key_accepted");
-    assert_eq!(store.finished(CheckId(999_999)).await.expect("finished"), None);
+    assert_eq!(
+        store.finished(CheckId(999_999)).await.expect("finished"),
+        None
+    );
 }
 
 async fn set_stage_without_job_keeps_the_job(db: TestDb) {
     let store = db.open().await;
     let id = start(&*store, &key(LOC_A, Environment::Prod), "a").await;
     let job = json!({ "build": 12 });
-    assert!(store.set_stage(id, "a", "job_running", Some(&job)).await.expect("set_stage"));
-    assert!(store.set_stage(id, "a", "artifacts", None).await.expect("set_stage"));
-    assert!(!store.set_stage(id, "intruder", "artifacts", None).await.expect("set_stage"));
+    assert!(store
+        .set_stage(id, "a", "job_running", Some(&job))
+        .await
+        .expect("set_stage"));
+    assert!(store
+        .set_stage(id, "a", "artifacts", None)
+        .await
+        .expect("set_stage"));
+    assert!(!store
+        .set_stage(id, "intruder", "artifacts", None)
+        .await
+        .expect("set_stage"));
     let running = store.in_flight().await.expect("in_flight");
     assert_eq!(running.len(), 1);
     assert_eq!(running[0].stage, "artifacts");
@@ -467,21 +538,40 @@ async fn audit_filters_by_since_and_location(db: TestDb) {
     let store = db.open().await;
     let t0 = start_time();
     let at = |mins: i64| t0 + chrono::Duration::minutes(mins);
-    store.append_audit(&escalation(at(0), LOC_A, "razee")).await.expect("append");
-    store.append_audit(&escalation(at(10), LOC_B, "satellite_link")).await.expect("append");
-    store.append_audit(&escalation(at(20), LOC_A, "pagerduty")).await.expect("append");
+    store
+        .append_audit(&escalation(at(0), LOC_A, "razee"))
+        .await
+        .expect("append");
+    store
+        .append_audit(&escalation(at(10), LOC_B, "satellite_link"))
+        .await
+        .expect("append");
+    store
+        .append_audit(&escalation(at(20), LOC_A, "pagerduty"))
+        .await
+        .expect("append");
 
     let targets = |entries: Vec<AuditEntry>| -> Vec<String> {
         entries.into_iter().filter_map(|e| e.target).collect()
     };
     let all = store.audit(None, None, 100).await.expect("audit");
     assert_eq!(all[0], escalation(at(20), LOC_A, "pagerduty"));
-    assert_eq!(targets(all), ["pagerduty", "satellite_link", "razee"], "newest first");
+    assert_eq!(
+        targets(all),
+        ["pagerduty", "satellite_link", "razee"],
+        "newest first"
+    );
     let since = store.audit(Some(at(10)), None, 100).await.expect("audit");
     assert_eq!(targets(since), ["pagerduty", "satellite_link"]);
-    let for_a = store.audit(None, Some(&loc(LOC_A)), 100).await.expect("audit");
+    let for_a = store
+        .audit(None, Some(&loc(LOC_A)), 100)
+        .await
+        .expect("audit");
     assert_eq!(targets(for_a), ["pagerduty", "razee"]);
-    let both = store.audit(Some(at(5)), Some(&loc(LOC_A)), 100).await.expect("audit");
+    let both = store
+        .audit(Some(at(5)), Some(&loc(LOC_A)), 100)
+        .await
+        .expect("audit");
     assert_eq!(targets(both), ["pagerduty"]);
     let limited = store.audit(None, None, 1).await.expect("audit");
     assert_eq!(targets(limited), ["pagerduty"]);
@@ -515,7 +605,10 @@ async fn in_flight_lists_running_checks_with_waiters(db: TestDb) {
     let b = start(&*store, &key(LOC_B, Environment::Prod), "a").await;
     db.advance(Duration::from_secs(1));
     let done = start(&*store, &key(LOC_B, Environment::Stage), "a").await;
-    store.add_waiter(b, &waiter("5.5")).await.expect("add_waiter");
+    store
+        .add_waiter(b, &waiter("5.5"))
+        .await
+        .expect("add_waiter");
     finish(&*store, done, "a", "unknown_location").await;
 
     let running = store.in_flight().await.expect("in_flight");
@@ -532,11 +625,20 @@ async fn reopening_keeps_everything(db: TestDb) {
     let k = key(LOC_A, Environment::Prod);
     let running = start(&*store, &k, "before-restart").await;
     let job = json!({ "queue_item": 5 });
-    store.set_stage(running, "before-restart", "job_queued", Some(&job)).await.expect("set_stage");
-    store.add_waiter(running, &waiter("7.7")).await.expect("add_waiter");
+    store
+        .set_stage(running, "before-restart", "job_queued", Some(&job))
+        .await
+        .expect("set_stage");
+    store
+        .add_waiter(running, &waiter("7.7"))
+        .await
+        .expect("add_waiter");
     let other = start(&*store, &key(LOC_B, Environment::Prod), "before-restart").await;
     finish(&*store, other, "before-restart", "api_key_invalid").await;
-    store.append_audit(&escalation(db.now(), LOC_B, "razee")).await.expect("append");
+    store
+        .append_audit(&escalation(db.now(), LOC_B, "razee"))
+        .await
+        .expect("append");
     assert!(store.first_seen("envelope:1").await.expect("first_seen"));
     let in_flight_before = store.in_flight().await.expect("in_flight");
     let audit_before = store.audit(None, None, 100).await.expect("audit");
@@ -544,18 +646,36 @@ async fn reopening_keeps_everything(db: TestDb) {
     drop(store);
 
     let store = db.open().await;
-    assert_eq!(store.in_flight().await.expect("in_flight"), in_flight_before);
-    assert_eq!(store.audit(None, None, 100).await.expect("audit"), audit_before);
+    assert_eq!(
+        store.in_flight().await.expect("in_flight"),
+        in_flight_before
+    );
+    assert_eq!(
+        store.audit(None, None, 100).await.expect("audit"),
+        audit_before
+    );
     assert_eq!(audit_before.len(), 2);
     assert!(!store.first_seen("envelope:1").await.expect("first_seen"));
-    assert_eq!(claim(&*store, &k, "after-restart", TTL).await, Claim::Joined(running));
+    assert_eq!(
+        claim(&*store, &k, "after-restart", TTL).await,
+        Claim::Joined(running)
+    );
     assert!(matches!(
-        claim(&*store, &key(LOC_B, Environment::Prod), "after-restart", TTL).await,
+        claim(
+            &*store,
+            &key(LOC_B, Environment::Prod),
+            "after-restart",
+            TTL
+        )
+        .await,
         Claim::Fresh(_)
     ));
     // The restarted bot (a new owner) resumes the check once the old lease runs out.
     db.advance(LEASE);
-    let resumed = store.take_over_expired("after-restart", LEASE).await.expect("take over");
+    let resumed = store
+        .take_over_expired("after-restart", LEASE)
+        .await
+        .expect("take over");
     assert_eq!(resumed.len(), 1);
     assert_eq!(resumed[0].job, Some(job));
     assert_eq!(resumed[0].waiters, vec![waiter("7.7")]);
@@ -589,14 +709,17 @@ async fn an_unsupported_url_is_refused_clearly() {
 async fn open_errors_never_show_the_password() {
     // A "database" that hangs up on every connection (a refused connection would be retried
     // until the pool's 30 s deadline, as when a database is still starting).
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let port = listener.local_addr().expect("addr").port();
     let hang_up = tokio::spawn(async move {
         while let Ok((conn, _)) = listener.accept().await {
             drop(conn);
         }
     });
-    let url = format!("postgres://linkbot:hunter2secret@127.0.0.1:{port}/linkbot?password=hunter2secret");
+    let url =
+        format!("postgres://linkbot:hunter2secret@127.0.0.1:{port}/linkbot?password=hunter2secret");
     let err = tokio::time::timeout(TEST_TIMEOUT, open(&url))
         .await
         .expect("bounded")
@@ -606,7 +729,10 @@ async fn open_errors_never_show_the_password() {
     assert!(matches!(err, StoreError::Open { .. }), "{err:?}");
     let all = chain(&err);
     assert!(!all.contains("hunter2secret"), "{all}");
-    assert!(err.to_string().contains(&format!("127.0.0.1:{port}")), "{err}");
+    assert!(
+        err.to_string().contains(&format!("127.0.0.1:{port}")),
+        "{err}"
+    );
     assert!(err.user_message().contains("LINKBOT_STORE_URL"));
 }
 

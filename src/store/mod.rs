@@ -96,9 +96,15 @@ impl RequestSource {
 
     /// The source named by [`RequestSource::as_str`], if any.
     pub fn parse(s: &str) -> Option<Self> {
-        [Self::Mention, Self::Slash, Self::Alert, Self::Cli, Self::Rerun]
-            .into_iter()
-            .find(|k| k.as_str() == s)
+        [
+            Self::Mention,
+            Self::Slash,
+            Self::Alert,
+            Self::Cli,
+            Self::Rerun,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
     }
 }
 
@@ -361,7 +367,7 @@ pub trait Store: Send + Sync {
     async fn ping(&self) -> Result<(), StoreError>;
 
     /// One check per (environment, location), atomically: join the check in flight (lease not
-    /// expired), take it over if its lease expired, reuse a finished result younger than `ttl`
+    /// expired, or already held by `owner`), take it over if its lease expired, reuse a finished result younger than `ttl`
     /// (pass `Duration::ZERO` to force a new check, e.g. for Re-run), or start a new check
     /// owned by `owner` with a lease of `lease`.
     async fn claim_check(
@@ -468,14 +474,14 @@ pub async fn open_with_clock(url: &str, clock: Clock) -> Result<Arc<dyn Store>, 
     }
 }
 
-/// The URL fit for logs: password replaced by `[redacted]`, query (which may carry
+/// The URL fit for logs: password replaced by `redacted`, query (which may carry
 /// `password=`) and fragment dropped; an unparseable URL shows only its scheme.
 pub fn redact_url(url: &str) -> String {
     match url::Url::parse(url.trim()) {
         Ok(mut u) => {
             if u.password().is_some() {
                 // Fails only for URLs that cannot have a password, which then have none.
-                let _ = u.set_password(Some("[redacted]"));
+                let _ = u.set_password(Some("redacted"));
             }
             u.set_query(None);
             u.set_fragment(None);
@@ -531,7 +537,9 @@ impl<'s> MigrationSource<'s> for Embedded {
     }
 }
 
-async fn migrator(migrations: &'static [EmbeddedMigration]) -> Result<Migrator, sqlx::migrate::MigrateError> {
+async fn migrator(
+    migrations: &'static [EmbeddedMigration],
+) -> Result<Migrator, sqlx::migrate::MigrateError> {
     Migrator::new(Embedded(migrations)).await
 }
 
@@ -683,8 +691,14 @@ mod tests {
     #[test]
     fn redact_url_hides_passwords_and_query() {
         let cases = [
-            ("postgres://u:hunter2@db:5432/x", "postgres://u:[redacted]@db:5432/x"),
-            ("postgres://u@db/x?password=hunter2&sslmode=require", "postgres://u@db/x"),
+            (
+                "postgres://u:hunter2@db:5432/x",
+                "postgres://u:redacted@db:5432/x",
+            ),
+            (
+                "postgres://u@db/x?password=hunter2&sslmode=require",
+                "postgres://u@db/x",
+            ),
             ("sqlite://linkbot.db", "sqlite://linkbot.db"),
             ("sqlite::memory:", "sqlite::memory:"),
             ("post gres://u:hunter2@db", "post:[unparseable URL]"),

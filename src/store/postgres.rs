@@ -9,9 +9,9 @@
 
 use super::{
     audit_from_row, check_audit_detail, duration_ms, finished_from_row, in_flight_from_row,
-    json_text, migrator, Cols, query_error, redact_url, waiter_from_row, AuditEntry, CheckId, CheckKey,
-    Claim, Clock, EmbeddedMigration, FinishOutcome, FinishedCheck, InFlight, Requester, Store,
-    StoreError, Waiter, EVENT_KEY_RETENTION,
+    json_text, migrator, query_error, redact_url, waiter_from_row, AuditEntry, CheckId, CheckKey,
+    Claim, Clock, Cols, EmbeddedMigration, FinishOutcome, FinishedCheck, InFlight, Requester,
+    Store, StoreError, Waiter, EVENT_KEY_RETENTION,
 };
 use crate::domain::LocationId;
 use chrono::{DateTime, Utc};
@@ -144,7 +144,10 @@ impl Store for PgStore {
         let mut tx = self.write_tx(OP).await?;
         // Claims for one key queue here, whichever replica they come from.
         sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
-            .bind(format!("linkbot.check/{}/{}", key.environment, key.location))
+            .bind(format!(
+                "linkbot.check/{}/{}",
+                key.environment, key.location
+            ))
             .execute(&mut *tx)
             .await
             .map_err(query_error(OP))?;
@@ -169,12 +172,12 @@ impl Store for PgStore {
                 "UPDATE checks SET owner = $1, lease_expires_at = $2 \
                  WHERE id = $3 AND state = 'running'",
             )
-                .bind(owner)
-                .bind(now.saturating_add(duration_ms(lease)))
-                .bind(id.0)
-                .execute(&mut *tx)
-                .await
-                .map_err(query_error(OP))?;
+            .bind(owner)
+            .bind(now.saturating_add(duration_ms(lease)))
+            .bind(id.0)
+            .execute(&mut *tx)
+            .await
+            .map_err(query_error(OP))?;
             let in_flight = load_in_flight(&mut tx, id, OP).await?;
             tx.commit().await.map_err(query_error(OP))?;
             return match in_flight {
@@ -223,14 +226,13 @@ impl Store for PgStore {
     async fn add_waiter(&self, check_id: CheckId, waiter: &Waiter) -> Result<bool, StoreError> {
         const OP: &str = "add_waiter";
         let mut tx = self.write_tx(OP).await?;
-        let running: Option<i64> =
-            sqlx::query_scalar(
-                "SELECT id FROM checks WHERE id = $1 AND state = 'running' FOR SHARE",
-            )
-                .bind(check_id.0)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(query_error(OP))?;
+        let running: Option<i64> = sqlx::query_scalar(
+            "SELECT id FROM checks WHERE id = $1 AND state = 'running' FOR SHARE",
+        )
+        .bind(check_id.0)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(query_error(OP))?;
         if running.is_none() {
             return Ok(false);
         }

@@ -5,9 +5,9 @@
 
 use super::{
     audit_from_row, check_audit_detail, duration_ms, finished_from_row, in_flight_from_row,
-    json_text, migrator, Cols, query_error, redact_url, waiter_from_row, AuditEntry, CheckId, CheckKey,
-    Claim, Clock, EmbeddedMigration, FinishOutcome, FinishedCheck, InFlight, Requester, Store,
-    StoreError, Waiter, EVENT_KEY_RETENTION,
+    json_text, migrator, query_error, redact_url, waiter_from_row, AuditEntry, CheckId, CheckKey,
+    Claim, Clock, Cols, EmbeddedMigration, FinishOutcome, FinishedCheck, InFlight, Requester,
+    Store, StoreError, Waiter, EVENT_KEY_RETENTION,
 };
 use crate::domain::LocationId;
 use chrono::{DateTime, Utc};
