@@ -3,12 +3,21 @@
 //! See `ARCHITECTURE.md` for the code map. The binary (`src/main.rs`) only parses the command
 //! line and calls into this library, so tests drive everything through it.
 
+pub mod app;
+pub mod check;
+pub mod cli;
 pub mod config;
+pub mod demo;
 pub mod diagnosis;
 pub mod directory;
 pub mod domain;
+pub mod escalation;
+pub mod iam;
+pub mod jenkins;
 pub mod metrics;
 pub mod secret;
+pub mod server;
 pub mod sim;
 pub mod slack;
+pub mod store;
 pub mod telemetry;

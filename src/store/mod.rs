@@ -1,0 +1,720 @@
+//! The durable store: in-flight checks, the Slack messages waiting for them, the de-dup of Slack
+//! deliveries, and the audit log — so nothing is lost on restart and one check runs per location.
+//!
+//! One [`Store`] trait, two backends chosen by the URL given to [`open`]:
+//! - `sqlite://<file>` (the default `sqlite://linkbot.db`; the file is created on first start,
+//!   WAL mode, every write transaction is `BEGIN IMMEDIATE`): one replica.
+//! - `postgres://…` / `postgresql://…`: several replicas sharing the work. "One check per
+//!   location" holds across them: a claim runs in one transaction under a per-key advisory lock,
+//!   and a unique partial index on `(environment, location) WHERE state = 'running'` makes a
+//!   second running check impossible even for a buggy caller.
+//!
+//! **Leases.** The replica running a check (its `owner`, a string unique per process, e.g.
+//! `hostname:uuid`) holds a lease and renews it ([`Store::renew_lease`]). A lease that expired
+//! means the holder died: another replica (or the restarted bot, which has a new owner id) takes
+//! the check over with [`Store::take_over_expired`] — or a new request for the same location
+//! does, through [`Claim::TakenOver`] — and resumes it from the persisted stage and job handle.
+//! Every write about a running check names its owner; once the check was taken over, the old
+//! owner's writes do nothing and say so (`false` / [`FinishOutcome::LeaseLost`]). Leases compare
+//! the replicas' own clocks, so keep clocks in sync (NTP) and leases far longer than any skew.
+//!
+//! **Schema.** Versioned migrations in `migrations/sqlite/` and `migrations/postgres/` are
+//! embedded in the binary (`include_str!`) and applied at open by sqlx's own [`Migrator`] (its
+//! `_sqlx_migrations` table, checksums, one transaction per migration, a Postgres advisory lock
+//! so replicas starting together apply them once). The binary reads no file at run time. Times
+//! are stored as UTC unix milliseconds (`BIGINT`), so they come back at millisecond precision.
+//!
+//! **What this module must NOT do:** store a secret. The Jenkins job handle and the report are
+//! opaque JSON to the store, and callers must never put a secret in them (the report carries at
+//! most a key fingerprint). It must not show the database URL's password: errors and `Debug`
+//! show the URL only through [`redact_url`]. It knows nothing of Slack, Jenkins or verdicts.
+
+mod postgres;
+mod sqlite;
+
+use crate::domain::{Environment, LocationId};
+use chrono::{DateTime, Utc};
+use futures_util::future::BoxFuture;
+use serde::Serialize;
+use sqlx::error::BoxDynError;
+use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
+use std::borrow::Cow;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How long a recorded Slack event key is remembered by [`Store::first_seen`].
+pub const EVENT_KEY_RETENTION: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// The id of one check (a row in the store).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct CheckId(pub i64);
+
+impl fmt::Display for CheckId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// What "one check at a time" is keyed on: a location in an environment.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub struct CheckKey {
+    /// Which directory and Jenkins.
+    pub environment: Environment,
+    /// The Satellite location.
+    pub location: LocationId,
+}
+
+/// Where a check request came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RequestSource {
+    /// `@linkbot check …` in a channel.
+    Mention,
+    /// `/linkbot check …`.
+    Slash,
+    /// An alert message in a watched channel.
+    Alert,
+    /// `linkbot check` on a terminal.
+    Cli,
+    /// The Re-run button.
+    Rerun,
+}
+
+impl RequestSource {
+    /// The lower-case name stored and shown.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            RequestSource::Mention => "mention",
+            RequestSource::Slash => "slash",
+            RequestSource::Alert => "alert",
+            RequestSource::Cli => "cli",
+            RequestSource::Rerun => "rerun",
+        }
+    }
+
+    /// The source named by [`RequestSource::as_str`], if any.
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            Self::Mention,
+            Self::Slash,
+            Self::Alert,
+            Self::Cli,
+            Self::Rerun,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
+    }
+}
+
+/// Who asked for a check; recorded in the audit entry when it finishes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Requester {
+    /// The Slack user id, if a person asked.
+    pub user: Option<String>,
+    /// The Slack channel id, if asked in Slack.
+    pub channel: Option<String>,
+    /// How the request came in.
+    pub source: RequestSource,
+}
+
+/// A Slack message waiting for a check's verdict: the message to edit in place.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Waiter {
+    /// The channel id.
+    pub channel: String,
+    /// The `ts` of the message to edit (`chat.update`).
+    pub message_ts: String,
+    /// The thread the message lives in, if any.
+    pub thread_ts: Option<String>,
+    /// The user who asked, to mention or to send ephemerals to.
+    pub user: Option<String>,
+}
+
+/// A check that is running (or whose holder died): everything needed to resume it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct InFlight {
+    /// The check.
+    pub check_id: CheckId,
+    /// Its location and environment.
+    pub key: CheckKey,
+    /// The last stage the owner persisted (opaque to the store, e.g. `job_running`).
+    pub stage: String,
+    /// The last Jenkins job handle the owner persisted (queue item / build), opaque JSON.
+    pub job: Option<serde_json::Value>,
+    /// The process holding the lease.
+    pub owner: String,
+    /// When the lease runs out unless renewed.
+    pub lease_expires_at: DateTime<Utc>,
+    /// When the check started.
+    pub started_at: DateTime<Utc>,
+    /// Who asked first.
+    pub requested_by: Requester,
+    /// The Slack messages to edit with the verdict, in the order they were added.
+    pub waiters: Vec<Waiter>,
+}
+
+/// A finished check and its result.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FinishedCheck {
+    /// The check.
+    pub check_id: CheckId,
+    /// Its location and environment.
+    pub key: CheckKey,
+    /// When it started.
+    pub started_at: DateTime<Utc>,
+    /// When it finished (the age of a reused result is measured from here).
+    pub finished_at: DateTime<Utc>,
+    /// The verdict code.
+    pub verdict: String,
+    /// The report, opaque JSON.
+    pub report: serde_json::Value,
+    /// The Jenkins build, if one ran.
+    pub build_url: Option<String>,
+}
+
+/// The answer to [`Store::claim_check`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Claim {
+    /// No check was running and no fresh result exists: the caller now owns a new check and
+    /// must run it (renewing its lease), then [`Store::finish_check`] it.
+    Started(CheckId),
+    /// A check for this key is running under a live lease: add a [`Waiter`] and wait for it.
+    Joined(CheckId),
+    /// A result younger than the TTL exists: show it with its age and a Re-run button.
+    Fresh(Box<FinishedCheck>),
+    /// A check was running but its holder's lease had expired: it is now leased to the caller,
+    /// who must resume it from its persisted stage and job (as after [`Store::take_over_expired`]).
+    TakenOver(Box<InFlight>),
+}
+
+/// The answer to [`Store::finish_check`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum FinishOutcome {
+    /// The result and its audit entry are recorded; these are all the messages to edit. No
+    /// waiter can be added after this (a late [`Store::add_waiter`] returns `false`).
+    Recorded {
+        /// The Slack messages waiting for the verdict.
+        waiters: Vec<Waiter>,
+    },
+    /// The caller no longer owns the check (another owner took it over, or it is already
+    /// finished): nothing was written.
+    LeaseLost,
+}
+
+/// What an audit entry records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuditKind {
+    /// A check finished.
+    Check,
+    /// Someone escalated.
+    Escalation,
+}
+
+impl AuditKind {
+    /// The lower-case name stored and shown.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            AuditKind::Check => "check",
+            AuditKind::Escalation => "escalation",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        match s {
+            "check" => Some(AuditKind::Check),
+            "escalation" => Some(AuditKind::Escalation),
+            _ => None,
+        }
+    }
+}
+
+/// One line of the audit log. Times are kept at millisecond precision.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AuditEntry {
+    /// When it happened.
+    pub at: DateTime<Utc>,
+    /// A check or an escalation.
+    pub kind: AuditKind,
+    /// Who (Slack user id), if a person.
+    pub actor: Option<String>,
+    /// Where (Slack channel id), if in Slack.
+    pub channel: Option<String>,
+    /// The location.
+    pub location: LocationId,
+    /// The environment.
+    pub environment: Environment,
+    /// The verdict code.
+    pub verdict: Option<String>,
+    /// The escalation target (config key), for escalations.
+    pub target: Option<String>,
+    /// The Jenkins build (checks) or the page / issue / message (escalations).
+    pub link: Option<String>,
+    /// A short free-text note (e.g. `via alert`). Never a secret.
+    pub detail: Option<String>,
+}
+
+/// Where the store reads the time: the system clock, or a test's hand-driven one.
+#[derive(Clone)]
+pub struct Clock(Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>);
+
+impl Clock {
+    /// The system clock (UTC).
+    pub fn system() -> Self {
+        Clock(Arc::new(Utc::now))
+    }
+
+    /// A clock that asks `now` for the time (tests use it to move time without sleeping).
+    pub fn from_fn(now: impl Fn() -> DateTime<Utc> + Send + Sync + 'static) -> Self {
+        Clock(Arc::new(now))
+    }
+
+    /// The current time.
+    pub fn now(&self) -> DateTime<Utc> {
+        (self.0)()
+    }
+
+    fn now_ms(&self) -> i64 {
+        self.now().timestamp_millis()
+    }
+}
+
+impl Default for Clock {
+    fn default() -> Self {
+        Clock::system()
+    }
+}
+
+impl fmt::Debug for Clock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Clock")
+    }
+}
+
+/// Why a store operation failed. `Display` and the source chain go to logs and never contain the
+/// database password; [`StoreError::user_message`] is the sentence for a person.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The URL names no supported backend.
+    #[error("store URL `{shown}` is not supported: use `sqlite://<file>` or `postgres://…`")]
+    UnsupportedUrl {
+        /// The URL with any password and query removed.
+        shown: String,
+    },
+    /// The database could not be opened or reached.
+    #[error("cannot open the store at {target}")]
+    Open {
+        /// The URL with any password and query removed.
+        target: String,
+        /// What sqlx said.
+        #[source]
+        source: sqlx::Error,
+    },
+    /// The schema could not be brought up to date.
+    #[error("cannot apply the store's schema migrations at {target}")]
+    Migrate {
+        /// The URL with any password and query removed.
+        target: String,
+        /// What the migrator said.
+        #[source]
+        source: sqlx::migrate::MigrateError,
+    },
+    /// A statement failed.
+    #[error("store operation `{op}` failed")]
+    Query {
+        /// Which [`Store`] method.
+        op: &'static str,
+        /// What sqlx said.
+        #[source]
+        source: sqlx::Error,
+    },
+    /// A stored value could not be read back (e.g. edited by hand).
+    #[error("the store holds a value linkbot cannot read: {what}")]
+    Corrupt {
+        /// Which value, and why.
+        what: String,
+    },
+}
+
+impl StoreError {
+    /// A short sentence for a person (Slack, terminal); the details stay in the logs.
+    pub fn user_message(&self) -> &'static str {
+        match self {
+            StoreError::UnsupportedUrl { .. } => {
+                "The store URL is not supported: set `[store] url` (or LINKBOT_STORE_URL) to sqlite://<file> or postgres://…."
+            }
+            StoreError::Open { .. } => {
+                "linkbot cannot open its store: check `[store] url` / LINKBOT_STORE_URL and that the database is up."
+            }
+            StoreError::Migrate { .. } => {
+                "linkbot cannot prepare its store's tables; the logs say why."
+            }
+            StoreError::Query { .. } => "linkbot's store did not answer; try again shortly.",
+            StoreError::Corrupt { .. } => {
+                "linkbot's store holds a record it cannot read; the logs say which."
+            }
+        }
+    }
+}
+
+/// The durable store. Implementations are safe to share between tasks (and, for PostgreSQL,
+/// between replicas). Callers must never pass a secret in any argument.
+#[async_trait::async_trait]
+pub trait Store: Send + Sync {
+    /// Checks that the database answers (for `/readyz`).
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    /// One check per (environment, location), atomically: join the check in flight (lease not
+    /// expired, or already held by `owner`), take it over if its lease expired, reuse a finished result younger than `ttl`
+    /// (pass `Duration::ZERO` to force a new check, e.g. for Re-run), or start a new check
+    /// owned by `owner` with a lease of `lease`.
+    async fn claim_check(
+        &self,
+        key: &CheckKey,
+        owner: &str,
+        lease: Duration,
+        ttl: Duration,
+        requested_by: &Requester,
+    ) -> Result<Claim, StoreError>;
+
+    /// Records a Slack message waiting for the check's verdict. `false` when the check is not
+    /// running any more (read its result with [`Store::finished`]); adding the same
+    /// (channel, message_ts) twice records it once.
+    async fn add_waiter(&self, check_id: CheckId, waiter: &Waiter) -> Result<bool, StoreError>;
+
+    /// The messages waiting for a check, in the order they were added.
+    async fn waiters(&self, check_id: CheckId) -> Result<Vec<Waiter>, StoreError>;
+
+    /// Persists how far the check got and (when `Some`) its Jenkins job handle; `None` keeps
+    /// the job handle already stored. `false` if `owner` no longer holds the check.
+    async fn set_stage(
+        &self,
+        check_id: CheckId,
+        owner: &str,
+        stage: &str,
+        job: Option<&serde_json::Value>,
+    ) -> Result<bool, StoreError>;
+
+    /// Extends the lease to now + `lease`. `false` if `owner` no longer holds the check: stop
+    /// working on it.
+    async fn renew_lease(
+        &self,
+        check_id: CheckId,
+        owner: &str,
+        lease: Duration,
+    ) -> Result<bool, StoreError>;
+
+    /// Records the result and appends the check's audit entry (exactly once per check), and
+    /// returns every waiter to notify — all in one transaction.
+    async fn finish_check(
+        &self,
+        check_id: CheckId,
+        owner: &str,
+        verdict: &str,
+        report: &serde_json::Value,
+        build_url: Option<&str>,
+    ) -> Result<FinishOutcome, StoreError>;
+
+    /// A finished check's result; `None` if it is unknown or still running.
+    async fn finished(&self, check_id: CheckId) -> Result<Option<FinishedCheck>, StoreError>;
+
+    /// Every running check, oldest first (for `linkbot status`).
+    async fn in_flight(&self) -> Result<Vec<InFlight>, StoreError>;
+
+    /// Checks whose lease expired and whose owner is not `owner` (the holder died): re-leased to
+    /// `owner` for `lease` and returned, with their stage, job and waiters, to be resumed. Call
+    /// at start and then periodically (e.g. every lease/2).
+    async fn take_over_expired(
+        &self,
+        owner: &str,
+        lease: Duration,
+    ) -> Result<Vec<InFlight>, StoreError>;
+
+    /// De-dup of Slack envelopes/events across restarts and replicas: `true` only the first time
+    /// `event_key` is recorded. Keys are forgotten after [`EVENT_KEY_RETENTION`].
+    async fn first_seen(&self, event_key: &str) -> Result<bool, StoreError>;
+
+    /// Appends an audit entry (escalations; check entries are written by `finish_check`).
+    async fn append_audit(&self, entry: &AuditEntry) -> Result<(), StoreError>;
+
+    /// Audit entries at or after `since`, for `location` if given, newest first, at most `limit`.
+    async fn audit(
+        &self,
+        since: Option<DateTime<Utc>>,
+        location: Option<&LocationId>,
+        limit: usize,
+    ) -> Result<Vec<AuditEntry>, StoreError>;
+
+    /// Closes the connections (on shutdown); later calls fail.
+    async fn close(&self);
+}
+
+/// Opens the store named by `url` (`sqlite://…` or `postgres://…`), creating a SQLite file if
+/// missing, and applies pending migrations.
+pub async fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
+    open_with_clock(url, Clock::system()).await
+}
+
+/// [`open`] with a given clock (tests move time by hand).
+pub async fn open_with_clock(url: &str, clock: Clock) -> Result<Arc<dyn Store>, StoreError> {
+    let scheme = url
+        .trim_start()
+        .split(':')
+        .next()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    match scheme.as_str() {
+        "sqlite" => Ok(Arc::new(sqlite::SqliteStore::open(url, clock).await?)),
+        "postgres" | "postgresql" => Ok(Arc::new(postgres::PgStore::open(url, clock).await?)),
+        _ => Err(StoreError::UnsupportedUrl {
+            shown: redact_url(url),
+        }),
+    }
+}
+
+/// The URL fit for logs: password replaced by `redacted`, query (which may carry
+/// `password=`) and fragment dropped; an unparseable URL shows only its scheme.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url.trim()) {
+        Ok(mut u) => {
+            if u.password().is_some() {
+                // Fails only for URLs that cannot have a password, which then have none.
+                let _ = u.set_password(Some("redacted"));
+            }
+            u.set_query(None);
+            u.set_fragment(None);
+            u.to_string()
+        }
+        Err(_) => {
+            let scheme: String = url
+                .trim()
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+                .take(20)
+                .collect();
+            format!("{scheme}:[unparseable URL]")
+        }
+    }
+}
+
+// ---- shared by the backends -------------------------------------------------------------
+
+/// One embedded migration file.
+struct EmbeddedMigration {
+    version: i64,
+    description: &'static str,
+    sql: &'static str,
+}
+
+/// Migrations compiled into the binary, handed to sqlx's [`Migrator`].
+#[derive(Debug)]
+struct Embedded(&'static [EmbeddedMigration]);
+
+impl fmt::Debug for EmbeddedMigration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}_{}", self.version, self.description)
+    }
+}
+
+impl<'s> MigrationSource<'s> for Embedded {
+    fn resolve(self) -> BoxFuture<'s, Result<Vec<Migration>, BoxDynError>> {
+        let migrations = self
+            .0
+            .iter()
+            .map(|m| {
+                Migration::new(
+                    m.version,
+                    Cow::Borrowed(m.description),
+                    MigrationType::Simple,
+                    Cow::Borrowed(m.sql),
+                    false,
+                )
+            })
+            .collect();
+        Box::pin(async move { Ok(migrations) })
+    }
+}
+
+async fn migrator(
+    migrations: &'static [EmbeddedMigration],
+) -> Result<Migrator, sqlx::migrate::MigrateError> {
+    Migrator::new(Embedded(migrations)).await
+}
+
+fn query_error(op: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
+    move |source| StoreError::Query { op, source }
+}
+
+/// A duration as whole milliseconds, saturating.
+fn duration_ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+fn time_from_ms(ms: i64, what: &str) -> Result<DateTime<Utc>, StoreError> {
+    DateTime::from_timestamp_millis(ms).ok_or_else(|| StoreError::Corrupt {
+        what: format!("{what}: {ms} is not a time"),
+    })
+}
+
+fn json_text(value: &serde_json::Value) -> String {
+    value.to_string()
+}
+
+fn json_from_text(text: &str, what: &str) -> Result<serde_json::Value, StoreError> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt {
+        what: format!("{what} is not JSON ({e})"),
+    })
+}
+
+/// Reads columns from a row of either backend, turning decode errors into [`StoreError`].
+trait Cols {
+    fn int(&self, col: &'static str) -> Result<i64, StoreError>;
+    fn text(&self, col: &'static str) -> Result<String, StoreError>;
+    fn opt_text(&self, col: &'static str) -> Result<Option<String>, StoreError>;
+}
+
+fn decode_error(col: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
+    move |e| StoreError::Corrupt {
+        what: format!("column `{col}`: {e}"),
+    }
+}
+
+macro_rules! impl_cols {
+    ($row:ty) => {
+        impl Cols for $row {
+            fn int(&self, col: &'static str) -> Result<i64, StoreError> {
+                sqlx::Row::try_get::<i64, _>(self, col).map_err(decode_error(col))
+            }
+            fn text(&self, col: &'static str) -> Result<String, StoreError> {
+                sqlx::Row::try_get::<String, _>(self, col).map_err(decode_error(col))
+            }
+            fn opt_text(&self, col: &'static str) -> Result<Option<String>, StoreError> {
+                sqlx::Row::try_get::<Option<String>, _>(self, col).map_err(decode_error(col))
+            }
+        }
+    };
+}
+impl_cols!(sqlx::sqlite::SqliteRow);
+impl_cols!(sqlx::postgres::PgRow);
+
+fn key_from_row(row: &impl Cols) -> Result<CheckKey, StoreError> {
+    let env = row.text("environment")?;
+    let loc = row.text("location")?;
+    Ok(CheckKey {
+        environment: Environment::parse(&env).map_err(|e| StoreError::Corrupt {
+            what: e.to_string(),
+        })?,
+        location: LocationId::parse(&loc).map_err(|e| StoreError::Corrupt {
+            what: e.to_string(),
+        })?,
+    })
+}
+
+/// An [`InFlight`] from a row with the columns of `IN_FLIGHT_COLUMNS` (waiters added later).
+fn in_flight_from_row(row: &impl Cols) -> Result<InFlight, StoreError> {
+    let source = row.text("requested_by_source")?;
+    Ok(InFlight {
+        check_id: CheckId(row.int("id")?),
+        key: key_from_row(row)?,
+        stage: row.text("stage")?,
+        job: row
+            .opt_text("job")?
+            .map(|j| json_from_text(&j, "job handle"))
+            .transpose()?,
+        owner: row.text("owner")?,
+        lease_expires_at: time_from_ms(row.int("lease_expires_at")?, "lease_expires_at")?,
+        started_at: time_from_ms(row.int("started_at")?, "started_at")?,
+        requested_by: Requester {
+            user: row.opt_text("requested_by_user")?,
+            channel: row.opt_text("requested_by_channel")?,
+            source: RequestSource::parse(&source).ok_or_else(|| StoreError::Corrupt {
+                what: format!("unknown request source `{source}`"),
+            })?,
+        },
+        waiters: Vec::new(),
+    })
+}
+
+/// A [`FinishedCheck`] from a row with the columns of `FINISHED_COLUMNS`.
+fn finished_from_row(row: &impl Cols) -> Result<FinishedCheck, StoreError> {
+    let report = row.opt_text("report")?.unwrap_or_else(|| "null".into());
+    Ok(FinishedCheck {
+        check_id: CheckId(row.int("id")?),
+        key: key_from_row(row)?,
+        started_at: time_from_ms(row.int("started_at")?, "started_at")?,
+        finished_at: time_from_ms(row.int("finished_at")?, "finished_at")?,
+        verdict: row.opt_text("verdict")?.unwrap_or_default(),
+        report: json_from_text(&report, "report")?,
+        build_url: row.opt_text("build_url")?,
+    })
+}
+
+fn waiter_from_row(row: &impl Cols) -> Result<Waiter, StoreError> {
+    Ok(Waiter {
+        channel: row.text("channel")?,
+        message_ts: row.text("message_ts")?,
+        thread_ts: row.opt_text("thread_ts")?,
+        user: row.opt_text("user_id")?,
+    })
+}
+
+fn audit_from_row(row: &impl Cols) -> Result<AuditEntry, StoreError> {
+    let kind = row.text("kind")?;
+    let key = key_from_row(row)?;
+    Ok(AuditEntry {
+        at: time_from_ms(row.int("at")?, "audit time")?,
+        kind: AuditKind::parse(&kind).ok_or_else(|| StoreError::Corrupt {
+            what: format!("unknown audit kind `{kind}`"),
+        })?,
+        actor: row.opt_text("actor")?,
+        channel: row.opt_text("channel")?,
+        location: key.location,
+        environment: key.environment,
+        verdict: row.opt_text("verdict")?,
+        target: row.opt_text("target")?,
+        link: row.opt_text("link")?,
+        detail: row.opt_text("detail")?,
+    })
+}
+
+/// The audit entry written when a check finishes.
+fn check_audit_detail(source: &str) -> String {
+    format!("via {source}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redact_url_hides_passwords_and_query() {
+        let cases = [
+            (
+                "postgres://u:hunter2@db:5432/x",
+                "postgres://u:redacted@db:5432/x",
+            ),
+            (
+                "postgres://u@db/x?password=hunter2&sslmode=require",
+                "postgres://u@db/x",
+            ),
+            ("sqlite://linkbot.db", "sqlite://linkbot.db"),
+            ("sqlite::memory:", "sqlite::memory:"),
+            ("post gres://u:hunter2@db", "post:[unparseable URL]"),
+        ];
+        for (url, want) in cases {
+            let got = redact_url(url);
+            assert_eq!(got, want, "{url}");
+            assert!(!got.contains("hunter2"));
+        }
+    }
+
+    #[test]
+    fn request_source_round_trips() {
+        for s in ["mention", "slash", "alert", "cli", "rerun"] {
+            assert_eq!(RequestSource::parse(s).map(|k| k.as_str()), Some(s));
+        }
+        assert_eq!(RequestSource::parse("MENTION"), None);
+    }
+}

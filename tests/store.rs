@@ -1,0 +1,774 @@
+//! The durable store, one suite run against both backends: SQLite on a temporary file and
+//! PostgreSQL from `LINKBOT_TEST_DATABASE_URL` (each test in a schema of its own, dropped at the
+//! end). Without that variable the PostgreSQL tests say `skipped: …` on stderr and pass, unless
+//! `LINKBOT_REQUIRE_POSTGRES=1`, which makes them fail. Time is moved by hand, never slept on.
+
+use chrono::{DateTime, TimeZone, Utc};
+use linkbot::domain::{Environment, LocationId};
+use linkbot::store::{
+    open, open_with_clock, AuditEntry, AuditKind, CheckId, CheckKey, Claim, Clock, FinishOutcome,
+    RequestSource, Requester, Store, StoreError, Waiter,
+};
+use serde_json::json;
+use sqlx::Connection;
+use std::future::Future;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+const TEST_TIMEOUT: Duration = Duration::from_secs(60);
+const LEASE: Duration = Duration::from_secs(60);
+const TTL: Duration = Duration::from_secs(600);
+
+/// A database for one test: its URL and a hand-driven clock shared by every store opened on it.
+#[derive(Clone)]
+struct TestDb {
+    url: String,
+    now_ms: Arc<AtomicI64>,
+}
+
+impl TestDb {
+    fn clock(&self) -> Clock {
+        let now = self.now_ms.clone();
+        Clock::from_fn(move || {
+            DateTime::from_timestamp_millis(now.load(Ordering::SeqCst)).unwrap_or_default()
+        })
+    }
+
+    fn now(&self) -> DateTime<Utc> {
+        self.clock().now()
+    }
+
+    fn advance(&self, by: Duration) {
+        let ms = i64::try_from(by.as_millis()).expect("small duration");
+        self.now_ms.fetch_add(ms, Ordering::SeqCst);
+    }
+
+    /// A store on this database (a "replica" when opened twice).
+    async fn open(&self) -> Arc<dyn Store> {
+        match open_with_clock(&self.url, self.clock()).await {
+            Ok(store) => store,
+            Err(e) => panic!("open {}: {e:?}", self.url),
+        }
+    }
+}
+
+fn start_time() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2024, 5, 1, 12, 0, 0)
+        .single()
+        .expect("valid time")
+}
+
+fn new_db(url: String) -> TestDb {
+    TestDb {
+        url,
+        now_ms: Arc::new(AtomicI64::new(start_time().timestamp_millis())),
+    }
+}
+
+/// Runs `body` bounded in time; a panic inside it is re-raised after cleanup.
+async fn run_bounded<F, Fut>(db: TestDb, body: F) -> Result<(), String>
+where
+    F: FnOnce(TestDb) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let task = tokio::spawn(body(db));
+    match tokio::time::timeout(TEST_TIMEOUT, task).await {
+        Err(_) => Err(format!("test did not finish within {TEST_TIMEOUT:?}")),
+        Ok(Err(join)) if join.is_panic() => {
+            let payload = join.into_panic();
+            let msg = payload
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "test panicked".into());
+            Err(msg)
+        }
+        Ok(Err(join)) => Err(format!("test task failed: {join}")),
+        Ok(Ok(())) => Ok(()),
+    }
+}
+
+async fn on_sqlite<F, Fut>(body: F)
+where
+    F: FnOnce(TestDb) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("sqlite://{}", dir.path().join("linkbot.db").display());
+    let result = run_bounded(new_db(url), body).await;
+    drop(dir);
+    if let Err(msg) = result {
+        panic!("{msg}");
+    }
+}
+
+async fn on_postgres<F, Fut>(body: F)
+where
+    F: FnOnce(TestDb) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let Ok(base) = std::env::var("LINKBOT_TEST_DATABASE_URL") else {
+        if std::env::var("LINKBOT_REQUIRE_POSTGRES").as_deref() == Ok("1") {
+            panic!("LINKBOT_REQUIRE_POSTGRES=1 but LINKBOT_TEST_DATABASE_URL is not set: point it at a PostgreSQL database, e.g. postgres://postgres@127.0.0.1:5432/test");
+        }
+        eprintln!("skipped: LINKBOT_TEST_DATABASE_URL not set");
+        return;
+    };
+    let schema = format!("linkbot_test_{}", uuid::Uuid::new_v4().simple());
+    let admin = async {
+        let mut conn = sqlx::PgConnection::connect(&base).await?;
+        sqlx::query(&format!("CREATE SCHEMA {schema}"))
+            .execute(&mut conn)
+            .await?;
+        Ok::<_, sqlx::Error>(conn)
+    };
+    let mut admin = tokio::time::timeout(TEST_TIMEOUT, admin)
+        .await
+        .expect("connecting to LINKBOT_TEST_DATABASE_URL timed out")
+        .expect("cannot create a test schema in LINKBOT_TEST_DATABASE_URL");
+    let sep = if base.contains('?') { '&' } else { '?' };
+    let url = format!("{base}{sep}options=-c%20search_path%3D{schema}");
+
+    let result = run_bounded(new_db(url), body).await;
+
+    let drop_sql = format!("DROP SCHEMA {schema} CASCADE");
+    let drop_schema = sqlx::query(&drop_sql).execute(&mut admin);
+    let dropped = tokio::time::timeout(TEST_TIMEOUT, drop_schema).await;
+    if let Err(msg) = result {
+        panic!("{msg}");
+    }
+    dropped
+        .expect("dropping the test schema timed out")
+        .expect("dropping the test schema");
+}
+
+/// Each body below becomes `sqlite::<name>` and `postgres::<name>`.
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::on_sqlite(super::$name).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::on_postgres(super::$name).await
+                }
+            )*
+        }
+    };
+}
+
+on_both_backends!(
+    migrations_are_idempotent,
+    claim_starts_joins_reuses_then_expires,
+    concurrent_claims_from_two_replicas_start_exactly_one,
+    expired_lease_is_taken_over_with_stage_job_and_waiters,
+    claim_on_an_expired_lease_takes_the_check_over,
+    finish_appends_exactly_one_audit_entry,
+    waiter_after_finish_is_refused_and_result_stays_readable,
+    set_stage_without_job_keeps_the_job,
+    audit_filters_by_since_and_location,
+    first_seen_is_true_once_across_instances,
+    in_flight_lists_running_checks_with_waiters,
+    reopening_keeps_everything,
+);
+
+// ---- helpers -----------------------------------------------------------------------------
+
+fn loc(s: &str) -> LocationId {
+    LocationId::parse(s).expect("valid location id")
+}
+
+fn key(location: &str, environment: Environment) -> CheckKey {
+    CheckKey {
+        environment,
+        location: loc(location),
+    }
+}
+
+const LOC_A: &str = "c1hk4ek107l5au5mq8hg";
+const LOC_B: &str = "c2aaaaaaaaaaaaaaaaaa";
+
+fn alice() -> Requester {
+    Requester {
+        user: Some("U0ALICE".into()),
+        channel: Some("C0ONCALL".into()),
+        source: RequestSource::Mention,
+    }
+}
+
+fn waiter(ts: &str) -> Waiter {
+    Waiter {
+        channel: "C0ONCALL".into(),
+        message_ts: ts.into(),
+        thread_ts: Some("1700000000.000100".into()),
+        user: Some("U0ALICE".into()),
+    }
+}
+
+fn report(verdict: &str) -> serde_json::Value {
+    json!({ "verdict": verdict, "steps": [{ "id": "config", "status": "ok", "evidence": "key …ab12" }] })
+}
+
+async fn claim(store: &dyn Store, key: &CheckKey, owner: &str, ttl: Duration) -> Claim {
+    store
+        .claim_check(key, owner, LEASE, ttl, &alice())
+        .await
+        .expect("claim_check")
+}
+
+async fn start(store: &dyn Store, key: &CheckKey, owner: &str) -> CheckId {
+    match claim(store, key, owner, TTL).await {
+        Claim::Started(id) => id,
+        other => panic!("expected Started, got {other:?}"),
+    }
+}
+
+async fn finish(store: &dyn Store, id: CheckId, owner: &str, verdict: &str) -> FinishOutcome {
+    store
+        .finish_check(
+            id,
+            owner,
+            verdict,
+            &report(verdict),
+            Some("https://jenkins/job/1/"),
+        )
+        .await
+        .expect("finish_check")
+}
+
+fn escalation(at: DateTime<Utc>, location: &str, target: &str) -> AuditEntry {
+    AuditEntry {
+        at,
+        kind: AuditKind::Escalation,
+        actor: Some("U0BOB".into()),
+        channel: Some("C0ONCALL".into()),
+        location: loc(location),
+        environment: Environment::Prod,
+        verdict: Some("config_missing".into()),
+        target: Some(target.into()),
+        link: Some("https://github.com/org/repo/issues/7".into()),
+        detail: None,
+    }
+}
+
+// ---- the suite ---------------------------------------------------------------------------
+
+async fn migrations_are_idempotent(db: TestDb) {
+    // Two replicas starting together, then a third later: the schema is applied once.
+    let (a, b) = tokio::join!(db.open(), db.open());
+    let k = key(LOC_A, Environment::Prod);
+    let id = start(&*a, &k, "a").await;
+    let c = db.open().await;
+    c.ping().await.expect("ping");
+    assert_eq!(claim(&*c, &k, "c", TTL).await, Claim::Joined(id));
+    assert_eq!(b.in_flight().await.expect("in_flight").len(), 1);
+}
+
+async fn claim_starts_joins_reuses_then_expires(db: TestDb) {
+    let store = db.open().await;
+    let k = key(LOC_A, Environment::Prod);
+    let first = start(&*store, &k, "a").await;
+    assert_eq!(claim(&*store, &k, "b", TTL).await, Claim::Joined(first));
+    // Another environment for the same location is another check.
+    let stage_key = key(LOC_A, Environment::Stage);
+    let other = start(&*store, &stage_key, "a").await;
+    assert_ne!(other, first);
+
+    db.advance(Duration::from_secs(30));
+    let finished_at = db.now();
+    assert!(matches!(
+        finish(&*store, first, "a", "api_key_invalid").await,
+        FinishOutcome::Recorded { .. }
+    ));
+
+    db.advance(TTL - Duration::from_secs(1));
+    match claim(&*store, &k, "b", TTL).await {
+        Claim::Fresh(f) => {
+            assert_eq!(f.check_id, first);
+            assert_eq!(f.key, k);
+            assert_eq!(f.finished_at, finished_at);
+            assert_eq!(f.started_at, start_time());
+            assert_eq!(f.verdict, "api_key_invalid");
+            assert_eq!(f.report, report("api_key_invalid"));
+            assert_eq!(f.build_url.as_deref(), Some("https://jenkins/job/1/"));
+        }
+        other => panic!("expected Fresh, got {other:?}"),
+    }
+    // Re-run: a zero TTL never reuses.
+    let rerun = start_again(&*store, &k, Duration::ZERO).await;
+    assert_ne!(rerun, first);
+    finish(&*store, rerun, "b", "config_missing").await;
+
+    // Once older than the TTL, the result is not reused.
+    db.advance(TTL + Duration::from_secs(1));
+    let later = start_again(&*store, &k, TTL).await;
+    assert!(later != first && later != rerun);
+}
+
+async fn start_again(store: &dyn Store, k: &CheckKey, ttl: Duration) -> CheckId {
+    match claim(store, k, "b", ttl).await {
+        Claim::Started(id) => id,
+        other => panic!("expected Started, got {other:?}"),
+    }
+}
+
+async fn concurrent_claims_from_two_replicas_start_exactly_one(db: TestDb) {
+    let replicas = [db.open().await, db.open().await];
+    let k = key(LOC_A, Environment::Prod);
+    let mut tasks = Vec::new();
+    for i in 0..50 {
+        let store = replicas[i % 2].clone();
+        let k = k.clone();
+        tasks.push(tokio::spawn(async move {
+            let owner = format!("replica-{}", i % 2);
+            store
+                .claim_check(&k, &owner, LEASE, TTL, &alice())
+                .await
+                .expect("claim_check")
+        }));
+    }
+    let mut started = Vec::new();
+    let mut joined = Vec::new();
+    for t in tasks {
+        match t.await.expect("claim task") {
+            Claim::Started(id) => started.push(id),
+            Claim::Joined(id) => joined.push(id),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(started.len(), 1, "exactly one claim starts the check");
+    assert_eq!(joined.len(), 49);
+    assert!(joined.iter().all(|id| *id == started[0]));
+    assert_eq!(replicas[0].in_flight().await.expect("in_flight").len(), 1);
+}
+
+async fn expired_lease_is_taken_over_with_stage_job_and_waiters(db: TestDb) {
+    let old = db.open().await;
+    let new = db.open().await;
+    let k = key(LOC_A, Environment::Prod);
+    let id = start(&*old, &k, "old").await;
+    let job = json!({ "queue_item": 42, "build": 7, "url": "https://jenkins/job/x/7/" });
+    assert!(old
+        .set_stage(id, "old", "job_running", Some(&job))
+        .await
+        .expect("set_stage"));
+    assert!(old
+        .add_waiter(id, &waiter("1.1"))
+        .await
+        .expect("add_waiter"));
+    assert!(old
+        .add_waiter(id, &waiter("2.2"))
+        .await
+        .expect("add_waiter"));
+    assert!(
+        old.add_waiter(id, &waiter("1.1"))
+            .await
+            .expect("add_waiter"),
+        "duplicate is fine"
+    );
+
+    // A live lease is not taken over, and the holder never takes over its own check.
+    assert!(new
+        .take_over_expired("new", LEASE)
+        .await
+        .expect("take over")
+        .is_empty());
+    db.advance(LEASE + Duration::from_secs(1));
+    assert!(old
+        .take_over_expired("old", LEASE)
+        .await
+        .expect("take over")
+        .is_empty());
+
+    let taken = new
+        .take_over_expired("new", LEASE)
+        .await
+        .expect("take over");
+    assert_eq!(taken.len(), 1);
+    let f = &taken[0];
+    assert_eq!(f.check_id, id);
+    assert_eq!(f.key, k);
+    assert_eq!(f.stage, "job_running");
+    assert_eq!(f.job.as_ref(), Some(&job));
+    assert_eq!(f.owner, "new");
+    assert_eq!(f.lease_expires_at, db.now() + chrono::Duration::seconds(60));
+    assert_eq!(f.requested_by, alice());
+    assert_eq!(f.waiters, vec![waiter("1.1"), waiter("2.2")]);
+    // Taken once only.
+    assert!(new
+        .take_over_expired("third", LEASE)
+        .await
+        .expect("take over")
+        .is_empty());
+
+    // The old holder has lost it: every write says so and changes nothing.
+    assert!(!old
+        .set_stage(id, "old", "artifacts", None)
+        .await
+        .expect("set_stage"));
+    assert!(!old.renew_lease(id, "old", LEASE).await.expect("renew"));
+    assert_eq!(
+        finish(&*old, id, "old", "job_failed").await,
+        FinishOutcome::LeaseLost
+    );
+    assert!(old.audit(None, None, 10).await.expect("audit").is_empty());
+
+    assert!(new.renew_lease(id, "new", LEASE).await.expect("renew"));
+    match finish(&*new, id, "new", "region_mismatch").await {
+        FinishOutcome::Recorded { waiters } => {
+            assert_eq!(waiters, vec![waiter("1.1"), waiter("2.2")])
+        }
+        other => panic!("expected Recorded, got {other:?}"),
+    }
+    let result = new.finished(id).await.expect("finished").expect("a result");
+    assert_eq!(result.verdict, "region_mismatch");
+}
+
+async fn claim_on_an_expired_lease_takes_the_check_over(db: TestDb) {
+    let store = db.open().await;
+    let k = key(LOC_A, Environment::Prod);
+    let id = start(&*store, &k, "dead").await;
+    let job = json!({ "queue_item": 9 });
+    assert!(store
+        .set_stage(id, "dead", "job_queued", Some(&job))
+        .await
+        .expect("set_stage"));
+    db.advance(LEASE);
+    match claim(&*store, &k, "alive", TTL).await {
+        Claim::TakenOver(f) => {
+            assert_eq!(f.check_id, id);
+            assert_eq!(f.owner, "alive");
+            assert_eq!(f.stage, "job_queued");
+            assert_eq!(f.job, Some(job));
+        }
+        other => panic!("expected TakenOver, got {other:?}"),
+    }
+    assert!(!store.renew_lease(id, "dead", LEASE).await.expect("renew"));
+    assert_eq!(claim(&*store, &k, "other", TTL).await, Claim::Joined(id));
+}
+
+async fn finish_appends_exactly_one_audit_entry(db: TestDb) {
+    let store = db.open().await;
+    let k = key(LOC_A, Environment::Stage);
+    let id = start(&*store, &k, "a").await;
+    db.advance(Duration::from_secs(90));
+    finish(&*store, id, "a", "config_missing").await;
+    // A second finish (retry after a timeout, say) writes nothing.
+    assert_eq!(
+        finish(&*store, id, "a", "config_missing").await,
+        FinishOutcome::LeaseLost
+    );
+
+    let entries = store.audit(None, None, 100).await.expect("audit");
+    assert_eq!(
+        entries,
+        vec![AuditEntry {
+            at: db.now(),
+            kind: AuditKind::Check,
+            actor: Some("U0ALICE".into()),
+            channel: Some("C0ONCALL".into()),
+            location: loc(LOC_A),
+            environment: Environment::Stage,
+            verdict: Some("config_missing".into()),
+            target: None,
+            link: Some("https://jenkins/job/1/".into()),
+            detail: Some("via mention".into()),
+        }]
+    );
+}
+
+async fn waiter_after_finish_is_refused_and_result_stays_readable(db: TestDb) {
+    let store = db.open().await;
+    let k = key(LOC_A, Environment::Prod);
+    let id = start(&*store, &k, "a").await;
+    assert_eq!(store.finished(id).await.expect("finished"), None);
+    finish(&*store, id, "a", "api_key_accepted").await;
+    assert!(!store
+        .add_waiter(id, &waiter("3.3"))
+        .await
+        .expect("add_waiter"));
+    assert!(!store
+        .add_waiter(CheckId(999_999), &waiter("3.3"))
+        .await
+        .expect("add_waiter"));
+    assert!(store.waiters(id).await.expect("waiters").is_empty());
+    let result = store
+        .finished(id)
+        .await
+        .expect("finished")
+        .expect("a result");
+    assert_eq!(result.verdict, "api_key_accepted");
+    assert_eq!(
+        store.finished(CheckId(999_999)).await.expect("finished"),
+        None
+    );
+}
+
+async fn set_stage_without_job_keeps_the_job(db: TestDb) {
+    let store = db.open().await;
+    let id = start(&*store, &key(LOC_A, Environment::Prod), "a").await;
+    let job = json!({ "build": 12 });
+    assert!(store
+        .set_stage(id, "a", "job_running", Some(&job))
+        .await
+        .expect("set_stage"));
+    assert!(store
+        .set_stage(id, "a", "artifacts", None)
+        .await
+        .expect("set_stage"));
+    assert!(!store
+        .set_stage(id, "intruder", "artifacts", None)
+        .await
+        .expect("set_stage"));
+    let running = store.in_flight().await.expect("in_flight");
+    assert_eq!(running.len(), 1);
+    assert_eq!(running[0].stage, "artifacts");
+    assert_eq!(running[0].job, Some(job));
+}
+
+async fn audit_filters_by_since_and_location(db: TestDb) {
+    let store = db.open().await;
+    let t0 = start_time();
+    let at = |mins: i64| t0 + chrono::Duration::minutes(mins);
+    store
+        .append_audit(&escalation(at(0), LOC_A, "razee"))
+        .await
+        .expect("append");
+    store
+        .append_audit(&escalation(at(10), LOC_B, "satellite_link"))
+        .await
+        .expect("append");
+    store
+        .append_audit(&escalation(at(20), LOC_A, "pagerduty"))
+        .await
+        .expect("append");
+
+    let targets = |entries: Vec<AuditEntry>| -> Vec<String> {
+        entries.into_iter().filter_map(|e| e.target).collect()
+    };
+    let all = store.audit(None, None, 100).await.expect("audit");
+    assert_eq!(all[0], escalation(at(20), LOC_A, "pagerduty"));
+    assert_eq!(
+        targets(all),
+        ["pagerduty", "satellite_link", "razee"],
+        "newest first"
+    );
+    let since = store.audit(Some(at(10)), None, 100).await.expect("audit");
+    assert_eq!(targets(since), ["pagerduty", "satellite_link"]);
+    let for_a = store
+        .audit(None, Some(&loc(LOC_A)), 100)
+        .await
+        .expect("audit");
+    assert_eq!(targets(for_a), ["pagerduty", "razee"]);
+    let both = store
+        .audit(Some(at(5)), Some(&loc(LOC_A)), 100)
+        .await
+        .expect("audit");
+    assert_eq!(targets(both), ["pagerduty"]);
+    let limited = store.audit(None, None, 1).await.expect("audit");
+    assert_eq!(targets(limited), ["pagerduty"]);
+}
+
+async fn first_seen_is_true_once_across_instances(db: TestDb) {
+    let a = db.open().await;
+    let b = db.open().await;
+    assert!(a.first_seen("envelope:abc").await.expect("first_seen"));
+    assert!(!a.first_seen("envelope:abc").await.expect("first_seen"));
+    assert!(!b.first_seen("envelope:abc").await.expect("first_seen"));
+    assert!(b.first_seen("event:Ev1").await.expect("first_seen"));
+
+    let (x, y) = tokio::join!(a.first_seen("race"), b.first_seen("race"));
+    assert_eq!(
+        u8::from(x.expect("first_seen")) + u8::from(y.expect("first_seen")),
+        1,
+        "exactly one of two racing replicas handles the event"
+    );
+
+    // Keys are forgotten after a day.
+    db.advance(Duration::from_secs(25 * 60 * 60));
+    assert!(b.first_seen("envelope:abc").await.expect("first_seen"));
+}
+
+async fn in_flight_lists_running_checks_with_waiters(db: TestDb) {
+    let store = db.open().await;
+    assert!(store.in_flight().await.expect("in_flight").is_empty());
+    let a = start(&*store, &key(LOC_A, Environment::Prod), "a").await;
+    db.advance(Duration::from_secs(1));
+    let b = start(&*store, &key(LOC_B, Environment::Prod), "a").await;
+    db.advance(Duration::from_secs(1));
+    let done = start(&*store, &key(LOC_B, Environment::Stage), "a").await;
+    store
+        .add_waiter(b, &waiter("5.5"))
+        .await
+        .expect("add_waiter");
+    finish(&*store, done, "a", "unknown_location").await;
+
+    let running = store.in_flight().await.expect("in_flight");
+    let ids: Vec<CheckId> = running.iter().map(|f| f.check_id).collect();
+    assert_eq!(ids, [a, b], "oldest first, finished ones left out");
+    assert_eq!(running[0].stage, "started");
+    assert_eq!(running[0].requested_by.source, RequestSource::Mention);
+    assert!(running[0].waiters.is_empty());
+    assert_eq!(running[1].waiters, vec![waiter("5.5")]);
+}
+
+async fn reopening_keeps_everything(db: TestDb) {
+    let store = db.open().await;
+    let k = key(LOC_A, Environment::Prod);
+    let running = start(&*store, &k, "before-restart").await;
+    let job = json!({ "queue_item": 5 });
+    store
+        .set_stage(running, "before-restart", "job_queued", Some(&job))
+        .await
+        .expect("set_stage");
+    store
+        .add_waiter(running, &waiter("7.7"))
+        .await
+        .expect("add_waiter");
+    let other = start(&*store, &key(LOC_B, Environment::Prod), "before-restart").await;
+    finish(&*store, other, "before-restart", "api_key_invalid").await;
+    store
+        .append_audit(&escalation(db.now(), LOC_B, "razee"))
+        .await
+        .expect("append");
+    assert!(store.first_seen("envelope:1").await.expect("first_seen"));
+    let in_flight_before = store.in_flight().await.expect("in_flight");
+    let audit_before = store.audit(None, None, 100).await.expect("audit");
+    store.close().await;
+    drop(store);
+
+    let store = db.open().await;
+    assert_eq!(
+        store.in_flight().await.expect("in_flight"),
+        in_flight_before
+    );
+    assert_eq!(
+        store.audit(None, None, 100).await.expect("audit"),
+        audit_before
+    );
+    assert_eq!(audit_before.len(), 2);
+    assert!(!store.first_seen("envelope:1").await.expect("first_seen"));
+    assert_eq!(
+        claim(&*store, &k, "after-restart", TTL).await,
+        Claim::Joined(running)
+    );
+    assert!(matches!(
+        claim(
+            &*store,
+            &key(LOC_B, Environment::Prod),
+            "after-restart",
+            TTL
+        )
+        .await,
+        Claim::Fresh(_)
+    ));
+    // The restarted bot (a new owner) resumes the check once the old lease runs out.
+    db.advance(LEASE);
+    let resumed = store
+        .take_over_expired("after-restart", LEASE)
+        .await
+        .expect("take over");
+    assert_eq!(resumed.len(), 1);
+    assert_eq!(resumed[0].job, Some(job));
+    assert_eq!(resumed[0].waiters, vec![waiter("7.7")]);
+}
+
+// ---- backend-independent -----------------------------------------------------------------
+
+fn chain(e: &StoreError) -> String {
+    let mut out = format!("{e} | {e:?}");
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        out.push_str(&format!(" | {s}"));
+        source = s.source();
+    }
+    out
+}
+
+#[tokio::test]
+async fn an_unsupported_url_is_refused_clearly() {
+    let err = tokio::time::timeout(TEST_TIMEOUT, open("mysql://root:hunter2@db/linkbot"))
+        .await
+        .expect("bounded")
+        .err()
+        .expect("mysql is not supported");
+    assert!(matches!(err, StoreError::UnsupportedUrl { .. }));
+    assert!(err.to_string().contains("sqlite://"), "{err}");
+    assert!(!chain(&err).contains("hunter2"));
+}
+
+#[tokio::test]
+async fn open_errors_never_show_the_password() {
+    // A "database" that hangs up on every connection (a refused connection would be retried
+    // until the pool's 30 s deadline, as when a database is still starting).
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let hang_up = tokio::spawn(async move {
+        while let Ok((conn, _)) = listener.accept().await {
+            drop(conn);
+        }
+    });
+    let url =
+        format!("postgres://linkbot:hunter2secret@127.0.0.1:{port}/linkbot?password=hunter2secret");
+    let err = tokio::time::timeout(TEST_TIMEOUT, open(&url))
+        .await
+        .expect("bounded")
+        .err()
+        .expect("the fake database hangs up");
+    hang_up.abort();
+    assert!(matches!(err, StoreError::Open { .. }), "{err:?}");
+    let all = chain(&err);
+    assert!(!all.contains("hunter2secret"), "{all}");
+    assert!(
+        err.to_string().contains(&format!("127.0.0.1:{port}")),
+        "{err}"
+    );
+    assert!(err.user_message().contains("LINKBOT_STORE_URL"));
+}
+
+#[tokio::test]
+async fn sqlite_creates_the_file_on_first_start() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("new.db");
+    assert!(!path.exists());
+    let store = tokio::time::timeout(TEST_TIMEOUT, open(&format!("sqlite://{}", path.display())))
+        .await
+        .expect("bounded")
+        .expect("open");
+    assert!(path.exists());
+    store.close().await;
+}
+
+#[tokio::test]
+async fn sqlite_in_a_missing_directory_is_a_clear_error() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("sqlite://{}", dir.path().join("no/such/dir/x.db").display());
+    let err = tokio::time::timeout(TEST_TIMEOUT, open(&url))
+        .await
+        .expect("bounded")
+        .err()
+        .expect("cannot create a file in a missing directory");
+    assert!(matches!(err, StoreError::Open { .. }), "{err:?}");
+    assert!(err.to_string().contains("x.db"), "{err}");
+}
+
+#[tokio::test]
+async fn sqlite_in_memory_works_for_one_process() {
+    let store = tokio::time::timeout(TEST_TIMEOUT, open("sqlite::memory:"))
+        .await
+        .expect("bounded")
+        .expect("open");
+    let k = key(LOC_A, Environment::Prod);
+    let id = start(&*store, &k, "a").await;
+    assert_eq!(claim(&*store, &k, "b", TTL).await, Claim::Joined(id));
+}
