@@ -1,0 +1,4 @@
+//! Simulated outside systems shared by the demo and the tests; nothing else may depend on it.
+
+pub mod iam;
+pub mod jenkins;
