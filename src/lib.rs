@@ -6,8 +6,8 @@
 pub mod config;
 pub mod diagnosis;
 pub mod domain;
-pub mod metrics;
-pub mod secret;
 pub mod iam;
 pub mod jenkins;
+pub mod metrics;
+pub mod secret;
 pub mod sim;

@@ -4,7 +4,8 @@
 use linkbot::domain::{Carrier, LocationId, Tugboat};
 use linkbot::jenkins::api::{parse_build, parse_crumb, parse_queue_item};
 use linkbot::jenkins::{
-    BuildParams, JenkinsClient, JenkinsError, JobError, JobHandle, JobProgress, PollPolicy, QueueState,
+    BuildParams, JenkinsClient, JenkinsError, JobError, JobHandle, JobProgress, PollPolicy,
+    QueueState,
 };
 use linkbot::metrics::Metrics;
 use linkbot::secret::Secret;
@@ -15,11 +16,17 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use url::Url;
 
-const JOB: [&str; 3] = ["Containers-Runtime", "armada-cruiser-automated-recovery", "armada-ha-master-get-info"];
+const JOB: [&str; 3] = [
+    "Containers-Runtime",
+    "armada-cruiser-automated-recovery",
+    "armada-ha-master-get-info",
+];
 const LOC: &str = "c1hk4ek107l5au5mq8hg";
 
 async fn bounded<F: Future>(f: F) -> F::Output {
-    tokio::time::timeout(Duration::from_secs(20), f).await.expect("the test took longer than 20 s")
+    tokio::time::timeout(Duration::from_secs(20), f)
+        .await
+        .expect("the test took longer than 20 s")
 }
 
 fn fast() -> PollPolicy {
@@ -69,8 +76,15 @@ impl Progress {
     }
 }
 
-async fn run(c: &JenkinsClient, location: &str, timeout: Duration) -> (Result<linkbot::jenkins::FinishedBuild, JobError>, Progress) {
-    let q = c.trigger(&params(location)).await.expect("trigger accepted");
+async fn run(
+    c: &JenkinsClient,
+    location: &str,
+    timeout: Duration,
+) -> (Result<linkbot::jenkins::FinishedBuild, JobError>, Progress) {
+    let q = c
+        .trigger(&params(location))
+        .await
+        .expect("trigger accepted");
     let progress = Progress::default();
     let hook = progress.hook();
     let r = c.wait(JobHandle::Queued(q), timeout, &hook).await;
@@ -157,9 +171,20 @@ async fn a_cancelled_queue_item_says_why_it_was_waiting() {
         let (r, _) = run(&client(&sim), LOC, Duration::from_secs(10)).await;
         match r {
             Err(e @ JobError::Cancelled { .. }) => {
-                let JobError::Cancelled { why, .. } = &e else { unreachable!() };
-                assert!(why.as_deref().unwrap_or("").contains("Waiting for next available executor"), "{why:?}");
-                assert!(e.user_message().contains("cancelled"), "{}", e.user_message());
+                let JobError::Cancelled { why, .. } = &e else {
+                    unreachable!()
+                };
+                assert!(
+                    why.as_deref()
+                        .unwrap_or("")
+                        .contains("Waiting for next available executor"),
+                    "{why:?}"
+                );
+                assert!(
+                    e.user_message().contains("cancelled"),
+                    "{}",
+                    e.user_message()
+                );
                 assert!(e.build().is_none());
             }
             other => panic!("expected Cancelled, got {other:?}"),
@@ -184,16 +209,30 @@ async fn failed_and_aborted_builds_carry_the_console_tail_without_secrets() {
             });
             let (r, _) = run(&client(&sim), LOC, Duration::from_secs(10)).await;
             let err = r.unwrap_err();
-            let JobError::Failed { build, result: got, console_tail } = &err else { panic!("{result}: {err:?}") };
+            let JobError::Failed {
+                build,
+                result: got,
+                console_tail,
+            } = &err
+            else {
+                panic!("{result}: {err:?}")
+            };
             assert_eq!(got, result);
             let tail = console_tail.as_deref().expect("a console tail");
             let lines: Vec<&str> = tail.lines().collect();
             assert_eq!(lines.len(), 30, "{tail}");
-            assert_eq!(lines.last().copied(), Some(format!("Finished: {result}").as_str()));
+            assert_eq!(
+                lines.last().copied(),
+                Some(format!("Finished: {result}").as_str())
+            );
             assert_eq!(lines.first().copied(), Some("step 33"));
             assert!(!tail.contains("kq2V8hN0Zt1mWcXb3fLp"), "{tail}");
             assert_eq!(err.build(), Some(build));
-            assert!(err.user_message().contains(result), "{}", err.user_message());
+            assert!(
+                err.user_message().contains(result),
+                "{}",
+                err.user_message()
+            );
         }
     })
     .await;
@@ -223,16 +262,35 @@ async fn a_job_that_overruns_the_timeout_times_out_with_its_handle() {
         let c = client(&sim);
         let (r, _) = run(&c, LOC, Duration::from_millis(800)).await;
         match r {
-            Err(JobError::TimedOut { handle: JobHandle::Build(b), waited }) => {
-                assert!(waited >= Duration::from_millis(800) && waited < Duration::from_secs(3), "{waited:?}");
+            Err(JobError::TimedOut {
+                handle: JobHandle::Build(b),
+                waited,
+            }) => {
+                assert!(
+                    waited >= Duration::from_millis(800) && waited < Duration::from_secs(3),
+                    "{waited:?}"
+                );
                 assert_eq!(b.number, 1);
             }
             other => panic!("expected TimedOut in the build, got {other:?}"),
         }
         let (r, _) = run(&c, other, Duration::from_millis(500)).await;
         let err = r.unwrap_err();
-        assert!(matches!(err, JobError::TimedOut { handle: JobHandle::Queued(_), .. }), "{err:?}");
-        assert!(err.user_message().contains("still queued"), "{}", err.user_message());
+        assert!(
+            matches!(
+                err,
+                JobError::TimedOut {
+                    handle: JobHandle::Queued(_),
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert!(
+            err.user_message().contains("still queued"),
+            "{}",
+            err.user_message()
+        );
     })
     .await;
 }
@@ -268,7 +326,13 @@ async fn polls_answered_5xx_are_retried_and_the_job_still_finishes() {
         let c = client_for(&sim, &JOB, &metrics);
         let (r, _) = run(&c, LOC, Duration::from_secs(10)).await;
         assert_eq!(r.unwrap().result, "SUCCESS");
-        assert!(metrics.render().contains("method=\"queue\",outcome=\"http_503\"} 3"), "{}", metrics.render());
+        assert!(
+            metrics
+                .render()
+                .contains("method=\"queue\",outcome=\"http_503\"} 3"),
+            "{}",
+            metrics.render()
+        );
     })
     .await;
 }
@@ -283,9 +347,22 @@ async fn polls_answered_5xx_forever_fail_after_a_bounded_number_of_tries() {
         });
         let (r, _) = run(&client(&sim), LOC, Duration::from_secs(15)).await;
         let err = r.unwrap_err();
-        assert!(matches!(&err, JobError::Api(JenkinsError::Http { method: "queue", status: 503 })), "{err:?}");
+        assert!(
+            matches!(
+                &err,
+                JobError::Api(JenkinsError::Http {
+                    method: "queue",
+                    status: 503
+                })
+            ),
+            "{err:?}"
+        );
         assert_eq!(sim.count("queue"), 4, "one try and three retries");
-        assert!(err.user_message().contains("HTTP 503"), "{}", err.user_message());
+        assert!(
+            err.user_message().contains("HTTP 503"),
+            "{}",
+            err.user_message()
+        );
     })
     .await;
 }
@@ -295,10 +372,18 @@ async fn refused_triggers_say_why_and_are_not_retried() {
     bounded(async {
         let sim = sim::start(&JOB).await;
         // An unknown job.
-        let c = client_for(&sim, &["Containers-Runtime", "no-such-job"], &Metrics::new());
+        let c = client_for(
+            &sim,
+            &["Containers-Runtime", "no-such-job"],
+            &Metrics::new(),
+        );
         let e = c.trigger(&params(LOC)).await.unwrap_err();
         assert_eq!(e.status(), Some(404));
-        assert!(e.user_message().contains("jenkins_job"), "{}", e.user_message());
+        assert!(
+            e.user_message().contains("jenkins_job"),
+            "{}",
+            e.user_message()
+        );
         // Parameters refused, and a 500: one request each, never a second build.
         for (status, words) in [(400, "parameters"), (500, "HTTP 500")] {
             sim.set_default_behaviour(Behaviour {
@@ -311,7 +396,9 @@ async fn refused_triggers_say_why_and_are_not_retried() {
             assert!(e.user_message().contains(words), "{}", e.user_message());
             assert_eq!(sim.count("trigger") - before, 1);
             let job_error = JobError::Refused(e);
-            assert!(job_error.user_message().starts_with("Jenkins did not start the job."));
+            assert!(job_error
+                .user_message()
+                .starts_with("Jenkins did not start the job."));
         }
         assert!(sim.triggers().is_empty());
     })
@@ -345,9 +432,19 @@ async fn a_queue_item_that_disappears_before_its_build_is_lost() {
         });
         let c = client(&sim);
         let q = c.trigger(&params(LOC)).await.unwrap();
-        assert!(matches!(c.queue_state(&q).await.unwrap(), QueueState::Waiting { why: Some(_) }));
+        assert!(matches!(
+            c.queue_state(&q).await.unwrap(),
+            QueueState::Waiting { why: Some(_) }
+        ));
         sim.forget_queue_items();
-        let err = c.wait(JobHandle::Queued(q.clone()), Duration::from_secs(10), &|_| {}).await.unwrap_err();
+        let err = c
+            .wait(
+                JobHandle::Queued(q.clone()),
+                Duration::from_secs(10),
+                &|_| {},
+            )
+            .await
+            .unwrap_err();
         match &err {
             JobError::Lost { handle, detail } => {
                 assert_eq!(handle, &JobHandle::Queued(q));
@@ -355,7 +452,11 @@ async fn a_queue_item_that_disappears_before_its_build_is_lost() {
             }
             other => panic!("expected Lost, got {other:?}"),
         }
-        assert!(err.user_message().contains("lost track"), "{}", err.user_message());
+        assert!(
+            err.user_message().contains("lost track"),
+            "{}",
+            err.user_message()
+        );
     })
     .await;
 }
@@ -383,8 +484,14 @@ async fn a_forgotten_queue_item_whose_build_started_is_found_among_the_builds() 
         };
         bounded(started).await;
         sim.forget_queue_items();
-        let done = c.wait(JobHandle::Queued(q), Duration::from_secs(10), &|_| {}).await.unwrap();
-        assert_eq!(done.build.number, 2, "the build of the second item, not of {first:?}");
+        let done = c
+            .wait(JobHandle::Queued(q), Duration::from_secs(10), &|_| {})
+            .await
+            .unwrap();
+        assert_eq!(
+            done.build.number, 2,
+            "the build of the second item, not of {first:?}"
+        );
         assert!(sim.count("builds") >= 1);
     })
     .await;
@@ -402,14 +509,38 @@ async fn an_artifact_over_the_limit_is_refused() {
         let c = client_for(&sim, &JOB, &metrics);
         let (r, _) = run(&c, LOC, Duration::from_secs(10)).await;
         let done = r.unwrap();
-        let e = c.artifact(&done.build, "big.log", 10_000).await.unwrap_err();
-        assert!(matches!(e, JenkinsError::TooLarge { limit: 10_000, size: Some(100_000) }), "{e:?}");
-        assert!(e.user_message().contains("10000 bytes"), "{}", e.user_message());
-        assert_eq!(c.artifact(&done.build, "big.log", 100_000).await.unwrap().len(), 100_000);
+        let e = c
+            .artifact(&done.build, "big.log", 10_000)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                e,
+                JenkinsError::TooLarge {
+                    limit: 10_000,
+                    size: Some(100_000)
+                }
+            ),
+            "{e:?}"
+        );
+        assert!(
+            e.user_message().contains("10000 bytes"),
+            "{}",
+            e.user_message()
+        );
+        assert_eq!(
+            c.artifact(&done.build, "big.log", 100_000)
+                .await
+                .unwrap()
+                .len(),
+            100_000
+        );
         let missing = c.artifact(&done.build, "nope.log", 100).await.unwrap_err();
         assert_eq!(missing.status(), Some(404));
         assert!(c.artifact(&done.build, "../../secrets", 100).await.is_err());
-        assert!(metrics.render().contains("method=\"artifact\",outcome=\"too_large\"} 1"));
+        assert!(metrics
+            .render()
+            .contains("method=\"artifact\",outcome=\"too_large\"} 1"));
     })
     .await;
 }
@@ -421,7 +552,14 @@ async fn basic_auth_is_sent_and_the_token_never_shows() {
         let sim = sim::start(&JOB).await;
         sim.set_auth("linkbot", TOKEN);
         let job: Vec<String> = JOB.iter().map(|s| s.to_string()).collect();
-        let good = JenkinsClient::new(sim.base_url(), job.clone(), Some("linkbot".into()), Some(Secret::new(TOKEN)), fast(), Metrics::new());
+        let good = JenkinsClient::new(
+            sim.base_url(),
+            job.clone(),
+            Some("linkbot".into()),
+            Some(Secret::new(TOKEN)),
+            fast(),
+            Metrics::new(),
+        );
         let (r, _) = run(&good, LOC, Duration::from_secs(10)).await;
         assert_eq!(r.unwrap().result, "SUCCESS");
         assert!(!format!("{good:?}").contains(TOKEN));
@@ -435,19 +573,43 @@ async fn basic_auth_is_sent_and_the_token_never_shows() {
         from_url.trigger(&params(LOC)).await.unwrap();
 
         let wrong_token = "99zz88yy77xx66ww55vv44uu33tt22ss11";
-        let bad = JenkinsClient::new(sim.base_url(), job, Some("linkbot".into()), Some(Secret::new(wrong_token)), fast(), Metrics::new());
+        let bad = JenkinsClient::new(
+            sim.base_url(),
+            job,
+            Some("linkbot".into()),
+            Some(Secret::new(wrong_token)),
+            fast(),
+            Metrics::new(),
+        );
         let e = bad.trigger(&params(LOC)).await.unwrap_err();
         assert_eq!(e.status(), Some(401));
         assert!(e.user_message().contains("JENKINS_API_TOKEN"));
         let mut shown = format!("{e} {e:?} {} {bad:?}", e.user_message());
-        let err = bad.wait(JobHandle::Queued(linkbot::jenkins::QueueRef { id: 1, url: sim.base_url().join("queue/item/1/").unwrap() }), Duration::from_secs(5), &|_| {}).await.unwrap_err();
+        let err = bad
+            .wait(
+                JobHandle::Queued(linkbot::jenkins::QueueRef {
+                    id: 1,
+                    url: sim.base_url().join("queue/item/1/").unwrap(),
+                }),
+                Duration::from_secs(5),
+                &|_| {},
+            )
+            .await
+            .unwrap_err();
         shown.push_str(&format!("{err} {err:?} {}", err.user_message()));
         // Transport errors (here: a closed port) too.
         let closed = closed_port_url().await;
-        let e = JenkinsClient::new(closed, JOB.iter().map(|s| s.to_string()).collect(), Some("linkbot".into()), Some(Secret::new(TOKEN)), fast(), Metrics::new())
-            .trigger(&params(LOC))
-            .await
-            .unwrap_err();
+        let e = JenkinsClient::new(
+            closed,
+            JOB.iter().map(|s| s.to_string()).collect(),
+            Some("linkbot".into()),
+            Some(Secret::new(TOKEN)),
+            fast(),
+            Metrics::new(),
+        )
+        .trigger(&params(LOC))
+        .await
+        .unwrap_err();
         assert!(matches!(e, JenkinsError::Transport { .. }), "{e:?}");
         let mut chain = String::new();
         let mut source: Option<&dyn std::error::Error> = Some(&e);
@@ -456,7 +618,10 @@ async fn basic_auth_is_sent_and_the_token_never_shows() {
             source = s.source();
         }
         shown.push_str(&chain);
-        assert!(!shown.contains(TOKEN) && !shown.contains(wrong_token), "{shown}");
+        assert!(
+            !shown.contains(TOKEN) && !shown.contains(wrong_token),
+            "{shown}"
+        );
     })
     .await;
 }
@@ -484,7 +649,10 @@ async fn a_restarted_bot_resumes_from_a_build_or_a_queue_item() {
         drop(first);
         let restarted = client(&sim);
         let handle: JobHandle = serde_json::from_str(&stored).unwrap();
-        let done = restarted.wait(handle, Duration::from_secs(10), &|_| {}).await.unwrap();
+        let done = restarted
+            .wait(handle, Duration::from_secs(10), &|_| {})
+            .await
+            .unwrap();
         assert_eq!(done.result, "SUCCESS");
 
         let q2 = restarted.trigger(&params(LOC)).await.unwrap();
@@ -497,9 +665,20 @@ async fn a_restarted_bot_resumes_from_a_build_or_a_queue_item() {
         let stored = serde_json::to_string(&JobHandle::Build(build.clone())).unwrap();
         let again = client(&sim);
         let queue_polls = sim.count("queue");
-        let done = again.wait(serde_json::from_str(&stored).unwrap(), Duration::from_secs(10), &|_| {}).await.unwrap();
+        let done = again
+            .wait(
+                serde_json::from_str(&stored).unwrap(),
+                Duration::from_secs(10),
+                &|_| {},
+            )
+            .await
+            .unwrap();
         assert_eq!(done.build, build);
-        assert_eq!(sim.count("queue"), queue_polls, "resuming a build does not poll the queue");
+        assert_eq!(
+            sim.count("queue"),
+            queue_polls,
+            "resuming a build does not poll the queue"
+        );
     })
     .await;
 }
@@ -519,7 +698,14 @@ async fn polling_a_build_near_its_estimate_stays_within_budget() {
             min: Duration::from_millis(50),
             max: Duration::from_secs(1),
         };
-        let c = JenkinsClient::new(sim.base_url(), JOB.iter().map(|s| s.to_string()).collect(), None, None, policy, Metrics::new());
+        let c = JenkinsClient::new(
+            sim.base_url(),
+            JOB.iter().map(|s| s.to_string()).collect(),
+            None,
+            None,
+            policy,
+            Metrics::new(),
+        );
         let started = tokio::time::Instant::now();
         let (r, _) = run(&c, LOC, Duration::from_secs(10)).await;
         let took = started.elapsed();
@@ -527,10 +713,20 @@ async fn polling_a_build_near_its_estimate_stays_within_budget() {
         let build_polls = sim.count("build");
         // Polling every `min` would cost 40 build polls; the adaptive schedule about 15.
         assert!((3..=22).contains(&build_polls), "{build_polls} build polls");
-        assert!(sim.count("queue") <= 6, "{} queue polls", sim.count("queue"));
+        assert!(
+            sim.count("queue") <= 6,
+            "{} queue polls",
+            sim.count("queue")
+        );
         // The end is seen soon after it happens (slack for a loaded machine).
-        assert!(took < Duration::from_millis(2100) + Duration::from_millis(900), "took {took:?}");
-        eprintln!("build polls: {build_polls}, queue polls: {}, took {took:?}", sim.count("queue"));
+        assert!(
+            took < Duration::from_millis(2100) + Duration::from_millis(900),
+            "took {took:?}"
+        );
+        eprintln!(
+            "build polls: {build_polls}, queue polls: {}, took {took:?}",
+            sim.count("queue")
+        );
     })
     .await;
 }
@@ -546,15 +742,21 @@ fn real_queue_items_parse() {
     let cases: [(&[u8], QueueState); 6] = [
         (
             include_bytes!("fixtures/jenkins/queue-item-waiting.api4jenkins.json"),
-            QueueState::Waiting { why: Some("In the quiet period. Expires in 4.6 sec".into()) },
+            QueueState::Waiting {
+                why: Some("In the quiet period. Expires in 4.6 sec".into()),
+            },
         ),
         (
             include_bytes!("fixtures/jenkins/queue-item-blocked.api4jenkins.json"),
-            QueueState::Waiting { why: Some("Build #168 is already in progress (ETA:N/A)".into()) },
+            QueueState::Waiting {
+                why: Some("Build #168 is already in progress (ETA:N/A)".into()),
+            },
         ),
         (
             include_bytes!("fixtures/jenkins/queue-item-buildable-stuck.api4jenkins.json"),
-            QueueState::Waiting { why: Some("There are no nodes with the label ‘xxxx’".into()) },
+            QueueState::Waiting {
+                why: Some("There are no nodes with the label ‘xxxx’".into()),
+            },
         ),
         (
             include_bytes!("fixtures/jenkins/queue-item-left-cancelled.jenkins-rest.json"),
@@ -562,11 +764,17 @@ fn real_queue_items_parse() {
         ),
         (
             include_bytes!("fixtures/jenkins/queue-item-left-executable.api4jenkins.json"),
-            QueueState::Started(linkbot::jenkins::BuildRef { number: 54, url: job_url().join("54/").unwrap() }),
+            QueueState::Started(linkbot::jenkins::BuildRef {
+                number: 54,
+                url: job_url().join("54/").unwrap(),
+            }),
         ),
         (
             include_bytes!("fixtures/jenkins/queue-item-left-running.jenkins-rest.json"),
-            QueueState::Started(linkbot::jenkins::BuildRef { number: 14, url: job_url().join("14/").unwrap() }),
+            QueueState::Started(linkbot::jenkins::BuildRef {
+                number: 14,
+                url: job_url().join("14/").unwrap(),
+            }),
         ),
     ];
     for (json, expected) in cases {
@@ -576,14 +784,20 @@ fn real_queue_items_parse() {
 
 #[test]
 fn real_builds_and_crumbs_parse() {
-    let ok = parse_build(include_bytes!("fixtures/jenkins/build-success-with-artifact.jenkins-rest.json")).unwrap();
+    let ok = parse_build(include_bytes!(
+        "fixtures/jenkins/build-success-with-artifact.jenkins-rest.json"
+    ))
+    .unwrap();
     assert!(!ok.building);
     assert_eq!(ok.result.as_deref(), Some("SUCCESS"));
     assert_eq!(ok.artifacts, vec!["fish.txt"]);
     assert_eq!(ok.estimated, Some(Duration::from_millis(60258)));
     assert_eq!(ok.duration, Some(Duration::from_millis(60750)));
     assert_eq!(ok.started_at_ms, Some(1461091892486));
-    let failed = parse_build(include_bytes!("fixtures/jenkins/build-workflowrun-failure-folder.api4jenkins.json")).unwrap();
+    let failed = parse_build(include_bytes!(
+        "fixtures/jenkins/build-workflowrun-failure-folder.api4jenkins.json"
+    ))
+    .unwrap();
     assert_eq!(failed.result.as_deref(), Some("FAILURE"));
     assert!(failed.artifacts.is_empty());
     assert_eq!(
@@ -600,18 +814,44 @@ fn odd_build_json_is_a_clear_error_or_a_sensible_value() {
         ("[]", "not a JSON object"),
         ("null", "not a JSON object"),
         ("{}", "no `building`"),
-        ("{\"building\": \"false\"}", "`building` is not true or false"),
-        ("{\"building\": false, \"result\": 3}", "`result` is not a string"),
-        ("{\"building\": false, \"artifacts\": [{\"fileName\": \"x\"}]}", "no `relativePath`"),
-        ("{\"building\": false, \"estimatedDuration\": \"soon\"}", "`estimatedDuration` is not a number"),
+        (
+            "{\"building\": \"false\"}",
+            "`building` is not true or false",
+        ),
+        (
+            "{\"building\": false, \"result\": 3}",
+            "`result` is not a string",
+        ),
+        (
+            "{\"building\": false, \"artifacts\": [{\"fileName\": \"x\"}]}",
+            "no `relativePath`",
+        ),
+        (
+            "{\"building\": false, \"estimatedDuration\": \"soon\"}",
+            "`estimatedDuration` is not a number",
+        ),
     ];
     for (json, words) in errors {
         let e = parse_build(json.as_bytes()).unwrap_err();
-        assert!(matches!(e, JenkinsError::Unexpected { method: "build", .. }), "{json}: {e:?}");
+        assert!(
+            matches!(
+                e,
+                JenkinsError::Unexpected {
+                    method: "build",
+                    ..
+                }
+            ),
+            "{json}: {e:?}"
+        );
         assert!(e.to_string().contains(words), "{json}: {e}");
     }
     let running = parse_build(br#"{"building": true, "result": null, "estimatedDuration": -1, "timestamp": null, "artifacts": null, "duration": 0}"#).unwrap();
-    assert!(running.building && running.result.is_none() && running.estimated.is_none() && running.artifacts.is_empty());
+    assert!(
+        running.building
+            && running.result.is_none()
+            && running.estimated.is_none()
+            && running.artifacts.is_empty()
+    );
     assert_eq!(running.duration, None);
 }
 
@@ -620,18 +860,38 @@ fn odd_queue_json_is_a_clear_error_or_a_sensible_value() {
     let errors: [(&str, &str); 6] = [
         ("<html>", "not JSON"),
         ("\"queued\"", "not a JSON object"),
-        ("{\"cancelled\": \"true\"}", "`cancelled` is not true or false"),
-        ("{\"executable\": {\"url\": \"http://x/job/a/3/\"}}", "no `number`"),
-        ("{\"executable\": {\"number\": -3}}", "`number` is not a build number"),
+        (
+            "{\"cancelled\": \"true\"}",
+            "`cancelled` is not true or false",
+        ),
+        (
+            "{\"executable\": {\"url\": \"http://x/job/a/3/\"}}",
+            "no `number`",
+        ),
+        (
+            "{\"executable\": {\"number\": -3}}",
+            "`number` is not a build number",
+        ),
         ("{\"executable\": 12}", "`executable` is not a JSON object"),
     ];
     for (json, words) in errors {
         let e = parse_queue_item(json.as_bytes(), &job_url()).unwrap_err();
         assert!(e.to_string().contains(words), "{json}: {e}");
     }
-    assert_eq!(parse_queue_item(b"{}", &job_url()).unwrap(), QueueState::Waiting { why: None });
-    assert_eq!(parse_queue_item(br#"{"why": 5, "executable": null}"#, &job_url()).unwrap(), QueueState::Waiting { why: None });
-    assert_eq!(parse_queue_item(br#"{"cancelled": false, "why": "x"}"#, &job_url()).unwrap(), QueueState::Waiting { why: Some("x".into()) });
+    assert_eq!(
+        parse_queue_item(b"{}", &job_url()).unwrap(),
+        QueueState::Waiting { why: None }
+    );
+    assert_eq!(
+        parse_queue_item(br#"{"why": 5, "executable": null}"#, &job_url()).unwrap(),
+        QueueState::Waiting { why: None }
+    );
+    assert_eq!(
+        parse_queue_item(br#"{"cancelled": false, "why": "x"}"#, &job_url()).unwrap(),
+        QueueState::Waiting {
+            why: Some("x".into())
+        }
+    );
 }
 
 proptest::proptest! {
@@ -659,4 +919,54 @@ proptest::proptest! {
             let _ = parse_queue_item(&bent, &job_url());
         }
     }
+}
+
+#[tokio::test]
+async fn an_endless_artifact_without_a_length_is_cut_off_at_the_limit() {
+    bounded(async {
+        // A server that streams an artifact chunk by chunk, forever, without Content-Length.
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let (mut s, _) = l.accept().await.unwrap();
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf).await;
+            s.write_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+                .await
+                .unwrap();
+            let chunk = format!("{:x}\r\n{}\r\n", 1024, "y".repeat(1024));
+            let mut sent = 0u64;
+            while s.write_all(chunk.as_bytes()).await.is_ok() {
+                sent += 1024;
+            }
+            sent
+        });
+        let sim = sim::start(&JOB).await;
+        let c = client(&sim);
+        let build = linkbot::jenkins::BuildRef {
+            number: 1,
+            url: Url::parse(&format!("http://{addr}/job/x/1/")).unwrap(),
+        };
+        let e = c
+            .artifact(&build, "endless.log", 64 * 1024)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                e,
+                JenkinsError::TooLarge {
+                    limit: 65536,
+                    size: None
+                }
+            ),
+            "{e:?}"
+        );
+        let sent = server.await.unwrap();
+        assert!(
+            sent < 64 * 1024 * 1024,
+            "the client kept reading: {sent} bytes"
+        );
+    })
+    .await;
 }

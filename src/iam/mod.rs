@@ -78,7 +78,9 @@ impl IamClient {
         let mut body = Vec::new();
         loop {
             match resp.chunk().await {
-                Ok(Some(chunk)) if body.len() + chunk.len() <= MAX_ANSWER_BYTES => body.extend_from_slice(&chunk),
+                Ok(Some(chunk)) if body.len() + chunk.len() <= MAX_ANSWER_BYTES => {
+                    body.extend_from_slice(&chunk)
+                }
                 Ok(Some(_)) => break,
                 Ok(None) => break,
                 Err(_) => {
@@ -168,13 +170,35 @@ mod tests {
             }
         );
         let echo = br#"{"errorCode":"BXNIM0109E","errorMessage":"Property missing or empty: kq2V8hN0Zt1mWcXb3fLpSECRETKEY"}"#;
-        let IamOutcome::Rejected { detail } = classify(400, echo, &key) else { panic!("not rejected") };
-        assert!(!detail.contains("SECRETKEY") && detail.contains("[key …TKEY]"), "{detail}");
-        assert_eq!(classify(401, b"not json", &key), IamOutcome::Rejected { detail: "HTTP 401".to_string() });
-        assert!(matches!(classify(503, b"", &key), IamOutcome::Unreachable { .. }));
-        assert!(matches!(classify(200, b"{}", &key), IamOutcome::Unreachable { .. }));
-        assert!(matches!(classify(404, b"", &key), IamOutcome::Unreachable { .. }));
+        let IamOutcome::Rejected { detail } = classify(400, echo, &key) else {
+            panic!("not rejected")
+        };
+        assert!(
+            !detail.contains("SECRETKEY") && detail.contains("[key …TKEY]"),
+            "{detail}"
+        );
+        assert_eq!(
+            classify(401, b"not json", &key),
+            IamOutcome::Rejected {
+                detail: "HTTP 401".to_string()
+            }
+        );
+        assert!(matches!(
+            classify(503, b"", &key),
+            IamOutcome::Unreachable { .. }
+        ));
+        assert!(matches!(
+            classify(200, b"{}", &key),
+            IamOutcome::Unreachable { .. }
+        ));
+        assert!(matches!(
+            classify(404, b"", &key),
+            IamOutcome::Unreachable { .. }
+        ));
         let all = format!("{:?}", [classify(200, ok, &key), classify(400, bad, &key)]);
-        assert!(!all.contains("TOPSECRET") && !all.contains("SECRETKEY"), "{all}");
+        assert!(
+            !all.contains("TOPSECRET") && !all.contains("SECRETKEY"),
+            "{all}"
+        );
     }
 }

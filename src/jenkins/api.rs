@@ -18,13 +18,18 @@ fn unexpected(method: &'static str, what: impl Into<String>) -> JenkinsError {
     }
 }
 
-fn object<'a>(method: &'static str, body: &'a Value, what: &str) -> Result<&'a Map<String, Value>, JenkinsError> {
+fn object<'a>(
+    method: &'static str,
+    body: &'a Value,
+    what: &str,
+) -> Result<&'a Map<String, Value>, JenkinsError> {
     body.as_object()
         .ok_or_else(|| unexpected(method, format!("{what} is not a JSON object")))
 }
 
 fn parse_json(method: &'static str, body: &[u8], what: &str) -> Result<Value, JenkinsError> {
-    serde_json::from_slice(body).map_err(|e| unexpected(method, format!("{what} is not JSON ({e})")))
+    serde_json::from_slice(body)
+        .map_err(|e| unexpected(method, format!("{what} is not JSON ({e})")))
 }
 
 /// A field that must be absent, null, or of one type.
@@ -45,20 +50,28 @@ fn optional<'a, T>(
 
 /// A millisecond count, as Jenkins gives durations and timestamps (integers; tolerate floats).
 fn millis(v: &Value) -> Option<i64> {
-    v.as_i64().or_else(|| v.as_f64().filter(|f| f.is_finite()).map(|f| f as i64))
+    v.as_i64()
+        .or_else(|| v.as_f64().filter(|f| f.is_finite()).map(|f| f as i64))
 }
 
 /// `{job_url}{number}/`: the build's URL under the configured base.
 pub fn build_url(job_url: &Url, number: u64) -> Result<Url, JenkinsError> {
-    job_url
-        .join(&format!("{number}/"))
-        .map_err(|e| unexpected("build", format!("cannot form the URL of build #{number} ({e})")))
+    job_url.join(&format!("{number}/")).map_err(|e| {
+        unexpected(
+            "build",
+            format!("cannot form the URL of build #{number} ({e})"),
+        )
+    })
 }
 
 /// `{base}queue/item/{id}/`: the queue item's URL under the configured base.
 pub fn queue_url(base: &Url, id: u64) -> Result<Url, JenkinsError> {
-    base.join(&format!("queue/item/{id}/"))
-        .map_err(|e| unexpected("queue", format!("cannot form the URL of queue item {id} ({e})")))
+    base.join(&format!("queue/item/{id}/")).map_err(|e| {
+        unexpected(
+            "queue",
+            format!("cannot form the URL of queue item {id} ({e})"),
+        )
+    })
 }
 
 /// The queue item id in a trigger's `Location` (`…/queue/item/N/`), whatever host it names.
@@ -113,9 +126,22 @@ pub fn parse_build(body: &[u8]) -> Result<BuildState, JenkinsError> {
         ms.filter(|ms| *ms > 0)
             .map(|ms| Duration::from_millis(ms.unsigned_abs()))
     };
-    let estimated = positive(optional(M, obj, "estimatedDuration", "a number of milliseconds", millis)?);
-    let duration = positive(optional(M, obj, "duration", "a number of milliseconds", millis)?);
-    let started_at_ms = optional(M, obj, "timestamp", "a number of milliseconds", millis)?.filter(|t| *t > 0);
+    let estimated = positive(optional(
+        M,
+        obj,
+        "estimatedDuration",
+        "a number of milliseconds",
+        millis,
+    )?);
+    let duration = positive(optional(
+        M,
+        obj,
+        "duration",
+        "a number of milliseconds",
+        millis,
+    )?);
+    let started_at_ms =
+        optional(M, obj, "timestamp", "a number of milliseconds", millis)?.filter(|t| *t > 0);
     let mut artifacts = Vec::new();
     if let Some(list) = optional(M, obj, "artifacts", "a list", Value::as_array)? {
         for entry in list {
@@ -169,15 +195,26 @@ pub fn parse_crumb(body: &[u8]) -> Result<(String, String), JenkinsError> {
 
 /// Whether a 403's body asks for a crumb (Jenkins: "No valid crumb was included in the request").
 pub fn asks_for_crumb(body: &[u8]) -> bool {
-    String::from_utf8_lossy(body).to_ascii_lowercase().contains("crumb")
+    String::from_utf8_lossy(body)
+        .to_ascii_lowercase()
+        .contains("crumb")
 }
 
 /// The URL path of an artifact under a build: each segment of `relative_path` percent-encoded;
 /// refuses empty, absolute and `..` paths.
 pub fn artifact_url(build: &Url, relative_path: &str) -> Result<Url, JenkinsError> {
-    let bad = || unexpected("artifact", format!("`{}` is not an artifact path", shown(relative_path)));
+    let bad = || {
+        unexpected(
+            "artifact",
+            format!("`{}` is not an artifact path", shown(relative_path)),
+        )
+    };
     let segments: Vec<&str> = relative_path.split('/').collect();
-    if relative_path.is_empty() || segments.iter().any(|s| s.is_empty() || *s == "." || *s == "..") {
+    if relative_path.is_empty()
+        || segments
+            .iter()
+            .any(|s| s.is_empty() || *s == "." || *s == "..")
+    {
         return Err(bad());
     }
     let mut url = build.clone();
@@ -201,17 +238,35 @@ pub(crate) fn shown(s: &str) -> String {
 }
 
 /// Words after which a console line is likely to carry a secret value.
-const SECRET_WORDS: [&str; 7] = ["apikey", "api_key", "api-key", "token", "password", "secret", "slclient.toml"];
+const SECRET_WORDS: [&str; 7] = [
+    "apikey",
+    "api_key",
+    "api-key",
+    "token",
+    "password",
+    "secret",
+    "slclient.toml",
+];
 
 /// One console line made safe to show: control characters (ANSI colours) dropped, the value after
 /// a secret-looking key and any long base64-looking run replaced by `[redacted]`.
 pub fn redact_console_line(line: &str) -> String {
-    let clean: String = strip_ansi(line).chars().filter(|c| *c == '\t' || !c.is_control()).collect();
+    let clean: String = strip_ansi(line)
+        .chars()
+        .filter(|c| *c == '\t' || !c.is_control())
+        .collect();
     let lower = clean.to_ascii_lowercase();
-    if let Some(pos) = SECRET_WORDS.iter().filter_map(|w| lower.find(w).map(|p| p + w.len())).min() {
+    if let Some(pos) = SECRET_WORDS
+        .iter()
+        .filter_map(|w| lower.find(w).map(|p| p + w.len()))
+        .min()
+    {
         // Keep the key and its separator; hide everything after it.
         if let Some(rest) = clean.get(pos..) {
-            let sep_len = rest.len() - rest.trim_start_matches(['"', '\'', ':', '=', ' ', '\t']).len();
+            let sep_len = rest.len()
+                - rest
+                    .trim_start_matches(['"', '\'', ':', '=', ' ', '\t'])
+                    .len();
             if rest.len() > sep_len {
                 let keep = clean.get(..pos + sep_len).unwrap_or("");
                 return format!("{keep}[redacted]");
@@ -246,7 +301,8 @@ fn redact_long_runs(s: &str) -> String {
     let mut run = String::new();
     let flush = |run: &mut String, out: &mut String| {
         // Paths and URLs are long runs too: only redact runs that mix letters and digits.
-        let mixed = run.chars().any(|c| c.is_ascii_digit()) && run.chars().any(|c| c.is_ascii_alphabetic());
+        let mixed =
+            run.chars().any(|c| c.is_ascii_digit()) && run.chars().any(|c| c.is_ascii_alphabetic());
         if run.len() >= 32 && mixed && !run.contains("//") {
             out.push_str("[redacted]");
         } else {
@@ -286,11 +342,25 @@ mod tests {
 
     #[test]
     fn locations_name_their_queue_item_whatever_the_host() {
-        assert_eq!(parse_queue_location("http://jenkins:8080/queue/item/42/").unwrap(), 42);
-        assert_eq!(parse_queue_location("https://x/jenkins/queue/item/7").unwrap(), 7);
+        assert_eq!(
+            parse_queue_location("http://jenkins:8080/queue/item/42/").unwrap(),
+            42
+        );
+        assert_eq!(
+            parse_queue_location("https://x/jenkins/queue/item/7").unwrap(),
+            7
+        );
         assert_eq!(parse_queue_location("/queue/item/9/").unwrap(), 9);
-        for bad in ["", "http://x/queue/item/", "http://x/queue/item/abc/", "http://x/job/a/1/"] {
-            assert!(matches!(parse_queue_location(bad), Err(JenkinsError::NoLocation)), "{bad}");
+        for bad in [
+            "",
+            "http://x/queue/item/",
+            "http://x/queue/item/abc/",
+            "http://x/job/a/1/",
+        ] {
+            assert!(
+                matches!(parse_queue_location(bad), Err(JenkinsError::NoLocation)),
+                "{bad}"
+            );
         }
     }
 
@@ -308,14 +378,26 @@ mod tests {
 
     #[test]
     fn console_lines_hide_secret_values_and_colours() {
-        assert_eq!(redact_console_line("iam_api_key = \"abc\""), "iam_api_key = \"[redacted]");
-        assert_eq!(redact_console_line("  slclient.toml: W0JsdWVtaXhdCmlhbV9hcGlfa2V5"), "  slclient.toml: [redacted]");
+        assert_eq!(
+            redact_console_line("iam_api_key = \"abc\""),
+            "iam_api_key = \"[redacted]"
+        );
+        assert_eq!(
+            redact_console_line("  slclient.toml: W0JsdWVtaXhdCmlhbV9hcGlfa2V5"),
+            "  slclient.toml: [redacted]"
+        );
         assert_eq!(
             redact_console_line("data W0JsdWVtaXhdCmlhbV9hcGlfa2V5ID0gImtxMlY4aE4wWnQxbVdj end"),
             "data [redacted] end"
         );
-        assert_eq!(redact_console_line("\u{1b}[31mERROR\u{1b}[0m: exit 1"), "ERROR: exit 1");
-        assert_eq!(redact_console_line("Finished: FAILURE"), "Finished: FAILURE");
+        assert_eq!(
+            redact_console_line("\u{1b}[31mERROR\u{1b}[0m: exit 1"),
+            "ERROR: exit 1"
+        );
+        assert_eq!(
+            redact_console_line("Finished: FAILURE"),
+            "Finished: FAILURE"
+        );
         assert_eq!(
             redact_console_line("/var/jenkins_home/workspace/armada-ha-master-get-info"),
             "/var/jenkins_home/workspace/armada-ha-master-get-info"

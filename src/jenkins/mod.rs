@@ -15,7 +15,9 @@ pub use poll::{next_poll, next_queue_poll, PollPolicy};
 use crate::domain::{Carrier, LocationId, Tugboat};
 use crate::metrics::Metrics;
 use crate::secret::Secret;
-use reqwest::header::{HeaderName, HeaderValue, ACCEPT, CONTENT_LENGTH, COOKIE, LOCATION, SET_COOKIE};
+use reqwest::header::{
+    HeaderName, HeaderValue, ACCEPT, CONTENT_LENGTH, COOKIE, LOCATION, SET_COOKIE,
+};
 use reqwest::{RequestBuilder, Response, StatusCode};
 use serde::{Deserialize, Serialize};
 use std::sync::{Arc, Mutex};
@@ -312,19 +314,36 @@ impl JobError {
         match self {
             JobError::Refused(e) => format!("Jenkins did not start the job. {}", e.user_message()),
             JobError::Cancelled { queue, why } => match why {
-                Some(w) => format!("The Jenkins job was cancelled in the queue (item {}; it was waiting: {}).", queue.id, api::shown(w)),
-                None => format!("The Jenkins job was cancelled in the queue (item {}).", queue.id),
+                Some(w) => format!(
+                    "The Jenkins job was cancelled in the queue (item {}; it was waiting: {}).",
+                    queue.id,
+                    api::shown(w)
+                ),
+                None => format!(
+                    "The Jenkins job was cancelled in the queue (item {}).",
+                    queue.id
+                ),
             },
-            JobError::Failed { build, result, .. } => format!("Jenkins build #{} finished {result}.", build.number),
+            JobError::Failed { build, result, .. } => {
+                format!("Jenkins build #{} finished {result}.", build.number)
+            }
             JobError::TimedOut { handle, waited } => {
                 let at = match handle {
                     JobHandle::Queued(q) => format!("still queued as item {}", q.id),
                     JobHandle::Build(b) => format!("build #{} still running", b.number),
                 };
-                format!("The Jenkins job did not finish within {} ({at}).", human(*waited))
+                format!(
+                    "The Jenkins job did not finish within {} ({at}).",
+                    human(*waited)
+                )
             }
-            JobError::Lost { detail, .. } => format!("linkbot lost track of the Jenkins job: {detail}."),
-            JobError::Api(e) => format!("Jenkins could not be asked about the job. {}", e.user_message()),
+            JobError::Lost { detail, .. } => {
+                format!("linkbot lost track of the Jenkins job: {detail}.")
+            }
+            JobError::Api(e) => format!(
+                "Jenkins could not be asked about the job. {}",
+                e.user_message()
+            ),
         }
     }
 
@@ -332,7 +351,14 @@ impl JobError {
     pub fn build(&self) -> Option<&BuildRef> {
         match self {
             JobError::Failed { build, .. } => Some(build),
-            JobError::TimedOut { handle: JobHandle::Build(b), .. } | JobError::Lost { handle: JobHandle::Build(b), .. } => Some(b),
+            JobError::TimedOut {
+                handle: JobHandle::Build(b),
+                ..
+            }
+            | JobError::Lost {
+                handle: JobHandle::Build(b),
+                ..
+            } => Some(b),
             _ => None,
         }
     }
@@ -415,7 +441,14 @@ impl JenkinsClient {
     /// A client for the job at `job` (folders then name) under `base`, with basic auth when
     /// `user` is given. Credentials written into `base` (`https://user:token@host/`) are moved
     /// out of the URL so no error or log can show them.
-    pub fn new(base: Url, job: Vec<String>, user: Option<String>, token: Option<Secret>, policy: PollPolicy, metrics: Metrics) -> Self {
+    pub fn new(
+        base: Url,
+        job: Vec<String>,
+        user: Option<String>,
+        token: Option<Secret>,
+        policy: PollPolicy,
+        metrics: Metrics,
+    ) -> Self {
         let mut base = crate::config::base_url(&base);
         let mut user = user;
         let mut token = token;
@@ -476,7 +509,11 @@ impl JenkinsClient {
     }
 
     /// Counts the final outcome of one call.
-    fn counted<T>(&self, method: &'static str, r: Result<T, JenkinsError>) -> Result<T, JenkinsError> {
+    fn counted<T>(
+        &self,
+        method: &'static str,
+        r: Result<T, JenkinsError>,
+    ) -> Result<T, JenkinsError> {
         match &r {
             Ok(_) => self.count(method, "ok"),
             Err(e) => self.count(method, &e.kind()),
@@ -505,7 +542,12 @@ impl JenkinsClient {
     /// Sends a request with auth, retrying what is safe to retry, and fetching a crumb once when
     /// a 403 asks for one. Counts every attempt it retries; the caller counts the final outcome.
     /// Returns the response only for a success or redirect status.
-    async fn send(&self, method: &'static str, idempotent: bool, build: impl Fn() -> RequestBuilder) -> Result<Response, JenkinsError> {
+    async fn send(
+        &self,
+        method: &'static str,
+        idempotent: bool,
+        build: impl Fn() -> RequestBuilder,
+    ) -> Result<Response, JenkinsError> {
         let mut attempt = 0;
         let mut crumb_fetched = false;
         loop {
@@ -518,7 +560,15 @@ impl JenkinsClient {
                 Err(source) => {
                     // A refused connection never reached Jenkins: safe to retry even for a POST.
                     if attempt < MAX_RETRIES && (idempotent || source.is_connect()) {
-                        self.count(method, if source.is_timeout() { "timeout" } else { "transport" });
+                        self.count(
+                            method,
+                            if source.is_timeout() {
+                                "timeout"
+                            } else {
+                                "transport"
+                            },
+                        );
+                        tracing::debug!(method, attempt, error = %source, "Jenkins request failed; retrying");
                         tokio::time::sleep(self.inner.policy.retry_backoff(attempt)).await;
                         attempt += 1;
                         continue;
@@ -534,14 +584,27 @@ impl JenkinsClient {
                 let body = read_capped(resp, 64 * 1024).await.unwrap_or_default();
                 if api::asks_for_crumb(&body) {
                     self.count(method, "http_403");
+                    tracing::debug!(
+                        method,
+                        "Jenkins asked for a crumb; fetching one and retrying once"
+                    );
                     Box::pin(self.fetch_crumb()).await?;
                     crumb_fetched = true;
                     continue;
                 }
-                return Err(JenkinsError::Http { method, status: 403 });
+                return Err(JenkinsError::Http {
+                    method,
+                    status: 403,
+                });
             }
             if status.is_server_error() && idempotent && attempt < MAX_RETRIES {
                 self.count(method, &format!("http_{}", status.as_u16()));
+                tracing::debug!(
+                    method,
+                    status = status.as_u16(),
+                    attempt,
+                    "Jenkins answered 5xx; retrying"
+                );
                 tokio::time::sleep(self.inner.policy.retry_backoff(attempt)).await;
                 attempt += 1;
                 continue;
@@ -557,11 +620,20 @@ impl JenkinsClient {
     async fn fetch_crumb(&self) -> Result<(), JenkinsError> {
         const M: &str = "crumb";
         let r = async {
-            let url = self.inner.base.join("crumbIssuer/api/json").map_err(|e| JenkinsError::Unexpected {
-                method: M,
-                what: format!("bad URL ({e})"),
+            let url = self.inner.base.join("crumbIssuer/api/json").map_err(|e| {
+                JenkinsError::Unexpected {
+                    method: M,
+                    what: format!("bad URL ({e})"),
+                }
             })?;
-            let resp = self.send(M, true, || self.inner.http.get(url.clone()).header(ACCEPT, "application/json")).await?;
+            let resp = self
+                .send(M, true, || {
+                    self.inner
+                        .http
+                        .get(url.clone())
+                        .header(ACCEPT, "application/json")
+                })
+                .await?;
             let cookie: Vec<String> = resp
                 .headers()
                 .get_all(SET_COOKIE)
@@ -587,7 +659,11 @@ impl JenkinsClient {
                 v.set_sensitive(true);
                 Some(v)
             };
-            *self.inner.crumb.lock().unwrap_or_else(|e| e.into_inner()) = Some(Crumb { field, value, cookie });
+            *self.inner.crumb.lock().unwrap_or_else(|e| e.into_inner()) = Some(Crumb {
+                field,
+                value,
+                cookie,
+            });
             Ok(())
         }
         .await;
@@ -599,12 +675,18 @@ impl JenkinsClient {
     pub async fn trigger(&self, p: &BuildParams) -> Result<QueueRef, JenkinsError> {
         const M: &str = "trigger";
         let r = async {
-            let url = self.inner.job_url.join("buildWithParameters").map_err(|e| JenkinsError::Unexpected {
-                method: M,
-                what: format!("bad URL ({e})"),
-            })?;
+            let url = self
+                .inner
+                .job_url
+                .join("buildWithParameters")
+                .map_err(|e| JenkinsError::Unexpected {
+                    method: M,
+                    what: format!("bad URL ({e})"),
+                })?;
             let form = p.form();
-            let resp = self.send(M, false, || self.inner.http.post(url.clone()).form(&form)).await?;
+            let resp = self
+                .send(M, false, || self.inner.http.post(url.clone()).form(&form))
+                .await?;
             let location = resp
                 .headers()
                 .get(LOCATION)
@@ -621,7 +703,14 @@ impl JenkinsClient {
     }
 
     async fn get_json(&self, method: &'static str, url: Url) -> Result<Vec<u8>, JenkinsError> {
-        let resp = self.send(method, true, || self.inner.http.get(url.clone()).header(ACCEPT, "application/json")).await?;
+        let resp = self
+            .send(method, true, || {
+                self.inner
+                    .http
+                    .get(url.clone())
+                    .header(ACCEPT, "application/json")
+            })
+            .await?;
         read_json_body(method, resp).await
     }
 
@@ -658,7 +747,11 @@ impl JenkinsClient {
     async fn build_of_queue_item(&self, q: &QueueRef) -> Result<Option<BuildRef>, JenkinsError> {
         const M: &str = "builds";
         let r = async {
-            let url = join(M, &self.inner.job_url, &format!("api/json?tree=builds[number,queueId]{{0,{BUILDS_SEARCHED}}}"))?;
+            let url = join(
+                M,
+                &self.inner.job_url,
+                &format!("api/json?tree=builds[number,queueId]{{0,{BUILDS_SEARCHED}}}"),
+            )?;
             let body = self.get_json(M, url).await?;
             let builds = api::parse_builds(&body)?;
             match builds.into_iter().find(|(_, queue)| *queue == q.id) {
@@ -675,11 +768,18 @@ impl JenkinsClient {
 
     /// Downloads an artifact (`GET {build url}artifact/<relativePath>`), streamed and refused
     /// with [`JenkinsError::TooLarge`] as soon as it passes `max_bytes`.
-    pub async fn artifact(&self, b: &BuildRef, relative_path: &str, max_bytes: u64) -> Result<Vec<u8>, JenkinsError> {
+    pub async fn artifact(
+        &self,
+        b: &BuildRef,
+        relative_path: &str,
+        max_bytes: u64,
+    ) -> Result<Vec<u8>, JenkinsError> {
         const M: &str = "artifact";
         let r = async {
             let url = api::artifact_url(&b.url, relative_path)?;
-            let resp = self.send(M, true, || self.inner.http.get(url.clone())).await?;
+            let resp = self
+                .send(M, true, || self.inner.http.get(url.clone()))
+                .await?;
             if let Some(size) = content_length(&resp).filter(|s| *s > max_bytes) {
                 return Err(JenkinsError::TooLarge {
                     limit: max_bytes,
@@ -687,7 +787,10 @@ impl JenkinsClient {
                 });
             }
             read_capped(resp, max_bytes).await.map_err(|e| match e {
-                ReadError::TooLarge => JenkinsError::TooLarge { limit: max_bytes, size: None },
+                ReadError::TooLarge => JenkinsError::TooLarge {
+                    limit: max_bytes,
+                    size: None,
+                },
                 ReadError::Transport(source) => JenkinsError::Transport { method: M, source },
             })
         }
@@ -697,14 +800,24 @@ impl JenkinsClient {
 
     /// The last `max_lines` lines of a build's console (`GET {build url}consoleText`), read as a
     /// stream keeping only its tail, with secret-looking values redacted.
-    pub async fn console_tail(&self, b: &BuildRef, max_lines: usize) -> Result<String, JenkinsError> {
+    pub async fn console_tail(
+        &self,
+        b: &BuildRef,
+        max_lines: usize,
+    ) -> Result<String, JenkinsError> {
         const M: &str = "console";
         let r = async {
             let url = join(M, &b.url, "consoleText")?;
-            let mut resp = self.send(M, true, || self.inner.http.get(url.clone())).await?;
+            let mut resp = self
+                .send(M, true, || self.inner.http.get(url.clone()))
+                .await?;
             let mut tail: Vec<u8> = Vec::new();
             let mut read: u64 = 0;
-            while let Some(chunk) = resp.chunk().await.map_err(|source| JenkinsError::Transport { method: M, source })? {
+            while let Some(chunk) = resp
+                .chunk()
+                .await
+                .map_err(|source| JenkinsError::Transport { method: M, source })?
+            {
                 read += chunk.len() as u64;
                 tail.extend_from_slice(&chunk);
                 if tail.len() > 2 * CONSOLE_KEEP_BYTES {
@@ -723,11 +836,17 @@ impl JenkinsClient {
     /// Follows a job from `start` until its build finishes, reporting progress after every poll,
     /// bounded by `timeout` overall (queue and build). SUCCESS and UNSTABLE are a
     /// [`FinishedBuild`]; any other result is [`JobError::Failed`] with the console tail.
-    pub async fn wait(&self, start: JobHandle, timeout: Duration, on_progress: &(dyn Fn(&JobProgress) + Send + Sync)) -> Result<FinishedBuild, JobError> {
+    pub async fn wait(
+        &self,
+        start: JobHandle,
+        timeout: Duration,
+        on_progress: &(dyn Fn(&JobProgress) + Send + Sync),
+    ) -> Result<FinishedBuild, JobError> {
         let started = Instant::now();
         let deadline = started + timeout;
         let mut current = start;
-        let outcome = tokio::time::timeout(timeout, self.follow(&mut current, deadline, on_progress)).await;
+        let outcome =
+            tokio::time::timeout(timeout, self.follow(&mut current, deadline, on_progress)).await;
         match outcome {
             Ok(r) => r,
             Err(_) => Err(JobError::TimedOut {
@@ -737,16 +856,22 @@ impl JenkinsClient {
         }
     }
 
-    /// Sleeps `wait`, cut so that the last poll happens shortly before `deadline`.
+    /// Sleeps `wait`, cut short once so that a last poll happens shortly before `deadline`
+    /// (after that poll the cut would be under `min`, so the sleep runs into the deadline).
     async fn pause(&self, wait: Duration, deadline: Instant) {
+        let min = self.inner.policy.min;
         let left = deadline.saturating_duration_since(Instant::now());
-        let margin = self.inner.policy.min.min(left / 10);
-        let cut = left.saturating_sub(margin);
-        let wait = if cut > Duration::ZERO { wait.min(cut) } else { wait };
+        let cut = left.saturating_sub(min.min(left / 10));
+        let wait = if wait > cut && cut >= min { cut } else { wait };
         tokio::time::sleep(wait).await;
     }
 
-    async fn follow(&self, current: &mut JobHandle, deadline: Instant, on_progress: &(dyn Fn(&JobProgress) + Send + Sync)) -> Result<FinishedBuild, JobError> {
+    async fn follow(
+        &self,
+        current: &mut JobHandle,
+        deadline: Instant,
+        on_progress: &(dyn Fn(&JobProgress) + Send + Sync),
+    ) -> Result<FinishedBuild, JobError> {
         let policy = self.inner.policy;
         // Queue phase.
         if let JobHandle::Queued(q) = current.clone() {
@@ -807,7 +932,11 @@ impl JenkinsClient {
                 }
                 Err(e) => return Err(JobError::Api(e)),
             };
-            let finished = if state.building { None } else { state.result.clone() };
+            let finished = if state.building {
+                None
+            } else {
+                state.result.clone()
+            };
             let Some(result) = finished else {
                 // Running (or finished without a result yet, briefly, in pipelines).
                 let local = first_seen.elapsed();
@@ -822,7 +951,11 @@ impl JenkinsClient {
                     elapsed,
                     estimated: state.estimated,
                 });
-                let wait = if state.building { next_poll(elapsed, state.estimated, &policy) } else { policy.min };
+                let wait = if state.building {
+                    next_poll(elapsed, state.estimated, &policy)
+                } else {
+                    policy.min
+                };
                 self.pause(wait, deadline).await;
                 continue;
             };
@@ -850,10 +983,12 @@ impl JenkinsClient {
 }
 
 fn join(method: &'static str, url: &Url, rest: &str) -> Result<Url, JenkinsError> {
-    crate::config::base_url(url).join(rest).map_err(|e| JenkinsError::Unexpected {
-        method,
-        what: format!("bad URL ({e})"),
-    })
+    crate::config::base_url(url)
+        .join(rest)
+        .map_err(|e| JenkinsError::Unexpected {
+            method,
+            what: format!("bad URL ({e})"),
+        })
 }
 
 fn content_length(resp: &Response) -> Option<u64> {
@@ -881,11 +1016,13 @@ async fn read_capped(mut resp: Response, max: u64) -> Result<Vec<u8>, ReadError>
 }
 
 async fn read_json_body(method: &'static str, resp: Response) -> Result<Vec<u8>, JenkinsError> {
-    read_capped(resp, MAX_JSON_BYTES).await.map_err(|e| match e {
-        ReadError::TooLarge => JenkinsError::Unexpected {
-            method,
-            what: format!("the answer is larger than {MAX_JSON_BYTES} bytes"),
-        },
-        ReadError::Transport(source) => JenkinsError::Transport { method, source },
-    })
+    read_capped(resp, MAX_JSON_BYTES)
+        .await
+        .map_err(|e| match e {
+            ReadError::TooLarge => JenkinsError::Unexpected {
+                method,
+                what: format!("the answer is larger than {MAX_JSON_BYTES} bytes"),
+            },
+            ReadError::Transport(source) => JenkinsError::Transport { method, source },
+        })
 }

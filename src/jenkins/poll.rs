@@ -57,7 +57,8 @@ impl PollPolicy {
     /// `min`/4 doubled each time (250 ms, 500 ms, 1 s when `min` is 1 s), at least 10 ms.
     pub fn retry_backoff(&self, attempt: u32) -> Duration {
         let base = (self.min / 4).max(Duration::from_millis(10));
-        base.saturating_mul(1u32 << attempt.min(10)).min(self.ceiling())
+        base.saturating_mul(1u32 << attempt.min(10))
+            .min(self.ceiling())
     }
 }
 
@@ -88,7 +89,11 @@ pub fn next_poll(elapsed: Duration, estimated: Option<Duration>, policy: &PollPo
     if overrun <= policy.dense_after() {
         return min;
     }
-    clamp((overrun - policy.dense_after()) / 2, min, policy.overrun_cap())
+    clamp(
+        (overrun - policy.dense_after()) / 2,
+        min,
+        policy.overrun_cap(),
+    )
 }
 
 /// How long to wait before the next poll of a queue item that has been waiting `waited`:
@@ -103,7 +108,11 @@ mod tests {
 
     /// Walks a build of `length` through `next_poll`, polling at 0 and after every wait; returns
     /// how many polls it took and how late the end was seen.
-    fn simulate(length: Duration, estimated: Option<Duration>, policy: &PollPolicy) -> (u32, Duration) {
+    fn simulate(
+        length: Duration,
+        estimated: Option<Duration>,
+        policy: &PollPolicy,
+    ) -> (u32, Duration) {
         let mut t = Duration::ZERO;
         let mut polls = 0;
         loop {
@@ -168,11 +177,17 @@ mod tests {
         for elapsed_ms in (0..100_000).step_by(137) {
             for est in [None, Some(S(1)), Some(S(30)), Some(S(600))] {
                 let w = next_poll(Duration::from_millis(elapsed_ms), est, &policy);
-                assert!(w >= policy.min && w <= policy.max, "{elapsed_ms} {est:?} {w:?}");
+                assert!(
+                    w >= policy.min && w <= policy.max,
+                    "{elapsed_ms} {est:?} {w:?}"
+                );
             }
         }
         // A max below min is read as min.
-        let odd = PollPolicy { min: S(5), max: S(1) };
+        let odd = PollPolicy {
+            min: S(5),
+            max: S(1),
+        };
         assert_eq!(next_poll(S(100), Some(S(1000)), &odd), S(5));
     }
 

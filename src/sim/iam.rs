@@ -48,7 +48,9 @@ pub async fn start(accepted_keys: &[&str]) -> SimIam {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("binding 127.0.0.1:0");
-    let addr = listener.local_addr().expect("a bound socket has an address");
+    let addr = listener
+        .local_addr()
+        .expect("a bound socket has an address");
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(async move {
         let _ = axum::serve(listener, app)
@@ -105,20 +107,30 @@ fn context() -> serde_json::Value {
     })
 }
 
-async fn token(State(inner): State<Arc<Mutex<Inner>>>, headers: HeaderMap, body: Bytes) -> Response {
+async fn token(
+    State(inner): State<Arc<Mutex<Inner>>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let form: BTreeMap<String, String> = url::form_urlencoded::parse(&body).into_owned().collect();
     let mut inner = lock(&inner);
     inner.requests.push(form.clone());
     let json_headers = [(header::CONTENT_TYPE, "application/json")];
     if inner.unavailable {
         let body = json!({"context": context(), "errorCode": "BXNIM0001E", "errorMessage": "Service temporarily unavailable."});
-        return (StatusCode::SERVICE_UNAVAILABLE, json_headers, body.to_string()).into_response();
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            json_headers,
+            body.to_string(),
+        )
+            .into_response();
     }
     let wants_json = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.contains("json"));
-    let grant_ok = form.get("grant_type").map(String::as_str) == Some("urn:ibm:params:oauth:grant-type:apikey");
+    let grant_ok = form.get("grant_type").map(String::as_str)
+        == Some("urn:ibm:params:oauth:grant-type:apikey");
     let key = form.get("apikey").cloned().unwrap_or_default();
     if !grant_ok || key.is_empty() || !wants_json {
         let body = json!({"context": context(), "errorCode": "BXNIM0109E", "errorMessage": "Property missing or empty."});

@@ -133,7 +133,9 @@ pub async fn start(job: &[&str]) -> SimJenkins {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("binding 127.0.0.1:0");
-    let addr = listener.local_addr().expect("a bound socket has an address");
+    let addr = listener
+        .local_addr()
+        .expect("a bound socket has an address");
     let base = Url::parse(&format!("http://{addr}/")).expect("loopback URL");
     let state = AppState {
         inner: inner.clone(),
@@ -166,7 +168,9 @@ impl SimJenkins {
 
     /// How jobs for `cluster_id` (the `CLUSTERID` parameter) behave from the next trigger on.
     pub fn set_behaviour(&self, cluster_id: &str, behaviour: Behaviour) {
-        lock(&self.inner).per_cluster.insert(cluster_id.to_string(), behaviour);
+        lock(&self.inner)
+            .per_cluster
+            .insert(cluster_id.to_string(), behaviour);
     }
 
     /// How jobs for any other location behave from the next trigger on.
@@ -248,7 +252,11 @@ fn decode(segment: &str) -> String {
     let mut i = 0;
     while i < b.len() {
         let hex = |c: u8| (c as char).to_digit(16);
-        match (b.get(i), b.get(i + 1).copied().and_then(hex), b.get(i + 2).copied().and_then(hex)) {
+        match (
+            b.get(i),
+            b.get(i + 1).copied().and_then(hex),
+            b.get(i + 2).copied().and_then(hex),
+        ) {
             (Some(b'%'), Some(h), Some(l)) => {
                 out.push((h * 16 + l) as u8);
                 i += 3;
@@ -269,13 +277,19 @@ fn advance(inner: &mut Inner) {
     let due: Vec<u64> = inner
         .items
         .values()
-        .filter(|i| i.build.is_none() && !i.behaviour.cancel_in_queue && now >= i.created + i.behaviour.queue_time)
+        .filter(|i| {
+            i.build.is_none()
+                && !i.behaviour.cancel_in_queue
+                && now >= i.created + i.behaviour.queue_time
+        })
         .map(|i| i.id)
         .collect();
     for id in due {
         let number = inner.next_build;
         inner.next_build += 1;
-        let Some(item) = inner.items.get_mut(&id) else { continue };
+        let Some(item) = inner.items.get_mut(&id) else {
+            continue;
+        };
         item.build = Some(number);
         let started = item.created + item.behaviour.queue_time;
         let started_ms = now_ms() - ms(now.saturating_duration_since(started));
@@ -305,10 +319,16 @@ enum Route {
 }
 
 fn route(job: &[String], method: &Method, path: &str) -> Route {
-    let segments: Vec<String> = path.split('/').filter(|s| !s.is_empty()).map(decode).collect();
+    let segments: Vec<String> = path
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(decode)
+        .collect();
     let seg: Vec<&str> = segments.iter().map(String::as_str).collect();
     match (method, seg.as_slice()) {
-        (&Method::GET, ["queue", "item", id, "api", "json"]) => return id.parse().map(Route::Queue).unwrap_or(Route::Other),
+        (&Method::GET, ["queue", "item", id, "api", "json"]) => {
+            return id.parse().map(Route::Queue).unwrap_or(Route::Other)
+        }
         (&Method::GET, ["crumbIssuer", "api", "json"]) => return Route::Crumb,
         _ => {}
     }
@@ -324,9 +344,10 @@ fn route(job: &[String], method: &Method, path: &str) -> Route {
         (&Method::GET, ["api", "json"]) => Route::Builds,
         (&Method::GET, [n, "api", "json"]) => n.parse().map(Route::Build).unwrap_or(Route::Other),
         (&Method::GET, [n, "consoleText"]) => n.parse().map(Route::Console).unwrap_or(Route::Other),
-        (&Method::GET, [n, "artifact", path @ ..]) if !path.is_empty() => {
-            n.parse().map(|n| Route::Artifact(n, path.join("/"))).unwrap_or(Route::Other)
-        }
+        (&Method::GET, [n, "artifact", path @ ..]) if !path.is_empty() => n
+            .parse()
+            .map(|n| Route::Artifact(n, path.join("/")))
+            .unwrap_or(Route::Other),
         _ => Route::Other,
     }
 }
@@ -345,18 +366,35 @@ fn kind(r: &Route) -> &'static str {
 }
 
 fn json_response(v: Value) -> Response {
-    ([(header::CONTENT_TYPE, "application/json;charset=utf-8")], v.to_string()).into_response()
+    (
+        [(header::CONTENT_TYPE, "application/json;charset=utf-8")],
+        v.to_string(),
+    )
+        .into_response()
 }
 
 fn status(code: u16, body: &str) -> Response {
-    (StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), body.to_string()).into_response()
+    (
+        StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        body.to_string(),
+    )
+        .into_response()
 }
 
 fn not_found() -> Response {
-    status(404, "<html><body><h2>HTTP ERROR 404 Not Found</h2></body></html>")
+    status(
+        404,
+        "<html><body><h2>HTTP ERROR 404 Not Found</h2></body></html>",
+    )
 }
 
-async fn handle(State(state): State<AppState>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+async fn handle(
+    State(state): State<AppState>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let route = route(&state.job, &method, uri.path());
     let mut inner = lock(&state.inner);
     *inner.counts.entry(kind(&route).to_string()).or_default() += 1;
@@ -371,7 +409,9 @@ async fn handle(State(state): State<AppState>, method: Method, uri: Uri, headers
             "Basic {}",
             base64::engine::general_purpose::STANDARD.encode(format!("{user}:{token}"))
         );
-        let got = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+        let got = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
         if got != Some(expected.as_str()) {
             return (
                 StatusCode::UNAUTHORIZED,
@@ -382,8 +422,15 @@ async fn handle(State(state): State<AppState>, method: Method, uri: Uri, headers
         }
     }
     advance(&mut inner);
-    let root = inner.reported_root.clone().unwrap_or_else(|| state.base.clone());
-    let job_path: String = state.job.iter().map(|j| format!("job/{}/", url_segment(j))).collect();
+    let root = inner
+        .reported_root
+        .clone()
+        .unwrap_or_else(|| state.base.clone());
+    let job_path: String = state
+        .job
+        .iter()
+        .map(|j| format!("job/{}/", url_segment(j)))
+        .collect();
     let job_url = format!("{root}{job_path}");
     match route {
         Route::Trigger => trigger(&mut inner, &state, &headers, &body, &root),
@@ -392,7 +439,10 @@ async fn handle(State(state): State<AppState>, method: Method, uri: Uri, headers
             let session = format!("node0{:016x}", fastrand::u64(..));
             inner.crumb = Some((crumb.clone(), session.clone()));
             (
-                [(header::SET_COOKIE, format!("JSESSIONID.sim={session}; Path=/; HttpOnly"))],
+                [(
+                    header::SET_COOKIE,
+                    format!("JSESSIONID.sim={session}; Path=/; HttpOnly"),
+                )],
                 json_response(json!({
                     "_class": "hudson.security.csrf.DefaultCrumbIssuer",
                     "crumb": crumb,
@@ -405,7 +455,9 @@ async fn handle(State(state): State<AppState>, method: Method, uri: Uri, headers
             if inner.forgotten.contains(&id) {
                 return not_found();
             }
-            let Some(item) = inner.items.get_mut(&id) else { return not_found() };
+            let Some(item) = inner.items.get_mut(&id) else {
+                return not_found();
+            };
             if item.failures_left > 0 {
                 item.failures_left -= 1;
                 return status(503, "Service Unavailable");
@@ -413,9 +465,15 @@ async fn handle(State(state): State<AppState>, method: Method, uri: Uri, headers
             queue_json(item, &job_url, &state.job)
         }
         Route::Build(n) => {
-            let Some(b) = inner.builds.get(&n) else { return not_found() };
+            let Some(b) = inner.builds.get(&n) else {
+                return not_found();
+            };
             let queue_id = b.queue_id;
-            if let Some(item) = inner.items.get_mut(&queue_id).filter(|i| i.failures_left > 0) {
+            if let Some(item) = inner
+                .items
+                .get_mut(&queue_id)
+                .filter(|i| i.failures_left > 0)
+            {
                 item.failures_left -= 1;
                 return status(503, "Service Unavailable");
             }
@@ -429,9 +487,19 @@ async fn handle(State(state): State<AppState>, method: Method, uri: Uri, headers
                 .builds
                 .get(&n)
                 .filter(|b| b.started + b.behaviour.build_time <= Instant::now())
-                .and_then(|b| b.behaviour.artifacts.iter().find(|(p, _)| *p == path).map(|(_, c)| c.clone()));
+                .and_then(|b| {
+                    b.behaviour
+                        .artifacts
+                        .iter()
+                        .find(|(p, _)| *p == path)
+                        .map(|(_, c)| c.clone())
+                });
             match found {
-                Some(content) => ([(header::CONTENT_TYPE, "application/octet-stream")], content).into_response(),
+                Some(content) => (
+                    [(header::CONTENT_TYPE, "application/octet-stream")],
+                    content,
+                )
+                    .into_response(),
                 None => not_found(),
             }
         }
@@ -483,9 +551,21 @@ fn url_segment(s: &str) -> String {
     u.path().trim_start_matches('/').to_string()
 }
 
-const PARAMS: [&str; 5] = ["BRANCH", "ENV_Branch", "CLUSTERID", "TUGBOAT", "CARRIER_NAME"];
+const PARAMS: [&str; 5] = [
+    "BRANCH",
+    "ENV_Branch",
+    "CLUSTERID",
+    "TUGBOAT",
+    "CARRIER_NAME",
+];
 
-fn trigger(inner: &mut Inner, state: &AppState, headers: &HeaderMap, body: &[u8], root: &Url) -> Response {
+fn trigger(
+    inner: &mut Inner,
+    state: &AppState,
+    headers: &HeaderMap,
+    body: &[u8],
+    root: &Url,
+) -> Response {
     let form: BTreeMap<String, String> = url::form_urlencoded::parse(body).into_owned().collect();
     let behaviour = form
         .get("CLUSTERID")
@@ -494,11 +574,15 @@ fn trigger(inner: &mut Inner, state: &AppState, headers: &HeaderMap, body: &[u8]
         .clone();
     if behaviour.require_crumb {
         let crumb_ok = inner.crumb.as_ref().is_some_and(|(crumb, session)| {
-            let header_ok = headers.get("Jenkins-Crumb").and_then(|v| v.to_str().ok()) == Some(crumb.as_str());
+            let header_ok =
+                headers.get("Jenkins-Crumb").and_then(|v| v.to_str().ok()) == Some(crumb.as_str());
             let cookie_ok = headers
                 .get(header::COOKIE)
                 .and_then(|v| v.to_str().ok())
-                .is_some_and(|c| c.split(';').any(|kv| kv.trim() == format!("JSESSIONID.sim={session}")));
+                .is_some_and(|c| {
+                    c.split(';')
+                        .any(|kv| kv.trim() == format!("JSESSIONID.sim={session}"))
+                });
             header_ok && cookie_ok
         });
         if !crumb_ok {
@@ -509,7 +593,10 @@ fn trigger(inner: &mut Inner, state: &AppState, headers: &HeaderMap, body: &[u8]
         }
     }
     if let Some(code) = behaviour.refuse_status {
-        return status(code, "<html><body><h2>Refused by the simulator</h2></body></html>");
+        return status(
+            code,
+            "<html><body><h2>Refused by the simulator</h2></body></html>",
+        );
     }
     let missing: Vec<&str> = PARAMS
         .iter()
@@ -519,7 +606,10 @@ fn trigger(inner: &mut Inner, state: &AppState, headers: &HeaderMap, body: &[u8]
     if !missing.is_empty() {
         return status(
             400,
-            &format!("<html><body><h2>HTTP ERROR 400 Missing parameters: {}</h2></body></html>", missing.join(", ")),
+            &format!(
+                "<html><body><h2>HTTP ERROR 400 Missing parameters: {}</h2></body></html>",
+                missing.join(", ")
+            ),
         );
     }
     let id = inner.next_queue_id;
@@ -599,7 +689,11 @@ fn queue_json(item: &Item, job_url: &str, job: &[String]) -> Response {
 fn build_json(b: &Build, job_url: &str, job: &[String]) -> Response {
     let elapsed = b.started.elapsed();
     let building = elapsed < b.behaviour.build_time;
-    let estimated = if b.behaviour.estimated.is_zero() { -1 } else { ms(b.behaviour.estimated) };
+    let estimated = if b.behaviour.estimated.is_zero() {
+        -1
+    } else {
+        ms(b.behaviour.estimated)
+    };
     let artifacts: Vec<Value> = if building {
         Vec::new()
     } else {
