@@ -1,0 +1,204 @@
+//! The optional IBM Cloud IAM probe: asks IAM to turn the customer's API key into a token, to
+//! confirm (or rule out) "the key is bad".
+//!
+//! The key is put in exactly one place, the form body of `POST {iam_url}identity/token`; it never
+//! appears in an error, a log line or the outcome, and neither does the token IAM returns (it is
+//! not even parsed out). This module only asks; the rules decide what the answer means.
+
+use crate::diagnosis::verdict::IamOutcome;
+use crate::metrics::Metrics;
+use crate::secret::Secret;
+use reqwest::header::ACCEPT;
+use std::time::Duration;
+use url::Url;
+
+/// How long the probe waits for IAM.
+pub const PROBE_TIMEOUT: Duration = Duration::from_secs(15);
+/// The most of IAM's answer read.
+const MAX_ANSWER_BYTES: usize = 64 * 1024;
+/// The grant type IAM wants for an API key.
+const GRANT_TYPE: &str = "urn:ibm:params:oauth:grant-type:apikey";
+
+/// A client for IAM's token endpoint.
+#[derive(Clone, Debug)]
+pub struct IamClient {
+    http: reqwest::Client,
+    token_url: Url,
+}
+
+impl IamClient {
+    /// A client for IAM at `url` (e.g. `https://iam.cloud.ibm.com`).
+    ///
+    /// `metrics` is accepted for symmetry with the other clients; IAM calls are not counted
+    /// until the registry has a family for them.
+    pub fn new(url: Url, metrics: Metrics) -> Self {
+        let _ = metrics;
+        IamClient::with_timeout(url, PROBE_TIMEOUT)
+    }
+
+    /// The same, with another timeout (tests use short ones).
+    pub fn with_timeout(url: Url, timeout: Duration) -> Self {
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(Duration::from_secs(5).min(timeout))
+            .user_agent(concat!("linkbot/", env!("CARGO_PKG_VERSION")))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap_or_default();
+        let base = crate::config::base_url(&url);
+        let token_url = base.join("identity/token").unwrap_or(base);
+        IamClient { http, token_url }
+    }
+
+    /// Asks IAM whether it accepts `key`: 200 with an `access_token` is Accepted; 400/401 is
+    /// Rejected with IAM's `errorCode` and `errorMessage`; 5xx, a timeout or no connection is
+    /// Unreachable. Anything else is Unreachable with the status, since it proves nothing about
+    /// the key.
+    pub async fn probe(&self, key: &Secret) -> IamOutcome {
+        let form = [("grant_type", GRANT_TYPE), ("apikey", key.expose())];
+        let sent = self
+            .http
+            .post(self.token_url.clone())
+            .header(ACCEPT, "application/json")
+            .form(&form)
+            .send()
+            .await;
+        let mut resp = match sent {
+            Ok(r) => r,
+            Err(e) => {
+                let detail = if e.is_timeout() {
+                    "IAM did not answer in time".to_string()
+                } else {
+                    format!("IAM could not be reached at {}", self.host())
+                };
+                return IamOutcome::Unreachable { detail };
+            }
+        };
+        let status = resp.status().as_u16();
+        let mut body = Vec::new();
+        loop {
+            match resp.chunk().await {
+                Ok(Some(chunk)) if body.len() + chunk.len() <= MAX_ANSWER_BYTES => {
+                    body.extend_from_slice(&chunk)
+                }
+                Ok(Some(_)) => break,
+                Ok(None) => break,
+                Err(_) => {
+                    return IamOutcome::Unreachable {
+                        detail: format!("IAM's answer (HTTP {status}) was cut off"),
+                    }
+                }
+            }
+        }
+        classify(status, &body, key)
+    }
+
+    fn host(&self) -> String {
+        self.token_url.host_str().unwrap_or("its URL").to_string()
+    }
+}
+
+/// What IAM's answer means. Never returns the key or the token.
+pub fn classify(status: u16, body: &[u8], key: &Secret) -> IamOutcome {
+    let json: Option<serde_json::Value> = serde_json::from_slice(body).ok();
+    let field = |k: &str| {
+        json.as_ref()
+            .and_then(|j| j.get(k))
+            .and_then(|v| v.as_str())
+            .map(|s| scrub(s, key))
+    };
+    match status {
+        200 => {
+            if json
+                .as_ref()
+                .and_then(|j| j.get("access_token"))
+                .and_then(|t| t.as_str())
+                .is_some_and(|t| !t.is_empty())
+            {
+                IamOutcome::Accepted
+            } else {
+                IamOutcome::Unreachable {
+                    detail: "IAM answered HTTP 200 without an access token".to_string(),
+                }
+            }
+        }
+        400 | 401 => {
+            let detail = match (field("errorCode"), field("errorMessage")) {
+                (Some(c), Some(m)) => format!("{c}: {m}"),
+                (Some(c), None) => c,
+                (None, Some(m)) => format!("HTTP {status}: {m}"),
+                (None, None) => format!("HTTP {status}"),
+            };
+            IamOutcome::Rejected { detail }
+        }
+        s if s >= 500 => IamOutcome::Unreachable {
+            detail: match field("errorCode") {
+                Some(c) => format!("IAM answered HTTP {s} ({c})"),
+                None => format!("IAM answered HTTP {s}"),
+            },
+        },
+        s => IamOutcome::Unreachable {
+            detail: format!("IAM answered HTTP {s}, which says nothing about the key"),
+        },
+    }
+}
+
+/// At most 200 characters of IAM's text, without control characters, and never the key
+/// (in case IAM ever echoes it).
+fn scrub(s: &str, key: &Secret) -> String {
+    let mut text: String = s.chars().filter(|c| !c.is_control()).take(200).collect();
+    if !key.is_empty() && text.contains(key.expose()) {
+        text = text.replace(key.expose(), &format!("[key {}]", key.fingerprint()));
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers_are_classified_without_the_key_or_the_token() {
+        let key = Secret::new("kq2V8hN0Zt1mWcXb3fLpSECRETKEY");
+        let ok = br#"{"access_token":"eyJhbGciOiJTOPSECRET","refresh_token":"not_supported","token_type":"Bearer","expires_in":3600}"#;
+        assert_eq!(classify(200, ok, &key), IamOutcome::Accepted);
+        let bad = br#"{"context":{"requestId":"abc"},"errorCode":"BXNIM0415E","errorMessage":"Provided API key could not be found.","errorDetails":"kq2V8hN0Zt1mWcXb3fLpSECRETKEY"}"#;
+        assert_eq!(
+            classify(400, bad, &key),
+            IamOutcome::Rejected {
+                detail: "BXNIM0415E: Provided API key could not be found.".to_string()
+            }
+        );
+        let echo = br#"{"errorCode":"BXNIM0109E","errorMessage":"Property missing or empty: kq2V8hN0Zt1mWcXb3fLpSECRETKEY"}"#;
+        let IamOutcome::Rejected { detail } = classify(400, echo, &key) else {
+            panic!("not rejected")
+        };
+        assert!(
+            !detail.contains("SECRETKEY") && detail.contains("[key …TKEY]"),
+            "{detail}"
+        );
+        assert_eq!(
+            classify(401, b"not json", &key),
+            IamOutcome::Rejected {
+                detail: "HTTP 401".to_string()
+            }
+        );
+        assert!(matches!(
+            classify(503, b"", &key),
+            IamOutcome::Unreachable { .. }
+        ));
+        assert!(matches!(
+            classify(200, b"{}", &key),
+            IamOutcome::Unreachable { .. }
+        ));
+        assert!(matches!(
+            classify(404, b"", &key),
+            IamOutcome::Unreachable { .. }
+        ));
+        let all = format!("{:?}", [classify(200, ok, &key), classify(400, bad, &key)]);
+        assert!(
+            !all.contains("TOPSECRET") && !all.contains("SECRETKEY"),
+            "{all}"
+        );
+    }
+}
