@@ -8,3 +8,5 @@ pub mod diagnosis;
 pub mod domain;
 pub mod metrics;
 pub mod secret;
+pub mod sim;
+pub mod slack;
