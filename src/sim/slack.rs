@@ -1,0 +1,1069 @@
+//! A fake Slack on 127.0.0.1 that speaks the real protocols: the Web API over HTTP and Socket
+//! Mode over WebSocket, for the tests and `linkbot demo`.
+//!
+//! Start it with [`SlackSim::start`], point the bot's `[slack] api_url` at
+//! [`SlackSim::base_url`] and use [`SlackSim::bot_token`] / [`SlackSim::app_token`]:
+//! - Web API (`/api/<method>`; JSON bodies, form bodies and GET query strings, as slack-morphism
+//!   sends them): `auth.test`, `apps.connections.open` (app token; returns a one-time
+//!   `ws://127.0.0.1:…/link/?ticket=N`), `chat.postMessage` (increasing `ts`), `chat.update`
+//!   (every version kept), `chat.postEphemeral`, `chat.getPermalink`, `usergroups.users.list`.
+//!   A wrong or missing token answers `invalid_auth`/`not_authed`; an unknown method
+//!   `unknown_method`. [`SlackSim::fail_next`] injects failures (HTTP 429 + `Retry-After`, …).
+//! - Socket Mode: each connection gets a `hello` (with the fields slack-morphism's models
+//!   require). [`SlackSim::push`] sends an envelope to one live connection (round robin) and the
+//!   ack is recorded with the time from send to ack ([`SimAck`]). [`SlackSim::disconnect_all`]
+//!   sends `disconnect` then closes gracefully, still reading acks; [`SlackSim::drop_all`] cuts
+//!   TCP without a frame. TCP_NODELAY is set so the fake adds no Nagle delay of its own.
+//! - Envelope builders ([`app_mention`], [`message`], [`slash_command`], [`block_actions`],
+//!   [`with_retry`]) return realistic envelopes modelled on Slack's own SDK fixtures, using the
+//!   default ids of [`SimSlackConfig`].
+//! - Everything is recorded for assertions; `wait_*` helpers wake on a `Notify`, never poll.
+//!
+//! The sim stops when the handle is dropped (or [`SlackSim::shutdown`]). It is a test double:
+//! it must NOT be used by production code paths, and it never reaches beyond 127.0.0.1. It does
+//! not import slack-morphism: payloads are built with `serde_json`.
+
+use crate::secret::Secret;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::any;
+use axum::{Json, Router};
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Map, Value};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, Notify};
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request as WsRequest, Response as WsResponse};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_util::sync::CancellationToken;
+use url::Url;
+
+/// Default team id of the fake workspace.
+pub const SIM_TEAM_ID: &str = "T0SIMTEAM";
+/// Default app id of linkbot in the fake workspace.
+pub const SIM_APP_ID: &str = "A0LINKBOT";
+/// Default bot user id of linkbot.
+pub const SIM_BOT_USER_ID: &str = "U0LINKBOT";
+/// Default bot id of linkbot.
+pub const SIM_BOT_ID: &str = "B0LINKBOT";
+
+/// How long [`SlackSim::push`] waits for a live connection.
+const PUSH_WAIT: Duration = Duration::from_secs(5);
+/// How long a connection told to disconnect keeps reading acks before it closes TCP.
+const CLOSE_GRACE: Duration = Duration::from_secs(2);
+
+/// Identity and credentials of the fake workspace.
+#[derive(Clone, Debug)]
+pub struct SimSlackConfig {
+    /// The bot token (`xoxb-…`) chat.*, auth.test and usergroups.* accept.
+    pub bot_token: String,
+    /// The app-level token (`xapp-…`) apps.connections.open accepts.
+    pub app_token: String,
+    /// Team id.
+    pub team_id: String,
+    /// App id (in `hello` and envelopes).
+    pub app_id: String,
+    /// Bot user id (`auth.test` user_id, author of posted messages).
+    pub bot_user_id: String,
+    /// Bot id (`auth.test` bot_id).
+    pub bot_id: String,
+}
+
+impl Default for SimSlackConfig {
+    fn default() -> Self {
+        SimSlackConfig {
+            bot_token: "xoxb-sim-0000-bot-token".to_string(),
+            app_token: "xapp-sim-0000-app-token".to_string(),
+            team_id: SIM_TEAM_ID.to_string(),
+            app_id: SIM_APP_ID.to_string(),
+            bot_user_id: SIM_BOT_USER_ID.to_string(),
+            bot_id: SIM_BOT_ID.to_string(),
+        }
+    }
+}
+
+/// A failure [`SlackSim::fail_next`] makes a method answer instead of its normal answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Failure {
+    /// HTTP 429, `Retry-After: retry_after_secs`, body `{"ok":false,"error":"ratelimited"}`.
+    RateLimited {
+        /// Seconds in the `Retry-After` header.
+        retry_after_secs: u64,
+    },
+    /// HTTP 200 with `{"ok":false,"error":<code>}`.
+    Error(String),
+    /// A bare HTTP status (e.g. 500) with an empty body.
+    Status(u16),
+}
+
+/// One version of a message's content.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SimMessageVersion {
+    /// Text.
+    pub text: Option<String>,
+    /// Block Kit blocks (the JSON array as posted).
+    pub blocks: Option<Value>,
+}
+
+/// A message the bot posted.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SimMessage {
+    /// Channel id.
+    pub channel: String,
+    /// The message's `ts` (for an ephemeral message, its `message_ts`).
+    pub ts: String,
+    /// The thread it was posted in, if any.
+    pub thread_ts: Option<String>,
+    /// Current text.
+    pub text: Option<String>,
+    /// Current blocks.
+    pub blocks: Option<Value>,
+    /// Author (the bot user id).
+    pub user: String,
+    /// Every version, oldest first: the post, then each `chat.update`.
+    pub versions: Vec<SimMessageVersion>,
+    /// For `chat.postEphemeral`: the only user who sees it.
+    pub ephemeral_to: Option<String>,
+}
+
+/// A recorded Web API call (tokens are not recorded).
+#[derive(Clone, Debug, PartialEq)]
+pub struct SimCall {
+    /// The method (`chat.update`).
+    pub method: String,
+    /// The parameters, from JSON body, form body and query string merged.
+    pub params: Value,
+}
+
+/// A recorded Socket Mode ack.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SimAck {
+    /// The acked envelope id.
+    pub envelope_id: String,
+    /// Time from the fake writing the envelope to reading its ack (None for an envelope this
+    /// connection never sent).
+    pub latency: Option<Duration>,
+    /// Which connection carried it.
+    pub connection: u64,
+}
+
+/// Errors of the sim's own API.
+#[derive(Debug, thiserror::Error)]
+pub enum SimSlackError {
+    /// No live Socket Mode connection appeared within the wait.
+    #[error("no live Socket Mode connection to push to")]
+    NoConnection,
+    /// The envelope has no string `envelope_id`.
+    #[error("the envelope has no envelope_id")]
+    NoEnvelopeId,
+    /// Binding or serving failed.
+    #[error("the Slack sim could not start")]
+    Io(#[from] std::io::Error),
+    /// The bound address did not form a URL.
+    #[error("the Slack sim could not form its URL")]
+    Url(#[from] url::ParseError),
+}
+
+enum ConnCmd {
+    Send { envelope_id: String, frame: String },
+    Disconnect { reason: String },
+    Drop,
+}
+
+struct Conn {
+    id: u64,
+    tx: mpsc::UnboundedSender<ConnCmd>,
+    live: bool,
+}
+
+/// Everything the fake has seen, for [`SlackSim::wait_until`] predicates.
+#[derive(Default)]
+pub struct SimSlackState {
+    messages: Vec<SimMessage>,
+    calls: Vec<SimCall>,
+    acks: Vec<SimAck>,
+    pushed: Vec<String>,
+    conns: Vec<Conn>,
+    connections_opened: u64,
+    rr: usize,
+    next_ts: u64,
+    next_conn: u64,
+    tickets: HashSet<String>,
+    usergroups: HashMap<String, Vec<String>>,
+    failures: HashMap<String, VecDeque<Failure>>,
+}
+
+impl SimSlackState {
+    /// Every message posted (including ephemeral ones), in posting order.
+    pub fn messages(&self) -> &[SimMessage] {
+        &self.messages
+    }
+
+    /// The non-ephemeral message `ts` in `channel`.
+    pub fn message(&self, channel: &str, ts: &str) -> Option<&SimMessage> {
+        self.messages
+            .iter()
+            .find(|m| m.channel == channel && m.ts == ts && m.ephemeral_to.is_none())
+    }
+
+    /// Messages posted in the thread `thread_ts` of `channel`, in order.
+    pub fn thread(&self, channel: &str, thread_ts: &str) -> Vec<&SimMessage> {
+        self.messages
+            .iter()
+            .filter(|m| m.channel == channel && m.thread_ts.as_deref() == Some(thread_ts))
+            .collect()
+    }
+
+    /// Parameters of every call to `method` (including failed and retried attempts).
+    pub fn calls(&self, method: &str) -> Vec<&Value> {
+        self.calls.iter().filter(|c| c.method == method).map(|c| &c.params).collect()
+    }
+
+    /// Every ack received, in order (an envelope acked twice appears twice).
+    pub fn acks(&self) -> &[SimAck] {
+        &self.acks
+    }
+
+    /// Whether `envelope_id` was acked.
+    pub fn acked(&self, envelope_id: &str) -> bool {
+        self.acks.iter().any(|a| a.envelope_id == envelope_id)
+    }
+
+    /// Envelope ids pushed so far, in order.
+    pub fn pushed(&self) -> &[String] {
+        &self.pushed
+    }
+
+    /// Live Socket Mode connections (hello sent, not told to disconnect, not closed).
+    pub fn connection_count(&self) -> usize {
+        self.conns.iter().filter(|c| c.live).count()
+    }
+
+    /// How many Socket Mode connections were ever accepted.
+    pub fn connections_opened(&self) -> u64 {
+        self.connections_opened
+    }
+
+    fn next_ts(&mut self) -> String {
+        self.next_ts += 1;
+        let micros_total = self.next_ts * 100;
+        format!("{}.{:06}", 1_700_000_000 + micros_total / 1_000_000, micros_total % 1_000_000)
+    }
+}
+
+struct Inner {
+    cfg: SimSlackConfig,
+    state: Mutex<SimSlackState>,
+    changed: Notify,
+    http_base: String,
+    ws_base: String,
+    api_url: Url,
+    stop: CancellationToken,
+}
+
+impl Inner {
+    fn lock(&self) -> MutexGuard<'_, SimSlackState> {
+        match self.state.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    /// Runs `f` on the state and wakes every waiter.
+    fn update<T>(&self, f: impl FnOnce(&mut SimSlackState) -> T) -> T {
+        let out = f(&mut self.lock());
+        self.changed.notify_waiters();
+        out
+    }
+
+    /// Waits until `f` returns `Some`, re-checking on every state change, until `deadline`.
+    async fn wait_for<T>(&self, deadline: Instant, mut f: impl FnMut(&mut SimSlackState) -> Option<T>) -> Option<T> {
+        loop {
+            let notified = self.changed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if let Some(out) = f(&mut self.lock()) {
+                return Some(out);
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return f(&mut self.lock());
+            }
+        }
+    }
+}
+
+/// The running fake Slack. Dropping it stops both servers.
+pub struct SlackSim {
+    inner: Arc<Inner>,
+}
+
+impl Drop for SlackSim {
+    fn drop(&mut self) {
+        self.inner.stop.cancel();
+    }
+}
+
+impl SlackSim {
+    /// Binds the Web API and the Socket Mode listener on `127.0.0.1:0` and starts serving.
+    pub async fn start(cfg: SimSlackConfig) -> Result<SlackSim, SimSlackError> {
+        let http = TcpListener::bind("127.0.0.1:0").await?;
+        let ws = TcpListener::bind("127.0.0.1:0").await?;
+        let stop = CancellationToken::new();
+        let http_base = format!("http://{}", http.local_addr()?);
+        let inner = Arc::new(Inner {
+            cfg,
+            state: Mutex::new(SimSlackState::default()),
+            changed: Notify::new(),
+            api_url: Url::parse(&format!("{http_base}/api"))?,
+            http_base,
+            ws_base: format!("ws://{}", ws.local_addr()?),
+            stop: stop.clone(),
+        });
+        let app = Router::new()
+            .route("/api/{method}", any(api))
+            .with_state(inner.clone());
+        let http_stop = stop.clone();
+        tokio::spawn(async move {
+            let served = axum::serve(http, app)
+                .with_graceful_shutdown(http_stop.cancelled_owned())
+                .await;
+            if let Err(err) = served {
+                tracing::warn!(error = %err, "Slack sim HTTP server stopped");
+            }
+        });
+        tokio::spawn(accept_loop(ws, inner.clone()));
+        Ok(SlackSim { inner })
+    }
+
+    /// The Web API base URL (`http://127.0.0.1:PORT/api`): the bot's `[slack] api_url`.
+    pub fn base_url(&self) -> Url {
+        self.inner.api_url.clone()
+    }
+
+    /// The bot token the sim accepts.
+    pub fn bot_token(&self) -> Secret {
+        Secret::new(self.inner.cfg.bot_token.clone())
+    }
+
+    /// The app-level token the sim accepts for `apps.connections.open`.
+    pub fn app_token(&self) -> Secret {
+        Secret::new(self.inner.cfg.app_token.clone())
+    }
+
+    /// The workspace identity in use.
+    pub fn config(&self) -> &SimSlackConfig {
+        &self.inner.cfg
+    }
+
+    /// Sets the members of user group `id` for `usergroups.users.list`.
+    pub fn set_usergroup(&self, id: &str, members: &[&str]) {
+        let members = members.iter().map(|m| m.to_string()).collect();
+        self.inner.update(|s| s.usergroups.insert(id.to_string(), members));
+    }
+
+    /// Makes the next `n` calls to `method` answer `failure`.
+    pub fn fail_next(&self, method: &str, n: usize, failure: Failure) {
+        self.inner.update(|s| {
+            let queue = s.failures.entry(method.to_string()).or_default();
+            queue.extend(std::iter::repeat_n(failure, n));
+        });
+    }
+
+    /// A snapshot of every message posted.
+    pub fn messages(&self) -> Vec<SimMessage> {
+        self.inner.lock().messages.clone()
+    }
+
+    /// Parameters of every call to `method`, in order (failed and retried attempts included).
+    pub fn calls(&self, method: &str) -> Vec<Value> {
+        self.inner.lock().calls(method).into_iter().cloned().collect()
+    }
+
+    /// Every ack received so far.
+    pub fn acks(&self) -> Vec<SimAck> {
+        self.inner.lock().acks.clone()
+    }
+
+    /// Live Socket Mode connections.
+    pub fn connection_count(&self) -> usize {
+        self.inner.lock().connection_count()
+    }
+
+    /// Waits (at most `timeout`) until `pred` holds for the state; true if it did.
+    pub async fn wait_until(&self, mut pred: impl FnMut(&SimSlackState) -> bool, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        self.inner
+            .wait_for(deadline, |s| pred(s).then_some(()))
+            .await
+            .is_some()
+    }
+
+    /// Waits (at most `timeout`) for the ack of `envelope_id`.
+    pub async fn wait_ack(&self, envelope_id: &str, timeout: Duration) -> Option<SimAck> {
+        let deadline = Instant::now() + timeout;
+        self.inner
+            .wait_for(deadline, |s| s.acks.iter().find(|a| a.envelope_id == envelope_id).cloned())
+            .await
+    }
+
+    /// Waits (at most `timeout`) until at least `n` connections are live.
+    pub async fn wait_connections(&self, n: usize, timeout: Duration) -> bool {
+        self.wait_until(|s| s.connection_count() >= n, timeout).await
+    }
+
+    /// Sends `envelope` to one live connection (round robin), waiting up to 5 s for one.
+    /// Returns its envelope id.
+    pub async fn push(&self, envelope: Value) -> Result<String, SimSlackError> {
+        let envelope_id = envelope
+            .get("envelope_id")
+            .and_then(Value::as_str)
+            .ok_or(SimSlackError::NoEnvelopeId)?
+            .to_string();
+        let frame = envelope.to_string();
+        let deadline = Instant::now() + PUSH_WAIT;
+        let sent = self
+            .inner
+            .wait_for(deadline, |s| {
+                let live: Vec<usize> = (0..s.conns.len()).filter(|&i| s.conns[i].live).collect();
+                if live.is_empty() {
+                    return None;
+                }
+                for k in 0..live.len() {
+                    let i = live[(s.rr + k) % live.len()];
+                    let cmd = ConnCmd::Send {
+                        envelope_id: envelope_id.clone(),
+                        frame: frame.clone(),
+                    };
+                    if s.conns[i].tx.send(cmd).is_ok() {
+                        s.rr = s.rr.wrapping_add(k + 1);
+                        s.pushed.push(envelope_id.clone());
+                        return Some(());
+                    }
+                    s.conns[i].live = false;
+                }
+                None
+            })
+            .await;
+        self.inner.changed.notify_waiters();
+        sent.map(|()| envelope_id).ok_or(SimSlackError::NoConnection)
+    }
+
+    /// Sends `{"type":"disconnect","reason":reason,…}` on every live connection, then closes
+    /// them gracefully (acks still in flight are read for a short grace period).
+    pub fn disconnect_all(&self, reason: &str) {
+        self.inner.update(|s| {
+            for conn in s.conns.iter_mut().filter(|c| c.live) {
+                conn.live = false;
+                let _ = conn.tx.send(ConnCmd::Disconnect {
+                    reason: reason.to_string(),
+                });
+            }
+        });
+    }
+
+    /// Closes every connection's TCP stream without a WebSocket frame.
+    pub fn drop_all(&self) {
+        self.inner.update(|s| {
+            for conn in s.conns.iter_mut() {
+                conn.live = false;
+                let _ = conn.tx.send(ConnCmd::Drop);
+            }
+        });
+    }
+
+    /// Stops both servers and closes every connection.
+    pub fn shutdown(self) {
+        self.inner.stop.cancel();
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Web API
+
+async fn api(
+    State(inner): State<Arc<Inner>>,
+    Path(method): Path<String>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+    body: Bytes,
+) -> Response {
+    let mut params = Map::new();
+    if let Some(query) = query.as_deref() {
+        for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
+            params.insert(k.into_owned(), Value::String(v.into_owned()));
+        }
+    }
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if content_type.starts_with("application/json") {
+        if let Ok(Value::Object(object)) = serde_json::from_slice::<Value>(&body) {
+            params.extend(object);
+        }
+    } else if !body.is_empty() {
+        for (k, v) in url::form_urlencoded::parse(&body) {
+            params.insert(k.into_owned(), Value::String(v.into_owned()));
+        }
+    }
+    // Form bodies carry JSON arrays as strings.
+    for key in ["blocks", "attachments"] {
+        if let Some(Value::String(text)) = params.get(key) {
+            if let Ok(parsed) = serde_json::from_str::<Value>(text) {
+                params.insert(key.to_string(), parsed);
+            }
+        }
+    }
+    let form_token = match params.remove("token") {
+        Some(Value::String(token)) => Some(token),
+        _ => None,
+    };
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::to_string)
+        .or(form_token);
+    inner.handle(&method, token.as_deref(), params)
+}
+
+fn ok(mut body: Value) -> Response {
+    if let Some(object) = body.as_object_mut() {
+        object.insert("ok".to_string(), Value::Bool(true));
+    }
+    Json(body).into_response()
+}
+
+fn slack_error(code: &str) -> Response {
+    Json(json!({"ok": false, "error": code})).into_response()
+}
+
+fn str_param<'a>(params: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
+    params.get(key).and_then(Value::as_str).filter(|s| !s.is_empty())
+}
+
+const METHODS: [&str; 7] = [
+    "auth.test",
+    "apps.connections.open",
+    "chat.postMessage",
+    "chat.update",
+    "chat.postEphemeral",
+    "chat.getPermalink",
+    "usergroups.users.list",
+];
+
+impl Inner {
+    fn handle(&self, method: &str, token: Option<&str>, params: Map<String, Value>) -> Response {
+        if !METHODS.contains(&method) {
+            return slack_error("unknown_method");
+        }
+        let response = self.update(|s| {
+            s.calls.push(SimCall {
+                method: method.to_string(),
+                params: Value::Object(params.clone()),
+            });
+            if let Some(failure) = s.failures.get_mut(method).and_then(VecDeque::pop_front) {
+                return Err(failure);
+            }
+            let expected = if method == "apps.connections.open" {
+                &self.cfg.app_token
+            } else {
+                &self.cfg.bot_token
+            };
+            match token {
+                None => return Ok(slack_error("not_authed")),
+                Some(t) if t != expected => return Ok(slack_error("invalid_auth")),
+                Some(_) => {}
+            }
+            Ok(self.dispatch(s, method, &params))
+        });
+        match response {
+            Ok(response) => response,
+            Err(Failure::RateLimited { retry_after_secs }) => {
+                let mut response = (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    Json(json!({"ok": false, "error": "ratelimited"})),
+                )
+                    .into_response();
+                if let Ok(value) = HeaderValue::from_str(&retry_after_secs.to_string()) {
+                    response.headers_mut().insert(header::RETRY_AFTER, value);
+                }
+                response
+            }
+            Err(Failure::Error(code)) => slack_error(&code),
+            Err(Failure::Status(status)) => StatusCode::from_u16(status)
+                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+                .into_response(),
+        }
+    }
+
+    fn bot_message(&self, ts: &str, thread_ts: Option<&str>, text: Option<&str>, blocks: Option<&Value>) -> Value {
+        let mut message = json!({
+            "type": "message",
+            "ts": ts,
+            "user": self.cfg.bot_user_id,
+            "bot_id": self.cfg.bot_id,
+            "app_id": self.cfg.app_id,
+            "team": self.cfg.team_id,
+            "text": text.unwrap_or(""),
+        });
+        if let Some(object) = message.as_object_mut() {
+            if let Some(blocks) = blocks {
+                object.insert("blocks".to_string(), blocks.clone());
+            }
+            if let Some(thread_ts) = thread_ts {
+                object.insert("thread_ts".to_string(), Value::String(thread_ts.to_string()));
+            }
+        }
+        message
+    }
+
+    fn dispatch(&self, s: &mut SimSlackState, method: &str, params: &Map<String, Value>) -> Response {
+        let text = str_param(params, "text").map(str::to_string);
+        let blocks = params.get("blocks").filter(|b| b.is_array()).cloned();
+        match method {
+            "auth.test" => ok(json!({
+                "url": format!("{}/", self.http_base),
+                "team": "Sim Team",
+                "user": "linkbot",
+                "team_id": self.cfg.team_id,
+                "user_id": self.cfg.bot_user_id,
+                "bot_id": self.cfg.bot_id,
+                "is_enterprise_install": false,
+            })),
+            "apps.connections.open" => {
+                s.connections_opened += 1;
+                let ticket = format!("sim-ticket-{}", s.connections_opened);
+                s.tickets.insert(ticket.clone());
+                ok(json!({ "url": format!("{}/link/?ticket={ticket}", self.ws_base) }))
+            }
+            "chat.postMessage" | "chat.postEphemeral" => {
+                let Some(channel) = str_param(params, "channel") else {
+                    return slack_error("channel_not_found");
+                };
+                let ephemeral_to = if method == "chat.postEphemeral" {
+                    match str_param(params, "user") {
+                        Some(user) => Some(user.to_string()),
+                        None => return slack_error("user_not_found"),
+                    }
+                } else {
+                    None
+                };
+                if text.is_none() && blocks.is_none() {
+                    return slack_error("no_text");
+                }
+                let thread_ts = str_param(params, "thread_ts").map(str::to_string);
+                let ts = s.next_ts();
+                let version = SimMessageVersion {
+                    text: text.clone(),
+                    blocks: blocks.clone(),
+                };
+                s.messages.push(SimMessage {
+                    channel: channel.to_string(),
+                    ts: ts.clone(),
+                    thread_ts: thread_ts.clone(),
+                    text: text.clone(),
+                    blocks: blocks.clone(),
+                    user: self.cfg.bot_user_id.clone(),
+                    versions: vec![version],
+                    ephemeral_to: ephemeral_to.clone(),
+                });
+                if ephemeral_to.is_some() {
+                    ok(json!({ "message_ts": ts }))
+                } else {
+                    let message = self.bot_message(&ts, thread_ts.as_deref(), text.as_deref(), blocks.as_ref());
+                    ok(json!({ "channel": channel, "ts": ts, "message": message }))
+                }
+            }
+            "chat.update" => {
+                let (Some(channel), Some(ts)) = (str_param(params, "channel"), str_param(params, "ts")) else {
+                    return slack_error("message_not_found");
+                };
+                if text.is_none() && blocks.is_none() {
+                    return slack_error("no_text");
+                }
+                let Some(found) = s
+                    .messages
+                    .iter_mut()
+                    .find(|m| m.channel == channel && m.ts == ts && m.ephemeral_to.is_none())
+                else {
+                    return slack_error("message_not_found");
+                };
+                found.text = text.clone();
+                found.blocks = blocks.clone();
+                found.versions.push(SimMessageVersion {
+                    text: text.clone(),
+                    blocks: blocks.clone(),
+                });
+                let thread_ts = found.thread_ts.clone();
+                let mut message = self.bot_message(ts, None, text.as_deref(), blocks.as_ref());
+                if let Some(object) = message.as_object_mut() {
+                    object.remove("ts");
+                    object.remove("type");
+                }
+                let mut body = json!({ "channel": channel, "ts": ts, "text": text.unwrap_or_default(), "message": message });
+                if let (Some(object), Some(thread_ts)) = (body.as_object_mut(), thread_ts) {
+                    object.insert("thread_ts".to_string(), Value::String(thread_ts));
+                }
+                ok(body)
+            }
+            "chat.getPermalink" => {
+                let (Some(channel), Some(ts)) = (str_param(params, "channel"), str_param(params, "message_ts")) else {
+                    return slack_error("message_not_found");
+                };
+                let Some(found) = s.message(channel, ts) else {
+                    return slack_error("message_not_found");
+                };
+                let digits: String = ts.chars().filter(char::is_ascii_digit).collect();
+                let mut permalink = format!("{}/archives/{channel}/p{digits}", self.http_base);
+                if let Some(thread_ts) = &found.thread_ts {
+                    permalink.push_str(&format!("?thread_ts={thread_ts}&cid={channel}"));
+                }
+                ok(json!({ "channel": channel, "permalink": permalink }))
+            }
+            "usergroups.users.list" => {
+                let Some(group) = str_param(params, "usergroup") else {
+                    return slack_error("no_such_subteam");
+                };
+                match s.usergroups.get(group) {
+                    Some(users) => ok(json!({ "users": users })),
+                    None => slack_error("no_such_subteam"),
+                }
+            }
+            _ => slack_error("unknown_method"),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Socket Mode
+
+async fn accept_loop(listener: TcpListener, inner: Arc<Inner>) {
+    loop {
+        let accepted = tokio::select! {
+            _ = inner.stop.cancelled() => return,
+            accepted = listener.accept() => accepted,
+        };
+        match accepted {
+            Ok((stream, _)) => {
+                tokio::spawn(connection(stream, inner.clone()));
+            }
+            Err(err) => tracing::warn!(error = %err, "Slack sim could not accept a WebSocket"),
+        }
+    }
+}
+
+async fn connection(stream: TcpStream, inner: Arc<Inner>) {
+    let _ = stream.set_nodelay(true);
+    let ticket_inner = inner.clone();
+    let check_ticket = move |req: &WsRequest, resp: WsResponse| -> Result<WsResponse, ErrorResponse> {
+        let ticket = req
+            .uri()
+            .query()
+            .and_then(|q| url::form_urlencoded::parse(q.as_bytes()).find(|(k, _)| k == "ticket"))
+            .map(|(_, v)| v.into_owned());
+        let valid = req.uri().path().starts_with("/link")
+            && ticket.is_some_and(|t| ticket_inner.lock().tickets.remove(&t));
+        if valid {
+            Ok(resp)
+        } else {
+            let mut refused = ErrorResponse::new(Some("invalid or used ticket".to_string()));
+            *refused.status_mut() = StatusCode::UNAUTHORIZED;
+            Err(refused)
+        }
+    };
+    let Ok(mut ws) = tokio_tungstenite::accept_hdr_async(stream, check_ticket).await else {
+        return;
+    };
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let (id, live_now) = inner.update(|s| {
+        s.next_conn += 1;
+        let id = s.next_conn;
+        s.conns.push(Conn { id, tx, live: true });
+        (id, s.connection_count())
+    });
+    let hello = json!({
+        "type": "hello",
+        "num_connections": live_now,
+        "debug_info": {"host": "applink-sim", "build_number": 1, "approximate_connection_time": 18060},
+        "connection_info": {"app_id": inner.cfg.app_id},
+    });
+    if ws.send(Message::text(hello.to_string())).await.is_err() {
+        inner.update(|s| s.conns.retain(|c| c.id != id));
+        return;
+    }
+    let mut sent_at: HashMap<String, Instant> = HashMap::new();
+    let mut closing_until: Option<Instant> = None;
+    loop {
+        tokio::select! {
+            _ = inner.stop.cancelled() => break,
+            cmd = rx.recv(), if closing_until.is_none() => match cmd {
+                Some(ConnCmd::Send { envelope_id, frame }) => {
+                    sent_at.insert(envelope_id, Instant::now());
+                    if ws.send(Message::text(frame)).await.is_err() {
+                        break;
+                    }
+                }
+                Some(ConnCmd::Disconnect { reason }) => {
+                    let frame = json!({
+                        "type": "disconnect",
+                        "reason": reason,
+                        "debug_info": {"host": "applink-sim"},
+                    });
+                    let _ = ws.send(Message::text(frame.to_string())).await;
+                    let _ = ws.close(None).await;
+                    closing_until = Some(Instant::now() + CLOSE_GRACE);
+                }
+                Some(ConnCmd::Drop) | None => break,
+            },
+            frame = ws.next() => match frame {
+                Some(Ok(Message::Text(text))) => {
+                    let envelope_id = serde_json::from_str::<Value>(text.as_str())
+                        .ok()
+                        .and_then(|v| v.get("envelope_id").and_then(Value::as_str).map(str::to_string));
+                    if let Some(envelope_id) = envelope_id {
+                        let latency = sent_at.get(&envelope_id).map(|t| t.elapsed());
+                        inner.update(|s| s.acks.push(SimAck { envelope_id, latency, connection: id }));
+                    }
+                }
+                Some(Ok(_)) => {}
+                Some(Err(_)) | None => break,
+            },
+            _ = async { if let Some(at) = closing_until { tokio::time::sleep_until(at).await } }, if closing_until.is_some() => break,
+        }
+    }
+    inner.update(|s| s.conns.retain(|c| c.id != id));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Envelope builders
+
+fn new_envelope_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+fn new_event_id() -> String {
+    let tail: String = (0..10)
+        .map(|_| {
+            let n = fastrand::u8(0..36);
+            char::from_digit(u32::from(n), 36).unwrap_or('0').to_ascii_uppercase()
+        })
+        .collect();
+    format!("Ev{tail}")
+}
+
+fn event_time(ts: &str) -> i64 {
+    ts.split('.')
+        .next()
+        .and_then(|secs| secs.parse().ok())
+        .unwrap_or_else(|| chrono::Utc::now().timestamp())
+}
+
+fn rich_text(text: &str) -> Value {
+    json!([{
+        "type": "rich_text",
+        "block_id": "sim",
+        "elements": [{"type": "rich_text_section", "elements": [{"type": "text", "text": text}]}],
+    }])
+}
+
+fn events_api(event: Value, ts: &str) -> Value {
+    json!({
+        "envelope_id": new_envelope_id(),
+        "payload": {
+            "token": "sim-verification-token",
+            "team_id": SIM_TEAM_ID,
+            "api_app_id": SIM_APP_ID,
+            "event": event,
+            "type": "event_callback",
+            "event_id": new_event_id(),
+            "event_time": event_time(ts),
+            "authorizations": [{
+                "enterprise_id": null,
+                "team_id": SIM_TEAM_ID,
+                "user_id": SIM_BOT_USER_ID,
+                "is_bot": true,
+                "is_enterprise_install": false,
+            }],
+            "is_ext_shared_channel": false,
+            "event_context": "4-sim",
+        },
+        "type": "events_api",
+        "accepts_response_payload": false,
+        "retry_attempt": 0,
+        "retry_reason": "",
+    })
+}
+
+/// An `events_api` envelope with an `app_mention` by `user` in `channel` (e.g. text
+/// `"<@U0LINKBOT> check c1hk4ek107l5au5mq8hg"`).
+pub fn app_mention(channel: &str, user: &str, text: &str, ts: &str) -> Value {
+    events_api(
+        json!({
+            "client_msg_id": uuid::Uuid::new_v4().to_string(),
+            "type": "app_mention",
+            "text": text,
+            "user": user,
+            "ts": ts,
+            "team": SIM_TEAM_ID,
+            "blocks": rich_text(text),
+            "channel": channel,
+            "event_ts": ts,
+        }),
+        ts,
+    )
+}
+
+/// An `events_api` envelope with a `message` in `channel`:
+/// - `bot_id` None: a person's message (user `U0SIMUSER`);
+/// - `bot_id` Some, `app_id` Some: an app's message — `bot_id`, `app_id`, `bot_profile`, no
+///   `subtype` (what `chat.postMessage` by an app produces);
+/// - `bot_id` Some, `app_id` None: a legacy integration's `subtype: bot_message` (incoming
+///   webhooks, e.g. Alertmanager's Slack receiver), with `username`.
+///
+/// `attachments` (e.g. Alertmanager's `[{title, text, fields, …}]`) is added when given.
+pub fn message(
+    channel: &str,
+    text: &str,
+    ts: &str,
+    bot_id: Option<&str>,
+    app_id: Option<&str>,
+    attachments: Option<Value>,
+) -> Value {
+    let mut event = json!({
+        "type": "message",
+        "text": text,
+        "ts": ts,
+        "channel": channel,
+        "event_ts": ts,
+        "channel_type": "channel",
+    });
+    if let Some(object) = event.as_object_mut() {
+        match (bot_id, app_id) {
+            (None, _) => {
+                object.insert("user".into(), json!("U0SIMUSER"));
+                object.insert("team".into(), json!(SIM_TEAM_ID));
+                object.insert("client_msg_id".into(), json!(uuid::Uuid::new_v4().to_string()));
+                object.insert("blocks".into(), rich_text(text));
+            }
+            (Some(bot_id), Some(app_id)) => {
+                object.insert("bot_id".into(), json!(bot_id));
+                object.insert("app_id".into(), json!(app_id));
+                object.insert("user".into(), json!(format!("U{bot_id}")));
+                object.insert("team".into(), json!(SIM_TEAM_ID));
+                object.insert(
+                    "bot_profile".into(),
+                    json!({"id": bot_id, "deleted": false, "name": "alerts", "updated": 1_607_307_935,
+                           "app_id": app_id, "team_id": SIM_TEAM_ID}),
+                );
+            }
+            (Some(bot_id), None) => {
+                object.insert("subtype".into(), json!("bot_message"));
+                object.insert("bot_id".into(), json!(bot_id));
+                object.insert("username".into(), json!("alertmanager"));
+            }
+        }
+        if let Some(attachments) = attachments {
+            object.insert("attachments".into(), attachments);
+        }
+    }
+    events_api(event, ts)
+}
+
+/// A `slash_commands` envelope: `user` ran `command` (e.g. `/linkbot`) with `text` in `channel`.
+pub fn slash_command(channel: &str, user: &str, command: &str, text: &str) -> Value {
+    json!({
+        "envelope_id": new_envelope_id(),
+        "payload": {
+            "token": "sim-verification-token",
+            "team_id": SIM_TEAM_ID,
+            "team_domain": "sim",
+            "channel_id": channel,
+            "channel_name": "oncall",
+            "user_id": user,
+            "user_name": user.to_lowercase(),
+            "command": command,
+            "text": text,
+            "api_app_id": SIM_APP_ID,
+            "is_enterprise_install": "false",
+            "response_url": format!("http://127.0.0.1:9/commands/{SIM_TEAM_ID}/1/sim"),
+            "trigger_id": format!("{}.{}.sim", fastrand::u32(..), fastrand::u32(..)),
+        },
+        "type": "slash_commands",
+        "accepts_response_payload": true,
+    })
+}
+
+/// An `interactive` envelope: `user` clicked the button `action_id` (with `value`) on the bot's
+/// message `message_ts` in `channel`; `thread_ts` is the thread the message is in, if any.
+pub fn block_actions(
+    channel: &str,
+    user: &str,
+    message_ts: &str,
+    action_id: &str,
+    value: &str,
+    thread_ts: Option<&str>,
+) -> Value {
+    let mut message = json!({
+        "bot_id": SIM_BOT_ID,
+        "type": "message",
+        "text": "linkbot diagnosis",
+        "user": SIM_BOT_USER_ID,
+        "ts": message_ts,
+        "app_id": SIM_APP_ID,
+        "team": SIM_TEAM_ID,
+    });
+    if let (Some(object), Some(thread_ts)) = (message.as_object_mut(), thread_ts) {
+        object.insert("thread_ts".into(), json!(thread_ts));
+    }
+    json!({
+        "envelope_id": new_envelope_id(),
+        "payload": {
+            "type": "block_actions",
+            "user": {"id": user, "username": user.to_lowercase(), "name": user.to_lowercase(), "team_id": SIM_TEAM_ID},
+            "api_app_id": SIM_APP_ID,
+            "token": "sim-verification-token",
+            "container": {"type": "message", "message_ts": message_ts, "channel_id": channel, "is_ephemeral": false},
+            "trigger_id": format!("{}.{}.sim", fastrand::u32(..), fastrand::u32(..)),
+            "team": {"id": SIM_TEAM_ID, "domain": "sim"},
+            "enterprise": null,
+            "is_enterprise_install": false,
+            "channel": {"id": channel, "name": "oncall"},
+            "message": message,
+            "state": {"values": {}},
+            "response_url": format!("http://127.0.0.1:9/actions/{SIM_TEAM_ID}/1/sim"),
+            "actions": [{
+                "action_id": action_id,
+                "block_id": "linkbot_actions",
+                "text": {"type": "plain_text", "text": action_id},
+                "value": value,
+                "type": "button",
+                "action_ts": format!("{}.000001", chrono::Utc::now().timestamp()),
+            }],
+        },
+        "type": "interactive",
+        "accepts_response_payload": false,
+    })
+}
+
+/// Slack's redelivery of `envelope`: a new envelope id, the same payload (same event id), and
+/// `retry_attempt`/`retry_reason` set.
+pub fn with_retry(envelope: &Value, attempt: u32) -> Value {
+    let mut retry = envelope.clone();
+    if let Some(object) = retry.as_object_mut() {
+        object.insert("envelope_id".into(), json!(new_envelope_id()));
+        object.insert("retry_attempt".into(), json!(attempt));
+        object.insert("retry_reason".into(), json!("timeout"));
+    }
+    retry
+}
+
+/// The envelope id of an envelope built here (or any Socket Mode envelope).
+pub fn envelope_id(envelope: &Value) -> Option<&str> {
+    envelope.get("envelope_id").and_then(Value::as_str)
+}

@@ -1,0 +1,559 @@
+//! The Slack Web API client: the seven methods linkbot calls, over slack-morphism's hyper client.
+//!
+//! [`SlackWeb`] wraps `SlackClient<SlackClientHyperConnector<…>>` with three things the crate does
+//! not do on its own:
+//! - a connector that speaks plain `http://` and HTTP/1.1 as well as HTTPS/HTTP 2, so `api_url`
+//!   can point at the local fake (`SlackClientHyperConnector::new()` is HTTPS + HTTP/2 only);
+//! - rate control: slack-morphism's `SlackApiRateControlConfig` with `max_retries`, because
+//!   without `max_retries` the crate does *not* retry a 429 at all. With it, a 429 is retried
+//!   after exactly its `Retry-After` (up to [`MAX_RETRIES`] times). Method tiers are applied per
+//!   team, which the crate only does when the token carries a team id: [`SlackWeb::auth_test`]
+//!   records it and later calls use it. `chat.postMessage` is limited per channel (Slack's
+//!   documented 1/s per channel with short bursts) instead of the crate's single global 1/s
+//!   bucket, which would serialise every channel behind each other;
+//! - errors as [`SlackError`], with a short [`SlackError::user_message`] for Slack users and the
+//!   crate's error as `#[source]` for the logs, and a call counter in `Metrics::slack_calls`.
+//!
+//! Tokens are [`Secret`]s: they are exposed only to build the `Authorization` header, and never
+//! appear in errors, `Debug` output or logs. This module must NOT contain bot logic (what to post,
+//! who may act): it only carries requests.
+
+use crate::metrics::Metrics;
+use crate::secret::Secret;
+use slack_morphism::api::{
+    SlackApiAppsConnectionOpenRequest, SlackApiChatGetPermalinkRequest,
+    SlackApiChatPostEphemeralRequest, SlackApiChatPostMessageRequest,
+    SlackApiChatPostMessageResponse, SlackApiChatUpdateRequest, SlackApiUserGroupsUsersListRequest,
+};
+use slack_morphism::blocks::SlackBlock;
+use slack_morphism::errors::SlackClientError;
+use slack_morphism::prelude::{
+    SlackApiMethodRateControlConfig, SlackApiRateControlConfig, SlackApiRateControlLimit,
+    SlackApiRateControlSpecialLimit, SlackClientHyperConnector, SlackHyperHttpsConnector,
+};
+use slack_morphism::{
+    SlackApiToken, SlackApiTokenValue, SlackChannelId, SlackClient,
+    SlackMessageContent, SlackTeamId, SlackTs, SlackUserGroupId, SlackUserId,
+};
+use std::fmt;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+use url::Url;
+
+/// How many times a call answered HTTP 429 is retried (each after its `Retry-After`).
+pub const MAX_RETRIES: usize = 3;
+
+type Connector = SlackClientHyperConnector<SlackHyperHttpsConnector>;
+
+/// Who linkbot is in the workspace, from `auth.test`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BotIdentity {
+    /// The bot user's id (`U…`): mentions of the bot are `<@user_id>`.
+    pub user_id: String,
+    /// The bot id (`B…`) its own messages carry, when the token is a bot token.
+    pub bot_id: Option<String>,
+    /// The workspace id (`T…`).
+    pub team_id: String,
+}
+
+/// A failed Slack call. `Display` is for logs; [`SlackError::user_message`] is for Slack users.
+#[derive(Debug, thiserror::Error)]
+pub enum SlackError {
+    /// Slack refused the token (`invalid_auth`, `not_authed`, `token_revoked`, missing scope…).
+    #[error("Slack refused the token for {method}: {code}")]
+    Auth {
+        /// The API method.
+        method: &'static str,
+        /// Slack's error code.
+        code: String,
+        /// The client error.
+        #[source]
+        source: SlackClientError,
+    },
+    /// Slack answered `ok: false` with another error code.
+    #[error("Slack API {method} answered `{code}`")]
+    Api {
+        /// The API method.
+        method: &'static str,
+        /// Slack's error code (`channel_not_found`, `message_not_found`, …).
+        code: String,
+        /// The client error.
+        #[source]
+        source: SlackClientError,
+    },
+    /// Still rate limited after [`MAX_RETRIES`] retries.
+    #[error("Slack API {method} is rate limited")]
+    RateLimited {
+        /// The API method.
+        method: &'static str,
+        /// Slack's last `Retry-After`.
+        retry_after: Option<Duration>,
+        /// The client error.
+        #[source]
+        source: SlackClientError,
+    },
+    /// An HTTP status other than 200/429.
+    #[error("Slack API {method} failed with HTTP {status}")]
+    Http {
+        /// The API method.
+        method: &'static str,
+        /// The HTTP status code.
+        status: u16,
+        /// The client error.
+        #[source]
+        source: SlackClientError,
+    },
+    /// The request did not get an answer (connection refused, TLS, timeout…).
+    #[error("could not reach the Slack API for {method}")]
+    Transport {
+        /// The API method.
+        method: &'static str,
+        /// The client error.
+        #[source]
+        source: SlackClientError,
+    },
+    /// The answer was not what the method returns.
+    #[error("unexpected answer from Slack API {method}")]
+    Protocol {
+        /// The API method.
+        method: &'static str,
+        /// The client error.
+        #[source]
+        source: SlackClientError,
+    },
+    /// A Block Kit block given to a method is not valid.
+    #[error("block #{index} is not valid Block Kit: {reason}")]
+    InvalidBlocks {
+        /// Position of the block in the list.
+        index: usize,
+        /// What is wrong, without the block's content.
+        reason: &'static str,
+        /// The decoding error, when there is one.
+        #[source]
+        source: Option<serde_json::Error>,
+    },
+    /// The HTTP client could not be built (no usable TLS roots for an `https` URL).
+    #[error("the Slack HTTP client could not be set up")]
+    Setup {
+        /// The I/O error from loading TLS roots.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The Socket Mode WebSocket could not be opened or broke.
+    #[error("Socket Mode WebSocket failed")]
+    WebSocket {
+        /// The WebSocket error.
+        #[source]
+        source: tokio_tungstenite::tungstenite::Error,
+    },
+    /// The Socket Mode peer did not follow the protocol (no `hello`, silent connection…).
+    #[error("Socket Mode protocol: {0}")]
+    SocketProtocol(&'static str),
+    /// A Socket Mode frame that is not a usable envelope.
+    #[error("Socket Mode frame is not a usable envelope: {what}")]
+    Envelope {
+        /// What is wrong, without the frame's content.
+        what: &'static str,
+        /// The decoding error, when there is one.
+        #[source]
+        source: Option<serde_json::Error>,
+    },
+}
+
+impl SlackError {
+    /// One sentence for a Slack user or the terminal; never a token, never a payload.
+    pub fn user_message(&self) -> String {
+        match self {
+            SlackError::Auth { code, .. } => format!(
+                "Slack refused linkbot's token ({code}); an operator must check SLACK_BOT_TOKEN and SLACK_APP_TOKEN."
+            ),
+            SlackError::Api { code, .. } => format!("Slack refused the request ({code})."),
+            SlackError::RateLimited { .. } => {
+                "Slack is rate limiting linkbot right now; try again in a minute.".to_string()
+            }
+            SlackError::Http { .. } | SlackError::Transport { .. } => {
+                "Slack could not be reached; try again shortly.".to_string()
+            }
+            SlackError::Protocol { .. } => {
+                "Slack gave an answer linkbot does not understand; try again shortly.".to_string()
+            }
+            SlackError::InvalidBlocks { .. } => {
+                "linkbot built a message Slack would not accept (a bug); the details are in the logs."
+                    .to_string()
+            }
+            SlackError::Setup { .. } => {
+                "linkbot could not set up its connection to Slack (TLS roots); see the logs.".to_string()
+            }
+            SlackError::WebSocket { .. } | SlackError::SocketProtocol(_) => {
+                "The Socket Mode connection to Slack failed; linkbot reconnects on its own.".to_string()
+            }
+            SlackError::Envelope { .. } => "Slack sent an event linkbot could not read.".to_string(),
+        }
+    }
+
+    /// A low-cardinality label for metrics: `auth`, `api_error`, `ratelimited`, `http_error`,
+    /// `transport`, `protocol`, `invalid_input`, `setup`, `socket`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SlackError::Auth { .. } => "auth",
+            SlackError::Api { .. } => "api_error",
+            SlackError::RateLimited { .. } => "ratelimited",
+            SlackError::Http { .. } => "http_error",
+            SlackError::Transport { .. } => "transport",
+            SlackError::Protocol { .. } | SlackError::Envelope { .. } => "protocol",
+            SlackError::InvalidBlocks { .. } => "invalid_input",
+            SlackError::Setup { .. } => "setup",
+            SlackError::WebSocket { .. } | SlackError::SocketProtocol(_) => "socket",
+        }
+    }
+
+    /// Whether retrying cannot help (the token is refused, the client cannot be built).
+    pub fn is_fatal(&self) -> bool {
+        matches!(self, SlackError::Auth { .. } | SlackError::Setup { .. })
+    }
+
+    /// Slack's error code (`channel_not_found`, `invalid_auth`, …) when Slack answered one.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            SlackError::Auth { code, .. } | SlackError::Api { code, .. } => Some(code),
+            SlackError::RateLimited { .. } => Some("ratelimited"),
+            _ => None,
+        }
+    }
+
+    fn from_client(method: &'static str, source: SlackClientError) -> SlackError {
+        match &source {
+            SlackClientError::ApiError(api) if is_auth_code(&api.code) => SlackError::Auth {
+                method,
+                code: api.code.clone(),
+                source,
+            },
+            SlackClientError::ApiError(api) => SlackError::Api {
+                method,
+                code: api.code.clone(),
+                source,
+            },
+            SlackClientError::RateLimitError(rate) => SlackError::RateLimited {
+                method,
+                retry_after: rate.retry_after,
+                source,
+            },
+            SlackClientError::HttpError(http) => SlackError::Http {
+                method,
+                status: http.status_code.as_u16(),
+                source,
+            },
+            SlackClientError::HttpProtocolError(_) | SlackClientError::EndOfStream(_) => {
+                SlackError::Transport { method, source }
+            }
+            _ => SlackError::Protocol { method, source },
+        }
+    }
+}
+
+fn is_auth_code(code: &str) -> bool {
+    matches!(
+        code,
+        "invalid_auth"
+            | "not_authed"
+            | "account_inactive"
+            | "token_revoked"
+            | "token_expired"
+            | "not_allowed_token_type"
+            | "missing_scope"
+            | "no_permission"
+    )
+}
+
+/// The Slack Web API client. Cheap to clone (the HTTP pool and rate limiter are shared).
+#[derive(Clone)]
+pub struct SlackWeb {
+    client: SlackClient<Connector>,
+    bot_token: Secret,
+    team_id: Arc<OnceLock<String>>,
+    metrics: Metrics,
+    api_url: String,
+}
+
+impl fmt::Debug for SlackWeb {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SlackWeb")
+            .field("api_url", &self.api_url)
+            .field("bot_token", &self.bot_token)
+            .finish()
+    }
+}
+
+impl SlackWeb {
+    /// A client for the Web API at `api_url` (e.g. `https://slack.com/api`, or the fake's
+    /// `http://127.0.0.1:…/api`), calling with `bot_token`.
+    pub fn new(api_url: &Url, bot_token: Secret, metrics: Metrics) -> Result<SlackWeb, SlackError> {
+        // Another component may have installed a provider already; either way one is there.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let builder = hyper_rustls::HttpsConnectorBuilder::new();
+        let builder = match builder.with_provider_and_native_roots(rustls::crypto::ring::default_provider()) {
+            Ok(builder) => builder,
+            // No system CA store: still fine for a plain-http fake, never for real Slack.
+            Err(_) if api_url.scheme() == "http" => {
+                let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+                    rustls::crypto::ring::default_provider(),
+                ))
+                .with_safe_default_protocol_versions()
+                .map_err(|e| SlackError::Setup {
+                    source: std::io::Error::other(e),
+                })?
+                .with_root_certificates(rustls::RootCertStore::empty())
+                .with_no_client_auth();
+                hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(config)
+            }
+            Err(source) => return Err(SlackError::Setup { source }),
+        };
+        let https = builder.https_or_http().enable_http1().enable_http2().build();
+        let api_url = api_url.as_str().trim_end_matches('/').to_string();
+        let connector = SlackClientHyperConnector::with_connector(https)
+            .with_slack_api_url(&api_url)
+            .with_rate_control(SlackApiRateControlConfig::new().with_max_retries(MAX_RETRIES));
+        Ok(SlackWeb {
+            client: SlackClient::new(connector),
+            bot_token,
+            team_id: Arc::new(OnceLock::new()),
+            metrics,
+            api_url,
+        })
+    }
+
+    fn token(&self, secret: &Secret, with_team: bool) -> SlackApiToken {
+        let token = SlackApiToken::new(SlackApiTokenValue(secret.expose().to_string()));
+        match self.team_id.get() {
+            Some(team) if with_team => token.with_team_id(SlackTeamId(team.clone())),
+            _ => token,
+        }
+    }
+
+    fn finish<T>(
+        &self,
+        method: &'static str,
+        result: Result<T, SlackClientError>,
+    ) -> Result<T, SlackError> {
+        match result {
+            Ok(value) => {
+                Metrics::call(&self.metrics.slack_calls, method, "ok");
+                Ok(value)
+            }
+            Err(source) => {
+                let err = SlackError::from_client(method, source);
+                Metrics::call(&self.metrics.slack_calls, method, err.kind());
+                tracing::warn!(method, kind = err.kind(), code = err.code(), "Slack API call failed");
+                Err(err)
+            }
+        }
+    }
+
+    fn invalid(&self, method: &'static str, err: SlackError) -> SlackError {
+        Metrics::call(&self.metrics.slack_calls, method, err.kind());
+        err
+    }
+
+    /// `auth.test`: who the bot token belongs to. Also enables per-team method tiers.
+    pub async fn auth_test(&self) -> Result<BotIdentity, SlackError> {
+        let token = self.token(&self.bot_token, false);
+        let session = self.client.open_session(&token);
+        let res = self.finish("auth.test", session.auth_test().await)?;
+        let team_id = res.team_id.0;
+        let _ = self.team_id.set(team_id.clone());
+        Ok(BotIdentity {
+            user_id: res.user_id.0,
+            bot_id: res.bot_id.map(|b| b.0),
+            team_id,
+        })
+    }
+
+    /// `apps.connections.open` with the app-level token: a fresh Socket Mode WebSocket URL.
+    /// The URL carries a one-time ticket: do not log it.
+    pub async fn connections_open(&self, app_token: &Secret) -> Result<Url, SlackError> {
+        let token = self.token(app_token, false);
+        let session = self.client.open_session(&token);
+        let res = session
+            .apps_connections_open(&SlackApiAppsConnectionOpenRequest::new())
+            .await;
+        Ok(self.finish("apps.connections.open", res)?.url.0)
+    }
+
+    /// `chat.postMessage`: posts `text` (the notification/fallback text) with optional Block Kit
+    /// `blocks` in `channel`, in the thread `thread_ts` when given. Returns the message's `ts`.
+    pub async fn post_message(
+        &self,
+        channel: &str,
+        thread_ts: Option<&str>,
+        text: &str,
+        blocks: Option<Vec<serde_json::Value>>,
+    ) -> Result<String, SlackError> {
+        const METHOD: &str = "chat.postMessage";
+        let content = content(text, blocks).map_err(|e| self.invalid(METHOD, e))?;
+        let req = SlackApiChatPostMessageRequest::new(SlackChannelId(channel.to_string()), content)
+            .opt_thread_ts(thread_ts.map(|t| SlackTs(t.to_string())));
+        // Slack: about 1 message per second per channel, short bursts allowed.
+        let per_channel = SlackApiMethodRateControlConfig::new().with_special_rate_limit(
+            SlackApiRateControlSpecialLimit::new(
+                format!("{METHOD}:{channel}").into(),
+                SlackApiRateControlLimit::new(3, Duration::from_secs(3)),
+            ),
+        );
+        let token = self.token(&self.bot_token, true);
+        let session = self.client.open_session(&token);
+        let res: Result<SlackApiChatPostMessageResponse, _> = session
+            .http_session_api
+            .http_post(METHOD, &req, Some(&per_channel))
+            .await;
+        Ok(self.finish(METHOD, res)?.ts.0)
+    }
+
+    /// `chat.update`: replaces the text and blocks of the message `ts` in `channel`.
+    pub async fn update(
+        &self,
+        channel: &str,
+        ts: &str,
+        text: &str,
+        blocks: Option<Vec<serde_json::Value>>,
+    ) -> Result<(), SlackError> {
+        const METHOD: &str = "chat.update";
+        let content = content(text, blocks).map_err(|e| self.invalid(METHOD, e))?;
+        let req = SlackApiChatUpdateRequest::new(
+            SlackChannelId(channel.to_string()),
+            content,
+            SlackTs(ts.to_string()),
+        );
+        let token = self.token(&self.bot_token, true);
+        let session = self.client.open_session(&token);
+        self.finish(METHOD, session.chat_update(&req).await)?;
+        Ok(())
+    }
+
+    /// `chat.postEphemeral`: a message only `user` sees, in `channel` (in a thread when given).
+    pub async fn post_ephemeral(
+        &self,
+        channel: &str,
+        user: &str,
+        thread_ts: Option<&str>,
+        text: &str,
+        blocks: Option<Vec<serde_json::Value>>,
+    ) -> Result<(), SlackError> {
+        const METHOD: &str = "chat.postEphemeral";
+        let content = content(text, blocks).map_err(|e| self.invalid(METHOD, e))?;
+        let req = SlackApiChatPostEphemeralRequest::new(
+            SlackChannelId(channel.to_string()),
+            SlackUserId(user.to_string()),
+            content,
+        )
+        .opt_thread_ts(thread_ts.map(|t| SlackTs(t.to_string())));
+        let token = self.token(&self.bot_token, true);
+        let session = self.client.open_session(&token);
+        self.finish(METHOD, session.chat_post_ephemeral(&req).await)?;
+        Ok(())
+    }
+
+    /// `chat.getPermalink`: the link to the message `ts` in `channel`.
+    pub async fn permalink(&self, channel: &str, ts: &str) -> Result<Url, SlackError> {
+        let req = SlackApiChatGetPermalinkRequest::new(
+            SlackChannelId(channel.to_string()),
+            SlackTs(ts.to_string()),
+        );
+        let token = self.token(&self.bot_token, true);
+        let session = self.client.open_session(&token);
+        Ok(self
+            .finish("chat.getPermalink", session.chat_get_permalink(&req).await)?
+            .permalink)
+    }
+
+    /// `usergroups.users.list`: the user ids (`U…`) in the user group `group_id` (`S…`).
+    /// Slack allows about 20 calls a minute (tier 2): callers should cache the answer.
+    pub async fn usergroup_members(&self, group_id: &str) -> Result<Vec<String>, SlackError> {
+        let req = SlackApiUserGroupsUsersListRequest::new(SlackUserGroupId(group_id.to_string()));
+        let token = self.token(&self.bot_token, true);
+        let session = self.client.open_session(&token);
+        let res = self.finish(
+            "usergroups.users.list",
+            session.usergroups_users_list(&req).await,
+        )?;
+        Ok(res.users.into_iter().map(|u| u.0).collect())
+    }
+}
+
+/// Text plus optional Block Kit JSON as slack-morphism content.
+fn content(text: &str, blocks: Option<Vec<serde_json::Value>>) -> Result<SlackMessageContent, SlackError> {
+    let blocks = blocks.map(to_blocks).transpose()?;
+    Ok(SlackMessageContent::new()
+        .with_text(text.to_string())
+        .opt_blocks(blocks))
+}
+
+/// Converts Block Kit JSON values to slack-morphism blocks. A block whose `type` the crate does
+/// not model, or whose fields do not match its type (which the crate would keep as an opaque
+/// `Unknown` block and Slack would then refuse), is an error here, naming only its position.
+pub fn to_blocks(values: Vec<serde_json::Value>) -> Result<Vec<SlackBlock>, SlackError> {
+    values
+        .into_iter()
+        .enumerate()
+        .map(|(index, value)| {
+            if !value.is_object() {
+                return Err(SlackError::InvalidBlocks {
+                    index,
+                    reason: "a block must be a JSON object",
+                    source: None,
+                });
+            }
+            match serde_json::from_value::<SlackBlock>(value) {
+                Ok(SlackBlock::Unknown(_)) => Err(SlackError::InvalidBlocks {
+                    index,
+                    reason: "unknown block type, or fields that do not match the type",
+                    source: None,
+                }),
+                Ok(block) => Ok(block),
+                Err(source) => Err(SlackError::InvalidBlocks {
+                    index,
+                    reason: "not decodable as a block",
+                    source: Some(source),
+                }),
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn valid_blocks_convert_and_invalid_ones_name_their_position() {
+        let ok = to_blocks(vec![
+            json!({"type": "section", "text": {"type": "mrkdwn", "text": "*hi*"}}),
+            json!({"type": "divider"}),
+            json!({"type": "actions", "elements": [{"type": "button", "action_id": "rerun",
+                "text": {"type": "plain_text", "text": "Re-run"}, "value": "x"}]}),
+        ]);
+        assert_eq!(ok.map(|b| b.len()).ok(), Some(3));
+
+        let cases = [
+            json!("section"),
+            json!({"type": "no_such_block"}),
+            json!({"type": "header", "text": 42}),
+            json!({"text": "no type"}),
+        ];
+        for bad in cases {
+            let err = to_blocks(vec![json!({"type": "divider"}), bad.clone()]).err();
+            match err {
+                Some(SlackError::InvalidBlocks { index, .. }) => assert_eq!(index, 1, "{bad}"),
+                other => panic!("{bad}: expected InvalidBlocks, got {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn debug_never_shows_the_token() {
+        let url = Url::parse("http://127.0.0.1:9/api").expect("static url");
+        let web = SlackWeb::new(&url, Secret::new("xoxb-very-secret-value"), Metrics::new())
+            .expect("client builds");
+        assert!(!format!("{web:?}").contains("very-secret"));
+    }
+}
