@@ -8,3 +8,6 @@ pub mod diagnosis;
 pub mod domain;
 pub mod metrics;
 pub mod secret;
+pub mod escalation;
+pub mod server;
+pub mod sim;
