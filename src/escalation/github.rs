@@ -1,0 +1,207 @@
+//! The GitHub REST client for one thing: `POST {api}repos/{owner}/{repo}/issues`.
+//!
+//! Sends `User-Agent` (GitHub refuses requests without one), `Authorization: Bearer`,
+//! `Accept: application/vnd.github+json` and `X-GitHub-Api-Version: 2022-11-28`.
+//! It does NOT retry: opening an issue is not idempotent, and a 5xx may still have created it,
+//! so a failure is reported and the person decides.
+//!
+//! It must NOT build the issue (see [`super::issue_markdown`]) and must never let the token out:
+//! it goes into the `Authorization` header (marked sensitive) and nowhere else.
+
+use super::{http_client, scrub, transport_error, EscalationError, NewIssue, System, DEFAULT_TIMEOUT};
+use crate::config::base_url;
+use crate::metrics::Metrics;
+use crate::secret::Secret;
+use serde::Deserialize;
+use std::fmt;
+use std::time::Duration;
+use url::Url;
+
+const SYSTEM: System = System::GitHub;
+
+/// The GitHub REST API version this client speaks.
+pub const API_VERSION: &str = "2022-11-28";
+
+/// The issue GitHub opened.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct IssueLink {
+    /// The issue number in its repository.
+    pub number: u64,
+    /// The issue's web page.
+    pub html_url: String,
+}
+
+/// Opens issues with one token.
+#[derive(Clone)]
+pub struct GitHubClient {
+    http: reqwest::Client,
+    api_base: Url,
+    token: Secret,
+    metrics: Metrics,
+}
+
+impl fmt::Debug for GitHubClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GitHubClient")
+            .field("api_base", &self.api_base.as_str())
+            .field("token", &self.token)
+            .finish()
+    }
+}
+
+#[derive(Deserialize)]
+struct ErrorBody {
+    #[serde(default)]
+    message: String,
+    #[serde(default)]
+    errors: Vec<serde_json::Value>,
+}
+
+/// Checks `owner/repo` against GitHub's naming rules and returns the two parts.
+pub fn parse_repo(repo: &str) -> Result<(&str, &str), EscalationError> {
+    let invalid = || EscalationError::InvalidRepo(super::truncate_chars(&super::one_line(repo), 100));
+    let (owner, name) = repo.trim().split_once('/').ok_or_else(invalid)?;
+    let owner_ok = !owner.is_empty()
+        && owner.len() <= 39
+        && owner.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        && !owner.starts_with('-');
+    let name_ok = !name.is_empty()
+        && name.len() <= 100
+        && name != "."
+        && name != ".."
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if owner_ok && name_ok {
+        Ok((owner, name))
+    } else {
+        Err(invalid())
+    }
+}
+
+impl GitHubClient {
+    /// A client for `api_base` (`[github] api_url`, e.g. `https://api.github.com`) with the
+    /// default timeout.
+    pub fn new(api_base: Url, token: Secret, metrics: Metrics) -> Result<Self, EscalationError> {
+        Ok(GitHubClient {
+            http: http_client(SYSTEM, DEFAULT_TIMEOUT)?,
+            api_base: base_url(&api_base),
+            token,
+            metrics,
+        })
+    }
+
+    /// The same client with another per-request timeout.
+    pub fn with_timeout(mut self, timeout: Duration) -> Result<Self, EscalationError> {
+        self.http = http_client(SYSTEM, timeout)?;
+        Ok(self)
+    }
+
+    /// Opens an issue in `repo` (`owner/repo`). Counted in
+    /// `linkbot_escalations{method="github"}` with its outcome.
+    pub async fn open_issue(&self, repo: &str, issue: &NewIssue) -> Result<IssueLink, EscalationError> {
+        let result = self.open_issue_once(repo, issue).await;
+        let outcome = match &result {
+            Ok(_) => "ok".to_string(),
+            Err(e) => e.kind(),
+        };
+        Metrics::call(&self.metrics.escalations, SYSTEM.as_str(), &outcome);
+        result
+    }
+
+    async fn open_issue_once(&self, repo: &str, issue: &NewIssue) -> Result<IssueLink, EscalationError> {
+        let (owner, name) = parse_repo(repo)?;
+        let mut url = self.api_base.clone();
+        url.path_segments_mut()
+            .map_err(|_| EscalationError::InvalidRepo(repo.to_string()))?
+            .pop_if_empty()
+            .extend(["repos", owner, name, "issues"]);
+        let resp = self
+            .http
+            .post(url)
+            .bearer_auth(self.token.expose())
+            .header(reqwest::header::ACCEPT, "application/vnd.github+json")
+            .header("X-GitHub-Api-Version", API_VERSION)
+            .json(issue)
+            .send()
+            .await
+            .map_err(|e| transport_error(SYSTEM, e))?;
+        let status = resp.status().as_u16();
+        let text = resp.text().await.map_err(|e| transport_error(SYSTEM, e))?;
+        match status {
+            201 => {
+                let link: IssueLink = serde_json::from_str(&text).map_err(|e| EscalationError::BadAnswer {
+                    system: SYSTEM,
+                    status,
+                    detail: e.to_string(),
+                })?;
+                if Url::parse(&link.html_url).is_err() {
+                    return Err(EscalationError::BadAnswer {
+                        system: SYSTEM,
+                        status,
+                        detail: "html_url is not a URL".into(),
+                    });
+                }
+                Ok(link)
+            }
+            429 | 500..=599 => Err(EscalationError::Unavailable {
+                system: SYSTEM,
+                status,
+                message: self.message_of(&text),
+            }),
+            _ => Err(EscalationError::Rejected {
+                system: SYSTEM,
+                status,
+                message: self.message_of(&text),
+            }),
+        }
+    }
+
+    /// GitHub's `message` and its validation `errors`, scrubbed of the token.
+    fn message_of(&self, text: &str) -> String {
+        let raw = match serde_json::from_str::<ErrorBody>(text) {
+            Ok(b) => {
+                let details: Vec<String> = b
+                    .errors
+                    .iter()
+                    .map(|e| match e {
+                        serde_json::Value::String(s) => s.clone(),
+                        serde_json::Value::Object(o) => {
+                            let get = |k: &str| o.get(k).and_then(|v| v.as_str()).unwrap_or("");
+                            let msg = get("message");
+                            if !msg.is_empty() {
+                                msg.to_string()
+                            } else {
+                                format!("{} {}", get("field"), get("code")).trim().to_string()
+                            }
+                        }
+                        other => other.to_string(),
+                    })
+                    .collect();
+                if details.is_empty() {
+                    b.message
+                } else {
+                    format!("{} ({})", b.message, details.join("; "))
+                }
+            }
+            Err(_) => text.to_string(),
+        };
+        let raw = if raw.trim().is_empty() { "no message".to_string() } else { raw };
+        scrub(&raw, &self.token)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repos_are_owner_slash_name() {
+        for ok in ["org/satellite-link", "ibm-argonauts/runbooks", "a/b.c_d-e"] {
+            assert!(parse_repo(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "org", "org/", "/repo", "org/repo/issues", "org/..", "-org/x", "org/re po", "o?x/y"] {
+            assert!(parse_repo(bad).is_err(), "{bad}");
+        }
+    }
+}
