@@ -12,7 +12,7 @@ use crate::config::{Config, Secrets};
 use crate::escalation::github::GitHubClient;
 use crate::escalation::pagerduty::PagerDutyClient;
 use crate::metrics::Metrics;
-use crate::server::Readiness;
+use crate::server::{ReadyChecks, Readiness};
 use crate::slack::handler::{Escalators, Handler, SlackSink};
 use crate::slack::transport::{self, Inbound, TransportConfig};
 use crate::slack::web::{BotIdentity, SlackWeb};
@@ -130,11 +130,15 @@ pub async fn start(config: Arc<Config>, secrets: Secrets, options: Options) -> R
         pagerduty: secrets
             .pagerduty_routing_key
             .clone()
-            .map(|k| PagerDutyClient::new(config.pagerduty_url.clone(), k, metrics.clone())),
+            .map(|k| PagerDutyClient::new(config.pagerduty_url.clone(), k, metrics.clone()))
+            .transpose()
+            .context("building the PagerDuty client")?,
         github: secrets
             .github_token
             .clone()
-            .map(|t| GitHubClient::new(config.github_api_url.clone(), t, metrics.clone())),
+            .map(|t| GitHubClient::new(config.github_api_url.clone(), t, metrics.clone()))
+            .transpose()
+            .context("building the GitHub client")?,
     };
     let handler = Handler::new(
         config.clone(),
@@ -153,27 +157,39 @@ pub async fn start(config: Arc<Config>, secrets: Secrets, options: Options) -> R
         .await
         .with_context(|| format!("binding the ops server to {listen}"))?;
     let ops_addr = listener.local_addr()?;
-    let readiness = {
+    // Readiness: config loaded (we are here), store answering, Socket Mode connected.
+    let (ready_tx, ready_rx) = watch::channel(Readiness::not_ready("starting"));
+    {
         let store = store.clone();
-        let connected = connected_rx.clone();
-        Readiness::new(move || {
-            let store = store.clone();
-            let up = *connected.borrow();
-            async move {
-                if up == 0 {
-                    return Err("Socket Mode is not connected".to_string());
+        let mut connected = connected_rx.clone();
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            loop {
+                let checks = ReadyChecks {
+                    config_loaded: true,
+                    store_reachable: store.ping().await.is_ok(),
+                    socket_connected: *connected.borrow_and_update() > 0,
+                };
+                ready_tx.send_replace(if shutdown.is_cancelled() {
+                    Readiness::not_ready("shutting down")
+                } else {
+                    checks.readiness()
+                });
+                tokio::select! {
+                    _ = shutdown.cancelled() => {
+                        ready_tx.send_replace(Readiness::not_ready("shutting down"));
+                        return;
+                    }
+                    r = connected.changed() => if r.is_err() { return },
+                    _ = tokio::time::sleep(Duration::from_secs(5)) => {}
                 }
-                store
-                    .ping()
-                    .await
-                    .map_err(|e| format!("store unreachable: {}", e.user_message()))
             }
-        })
-    };
+        });
+    }
     let server = tokio::spawn(crate::server::serve(
         listener,
         metrics.clone(),
-        readiness,
+        ready_rx,
         shutdown.clone(),
     ));
 

@@ -190,7 +190,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                 .await
                 .context("cannot open the store")?;
             let entries = store.audit(since, location.as_ref(), 1000).await?;
-            print!("{}", crate::store::render_audit(&entries));
+            print!("{}", render_audit(&entries));
             Ok(ExitCode::SUCCESS)
         }
         Command::Status { config } => {
@@ -201,7 +201,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             let checks = store.in_flight().await?;
             print!(
                 "{}",
-                crate::store::render_in_flight(&checks, chrono::Utc::now())
+                render_in_flight(&checks, chrono::Utc::now())
             );
             Ok(ExitCode::SUCCESS)
         }
@@ -285,6 +285,59 @@ fn read_capped(path: &std::path::Path, max: u64) -> std::io::Result<Option<Vec<u
         return Err(std::io::Error::other(format!("larger than {max} bytes")));
     }
     Ok(Some(buf))
+}
+
+/// The audit log as a table, newest first.
+pub fn render_audit(entries: &[crate::store::AuditEntry]) -> String {
+    if entries.is_empty() {
+        return "No audit entries.\n".into();
+    }
+    let mut out = String::from("TIME (UTC)           KIND        LOCATION              ENV    WHO          WHERE        VERDICT           TARGET / LINK\n");
+    for e in entries {
+        let kind = match e.kind {
+            crate::store::AuditKind::Check => "check",
+            crate::store::AuditKind::Escalation => "escalation",
+        };
+        let tail = [e.target.as_deref(), e.link.as_deref(), e.detail.as_deref()]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(" ");
+        out.push_str(&format!(
+            "{:<20} {:<11} {:<21} {:<6} {:<12} {:<12} {:<17} {}\n",
+            e.at.format("%Y-%m-%d %H:%M:%S"),
+            kind,
+            e.location,
+            e.environment,
+            e.actor.as_deref().unwrap_or("-"),
+            e.channel.as_deref().unwrap_or("-"),
+            e.verdict.as_deref().unwrap_or("-"),
+            tail
+        ));
+    }
+    out
+}
+
+/// The checks in flight as a table.
+pub fn render_in_flight(checks: &[crate::store::InFlight], now: chrono::DateTime<chrono::Utc>) -> String {
+    if checks.is_empty() {
+        return "No checks in flight.\n".into();
+    }
+    let mut out = String::from("LOCATION              ENV    STAGE        RUNNING  SOURCE   OWNER                WAITERS\n");
+    for c in checks {
+        let secs = (now - c.started_at).num_seconds().max(0);
+        out.push_str(&format!(
+            "{:<21} {:<6} {:<12} {:>5}s   {:<8} {:<20} {}\n",
+            c.key.location,
+            c.key.environment,
+            c.stage,
+            secs,
+            c.requested_by.source.as_str(),
+            c.owner,
+            c.waiters.len()
+        ));
+    }
+    out
 }
 
 fn print_report(report: &Report, format: Format) {

@@ -10,7 +10,7 @@ use super::{CheckRequest, Engine, Progress, ResumePoint};
 use crate::diagnosis::verdict::Report;
 use crate::jenkins::JobProgress;
 use crate::slack::blocks::{human, progress_bar};
-use crate::store::{CheckId, CheckKey, Claim, InFlight, Requester, Store, Waiter};
+use crate::store::{CheckId, CheckKey, Claim, FinishOutcome, InFlight, Requester, Store, Waiter};
 use anyhow::{Context, Result};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -107,36 +107,32 @@ impl Coordinator {
             .context("claiming the check in the store")?;
         match claim {
             Claim::Started(id) => {
-                self.store
-                    .add_waiter(id, &waiter)
-                    .await
-                    .context("recording the waiter")?;
+                self.store.add_waiter(id, &waiter).await.context("recording the waiter")?;
                 self.spawn_drive(id, req.clone(), None);
                 Ok(Requested::Started(id))
             }
+            Claim::TakenOver(check) => {
+                // Its holder died: we hold it now and resume it from its persisted job.
+                let id = check.check_id;
+                self.store.add_waiter(id, &waiter).await.context("recording the waiter")?;
+                self.resume(*check);
+                Ok(Requested::Joined(id))
+            }
             Claim::Joined(id) => {
-                self.store
-                    .add_waiter(id, &waiter)
-                    .await
-                    .context("recording the waiter")?;
-                // The holder may have finished between our claim and add_waiter: answer ourselves.
-                if let Some((_, finished_at, report)) = self.store.finished_report(id).await? {
-                    if let Ok(report) = serde_json::from_value::<Report>(report) {
-                        let _ = finished_at;
-                        self.sink.finished(&[waiter], &report, None).await;
+                let waiting = self.store.add_waiter(id, &waiter).await.context("recording the waiter")?;
+                if !waiting {
+                    // It finished between our claim and add_waiter: answer this waiter ourselves.
+                    if let Some(done) = self.store.finished(id).await? {
+                        if let Ok(report) = serde_json::from_value::<Report>(done.report) {
+                            self.sink.finished(&[waiter], &report, None).await;
+                        }
                     }
                 }
                 Ok(Requested::Joined(id))
             }
-            Claim::Fresh {
-                finished_at,
-                report,
-                ..
-            } => {
-                let age = (chrono::Utc::now() - finished_at)
-                    .to_std()
-                    .unwrap_or_default();
-                match serde_json::from_value::<Report>(report) {
+            Claim::Fresh(done) => {
+                let age = (chrono::Utc::now() - done.finished_at).to_std().unwrap_or_default();
+                match serde_json::from_value::<Report>(done.report) {
                     Ok(report) => {
                         self.sink.finished(&[waiter], &report, Some(age)).await;
                         Ok(Requested::Reused { age })
@@ -153,24 +149,23 @@ impl Coordinator {
 
     /// Takes over checks whose holder died (or this process before a restart) and resumes them.
     pub async fn resume_expired(&self) -> Result<usize> {
-        let taken = self
-            .store
-            .take_over_expired(&self.owner, self.lease)
-            .await?;
+        let taken = self.store.take_over_expired(&self.owner, self.lease).await?;
         let n = taken.len();
         for check in taken {
-            let InFlight {
-                check_id, key, job, ..
-            } = check;
-            let resume = job.and_then(|j| serde_json::from_value::<ResumePoint>(j).ok());
-            tracing::info!(check_id, location = %key.location, resumed_job = resume.is_some(), "resuming a check");
-            let req = CheckRequest {
-                location: key.location,
-                environment: key.environment,
-            };
-            self.spawn_drive(check_id, req, resume);
+            self.resume(check);
         }
         Ok(n)
+    }
+
+    fn resume(&self, check: InFlight) {
+        let InFlight { check_id, key, job, .. } = check;
+        let resume = job.and_then(|j| serde_json::from_value::<ResumePoint>(j).ok());
+        tracing::info!(check_id = check_id.0, location = %key.location, resumed_job = resume.is_some(), "resuming a check");
+        let req = CheckRequest {
+            location: key.location,
+            environment: key.environment,
+        };
+        self.spawn_drive(check_id, req, resume);
     }
 
     /// Waits for every check this process drives to finish, up to `bound`. True when all did.
@@ -197,7 +192,7 @@ impl Coordinator {
         tasks.spawn(async move {
             if let Err(e) = this.drive(id, req, resume).await {
                 tracing::error!(
-                    check_id = id,
+                    check_id = id.0,
                     error = format!("{e:#}"),
                     "check failed to complete"
                 );
@@ -264,7 +259,7 @@ impl Coordinator {
                                         .await
                                     {
                                         tracing::warn!(
-                                            check_id = id,
+                                            check_id = id.0,
                                             "lease lost while persisting the job"
                                         );
                                     }
@@ -301,12 +296,12 @@ impl Coordinator {
                         Ok(true) => {}
                         Ok(false) => {
                             tracing::warn!(
-                                check_id = id,
+                                check_id = id.0,
                                 "lease lost: another replica took the check over"
                             );
                             return;
                         }
-                        Err(e) => tracing::warn!(check_id = id, error = %e, "lease renewal failed"),
+                        Err(e) => tracing::warn!(check_id = id.0, error = %e, "lease renewal failed"),
                     }
                 }
             })
@@ -322,18 +317,17 @@ impl Coordinator {
         drop(permit);
 
         let json = serde_json::to_value(&report).context("serialising the report")?;
-        self.store
-            .finish_check(
-                id,
-                &self.owner,
-                report.verdict.as_str(),
-                &json,
-                report.build_url.as_deref(),
-            )
+        let outcome = self
+            .store
+            .finish_check(id, &self.owner, report.verdict.as_str(), &json, report.build_url.as_deref())
             .await
             .context("recording the result")?;
-        let waiters = self.store.waiters(id).await?;
-        self.sink.finished(&waiters, &report, None).await;
+        match outcome {
+            FinishOutcome::Recorded { waiters } => self.sink.finished(&waiters, &report, None).await,
+            FinishOutcome::LeaseLost => {
+                tracing::warn!(check_id = id.0, "lease lost before the result was recorded: the new holder answers")
+            }
+        }
         Ok(())
     }
 }

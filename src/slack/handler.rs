@@ -19,7 +19,7 @@ use crate::diagnosis::verdict::Report;
 use crate::domain::{Environment, LocationId};
 use crate::escalation::github::GitHubClient;
 use crate::escalation::pagerduty::PagerDutyClient;
-use crate::store::{AuditEntry, AuditKind, CheckKey, Requester, Waiter};
+use crate::store::{AuditEntry, AuditKind, CheckKey, RequestSource, Requester, Waiter};
 use anyhow::{Context, Result};
 use slack_morphism::prelude::*;
 use std::collections::HashSet;
@@ -338,7 +338,7 @@ impl Handler {
                     .map(|t| t.to_string())
                     .unwrap_or_else(|| ts.clone());
                 let text = m.content.text.clone().unwrap_or_default();
-                self.on_request(&channel, &user, &thread, &text, "mention")
+                self.on_request(&channel, &user, &thread, &text, RequestSource::Mention)
                     .await
             }
             SlackEventCallbackBody::Message(m) => match from_model(&m) {
@@ -386,7 +386,7 @@ impl Handler {
                     let requester = Requester {
                         user: None,
                         channel: Some(msg.channel.clone()),
-                        source: "alert".into(),
+                        source: RequestSource::Alert,
                     };
                     self.start_check(&msg.channel, &thread, &req, &requester, false)
                         .await?;
@@ -420,7 +420,7 @@ impl Handler {
         user: &str,
         thread: &str,
         text: &str,
-        source: &str,
+        source: RequestSource,
     ) -> Result<()> {
         match commands::parse(text) {
             Command::Check {
@@ -445,7 +445,7 @@ impl Handler {
                 let requester = Requester {
                     user: Some(user.to_string()),
                     channel: Some(channel.to_string()),
-                    source: source.to_string(),
+                    source,
                 };
                 self.start_check(channel, thread, &req, &requester, false)
                     .await
@@ -529,7 +529,7 @@ impl Handler {
             .await
         {
             Ok(outcome) => {
-                tracing::info!(location = %req.location, environment = %req.environment, source = %requester.source, ?outcome, "check requested");
+                tracing::info!(location = %req.location, environment = %req.environment, source = requester.source.as_str(), ?outcome, "check requested");
                 Ok(())
             }
             Err(e) => {
@@ -594,7 +594,7 @@ impl Handler {
                         None,
                     )
                     .await?;
-                self.on_request(&channel, &user, &root, &text, "slash")
+                self.on_request(&channel, &user, &root, &text, RequestSource::Slash)
                     .await
             }
             Command::Status => {
@@ -723,7 +723,7 @@ impl Handler {
                     let requester = Requester {
                         user: Some(user.clone()),
                         channel: Some(channel.clone()),
-                        source: "rerun".into(),
+                        source: RequestSource::Rerun,
                     };
                     self.start_check(&channel, &thread, &req, &requester, true)
                         .await?;
@@ -780,9 +780,9 @@ impl Handler {
         let Some(report) = self
             .coordinator
             .store()
-            .latest_report(&key)
+            .latest_finished(&key)
             .await?
-            .and_then(|(_, _, v)| serde_json::from_value::<Report>(v).ok())
+            .and_then(|done| serde_json::from_value::<Report>(done.report).ok())
         else {
             self.web
                 .post_ephemeral(

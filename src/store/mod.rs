@@ -432,6 +432,13 @@ pub trait Store: Send + Sync {
         lease: Duration,
     ) -> Result<Vec<InFlight>, StoreError>;
 
+    /// The newest finished check of a location (whatever its age): what an escalation sends.
+    async fn latest_finished(&self, key: &CheckKey) -> Result<Option<FinishedCheck>, StoreError>;
+
+    /// Hands every running check held by `owner` back (lease expired now), on graceful
+    /// shutdown, so a restarted process or another replica resumes them at once. Returns how many.
+    async fn release_leases(&self, owner: &str) -> Result<u64, StoreError>;
+
     /// De-dup of Slack envelopes/events across restarts and replicas: `true` only the first time
     /// `event_key` is recorded. Keys are forgotten after [`EVENT_KEY_RETENTION`].
     async fn first_seen(&self, event_key: &str) -> Result<bool, StoreError>;

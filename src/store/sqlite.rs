@@ -382,6 +382,30 @@ impl Store for SqliteStore {
         row.as_ref().map(finished_from_row).transpose()
     }
 
+    async fn latest_finished(&self, key: &CheckKey) -> Result<Option<FinishedCheck>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {FINISHED_COLUMNS} FROM checks WHERE environment = $1 AND location = $2 \
+             AND state = 'finished' ORDER BY finished_at DESC, id DESC LIMIT 1"
+        ))
+        .bind(key.environment.as_str())
+        .bind(key.location.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(query_error("latest_finished"))?;
+        row.as_ref().map(finished_from_row).transpose()
+    }
+
+    async fn release_leases(&self, owner: &str) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "UPDATE checks SET lease_expires_at = 0 WHERE owner = $1 AND state = 'running'",
+        )
+        .bind(owner)
+        .execute(&self.pool)
+        .await
+        .map_err(query_error("release_leases"))?;
+        Ok(done.rows_affected())
+    }
+
     async fn in_flight(&self) -> Result<Vec<InFlight>, StoreError> {
         const OP: &str = "in_flight";
         let mut tx = self.pool.begin().await.map_err(query_error(OP))?;
