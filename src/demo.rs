@@ -1,2 +1,303 @@
-//! placeholder
-pub async fn run(_w: &mut dyn std::io::Write) -> anyhow::Result<()> { Ok(()) }
+//! `linkbot demo`: the real bot, in process, against simulated Slack, directory, Jenkins, IAM,
+//! PagerDuty and GitHub on loopback — one scenario per verdict — printed as transcripts.
+//!
+//! Nothing here is a shortcut around the product: the bot is started with [`crate::app::start`]
+//! exactly as `linkbot run` starts it, and every envelope goes over a real WebSocket. This
+//! module only scripts what people and Alertmanager do, and prints what Slack shows.
+
+use crate::app::{self, Options};
+use crate::diagnosis::verdict::VerdictCode;
+use crate::sim::slack as fake;
+use crate::sim::world::{self, World, ALERT_BOT, ENGINEER, ONCALL_CHANNEL, RAZEE_CHANNEL, SATLINK_CHANNEL, VISITOR};
+use crate::slack::blocks::{ButtonValue, ACTION_ESCALATE, ACTION_PAGE, ACTION_RERUN};
+use anyhow::{bail, Context, Result};
+use serde_json::json;
+use std::io::Write;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+/// How a scenario reaches the bot.
+enum Trigger {
+    Mention,
+    Slash,
+    AlertText,
+    AlertAttachment,
+}
+
+struct Scenario {
+    verdict: VerdictCode,
+    trigger: Trigger,
+    story: &'static str,
+}
+
+const SCENARIOS: [Scenario; 9] = [
+    Scenario { verdict: VerdictCode::ConfigMissing, trigger: Trigger::AlertAttachment, story: "Alertmanager fires; the storage secret has no iam_api_key" },
+    Scenario { verdict: VerdictCode::RegionMismatch, trigger: Trigger::AlertText, story: "the seed's text alert; the ConfigMap says us-south for a us-east tugboat" },
+    Scenario { verdict: VerdictCode::ApiKeyInvalid, trigger: Trigger::Mention, story: "an engineer asks; key present, region right, IAM rejects the key" },
+    Scenario { verdict: VerdictCode::ApiKeyAccepted, trigger: Trigger::Slash, story: "/linkbot check; IAM accepts the key, so it is not a key problem" },
+    Scenario { verdict: VerdictCode::IamUnreachable, trigger: Trigger::Mention, story: "key present, region right, IAM answers 503" },
+    Scenario { verdict: VerdictCode::UnknownLocation, trigger: Trigger::Mention, story: "a typo'd location the directory does not know" },
+    Scenario { verdict: VerdictCode::LookupFailed, trigger: Trigger::Mention, story: "the directory answers 500" },
+    Scenario { verdict: VerdictCode::JobFailed, trigger: Trigger::Mention, story: "the Jenkins build fails" },
+    Scenario { verdict: VerdictCode::ArtifactMissing, trigger: Trigger::Mention, story: "the build has no connector_sl_configMap.log" },
+];
+
+fn rule(out: &mut dyn Write, title: &str) -> Result<()> {
+    writeln!(out, "\n{}\n{title}\n{}", "═".repeat(96), "═".repeat(96))?;
+    Ok(())
+}
+
+fn indent(text: &str, by: &str) -> String {
+    text.lines().map(|l| format!("{by}{l}")).collect::<Vec<_>>().join("\n")
+}
+
+/// Runs the demo, writing the transcripts to `out`.
+pub async fn run(out: &mut dyn Write) -> Result<()> {
+    app::rustls_provider();
+    let started = Instant::now();
+    let world = World::start().await?;
+    let config = Arc::new(world.config(&world.sqlite_url("demo"))?);
+    let options = Options {
+        lease: Duration::from_secs(10),
+        resume_every: Duration::from_secs(2),
+        shutdown_bound: Duration::from_secs(5),
+        listen: Some(([127, 0, 0, 1], 0).into()),
+        instance: "demo".into(),
+    };
+    let bot = app::start(config.clone(), world.secrets(), options).await?;
+    if !bot.wait_connected(1, WAIT).await {
+        bail!("the bot did not connect to the simulated Slack");
+    }
+    writeln!(out, "linkbot demo — the real bot against simulated Slack, cluster directory, Jenkins, IAM, PagerDuty and GitHub on 127.0.0.1")?;
+    writeln!(out, "Slack {}  ·  ops server http://{}/metrics  ·  on-call channel {ONCALL_CHANNEL}", world.slack.base_url(), bot.ops_addr)?;
+
+    let mut threads = Vec::new();
+    for (i, s) in SCENARIOS.iter().enumerate() {
+        let n = i as u32 + 1;
+        let loc = world.scenario(s.verdict, 0);
+        world.iam.set_unavailable(s.verdict == VerdictCode::IamUnreachable);
+        let ts = World::user_ts(n);
+        let (who, said, thread) = match s.trigger {
+            Trigger::Mention => {
+                let text = format!("<@{}> check {loc}", fake::SIM_BOT_USER_ID);
+                world.slack.push(fake::app_mention(ONCALL_CHANNEL, ENGINEER, &text, &ts)).await?;
+                (format!("<@{ENGINEER}>"), text, ts)
+            }
+            Trigger::AlertText => {
+                let text = format!(
+                    "Labels:\n - alertname = SatelliteLinkConnectorDeployCannotgetIAMTokenFromIAMServer\n - alert_situation = SatelliteLinkConnectorDeployCannotgetIAMTokenFromIAMServer\n - service = satellite-link\n - severity = critical\n - cluster_id = {loc}\n - namespace = satellite-link\nAnnotations:\n - summary = \"Link connector is rebooting : no IAM Token can be retrieved from IAM Server\""
+                );
+                world.slack.push(fake::message(ONCALL_CHANNEL, &text, &ts, Some(ALERT_BOT), Some("A0ALERTMGR"), None)).await?;
+                ("alertmanager".into(), text, ts)
+            }
+            Trigger::AlertAttachment => {
+                let attachments = json!([{
+                    "color": "danger",
+                    "title": "[FIRING:1] SatelliteLinkConnectorDeployCannotgetIAMTokenFromIAMServer (critical satellite-link)",
+                    "text": format!("*Alert:* Link connector is rebooting : no IAM Token can be retrieved from IAM Server\n*Details:*\n  • *alertname:* `SatelliteLinkConnectorDeployCannotgetIAMTokenFromIAMServer`\n  • *cluster_id:* `{loc}`\n  • *severity:* `critical`"),
+                    "fallback": "[FIRING:1] SatelliteLinkConnectorDeployCannotgetIAMTokenFromIAMServer",
+                }]);
+                world.slack.push(fake::message(ONCALL_CHANNEL, "", &ts, Some(ALERT_BOT), Some("A0ALERTMGR"), Some(attachments.clone()))).await?;
+                ("alertmanager".into(), format!("(attachment) {}", attachments[0]["title"].as_str().unwrap_or("")), ts)
+            }
+            Trigger::Slash => {
+                let before = world.slack.messages().len();
+                world.slack.push(fake::slash_command(ONCALL_CHANNEL, ENGINEER, "/linkbot", &format!("check {loc}"))).await?;
+                let root = wait_root(&world, before, loc.as_str()).await?;
+                (format!("<@{ENGINEER}>"), format!("/linkbot check {loc}"), root)
+            }
+        };
+        let verdicts = world
+            .wait_verdicts(ONCALL_CHANNEL, &thread, 1, WAIT)
+            .await
+            .with_context(|| format!("no verdict for {} within {WAIT:?}", s.verdict))?;
+        let shown = world::verdict_code(&verdicts[0]);
+        if shown != Some(s.verdict) {
+            bail!("scenario {} ended in {shown:?}", s.verdict);
+        }
+        rule(out, &format!("{n}. {} — {}", s.verdict, s.story))?;
+        writeln!(out, "{who}: {}", indent(&said, "  ").trim_start())?;
+        print_thread(out, &world, &thread)?;
+        threads.push((s.verdict, loc, thread));
+    }
+    world.iam.set_unavailable(false);
+
+    // Buttons: escalate config_missing to the Razee team, page and open an issue for the bad key.
+    let find = |v: VerdictCode| threads.iter().find(|t| t.0 == v).cloned().context("scenario thread");
+    let (_, loc, thread) = find(VerdictCode::ConfigMissing)?;
+    click(&world, &thread, &loc, ACTION_ESCALATE, Some("razee"), ENGINEER).await?;
+    wait_text(&world, &thread, "escalated to").await?;
+    rule(out, "10. Escalate → Razee team (button), by an on-call engineer")?;
+    print_thread(out, &world, &thread)?;
+    writeln!(out, "\n  In <#{RAZEE_CHANNEL}>:")?;
+    for m in world.slack.messages().iter().filter(|m| m.channel == RAZEE_CHANNEL) {
+        writeln!(out, "{}", indent(&world::render_message(m), "    │ "))?;
+    }
+
+    let (_, loc, thread) = find(VerdictCode::ApiKeyInvalid)?;
+    click(&world, &thread, &loc, ACTION_PAGE, Some("satellite_link"), ENGINEER).await?;
+    wait_text(&world, &thread, "PagerDuty").await?;
+    click(&world, &thread, &loc, ACTION_ESCALATE, Some("satellite_link"), ENGINEER).await?;
+    wait_text(&world, &thread, "opened").await?;
+    click(&world, &thread, &loc, ACTION_ESCALATE, Some("satellite_link"), VISITOR).await?;
+    wait_ephemeral(&world, VISITOR).await?;
+    rule(out, "11. Page (CIE) and Escalate → Satellite Link squad; a visitor's click is refused")?;
+    print_thread(out, &world, &thread)?;
+    for m in world.slack.messages().iter().filter(|m| m.ephemeral_to.as_deref() == Some(VISITOR)) {
+        writeln!(out, "  (only {VISITOR} sees) {}", m.text.as_deref().unwrap_or(""))?;
+    }
+    if let Some(page) = world.pagerduty.requests().last().and_then(|r| r.json()) {
+        writeln!(
+            out,
+            "\n  PagerDuty received: event_action={} dedup_key={} summary={:?}",
+            page["event_action"], page["dedup_key"], page["payload"]["summary"]
+        )?;
+    }
+    for issue in world.github.issues() {
+        writeln!(out, "  GitHub issue opened: {:?}", issue)?;
+    }
+    let _ = SATLINK_CHANNEL;
+
+    // Re-run, a resolved alert and a redelivered envelope.
+    let builds_before = world.jenkins.triggers().len();
+    let (_, loc, thread) = find(VerdictCode::RegionMismatch)?;
+    click(&world, &thread, &loc, ACTION_RERUN, None, ENGINEER).await?;
+    world
+        .wait_verdicts(ONCALL_CHANNEL, &thread, 2, WAIT)
+        .await
+        .context("the re-run gave no second verdict")?;
+    let resolved_ts = World::user_ts(90);
+    world
+        .slack
+        .push(fake::message(
+            ONCALL_CHANNEL,
+            &format!("[RESOLVED]\nLabels:\n - alertname = SatelliteLinkConnectorDeployCannotgetIAMTokenFromIAMServer\n - cluster_id = {loc}"),
+            &resolved_ts,
+            Some(ALERT_BOT),
+            Some("A0ALERTMGR"),
+            None,
+        ))
+        .await?;
+    let mention = fake::app_mention(ONCALL_CHANNEL, ENGINEER, &format!("<@{}> check {loc}", fake::SIM_BOT_USER_ID), &World::user_ts(91));
+    let id = world.slack.push(mention.clone()).await?;
+    let retry = fake::with_retry(&mention, 1);
+    let retry_id = world.slack.push(retry).await?;
+    world.slack.wait_ack(&id, WAIT).await.context("no ack")?;
+    world.slack.wait_ack(&retry_id, WAIT).await.context("no ack for the redelivery")?;
+    world.wait_verdicts(ONCALL_CHANNEL, &World::user_ts(91), 1, WAIT).await.context("no answer to the mention")?;
+    rule(out, "12. Re-run, a [RESOLVED] alert, and a Slack redelivery")?;
+    writeln!(out, "Re-run (button) on the region_mismatch thread: a fresh build ran and a second verdict was posted.")?;
+    writeln!(
+        out,
+        "[RESOLVED] alert: {} bot message(s) in its thread (no check).",
+        world.thread(ONCALL_CHANNEL, &resolved_ts).len()
+    )?;
+    writeln!(
+        out,
+        "Mention + its redelivery (retry_attempt=1): {} answer(s) in the thread; the fresh result was reused, not rebuilt.",
+        world.thread(ONCALL_CHANNEL, &World::user_ts(91)).len()
+    )?;
+    writeln!(out, "Jenkins builds for these three: {}", world.jenkins.triggers().len() - builds_before)?;
+
+    rule(out, "Summary")?;
+    let acks = world.slack.acks();
+    let mut lat: Vec<Duration> = acks.iter().filter_map(|a| a.latency).collect();
+    lat.sort();
+    let pct = |p: f64| lat.get(((lat.len() as f64 - 1.0) * p).round() as usize).copied().unwrap_or_default();
+    writeln!(out, "Scenarios: {} verdicts, every one as expected.", SCENARIOS.len())?;
+    writeln!(out, "Jenkins builds triggered: {}", world.jenkins.triggers().len())?;
+    writeln!(out, "Socket Mode envelopes acked: {} (p50 {:?}, max {:?})", acks.len(), pct(0.5), pct(1.0))?;
+    let leaked: Vec<String> = world
+        .all_secret_values()
+        .into_iter()
+        .filter(|s| world.slack.messages().iter().any(|m| format!("{:?}{:?}", m.text, m.blocks).contains(s.as_str())))
+        .collect();
+    writeln!(out, "Secrets found in any Slack message: {}", if leaked.is_empty() { "none".to_string() } else { format!("{} (BUG)", leaked.len()) })?;
+    writeln!(out, "Audit log:")?;
+    let entries = bot.store.audit(None, None, 100).await?;
+    writeln!(out, "{}", indent(&crate::cli::render_audit(&entries), "  "))?;
+    writeln!(out, "Demo finished in {:.1}s.", started.elapsed().as_secs_f64())?;
+    bot.stop().await;
+    if !leaked.is_empty() {
+        bail!("a secret reached Slack");
+    }
+    Ok(())
+}
+
+fn print_thread(out: &mut dyn Write, world: &World, thread: &str) -> Result<()> {
+    for m in world.thread(ONCALL_CHANNEL, thread) {
+        if m.ephemeral_to.is_some() {
+            continue;
+        }
+        let edits = m.versions.len().saturating_sub(1);
+        let note = if edits > 0 { format!("  (edited {edits}× as the check advanced)") } else { String::new() };
+        writeln!(out, "  ↳ linkbot{note}:")?;
+        writeln!(out, "{}", indent(&world::render_message(&m), "    │ "))?;
+    }
+    Ok(())
+}
+
+async fn wait_root(world: &World, before: usize, loc: &str) -> Result<String> {
+    let ok = world
+        .slack
+        .wait_until(
+            |s| s.messages()[before..].iter().any(|m| m.thread_ts.is_none() && m.ephemeral_to.is_none() && m.text.as_deref().unwrap_or("").contains(loc)),
+            WAIT,
+        )
+        .await;
+    if !ok {
+        bail!("the slash command posted no message");
+    }
+    world
+        .slack
+        .messages()
+        .into_iter()
+        .skip(before)
+        .find(|m| m.thread_ts.is_none() && m.ephemeral_to.is_none() && m.text.as_deref().unwrap_or("").contains(loc))
+        .map(|m| m.ts)
+        .context("root message")
+}
+
+async fn click(world: &World, thread: &str, loc: &crate::domain::LocationId, action: &str, target: Option<&str>, user: &str) -> Result<()> {
+    let verdict = world
+        .thread(ONCALL_CHANNEL, thread)
+        .into_iter()
+        .rev()
+        .find(world::is_verdict)
+        .context("no verdict message to click on")?;
+    let value = ButtonValue {
+        location: loc.to_string(),
+        environment: crate::domain::Environment::Prod,
+        target: target.map(str::to_string),
+    };
+    let value = serde_json::to_string(&value)?;
+    world
+        .slack
+        .push(fake::block_actions(ONCALL_CHANNEL, user, &verdict.ts, action, &value, Some(thread)))
+        .await?;
+    Ok(())
+}
+
+async fn wait_text(world: &World, thread: &str, needle: &str) -> Result<()> {
+    let ok = world
+        .slack
+        .wait_until(
+            |s| s.thread(ONCALL_CHANNEL, thread).iter().any(|m| m.text.as_deref().unwrap_or("").contains(needle)),
+            WAIT,
+        )
+        .await;
+    if !ok {
+        bail!("nothing saying {needle:?} appeared in the thread");
+    }
+    Ok(())
+}
+
+async fn wait_ephemeral(world: &World, user: &str) -> Result<()> {
+    if world.slack.wait_until(|s| s.messages().iter().any(|m| m.ephemeral_to.as_deref() == Some(user)), WAIT).await {
+        Ok(())
+    } else {
+        bail!("no ephemeral answer to {user}")
+    }
+}

@@ -343,3 +343,93 @@ url = "{store_url}"
         }
     }
 }
+
+/// Whether a bot message is a finished verdict (it has a header block).
+pub fn is_verdict(m: &super::slack::SimMessage) -> bool {
+    m.blocks
+        .as_ref()
+        .and_then(|b| b.as_array())
+        .is_some_and(|blocks| blocks.iter().any(|b| b["type"] == "header"))
+}
+
+/// The verdict code a verdict message shows (`config_missing`, …).
+pub fn verdict_code(m: &super::slack::SimMessage) -> Option<VerdictCode> {
+    let blocks = m.blocks.as_ref()?.as_array()?;
+    blocks.iter().find_map(|b| {
+        let t = b["text"]["text"].as_str()?;
+        let code = t.strip_prefix("*`")?.split('`').next()?;
+        VerdictCode::parse(code)
+    })
+}
+
+/// A Slack message as readable text: Block Kit flattened, buttons in brackets.
+pub fn render_message(m: &super::slack::SimMessage) -> String {
+    let Some(blocks) = m.blocks.as_ref().and_then(|b| b.as_array()) else {
+        return m.text.clone().unwrap_or_default();
+    };
+    let mut out = Vec::new();
+    for b in blocks {
+        match b["type"].as_str().unwrap_or("") {
+            "header" => out.push(format!("## {}", b["text"]["text"].as_str().unwrap_or(""))),
+            "section" => out.push(b["text"]["text"].as_str().unwrap_or("").to_string()),
+            "context" => {
+                let parts: Vec<&str> = b["elements"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|e| e["text"].as_str())
+                    .collect();
+                out.push(format!("  ({})", parts.join(" ")));
+            }
+            "divider" => out.push("  ----".into()),
+            "actions" => {
+                let buttons: Vec<String> = b["elements"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|e| format!("[{}]", e["text"]["text"].as_str().unwrap_or("?")))
+                    .collect();
+                out.push(buttons.join(" "));
+            }
+            other => out.push(format!("<{other} block>")),
+        }
+    }
+    out.join("\n")
+}
+
+impl World {
+    /// A fresh `ts` for a message a person (or Alertmanager) posts.
+    pub fn user_ts(n: u32) -> String {
+        format!("1800000000.{:06}", n)
+    }
+
+    /// Waits until the thread `thread_ts` of `channel` holds `n` verdict messages; returns them.
+    pub async fn wait_verdicts(
+        &self,
+        channel: &str,
+        thread_ts: &str,
+        n: usize,
+        timeout: Duration,
+    ) -> Option<Vec<super::slack::SimMessage>> {
+        let ok = self
+            .slack
+            .wait_until(|s| s.thread(channel, thread_ts).into_iter().filter(|m| is_verdict(m)).count() >= n, timeout)
+            .await;
+        ok.then(|| {
+            self.slack
+                .messages()
+                .into_iter()
+                .filter(|m| m.channel == channel && m.thread_ts.as_deref() == Some(thread_ts) && is_verdict(m))
+                .collect()
+        })
+    }
+
+    /// Every message the bot posted in a thread, in order.
+    pub fn thread(&self, channel: &str, thread_ts: &str) -> Vec<super::slack::SimMessage> {
+        self.slack
+            .messages()
+            .into_iter()
+            .filter(|m| m.channel == channel && m.thread_ts.as_deref() == Some(thread_ts))
+            .collect()
+    }
+}
