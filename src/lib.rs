@@ -6,8 +6,8 @@
 pub mod config;
 pub mod diagnosis;
 pub mod domain;
+pub mod escalation;
 pub mod metrics;
 pub mod secret;
-pub mod escalation;
 pub mod server;
 pub mod sim;
