@@ -60,7 +60,7 @@ done
 
 # --- the deployment's promises ---------------------------------------------------------------
 say "checking security, probes, resources and the HA shape"
-"$PY" - "$OUT/base.yaml" "$OUT/ha.yaml" "${TEMPLATES[@]}" <<'PYEOF'
+"$PY" - "$OUT/base.yaml" "$OUT/ha.yaml" "${TEMPLATES[@]}" <<'PYEOF' || fail "the rendered manifests break the rules above"
 import sys, yaml
 
 def load(path):
@@ -133,7 +133,6 @@ if problems:
     print("\n".join("  - " + p for p in problems), file=sys.stderr)
     sys.exit(1)
 PYEOF
-[[ $? -eq 0 ]] || fail "the rendered manifests break the rules above"
 
 # --- Slack app manifest ----------------------------------------------------------------------
 say "validating manifests/slack-app.yaml against Slack's manifest schema"

@@ -126,8 +126,14 @@ async fn readyz(State(state): State<AppState>) -> Response {
     match ready {
         Readiness::Ready => text(StatusCode::OK, "ready\n".into()),
         Readiness::NotReady(reason) => {
-            let line: String = reason.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
-            text(StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {line}\n"))
+            let line: String = reason
+                .chars()
+                .map(|c| if c.is_control() { ' ' } else { c })
+                .collect();
+            text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("not ready: {line}\n"),
+            )
         }
     }
 }
@@ -142,9 +148,17 @@ async fn metrics_handler(State(state): State<AppState>) -> Response {
 }
 
 async fn not_found() -> Response {
-    text(StatusCode::NOT_FOUND, "not found: try /healthz, /readyz or /metrics\n".into())
+    text(
+        StatusCode::NOT_FOUND,
+        "not found: try /healthz, /readyz or /metrics\n".into(),
+    )
 }
 
 fn text(status: StatusCode, body: String) -> Response {
-    (status, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response()
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        body,
+    )
+        .into_response()
 }

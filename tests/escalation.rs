@@ -4,8 +4,8 @@
 use linkbot::diagnosis::verdict::{next_actions, Report, Step, StepId, StepStatus, VerdictCode};
 use linkbot::domain::{Carrier, Environment, LocationId, Region, Tugboat};
 use linkbot::escalation::{
-    issue_markdown, page_event, EscalationError, GitHubClient, NewIssue, PagerDutyClient, RetryPolicy,
-    PAGE_SUMMARY_MAX_CHARS, USER_AGENT,
+    issue_markdown, page_event, EscalationError, GitHubClient, NewIssue, PagerDutyClient,
+    RetryPolicy, PAGE_SUMMARY_MAX_CHARS, USER_AGENT,
 };
 use linkbot::metrics::Metrics;
 use linkbot::secret::Secret;
@@ -41,13 +41,30 @@ fn report(location: &str, verdict: VerdictCode) -> Report {
         carrier: Some(Carrier::parse("prod-wdc04-carrier2").unwrap()),
         region_expected: Some(region.clone()),
         region_found: Some("us-south".into()),
-        build_url: Some("https://jenkins.example.internal/job/A/job/B/job/armada-ha-master-get-info/4242/".into()),
-        console_tail: Some("+ kubectl get secret\n```\nnot a fence breaker\nFinished: SUCCESS\n".into()),
+        build_url: Some(
+            "https://jenkins.example.internal/job/A/job/B/job/armada-ha-master-get-info/4242/"
+                .into(),
+        ),
+        console_tail: Some(
+            "+ kubectl get secret\n```\nnot a fence breaker\nFinished: SUCCESS\n".into(),
+        ),
         key_fingerprint: Some(Secret::new(IAM_KEY).fingerprint()),
         steps: vec![
-            Step::new(StepId::Lookup, StepStatus::Ok, vec!["ActualDatacenterCluster = prod-wdc04.carrier107".into()]),
-            Step::new(StepId::Carrier, StepStatus::Ok, vec!["first available carrier: prod-wdc04-carrier2".into()]),
-            Step::new(StepId::Job, StepStatus::Ok, vec!["build #4242 SUCCESS in 3m12s".into()]),
+            Step::new(
+                StepId::Lookup,
+                StepStatus::Ok,
+                vec!["ActualDatacenterCluster = prod-wdc04.carrier107".into()],
+            ),
+            Step::new(
+                StepId::Carrier,
+                StepStatus::Ok,
+                vec!["first available carrier: prod-wdc04-carrier2".into()],
+            ),
+            Step::new(
+                StepId::Job,
+                StepStatus::Ok,
+                vec!["build #4242 SUCCESS in 3m12s".into()],
+            ),
             Step::new(
                 StepId::ApiKey,
                 StepStatus::Failed,
@@ -56,7 +73,11 @@ fn report(location: &str, verdict: VerdictCode) -> Report {
                     "iam_api_key is empty".into(),
                 ],
             ),
-            Step::new(StepId::Region, StepStatus::Skipped, vec!["not reached: the key is missing".into()]),
+            Step::new(
+                StepId::Region,
+                StepStatus::Skipped,
+                vec!["not reached: the key is missing".into()],
+            ),
         ],
         next_actions: next_actions(verdict, Some(&region)),
         checked_at: chrono::Utc::now(),
@@ -92,7 +113,10 @@ async fn a_page_carries_the_events_api_v2_shape() {
     let metrics = Metrics::new();
     let client = pd_client(&pd, ROUTING_KEY, &metrics);
     let r = report("c1hk4ek107l5au5mq8hg", VerdictCode::ConfigMissing);
-    let receipt = client.trigger(&page_event(&r, "U0ALICE (alice)", Some(THREAD))).await.unwrap();
+    let receipt = client
+        .trigger(&page_event(&r, "U0ALICE (alice)", Some(THREAD)))
+        .await
+        .unwrap();
     assert_eq!(receipt.status, "success");
     assert_eq!(receipt.message, "Event processed");
     assert_eq!(receipt.dedup_key, "linkbot-prod-c1hk4ek107l5au5mq8hg");
@@ -111,7 +135,10 @@ async fn a_page_carries_the_events_api_v2_shape() {
     assert_eq!(p["class"], "config_missing");
     assert_eq!(p["group"], "prod-wdc04.carrier107");
     let summary = p["summary"].as_str().unwrap();
-    assert!(summary.contains("c1hk4ek107l5au5mq8hg") && summary.contains("Missing config"), "{summary}");
+    assert!(
+        summary.contains("c1hk4ek107l5au5mq8hg") && summary.contains("Missing config"),
+        "{summary}"
+    );
     let d = &p["custom_details"];
     assert_eq!(d["verdict"], "config_missing");
     assert_eq!(d["tugboat"], "prod-wdc04.carrier107");
@@ -128,10 +155,20 @@ async fn a_page_carries_the_events_api_v2_shape() {
         .iter()
         .map(|l| (l["text"].as_str().unwrap(), l["href"].as_str().unwrap()))
         .collect();
-    assert!(links.contains(&("Jenkins build", r.build_url.as_deref().unwrap())), "{links:?}");
+    assert!(
+        links.contains(&("Jenkins build", r.build_url.as_deref().unwrap())),
+        "{links:?}"
+    );
     assert!(links.contains(&("Slack thread", THREAD)), "{links:?}");
-    assert!(links.iter().any(|(t, h)| *t == "Runbook" && h.starts_with("https://")), "{links:?}");
-    assert!(metrics.render().contains(r#"linkbot_escalations_total{method="pagerduty",outcome="ok"} 1"#));
+    assert!(
+        links
+            .iter()
+            .any(|(t, h)| *t == "Runbook" && h.starts_with("https://")),
+        "{links:?}"
+    );
+    assert!(metrics
+        .render()
+        .contains(r#"linkbot_escalations_total{method="pagerduty",outcome="ok"} 1"#));
 }
 
 #[tokio::test]
@@ -146,8 +183,14 @@ async fn repeated_pages_for_one_location_share_a_dedup_key() {
         client.trigger(&page_event(r, "alice", None)).await.unwrap();
     }
     let reqs = pd.wait_for_requests(3, WAIT).await.unwrap();
-    let keys: Vec<String> = reqs.iter().map(|r| r.json().unwrap()["dedup_key"].as_str().unwrap().to_string()).collect();
-    assert_eq!(keys[0], keys[1], "two pages about one location update one incident");
+    let keys: Vec<String> = reqs
+        .iter()
+        .map(|r| r.json().unwrap()["dedup_key"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        keys[0], keys[1],
+        "two pages about one location update one incident"
+    );
     assert_ne!(keys[0], keys[2], "another location is another incident");
     let mut stage = a.clone();
     stage.environment = Some(Environment::Stage);
@@ -163,7 +206,10 @@ async fn a_huge_summary_is_capped_and_still_accepted() {
     let ev = page_event(&r, "alice", None);
     assert_eq!(ev.payload.summary.chars().count(), PAGE_SUMMARY_MAX_CHARS);
     assert_eq!(ev.payload.severity, linkbot::escalation::Severity::Error);
-    client.trigger(&ev).await.expect("the sim refuses summaries over 1024 characters");
+    client
+        .trigger(&ev)
+        .await
+        .expect("the sim refuses summaries over 1024 characters");
 }
 
 #[tokio::test]
@@ -174,16 +220,28 @@ async fn pagerduty_400_is_a_clear_error_without_the_key() {
     let bad_key = "short-but-secret-routing-key";
     let client = pd_client(&pd, bad_key, &metrics);
     let err = client
-        .trigger(&page_event(&report("c1hk4ek107l5au5mq8hg", VerdictCode::ConfigMissing), "alice", None))
+        .trigger(&page_event(
+            &report("c1hk4ek107l5au5mq8hg", VerdictCode::ConfigMissing),
+            "alice",
+            None,
+        ))
         .await
         .unwrap_err();
-    assert!(matches!(err, EscalationError::Rejected { status: 400, .. }), "{err:?}");
+    assert!(
+        matches!(err, EscalationError::Rejected { status: 400, .. }),
+        "{err:?}"
+    );
     let msg = err.user_message();
     assert!(msg.contains("PagerDuty refused the page"), "{msg}");
-    assert!(msg.contains("routing_key"), "PagerDuty's own words are kept: {msg}");
+    assert!(
+        msg.contains("routing_key"),
+        "PagerDuty's own words are kept: {msg}"
+    );
     assert_error_is_clean(&err, bad_key);
     assert_eq!(pd.requests().len(), 1, "a 400 is not retried");
-    assert!(metrics.render().contains(r#"linkbot_escalations_total{method="pagerduty",outcome="http_400"} 1"#));
+    assert!(metrics
+        .render()
+        .contains(r#"linkbot_escalations_total{method="pagerduty",outcome="http_400"} 1"#));
 }
 
 #[tokio::test]
@@ -194,15 +252,27 @@ async fn pagerduty_429_and_5xx_are_retried_then_succeed() {
     pd.fail_next(1, 429);
     pd.fail_next(1, 503);
     client
-        .trigger(&page_event(&report("c1hk4ek107l5au5mq8hg", VerdictCode::ConfigMissing), "alice", None))
+        .trigger(&page_event(
+            &report("c1hk4ek107l5au5mq8hg", VerdictCode::ConfigMissing),
+            "alice",
+            None,
+        ))
         .await
         .unwrap();
     assert_eq!(pd.requests().len(), 3);
     let bodies: Vec<_> = pd.requests().iter().map(|r| r.json().unwrap()).collect();
-    assert!(bodies.windows(2).all(|w| w[0] == w[1]), "every retry sends the same event");
+    assert!(
+        bodies.windows(2).all(|w| w[0] == w[1]),
+        "every retry sends the same event"
+    );
     let text = metrics.render();
     for outcome in ["http_429", "http_503", "ok"] {
-        assert!(text.contains(&format!(r#"linkbot_escalations_total{{method="pagerduty",outcome="{outcome}"}} 1"#)), "{outcome}: {text}");
+        assert!(
+            text.contains(&format!(
+                r#"linkbot_escalations_total{{method="pagerduty",outcome="{outcome}"}} 1"#
+            )),
+            "{outcome}: {text}"
+        );
     }
 }
 
@@ -213,15 +283,25 @@ async fn pagerduty_retries_are_bounded() {
     pd.fail_next(100, 500);
     let err = tokio::time::timeout(
         WAIT,
-        client.trigger(&page_event(&report("c1hk4ek107l5au5mq8hg", VerdictCode::ConfigMissing), "alice", None)),
+        client.trigger(&page_event(
+            &report("c1hk4ek107l5au5mq8hg", VerdictCode::ConfigMissing),
+            "alice",
+            None,
+        )),
     )
     .await
     .expect("bounded in time")
     .unwrap_err();
-    assert!(matches!(err, EscalationError::Exhausted { attempts: 3, .. }), "{err:?}");
+    assert!(
+        matches!(err, EscalationError::Exhausted { attempts: 3, .. }),
+        "{err:?}"
+    );
     assert_eq!(pd.requests().len(), 3, "exactly `attempts` requests");
     let msg = err.user_message();
-    assert!(msg.contains("3 attempts") && msg.contains("HTTP 500"), "{msg}");
+    assert!(
+        msg.contains("3 attempts") && msg.contains("HTTP 500"),
+        "{msg}"
+    );
     assert_error_is_clean(&err, ROUTING_KEY);
 }
 
@@ -235,13 +315,21 @@ async fn an_unanswered_request_times_out() {
     pd.stall_next(1);
     let err = tokio::time::timeout(
         WAIT,
-        client.trigger(&page_event(&report("c1hk4ek107l5au5mq8hg", VerdictCode::ConfigMissing), "alice", None)),
+        client.trigger(&page_event(
+            &report("c1hk4ek107l5au5mq8hg", VerdictCode::ConfigMissing),
+            "alice",
+            None,
+        )),
     )
     .await
     .expect("the per-request timeout fires")
     .unwrap_err();
     assert_eq!(err.kind(), "timeout", "{err:?}");
-    assert!(err.user_message().contains("did not answer in time"), "{}", err.user_message());
+    assert!(
+        err.user_message().contains("did not answer in time"),
+        "{}",
+        err.user_message()
+    );
 }
 
 #[tokio::test]
@@ -249,18 +337,32 @@ async fn nothing_listening_is_a_connect_error() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     drop(listener);
-    let client = PagerDutyClient::new(format!("http://{addr}/").parse().unwrap(), Secret::new(ROUTING_KEY), Metrics::new())
-        .unwrap()
-        .with_retry(fast_retry(2));
+    let client = PagerDutyClient::new(
+        format!("http://{addr}/").parse().unwrap(),
+        Secret::new(ROUTING_KEY),
+        Metrics::new(),
+    )
+    .unwrap()
+    .with_retry(fast_retry(2));
     let err = client
-        .trigger(&page_event(&report("c1hk4ek107l5au5mq8hg", VerdictCode::ConfigMissing), "alice", None))
+        .trigger(&page_event(
+            &report("c1hk4ek107l5au5mq8hg", VerdictCode::ConfigMissing),
+            "alice",
+            None,
+        ))
         .await
         .unwrap_err();
     match &err {
-        EscalationError::Exhausted { last, attempts: 2, .. } => assert_eq!(last.kind(), "connect", "{err:?}"),
+        EscalationError::Exhausted {
+            last, attempts: 2, ..
+        } => assert_eq!(last.kind(), "connect", "{err:?}"),
         other => panic!("unexpected {other:?}"),
     }
-    assert!(err.user_message().contains("PagerDuty"), "{}", err.user_message());
+    assert!(
+        err.user_message().contains("PagerDuty"),
+        "{}",
+        err.user_message()
+    );
     assert_error_is_clean(&err, ROUTING_KEY);
 }
 
@@ -273,7 +375,11 @@ async fn an_issue_goes_out_with_githubs_headers_and_every_step() {
     let issue = issue_markdown(&r, "alice", Some(THREAD));
     let link = client.open_issue(REPO, &issue).await.unwrap();
     assert_eq!(link.number, 1);
-    assert!(link.html_url.ends_with("/org/satellite-link/issues/1"), "{}", link.html_url);
+    assert!(
+        link.html_url.ends_with("/org/satellite-link/issues/1"),
+        "{}",
+        link.html_url
+    );
     let second = client.open_issue(REPO, &issue).await.unwrap();
     assert_eq!(second.number, 2);
 
@@ -282,17 +388,29 @@ async fn an_issue_goes_out_with_githubs_headers_and_every_step() {
     assert_eq!(req.path, "/repos/org/satellite-link/issues");
     assert_eq!(req.header("user-agent"), Some(USER_AGENT));
     assert!(USER_AGENT.starts_with("linkbot/"));
-    assert_eq!(req.header("authorization"), Some(format!("Bearer {GH_TOKEN}").as_str()));
+    assert_eq!(
+        req.header("authorization"),
+        Some(format!("Bearer {GH_TOKEN}").as_str())
+    );
     assert_eq!(req.header("accept"), Some("application/vnd.github+json"));
     assert_eq!(req.header("x-github-api-version"), Some("2022-11-28"));
     let body = req.json().unwrap();
-    assert_eq!(body["title"], "[linkbot] config_missing on c1hk4ek107l5au5mq8hg (prod-wdc04.carrier107)");
-    assert_eq!(body["labels"], serde_json::json!(["linkbot", "config_missing"]));
+    assert_eq!(
+        body["title"],
+        "[linkbot] config_missing on c1hk4ek107l5au5mq8hg (prod-wdc04.carrier107)"
+    );
+    assert_eq!(
+        body["labels"],
+        serde_json::json!(["linkbot", "config_missing"])
+    );
     let md = body["body"].as_str().unwrap();
     for step in &r.steps {
         assert!(md.contains(&step.title), "step {:?} missing", step.title);
         for e in &step.evidence {
-            assert!(md.contains(e.as_str()), "evidence {e:?} missing from:\n{md}");
+            assert!(
+                md.contains(e.as_str()),
+                "evidence {e:?} missing from:\n{md}"
+            );
         }
     }
     for needle in [
@@ -315,32 +433,61 @@ async fn an_issue_goes_out_with_githubs_headers_and_every_step() {
         assert!(md.contains(needle), "{needle:?} missing from:\n{md}");
     }
     assert_eq!(gh.issues().len(), 2);
-    assert!(metrics.render().contains(r#"linkbot_escalations_total{method="github",outcome="ok"} 2"#));
+    assert!(metrics
+        .render()
+        .contains(r#"linkbot_escalations_total{method="github",outcome="ok"} 2"#));
 }
 
 #[tokio::test]
 async fn github_errors_are_clear_and_hold_no_token() {
     let gh = sim::github::start(GH_TOKEN, &[REPO]).await.unwrap();
     let metrics = Metrics::new();
-    let issue = issue_markdown(&report("c1hk4ek107l5au5mq8hg", VerdictCode::ConfigMissing), "alice", None);
+    let issue = issue_markdown(
+        &report("c1hk4ek107l5au5mq8hg", VerdictCode::ConfigMissing),
+        "alice",
+        None,
+    );
     let wrong_token = "ghp_WrongTokenWrongTokenWrongToken99";
     let cases: Vec<(&str, &str, NewIssue, u16, &str)> = vec![
         (wrong_token, REPO, issue.clone(), 401, "GITHUB_TOKEN"),
-        (GH_TOKEN, "org/no-such-repo", issue.clone(), 404, "does not exist"),
-        (GH_TOKEN, REPO, NewIssue { title: "  ".into(), ..issue.clone() }, 422, "title"),
+        (
+            GH_TOKEN,
+            "org/no-such-repo",
+            issue.clone(),
+            404,
+            "does not exist",
+        ),
+        (
+            GH_TOKEN,
+            REPO,
+            NewIssue {
+                title: "  ".into(),
+                ..issue.clone()
+            },
+            422,
+            "title",
+        ),
     ];
     for (token, repo, issue, status, hint) in cases {
-        let err = gh_client(&gh, token, &metrics).open_issue(repo, &issue).await.unwrap_err();
+        let err = gh_client(&gh, token, &metrics)
+            .open_issue(repo, &issue)
+            .await
+            .unwrap_err();
         match &err {
             EscalationError::Rejected { status: s, .. } => assert_eq!(*s, status, "{err:?}"),
             other => panic!("{repo}: unexpected {other:?}"),
         }
         let msg = err.user_message();
-        assert!(msg.contains(&format!("HTTP {status}")) && msg.contains(hint), "{msg}");
+        assert!(
+            msg.contains(&format!("HTTP {status}")) && msg.contains(hint),
+            "{msg}"
+        );
         assert_error_is_clean(&err, token);
         assert_error_is_clean(&err, GH_TOKEN);
     }
-    assert!(metrics.render().contains(r#"linkbot_escalations_total{method="github",outcome="http_422"} 1"#));
+    assert!(metrics
+        .render()
+        .contains(r#"linkbot_escalations_total{method="github",outcome="http_422"} 1"#));
 }
 
 #[tokio::test]
@@ -348,7 +495,11 @@ async fn github_refuses_a_request_without_user_agent_like_the_real_api() {
     let gh = sim::github::start(GH_TOKEN, &[REPO]).await.unwrap();
     // reqwest sends no User-Agent of its own (SPEC §8): this is why the client sets one.
     let resp = reqwest::Client::new()
-        .post(gh.base_url().join("repos/org/satellite-link/issues").unwrap())
+        .post(
+            gh.base_url()
+                .join("repos/org/satellite-link/issues")
+                .unwrap(),
+        )
         .bearer_auth(GH_TOKEN)
         .json(&serde_json::json!({"title": "x"}))
         .send()
@@ -357,7 +508,11 @@ async fn github_refuses_a_request_without_user_agent_like_the_real_api() {
     assert_eq!(resp.status(), 403);
     assert!(resp.text().await.unwrap().contains("User-Agent"));
     let no_auth = reqwest::Client::new()
-        .post(gh.base_url().join("repos/org/satellite-link/issues").unwrap())
+        .post(
+            gh.base_url()
+                .join("repos/org/satellite-link/issues")
+                .unwrap(),
+        )
         .header("user-agent", "test")
         .json(&serde_json::json!({"title": "x"}))
         .send()
@@ -371,20 +526,44 @@ async fn github_refuses_a_request_without_user_agent_like_the_real_api() {
 async fn github_5xx_is_not_retried_because_an_issue_is_not_idempotent() {
     let gh = sim::github::start(GH_TOKEN, &[REPO]).await.unwrap();
     gh.fail_next(1, 502);
-    let issue = issue_markdown(&report("c1hk4ek107l5au5mq8hg", VerdictCode::ConfigMissing), "alice", None);
-    let err = gh_client(&gh, GH_TOKEN, &Metrics::new()).open_issue(REPO, &issue).await.unwrap_err();
-    assert!(matches!(err, EscalationError::Unavailable { status: 502, .. }), "{err:?}");
+    let issue = issue_markdown(
+        &report("c1hk4ek107l5au5mq8hg", VerdictCode::ConfigMissing),
+        "alice",
+        None,
+    );
+    let err = gh_client(&gh, GH_TOKEN, &Metrics::new())
+        .open_issue(REPO, &issue)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, EscalationError::Unavailable { status: 502, .. }),
+        "{err:?}"
+    );
     assert_eq!(gh.requests().len(), 1);
 }
 
 #[tokio::test]
 async fn a_malformed_repo_is_refused_before_any_request() {
     let gh = sim::github::start(GH_TOKEN, &[REPO]).await.unwrap();
-    let issue = issue_markdown(&report("c1hk4ek107l5au5mq8hg", VerdictCode::ConfigMissing), "alice", None);
+    let issue = issue_markdown(
+        &report("c1hk4ek107l5au5mq8hg", VerdictCode::ConfigMissing),
+        "alice",
+        None,
+    );
     for repo in ["org", "org/repo/extra", "../x", "org/re po", ""] {
-        let err = gh_client(&gh, GH_TOKEN, &Metrics::new()).open_issue(repo, &issue).await.unwrap_err();
-        assert!(matches!(err, EscalationError::InvalidRepo(_)), "{repo}: {err:?}");
-        assert!(err.user_message().contains("owner/repo"), "{}", err.user_message());
+        let err = gh_client(&gh, GH_TOKEN, &Metrics::new())
+            .open_issue(repo, &issue)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, EscalationError::InvalidRepo(_)),
+            "{repo}: {err:?}"
+        );
+        assert!(
+            err.user_message().contains("owner/repo"),
+            "{}",
+            err.user_message()
+        );
     }
     assert!(gh.requests().is_empty());
 }
@@ -409,7 +588,10 @@ async fn no_secret_travels_anywhere_it_does_not_belong() {
     // The IAM key: nowhere at all; its fingerprint may be shown.
     for dump in [pd_req.dump(), gh_req.dump()] {
         assert!(!dump.contains(IAM_KEY), "the IAM key leaked");
-        assert!(!dump.contains(&IAM_KEY[..IAM_KEY.len() - 4]), "most of the IAM key leaked");
+        assert!(
+            !dump.contains(&IAM_KEY[..IAM_KEY.len() - 4]),
+            "most of the IAM key leaked"
+        );
     }
     assert!(gh_req.body.contains(&Secret::new(IAM_KEY).fingerprint()));
     // The routing key: only in `routing_key`; never to GitHub.
@@ -417,7 +599,10 @@ async fn no_secret_travels_anywhere_it_does_not_belong() {
     assert_eq!(pd_body["routing_key"], ROUTING_KEY);
     pd_body.as_object_mut().unwrap().remove("routing_key");
     assert!(!pd_body.to_string().contains(ROUTING_KEY));
-    assert!(!pd_req.headers.iter().any(|(_, v)| v.to_str().unwrap_or("").contains(ROUTING_KEY)));
+    assert!(!pd_req
+        .headers
+        .iter()
+        .any(|(_, v)| v.to_str().unwrap_or("").contains(ROUTING_KEY)));
     assert!(!gh_req.dump().contains(ROUTING_KEY));
     // The token: only in Authorization; never to PagerDuty.
     assert!(!gh_req.body.contains(GH_TOKEN));
@@ -437,7 +622,10 @@ async fn no_secret_travels_anywhere_it_does_not_belong() {
         pd_client(&pd, ROUTING_KEY, &metrics),
         gh_client(&gh, GH_TOKEN, &metrics)
     );
-    assert!(!debug.contains(ROUTING_KEY) && !debug.contains(GH_TOKEN), "{debug}");
+    assert!(
+        !debug.contains(ROUTING_KEY) && !debug.contains(GH_TOKEN),
+        "{debug}"
+    );
 }
 
 #[test]
@@ -446,11 +634,24 @@ fn hostile_evidence_cannot_ping_people_or_break_the_table() {
     r.region_found = Some("us-south | injected | cell\n## Heading".into());
     r.steps[4].evidence = vec!["region = @everyone please look\nsecond line".into()];
     let issue = issue_markdown(&r, "@channel", None);
-    assert!(!issue.body.contains("@everyone") && !issue.body.contains("@channel"), "{}", issue.body);
-    let row = issue.body.lines().find(|l| l.starts_with("| Region found |")).unwrap();
-    assert_eq!(row, r"| Region found | us-south \| injected \| cell ## Heading |");
+    assert!(
+        !issue.body.contains("@everyone") && !issue.body.contains("@channel"),
+        "{}",
+        issue.body
+    );
+    let row = issue
+        .body
+        .lines()
+        .find(|l| l.starts_with("| Region found |"))
+        .unwrap();
+    assert_eq!(
+        row,
+        r"| Region found | us-south \| injected \| cell ## Heading |"
+    );
     assert!(!issue.body.contains("\n## Heading"));
-    assert!(issue.body.contains("(none: escalated from the command line)"));
+    assert!(issue
+        .body
+        .contains("(none: escalated from the command line)"));
 }
 
 #[test]

@@ -34,7 +34,10 @@ async fn start(metrics: Metrics) -> Running {
 }
 
 async fn get(url: &str) -> (u16, String, String) {
-    let resp = tokio::time::timeout(BOUND, reqwest::get(url)).await.expect("answer in time").unwrap();
+    let resp = tokio::time::timeout(BOUND, reqwest::get(url))
+        .await
+        .expect("answer in time")
+        .unwrap();
     let status = resp.status().as_u16();
     let ctype = resp
         .headers()
@@ -82,10 +85,16 @@ async fn readyz_flips_from_503_with_a_reason_to_200() {
     let (status, _, _) = get(&format!("{}/readyz", s.base)).await;
     assert_eq!(status, 200);
 
-    s.ready.send(Readiness::not_ready("store unreachable\nsecond line")).unwrap();
+    s.ready
+        .send(Readiness::not_ready("store unreachable\nsecond line"))
+        .unwrap();
     let (status, _, body) = get(&format!("{}/readyz", s.base)).await;
     assert_eq!(status, 503);
-    assert_eq!(body.lines().count(), 1, "a reason never spans lines: {body:?}");
+    assert_eq!(
+        body.lines().count(),
+        1,
+        "a reason never spans lines: {body:?}"
+    );
 }
 
 #[test]
@@ -135,8 +144,12 @@ async fn metrics_parse_as_openmetrics_with_the_families_the_spec_names() {
     let (status, ctype, body) = get(&format!("{}/metrics", s.base)).await;
     assert_eq!(status, 200);
     assert_eq!(ctype, METRICS_CONTENT_TYPE);
-    assert!(ctype.starts_with("application/openmetrics-text"), "prometheus-client writes OpenMetrics text");
-    let exposition = parse_openmetrics(&body).unwrap_or_else(|e| panic!("not valid OpenMetrics: {e}\n{body}"));
+    assert!(
+        ctype.starts_with("application/openmetrics-text"),
+        "prometheus-client writes OpenMetrics text"
+    );
+    let exposition =
+        parse_openmetrics(&body).unwrap_or_else(|e| panic!("not valid OpenMetrics: {e}\n{body}"));
     let family = |name: &str, ty: OpenMetricsType| {
         let f = exposition
             .families
@@ -155,7 +168,13 @@ async fn metrics_parse_as_openmetrics_with_the_families_the_spec_names() {
         let f = family(name, ty);
         let sample = f
             .iter_samples()
-            .find(|s| s.get_labelset().ok().and_then(|l| l.get_label_value(label).map(str::to_string)).as_deref() == Some(want))
+            .find(|s| {
+                s.get_labelset()
+                    .ok()
+                    .and_then(|l| l.get_label_value(label).map(str::to_string))
+                    .as_deref()
+                    == Some(want)
+            })
             .unwrap_or_else(|| panic!("{name}: no sample with {label}={want}"));
         number(&sample.value)
     };
@@ -167,23 +186,102 @@ async fn metrics_parse_as_openmetrics_with_the_families_the_spec_names() {
     };
 
     // Checks by verdict.
-    assert_eq!(value_where("linkbot_checks", OpenMetricsType::Counter, "verdict", "config_missing"), 1.0);
-    assert_eq!(value_where("linkbot_checks", OpenMetricsType::Counter, "verdict", "api_key_invalid"), 2.0);
+    assert_eq!(
+        value_where(
+            "linkbot_checks",
+            OpenMetricsType::Counter,
+            "verdict",
+            "config_missing"
+        ),
+        1.0
+    );
+    assert_eq!(
+        value_where(
+            "linkbot_checks",
+            OpenMetricsType::Counter,
+            "verdict",
+            "api_key_invalid"
+        ),
+        2.0
+    );
     // Check duration.
-    assert_eq!(only_value("linkbot_check_duration_seconds", OpenMetricsType::Histogram), 1.0);
+    assert_eq!(
+        only_value("linkbot_check_duration_seconds", OpenMetricsType::Histogram),
+        1.0
+    );
     // Jenkins and Slack call counts and errors.
-    assert_eq!(value_where("linkbot_jenkins_calls", OpenMetricsType::Counter, "outcome", "http_5xx"), 1.0);
-    assert_eq!(value_where("linkbot_jenkins_calls", OpenMetricsType::Counter, "method", "queue"), 1.0);
-    assert_eq!(value_where("linkbot_slack_calls", OpenMetricsType::Counter, "method", "chat.update"), 1.0);
-    assert_eq!(value_where("linkbot_slack_calls", OpenMetricsType::Counter, "outcome", "ratelimited"), 1.0);
+    assert_eq!(
+        value_where(
+            "linkbot_jenkins_calls",
+            OpenMetricsType::Counter,
+            "outcome",
+            "http_5xx"
+        ),
+        1.0
+    );
+    assert_eq!(
+        value_where(
+            "linkbot_jenkins_calls",
+            OpenMetricsType::Counter,
+            "method",
+            "queue"
+        ),
+        1.0
+    );
+    assert_eq!(
+        value_where(
+            "linkbot_slack_calls",
+            OpenMetricsType::Counter,
+            "method",
+            "chat.update"
+        ),
+        1.0
+    );
+    assert_eq!(
+        value_where(
+            "linkbot_slack_calls",
+            OpenMetricsType::Counter,
+            "outcome",
+            "ratelimited"
+        ),
+        1.0
+    );
     // In-flight checks.
-    assert_eq!(only_value("linkbot_checks_in_flight", OpenMetricsType::Gauge), 1.0);
+    assert_eq!(
+        only_value("linkbot_checks_in_flight", OpenMetricsType::Gauge),
+        1.0
+    );
     // Envelope ack latency.
-    assert_eq!(only_value("linkbot_envelope_ack_latency_seconds", OpenMetricsType::Histogram), 1.0);
+    assert_eq!(
+        only_value(
+            "linkbot_envelope_ack_latency_seconds",
+            OpenMetricsType::Histogram
+        ),
+        1.0
+    );
     // And the rest.
-    assert_eq!(value_where("linkbot_directory_calls", OpenMetricsType::Counter, "method", "cluster"), 1.0);
-    assert_eq!(value_where("linkbot_escalations", OpenMetricsType::Counter, "method", "pagerduty"), 1.0);
-    assert_eq!(only_value("linkbot_socket_reconnects", OpenMetricsType::Counter), 0.0);
+    assert_eq!(
+        value_where(
+            "linkbot_directory_calls",
+            OpenMetricsType::Counter,
+            "method",
+            "cluster"
+        ),
+        1.0
+    );
+    assert_eq!(
+        value_where(
+            "linkbot_escalations",
+            OpenMetricsType::Counter,
+            "method",
+            "pagerduty"
+        ),
+        1.0
+    );
+    assert_eq!(
+        only_value("linkbot_socket_reconnects", OpenMetricsType::Counter),
+        0.0
+    );
 }
 
 #[tokio::test]
@@ -202,7 +300,9 @@ async fn shutdown_stops_the_server_within_a_bound() {
     let (status, _, _) = get(&format!("{}/healthz", s.base)).await;
     assert_eq!(status, 200);
     s.shutdown.cancel();
-    let result = tokio::time::timeout(BOUND, s.task).await.expect("serve returns after cancel");
+    let result = tokio::time::timeout(BOUND, s.task)
+        .await
+        .expect("serve returns after cancel");
     result.unwrap().unwrap();
     let after = reqwest::Client::builder()
         .timeout(Duration::from_secs(2))
@@ -220,7 +320,10 @@ async fn binding_a_taken_address_names_it_and_the_config_key() {
     let addr = taken.local_addr().unwrap();
     let err = server::bind(addr).await.unwrap_err();
     let msg = format!("{err:#}");
-    assert!(msg.contains(&addr.to_string()) && msg.contains("[server] listen"), "{msg}");
+    assert!(
+        msg.contains(&addr.to_string()) && msg.contains("[server] listen"),
+        "{msg}"
+    );
 }
 
 #[test]

@@ -8,7 +8,9 @@
 //! It must NOT build the issue (see [`super::issue_markdown`]) and must never let the token out:
 //! it goes into the `Authorization` header (marked sensitive) and nowhere else.
 
-use super::{http_client, scrub, transport_error, EscalationError, NewIssue, System, DEFAULT_TIMEOUT};
+use super::{
+    http_client, scrub, transport_error, EscalationError, NewIssue, System, DEFAULT_TIMEOUT,
+};
 use crate::config::base_url;
 use crate::metrics::Metrics;
 use crate::secret::Secret;
@@ -59,11 +61,14 @@ struct ErrorBody {
 
 /// Checks `owner/repo` against GitHub's naming rules and returns the two parts.
 pub fn parse_repo(repo: &str) -> Result<(&str, &str), EscalationError> {
-    let invalid = || EscalationError::InvalidRepo(super::truncate_chars(&super::one_line(repo), 100));
+    let invalid =
+        || EscalationError::InvalidRepo(super::truncate_chars(&super::one_line(repo), 100));
     let (owner, name) = repo.trim().split_once('/').ok_or_else(invalid)?;
     let owner_ok = !owner.is_empty()
         && owner.len() <= 39
-        && owner.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        && owner
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
         && !owner.starts_with('-');
     let name_ok = !name.is_empty()
         && name.len() <= 100
@@ -99,7 +104,11 @@ impl GitHubClient {
 
     /// Opens an issue in `repo` (`owner/repo`). Counted in
     /// `linkbot_escalations{method="github"}` with its outcome.
-    pub async fn open_issue(&self, repo: &str, issue: &NewIssue) -> Result<IssueLink, EscalationError> {
+    pub async fn open_issue(
+        &self,
+        repo: &str,
+        issue: &NewIssue,
+    ) -> Result<IssueLink, EscalationError> {
         let result = self.open_issue_once(repo, issue).await;
         let outcome = match &result {
             Ok(_) => "ok".to_string(),
@@ -109,7 +118,11 @@ impl GitHubClient {
         result
     }
 
-    async fn open_issue_once(&self, repo: &str, issue: &NewIssue) -> Result<IssueLink, EscalationError> {
+    async fn open_issue_once(
+        &self,
+        repo: &str,
+        issue: &NewIssue,
+    ) -> Result<IssueLink, EscalationError> {
         let (owner, name) = parse_repo(repo)?;
         let mut url = self.api_base.clone();
         url.path_segments_mut()
@@ -130,11 +143,12 @@ impl GitHubClient {
         let text = resp.text().await.map_err(|e| transport_error(SYSTEM, e))?;
         match status {
             201 => {
-                let link: IssueLink = serde_json::from_str(&text).map_err(|e| EscalationError::BadAnswer {
-                    system: SYSTEM,
-                    status,
-                    detail: e.to_string(),
-                })?;
+                let link: IssueLink =
+                    serde_json::from_str(&text).map_err(|e| EscalationError::BadAnswer {
+                        system: SYSTEM,
+                        status,
+                        detail: e.to_string(),
+                    })?;
                 if Url::parse(&link.html_url).is_err() {
                     return Err(EscalationError::BadAnswer {
                         system: SYSTEM,
@@ -172,7 +186,9 @@ impl GitHubClient {
                             if !msg.is_empty() {
                                 msg.to_string()
                             } else {
-                                format!("{} {}", get("field"), get("code")).trim().to_string()
+                                format!("{} {}", get("field"), get("code"))
+                                    .trim()
+                                    .to_string()
                             }
                         }
                         other => other.to_string(),
@@ -186,7 +202,11 @@ impl GitHubClient {
             }
             Err(_) => text.to_string(),
         };
-        let raw = if raw.trim().is_empty() { "no message".to_string() } else { raw };
+        let raw = if raw.trim().is_empty() {
+            "no message".to_string()
+        } else {
+            raw
+        };
         scrub(&raw, &self.token)
     }
 }
@@ -200,7 +220,17 @@ mod tests {
         for ok in ["org/satellite-link", "ibm-argonauts/runbooks", "a/b.c_d-e"] {
             assert!(parse_repo(ok).is_ok(), "{ok}");
         }
-        for bad in ["", "org", "org/", "/repo", "org/repo/issues", "org/..", "-org/x", "org/re po", "o?x/y"] {
+        for bad in [
+            "",
+            "org",
+            "org/",
+            "/repo",
+            "org/repo/issues",
+            "org/..",
+            "-org/x",
+            "org/re po",
+            "o?x/y",
+        ] {
             assert!(parse_repo(bad).is_err(), "{bad}");
         }
     }

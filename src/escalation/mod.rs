@@ -258,7 +258,10 @@ impl RetryPolicy {
 }
 
 /// Builds the HTTP client both escalation clients use: rustls, `User-Agent`, per-request timeout.
-pub(crate) fn http_client(system: System, timeout: Duration) -> Result<reqwest::Client, EscalationError> {
+pub(crate) fn http_client(
+    system: System,
+    timeout: Duration,
+) -> Result<reqwest::Client, EscalationError> {
     reqwest::Client::builder()
         .user_agent(USER_AGENT)
         .timeout(timeout)
@@ -277,7 +280,11 @@ pub(crate) fn transport_error(system: System, source: reqwest::Error) -> Escalat
     } else {
         "transport"
     };
-    EscalationError::Transport { system, kind, source }
+    EscalationError::Transport {
+        system,
+        kind,
+        source,
+    }
 }
 
 /// Makes text from an outside API fit for an error: no control characters, no secret, short.
@@ -411,11 +418,13 @@ pub(crate) fn truncate_chars(s: &str, max: usize) -> String {
 
 /// One line of untrusted text: control characters and newlines become spaces.
 pub(crate) fn one_line(s: &str) -> String {
-    s.chars().map(|c| if c.is_control() { ' ' } else { c }).collect()
+    s.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
 }
 
-/// Text safe to put in a GitHub Markdown line: one line, `@` mentions and `#` references that
-/// would ping people or link issues neutralised with a word joiner, at most `max` characters.
+/// Text safe to put in a GitHub Markdown line: one line, `@` mentions (which would notify
+/// people or teams) neutralised with a word joiner, at most `max` characters.
 fn md_text(s: &str, max: usize) -> String {
     let line = one_line(s);
     let mut out = String::with_capacity(line.len());
@@ -447,7 +456,10 @@ fn fenced(content: &str, info: &str) -> String {
         }
     }
     let fence = "`".repeat((longest + 1).max(3));
-    format!("{fence}{info}\n{}\n{fence}\n", content.trim_end_matches('\n'))
+    format!(
+        "{fence}{info}\n{}\n{fence}\n",
+        content.trim_end_matches('\n')
+    )
 }
 
 /// The last `max_lines` lines of a console, at most `max_chars` characters.
@@ -591,14 +603,36 @@ pub fn issue_markdown(report: &Report, requested_by: &str, thread_link: Option<&
     let mut body = String::new();
     let _ = writeln!(body, "## {}\n", md_text(report.verdict.title(), 200));
     let _ = writeln!(body, "{}\n", md_text(&report.summary, 2000));
-    let certainty = if report.confirmed { "confirmed by IAM" } else { "from the artifacts" };
+    let certainty = if report.confirmed {
+        "confirmed by IAM"
+    } else {
+        "from the artifacts"
+    };
     let rows: Vec<(&str, String)> = vec![
-        ("Verdict", format!("`{}` ({certainty})", report.verdict.as_str())),
-        ("Location", or_none(report.location.as_ref().map(|l| format!("`{l}`")))),
-        ("Environment", or_none(report.environment.map(|e| e.to_string()))),
-        ("Tugboat", or_none(report.tugboat.as_ref().map(|t| format!("`{t}`")))),
-        ("Carrier", or_none(report.carrier.as_ref().map(|c| format!("`{c}`")))),
-        ("Region expected", or_none(report.region_expected.as_ref().map(|r| r.to_string()))),
+        (
+            "Verdict",
+            format!("`{}` ({certainty})", report.verdict.as_str()),
+        ),
+        (
+            "Location",
+            or_none(report.location.as_ref().map(|l| format!("`{l}`"))),
+        ),
+        (
+            "Environment",
+            or_none(report.environment.map(|e| e.to_string())),
+        ),
+        (
+            "Tugboat",
+            or_none(report.tugboat.as_ref().map(|t| format!("`{t}`"))),
+        ),
+        (
+            "Carrier",
+            or_none(report.carrier.as_ref().map(|c| format!("`{c}`"))),
+        ),
+        (
+            "Region expected",
+            or_none(report.region_expected.as_ref().map(|r| r.to_string())),
+        ),
         (
             "Region found",
             report
@@ -611,8 +645,22 @@ pub fn issue_markdown(report: &Report, requested_by: &str, thread_link: Option<&
             "Jenkins build",
             or_none(report.build_url.as_deref().and_then(http_link)),
         ),
-        ("IAM API key", or_none(report.key_fingerprint.as_ref().map(|f| format!("fingerprint `{f}`")))),
-        ("Checked at", report.checked_at.format("%Y-%m-%d %H:%M:%S UTC").to_string()),
+        (
+            "IAM API key",
+            or_none(
+                report
+                    .key_fingerprint
+                    .as_ref()
+                    .map(|f| format!("fingerprint `{f}`")),
+            ),
+        ),
+        (
+            "Checked at",
+            report
+                .checked_at
+                .format("%Y-%m-%d %H:%M:%S UTC")
+                .to_string(),
+        ),
     ];
     let _ = writeln!(body, "| | |\n|---|---|");
     for (k, v) in rows {
@@ -649,7 +697,11 @@ pub fn issue_markdown(report: &Report, requested_by: &str, thread_link: Option<&
         body.push('\n');
     }
 
-    if let Some(tail) = report.console_tail.as_deref().filter(|t| !t.trim().is_empty()) {
+    if let Some(tail) = report
+        .console_tail
+        .as_deref()
+        .filter(|t| !t.trim().is_empty())
+    {
         let _ = writeln!(body, "## Console tail\n");
         body.push_str(&fenced(&console_tail(tail, 80, 12_000), "text"));
         body.push('\n');
@@ -664,7 +716,10 @@ pub fn issue_markdown(report: &Report, requested_by: &str, thread_link: Option<&
             let _ = writeln!(body, "- Slack thread: {thread}");
         }
         None => {
-            let _ = writeln!(body, "- Slack thread: (none: escalated from the command line)");
+            let _ = writeln!(
+                body,
+                "- Slack thread: (none: escalated from the command line)"
+            );
         }
     }
     let _ = writeln!(body, "- Runbook: {RUNBOOK_URL}");
@@ -735,6 +790,9 @@ mod tests {
         let d1 = p.delay(1, None);
         assert!(d1 >= Duration::from_millis(100) && d1 <= Duration::from_millis(125));
         assert!(p.delay(10, None) <= Duration::from_millis(300));
-        assert_eq!(p.delay(1, Some(Duration::from_secs(60))), Duration::from_millis(300));
+        assert_eq!(
+            p.delay(1, Some(Duration::from_secs(60))),
+            Duration::from_millis(300)
+        );
     }
 }

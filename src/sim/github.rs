@@ -90,7 +90,11 @@ impl GitHubSim {
     }
 
     /// Waits until at least `n` requests have arrived; `None` if `timeout` passes first.
-    pub async fn wait_for_requests(&self, n: usize, timeout: Duration) -> Option<Vec<RecordedRequest>> {
+    pub async fn wait_for_requests(
+        &self,
+        n: usize,
+        timeout: Duration,
+    ) -> Option<Vec<RecordedRequest>> {
         self.shared.recorder.wait_for(n, timeout).await
     }
 
@@ -111,7 +115,11 @@ impl GitHubSim {
 }
 
 fn error(status: StatusCode, message: &str) -> Response {
-    (status, Json(json!({"message": message, "documentation_url": DOCS}))).into_response()
+    (
+        status,
+        Json(json!({"message": message, "documentation_url": DOCS})),
+    )
+        .into_response()
 }
 
 fn validation_failed(field: &str, code: &str, message: Option<&str>) -> Response {
@@ -133,11 +141,17 @@ async fn handle(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    shared.recorder.record(method.clone(), &uri, headers.clone(), &body);
+    shared
+        .recorder
+        .record(method.clone(), &uri, headers.clone(), &body);
     match shared.recorder.next_fault() {
         Some(Fault::Status(status)) => {
             let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            let message = if status == 429 { "API rate limit exceeded" } else { "Server Error" };
+            let message = if status == 429 {
+                "API rate limit exceeded"
+            } else {
+                "Server Error"
+            };
             return error(code, message);
         }
         Some(Fault::Stall) => {
@@ -164,11 +178,18 @@ async fn handle(
     if method != Method::POST {
         return error(StatusCode::NOT_FOUND, "Not Found");
     }
-    let auth = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-    let presented = auth.and_then(|a| a.strip_prefix("Bearer ").or_else(|| a.strip_prefix("token ")));
+    let auth = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let presented = auth.and_then(|a| {
+        a.strip_prefix("Bearer ")
+            .or_else(|| a.strip_prefix("token "))
+    });
     match presented {
         None => return error(StatusCode::UNAUTHORIZED, "Requires authentication"),
-        Some(t) if t != shared.token || t.is_empty() => return error(StatusCode::UNAUTHORIZED, "Bad credentials"),
+        Some(t) if t != shared.token || t.is_empty() => {
+            return error(StatusCode::UNAUTHORIZED, "Bad credentials")
+        }
         Some(_) => {}
     }
     let full = format!("{owner}/{repo}");
@@ -184,16 +205,29 @@ async fn handle(
         return validation_failed("title", "missing_field", None);
     }
     if title.chars().count() > 256 {
-        return validation_failed("title", "custom", Some("title is too long (maximum is 256 characters)"));
+        return validation_failed(
+            "title",
+            "custom",
+            Some("title is too long (maximum is 256 characters)"),
+        );
     }
     let text = issue.get("body").and_then(Value::as_str).unwrap_or("");
     if text.chars().count() > 65_536 {
-        return validation_failed("body", "custom", Some("body is too long (maximum is 65536 characters)"));
+        return validation_failed(
+            "body",
+            "custom",
+            Some("body is too long (maximum is 65536 characters)"),
+        );
     }
     let labels: Vec<String> = issue
         .get("labels")
         .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        })
         .unwrap_or_default();
     let number = {
         let mut numbers = lock(&shared.next_number);

@@ -147,7 +147,8 @@ async fn serve(router: Router, shutdown: CancellationToken) -> std::io::Result<R
 
 impl Running {
     fn base_url(&self) -> url::Url {
-        url::Url::parse(&format!("http://{}/", self.addr)).expect("a loopback socket address makes a valid URL")
+        url::Url::parse(&format!("http://{}/", self.addr))
+            .expect("a loopback socket address makes a valid URL")
     }
 }
 

@@ -56,7 +56,11 @@ impl PagerDutySim {
     }
 
     /// Waits until at least `n` requests have arrived; `None` if `timeout` passes first.
-    pub async fn wait_for_requests(&self, n: usize, timeout: Duration) -> Option<Vec<RecordedRequest>> {
+    pub async fn wait_for_requests(
+        &self,
+        n: usize,
+        timeout: Duration,
+    ) -> Option<Vec<RecordedRequest>> {
         self.shared.recorder.wait_for(n, timeout).await
     }
 
@@ -129,14 +133,18 @@ async fn handle(
 
 /// A non-blank string field.
 fn text(v: Option<&Value>) -> Option<&str> {
-    v.and_then(Value::as_str).map(str::trim).filter(|s| !s.is_empty())
+    v.and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
 }
 
 fn validate(event: &Value) -> Response {
     let mut errors = Vec::new();
     match text(event.get("routing_key")) {
         None => errors.push("'routing_key' is missing or blank"),
-        Some(k) if k.len() != 32 => errors.push("Length of 'routing_key' is incorrect (should be 32 characters)"),
+        Some(k) if k.len() != 32 => {
+            errors.push("Length of 'routing_key' is incorrect (should be 32 characters)")
+        }
         Some(_) => {}
     }
     let action = text(event.get("event_action"));
@@ -145,7 +153,10 @@ fn validate(event: &Value) -> Response {
         Some("trigger" | "acknowledge" | "resolve") => {}
         Some(_) => errors.push("'event_action' is invalid (must be one of the following: 'trigger', 'acknowledge' or 'resolve')"),
     }
-    let dedup_key = event.get("dedup_key").and_then(Value::as_str).map(str::to_string);
+    let dedup_key = event
+        .get("dedup_key")
+        .and_then(Value::as_str)
+        .map(str::to_string);
     if dedup_key.as_ref().is_some_and(|k| k.chars().count() > 255) {
         errors.push("'dedup_key' is longer than 255 characters");
     }
@@ -154,8 +165,12 @@ fn validate(event: &Value) -> Response {
             Some(payload @ Value::Object(_)) => {
                 match payload.get("summary").and_then(Value::as_str) {
                     None => errors.push("'payload.summary' is missing or blank"),
-                    Some(s) if s.trim().is_empty() => errors.push("'payload.summary' is missing or blank"),
-                    Some(s) if s.chars().count() > 1024 => errors.push("'payload.summary' is longer than 1024 characters"),
+                    Some(s) if s.trim().is_empty() => {
+                        errors.push("'payload.summary' is missing or blank")
+                    }
+                    Some(s) if s.chars().count() > 1024 => {
+                        errors.push("'payload.summary' is longer than 1024 characters")
+                    }
                     Some(_) => {}
                 }
                 if text(payload.get("source")).is_none() {
