@@ -32,8 +32,8 @@ use slack_morphism::prelude::{
     SlackApiRateControlSpecialLimit, SlackClientHyperConnector, SlackHyperHttpsConnector,
 };
 use slack_morphism::{
-    SlackApiToken, SlackApiTokenValue, SlackChannelId, SlackClient,
-    SlackMessageContent, SlackTeamId, SlackTs, SlackUserGroupId, SlackUserId,
+    SlackApiToken, SlackApiTokenValue, SlackChannelId, SlackClient, SlackMessageContent,
+    SlackTeamId, SlackTs, SlackUserGroupId, SlackUserId,
 };
 use std::fmt;
 use std::sync::{Arc, OnceLock};
@@ -68,7 +68,7 @@ pub enum SlackError {
         code: String,
         /// The client error.
         #[source]
-        source: SlackClientError,
+        source: Box<SlackClientError>,
     },
     /// Slack answered `ok: false` with another error code.
     #[error("Slack API {method} answered `{code}`")]
@@ -79,7 +79,7 @@ pub enum SlackError {
         code: String,
         /// The client error.
         #[source]
-        source: SlackClientError,
+        source: Box<SlackClientError>,
     },
     /// Still rate limited after [`MAX_RETRIES`] retries.
     #[error("Slack API {method} is rate limited")]
@@ -90,7 +90,7 @@ pub enum SlackError {
         retry_after: Option<Duration>,
         /// The client error.
         #[source]
-        source: SlackClientError,
+        source: Box<SlackClientError>,
     },
     /// An HTTP status other than 200/429.
     #[error("Slack API {method} failed with HTTP {status}")]
@@ -101,7 +101,7 @@ pub enum SlackError {
         status: u16,
         /// The client error.
         #[source]
-        source: SlackClientError,
+        source: Box<SlackClientError>,
     },
     /// The request did not get an answer (connection refused, TLS, timeout…).
     #[error("could not reach the Slack API for {method}")]
@@ -110,7 +110,7 @@ pub enum SlackError {
         method: &'static str,
         /// The client error.
         #[source]
-        source: SlackClientError,
+        source: Box<SlackClientError>,
     },
     /// The answer was not what the method returns.
     #[error("unexpected answer from Slack API {method}")]
@@ -119,7 +119,7 @@ pub enum SlackError {
         method: &'static str,
         /// The client error.
         #[source]
-        source: SlackClientError,
+        source: Box<SlackClientError>,
     },
     /// A Block Kit block given to a method is not valid.
     #[error("block #{index} is not valid Block Kit: {reason}")]
@@ -144,7 +144,7 @@ pub enum SlackError {
     WebSocket {
         /// The WebSocket error.
         #[source]
-        source: tokio_tungstenite::tungstenite::Error,
+        source: Box<tokio_tungstenite::tungstenite::Error>,
     },
     /// The Socket Mode peer did not follow the protocol (no `hello`, silent connection…).
     #[error("Socket Mode protocol: {0}")]
@@ -221,8 +221,9 @@ impl SlackError {
         }
     }
 
-    fn from_client(method: &'static str, source: SlackClientError) -> SlackError {
-        match &source {
+    fn from_client(method: &'static str, client_error: SlackClientError) -> SlackError {
+        let source = Box::new(client_error);
+        match source.as_ref() {
             SlackClientError::ApiError(api) if is_auth_code(&api.code) => SlackError::Auth {
                 method,
                 code: api.code.clone(),
@@ -291,7 +292,9 @@ impl SlackWeb {
         // Another component may have installed a provider already; either way one is there.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let builder = hyper_rustls::HttpsConnectorBuilder::new();
-        let builder = match builder.with_provider_and_native_roots(rustls::crypto::ring::default_provider()) {
+        let builder = match builder
+            .with_provider_and_native_roots(rustls::crypto::ring::default_provider())
+        {
             Ok(builder) => builder,
             // No system CA store: still fine for a plain-http fake, never for real Slack.
             Err(_) if api_url.scheme() == "http" => {
@@ -308,7 +311,11 @@ impl SlackWeb {
             }
             Err(source) => return Err(SlackError::Setup { source }),
         };
-        let https = builder.https_or_http().enable_http1().enable_http2().build();
+        let https = builder
+            .https_or_http()
+            .enable_http1()
+            .enable_http2()
+            .build();
         let api_url = api_url.as_str().trim_end_matches('/').to_string();
         let connector = SlackClientHyperConnector::with_connector(https)
             .with_slack_api_url(&api_url)
@@ -343,7 +350,12 @@ impl SlackWeb {
             Err(source) => {
                 let err = SlackError::from_client(method, source);
                 Metrics::call(&self.metrics.slack_calls, method, err.kind());
-                tracing::warn!(method, kind = err.kind(), code = err.code(), "Slack API call failed");
+                tracing::warn!(
+                    method,
+                    kind = err.kind(),
+                    code = err.code(),
+                    "Slack API call failed"
+                );
                 Err(err)
             }
         }
@@ -480,7 +492,10 @@ impl SlackWeb {
 }
 
 /// Text plus optional Block Kit JSON as slack-morphism content.
-fn content(text: &str, blocks: Option<Vec<serde_json::Value>>) -> Result<SlackMessageContent, SlackError> {
+fn content(
+    text: &str,
+    blocks: Option<Vec<serde_json::Value>>,
+) -> Result<SlackMessageContent, SlackError> {
     let blocks = blocks.map(to_blocks).transpose()?;
     Ok(SlackMessageContent::new()
         .with_text(text.to_string())
