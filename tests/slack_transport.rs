@@ -919,3 +919,39 @@ async fn ack_latency_for_500_envelopes_at_500_per_second_is_reported() {
     );
     h.stop().await;
 }
+
+#[tokio::test]
+async fn post_message_is_paced_per_channel_unless_pacing_is_off() {
+    let slack = SlackSim::start(SimSlackConfig::default())
+        .await
+        .expect("sim");
+    let web = SlackWeb::new(&slack.base_url(), slack.bot_token(), Metrics::new()).expect("client");
+    for i in 0..10 {
+        web.post_message("C0BURST", None, &format!("m{i}"), None)
+            .await
+            .expect("post");
+    }
+    let started = Instant::now();
+    web.post_message("C0BURST", None, "m10", None)
+        .await
+        .expect("post 11");
+    assert!(
+        started.elapsed() >= Duration::from_millis(500),
+        "the 11th post in a second was not paced"
+    );
+
+    let unpaced = SlackWeb::new(&slack.base_url(), slack.bot_token(), Metrics::new())
+        .expect("client")
+        .without_pacing();
+    for i in 0..11 {
+        unpaced
+            .post_message("C0OTHER", None, &format!("n{i}"), None)
+            .await
+            .expect("post");
+    }
+    assert_eq!(
+        slack.calls("chat.postMessage").len(),
+        22,
+        "no 429 retries were needed"
+    );
+}

@@ -28,6 +28,7 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
+use axum::serve::ListenerExt;
 use axum::{Json, Router};
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
@@ -344,6 +345,9 @@ impl SlackSim {
             .with_state(inner.clone());
         let http_stop = stop.clone();
         tokio::spawn(async move {
+            let http = http.tap_io(|tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
             let served = axum::serve(http, app)
                 .with_graceful_shutdown(http_stop.cancelled_owned())
                 .await;

@@ -566,7 +566,7 @@ async fn serve(sh: Arc<Shared>, slot: usize, mut ws: Ws, release_tx: oneshot::Se
     let hello_deadline = tokio::time::sleep(sh.cfg.hello_timeout);
     tokio::pin!(hello_deadline);
     let mut drain_deadline: Option<tokio::time::Instant> = None;
-    let mut ping = tokio::time::interval(sh.cfg.ping_interval);
+    let mut ping = tokio::time::interval(sh.cfg.ping_interval.max(Duration::from_millis(100)));
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     ping.tick().await;
     let mut last_seen = Instant::now();
@@ -621,7 +621,7 @@ async fn serve(sh: Arc<Shared>, slot: usize, mut ws: Ws, release_tx: oneshot::Se
                 }
             }
             _ = ping.tick() => {
-                if last_seen.elapsed() > sh.cfg.ping_interval.saturating_mul(3) {
+                if last_seen.elapsed() > sh.cfg.ping_interval.max(Duration::from_millis(100)).saturating_mul(3) {
                     break Ended::Failed {
                         error: SlackError::SocketProtocol("no traffic from Slack"),
                         had_hello: hello_seen,

@@ -8,9 +8,11 @@
 //!   without `max_retries` the crate does *not* retry a 429 at all. With it, a 429 is retried
 //!   after exactly its `Retry-After` (up to [`MAX_RETRIES`] times). Method tiers are applied per
 //!   team, which the crate only does when the token carries a team id: [`SlackWeb::auth_test`]
-//!   records it and later calls use it. `chat.postMessage` is limited per channel (Slack's
-//!   documented 1/s per channel with short bursts) instead of the crate's single global 1/s
-//!   bucket, which would serialise every channel behind each other;
+//!   records it and later calls use it (tier 3 `chat.update`: 50 a minute; tier 2
+//!   `usergroups.users.list`: 20 a minute). `chat.postMessage` is limited per channel (Slack's
+//!   documented 1/s per channel, bursts of 10 here) instead of the crate's single global 1/s
+//!   bucket with no burst, which would serialise every channel behind each other.
+//!   [`SlackWeb::without_pacing`] turns the client-side pacing off (demo, tests);
 //! - errors as [`SlackError`], with a short [`SlackError::user_message`] for Slack users and the
 //!   crate's error as `#[source]` for the logs, and a call counter in `Metrics::slack_calls`.
 //!
@@ -272,6 +274,7 @@ pub struct SlackWeb {
     client: SlackClient<Connector>,
     bot_token: Secret,
     team_id: Arc<OnceLock<String>>,
+    pacing: bool,
     metrics: Metrics,
     api_url: String,
 }
@@ -324,15 +327,24 @@ impl SlackWeb {
             client: SlackClient::new(connector),
             bot_token,
             team_id: Arc::new(OnceLock::new()),
+            pacing: true,
             metrics,
             api_url,
         })
     }
 
+    /// Turns off client-side pacing (method tiers and the per-channel `chat.postMessage`
+    /// limit), keeping the 429 `Retry-After` retries. For the demo and tests against the fake,
+    /// where Slack's real limits would only slow things down.
+    pub fn without_pacing(mut self) -> SlackWeb {
+        self.pacing = false;
+        self
+    }
+
     fn token(&self, secret: &Secret, with_team: bool) -> SlackApiToken {
         let token = SlackApiToken::new(SlackApiTokenValue(secret.expose().to_string()));
         match self.team_id.get() {
-            Some(team) if with_team => token.with_team_id(SlackTeamId(team.clone())),
+            Some(team) if with_team && self.pacing => token.with_team_id(SlackTeamId(team.clone())),
             _ => token,
         }
     }
@@ -404,18 +416,18 @@ impl SlackWeb {
         let content = content(text, blocks).map_err(|e| self.invalid(METHOD, e))?;
         let req = SlackApiChatPostMessageRequest::new(SlackChannelId(channel.to_string()), content)
             .opt_thread_ts(thread_ts.map(|t| SlackTs(t.to_string())));
-        // Slack: about 1 message per second per channel, short bursts allowed.
+        // Slack: about 1 message per second per channel, short bursts allowed (10 here).
         let per_channel = SlackApiMethodRateControlConfig::new().with_special_rate_limit(
             SlackApiRateControlSpecialLimit::new(
                 format!("{METHOD}:{channel}").into(),
-                SlackApiRateControlLimit::new(3, Duration::from_secs(3)),
+                SlackApiRateControlLimit::new(10, Duration::from_secs(10)),
             ),
         );
         let token = self.token(&self.bot_token, true);
         let session = self.client.open_session(&token);
         let res: Result<SlackApiChatPostMessageResponse, _> = session
             .http_session_api
-            .http_post(METHOD, &req, Some(&per_channel))
+            .http_post(METHOD, &req, self.pacing.then_some(&per_channel))
             .await;
         Ok(self.finish(METHOD, res)?.ts.0)
     }
