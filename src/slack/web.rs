@@ -517,7 +517,7 @@ fn content(
 /// Converts Block Kit JSON values to slack-morphism blocks. A block whose `type` the crate does
 /// not model, or whose fields do not match its type (which the crate would keep as an opaque
 /// `Unknown` block and Slack would then refuse), is an error here, naming only its position.
-pub fn to_blocks(values: Vec<serde_json::Value>) -> Result<Vec<SlackBlock>, SlackError> {
+fn to_blocks(values: Vec<serde_json::Value>) -> Result<Vec<SlackBlock>, SlackError> {
     values
         .into_iter()
         .enumerate()
