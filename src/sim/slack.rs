@@ -28,6 +28,7 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
+use axum::serve::ListenerExt;
 use axum::{Json, Router};
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
@@ -38,7 +39,9 @@ use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, Notify};
 use tokio::time::Instant;
-use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request as WsRequest, Response as WsResponse};
+use tokio_tungstenite::tungstenite::handshake::server::{
+    ErrorResponse, Request as WsRequest, Response as WsResponse,
+};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 use url::Url;
@@ -172,6 +175,7 @@ pub enum SimSlackError {
 enum ConnCmd {
     Send { envelope_id: String, frame: String },
     Disconnect { reason: String },
+    Warn { reason: String },
     Drop,
 }
 
@@ -221,7 +225,11 @@ impl SimSlackState {
 
     /// Parameters of every call to `method` (including failed and retried attempts).
     pub fn calls(&self, method: &str) -> Vec<&Value> {
-        self.calls.iter().filter(|c| c.method == method).map(|c| &c.params).collect()
+        self.calls
+            .iter()
+            .filter(|c| c.method == method)
+            .map(|c| &c.params)
+            .collect()
     }
 
     /// Every ack received, in order (an envelope acked twice appears twice).
@@ -252,7 +260,11 @@ impl SimSlackState {
     fn next_ts(&mut self) -> String {
         self.next_ts += 1;
         let micros_total = self.next_ts * 100;
-        format!("{}.{:06}", 1_700_000_000 + micros_total / 1_000_000, micros_total % 1_000_000)
+        format!(
+            "{}.{:06}",
+            1_700_000_000 + micros_total / 1_000_000,
+            micros_total % 1_000_000
+        )
     }
 }
 
@@ -282,7 +294,11 @@ impl Inner {
     }
 
     /// Waits until `f` returns `Some`, re-checking on every state change, until `deadline`.
-    async fn wait_for<T>(&self, deadline: Instant, mut f: impl FnMut(&mut SimSlackState) -> Option<T>) -> Option<T> {
+    async fn wait_for<T>(
+        &self,
+        deadline: Instant,
+        mut f: impl FnMut(&mut SimSlackState) -> Option<T>,
+    ) -> Option<T> {
         loop {
             let notified = self.changed.notified();
             tokio::pin!(notified);
@@ -329,6 +345,9 @@ impl SlackSim {
             .with_state(inner.clone());
         let http_stop = stop.clone();
         tokio::spawn(async move {
+            let http = http.tap_io(|tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
             let served = axum::serve(http, app)
                 .with_graceful_shutdown(http_stop.cancelled_owned())
                 .await;
@@ -363,7 +382,8 @@ impl SlackSim {
     /// Sets the members of user group `id` for `usergroups.users.list`.
     pub fn set_usergroup(&self, id: &str, members: &[&str]) {
         let members = members.iter().map(|m| m.to_string()).collect();
-        self.inner.update(|s| s.usergroups.insert(id.to_string(), members));
+        self.inner
+            .update(|s| s.usergroups.insert(id.to_string(), members));
     }
 
     /// Makes the next `n` calls to `method` answer `failure`.
@@ -381,7 +401,12 @@ impl SlackSim {
 
     /// Parameters of every call to `method`, in order (failed and retried attempts included).
     pub fn calls(&self, method: &str) -> Vec<Value> {
-        self.inner.lock().calls(method).into_iter().cloned().collect()
+        self.inner
+            .lock()
+            .calls(method)
+            .into_iter()
+            .cloned()
+            .collect()
     }
 
     /// Every ack received so far.
@@ -395,7 +420,11 @@ impl SlackSim {
     }
 
     /// Waits (at most `timeout`) until `pred` holds for the state; true if it did.
-    pub async fn wait_until(&self, mut pred: impl FnMut(&SimSlackState) -> bool, timeout: Duration) -> bool {
+    pub async fn wait_until(
+        &self,
+        mut pred: impl FnMut(&SimSlackState) -> bool,
+        timeout: Duration,
+    ) -> bool {
         let deadline = Instant::now() + timeout;
         self.inner
             .wait_for(deadline, |s| pred(s).then_some(()))
@@ -407,13 +436,19 @@ impl SlackSim {
     pub async fn wait_ack(&self, envelope_id: &str, timeout: Duration) -> Option<SimAck> {
         let deadline = Instant::now() + timeout;
         self.inner
-            .wait_for(deadline, |s| s.acks.iter().find(|a| a.envelope_id == envelope_id).cloned())
+            .wait_for(deadline, |s| {
+                s.acks
+                    .iter()
+                    .find(|a| a.envelope_id == envelope_id)
+                    .cloned()
+            })
             .await
     }
 
     /// Waits (at most `timeout`) until at least `n` connections are live.
     pub async fn wait_connections(&self, n: usize, timeout: Duration) -> bool {
-        self.wait_until(|s| s.connection_count() >= n, timeout).await
+        self.wait_until(|s| s.connection_count() >= n, timeout)
+            .await
     }
 
     /// Sends `envelope` to one live connection (round robin), waiting up to 5 s for one.
@@ -450,7 +485,8 @@ impl SlackSim {
             })
             .await;
         self.inner.changed.notify_waiters();
-        sent.map(|()| envelope_id).ok_or(SimSlackError::NoConnection)
+        sent.map(|()| envelope_id)
+            .ok_or(SimSlackError::NoConnection)
     }
 
     /// Sends `{"type":"disconnect","reason":reason,…}` on every live connection, then closes
@@ -460,6 +496,19 @@ impl SlackSim {
             for conn in s.conns.iter_mut().filter(|c| c.live) {
                 conn.live = false;
                 let _ = conn.tx.send(ConnCmd::Disconnect {
+                    reason: reason.to_string(),
+                });
+            }
+        });
+    }
+
+    /// Sends a `disconnect` frame with `reason` on every live connection but keeps them open and
+    /// still chosen by [`SlackSim::push`], as Slack does when it warns before refreshing a
+    /// connection: the client must keep reading (and acking) the old sockets until it closes them.
+    pub fn warn_disconnect_all(&self, reason: &str) {
+        self.inner.update(|s| {
+            for conn in s.conns.iter().filter(|c| c.live) {
+                let _ = conn.tx.send(ConnCmd::Warn {
                     reason: reason.to_string(),
                 });
             }
@@ -544,7 +593,10 @@ fn slack_error(code: &str) -> Response {
 }
 
 fn str_param<'a>(params: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
-    params.get(key).and_then(Value::as_str).filter(|s| !s.is_empty())
+    params
+        .get(key)
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
 }
 
 const METHODS: [&str; 7] = [
@@ -602,7 +654,13 @@ impl Inner {
         }
     }
 
-    fn bot_message(&self, ts: &str, thread_ts: Option<&str>, text: Option<&str>, blocks: Option<&Value>) -> Value {
+    fn bot_message(
+        &self,
+        ts: &str,
+        thread_ts: Option<&str>,
+        text: Option<&str>,
+        blocks: Option<&Value>,
+    ) -> Value {
         let mut message = json!({
             "type": "message",
             "ts": ts,
@@ -617,13 +675,21 @@ impl Inner {
                 object.insert("blocks".to_string(), blocks.clone());
             }
             if let Some(thread_ts) = thread_ts {
-                object.insert("thread_ts".to_string(), Value::String(thread_ts.to_string()));
+                object.insert(
+                    "thread_ts".to_string(),
+                    Value::String(thread_ts.to_string()),
+                );
             }
         }
         message
     }
 
-    fn dispatch(&self, s: &mut SimSlackState, method: &str, params: &Map<String, Value>) -> Response {
+    fn dispatch(
+        &self,
+        s: &mut SimSlackState,
+        method: &str,
+        params: &Map<String, Value>,
+    ) -> Response {
         let text = str_param(params, "text").map(str::to_string);
         let blocks = params.get("blocks").filter(|b| b.is_array()).cloned();
         match method {
@@ -676,12 +742,19 @@ impl Inner {
                 if ephemeral_to.is_some() {
                     ok(json!({ "message_ts": ts }))
                 } else {
-                    let message = self.bot_message(&ts, thread_ts.as_deref(), text.as_deref(), blocks.as_ref());
+                    let message = self.bot_message(
+                        &ts,
+                        thread_ts.as_deref(),
+                        text.as_deref(),
+                        blocks.as_ref(),
+                    );
                     ok(json!({ "channel": channel, "ts": ts, "message": message }))
                 }
             }
             "chat.update" => {
-                let (Some(channel), Some(ts)) = (str_param(params, "channel"), str_param(params, "ts")) else {
+                let (Some(channel), Some(ts)) =
+                    (str_param(params, "channel"), str_param(params, "ts"))
+                else {
                     return slack_error("message_not_found");
                 };
                 if text.is_none() && blocks.is_none() {
@@ -713,7 +786,10 @@ impl Inner {
                 ok(body)
             }
             "chat.getPermalink" => {
-                let (Some(channel), Some(ts)) = (str_param(params, "channel"), str_param(params, "message_ts")) else {
+                let (Some(channel), Some(ts)) = (
+                    str_param(params, "channel"),
+                    str_param(params, "message_ts"),
+                ) else {
                     return slack_error("message_not_found");
                 };
                 let Some(found) = s.message(channel, ts) else {
@@ -758,10 +834,14 @@ async fn accept_loop(listener: TcpListener, inner: Arc<Inner>) {
     }
 }
 
+// tungstenite's handshake callback type fixes the large `ErrorResponse` error.
+#[allow(clippy::result_large_err)]
 async fn connection(stream: TcpStream, inner: Arc<Inner>) {
     let _ = stream.set_nodelay(true);
     let ticket_inner = inner.clone();
-    let check_ticket = move |req: &WsRequest, resp: WsResponse| -> Result<WsResponse, ErrorResponse> {
+    let check_ticket = move |req: &WsRequest,
+                             resp: WsResponse|
+          -> Result<WsResponse, ErrorResponse> {
         let ticket = req
             .uri()
             .query()
@@ -810,14 +890,14 @@ async fn connection(stream: TcpStream, inner: Arc<Inner>) {
                     }
                 }
                 Some(ConnCmd::Disconnect { reason }) => {
-                    let frame = json!({
-                        "type": "disconnect",
-                        "reason": reason,
-                        "debug_info": {"host": "applink-sim"},
-                    });
-                    let _ = ws.send(Message::text(frame.to_string())).await;
+                    let _ = ws.send(Message::text(disconnect_frame(&reason))).await;
                     let _ = ws.close(None).await;
                     closing_until = Some(Instant::now() + CLOSE_GRACE);
+                }
+                Some(ConnCmd::Warn { reason }) => {
+                    if ws.send(Message::text(disconnect_frame(&reason))).await.is_err() {
+                        break;
+                    }
                 }
                 Some(ConnCmd::Drop) | None => break,
             },
@@ -840,6 +920,15 @@ async fn connection(stream: TcpStream, inner: Arc<Inner>) {
     inner.update(|s| s.conns.retain(|c| c.id != id));
 }
 
+fn disconnect_frame(reason: &str) -> String {
+    json!({
+        "type": "disconnect",
+        "reason": reason,
+        "debug_info": {"host": "applink-sim"},
+    })
+    .to_string()
+}
+
 // ---------------------------------------------------------------------------------------------
 // Envelope builders
 
@@ -851,7 +940,9 @@ fn new_event_id() -> String {
     let tail: String = (0..10)
         .map(|_| {
             let n = fastrand::u8(0..36);
-            char::from_digit(u32::from(n), 36).unwrap_or('0').to_ascii_uppercase()
+            char::from_digit(u32::from(n), 36)
+                .unwrap_or('0')
+                .to_ascii_uppercase()
         })
         .collect();
     format!("Ev{tail}")
@@ -948,7 +1039,10 @@ pub fn message(
             (None, _) => {
                 object.insert("user".into(), json!("U0SIMUSER"));
                 object.insert("team".into(), json!(SIM_TEAM_ID));
-                object.insert("client_msg_id".into(), json!(uuid::Uuid::new_v4().to_string()));
+                object.insert(
+                    "client_msg_id".into(),
+                    json!(uuid::Uuid::new_v4().to_string()),
+                );
                 object.insert("blocks".into(), rich_text(text));
             }
             (Some(bot_id), Some(app_id)) => {

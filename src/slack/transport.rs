@@ -195,7 +195,8 @@ pub fn parse_inbound(frame: &str) -> Result<Inbound, SlackError> {
             })
         }
         Some("slash_commands") => {
-            let env: WithPayload<SlackCommandEvent> = serde_json::from_str(frame).map_err(bad_payload)?;
+            let env: WithPayload<SlackCommandEvent> =
+                serde_json::from_str(frame).map_err(bad_payload)?;
             Ok(Inbound::Command {
                 envelope_id,
                 command: Box::new(env.payload),
@@ -236,7 +237,8 @@ impl Seen {
     fn first_time(&mut self, envelope_id: &str, event_id: Option<&str>) -> bool {
         let envelope_key = format!("envelope:{envelope_id}");
         let event_key = event_id.map(|e| format!("event:{e}"));
-        let seen = self.set.contains(&envelope_key) || event_key.as_ref().is_some_and(|k| self.set.contains(k));
+        let seen = self.set.contains(&envelope_key)
+            || event_key.as_ref().is_some_and(|k| self.set.contains(k));
         self.remember(envelope_key);
         if let Some(key) = event_key {
             self.remember(key);
@@ -353,7 +355,11 @@ pub async fn run(
 }
 
 /// Decodes acked frames and hands them to the bot, in arrival order.
-async fn forward(mut rx: mpsc::UnboundedReceiver<Pending>, out: mpsc::Sender<Inbound>, stop: CancellationToken) {
+async fn forward(
+    mut rx: mpsc::UnboundedReceiver<Pending>,
+    out: mpsc::Sender<Inbound>,
+    stop: CancellationToken,
+) {
     loop {
         let pending = tokio::select! {
             biased;
@@ -363,7 +369,9 @@ async fn forward(mut rx: mpsc::UnboundedReceiver<Pending>, out: mpsc::Sender<Inb
                 None => break,
             },
         };
-        let Some(inbound) = decode(&pending) else { continue };
+        let Some(inbound) = decode(&pending) else {
+            continue;
+        };
         tokio::select! {
             biased;
             _ = stop.cancelled() => {
@@ -426,7 +434,11 @@ struct Backoff {
 
 impl Backoff {
     fn new(min: Duration, max: Duration) -> Backoff {
-        Backoff { min, max, attempt: 0 }
+        Backoff {
+            min,
+            max,
+            attempt: 0,
+        }
     }
 
     fn next(&mut self) -> Duration {
@@ -455,7 +467,11 @@ async fn run_slot(sh: Arc<Shared>, slot: usize) -> Result<(), SlackError> {
         };
         let ended = match opened {
             Err(error) if error.is_fatal() => {
-                tracing::error!(slot, kind = error.kind(), "Socket Mode cannot connect: {error}");
+                tracing::error!(
+                    slot,
+                    kind = error.kind(),
+                    "Socket Mode cannot connect: {error}"
+                );
                 return Err(error);
             }
             Err(error) => Ended::Failed {
@@ -474,7 +490,11 @@ async fn run_slot(sh: Arc<Shared>, slot: usize) -> Result<(), SlackError> {
         match ended {
             Ended::Stopped => return Ok(()),
             Ended::Refresh(reason) => {
-                tracing::info!(slot, reason = reason.as_str(), "Slack asked for a new connection");
+                tracing::info!(
+                    slot,
+                    reason = reason.as_str(),
+                    "Slack asked for a new connection"
+                );
                 backoff.reset();
                 sh.metrics.reconnects.inc();
             }
@@ -507,7 +527,9 @@ async fn open(sh: &Shared) -> Result<Ws, SlackError> {
     let handshake = tokio_tungstenite::connect_async_with_config(url.as_str(), None, true);
     match tokio::time::timeout(sh.cfg.hello_timeout, handshake).await {
         Err(_) => Err(SlackError::SocketProtocol("WebSocket handshake timed out")),
-        Ok(Err(source)) => Err(SlackError::WebSocket { source }),
+        Ok(Err(source)) => Err(SlackError::WebSocket {
+            source: Box::new(source),
+        }),
         Ok(Ok((ws, _response))) => Ok(ws),
     }
 }
@@ -521,7 +543,12 @@ enum Control {
 }
 
 /// Tells the slot this connection is no longer its live one (once), and updates the live count.
-fn release(sh: &Shared, live: &mut bool, release: &mut Option<oneshot::Sender<Ended>>, ended: Ended) {
+fn release(
+    sh: &Shared,
+    live: &mut bool,
+    release: &mut Option<oneshot::Sender<Ended>>,
+    ended: Ended,
+) {
     if *live {
         *live = false;
         sh.connected.send_modify(|n| *n = n.saturating_sub(1));
@@ -539,7 +566,7 @@ async fn serve(sh: Arc<Shared>, slot: usize, mut ws: Ws, release_tx: oneshot::Se
     let hello_deadline = tokio::time::sleep(sh.cfg.hello_timeout);
     tokio::pin!(hello_deadline);
     let mut drain_deadline: Option<tokio::time::Instant> = None;
-    let mut ping = tokio::time::interval(sh.cfg.ping_interval);
+    let mut ping = tokio::time::interval(sh.cfg.ping_interval.max(Duration::from_millis(100)));
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     ping.tick().await;
     let mut last_seen = Instant::now();
@@ -588,20 +615,20 @@ async fn serve(sh: Arc<Shared>, slot: usize, mut ws: Ws, release_tx: oneshot::Se
                         had_hello: hello_seen,
                     },
                     Some(Err(source)) => break Ended::Failed {
-                        error: SlackError::WebSocket { source },
+                        error: SlackError::WebSocket { source: Box::new(source) },
                         had_hello: hello_seen,
                     },
                 }
             }
             _ = ping.tick() => {
-                if last_seen.elapsed() > sh.cfg.ping_interval.saturating_mul(3) {
+                if last_seen.elapsed() > sh.cfg.ping_interval.max(Duration::from_millis(100)).saturating_mul(3) {
                     break Ended::Failed {
                         error: SlackError::SocketProtocol("no traffic from Slack"),
                         had_hello: hello_seen,
                     };
                 }
                 if let Err(source) = ws.send(Message::Ping(Vec::new().into())).await {
-                    break Ended::Failed { error: SlackError::WebSocket { source }, had_hello: hello_seen };
+                    break Ended::Failed { error: SlackError::WebSocket { source: Box::new(source) }, had_hello: hello_seen };
                 }
             }
             _ = &mut hello_deadline, if !hello_seen => {
@@ -622,7 +649,10 @@ async fn serve(sh: Arc<Shared>, slot: usize, mut ws: Ws, release_tx: oneshot::Se
 /// One text frame: control frames are reported; envelopes are recorded, acked, and queued.
 async fn handle_text(sh: &Shared, ws: &mut Ws, text: Utf8Bytes, read_at: Instant) -> Control {
     let Some(head) = Head::parse(text.as_str()) else {
-        tracing::warn!(len = text.len(), "ignored a Socket Mode frame that is not a JSON object");
+        tracing::warn!(
+            len = text.len(),
+            "ignored a Socket Mode frame that is not a JSON object"
+        );
         return Control::Continue;
     };
     match head.kind.as_deref() {
@@ -631,15 +661,23 @@ async fn handle_text(sh: &Shared, ws: &mut Ws, text: Utf8Bytes, read_at: Instant
         _ => {}
     }
     let Some(envelope_id) = head.envelope_id else {
-        tracing::warn!(kind = head.kind.as_deref(), "ignored a Socket Mode frame without envelope_id");
+        tracing::warn!(
+            kind = head.kind.as_deref(),
+            "ignored a Socket Mode frame without envelope_id"
+        );
         return Control::Continue;
     };
     let event_id = head.payload.as_ref().and_then(|p| p.event_id.as_deref());
     let first = sh.first_time(&envelope_id, event_id);
-    let ack = format!("{{\"envelope_id\":{}}}", serde_json::Value::String(envelope_id.clone()));
+    let ack = format!(
+        "{{\"envelope_id\":{}}}",
+        serde_json::Value::String(envelope_id.clone())
+    );
     let acked = ws.send(Message::text(ack)).await;
     if acked.is_ok() {
-        sh.metrics.ack_latency.observe(read_at.elapsed().as_secs_f64());
+        sh.metrics
+            .ack_latency
+            .observe(read_at.elapsed().as_secs_f64());
     }
     // Delivered even when the ack could not be written: Slack may redeliver it, and the
     // de-duplication memory then drops the redelivery.
@@ -657,7 +695,9 @@ async fn handle_text(sh: &Shared, ws: &mut Ws, text: Utf8Bytes, read_at: Instant
     }
     match acked {
         Ok(()) => Control::Continue,
-        Err(source) => Control::Broken(SlackError::WebSocket { source }),
+        Err(source) => Control::Broken(SlackError::WebSocket {
+            source: Box::new(source),
+        }),
     }
 }
 
@@ -670,7 +710,10 @@ mod tests {
         let mut seen = Seen::new(4);
         assert!(seen.first_time("a", Some("Ev1")));
         assert!(!seen.first_time("a", Some("Ev1")), "same envelope");
-        assert!(!seen.first_time("b", Some("Ev1")), "redelivery: new envelope, same event");
+        assert!(
+            !seen.first_time("b", Some("Ev1")),
+            "redelivery: new envelope, same event"
+        );
         assert!(seen.first_time("c", None));
         assert!(seen.first_time("d", None));
         assert!(seen.first_time("e", None));
@@ -698,13 +741,21 @@ mod tests {
         let cases = [
             ("not json", "secret-text-1"),
             (r#"{"type":"hello","num_connections":1}"#, ""),
-            (r#"{"type":"events_api","envelope_id":"x","payload":{"text":"secret-text-2"}}"#, "secret-text-2"),
-            (r#"{"type":"slash_commands","envelope_id":"x","payload":42}"#, ""),
+            (
+                r#"{"type":"events_api","envelope_id":"x","payload":{"text":"secret-text-2"}}"#,
+                "secret-text-2",
+            ),
+            (
+                r#"{"type":"slash_commands","envelope_id":"x","payload":42}"#,
+                "",
+            ),
             (r#"{"type":"mystery","envelope_id":"x","payload":{}}"#, ""),
         ];
         for (frame, hidden) in cases {
             let err = parse_inbound(frame).err();
-            let Some(err) = err else { panic!("{frame} should not parse") };
+            let Some(err) = err else {
+                panic!("{frame} should not parse")
+            };
             assert!(matches!(err, SlackError::Envelope { .. }), "{frame}");
             if !hidden.is_empty() {
                 assert!(!err.to_string().contains(hidden));
@@ -715,7 +766,9 @@ mod tests {
 
     #[test]
     fn head_parse_survives_odd_fields() {
-        let head = Head::parse(r#"{"envelope_id":"e1","type":"events_api","retry_attempt":"one","payload":[]}"#);
+        let head = Head::parse(
+            r#"{"envelope_id":"e1","type":"events_api","retry_attempt":"one","payload":[]}"#,
+        );
         assert_eq!(head.and_then(|h| h.envelope_id).as_deref(), Some("e1"));
         assert!(Head::parse("[1,2]").is_none());
     }

@@ -8,9 +8,11 @@
 //!   without `max_retries` the crate does *not* retry a 429 at all. With it, a 429 is retried
 //!   after exactly its `Retry-After` (up to [`MAX_RETRIES`] times). Method tiers are applied per
 //!   team, which the crate only does when the token carries a team id: [`SlackWeb::auth_test`]
-//!   records it and later calls use it. `chat.postMessage` is limited per channel (Slack's
-//!   documented 1/s per channel with short bursts) instead of the crate's single global 1/s
-//!   bucket, which would serialise every channel behind each other;
+//!   records it and later calls use it (tier 3 `chat.update`: 50 a minute; tier 2
+//!   `usergroups.users.list`: 20 a minute). `chat.postMessage` is limited per channel (Slack's
+//!   documented 1/s per channel, bursts of 10 here) instead of the crate's single global 1/s
+//!   bucket with no burst, which would serialise every channel behind each other.
+//!   [`SlackWeb::without_pacing`] turns the client-side pacing off (demo, tests);
 //! - errors as [`SlackError`], with a short [`SlackError::user_message`] for Slack users and the
 //!   crate's error as `#[source]` for the logs, and a call counter in `Metrics::slack_calls`.
 //!
@@ -32,8 +34,8 @@ use slack_morphism::prelude::{
     SlackApiRateControlSpecialLimit, SlackClientHyperConnector, SlackHyperHttpsConnector,
 };
 use slack_morphism::{
-    SlackApiToken, SlackApiTokenValue, SlackChannelId, SlackClient,
-    SlackMessageContent, SlackTeamId, SlackTs, SlackUserGroupId, SlackUserId,
+    SlackApiToken, SlackApiTokenValue, SlackChannelId, SlackClient, SlackMessageContent,
+    SlackTeamId, SlackTs, SlackUserGroupId, SlackUserId,
 };
 use std::fmt;
 use std::sync::{Arc, OnceLock};
@@ -68,7 +70,7 @@ pub enum SlackError {
         code: String,
         /// The client error.
         #[source]
-        source: SlackClientError,
+        source: Box<SlackClientError>,
     },
     /// Slack answered `ok: false` with another error code.
     #[error("Slack API {method} answered `{code}`")]
@@ -79,7 +81,7 @@ pub enum SlackError {
         code: String,
         /// The client error.
         #[source]
-        source: SlackClientError,
+        source: Box<SlackClientError>,
     },
     /// Still rate limited after [`MAX_RETRIES`] retries.
     #[error("Slack API {method} is rate limited")]
@@ -90,7 +92,7 @@ pub enum SlackError {
         retry_after: Option<Duration>,
         /// The client error.
         #[source]
-        source: SlackClientError,
+        source: Box<SlackClientError>,
     },
     /// An HTTP status other than 200/429.
     #[error("Slack API {method} failed with HTTP {status}")]
@@ -101,7 +103,7 @@ pub enum SlackError {
         status: u16,
         /// The client error.
         #[source]
-        source: SlackClientError,
+        source: Box<SlackClientError>,
     },
     /// The request did not get an answer (connection refused, TLS, timeout…).
     #[error("could not reach the Slack API for {method}")]
@@ -110,7 +112,7 @@ pub enum SlackError {
         method: &'static str,
         /// The client error.
         #[source]
-        source: SlackClientError,
+        source: Box<SlackClientError>,
     },
     /// The answer was not what the method returns.
     #[error("unexpected answer from Slack API {method}")]
@@ -119,7 +121,7 @@ pub enum SlackError {
         method: &'static str,
         /// The client error.
         #[source]
-        source: SlackClientError,
+        source: Box<SlackClientError>,
     },
     /// A Block Kit block given to a method is not valid.
     #[error("block #{index} is not valid Block Kit: {reason}")]
@@ -144,7 +146,7 @@ pub enum SlackError {
     WebSocket {
         /// The WebSocket error.
         #[source]
-        source: tokio_tungstenite::tungstenite::Error,
+        source: Box<tokio_tungstenite::tungstenite::Error>,
     },
     /// The Socket Mode peer did not follow the protocol (no `hello`, silent connection…).
     #[error("Socket Mode protocol: {0}")]
@@ -221,8 +223,9 @@ impl SlackError {
         }
     }
 
-    fn from_client(method: &'static str, source: SlackClientError) -> SlackError {
-        match &source {
+    fn from_client(method: &'static str, client_error: SlackClientError) -> SlackError {
+        let source = Box::new(client_error);
+        match source.as_ref() {
             SlackClientError::ApiError(api) if is_auth_code(&api.code) => SlackError::Auth {
                 method,
                 code: api.code.clone(),
@@ -271,6 +274,7 @@ pub struct SlackWeb {
     client: SlackClient<Connector>,
     bot_token: Secret,
     team_id: Arc<OnceLock<String>>,
+    pacing: bool,
     metrics: Metrics,
     api_url: String,
 }
@@ -291,7 +295,9 @@ impl SlackWeb {
         // Another component may have installed a provider already; either way one is there.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let builder = hyper_rustls::HttpsConnectorBuilder::new();
-        let builder = match builder.with_provider_and_native_roots(rustls::crypto::ring::default_provider()) {
+        let builder = match builder
+            .with_provider_and_native_roots(rustls::crypto::ring::default_provider())
+        {
             Ok(builder) => builder,
             // No system CA store: still fine for a plain-http fake, never for real Slack.
             Err(_) if api_url.scheme() == "http" => {
@@ -308,7 +314,11 @@ impl SlackWeb {
             }
             Err(source) => return Err(SlackError::Setup { source }),
         };
-        let https = builder.https_or_http().enable_http1().enable_http2().build();
+        let https = builder
+            .https_or_http()
+            .enable_http1()
+            .enable_http2()
+            .build();
         let api_url = api_url.as_str().trim_end_matches('/').to_string();
         let connector = SlackClientHyperConnector::with_connector(https)
             .with_slack_api_url(&api_url)
@@ -317,15 +327,24 @@ impl SlackWeb {
             client: SlackClient::new(connector),
             bot_token,
             team_id: Arc::new(OnceLock::new()),
+            pacing: true,
             metrics,
             api_url,
         })
     }
 
+    /// Turns off client-side pacing (method tiers and the per-channel `chat.postMessage`
+    /// limit), keeping the 429 `Retry-After` retries. For the demo and tests against the fake,
+    /// where Slack's real limits would only slow things down.
+    pub fn without_pacing(mut self) -> SlackWeb {
+        self.pacing = false;
+        self
+    }
+
     fn token(&self, secret: &Secret, with_team: bool) -> SlackApiToken {
         let token = SlackApiToken::new(SlackApiTokenValue(secret.expose().to_string()));
         match self.team_id.get() {
-            Some(team) if with_team => token.with_team_id(SlackTeamId(team.clone())),
+            Some(team) if with_team && self.pacing => token.with_team_id(SlackTeamId(team.clone())),
             _ => token,
         }
     }
@@ -343,7 +362,12 @@ impl SlackWeb {
             Err(source) => {
                 let err = SlackError::from_client(method, source);
                 Metrics::call(&self.metrics.slack_calls, method, err.kind());
-                tracing::warn!(method, kind = err.kind(), code = err.code(), "Slack API call failed");
+                tracing::warn!(
+                    method,
+                    kind = err.kind(),
+                    code = err.code(),
+                    "Slack API call failed"
+                );
                 Err(err)
             }
         }
@@ -392,18 +416,18 @@ impl SlackWeb {
         let content = content(text, blocks).map_err(|e| self.invalid(METHOD, e))?;
         let req = SlackApiChatPostMessageRequest::new(SlackChannelId(channel.to_string()), content)
             .opt_thread_ts(thread_ts.map(|t| SlackTs(t.to_string())));
-        // Slack: about 1 message per second per channel, short bursts allowed.
+        // Slack: about 1 message per second per channel, short bursts allowed (10 here).
         let per_channel = SlackApiMethodRateControlConfig::new().with_special_rate_limit(
             SlackApiRateControlSpecialLimit::new(
                 format!("{METHOD}:{channel}").into(),
-                SlackApiRateControlLimit::new(3, Duration::from_secs(3)),
+                SlackApiRateControlLimit::new(10, Duration::from_secs(10)),
             ),
         );
         let token = self.token(&self.bot_token, true);
         let session = self.client.open_session(&token);
         let res: Result<SlackApiChatPostMessageResponse, _> = session
             .http_session_api
-            .http_post(METHOD, &req, Some(&per_channel))
+            .http_post(METHOD, &req, self.pacing.then_some(&per_channel))
             .await;
         Ok(self.finish(METHOD, res)?.ts.0)
     }
@@ -480,7 +504,10 @@ impl SlackWeb {
 }
 
 /// Text plus optional Block Kit JSON as slack-morphism content.
-fn content(text: &str, blocks: Option<Vec<serde_json::Value>>) -> Result<SlackMessageContent, SlackError> {
+fn content(
+    text: &str,
+    blocks: Option<Vec<serde_json::Value>>,
+) -> Result<SlackMessageContent, SlackError> {
     let blocks = blocks.map(to_blocks).transpose()?;
     Ok(SlackMessageContent::new()
         .with_text(text.to_string())
@@ -490,7 +517,7 @@ fn content(text: &str, blocks: Option<Vec<serde_json::Value>>) -> Result<SlackMe
 /// Converts Block Kit JSON values to slack-morphism blocks. A block whose `type` the crate does
 /// not model, or whose fields do not match its type (which the crate would keep as an opaque
 /// `Unknown` block and Slack would then refuse), is an error here, naming only its position.
-pub fn to_blocks(values: Vec<serde_json::Value>) -> Result<Vec<SlackBlock>, SlackError> {
+fn to_blocks(values: Vec<serde_json::Value>) -> Result<Vec<SlackBlock>, SlackError> {
     values
         .into_iter()
         .enumerate()
