@@ -37,6 +37,8 @@ pub struct Options {
     pub listen: Option<SocketAddr>,
     /// A name for this replica in the store's leases.
     pub instance: String,
+    /// Pace Web API calls to Slack's method tiers (off only against the simulator).
+    pub pace_slack: bool,
 }
 
 impl Default for Options {
@@ -47,6 +49,7 @@ impl Default for Options {
             shutdown_bound: Duration::from_secs(10),
             listen: None,
             instance: crate::config::instance_name(),
+            pace_slack: true,
         }
     }
 }

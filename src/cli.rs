@@ -292,7 +292,7 @@ pub fn render_audit(entries: &[crate::store::AuditEntry]) -> String {
     if entries.is_empty() {
         return "No audit entries.\n".into();
     }
-    let mut out = String::from("TIME (UTC)           KIND        LOCATION              ENV    WHO          WHERE        VERDICT           TARGET / LINK\n");
+    let mut out = String::from("TIME (UTC)           KIND        LOCATION               ENV    WHO          WHERE        VERDICT           TARGET / LINK\n");
     for e in entries {
         let kind = match e.kind {
             crate::store::AuditKind::Check => "check",
@@ -304,7 +304,7 @@ pub fn render_audit(entries: &[crate::store::AuditEntry]) -> String {
             .collect::<Vec<_>>()
             .join(" ");
         out.push_str(&format!(
-            "{:<20} {:<11} {:<21} {:<6} {:<12} {:<12} {:<17} {}\n",
+            "{:<20} {:<11} {:<22} {:<6} {:<12} {:<12} {:<17} {}\n",
             e.at.format("%Y-%m-%d %H:%M:%S"),
             kind,
             e.location,
@@ -323,11 +323,11 @@ pub fn render_in_flight(checks: &[crate::store::InFlight], now: chrono::DateTime
     if checks.is_empty() {
         return "No checks in flight.\n".into();
     }
-    let mut out = String::from("LOCATION              ENV    STAGE        RUNNING  SOURCE   OWNER                WAITERS\n");
+    let mut out = String::from("LOCATION               ENV    STAGE        RUNNING  SOURCE   OWNER                WAITERS\n");
     for c in checks {
         let secs = (now - c.started_at).num_seconds().max(0);
         out.push_str(&format!(
-            "{:<21} {:<6} {:<12} {:>5}s   {:<8} {:<20} {}\n",
+            "{:<22} {:<6} {:<12} {:>5}s   {:<8} {:<20} {}\n",
             c.key.location,
             c.key.environment,
             c.stage,

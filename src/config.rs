@@ -805,9 +805,9 @@ pub fn instance_name() -> String {
     format!("{host}-{:08x}", fastrand::u32(..))
 }
 
-/// The log filter from `RUST_LOG`, defaulting to `info`.
-pub fn log_filter() -> String {
-    std::env::var("RUST_LOG").unwrap_or_else(|_| "info,sqlx=warn,hyper=warn,reqwest=warn".into())
+/// The log filter from `RUST_LOG`, or `default` when it is not set.
+pub fn log_filter(default: &str) -> String {
+    std::env::var("RUST_LOG").unwrap_or_else(|_| default.into())
 }
 
 impl fmt::Display for Problem {

@@ -65,6 +65,7 @@ pub async fn run(out: &mut dyn Write) -> Result<()> {
         shutdown_bound: Duration::from_secs(5),
         listen: Some(([127, 0, 0, 1], 0).into()),
         instance: "demo".into(),
+        pace_slack: false,
     };
     let bot = app::start(config.clone(), world.secrets(), options).await?;
     if !bot.wait_connected(1, WAIT).await {
@@ -156,7 +157,9 @@ pub async fn run(out: &mut dyn Write) -> Result<()> {
         )?;
     }
     for issue in world.github.issues() {
-        writeln!(out, "  GitHub issue opened: {:?}", issue)?;
+        writeln!(out, "  GitHub issue opened in {} #{}: {:?}", issue.repo, issue.number, issue.title)?;
+        let steps = issue.body.lines().filter(|l| l.starts_with("### ")).count();
+        writeln!(out, "    its body carries {steps} runbook steps with their evidence, the next actions and the links")?;
     }
     let _ = SATLINK_CHANNEL;
 

@@ -56,8 +56,8 @@ impl SimDirectory {
         let inner = Arc::new(Mutex::new(Inner::default()));
         let notify = Arc::new(Notify::new());
         let app = Router::new()
-            .route("/cluster/{id}", get(cluster))
-            .route("/carriers/{dc}", get(carriers))
+            .route("/api/cluster/{id}", get(cluster))
+            .route("/api/carriers/{dc}", get(carriers))
             .with_state(AppState {
                 inner: inner.clone(),
                 notify: notify.clone(),

@@ -792,12 +792,15 @@ impl Inner {
                 ) else {
                     return slack_error("message_not_found");
                 };
-                let Some(found) = s.message(channel, ts) else {
+                // Messages people post (mentions, alerts) are not recorded here, but Slack has a
+                // permalink for them too: any well-formed ts gets one.
+                if ts.is_empty() || !ts.chars().all(|c| c.is_ascii_digit() || c == '.') {
                     return slack_error("message_not_found");
-                };
+                }
+                let thread = s.message(channel, ts).and_then(|m| m.thread_ts.clone());
                 let digits: String = ts.chars().filter(char::is_ascii_digit).collect();
                 let mut permalink = format!("{}/archives/{channel}/p{digits}", self.http_base);
-                if let Some(thread_ts) = &found.thread_ts {
+                if let Some(thread_ts) = &thread {
                     permalink.push_str(&format!("?thread_ts={thread_ts}&cid={channel}"));
                 }
                 ok(json!({ "channel": channel, "permalink": permalink }))

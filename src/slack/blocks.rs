@@ -69,6 +69,8 @@ pub struct ReportContext {
     pub page_target: Option<TargetButton>,
     /// Set when a fresh result is reused: its age.
     pub reused_age: Option<Duration>,
+    /// Whether to show the buttons (not on the copy posted to a team's channel).
+    pub buttons: bool,
 }
 
 /// Cuts `s` to at most `max` characters, ending with `…` when cut.
@@ -284,7 +286,7 @@ pub fn report(report: &Report, ctx: &ReportContext) -> Vec<Value> {
     ));
     blocks.push(context(&links.join(" · ")));
 
-    if let (Some(location), Some(environment)) = (&report.location, report.environment) {
+    if let (true, Some(location), Some(environment)) = (ctx.buttons, &report.location, report.environment) {
         let value = |target: Option<&str>| ButtonValue {
             location: location.to_string(),
             environment,
@@ -385,6 +387,7 @@ mod tests {
                 title: "Satellite Link squad".into(),
             }),
             reused_age: None,
+            buttons: true,
         };
         let blocks = report(&sample(VerdictCode::RegionMismatch, 80), &ctx);
         assert!(blocks.len() <= MAX_BLOCKS);
@@ -422,6 +425,7 @@ mod tests {
                 title: "Satellite Link squad".into(),
             }),
             reused_age: Some(Duration::from_secs(125)),
+            buttons: true,
         };
         let text = all_text(&report(&sample(VerdictCode::RegionMismatch, 2), &ctx));
         assert!(text.contains("us-east") && text.contains("us-south"));

@@ -96,6 +96,7 @@ pub fn report_context(
         targets: targets.into_iter().map(button).collect(),
         page_target,
         reused_age,
+        buttons: true,
     }
 }
 
