@@ -17,6 +17,7 @@
 use crate::secret::Secret;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use base64::Engine as _;
+use std::fmt;
 use yaml_rust2::parser::{Event, Parser};
 use yaml_rust2::scanner::TScalarStyle;
 
@@ -214,6 +215,13 @@ impl MissingKey {
     }
 }
 
+impl fmt::Display for MissingKey {
+    /// The same sentence as [`MissingKey::explain`], for logs.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.explain())
+    }
+}
+
 /// What [`find_region`] found in `connector_sl_configMap.log`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RegionFinding {
@@ -272,6 +280,13 @@ impl MissingRegion {
     }
 }
 
+impl fmt::Display for MissingRegion {
+    /// The same sentence as [`MissingRegion::explain`], for logs.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.explain())
+    }
+}
+
 /// Finds a non-empty `iam_api_key` in the `slclient.toml` of the storage secret printed by kubectl.
 pub fn find_api_key(log: &[u8]) -> ApiKeyFinding {
     let doc = match locate(log) {
@@ -304,7 +319,9 @@ pub fn find_api_key(log: &[u8]) -> ApiKeyFinding {
             return decode_slclient(&DataValue::Text(v));
         }
     }
-    ApiKeyFinding::Missing(MissingKey::NoSlclientToml { keys: doc.key_names() })
+    ApiKeyFinding::Missing(MissingKey::NoSlclientToml {
+        keys: doc.key_names(),
+    })
 }
 
 /// Finds `data.region` in the satellite-link ConfigMap printed by kubectl.
@@ -333,7 +350,9 @@ pub fn find_region(log: &[u8]) -> RegionFinding {
             return normalise_region(&DataValue::Text(v));
         }
     }
-    RegionFinding::Absent(MissingRegion::NoRegionKey { keys: doc.key_names() })
+    RegionFinding::Absent(MissingRegion::NoRegionKey {
+        keys: doc.key_names(),
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -352,7 +371,11 @@ fn decode_slclient(value: &DataValue) -> ApiKeyFinding {
     };
     let decoded = match LENIENT_BASE64.decode(encoded.as_bytes()) {
         Ok(d) => d,
-        Err(e) => return missing(MissingKey::BadBase64 { detail: base64_detail(&e) }),
+        Err(e) => {
+            return missing(MissingKey::BadBase64 {
+                detail: base64_detail(&e),
+            })
+        }
     };
     drop(encoded);
     let bytes = decoded.len();
@@ -363,7 +386,6 @@ fn decode_slclient(value: &DataValue) -> ApiKeyFinding {
     let table: toml::Table = match text.parse() {
         Ok(t) => t,
         Err(e) => {
-            let e: toml::de::Error = e;
             let (line, column) = match e.span() {
                 Some(span) => line_col(&text, span.start),
                 None => (None, None),
@@ -426,7 +448,11 @@ fn find_key_in_table(root: &toml::Table, toml_bytes: usize) -> ApiKeyFinding {
             _ => {}
         }
     }
-    let tables: Vec<&String> = root.iter().filter(|(_, v)| v.is_table()).map(|(k, _)| k).collect();
+    let tables: Vec<&String> = root
+        .iter()
+        .filter(|(_, v)| v.is_table())
+        .map(|(k, _)| k)
+        .collect();
     let misplaced_in = root
         .iter()
         .filter(|(k, _)| !k.trim().eq_ignore_ascii_case("bluemix"))
@@ -442,7 +468,9 @@ fn find_key_in_table(root: &toml::Table, toml_bytes: usize) -> ApiKeyFinding {
 
 fn base64_detail(e: &base64::DecodeError) -> String {
     match e {
-        base64::DecodeError::InvalidByte(at, _) => format!("invalid character at position {}", at + 1),
+        base64::DecodeError::InvalidByte(at, _) => {
+            format!("invalid character at position {}", at + 1)
+        }
         base64::DecodeError::InvalidLength(n) => format!("invalid length: {n} base64 characters"),
         base64::DecodeError::InvalidLastSymbol(at, _) => {
             format!("invalid last character at position {}", at + 1)
@@ -596,14 +624,29 @@ fn locate(log: &[u8]) -> Located {
             Candidate::Json => parse_json(rest).map(|n| (n, true)),
             Candidate::Yaml => parse_yaml(rest),
         };
-        let Some((root, complete)) = parsed else { continue };
-        let Some(data) = object_data(&root) else { continue };
+        let Some((root, complete)) = parsed else {
+            continue;
+        };
+        let Some(data) = object_data(&root) else {
+            continue;
+        };
         if complete && !data.is_empty() {
-            return Located::Doc(Doc { data, complete, text });
+            return Located::Doc(Doc {
+                data,
+                complete,
+                text,
+            });
         }
         // Partial, or without data (perhaps a noise line like `data: 3 files`): keep looking.
-        if partial.as_ref().is_none_or(|p| p.data.is_empty() && !data.is_empty()) {
-            partial = Some(Doc { data, complete, text: String::new() });
+        if partial
+            .as_ref()
+            .is_none_or(|p| p.data.is_empty() && !data.is_empty())
+        {
+            partial = Some(Doc {
+                data,
+                complete,
+                text: String::new(),
+            });
         }
     }
     match partial {
@@ -696,7 +739,9 @@ impl Node {
 /// The `data` entries of a kubectl object (or of the first item of a `List` that has data).
 /// `None` when the root is not a kubectl object.
 fn object_data(root: &Node) -> Option<Vec<(String, DataValue)>> {
-    let Node::Map(entries) = root else { return None };
+    let Node::Map(entries) = root else {
+        return None;
+    };
     let recognised = entries.iter().any(|(k, _)| {
         matches!(
             k.as_deref().map(str::trim),
@@ -800,17 +845,15 @@ impl Frame {
 /// so far with `complete == false`: trailing log noise after the object is such an error.
 fn parse_yaml(text: &str) -> Option<(Node, bool)> {
     // yaml-rust2 is fuzzed, but a panic inside it must not take the bot down.
-    std::panic::catch_unwind(|| parse_yaml_events(text)).ok().flatten()
+    std::panic::catch_unwind(|| parse_yaml_events(text))
+        .ok()
+        .flatten()
 }
 
 fn parse_yaml_events(text: &str) -> Option<(Node, bool)> {
     let mut parser = Parser::new_from_str(text);
     let mut stack: Vec<Frame> = Vec::new();
-    loop {
-        let event = match parser.next_token() {
-            Ok((event, _)) => event,
-            Err(_) => break,
-        };
+    while let Ok((event, _)) = parser.next_token() {
         let finished = match event {
             Event::Nothing | Event::StreamStart | Event::DocumentStart => continue,
             Event::DocumentEnd | Event::StreamEnd => break,
@@ -867,7 +910,9 @@ fn line_lookup(text: &str, key: &str) -> Option<String> {
     for (i, line) in lines.iter().enumerate() {
         let body = line.trim_start();
         let indent = line.len() - body.len();
-        let Some(rest) = strip_key(body, key) else { continue };
+        let Some(rest) = strip_key(body, key) else {
+            continue;
+        };
         let rest = rest.trim();
         let following = lines.get(i + 1..).unwrap_or(&[]);
         let more = || {
@@ -944,8 +989,12 @@ fn json_lookup(text: &str, key: &str) -> Option<String> {
         let after = from + found + needle.len();
         from = after;
         let rest = text.get(after..)?.trim_start();
-        let Some(rest) = rest.strip_prefix(':') else { continue };
-        let Some(rest) = rest.trim_start().strip_prefix('"') else { continue };
+        let Some(rest) = rest.strip_prefix(':') else {
+            continue;
+        };
+        let Some(rest) = rest.trim_start().strip_prefix('"') else {
+            continue;
+        };
         let end = rest.find('"')?;
         return rest.get(..end).map(str::to_string);
     }
@@ -980,7 +1029,13 @@ fn names<'a>(it: impl Iterator<Item = &'a str>) -> Vec<String> {
 fn quoted_list(names: &[String]) -> String {
     names
         .iter()
-        .map(|n| if n == "…" { n.clone() } else { format!("`{n}`") })
+        .map(|n| {
+            if n == "…" {
+                n.clone()
+            } else {
+                format!("`{n}`")
+            }
+        })
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -1010,15 +1065,26 @@ mod tests {
     #[test]
     fn deep_yaml_nesting_is_refused_without_recursion() {
         let deep = format!("data: {}", "[".repeat(200_000));
-        assert!(matches!(find_region(deep.as_bytes()), RegionFinding::Absent(_)));
-        let deep_block: String = (0..5_000).map(|i| format!("{}- \n", " ".repeat(i))).collect();
-        assert!(matches!(find_region(deep_block.as_bytes()), RegionFinding::Absent(_)));
+        assert!(matches!(
+            find_region(deep.as_bytes()),
+            RegionFinding::Absent(_)
+        ));
+        let deep_block: String = (0..5_000)
+            .map(|i| format!("{}- \n", " ".repeat(i)))
+            .collect();
+        assert!(matches!(
+            find_region(deep_block.as_bytes()),
+            RegionFinding::Absent(_)
+        ));
     }
 
     #[test]
     fn the_line_fallback_reads_wrapped_and_quoted_values() {
         let text = "junk: [\n  slclient.toml: |\n    QUJD\n    REVG\nkind: Secret\n";
-        assert_eq!(line_lookup(text, "slclient.toml").as_deref(), Some("QUJD\nREVG"));
+        assert_eq!(
+            line_lookup(text, "slclient.toml").as_deref(),
+            Some("QUJD\nREVG")
+        );
         let text = "  \"region\": \"us-east\",\n";
         assert_eq!(line_lookup(text, "region").as_deref(), Some("us-east"));
         let text = "x {\"data\":{\"Region\" : \"eu-de\"";

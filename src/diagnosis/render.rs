@@ -18,7 +18,11 @@ const CONSOLE_TAIL_LINES: usize = 30;
 /// each step with its evidence, the next actions, the console tail, the runbook link.
 pub fn text(report: &Report) -> String {
     let mut out = String::new();
-    let confirmed = if report.confirmed { " (confirmed by IAM)" } else { "" };
+    let confirmed = if report.confirmed {
+        " (confirmed by IAM)"
+    } else {
+        ""
+    };
     let _ = writeln!(
         out,
         "{} — {}{confirmed}",
@@ -36,7 +40,10 @@ pub fn text(report: &Report) -> String {
         facts.push(("Environment", e.to_string()));
     }
     if let Some(t) = &report.tugboat {
-        facts.push(("Tugboat", format!("{} (Jenkins: {})", t.dotted(), t.kebab())));
+        facts.push((
+            "Tugboat",
+            format!("{} (Jenkins: {})", t.dotted(), t.kebab()),
+        ));
     }
     if let Some(c) = &report.carrier {
         facts.push(("Carrier", c.to_string()));
@@ -51,7 +58,7 @@ pub fn text(report: &Report) -> String {
         facts.push(("Build", one_line(b)));
     }
     if let Some(k) = &report.key_fingerprint {
-        facts.push(("IAM API key", one_line(k)));
+        facts.push(("Key fingerprint", one_line(k)));
     }
     for (label, value) in &facts {
         let _ = writeln!(out, "{:<18}{value}", format!("{label}:"));
@@ -81,7 +88,9 @@ pub fn text(report: &Report) -> String {
 
     if let Some(tail) = &report.console_tail {
         let lines: Vec<&str> = tail.lines().collect();
-        let shown = lines.get(lines.len().saturating_sub(CONSOLE_TAIL_LINES)..).unwrap_or(&[]);
+        let shown = lines
+            .get(lines.len().saturating_sub(CONSOLE_TAIL_LINES)..)
+            .unwrap_or(&[]);
         if !shown.is_empty() {
             let _ = writeln!(out, "Console tail (last {} lines):", shown.len());
             for line in shown {

@@ -61,7 +61,11 @@ pub fn diagnose(api_key_log: &[u8], configmap_log: &[u8], expected: &Region) -> 
                     "It is at the top level, not in [Bluemix] where the storage secret usually keeps it.".into(),
                 );
             }
-            (Step::new(StepId::ApiKey, StepStatus::Ok, evidence), Some(key), None)
+            (
+                Step::new(StepId::ApiKey, StepStatus::Ok, evidence),
+                Some(key),
+                None,
+            )
         }
         ApiKeyFinding::Missing(why) => {
             let mut evidence = Vec::new();
@@ -70,7 +74,11 @@ pub fn diagnose(api_key_log: &[u8], configmap_log: &[u8], expected: &Region) -> 
             }
             let explained = why.explain();
             evidence.push(explained.clone());
-            (Step::new(StepId::ApiKey, StepStatus::Failed, evidence), None, Some(explained))
+            (
+                Step::new(StepId::ApiKey, StepStatus::Failed, evidence),
+                None,
+                Some(explained),
+            )
         }
     };
 
@@ -95,7 +103,9 @@ pub fn diagnose(api_key_log: &[u8], configmap_log: &[u8], expected: &Region) -> 
                 Step::new(
                     StepId::Region,
                     StepStatus::Failed,
-                    vec![format!("ConfigMap region `{found}`, tugboat's region `{expected_str}`")],
+                    vec![format!(
+                        "ConfigMap region `{found}`, tugboat's region `{expected_str}`"
+                    )],
                 ),
                 Some(found),
                 Some(problem),
@@ -280,7 +290,12 @@ mod tests {
 
     #[test]
     fn iam_outcomes_refine_only_a_likely_bad_key() {
-        let rejected = apply_iam(invalid(), &IamOutcome::Rejected { detail: "BXNIM0415E".into() });
+        let rejected = apply_iam(
+            invalid(),
+            &IamOutcome::Rejected {
+                detail: "BXNIM0415E".into(),
+            },
+        );
         assert_eq!(rejected.verdict, VerdictCode::ApiKeyInvalid);
         assert!(rejected.confirmed);
         assert_eq!(rejected.steps.last().map(|s| s.id), Some(StepId::IamProbe));
@@ -288,7 +303,12 @@ mod tests {
         let accepted = apply_iam(invalid(), &IamOutcome::Accepted);
         assert_eq!(accepted.verdict, VerdictCode::ApiKeyAccepted);
 
-        let down = apply_iam(invalid(), &IamOutcome::Unreachable { detail: "HTTP 503".into() });
+        let down = apply_iam(
+            invalid(),
+            &IamOutcome::Unreachable {
+                detail: "HTTP 503".into(),
+            },
+        );
         assert_eq!(down.verdict, VerdictCode::IamUnreachable);
         assert!(!down.confirmed);
         assert!(down.summary.contains("HTTP 503"));
@@ -303,7 +323,9 @@ mod tests {
     fn a_key_leaked_into_an_iam_detail_is_replaced_by_its_fingerprint() {
         let d = apply_iam(
             invalid(),
-            &IamOutcome::Rejected { detail: format!("bad apikey {SECRET_KEY}\u{1b}[0m") },
+            &IamOutcome::Rejected {
+                detail: format!("bad apikey {SECRET_KEY}\u{1b}[0m"),
+            },
         );
         let all = format!("{d:?}");
         assert!(!all.contains(SECRET_KEY), "{all}");
