@@ -28,7 +28,10 @@ const REFRESH: &str = "rt-AbCdEfGhIjKlMnOpQrStUvWxYz0123456789";
 const FIXTURE_KEY: &str = "kq2V8hN0Zt1mWcXb3fLp9RyA6uJdE4sG7oHiQ5vTnB2w";
 /// The secret values of the fixtures this repository adds (json-key-present-eu-de, crlf-wrapped-block).
 const OWN_FIXTURE_KEY: &str = "Hn4Xq8Wv2Ke6Ry0Tu3Io7Pa1Sd5Fg9Jk2Lz8Xc4Vb";
-const OWN_FIXTURE_SECRETS: [&str; 2] = ["cs-9Qm2Lx7Rk4Tw1Zp8Vn3Bh6Jd0Fg5Sa", "rt-Pl0Ok9Ij8Uh7Yg6Tf5Rd4Es3Wa2Qz1"];
+const OWN_FIXTURE_SECRETS: [&str; 2] = [
+    "cs-9Qm2Lx7Rk4Tw1Zp8Vn3Bh6Jd0Fg5Sa",
+    "rt-Pl0Ok9Ij8Uh7Yg6Tf5Rd4Es3Wa2Qz1",
+];
 
 fn secrets() -> Vec<&'static str> {
     let mut v = vec![KEY, CLIENT_SECRET, REFRESH, FIXTURE_KEY, OWN_FIXTURE_KEY];
@@ -113,9 +116,16 @@ fn configmap(region: &str) -> String {
 }
 
 fn fixture(scenario: &str, file: &str) -> Vec<u8> {
-    let path: PathBuf = [env!("CARGO_MANIFEST_DIR"), "tests", "fixtures", "artifacts", scenario, file]
-        .iter()
-        .collect();
+    let path: PathBuf = [
+        env!("CARGO_MANIFEST_DIR"),
+        "tests",
+        "fixtures",
+        "artifacts",
+        scenario,
+        file,
+    ]
+    .iter()
+    .collect();
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
@@ -457,9 +467,20 @@ fn find_api_key_handles_every_variant() {
     for (name, log, expect) in &cases {
         let started = Instant::now();
         let found = find_api_key(log);
-        assert!(started.elapsed() < Duration::from_secs(3), "{name}: took {:?}", started.elapsed());
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{name}: took {:?}",
+            started.elapsed()
+        );
         match (expect, &found) {
-            (K::Present(key, table), ApiKeyFinding::Present { key: got, table: got_table, toml_bytes }) => {
+            (
+                K::Present(key, table),
+                ApiKeyFinding::Present {
+                    key: got,
+                    table: got_table,
+                    toml_bytes,
+                },
+            ) => {
                 assert_eq!(got.expose(), *key, "{name}");
                 assert_eq!(got_table, table, "{name}");
                 assert!(*toml_bytes > 0, "{name}");
@@ -467,7 +488,10 @@ fn find_api_key_handles_every_variant() {
             (K::Missing(ok), ApiKeyFinding::Missing(why)) => {
                 assert!(ok(why), "{name}: unexpected reason {why:?}");
                 let explained = why.explain();
-                assert!(explained.ends_with('.') || explained.contains("kubectl"), "{name}: {explained}");
+                assert!(
+                    explained.ends_with('.') || explained.contains("kubectl"),
+                    "{name}: {explained}"
+                );
                 assert_no_secret(name, &explained);
             }
             (_, other) => panic!("{name}: unexpected {other:?}"),
@@ -478,8 +502,12 @@ fn find_api_key_handles_every_variant() {
 
 #[test]
 fn a_toml_error_says_where_without_echoing_the_line() {
-    let log = secret_yaml_one_line(&format!("[Bluemix]\niam_client_secret = \"{CLIENT_SECRET}\"\niam_api_key = {KEY}\n"));
-    let ApiKeyFinding::Missing(why) = find_api_key(log.as_bytes()) else { panic!("expected a TOML error") };
+    let log = secret_yaml_one_line(&format!(
+        "[Bluemix]\niam_client_secret = \"{CLIENT_SECRET}\"\niam_api_key = {KEY}\n"
+    ));
+    let ApiKeyFinding::Missing(why) = find_api_key(log.as_bytes()) else {
+        panic!("expected a TOML error")
+    };
     let explained = why.explain();
     assert!(explained.contains("line 3"), "{explained}");
     assert!(explained.contains("not valid TOML"), "{explained}");
@@ -488,11 +516,18 @@ fn a_toml_error_says_where_without_echoing_the_line() {
 
 #[test]
 fn missing_key_explanations_name_what_was_there() {
-    let ApiKeyFinding::Missing(why) = find_api_key(&key_fixture("key-missing")) else { panic!("key-missing has a key") };
+    let ApiKeyFinding::Missing(why) = find_api_key(&key_fixture("key-missing")) else {
+        panic!("key-missing has a key")
+    };
     let explained = why.explain();
-    assert!(explained.contains("[Bluemix]") && explained.contains("[Softlayer]"), "{explained}");
+    assert!(
+        explained.contains("[Bluemix]") && explained.contains("[Softlayer]"),
+        "{explained}"
+    );
     let log = secret_yaml(ECHO_SECRET, "  ca.crt: LS0tLS1CRUdJTg==\n");
-    let ApiKeyFinding::Missing(why) = find_api_key(log.as_bytes()) else { panic!("no slclient.toml") };
+    let ApiKeyFinding::Missing(why) = find_api_key(log.as_bytes()) else {
+        panic!("no slclient.toml")
+    };
     assert!(why.explain().contains("`ca.crt`"), "{}", why.explain());
     assert!(!why.explain().contains("LS0t"), "{}", why.explain());
 }
@@ -500,7 +535,10 @@ fn missing_key_explanations_name_what_was_there() {
 // ---------------------------------------------------------------------------------------------
 // find_region
 
-fn region_cases() -> Vec<(&'static str, Vec<u8>, Result<&'static str, fn(&MissingRegion) -> bool>)> {
+/// What a case expects of [`find_region`]: the region, or a predicate on the reason.
+type R = Result<&'static str, fn(&MissingRegion) -> bool>;
+
+fn region_cases() -> Vec<(&'static str, Vec<u8>, R)> {
     let cm_json = serde_json::json!({
         "apiVersion": "v1",
         "data": {"location_id": "c1hk4ek107l5au5mq8hg", "region": "us-east"},
@@ -554,7 +592,11 @@ fn find_region_handles_every_variant() {
     for (name, log, expect) in region_cases() {
         let started = Instant::now();
         let found = find_region(&log);
-        assert!(started.elapsed() < Duration::from_secs(3), "{name}: took {:?}", started.elapsed());
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{name}: took {:?}",
+            started.elapsed()
+        );
         match (expect, &found) {
             (Ok(want), RegionFinding::Found(got)) => assert_eq!(got, want, "{name}"),
             (Err(ok), RegionFinding::Absent(why)) => {
@@ -697,7 +739,10 @@ fn diag_cases() -> Vec<DiagCase> {
         },
         DiagCase {
             name: "bad TOML, region wrong",
-            key_log: secret_yaml_one_line(&format!("[Bluemix]\niam_api_key = {KEY}\nrefresh_token = \"{REFRESH}\"\n")).into_bytes(),
+            key_log: secret_yaml_one_line(&format!(
+                "[Bluemix]\niam_api_key = {KEY}\nrefresh_token = \"{REFRESH}\"\n"
+            ))
+            .into_bytes(),
             cm_log: configmap("eu-de").into_bytes(),
             expected: "us-east",
             verdict: VerdictCode::ConfigMissing,
@@ -718,16 +763,34 @@ fn diagnose_applies_the_runbook_and_reports_both_steps() {
         assert!(!d.confirmed, "{name}");
         let ids: Vec<StepId> = d.steps.iter().map(|s| s.id).collect();
         assert_eq!(ids, [StepId::ApiKey, StepId::Region], "{name}");
-        assert_eq!(d.steps[0].status, case.key_status, "{name}: {:?}", d.steps[0]);
-        assert_eq!(d.steps[1].status, case.region_status, "{name}: {:?}", d.steps[1]);
+        assert_eq!(
+            d.steps[0].status, case.key_status,
+            "{name}: {:?}",
+            d.steps[0]
+        );
+        assert_eq!(
+            d.steps[1].status, case.region_status,
+            "{name}: {:?}",
+            d.steps[1]
+        );
         let region_evidence = d.steps[1].evidence.join("\n");
         for needle in case.region_evidence {
-            assert!(region_evidence.contains(needle), "{name}: `{needle}` not in {region_evidence}");
+            assert!(
+                region_evidence.contains(needle),
+                "{name}: `{needle}` not in {region_evidence}"
+            );
         }
         assert_eq!(d.key.is_some(), case.key_status == StepStatus::Ok, "{name}");
         assert_eq!(d.key_fingerprint.is_some(), d.key.is_some(), "{name}");
-        if case.verdict == VerdictCode::RegionMismatch || (case.verdict == VerdictCode::ConfigMissing && case.region_status == StepStatus::Failed) {
-            assert!(d.summary.contains(&format!("`{}`", case.expected)), "{name}: {}", d.summary);
+        if case.verdict == VerdictCode::RegionMismatch
+            || (case.verdict == VerdictCode::ConfigMissing
+                && case.region_status == StepStatus::Failed)
+        {
+            assert!(
+                d.summary.contains(&format!("`{}`", case.expected)),
+                "{name}: {}",
+                d.summary
+            );
         }
         assert_no_secret(name, &all_outputs(&d, &expected));
     }
@@ -735,10 +798,17 @@ fn diagnose_applies_the_runbook_and_reports_both_steps() {
 
 #[test]
 fn key_step_evidence_shows_size_and_fingerprint_only() {
-    let d = diagnose(&key_fixture("key-present-region-ok"), &cm_fixture("key-present-region-ok"), &region("us-east"));
+    let d = diagnose(
+        &key_fixture("key-present-region-ok"),
+        &cm_fixture("key-present-region-ok"),
+        &region("us-east"),
+    );
     assert_eq!(
         d.steps[0].evidence,
-        ["slclient.toml decoded (302 bytes)", "[Bluemix] iam_api_key present (…nB2w)"]
+        [
+            "slclient.toml decoded (302 bytes)",
+            "[Bluemix] iam_api_key present (…nB2w)"
+        ]
     );
     assert_eq!(d.key_fingerprint.as_deref(), Some("…nB2w"));
     assert_eq!(d.key.as_ref().map(|k| k.expose()), Some(FIXTURE_KEY));
@@ -749,23 +819,40 @@ fn key_step_evidence_shows_size_and_fingerprint_only() {
 #[test]
 fn iam_outcomes_refine_only_a_likely_bad_key() {
     let expected = region("us-east");
-    let likely = diagnose(&key_fixture("key-present-region-ok"), &cm_fixture("key-present-region-ok"), &expected);
+    let likely = diagnose(
+        &key_fixture("key-present-region-ok"),
+        &cm_fixture("key-present-region-ok"),
+        &expected,
+    );
 
     let rejected = apply_iam(
         likely.clone(),
-        &IamOutcome::Rejected { detail: "BXNIM0415E: Provided API key could not be found".into() },
+        &IamOutcome::Rejected {
+            detail: "BXNIM0415E: Provided API key could not be found".into(),
+        },
     );
     assert_eq!(rejected.verdict, VerdictCode::ApiKeyInvalid);
     assert!(rejected.confirmed);
     let probe = rejected.steps.last().expect("probe step");
-    assert_eq!((probe.id, probe.status), (StepId::IamProbe, StepStatus::Failed));
+    assert_eq!(
+        (probe.id, probe.status),
+        (StepId::IamProbe, StepStatus::Failed)
+    );
     assert!(probe.evidence.join(" ").contains("BXNIM0415E"));
 
     let accepted = apply_iam(likely.clone(), &IamOutcome::Accepted);
     assert_eq!(accepted.verdict, VerdictCode::ApiKeyAccepted);
-    assert_eq!(accepted.steps.last().map(|s| (s.id, s.status)), Some((StepId::IamProbe, StepStatus::Ok)));
+    assert_eq!(
+        accepted.steps.last().map(|s| (s.id, s.status)),
+        Some((StepId::IamProbe, StepStatus::Ok))
+    );
 
-    let down = apply_iam(likely.clone(), &IamOutcome::Unreachable { detail: "HTTP 503 from IAM".into() });
+    let down = apply_iam(
+        likely.clone(),
+        &IamOutcome::Unreachable {
+            detail: "HTTP 503 from IAM".into(),
+        },
+    );
     assert_eq!(down.verdict, VerdictCode::IamUnreachable);
     assert!(!down.confirmed);
     assert_eq!(down.steps.len(), 3);
@@ -778,7 +865,10 @@ fn iam_outcomes_refine_only_a_likely_bad_key() {
     // Other verdicts are left as they are.
     for scenario in ["key-missing", "region-wrong"] {
         let d = diagnose(&key_fixture(scenario), &cm_fixture(scenario), &expected);
-        for outcome in [IamOutcome::Accepted, IamOutcome::Rejected { detail: "x".into() }] {
+        for outcome in [
+            IamOutcome::Accepted,
+            IamOutcome::Rejected { detail: "x".into() },
+        ] {
             assert_eq!(apply_iam(d.clone(), &outcome), d, "{scenario}");
         }
     }
@@ -790,43 +880,77 @@ fn iam_outcomes_refine_only_a_likely_bad_key() {
 #[test]
 fn text_render_shows_verdict_steps_regions_and_actions() {
     let expected = region("us-east");
-    let d = diagnose(&key_fixture("region-wrong"), &cm_fixture("region-wrong"), &expected);
+    let d = diagnose(
+        &key_fixture("region-wrong"),
+        &cm_fixture("region-wrong"),
+        &expected,
+    );
     let text = render::text(&Report::offline(&d, &expected));
     let first = text.lines().next().unwrap_or_default();
-    assert!(first.starts_with("region_mismatch — Improper region config"), "{text}");
+    assert!(
+        first.starts_with("region_mismatch — Improper region config"),
+        "{text}"
+    );
     assert!(text.contains("Tugboat region:   us-east"), "{text}");
     assert!(text.contains("ConfigMap region: us-south"), "{text}");
     assert!(text.contains("✅ IAM API key in slclient.toml"), "{text}");
-    assert!(text.contains("❌ Region in the satellite-link ConfigMap"), "{text}");
-    assert!(text.contains("       ConfigMap region `us-south`, tugboat's region `us-east`"), "{text}");
+    assert!(
+        text.contains("❌ Region in the satellite-link ConfigMap"),
+        "{text}"
+    );
+    assert!(
+        text.contains("       ConfigMap region `us-south`, tugboat's region `us-east`"),
+        "{text}"
+    );
     assert!(text.contains("Next actions:"), "{text}");
     assert!(text.contains("cluster-updater"), "{text}");
-    assert!(!text.contains("Location:"), "offline has no location: {text}");
+    assert!(
+        !text.contains("Location:"),
+        "offline has no location: {text}"
+    );
     assert!(!text.contains("Build:"), "offline has no build: {text}");
     assert!(text.contains("Key fingerprint:  …nB2w"), "{text}");
     assert_no_secret("text", &text);
 
     let confirmed = apply_iam(
-        diagnose(&key_fixture("key-present-region-ok"), &cm_fixture("key-present-region-ok"), &expected),
-        &IamOutcome::Rejected { detail: "BXNIM0415E".into() },
+        diagnose(
+            &key_fixture("key-present-region-ok"),
+            &cm_fixture("key-present-region-ok"),
+            &expected,
+        ),
+        &IamOutcome::Rejected {
+            detail: "BXNIM0415E".into(),
+        },
     );
     let text = render::text(&Report::offline(&confirmed, &expected));
-    assert!(text.starts_with("api_key_invalid — Bad IAM API key (confirmed by IAM)"), "{text}");
-    assert!(text.contains("ibmcloud ks api-key reset --region us-east"), "{text}");
+    assert!(
+        text.starts_with("api_key_invalid — Bad IAM API key (confirmed by IAM)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("ibmcloud ks api-key reset --region us-east"),
+        "{text}"
+    );
 }
 
 #[test]
 fn text_render_shows_full_context_and_a_clean_console_tail() {
     use linkbot::domain::{Carrier, Environment, LocationId, Tugboat};
     let expected = region("us-east");
-    let d = diagnose(&key_fixture("key-missing"), &cm_fixture("key-missing"), &expected);
+    let d = diagnose(
+        &key_fixture("key-missing"),
+        &cm_fixture("key-missing"),
+        &expected,
+    );
     let mut report = Report::offline(&d, &expected);
     report.location = Some(LocationId::parse("c1hk4ek107l5au5mq8hg").expect("id"));
     report.environment = Some(Environment::Prod);
     report.tugboat = Some(Tugboat::parse("prod-wdc04.carrier107").expect("tugboat"));
     report.carrier = Some(Carrier::parse("prod-wdc04-carrier2").expect("carrier"));
     report.build_url = Some("https://jenkins.example/job/x/42/".into());
-    let console: Vec<String> = (1..=100).map(|i| format!("\u{1b}[32mline {i}\u{1b}[0m")).collect();
+    let console: Vec<String> = (1..=100)
+        .map(|i| format!("\u{1b}[32mline {i}\u{1b}[0m"))
+        .collect();
     report.console_tail = Some(console.join("\n"));
     let text = render::text(&report);
     for needle in [
@@ -842,14 +966,24 @@ fn text_render_shows_full_context_and_a_clean_console_tail() {
         assert!(text.contains(needle), "`{needle}` missing:\n{text}");
     }
     assert!(!text.contains("line 70\n"), "{text}");
-    assert!(!text.contains('\u{1b}'), "escape sequences reach the terminal");
-    assert!(!text.contains("Key fingerprint:"), "no key was found: {text}");
+    assert!(
+        !text.contains('\u{1b}'),
+        "escape sequences reach the terminal"
+    );
+    assert!(
+        !text.contains("Key fingerprint:"),
+        "no key was found: {text}"
+    );
 }
 
 #[test]
 fn json_render_has_the_contract_fields() {
     let expected = region("us-east");
-    let d = diagnose(&key_fixture("region-wrong"), &cm_fixture("region-wrong"), &expected);
+    let d = diagnose(
+        &key_fixture("region-wrong"),
+        &cm_fixture("region-wrong"),
+        &expected,
+    );
     let v = render::json(&Report::offline(&d, &expected));
     assert_eq!(v["verdict"], "region_mismatch");
     assert_eq!(v["title"], "Improper region config");
@@ -857,8 +991,19 @@ fn json_render_has_the_contract_fields() {
     assert_eq!(v["region_expected"], "us-east");
     assert_eq!(v["region_found"], "us-south");
     assert_eq!(v["key_fingerprint"], "…nB2w");
-    for absent in ["location", "environment", "tugboat", "tugboat_kebab", "carrier", "build_url", "console_tail"] {
-        assert!(v.get(absent).is_some_and(serde_json::Value::is_null), "{absent}: {v}");
+    for absent in [
+        "location",
+        "environment",
+        "tugboat",
+        "tugboat_kebab",
+        "carrier",
+        "build_url",
+        "console_tail",
+    ] {
+        assert!(
+            v.get(absent).is_some_and(serde_json::Value::is_null),
+            "{absent}: {v}"
+        );
     }
     let steps = v["steps"].as_array().expect("steps");
     assert_eq!(steps.len(), 2);
@@ -866,12 +1011,21 @@ fn json_render_has_the_contract_fields() {
     assert_eq!(steps[0]["status"], "ok");
     assert_eq!(steps[1]["id"], "region");
     assert_eq!(steps[1]["status"], "failed");
-    assert!(steps[1]["title"].as_str().is_some_and(|t| t.contains("ConfigMap")));
-    assert!(steps[1]["evidence"][0].as_str().is_some_and(|e| e.contains("us-south") && e.contains("us-east")));
+    assert!(steps[1]["title"]
+        .as_str()
+        .is_some_and(|t| t.contains("ConfigMap")));
+    assert!(steps[1]["evidence"][0]
+        .as_str()
+        .is_some_and(|e| e.contains("us-south") && e.contains("us-east")));
     assert!(v["next_actions"].as_array().is_some_and(|a| !a.is_empty()));
-    assert!(v["summary"].as_str().is_some_and(|s| s.contains("us-south")));
+    assert!(v["summary"]
+        .as_str()
+        .is_some_and(|s| s.contains("us-south")));
     let checked_at = v["checked_at"].as_str().expect("checked_at");
-    assert!(chrono::DateTime::parse_from_rfc3339(checked_at).is_ok(), "{checked_at}");
+    assert!(
+        chrono::DateTime::parse_from_rfc3339(checked_at).is_ok(),
+        "{checked_at}"
+    );
 
     use linkbot::domain::Tugboat;
     let mut report = Report::offline(&d, &expected);
@@ -890,10 +1044,17 @@ fn no_output_of_any_case_contains_a_secret() {
         assert_no_secret(name, &all_outputs(&d, &expected));
         for outcome in [
             IamOutcome::Accepted,
-            IamOutcome::Rejected { detail: "BXNIM0415E".into() },
-            IamOutcome::Unreachable { detail: "timeout".into() },
+            IamOutcome::Rejected {
+                detail: "BXNIM0415E".into(),
+            },
+            IamOutcome::Unreachable {
+                detail: "timeout".into(),
+            },
         ] {
-            assert_no_secret(name, &all_outputs(&apply_iam(d.clone(), &outcome), &expected));
+            assert_no_secret(
+                name,
+                &all_outputs(&apply_iam(d.clone(), &outcome), &expected),
+            );
         }
     }
 }

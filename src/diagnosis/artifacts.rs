@@ -17,6 +17,7 @@
 use crate::secret::Secret;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use base64::Engine as _;
+use std::fmt;
 use yaml_rust2::parser::{Event, Parser};
 use yaml_rust2::scanner::TScalarStyle;
 
@@ -214,6 +215,13 @@ impl MissingKey {
     }
 }
 
+impl fmt::Display for MissingKey {
+    /// The same sentence as [`MissingKey::explain`], for logs.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.explain())
+    }
+}
+
 /// What [`find_region`] found in `connector_sl_configMap.log`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RegionFinding {
@@ -269,6 +277,13 @@ impl MissingRegion {
                 "connector_sl_configMap.log is neither kubectl YAML nor JSON output: no ConfigMap could be read from it.".into()
             }
         }
+    }
+}
+
+impl fmt::Display for MissingRegion {
+    /// The same sentence as [`MissingRegion::explain`], for logs.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.explain())
     }
 }
 
@@ -371,7 +386,6 @@ fn decode_slclient(value: &DataValue) -> ApiKeyFinding {
     let table: toml::Table = match text.parse() {
         Ok(t) => t,
         Err(e) => {
-            let e: toml::de::Error = e;
             let (line, column) = match e.span() {
                 Some(span) => line_col(&text, span.start),
                 None => (None, None),
@@ -839,11 +853,7 @@ fn parse_yaml(text: &str) -> Option<(Node, bool)> {
 fn parse_yaml_events(text: &str) -> Option<(Node, bool)> {
     let mut parser = Parser::new_from_str(text);
     let mut stack: Vec<Frame> = Vec::new();
-    loop {
-        let event = match parser.next_token() {
-            Ok((event, _)) => event,
-            Err(_) => break,
-        };
+    while let Ok((event, _)) = parser.next_token() {
         let finished = match event {
             Event::Nothing | Event::StreamStart | Event::DocumentStart => continue,
             Event::DocumentEnd | Event::StreamEnd => break,

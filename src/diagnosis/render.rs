@@ -58,7 +58,7 @@ pub fn text(report: &Report) -> String {
         facts.push(("Build", one_line(b)));
     }
     if let Some(k) = &report.key_fingerprint {
-        facts.push(("IAM API key", one_line(k)));
+        facts.push(("Key fingerprint", one_line(k)));
     }
     for (label, value) in &facts {
         let _ = writeln!(out, "{:<18}{value}", format!("{label}:"));
