@@ -199,10 +199,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                 .await
                 .context("cannot open the store")?;
             let checks = store.in_flight().await?;
-            print!(
-                "{}",
-                render_in_flight(&checks, chrono::Utc::now())
-            );
+            print!("{}", render_in_flight(&checks, chrono::Utc::now()));
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -319,7 +316,10 @@ pub fn render_audit(entries: &[crate::store::AuditEntry]) -> String {
 }
 
 /// The checks in flight as a table.
-pub fn render_in_flight(checks: &[crate::store::InFlight], now: chrono::DateTime<chrono::Utc>) -> String {
+pub fn render_in_flight(
+    checks: &[crate::store::InFlight],
+    now: chrono::DateTime<chrono::Utc>,
+) -> String {
     if checks.is_empty() {
         return "No checks in flight.\n".into();
     }

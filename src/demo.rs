@@ -8,7 +8,9 @@
 use crate::app::{self, Options};
 use crate::diagnosis::verdict::VerdictCode;
 use crate::sim::slack as fake;
-use crate::sim::world::{self, World, ALERT_BOT, ENGINEER, ONCALL_CHANNEL, RAZEE_CHANNEL, SATLINK_CHANNEL, VISITOR};
+use crate::sim::world::{
+    self, World, ALERT_BOT, ENGINEER, ONCALL_CHANNEL, RAZEE_CHANNEL, SATLINK_CHANNEL, VISITOR,
+};
 use crate::slack::blocks::{ButtonValue, ACTION_ESCALATE, ACTION_PAGE, ACTION_RERUN};
 use anyhow::{bail, Context, Result};
 use serde_json::json;
@@ -33,15 +35,51 @@ struct Scenario {
 }
 
 const SCENARIOS: [Scenario; 9] = [
-    Scenario { verdict: VerdictCode::ConfigMissing, trigger: Trigger::AlertAttachment, story: "Alertmanager fires; the storage secret has no iam_api_key" },
-    Scenario { verdict: VerdictCode::RegionMismatch, trigger: Trigger::AlertText, story: "the seed's text alert; the ConfigMap says us-south for a us-east tugboat" },
-    Scenario { verdict: VerdictCode::ApiKeyInvalid, trigger: Trigger::Mention, story: "an engineer asks; key present, region right, IAM rejects the key" },
-    Scenario { verdict: VerdictCode::ApiKeyAccepted, trigger: Trigger::Slash, story: "/linkbot check; IAM accepts the key, so it is not a key problem" },
-    Scenario { verdict: VerdictCode::IamUnreachable, trigger: Trigger::Mention, story: "key present, region right, IAM answers 503" },
-    Scenario { verdict: VerdictCode::UnknownLocation, trigger: Trigger::Mention, story: "a typo'd location the directory does not know" },
-    Scenario { verdict: VerdictCode::LookupFailed, trigger: Trigger::Mention, story: "the directory answers 500" },
-    Scenario { verdict: VerdictCode::JobFailed, trigger: Trigger::Mention, story: "the Jenkins build fails" },
-    Scenario { verdict: VerdictCode::ArtifactMissing, trigger: Trigger::Mention, story: "the build has no connector_sl_configMap.log" },
+    Scenario {
+        verdict: VerdictCode::ConfigMissing,
+        trigger: Trigger::AlertAttachment,
+        story: "Alertmanager fires; the storage secret has no iam_api_key",
+    },
+    Scenario {
+        verdict: VerdictCode::RegionMismatch,
+        trigger: Trigger::AlertText,
+        story: "the seed's text alert; the ConfigMap says us-south for a us-east tugboat",
+    },
+    Scenario {
+        verdict: VerdictCode::ApiKeyInvalid,
+        trigger: Trigger::Mention,
+        story: "an engineer asks; key present, region right, IAM rejects the key",
+    },
+    Scenario {
+        verdict: VerdictCode::ApiKeyAccepted,
+        trigger: Trigger::Slash,
+        story: "/linkbot check; IAM accepts the key, so it is not a key problem",
+    },
+    Scenario {
+        verdict: VerdictCode::IamUnreachable,
+        trigger: Trigger::Mention,
+        story: "key present, region right, IAM answers 503",
+    },
+    Scenario {
+        verdict: VerdictCode::UnknownLocation,
+        trigger: Trigger::Mention,
+        story: "a typo'd location the directory does not know",
+    },
+    Scenario {
+        verdict: VerdictCode::LookupFailed,
+        trigger: Trigger::Mention,
+        story: "the directory answers 500",
+    },
+    Scenario {
+        verdict: VerdictCode::JobFailed,
+        trigger: Trigger::Mention,
+        story: "the Jenkins build fails",
+    },
+    Scenario {
+        verdict: VerdictCode::ArtifactMissing,
+        trigger: Trigger::Mention,
+        story: "the build has no connector_sl_configMap.log",
+    },
 ];
 
 fn rule(out: &mut dyn Write, title: &str) -> Result<()> {
@@ -50,7 +88,10 @@ fn rule(out: &mut dyn Write, title: &str) -> Result<()> {
 }
 
 fn indent(text: &str, by: &str) -> String {
-    text.lines().map(|l| format!("{by}{l}")).collect::<Vec<_>>().join("\n")
+    text.lines()
+        .map(|l| format!("{by}{l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Runs the demo, writing the transcripts to `out`.
@@ -72,25 +113,45 @@ pub async fn run(out: &mut dyn Write) -> Result<()> {
         bail!("the bot did not connect to the simulated Slack");
     }
     writeln!(out, "linkbot demo — the real bot against simulated Slack, cluster directory, Jenkins, IAM, PagerDuty and GitHub on 127.0.0.1")?;
-    writeln!(out, "Slack {}  ·  ops server http://{}/metrics  ·  on-call channel {ONCALL_CHANNEL}", world.slack.base_url(), bot.ops_addr)?;
+    writeln!(
+        out,
+        "Slack {}  ·  ops server http://{}/metrics  ·  on-call channel {ONCALL_CHANNEL}",
+        world.slack.base_url(),
+        bot.ops_addr
+    )?;
 
     let mut threads = Vec::new();
     for (i, s) in SCENARIOS.iter().enumerate() {
         let n = i as u32 + 1;
         let loc = world.scenario(s.verdict, 0);
-        world.iam.set_unavailable(s.verdict == VerdictCode::IamUnreachable);
+        world
+            .iam
+            .set_unavailable(s.verdict == VerdictCode::IamUnreachable);
         let ts = World::user_ts(n);
         let (who, said, thread) = match s.trigger {
             Trigger::Mention => {
                 let text = format!("<@{}> check {loc}", fake::SIM_BOT_USER_ID);
-                world.slack.push(fake::app_mention(ONCALL_CHANNEL, ENGINEER, &text, &ts)).await?;
+                world
+                    .slack
+                    .push(fake::app_mention(ONCALL_CHANNEL, ENGINEER, &text, &ts))
+                    .await?;
                 (format!("<@{ENGINEER}>"), text, ts)
             }
             Trigger::AlertText => {
                 let text = format!(
                     "Labels:\n - alertname = SatelliteLinkConnectorDeployCannotgetIAMTokenFromIAMServer\n - alert_situation = SatelliteLinkConnectorDeployCannotgetIAMTokenFromIAMServer\n - service = satellite-link\n - severity = critical\n - cluster_id = {loc}\n - namespace = satellite-link\nAnnotations:\n - summary = \"Link connector is rebooting : no IAM Token can be retrieved from IAM Server\""
                 );
-                world.slack.push(fake::message(ONCALL_CHANNEL, &text, &ts, Some(ALERT_BOT), Some("A0ALERTMGR"), None)).await?;
+                world
+                    .slack
+                    .push(fake::message(
+                        ONCALL_CHANNEL,
+                        &text,
+                        &ts,
+                        Some(ALERT_BOT),
+                        Some("A0ALERTMGR"),
+                        None,
+                    ))
+                    .await?;
                 ("alertmanager".into(), text, ts)
             }
             Trigger::AlertAttachment => {
@@ -100,14 +161,43 @@ pub async fn run(out: &mut dyn Write) -> Result<()> {
                     "text": format!("*Alert:* Link connector is rebooting : no IAM Token can be retrieved from IAM Server\n*Details:*\n  • *alertname:* `SatelliteLinkConnectorDeployCannotgetIAMTokenFromIAMServer`\n  • *cluster_id:* `{loc}`\n  • *severity:* `critical`"),
                     "fallback": "[FIRING:1] SatelliteLinkConnectorDeployCannotgetIAMTokenFromIAMServer",
                 }]);
-                world.slack.push(fake::message(ONCALL_CHANNEL, "", &ts, Some(ALERT_BOT), Some("A0ALERTMGR"), Some(attachments.clone()))).await?;
-                ("alertmanager".into(), format!("(attachment) {}", attachments[0]["title"].as_str().unwrap_or("")), ts)
+                world
+                    .slack
+                    .push(fake::message(
+                        ONCALL_CHANNEL,
+                        "",
+                        &ts,
+                        Some(ALERT_BOT),
+                        Some("A0ALERTMGR"),
+                        Some(attachments.clone()),
+                    ))
+                    .await?;
+                (
+                    "alertmanager".into(),
+                    format!(
+                        "(attachment) {}",
+                        attachments[0]["title"].as_str().unwrap_or("")
+                    ),
+                    ts,
+                )
             }
             Trigger::Slash => {
                 let before = world.slack.messages().len();
-                world.slack.push(fake::slash_command(ONCALL_CHANNEL, ENGINEER, "/linkbot", &format!("check {loc}"))).await?;
+                world
+                    .slack
+                    .push(fake::slash_command(
+                        ONCALL_CHANNEL,
+                        ENGINEER,
+                        "/linkbot",
+                        &format!("check {loc}"),
+                    ))
+                    .await?;
                 let root = wait_root(&world, before, loc.as_str()).await?;
-                (format!("<@{ENGINEER}>"), format!("/linkbot check {loc}"), root)
+                (
+                    format!("<@{ENGINEER}>"),
+                    format!("/linkbot check {loc}"),
+                    root,
+                )
             }
         };
         let verdicts = world
@@ -126,28 +216,86 @@ pub async fn run(out: &mut dyn Write) -> Result<()> {
     world.iam.set_unavailable(false);
 
     // Buttons: escalate config_missing to the Razee team, page and open an issue for the bad key.
-    let find = |v: VerdictCode| threads.iter().find(|t| t.0 == v).cloned().context("scenario thread");
+    let find = |v: VerdictCode| {
+        threads
+            .iter()
+            .find(|t| t.0 == v)
+            .cloned()
+            .context("scenario thread")
+    };
     let (_, loc, thread) = find(VerdictCode::ConfigMissing)?;
-    click(&world, &thread, &loc, ACTION_ESCALATE, Some("razee"), ENGINEER).await?;
+    click(
+        &world,
+        &thread,
+        &loc,
+        ACTION_ESCALATE,
+        Some("razee"),
+        ENGINEER,
+    )
+    .await?;
     wait_text(&world, &thread, "escalated to").await?;
-    rule(out, "10. Escalate → Razee team (button), by an on-call engineer")?;
+    rule(
+        out,
+        "10. Escalate → Razee team (button), by an on-call engineer",
+    )?;
     print_thread(out, &world, &thread)?;
     writeln!(out, "\n  In <#{RAZEE_CHANNEL}>:")?;
-    for m in world.slack.messages().iter().filter(|m| m.channel == RAZEE_CHANNEL) {
+    for m in world
+        .slack
+        .messages()
+        .iter()
+        .filter(|m| m.channel == RAZEE_CHANNEL)
+    {
         writeln!(out, "{}", indent(&world::render_message(m), "    │ "))?;
     }
 
     let (_, loc, thread) = find(VerdictCode::ApiKeyInvalid)?;
-    click(&world, &thread, &loc, ACTION_PAGE, Some("satellite_link"), ENGINEER).await?;
+    click(
+        &world,
+        &thread,
+        &loc,
+        ACTION_PAGE,
+        Some("satellite_link"),
+        ENGINEER,
+    )
+    .await?;
     wait_text(&world, &thread, "PagerDuty").await?;
-    click(&world, &thread, &loc, ACTION_ESCALATE, Some("satellite_link"), ENGINEER).await?;
+    click(
+        &world,
+        &thread,
+        &loc,
+        ACTION_ESCALATE,
+        Some("satellite_link"),
+        ENGINEER,
+    )
+    .await?;
     wait_text(&world, &thread, "opened").await?;
-    click(&world, &thread, &loc, ACTION_ESCALATE, Some("satellite_link"), VISITOR).await?;
+    click(
+        &world,
+        &thread,
+        &loc,
+        ACTION_ESCALATE,
+        Some("satellite_link"),
+        VISITOR,
+    )
+    .await?;
     wait_ephemeral(&world, VISITOR).await?;
-    rule(out, "11. Page (CIE) and Escalate → Satellite Link squad; a visitor's click is refused")?;
+    rule(
+        out,
+        "11. Page (CIE) and Escalate → Satellite Link squad; a visitor's click is refused",
+    )?;
     print_thread(out, &world, &thread)?;
-    for m in world.slack.messages().iter().filter(|m| m.ephemeral_to.as_deref() == Some(VISITOR)) {
-        writeln!(out, "  (only {VISITOR} sees) {}", m.text.as_deref().unwrap_or(""))?;
+    for m in world
+        .slack
+        .messages()
+        .iter()
+        .filter(|m| m.ephemeral_to.as_deref() == Some(VISITOR))
+    {
+        writeln!(
+            out,
+            "  (only {VISITOR} sees) {}",
+            m.text.as_deref().unwrap_or("")
+        )?;
     }
     if let Some(page) = world.pagerduty.requests().last().and_then(|r| r.json()) {
         writeln!(
@@ -157,7 +305,11 @@ pub async fn run(out: &mut dyn Write) -> Result<()> {
         )?;
     }
     for issue in world.github.issues() {
-        writeln!(out, "  GitHub issue opened in {} #{}: {:?}", issue.repo, issue.number, issue.title)?;
+        writeln!(
+            out,
+            "  GitHub issue opened in {} #{}: {:?}",
+            issue.repo, issue.number, issue.title
+        )?;
         let steps = issue.body.lines().filter(|l| l.starts_with("### ")).count();
         writeln!(out, "    its body carries {steps} runbook steps with their evidence, the next actions and the links")?;
     }
@@ -183,14 +335,29 @@ pub async fn run(out: &mut dyn Write) -> Result<()> {
             None,
         ))
         .await?;
-    let mention = fake::app_mention(ONCALL_CHANNEL, ENGINEER, &format!("<@{}> check {loc}", fake::SIM_BOT_USER_ID), &World::user_ts(91));
+    let mention = fake::app_mention(
+        ONCALL_CHANNEL,
+        ENGINEER,
+        &format!("<@{}> check {loc}", fake::SIM_BOT_USER_ID),
+        &World::user_ts(91),
+    );
     let id = world.slack.push(mention.clone()).await?;
     let retry = fake::with_retry(&mention, 1);
     let retry_id = world.slack.push(retry).await?;
     world.slack.wait_ack(&id, WAIT).await.context("no ack")?;
-    world.slack.wait_ack(&retry_id, WAIT).await.context("no ack for the redelivery")?;
-    world.wait_verdicts(ONCALL_CHANNEL, &World::user_ts(91), 1, WAIT).await.context("no answer to the mention")?;
-    rule(out, "12. Re-run, a [RESOLVED] alert, and a Slack redelivery")?;
+    world
+        .slack
+        .wait_ack(&retry_id, WAIT)
+        .await
+        .context("no ack for the redelivery")?;
+    world
+        .wait_verdicts(ONCALL_CHANNEL, &World::user_ts(91), 1, WAIT)
+        .await
+        .context("no answer to the mention")?;
+    rule(
+        out,
+        "12. Re-run, a [RESOLVED] alert, and a Slack redelivery",
+    )?;
     writeln!(out, "Re-run (button) on the region_mismatch thread: a fresh build ran and a second verdict was posted.")?;
     writeln!(
         out,
@@ -202,26 +369,66 @@ pub async fn run(out: &mut dyn Write) -> Result<()> {
         "Mention + its redelivery (retry_attempt=1): {} answer(s) in the thread; the fresh result was reused, not rebuilt.",
         world.thread(ONCALL_CHANNEL, &World::user_ts(91)).len()
     )?;
-    writeln!(out, "Jenkins builds for these three: {}", world.jenkins.triggers().len() - builds_before)?;
+    writeln!(
+        out,
+        "Jenkins builds for these three: {}",
+        world.jenkins.triggers().len() - builds_before
+    )?;
 
     rule(out, "Summary")?;
     let acks = world.slack.acks();
     let mut lat: Vec<Duration> = acks.iter().filter_map(|a| a.latency).collect();
     lat.sort();
-    let pct = |p: f64| lat.get(((lat.len() as f64 - 1.0) * p).round() as usize).copied().unwrap_or_default();
-    writeln!(out, "Scenarios: {} verdicts, every one as expected.", SCENARIOS.len())?;
-    writeln!(out, "Jenkins builds triggered: {}", world.jenkins.triggers().len())?;
-    writeln!(out, "Socket Mode envelopes acked: {} (p50 {:?}, max {:?})", acks.len(), pct(0.5), pct(1.0))?;
+    let pct = |p: f64| {
+        lat.get(((lat.len() as f64 - 1.0) * p).round() as usize)
+            .copied()
+            .unwrap_or_default()
+    };
+    writeln!(
+        out,
+        "Scenarios: {} verdicts, every one as expected.",
+        SCENARIOS.len()
+    )?;
+    writeln!(
+        out,
+        "Jenkins builds triggered: {}",
+        world.jenkins.triggers().len()
+    )?;
+    writeln!(
+        out,
+        "Socket Mode envelopes acked: {} (p50 {:?}, max {:?})",
+        acks.len(),
+        pct(0.5),
+        pct(1.0)
+    )?;
     let leaked: Vec<String> = world
         .all_secret_values()
         .into_iter()
-        .filter(|s| world.slack.messages().iter().any(|m| format!("{:?}{:?}", m.text, m.blocks).contains(s.as_str())))
+        .filter(|s| {
+            world
+                .slack
+                .messages()
+                .iter()
+                .any(|m| format!("{:?}{:?}", m.text, m.blocks).contains(s.as_str()))
+        })
         .collect();
-    writeln!(out, "Secrets found in any Slack message: {}", if leaked.is_empty() { "none".to_string() } else { format!("{} (BUG)", leaked.len()) })?;
+    writeln!(
+        out,
+        "Secrets found in any Slack message: {}",
+        if leaked.is_empty() {
+            "none".to_string()
+        } else {
+            format!("{} (BUG)", leaked.len())
+        }
+    )?;
     writeln!(out, "Audit log:")?;
     let entries = bot.store.audit(None, None, 100).await?;
     writeln!(out, "{}", indent(&crate::cli::render_audit(&entries), "  "))?;
-    writeln!(out, "Demo finished in {:.1}s.", started.elapsed().as_secs_f64())?;
+    writeln!(
+        out,
+        "Demo finished in {:.1}s.",
+        started.elapsed().as_secs_f64()
+    )?;
     bot.stop().await;
     if !leaked.is_empty() {
         bail!("a secret reached Slack");
@@ -235,7 +442,11 @@ fn print_thread(out: &mut dyn Write, world: &World, thread: &str) -> Result<()> 
             continue;
         }
         let edits = m.versions.len().saturating_sub(1);
-        let note = if edits > 0 { format!("  (edited {edits}× as the check advanced)") } else { String::new() };
+        let note = if edits > 0 {
+            format!("  (edited {edits}× as the check advanced)")
+        } else {
+            String::new()
+        };
         writeln!(out, "  ↳ linkbot{note}:")?;
         writeln!(out, "{}", indent(&world::render_message(&m), "    │ "))?;
     }
@@ -246,7 +457,13 @@ async fn wait_root(world: &World, before: usize, loc: &str) -> Result<String> {
     let ok = world
         .slack
         .wait_until(
-            |s| s.messages()[before..].iter().any(|m| m.thread_ts.is_none() && m.ephemeral_to.is_none() && m.text.as_deref().unwrap_or("").contains(loc)),
+            |s| {
+                s.messages()[before..].iter().any(|m| {
+                    m.thread_ts.is_none()
+                        && m.ephemeral_to.is_none()
+                        && m.text.as_deref().unwrap_or("").contains(loc)
+                })
+            },
             WAIT,
         )
         .await;
@@ -258,12 +475,23 @@ async fn wait_root(world: &World, before: usize, loc: &str) -> Result<String> {
         .messages()
         .into_iter()
         .skip(before)
-        .find(|m| m.thread_ts.is_none() && m.ephemeral_to.is_none() && m.text.as_deref().unwrap_or("").contains(loc))
+        .find(|m| {
+            m.thread_ts.is_none()
+                && m.ephemeral_to.is_none()
+                && m.text.as_deref().unwrap_or("").contains(loc)
+        })
         .map(|m| m.ts)
         .context("root message")
 }
 
-async fn click(world: &World, thread: &str, loc: &crate::domain::LocationId, action: &str, target: Option<&str>, user: &str) -> Result<()> {
+async fn click(
+    world: &World,
+    thread: &str,
+    loc: &crate::domain::LocationId,
+    action: &str,
+    target: Option<&str>,
+    user: &str,
+) -> Result<()> {
     let verdict = world
         .thread(ONCALL_CHANNEL, thread)
         .into_iter()
@@ -278,7 +506,14 @@ async fn click(world: &World, thread: &str, loc: &crate::domain::LocationId, act
     let value = serde_json::to_string(&value)?;
     world
         .slack
-        .push(fake::block_actions(ONCALL_CHANNEL, user, &verdict.ts, action, &value, Some(thread)))
+        .push(fake::block_actions(
+            ONCALL_CHANNEL,
+            user,
+            &verdict.ts,
+            action,
+            &value,
+            Some(thread),
+        ))
         .await?;
     Ok(())
 }
@@ -287,7 +522,11 @@ async fn wait_text(world: &World, thread: &str, needle: &str) -> Result<()> {
     let ok = world
         .slack
         .wait_until(
-            |s| s.thread(ONCALL_CHANNEL, thread).iter().any(|m| m.text.as_deref().unwrap_or("").contains(needle)),
+            |s| {
+                s.thread(ONCALL_CHANNEL, thread)
+                    .iter()
+                    .any(|m| m.text.as_deref().unwrap_or("").contains(needle))
+            },
             WAIT,
         )
         .await;
@@ -298,7 +537,18 @@ async fn wait_text(world: &World, thread: &str, needle: &str) -> Result<()> {
 }
 
 async fn wait_ephemeral(world: &World, user: &str) -> Result<()> {
-    if world.slack.wait_until(|s| s.messages().iter().any(|m| m.ephemeral_to.as_deref() == Some(user)), WAIT).await {
+    if world
+        .slack
+        .wait_until(
+            |s| {
+                s.messages()
+                    .iter()
+                    .any(|m| m.ephemeral_to.as_deref() == Some(user))
+            },
+            WAIT,
+        )
+        .await
+    {
         Ok(())
     } else {
         bail!("no ephemeral answer to {user}")

@@ -14,7 +14,10 @@ fn main() -> ExitCode {
         linkbot::config::log_format_is_json(),
         &linkbot::config::log_filter(default_filter),
     );
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("linkbot: cannot start the async runtime: {e}");

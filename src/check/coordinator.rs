@@ -107,19 +107,29 @@ impl Coordinator {
             .context("claiming the check in the store")?;
         match claim {
             Claim::Started(id) => {
-                self.store.add_waiter(id, &waiter).await.context("recording the waiter")?;
+                self.store
+                    .add_waiter(id, &waiter)
+                    .await
+                    .context("recording the waiter")?;
                 self.spawn_drive(id, req.clone(), None);
                 Ok(Requested::Started(id))
             }
             Claim::TakenOver(check) => {
                 // Its holder died: we hold it now and resume it from its persisted job.
                 let id = check.check_id;
-                self.store.add_waiter(id, &waiter).await.context("recording the waiter")?;
+                self.store
+                    .add_waiter(id, &waiter)
+                    .await
+                    .context("recording the waiter")?;
                 self.resume(*check);
                 Ok(Requested::Joined(id))
             }
             Claim::Joined(id) => {
-                let waiting = self.store.add_waiter(id, &waiter).await.context("recording the waiter")?;
+                let waiting = self
+                    .store
+                    .add_waiter(id, &waiter)
+                    .await
+                    .context("recording the waiter")?;
                 if !waiting {
                     // It finished between our claim and add_waiter: answer this waiter ourselves.
                     if let Some(done) = self.store.finished(id).await? {
@@ -131,7 +141,9 @@ impl Coordinator {
                 Ok(Requested::Joined(id))
             }
             Claim::Fresh(done) => {
-                let age = (chrono::Utc::now() - done.finished_at).to_std().unwrap_or_default();
+                let age = (chrono::Utc::now() - done.finished_at)
+                    .to_std()
+                    .unwrap_or_default();
                 match serde_json::from_value::<Report>(done.report) {
                     Ok(report) => {
                         self.sink.finished(&[waiter], &report, Some(age)).await;
@@ -149,7 +161,10 @@ impl Coordinator {
 
     /// Takes over checks whose holder died (or this process before a restart) and resumes them.
     pub async fn resume_expired(&self) -> Result<usize> {
-        let taken = self.store.take_over_expired(&self.owner, self.lease).await?;
+        let taken = self
+            .store
+            .take_over_expired(&self.owner, self.lease)
+            .await?;
         let n = taken.len();
         for check in taken {
             self.resume(check);
@@ -158,7 +173,9 @@ impl Coordinator {
     }
 
     fn resume(&self, check: InFlight) {
-        let InFlight { check_id, key, job, .. } = check;
+        let InFlight {
+            check_id, key, job, ..
+        } = check;
         let resume = job.and_then(|j| serde_json::from_value::<ResumePoint>(j).ok());
         tracing::info!(check_id = check_id.0, location = %key.location, resumed_job = resume.is_some(), "resuming a check");
         let req = CheckRequest {
@@ -301,7 +318,9 @@ impl Coordinator {
                             );
                             return;
                         }
-                        Err(e) => tracing::warn!(check_id = id.0, error = %e, "lease renewal failed"),
+                        Err(e) => {
+                            tracing::warn!(check_id = id.0, error = %e, "lease renewal failed")
+                        }
                     }
                 }
             })
@@ -319,13 +338,24 @@ impl Coordinator {
         let json = serde_json::to_value(&report).context("serialising the report")?;
         let outcome = self
             .store
-            .finish_check(id, &self.owner, report.verdict.as_str(), &json, report.build_url.as_deref())
+            .finish_check(
+                id,
+                &self.owner,
+                report.verdict.as_str(),
+                &json,
+                report.build_url.as_deref(),
+            )
             .await
             .context("recording the result")?;
         match outcome {
-            FinishOutcome::Recorded { waiters } => self.sink.finished(&waiters, &report, None).await,
+            FinishOutcome::Recorded { waiters } => {
+                self.sink.finished(&waiters, &report, None).await
+            }
             FinishOutcome::LeaseLost => {
-                tracing::warn!(check_id = id.0, "lease lost before the result was recorded: the new holder answers")
+                tracing::warn!(
+                    check_id = id.0,
+                    "lease lost before the result was recorded: the new holder answers"
+                )
             }
         }
         Ok(())

@@ -138,7 +138,8 @@ impl SimDirectory {
     }
 }
 
-fn record(state: &AppState, path: String, headers: &HeaderMap) -> Result<(), Response> {
+/// Records the request; `false` when it lacks the required token (answer 401).
+fn record(state: &AppState, path: String, headers: &HeaderMap) -> bool {
     let mut inner = lock(&state.inner);
     inner.requests.push(path);
     state.notify.notify_waiters();
@@ -148,10 +149,10 @@ fn record(state: &AppState, path: String, headers: &HeaderMap) -> Result<(), Res
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
         if got != format!("Bearer {t}") {
-            return Err((StatusCode::UNAUTHORIZED, "unauthorized").into_response());
+            return false;
         }
     }
-    Ok(())
+    true
 }
 
 /// A JSON cluster answer for `location` on `tugboat`, shaped like the real directory's.
@@ -177,8 +178,8 @@ async fn cluster(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(r) = record(&state, format!("/cluster/{id}"), &headers) {
-        return r;
+    if !record(&state, format!("/cluster/{id}"), &headers) {
+        return (StatusCode::UNAUTHORIZED, "unauthorized").into_response();
     }
     let answer = lock(&state.inner).clusters.get(&id).cloned();
     match answer {
@@ -214,8 +215,8 @@ async fn carriers(
     Path(dc): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(r) = record(&state, format!("/carriers/{dc}"), &headers) {
-        return r;
+    if !record(&state, format!("/carriers/{dc}"), &headers) {
+        return (StatusCode::UNAUTHORIZED, "unauthorized").into_response();
     }
     let answer = lock(&state.inner).carriers.get(&dc).cloned();
     match answer {

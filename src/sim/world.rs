@@ -413,13 +413,26 @@ impl World {
     ) -> Option<Vec<super::slack::SimMessage>> {
         let ok = self
             .slack
-            .wait_until(|s| s.thread(channel, thread_ts).into_iter().filter(|m| is_verdict(m)).count() >= n, timeout)
+            .wait_until(
+                |s| {
+                    s.thread(channel, thread_ts)
+                        .into_iter()
+                        .filter(|m| is_verdict(m))
+                        .count()
+                        >= n
+                },
+                timeout,
+            )
             .await;
         ok.then(|| {
             self.slack
                 .messages()
                 .into_iter()
-                .filter(|m| m.channel == channel && m.thread_ts.as_deref() == Some(thread_ts) && is_verdict(m))
+                .filter(|m| {
+                    m.channel == channel
+                        && m.thread_ts.as_deref() == Some(thread_ts)
+                        && is_verdict(m)
+                })
                 .collect()
         })
     }

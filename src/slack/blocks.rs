@@ -286,7 +286,9 @@ pub fn report(report: &Report, ctx: &ReportContext) -> Vec<Value> {
     ));
     blocks.push(context(&links.join(" · ")));
 
-    if let (true, Some(location), Some(environment)) = (ctx.buttons, &report.location, report.environment) {
+    if let (true, Some(location), Some(environment)) =
+        (ctx.buttons, &report.location, report.environment)
+    {
         let value = |target: Option<&str>| ButtonValue {
             location: location.to_string(),
             environment,
