@@ -1,0 +1,282 @@
+//! The `linkbot` binary from a terminal: `check` end to end against the simulated directory,
+//! Jenkins and IAM for every verdict, `diagnose` on artifact folders, `config check`, and
+//! clear refusals. Each test runs the real binary as a subprocess; the simulators run here.
+
+use linkbot::diagnosis::verdict::VerdictCode;
+use linkbot::sim::world::{self, World};
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_linkbot");
+const LIMIT: Duration = Duration::from_secs(60);
+
+async fn linkbot(args: &[&str], env: &[(&str, String)]) -> Output {
+    let mut cmd = tokio::process::Command::new(BIN);
+    cmd.args(args)
+        .env_remove("RUST_LOG")
+        .env_remove("LINKBOT_LOG_FORMAT");
+    for var in linkbot::config::SECRET_VARS {
+        cmd.env_remove(var);
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.kill_on_drop(true);
+    tokio::time::timeout(LIMIT, cmd.output())
+        .await
+        .expect("linkbot did not finish in time")
+        .expect("linkbot could not be run")
+}
+
+fn write_config(world: &World) -> PathBuf {
+    let path = world.dir().join("bot.toml");
+    std::fs::write(&path, world.config_toml(&world.sqlite_url("cli"))).unwrap();
+    path
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_reaches_every_verdict_from_a_terminal() {
+    let world = World::start().await.unwrap();
+    let config = write_config(&world);
+    let config = config.to_str().unwrap();
+    let env = world.secret_env();
+    for verdict in VerdictCode::ALL {
+        // iam_unreachable needs IAM down; every other verdict needs it up.
+        world
+            .iam
+            .set_unavailable(verdict == VerdictCode::IamUnreachable);
+        let loc = world.scenario(verdict, 1);
+        let out = linkbot(
+            &[
+                "check",
+                loc.as_str(),
+                "--config",
+                config,
+                "--format",
+                "json",
+            ],
+            &env,
+        )
+        .await;
+        assert!(out.status.success(), "{verdict}: {}", text(&out));
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{verdict}: {e}: {}", text(&out)));
+        assert_eq!(json["verdict"], verdict.as_str(), "{}", text(&out));
+        assert_eq!(json["location"], loc.as_str());
+        assert_eq!(json["environment"], "prod");
+        assert!(json["steps"].as_array().is_some_and(|s| !s.is_empty()));
+        for secret in world.all_secret_values() {
+            assert!(
+                !text(&out).contains(&secret),
+                "{verdict}: a secret reached the terminal"
+            );
+        }
+        match verdict {
+            VerdictCode::RegionMismatch => {
+                assert_eq!(json["region_expected"], "us-east");
+                assert_eq!(json["region_found"], "us-south");
+            }
+            VerdictCode::ApiKeyInvalid => assert_eq!(json["confirmed"], true),
+            VerdictCode::JobFailed => assert!(json["console_tail"]
+                .as_str()
+                .unwrap_or("")
+                .contains("Finished: FAILURE")),
+            VerdictCode::UnknownLocation | VerdictCode::LookupFailed => {
+                assert!(json["build_url"].is_null())
+            }
+            _ => assert!(json["build_url"]
+                .as_str()
+                .unwrap_or("")
+                .contains("/job/armada-ha-master-get-info/")),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jenkins_gets_exactly_the_parameters_the_runbook_names() {
+    let world = World::start().await.unwrap();
+    let config = write_config(&world);
+    let loc = world.scenario(VerdictCode::RegionMismatch, 2);
+    let out = linkbot(
+        &["check", loc.as_str(), "--config", config.to_str().unwrap()],
+        &world.secret_env(),
+    )
+    .await;
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("region_mismatch")
+            && stdout.contains("us-south")
+            && stdout.contains("us-east"),
+        "{stdout}"
+    );
+    let triggers = world.jenkins.triggers();
+    assert_eq!(triggers.len(), 1);
+    let params: Vec<(&str, &str)> = triggers[0]
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    assert_eq!(
+        params,
+        vec![
+            ("BRANCH", "master"),
+            ("CARRIER_NAME", "prod-wdc04-carrier2"),
+            ("CLUSTERID", loc.as_str()),
+            ("ENV_Branch", "master"),
+            ("TUGBOAT", "prod-wdc04-carrier107"),
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_refuses_bad_input_with_one_line_and_triggers_nothing() {
+    let world = World::start().await.unwrap();
+    let config = write_config(&world);
+    let config = config.to_str().unwrap();
+    let env = world.secret_env();
+    let cases: [(&[&str], &str); 4] = [
+        (
+            &["check", "not-a-location", "--config", config],
+            "20 characters",
+        ),
+        (
+            &[
+                "check",
+                "c1hk4ek107l5au5mq8hg",
+                "--env",
+                "dev",
+                "--config",
+                config,
+            ],
+            "prod",
+        ),
+        (
+            &[
+                "check",
+                "c1hk4ek107l5au5mq8hg",
+                "--config",
+                "/nonexistent/bot.toml",
+            ],
+            "cannot read",
+        ),
+        (
+            &["diagnose", "--dir", "/nonexistent", "--region", "us-east"],
+            "not a folder",
+        ),
+    ];
+    for (args, expect) in cases {
+        let out = linkbot(args, &env).await;
+        assert!(!out.status.success(), "{args:?} should fail");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(expect), "{args:?}: {err}");
+        assert_eq!(
+            err.trim().lines().count(),
+            1,
+            "{args:?}: one line, got {err}"
+        );
+    }
+    assert!(world.jenkins.triggers().is_empty());
+    assert!(world.directory.requests().is_empty());
+}
+
+fn fixtures(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/artifacts")
+        .join(name)
+}
+
+#[tokio::test]
+async fn diagnose_reads_downloaded_artifacts() {
+    let cases = [
+        ("key-present-region-ok", "us-east", "api_key_invalid"),
+        ("key-missing", "us-east", "config_missing"),
+        ("region-wrong", "us-east", "region_mismatch"),
+        ("key-present-region-ok", "eu-de", "region_mismatch"),
+    ];
+    for (dir, region, verdict) in cases {
+        let d = fixtures(dir);
+        let out = linkbot(
+            &[
+                "diagnose",
+                "--dir",
+                d.to_str().unwrap(),
+                "--region",
+                region,
+                "--format",
+                "json",
+            ],
+            &[],
+        )
+        .await;
+        assert!(out.status.success(), "{}", text(&out));
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(json["verdict"], verdict, "{dir} {region}");
+        // The fixtures hold the same key as the simulated world: it must never be printed.
+        assert!(
+            !text(&out).contains(world::IAM_KEY),
+            "{dir}: the key was printed"
+        );
+    }
+    // A folder with only one of the two files: artifact_missing, still a verdict.
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        fixtures("key-missing").join("connector_getConnectorAPIKey.log"),
+        tmp.path().join("connector_getConnectorAPIKey.log"),
+    )
+    .unwrap();
+    let out = linkbot(
+        &[
+            "diagnose",
+            "--dir",
+            tmp.path().to_str().unwrap(),
+            "--region",
+            "us-east",
+        ],
+        &[],
+    )
+    .await;
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("artifact_missing"));
+}
+
+#[tokio::test]
+async fn config_check_names_the_line_and_key() {
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("bot.toml");
+    let out = linkbot(&["config", "check", shipped.to_str().unwrap()], &[]).await;
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("ok"));
+
+    let tmp = tempfile::tempdir().unwrap();
+    let bad = tmp.path().join("bot.toml");
+    std::fs::write(&bad, "[slack]\nchannels = [\"C0ONCALL\"]\n\n[environments.prod]\nxo_url = \"nope\"\njenkins_url = \"http://127.0.0.1:1\"\n").unwrap();
+    let out = linkbot(&["config", "check", bad.to_str().unwrap()], &[]).await;
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("bot.toml:5:") && err.contains("environments.prod.xo_url"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn every_subcommand_has_help() {
+    for sub in [
+        "run", "check", "diagnose", "demo", "config", "audit", "status",
+    ] {
+        let out = linkbot(&[sub, "--help"], &[]).await;
+        assert!(out.status.success(), "{sub}");
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("Usage"),
+            "{sub}"
+        );
+    }
+}
