@@ -145,6 +145,11 @@ impl Coordinator {
                     .to_std()
                     .unwrap_or_default();
                 match serde_json::from_value::<Report>(done.report) {
+                    // Only a diagnosis is worth reusing: a failure to run the runbook (directory
+                    // down, build failed) is retried by the next request.
+                    Ok(report) if !report.verdict.is_diagnosis() => {
+                        Box::pin(self.request(req, requester, waiter, true)).await
+                    }
                     Ok(report) => {
                         self.sink.finished(&[waiter], &report, Some(age)).await;
                         Ok(Requested::Reused { age })
@@ -183,14 +188,6 @@ impl Coordinator {
             environment: key.environment,
         };
         self.spawn_drive(check_id, req, resume);
-    }
-
-    /// Waits for every check this process drives to finish, up to `bound`. True when all did.
-    pub async fn drain(&self, bound: Duration) -> bool {
-        let mut set = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|e| e.into_inner()));
-        tokio::time::timeout(bound, async { while set.join_next().await.is_some() {} })
-            .await
-            .is_ok()
     }
 
     /// Stops every check this process drives (shutdown): their state stays in the store.
