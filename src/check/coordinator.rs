@@ -8,7 +8,7 @@
 
 use super::{CheckRequest, Engine, Progress, ResumePoint};
 use crate::diagnosis::verdict::Report;
-use crate::jenkins::JobProgress;
+use crate::jenkins::{JobHandle, JobProgress};
 use crate::slack::blocks::{human, progress_bar};
 use crate::store::{CheckId, CheckKey, Claim, FinishOutcome, InFlight, Requester, Store, Waiter};
 use anyhow::{Context, Result};
@@ -250,10 +250,14 @@ impl Coordinator {
                 }
                 let mut last_edit: Option<Instant> = None;
                 let mut pending = false;
+                // Each waiter costs one chat.update (Slack allows ~50 a minute): space the
+                // progress edits out as more threads wait on the same check.
+                let mut interval = Duration::from_secs(1);
+                let mut stage = "starting";
                 let started = Instant::now();
                 loop {
                     let next = if pending {
-                        let wait = Duration::from_secs(1)
+                        let wait = interval
                             .saturating_sub(last_edit.map(|t| t.elapsed()).unwrap_or_default());
                         match tokio::time::timeout(wait, rx.recv()).await {
                             Ok(m) => m.map(Some),
@@ -265,19 +269,26 @@ impl Coordinator {
                     match next {
                         None => break,
                         Some(Some(p)) => {
-                            if let Progress::Job(point) = &p {
-                                if let Ok(job) = serde_json::to_value(point) {
-                                    if let Ok(false) = this
-                                        .store
-                                        .set_stage(id, &this.owner, "job", Some(&job))
-                                        .await
-                                    {
-                                        tracing::warn!(
-                                            check_id = id.0,
-                                            "lease lost while persisting the job"
-                                        );
-                                    }
+                            // Persist the stage when it changes, and the Jenkins handle with it.
+                            let job = match &p {
+                                Progress::Job(point) => serde_json::to_value(point).ok(),
+                                _ => None,
+                            };
+                            let next_stage = stage_of(&p);
+                            if job.is_some() || next_stage != stage {
+                                stage = next_stage;
+                                if let Ok(false) = this
+                                    .store
+                                    .set_stage(id, &this.owner, stage, job.as_ref())
+                                    .await
+                                {
+                                    tracing::warn!(
+                                        check_id = id.0,
+                                        "lease lost while persisting the check's stage"
+                                    );
                                 }
+                            }
+                            if matches!(p, Progress::Job(_)) {
                                 continue;
                             }
                             apply(&mut lines, &p, &req, started.elapsed());
@@ -285,11 +296,10 @@ impl Coordinator {
                         }
                         Some(None) => {}
                     }
-                    let due = last_edit
-                        .map(|t| t.elapsed() >= Duration::from_secs(1))
-                        .unwrap_or(true);
+                    let due = last_edit.map(|t| t.elapsed() >= interval).unwrap_or(true);
                     if pending && due {
                         let waiters = this.store.waiters(id).await.unwrap_or_default();
+                        interval = Duration::from_secs(waiters.len().clamp(1, 30) as u64);
                         this.sink.progress(&waiters, &req, &lines).await;
                         last_edit = Some(Instant::now());
                         pending = false;
@@ -356,6 +366,25 @@ impl Coordinator {
             }
         }
         Ok(())
+    }
+}
+
+/// The stage name stored for `linkbot status`.
+fn stage_of(p: &Progress) -> &'static str {
+    match p {
+        Progress::LookingUp => "lookup",
+        Progress::Triggering { .. } => "triggering",
+        Progress::Job(ResumePoint {
+            job: JobHandle::Queued(_),
+            ..
+        }) => "queued",
+        Progress::Job(ResumePoint {
+            job: JobHandle::Build(_),
+            ..
+        }) => "running",
+        Progress::Jenkins(JobProgress::Queued { .. }) => "queued",
+        Progress::Jenkins(JobProgress::Running { .. }) => "running",
+        Progress::Jenkins(JobProgress::Finished { .. }) | Progress::ReadingArtifacts => "artifacts",
     }
 }
 

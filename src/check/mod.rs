@@ -396,9 +396,15 @@ impl Engine {
         }
         let resume_tugboat = tugboat.dotted();
         let resume_carrier = carrier.to_string();
+        let build_announced =
+            std::sync::atomic::AtomicBool::new(matches!(start, JobHandle::Build(_)));
         let on_job = |p: &JobProgress| {
             if let JobProgress::Running { build, .. } = p {
-                // The build number is known: persist it so a restart finds the build directly.
+                if build_announced.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                    progress(Progress::Jenkins(p.clone()));
+                    return;
+                }
+                // The build number is now known: persist it so a restart finds the build directly.
                 progress(Progress::Job(ResumePoint {
                     tugboat: resume_tugboat.clone(),
                     carrier: resume_carrier.clone(),
