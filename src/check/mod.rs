@@ -117,6 +117,16 @@ impl Draft {
         }
     }
 
+    /// The lookup step failed (a datacenter with no region, …): `lookup_failed` with the reason.
+    fn fail_lookup(self, msg: String) -> Report {
+        self.fail(
+            StepId::Lookup,
+            VerdictCode::LookupFailed,
+            format!("{msg}."),
+            vec![msg],
+        )
+    }
+
     fn fail(
         mut self,
         step: StepId,
@@ -303,15 +313,7 @@ impl Engine {
                         ));
                         draft.region_expected = Some(r);
                     }
-                    Err(e) => {
-                        let msg = e.to_string();
-                        return draft.fail(
-                            StepId::Lookup,
-                            VerdictCode::LookupFailed,
-                            format!("{msg}."),
-                            vec![msg],
-                        );
-                    }
+                    Err(e) => return draft.fail_lookup(e.to_string()),
                 }
                 draft
                     .steps
@@ -339,21 +341,17 @@ impl Engine {
         };
         draft.tugboat = Some(tugboat.clone());
         draft.carrier = Some(carrier.clone());
-        if draft.region_expected.is_none() {
-            match self.config.regions.region_of(tugboat.datacenter()) {
-                Ok(r) => draft.region_expected = Some(r),
-                Err(e) => {
-                    let msg = e.to_string();
-                    return draft.fail(
-                        StepId::Lookup,
-                        VerdictCode::LookupFailed,
-                        format!("{msg}."),
-                        vec![msg],
-                    );
+        // Resumed checks did not go through the lookup: their region is derived here.
+        let region = match draft.region_expected.clone() {
+            Some(r) => r,
+            None => match self.config.regions.region_of(tugboat.datacenter()) {
+                Ok(r) => {
+                    draft.region_expected = Some(r.clone());
+                    r
                 }
-            }
-        }
-        let region = draft.region_expected.clone().expect("set just above");
+                Err(e) => return draft.fail_lookup(e.to_string()),
+            },
+        };
 
         // Step 2b: the Jenkins job.
         let job_started = Instant::now();
