@@ -280,3 +280,66 @@ async fn every_subcommand_has_help() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn directory_surprises_end_in_lookup_failed_with_the_reason() {
+    use linkbot::sim::directory::ClusterAnswer;
+    let world = World::start().await.unwrap();
+    let config = write_config(&world);
+    let config = config.to_str().unwrap();
+    world.directory.set_carriers(
+        "dal10",
+        &[
+            ("prod-dal10-carrier1", "maintenance"),
+            ("prod-dal10-carrier2", "draining"),
+        ],
+    );
+    world.directory.set_carriers_raw("tok02", 500, "oops");
+    let cases: [(&str, ClusterAnswer, &str); 5] = [
+        (
+            "c0000000000000000001",
+            ClusterAnswer::Json("prod-xyz01.carrier1".into()),
+            "[regions]",
+        ),
+        (
+            "c0000000000000000002",
+            ClusterAnswer::Json("prod-dal10.carrier4".into()),
+            "No carrier in `dal10` is available",
+        ),
+        (
+            "c0000000000000000003",
+            ClusterAnswer::Json("prod-tok02.carrier2".into()),
+            "HTTP 500",
+        ),
+        (
+            "c0000000000000000004",
+            ClusterAnswer::Raw(200, "<html>maintenance</html>".into()),
+            "ActualDatacenterCluster",
+        ),
+        (
+            "c0000000000000000005",
+            ClusterAnswer::Json("not a tugboat".into()),
+            "not a tugboat",
+        ),
+    ];
+    for (loc, answer, expect) in cases {
+        world.directory.set_cluster(loc, answer);
+        let out = linkbot(
+            &["check", loc, "--config", config, "--format", "json"],
+            &world.secret_env(),
+        )
+        .await;
+        assert!(out.status.success(), "{loc}: {}", text(&out));
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(json["verdict"], "lookup_failed", "{loc}");
+        assert!(
+            json["summary"].as_str().unwrap_or("").contains(expect),
+            "{loc}: {}",
+            json["summary"]
+        );
+    }
+    assert!(
+        world.jenkins.triggers().is_empty(),
+        "nothing may be triggered after a failed lookup"
+    );
+}
