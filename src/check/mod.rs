@@ -161,7 +161,7 @@ impl Engine {
                         ec.jenkins_job.clone(),
                         secrets.jenkins_user.clone(),
                         secrets.jenkins_api_token.clone(),
-                        policy.clone(),
+                        policy,
                         metrics.clone(),
                     ),
                     branch: ec.branch.clone(),

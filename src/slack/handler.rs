@@ -29,6 +29,9 @@ use std::time::{Duration, Instant};
 /// How long the on-call group's member list is trusted before it is fetched again.
 const ONCALL_CACHE: Duration = Duration::from_secs(300);
 
+/// The on-call group's members and when they were fetched.
+type OncallCache = Arc<Mutex<Option<(Instant, HashSet<String>)>>>;
+
 /// The escalation clients that are configured (each needs its secret).
 #[derive(Clone, Default)]
 pub struct Escalators {
@@ -46,7 +49,7 @@ pub struct Handler {
     identity: BotIdentity,
     coordinator: Coordinator,
     escalators: Escalators,
-    oncall: Arc<Mutex<Option<(Instant, HashSet<String>)>>>,
+    oncall: OncallCache,
 }
 
 /// Renders check progress and results into the waiting Slack messages.
