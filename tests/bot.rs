@@ -727,6 +727,24 @@ async fn an_on_call_member_escalates_to_pagerduty_github_and_the_team_channel() 
         pages[2].json().expect("a JSON event")["dedup_key"],
         json!(key)
     );
+    let recorded_pages = h
+        .world
+        .slack
+        .wait_until(
+            |s| {
+                s.thread(ONCALL_CHANNEL, &thread)
+                    .iter()
+                    .filter(|m| m.text.as_deref().unwrap_or("").contains("PagerDuty"))
+                    .count()
+                    >= 2
+            },
+            WAIT,
+        )
+        .await;
+    assert!(
+        recorded_pages,
+        "the second page was not recorded in the thread"
+    );
 
     // Escalate: the team channel gets the diagnosis with a link back, GitHub an issue.
     h.click(
@@ -841,6 +859,55 @@ async fn an_on_call_member_escalates_to_pagerduty_github_and_the_team_channel() 
         );
     }
     h.finish("escalate").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_escalation_is_audited_even_when_slack_refuses_the_thread_message() {
+    let h = start().await;
+    let loc = h.world.scenario(VerdictCode::ApiKeyInvalid, 0);
+    let (thread, _) = h
+        .mention(ONCALL_CHANNEL, ENGINEER, &format!("check {loc}"), 1)
+        .await;
+    h.verdict(ONCALL_CHANNEL, &thread).await;
+    let posts_before = h.world.slack.calls("chat.postMessage").len();
+    h.world
+        .slack
+        .fail_next("chat.postMessage", 1, Failure::Error("fatal_error".into()));
+
+    h.click(&thread, &loc, ACTION_PAGE, Some("satellite_link"), ENGINEER)
+        .await;
+    // The page goes out, then Slack refuses the message that would record it in the thread.
+    h.world
+        .pagerduty
+        .wait_for_requests(1, WAIT)
+        .await
+        .expect("the page was sent");
+    let refused = h
+        .world
+        .slack
+        .wait_until(|s| s.calls("chat.postMessage").len() > posts_before, WAIT)
+        .await;
+    assert!(refused, "the thread message was never attempted");
+    assert_eq!(h.posts(ONCALL_CHANNEL, &thread).len(), 1);
+
+    // The page happened, so the audit log has it.
+    let audit = h
+        .bot
+        .store
+        .audit(None, Some(&loc), 100)
+        .await
+        .expect("the audit log");
+    let page = audit
+        .iter()
+        .find(|e| e.kind == AuditKind::Escalation)
+        .expect("the page is in the audit log");
+    assert_eq!(page.actor.as_deref(), Some(ENGINEER));
+    assert_eq!(page.target.as_deref(), Some("satellite_link (page)"));
+    assert!(page
+        .link
+        .as_deref()
+        .is_some_and(|l| l.contains(loc.as_str())));
+    h.finish("audit before thread").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
