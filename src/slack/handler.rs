@@ -907,9 +907,8 @@ impl Handler {
         if !failed.is_empty() {
             text.push_str(&format!("\n:warning: Failed: {}.", failed.join("; ")));
         }
-        self.web
-            .post_message(channel, Some(thread), &text, None)
-            .await?;
+        // Record first: the page, issue or post already happened, so the audit log must have it
+        // even when telling the thread fails.
         let entry = AuditEntry {
             at: chrono::Utc::now(),
             kind: AuditKind::Escalation,
@@ -926,7 +925,12 @@ impl Handler {
             link: (!links.is_empty()).then(|| links.join(" ")),
             detail: (!failed.is_empty()).then(|| failed.join("; ")),
         };
-        self.coordinator.store().append_audit(&entry).await?;
+        if let Err(e) = self.coordinator.store().append_audit(&entry).await {
+            tracing::error!(error = %e, "could not record an escalation in the audit log");
+        }
+        self.web
+            .post_message(channel, Some(thread), &text, None)
+            .await?;
         Ok(())
     }
 }

@@ -1,0 +1,1375 @@
+//! The Slack bot end to end: the real bot ([`linkbot::app::start`], as `linkbot run` starts it)
+//! against the simulated world — a fake Slack speaking the Web API over HTTP and Socket Mode
+//! over a WebSocket, plus the directory, Jenkins, IAM, PagerDuty and GitHub fakes — asserting
+//! what people in Slack (and the on-call teams) would see.
+//!
+//! Each test has its own world and bot, is bounded in time (every wait has a timeout) and stops
+//! its bot at the end. "Nothing happened" is never concluded from a sleep: the test waits for a
+//! later, slower event instead (a barrier check answered in another thread).
+
+use linkbot::app::{self, Options, RunningBot};
+use linkbot::config::Config;
+use linkbot::diagnosis::verdict::{Report, VerdictCode};
+use linkbot::domain::{Environment, LocationId};
+use linkbot::sim::slack::{self as fake, Failure, SimMessage};
+use linkbot::sim::world::{
+    self, World, ALERT_BOT, ENGINEER, IAM_KEY, ONCALL_CHANNEL, OTHER_CHANNEL, RAZEE_CHANNEL,
+    SATLINK_CHANNEL, SATLINK_REPO, VISITOR,
+};
+use linkbot::slack::alerts::ALERT_NAME;
+use linkbot::slack::blocks::{ButtonValue, ACTION_ESCALATE, ACTION_PAGE, ACTION_RERUN};
+use linkbot::slack::commands::USAGE;
+use linkbot::store::{AuditKind, CheckKey};
+use serde_json::{json, Value};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The bound on any single wait.
+const WAIT: Duration = Duration::from_secs(15);
+
+/// Every Web API method the fake Slack serves (for the "no secret in any call" scan).
+const SLACK_METHODS: [&str; 7] = [
+    "auth.test",
+    "apps.connections.open",
+    "chat.postMessage",
+    "chat.update",
+    "chat.postEphemeral",
+    "chat.getPermalink",
+    "usergroups.users.list",
+];
+
+// ---------------------------------------------------------------------------------------------
+// Shared setup
+
+/// One world and one bot connected to it.
+struct Harness {
+    world: World,
+    bot: RunningBot,
+    barriers: u32,
+}
+
+async fn start() -> Harness {
+    start_with(|_| {}).await
+}
+
+/// Starts a world and the bot, with `tweak` applied to the world's `bot.toml`.
+async fn start_with(tweak: impl FnOnce(&mut Config)) -> Harness {
+    let world = World::start().await.expect("the simulated world starts");
+    let mut config = world
+        .config(&world.sqlite_url("bot"))
+        .expect("the simulated bot.toml is valid");
+    tweak(&mut config);
+    let connections = config.slack.connections;
+    let options = Options {
+        lease: Duration::from_secs(10),
+        resume_every: Duration::from_secs(2),
+        shutdown_bound: Duration::from_secs(5),
+        listen: Some(([127, 0, 0, 1], 0).into()),
+        instance: "bot-test".into(),
+        pace_slack: false,
+    };
+    let bot = app::start(Arc::new(config), world.secrets(), options)
+        .await
+        .expect("the bot starts");
+    assert!(
+        bot.wait_connected(connections, WAIT).await,
+        "the bot did not open {connections} Socket Mode connections"
+    );
+    Harness {
+        world,
+        bot,
+        barriers: 0,
+    }
+}
+
+/// The seed's text form of the alert.
+fn alert_text(loc: &LocationId) -> String {
+    format!(
+        "Labels:\n - alertname = {ALERT_NAME}\n - alert_situation = {ALERT_NAME}\n - service = satellite-link\n - severity = critical\n - cluster_id = {loc}\n - namespace = satellite-link\nAnnotations:\n - summary = \"Link connector is rebooting : no IAM Token can be retrieved from IAM Server\""
+    )
+}
+
+/// Alertmanager's Slack receiver form: one attachment with title, text and fields.
+fn alert_attachments(loc: &LocationId) -> Value {
+    json!([{
+        "color": "danger",
+        "title": format!("[FIRING:1] {ALERT_NAME} (critical satellite-link)"),
+        "title_link": "http://alertmanager.example/#/alerts",
+        "text": "*Alert:* Link connector is rebooting : no IAM Token can be retrieved from IAM Server\n*Severity:* `critical`",
+        "fields": [
+            {"title": "alertname", "value": ALERT_NAME, "short": true},
+            {"title": "cluster_id", "value": loc.as_str(), "short": true},
+        ],
+        "fallback": format!("[FIRING:1] {ALERT_NAME}"),
+    }])
+}
+
+/// Digits of a Slack `ts` (as in a permalink's `p…`).
+fn digits(ts: &str) -> String {
+    ts.chars().filter(char::is_ascii_digit).collect()
+}
+
+/// Everything a Slack message ever showed, every version, text and blocks.
+fn all_versions(m: &SimMessage) -> String {
+    m.versions
+        .iter()
+        .map(|v| format!("{:?}\n{}", v.text, v.blocks.clone().unwrap_or(Value::Null)))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn pct(sorted: &[Duration], p: f64) -> Duration {
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted.get(idx).copied().unwrap_or_default()
+}
+
+impl Harness {
+    /// An `@linkbot <words>` mention by `user` in `channel`, posted as user message `n`.
+    /// Returns the mention's `ts` (the thread the answer goes to) and the envelope.
+    async fn mention(&self, channel: &str, user: &str, words: &str, n: u32) -> (String, Value) {
+        let ts = World::user_ts(n);
+        let text = format!("<@{}> {words}", fake::SIM_BOT_USER_ID);
+        let envelope = fake::app_mention(channel, user, &text, &ts);
+        self.world
+            .slack
+            .push(envelope.clone())
+            .await
+            .expect("a live Socket Mode connection");
+        (ts, envelope)
+    }
+
+    /// A message by Alertmanager (an alert source) in `channel`, as user message `n`.
+    async fn alert(
+        &self,
+        channel: &str,
+        text: &str,
+        attachments: Option<Value>,
+        n: u32,
+    ) -> (String, Value) {
+        let ts = World::user_ts(n);
+        let envelope = fake::message(
+            channel,
+            text,
+            &ts,
+            Some(ALERT_BOT),
+            Some("A0ALERTMGR"),
+            attachments,
+        );
+        self.world
+            .slack
+            .push(envelope.clone())
+            .await
+            .expect("a live Socket Mode connection");
+        (ts, envelope)
+    }
+
+    /// `/linkbot <text>` by `user` in `channel`.
+    async fn slash(&self, channel: &str, user: &str, text: &str) {
+        self.world
+            .slack
+            .push(fake::slash_command(channel, user, "/linkbot", text))
+            .await
+            .expect("a live Socket Mode connection");
+    }
+
+    /// Waits for `n` verdicts in the thread; panics with the thread's content if they never come.
+    async fn verdicts(&self, channel: &str, thread: &str, n: usize) -> Vec<SimMessage> {
+        match self.world.wait_verdicts(channel, thread, n, WAIT).await {
+            Some(v) => v,
+            None => panic!(
+                "no {n} verdict(s) in thread {thread} of {channel} within {WAIT:?}; the thread holds:\n{}",
+                self.render_thread(channel, thread)
+            ),
+        }
+    }
+
+    /// Waits for one verdict in the thread and returns it.
+    async fn verdict(&self, channel: &str, thread: &str) -> SimMessage {
+        self.verdicts(channel, thread, 1)
+            .await
+            .pop()
+            .expect("one verdict")
+    }
+
+    fn render_thread(&self, channel: &str, thread: &str) -> String {
+        self.world
+            .thread(channel, thread)
+            .iter()
+            .map(world::render_message)
+            .collect::<Vec<_>>()
+            .join("\n---\n")
+    }
+
+    /// The bot's visible (non-ephemeral) messages in a thread.
+    fn posts(&self, channel: &str, thread: &str) -> Vec<SimMessage> {
+        self.world
+            .thread(channel, thread)
+            .into_iter()
+            .filter(|m| m.ephemeral_to.is_none())
+            .collect()
+    }
+
+    /// Waits for a message in `channel` (any thread, ephemeral or not) matching `pred`.
+    async fn wait_message(
+        &self,
+        what: &str,
+        mut pred: impl FnMut(&SimMessage) -> bool,
+    ) -> SimMessage {
+        let ok = self
+            .world
+            .slack
+            .wait_until(|s| s.messages().iter().any(&mut pred), WAIT)
+            .await;
+        assert!(ok, "{what}: no such message within {WAIT:?}");
+        self.world
+            .slack
+            .messages()
+            .into_iter()
+            .find(pred)
+            .expect("the message just seen")
+    }
+
+    /// Waits for a visible message in the thread whose text contains `needle`.
+    async fn wait_text(&self, channel: &str, thread: &str, needle: &str) -> SimMessage {
+        let (c, t) = (channel.to_string(), thread.to_string());
+        self.wait_message(&format!("{needle:?} in thread {thread}"), move |m| {
+            m.channel == c
+                && m.thread_ts.as_deref() == Some(t.as_str())
+                && m.ephemeral_to.is_none()
+                && m.text.as_deref().unwrap_or("").contains(needle)
+        })
+        .await
+    }
+
+    /// Waits until `user` has been shown `n` ephemeral messages; returns them.
+    async fn ephemerals(&self, user: &str, n: usize) -> Vec<SimMessage> {
+        let mine = |m: &SimMessage| m.ephemeral_to.as_deref() == Some(user);
+        let ok = self
+            .world
+            .slack
+            .wait_until(
+                |s| s.messages().iter().filter(|m| mine(m)).count() >= n,
+                WAIT,
+            )
+            .await;
+        assert!(ok, "{user} was not shown {n} ephemeral message(s)");
+        self.world
+            .slack
+            .messages()
+            .into_iter()
+            .filter(mine)
+            .collect()
+    }
+
+    /// Clicks a button of the latest verdict in `thread`.
+    async fn click(
+        &self,
+        thread: &str,
+        loc: &LocationId,
+        action: &str,
+        target: Option<&str>,
+        user: &str,
+    ) {
+        let verdict = self
+            .world
+            .thread(ONCALL_CHANNEL, thread)
+            .into_iter()
+            .rev()
+            .find(world::is_verdict)
+            .expect("a verdict to click on");
+        let value = serde_json::to_string(&ButtonValue {
+            location: loc.to_string(),
+            environment: Environment::Prod,
+            target: target.map(str::to_string),
+        })
+        .expect("a button value");
+        self.world
+            .slack
+            .push(fake::block_actions(
+                ONCALL_CHANNEL,
+                user,
+                &verdict.ts,
+                action,
+                &value,
+                Some(thread),
+            ))
+            .await
+            .expect("a live Socket Mode connection");
+    }
+
+    /// Jenkins builds triggered for `loc`.
+    fn builds_for(&self, loc: &LocationId) -> usize {
+        self.world
+            .jenkins
+            .triggers()
+            .iter()
+            .filter(|t| t.get("CLUSTERID").map(String::as_str) == Some(loc.as_str()))
+            .count()
+    }
+
+    /// A check answered in another thread, pushed after everything before it: once its verdict
+    /// is in, any envelope pushed earlier has long been handled (a check takes hundreds of
+    /// milliseconds of simulated Jenkins; ignoring an envelope takes microseconds).
+    async fn barrier(&mut self) {
+        self.barriers += 1;
+        let n = 900 + self.barriers;
+        let loc = self.world.scenario(VerdictCode::ApiKeyAccepted, n);
+        let (ts, _) = self
+            .mention(ONCALL_CHANNEL, ENGINEER, &format!("check {loc}"), n)
+            .await;
+        let v = self.verdict(ONCALL_CHANNEL, &ts).await;
+        assert_eq!(world::verdict_code(&v), Some(VerdictCode::ApiKeyAccepted));
+    }
+
+    /// The last report the store holds for `loc` (prod).
+    async fn stored_report(&self, loc: &LocationId) -> Report {
+        let key = CheckKey {
+            environment: Environment::Prod,
+            location: loc.clone(),
+        };
+        let done = self
+            .bot
+            .store
+            .latest_finished(&key)
+            .await
+            .expect("the store answers")
+            .expect("a finished check");
+        serde_json::from_value(done.report).expect("a readable report")
+    }
+
+    /// No Slack payload — any version of any message, any call's parameters — carries a secret.
+    fn assert_no_secrets_in_slack(&self) {
+        let secrets = self.world.all_secret_values();
+        assert!(secrets.iter().any(|s| s == IAM_KEY));
+        for m in self.world.slack.messages() {
+            let shown = all_versions(&m);
+            for s in &secrets {
+                assert!(
+                    !shown.contains(s.as_str()),
+                    "a secret (…{}) reached Slack in message {} of {}",
+                    &s[s.len().saturating_sub(4)..],
+                    m.ts,
+                    m.channel
+                );
+            }
+        }
+        for method in SLACK_METHODS {
+            for params in self.world.slack.calls(method) {
+                let sent = params.to_string();
+                for s in &secrets {
+                    assert!(
+                        !sent.contains(s.as_str()),
+                        "a secret (…{}) was sent to Slack in a {method} call",
+                        &s[s.len().saturating_sub(4)..]
+                    );
+                }
+            }
+        }
+    }
+
+    /// Every envelope pushed was acked; the latencies are printed. Then the bot stops.
+    async fn finish(self, name: &str) {
+        let all_acked = self
+            .world
+            .slack
+            .wait_until(
+                |s| !s.pushed().is_empty() && s.pushed().iter().all(|id| s.acked(id)),
+                WAIT,
+            )
+            .await;
+        assert!(all_acked, "{name}: an envelope was never acked");
+        let mut lat: Vec<Duration> = self
+            .world
+            .slack
+            .acks()
+            .iter()
+            .filter_map(|a| a.latency)
+            .collect();
+        lat.sort();
+        println!(
+            "{name}: {} envelope(s) acked, ack latency p50 {:?}, max {:?}",
+            lat.len(),
+            pct(&lat, 0.5),
+            pct(&lat, 1.0)
+        );
+        self.assert_no_secrets_in_slack();
+        tokio::time::timeout(Duration::from_secs(10), self.bot.stop())
+            .await
+            .expect("the bot stops within its bound");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Requests
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mention_is_answered_in_its_thread_by_one_message_edited_into_the_verdict() {
+    let h = start().await;
+    let loc = h.world.scenario(VerdictCode::ApiKeyInvalid, 0);
+    let (thread, _) = h
+        .mention(ONCALL_CHANNEL, ENGINEER, &format!("check {loc}"), 1)
+        .await;
+
+    let v = h.verdict(ONCALL_CHANNEL, &thread).await;
+    assert_eq!(world::verdict_code(&v), Some(VerdictCode::ApiKeyInvalid));
+    let shown = world::render_message(&v);
+    assert!(shown.contains(loc.as_str()), "{shown}");
+    assert!(
+        shown.contains("ibmcloud ks api-key reset --region us-east"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("/job/armada-ha-master-get-info/"),
+        "no Jenkins link: {shown}"
+    );
+    assert!(shown.contains("[Re-run check]"), "{shown}");
+    // One message, edited in place from "checking" through the stages to the verdict.
+    assert_eq!(h.posts(ONCALL_CHANNEL, &thread).len(), 1);
+    let first = v.versions.first().expect("a first version");
+    assert!(
+        first.text.as_deref().unwrap_or("").contains(loc.as_str()),
+        "{first:?}"
+    );
+    assert!(
+        v.versions.len() >= 3,
+        "only {} version(s)",
+        v.versions.len()
+    );
+    assert!(
+        v.versions[..v.versions.len() - 1].iter().any(|ver| ver
+            .blocks
+            .as_ref()
+            .is_some_and(|b| b.to_string().contains("Looking up"))),
+        "no progress edit before the verdict"
+    );
+    assert_eq!(h.builds_for(&loc), 1);
+    h.finish("mention").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slash_command_acks_ephemerally_then_posts_in_the_channel_and_threads_the_verdict() {
+    let h = start().await;
+    let loc = h.world.scenario(VerdictCode::ApiKeyAccepted, 0);
+    h.slash(ONCALL_CHANNEL, ENGINEER, &format!("check {loc}"))
+        .await;
+
+    let ack = h.ephemerals(ENGINEER, 1).await.remove(0);
+    assert_eq!(ack.channel, ONCALL_CHANNEL);
+    assert!(
+        ack.text.as_deref().unwrap_or("").contains(loc.as_str()),
+        "{ack:?}"
+    );
+    let l = loc.to_string();
+    let root = h
+        .wait_message("the visible message of the slash command", |m| {
+            m.channel == ONCALL_CHANNEL
+                && m.thread_ts.is_none()
+                && m.ephemeral_to.is_none()
+                && m.text.as_deref().unwrap_or("").contains(&l)
+        })
+        .await;
+    assert!(root
+        .text
+        .as_deref()
+        .unwrap_or("")
+        .contains(&format!("<@{ENGINEER}>")));
+    let order: Vec<String> = h
+        .world
+        .slack
+        .messages()
+        .iter()
+        .map(|m| m.ts.clone())
+        .collect();
+    let pos = |ts: &str| order.iter().position(|t| t == ts);
+    assert!(
+        pos(&ack.ts) < pos(&root.ts),
+        "the ephemeral ack came after the channel message"
+    );
+
+    let v = h.verdict(ONCALL_CHANNEL, &root.ts).await;
+    assert_eq!(world::verdict_code(&v), Some(VerdictCode::ApiKeyAccepted));
+    assert_eq!(h.builds_for(&loc), 1);
+    h.finish("slash").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alerts_in_both_forms_are_answered_in_their_threads_and_resolved_ones_are_not() {
+    let mut h = start().await;
+    let text_loc = h.world.scenario(VerdictCode::RegionMismatch, 0);
+    let att_loc = h.world.scenario(VerdictCode::ConfigMissing, 0);
+    let resolved_loc = h.world.scenario(VerdictCode::ApiKeyInvalid, 0);
+
+    let (text_thread, _) = h
+        .alert(ONCALL_CHANNEL, &alert_text(&text_loc), None, 1)
+        .await;
+    let (att_thread, _) = h
+        .alert(ONCALL_CHANNEL, "", Some(alert_attachments(&att_loc)), 2)
+        .await;
+    let resolved = format!("[RESOLVED]\n{}", alert_text(&resolved_loc));
+    let (resolved_thread, _) = h.alert(ONCALL_CHANNEL, &resolved, None, 3).await;
+    let mut resolved_att = alert_attachments(&resolved_loc);
+    resolved_att[0]["title"] = json!(format!("[RESOLVED] {ALERT_NAME} (critical satellite-link)"));
+    let (resolved_att_thread, _) = h.alert(ONCALL_CHANNEL, "", Some(resolved_att), 4).await;
+
+    let v = h.verdict(ONCALL_CHANNEL, &text_thread).await;
+    assert_eq!(world::verdict_code(&v), Some(VerdictCode::RegionMismatch));
+    assert!(world::render_message(&v).contains("us-south"));
+    let v = h.verdict(ONCALL_CHANNEL, &att_thread).await;
+    assert_eq!(world::verdict_code(&v), Some(VerdictCode::ConfigMissing));
+    h.barrier().await;
+
+    assert!(h.world.thread(ONCALL_CHANNEL, &resolved_thread).is_empty());
+    assert!(h
+        .world
+        .thread(ONCALL_CHANNEL, &resolved_att_thread)
+        .is_empty());
+    assert_eq!(h.builds_for(&resolved_loc), 0);
+    assert_eq!((h.builds_for(&text_loc), h.builds_for(&att_loc)), (1, 1));
+    h.finish("alerts").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alert_storm_for_one_location_runs_one_build_and_answers_every_thread() {
+    let h = start().await;
+    let loc = h.world.scenario_with(
+        VerdictCode::ConfigMissing,
+        0,
+        World::timing(Duration::from_millis(800)),
+    );
+    let pushed_at = Instant::now();
+    let mut threads = Vec::new();
+    for n in 1..=20 {
+        // Both forms, interleaved, as a flapping Alertmanager would send them.
+        let (ts, _) = if n % 2 == 0 {
+            h.alert(ONCALL_CHANNEL, &alert_text(&loc), None, n).await
+        } else {
+            h.alert(ONCALL_CHANNEL, "", Some(alert_attachments(&loc)), n)
+                .await
+        };
+        threads.push(ts);
+    }
+    println!("alert storm: 20 alerts pushed in {:?}", pushed_at.elapsed());
+
+    for ts in &threads {
+        let v = h.verdict(ONCALL_CHANNEL, ts).await;
+        assert_eq!(world::verdict_code(&v), Some(VerdictCode::ConfigMissing));
+        assert_eq!(h.posts(ONCALL_CHANNEL, ts).len(), 1, "thread {ts}");
+    }
+    assert_eq!(h.builds_for(&loc), 1, "an alert storm flooded Jenkins");
+    assert_eq!(h.world.jenkins.triggers().len(), 1);
+    h.finish("alert storm").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redelivered_envelope_never_starts_a_second_check() {
+    // No result reuse: a redelivery handled as new would start a second build.
+    let mut h = start_with(|c| c.check.result_ttl = Duration::ZERO).await;
+    let loc = h.world.scenario(VerdictCode::ApiKeyInvalid, 0);
+    let alert_loc = h.world.scenario(VerdictCode::RegionMismatch, 0);
+
+    // A mention redelivered while its check runs.
+    let (thread, mention) = h
+        .mention(ONCALL_CHANNEL, ENGINEER, &format!("check {loc}"), 1)
+        .await;
+    h.world
+        .slack
+        .push(fake::with_retry(&mention, 1))
+        .await
+        .expect("pushed");
+    // An alert redelivered after its verdict is in.
+    let (alert_thread, alert) = h
+        .alert(ONCALL_CHANNEL, &alert_text(&alert_loc), None, 2)
+        .await;
+    h.verdict(ONCALL_CHANNEL, &thread).await;
+    h.verdict(ONCALL_CHANNEL, &alert_thread).await;
+    h.world
+        .slack
+        .push(fake::with_retry(&alert, 2))
+        .await
+        .expect("pushed");
+    h.world
+        .slack
+        .push(fake::with_retry(&mention, 3))
+        .await
+        .expect("pushed");
+    h.barrier().await;
+
+    assert_eq!(h.posts(ONCALL_CHANNEL, &thread).len(), 1);
+    assert_eq!(h.posts(ONCALL_CHANNEL, &alert_thread).len(), 1);
+    assert_eq!(h.builds_for(&loc), 1);
+    assert_eq!(h.builds_for(&alert_loc), 1);
+    h.finish("redelivery").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_is_checked_in_a_channel_that_is_not_configured() {
+    let mut h = start().await;
+    let loc = h.world.scenario(VerdictCode::ApiKeyInvalid, 0);
+    h.mention(OTHER_CHANNEL, ENGINEER, &format!("check {loc}"), 1)
+        .await;
+    h.alert(OTHER_CHANNEL, &alert_text(&loc), None, 2).await;
+    h.alert(OTHER_CHANNEL, "", Some(alert_attachments(&loc)), 3)
+        .await;
+    h.slash(OTHER_CHANNEL, ENGINEER, &format!("check {loc}"))
+        .await;
+
+    // The slash command is told where checks run, privately.
+    let refusal = h.ephemerals(ENGINEER, 1).await.remove(0);
+    assert_eq!(refusal.channel, OTHER_CHANNEL);
+    assert!(
+        refusal
+            .text
+            .as_deref()
+            .unwrap_or("")
+            .contains(&format!("<#{ONCALL_CHANNEL}>")),
+        "{refusal:?}"
+    );
+    h.barrier().await;
+    let visible: Vec<SimMessage> = h
+        .world
+        .slack
+        .messages()
+        .into_iter()
+        .filter(|m| m.channel == OTHER_CHANNEL && m.ephemeral_to.is_none())
+        .collect();
+    assert!(
+        visible.is_empty(),
+        "the bot posted in {OTHER_CHANNEL}: {visible:?}"
+    );
+    assert_eq!(h.builds_for(&loc), 0);
+    assert!(
+        !h.world
+            .directory
+            .requests()
+            .iter()
+            .any(|r| r.contains(loc.as_str())),
+        "the directory was asked about {loc}"
+    );
+    h.finish("unconfigured channel").await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Buttons
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_on_call_member_escalates_to_pagerduty_github_and_the_team_channel() {
+    let h = start().await;
+    let loc = h.world.scenario(VerdictCode::ApiKeyInvalid, 0);
+    let other = h.world.scenario(VerdictCode::ApiKeyInvalid, 1);
+    let (thread, _) = h
+        .mention(ONCALL_CHANNEL, ENGINEER, &format!("check {loc}"), 1)
+        .await;
+    let (other_thread, _) = h
+        .mention(ONCALL_CHANNEL, ENGINEER, &format!("check {other}"), 2)
+        .await;
+    let v = h.verdict(ONCALL_CHANNEL, &thread).await;
+    assert!(world::render_message(&v).contains("[Escalate → Satellite Link squad]"));
+    h.verdict(ONCALL_CHANNEL, &other_thread).await;
+
+    // Page (CIE): one PagerDuty trigger per click, deduplicated per location.
+    h.click(&thread, &loc, ACTION_PAGE, Some("satellite_link"), ENGINEER)
+        .await;
+    let paged = h.wait_text(ONCALL_CHANNEL, &thread, "PagerDuty").await;
+    h.click(
+        &other_thread,
+        &other,
+        ACTION_PAGE,
+        Some("satellite_link"),
+        ENGINEER,
+    )
+    .await;
+    h.wait_text(ONCALL_CHANNEL, &other_thread, "PagerDuty")
+        .await;
+    let pages = h
+        .world
+        .pagerduty
+        .wait_for_requests(2, WAIT)
+        .await
+        .expect("two pages");
+    let page = pages[0].json().expect("a JSON event");
+    assert_eq!(page["event_action"], "trigger");
+    let key = page["dedup_key"].as_str().expect("a dedup_key").to_string();
+    assert!(
+        key.contains(loc.as_str()),
+        "dedup_key {key} does not name {loc}"
+    );
+    let other_key = pages[1].json().expect("a JSON event")["dedup_key"]
+        .as_str()
+        .expect("a dedup_key")
+        .to_string();
+    assert!(other_key.contains(other.as_str()) && other_key != key);
+    let summary = page["payload"]["summary"].as_str().unwrap_or("");
+    assert!(summary.contains(loc.as_str()), "{summary}");
+    let thread_link = page["payload"]["custom_details"]["slack_thread"]
+        .as_str()
+        .unwrap_or("");
+    assert!(
+        thread_link.ends_with(&format!("/archives/{ONCALL_CHANNEL}/p{}", digits(&thread))),
+        "the page does not link the thread: {thread_link:?}"
+    );
+    assert_eq!(page["payload"]["custom_details"]["requested_by"], ENGINEER);
+    let paged_text = paged.text.unwrap_or_default();
+    assert!(
+        paged_text.contains(&format!("<@{ENGINEER}>")),
+        "{paged_text}"
+    );
+    assert!(paged_text.contains(&key), "{paged_text}");
+    // Paging the same location again reuses its key, so PagerDuty keeps one incident.
+    h.click(&thread, &loc, ACTION_PAGE, Some("satellite_link"), ENGINEER)
+        .await;
+    let pages = h
+        .world
+        .pagerduty
+        .wait_for_requests(3, WAIT)
+        .await
+        .expect("three pages");
+    assert_eq!(
+        pages[2].json().expect("a JSON event")["dedup_key"],
+        json!(key)
+    );
+    let recorded_pages = h
+        .world
+        .slack
+        .wait_until(
+            |s| {
+                s.thread(ONCALL_CHANNEL, &thread)
+                    .iter()
+                    .filter(|m| m.text.as_deref().unwrap_or("").contains("PagerDuty"))
+                    .count()
+                    >= 2
+            },
+            WAIT,
+        )
+        .await;
+    assert!(
+        recorded_pages,
+        "the second page was not recorded in the thread"
+    );
+
+    // Escalate: the team channel gets the diagnosis with a link back, GitHub an issue.
+    h.click(
+        &thread,
+        &loc,
+        ACTION_ESCALATE,
+        Some("satellite_link"),
+        ENGINEER,
+    )
+    .await;
+    let recorded = h.wait_text(ONCALL_CHANNEL, &thread, "opened").await;
+    let team_post = h
+        .world
+        .slack
+        .messages()
+        .into_iter()
+        .find(|m| m.channel == SATLINK_CHANNEL)
+        .expect("a post in the team channel");
+    let team_shown = world::render_message(&team_post);
+    assert!(
+        team_shown.contains(&format!("<@{ENGINEER}> escalates")),
+        "{team_shown}"
+    );
+    assert!(
+        team_shown.contains(&format!("/archives/{ONCALL_CHANNEL}/p{}", digits(&thread))),
+        "no permalink to the on-call thread: {team_shown}"
+    );
+    assert_eq!(
+        world::verdict_code(&team_post),
+        Some(VerdictCode::ApiKeyInvalid)
+    );
+    assert!(
+        !team_shown.contains("[Re-run check]"),
+        "buttons in the team channel"
+    );
+
+    let issues = h.world.github.issues();
+    assert_eq!(issues.len(), 1);
+    let issue = &issues[0];
+    assert_eq!(issue.repo, SATLINK_REPO);
+    assert!(issue.title.contains("api_key_invalid") && issue.title.contains(loc.as_str()));
+    let report = h.stored_report(&loc).await;
+    assert!(report.steps.len() >= 5, "only {} steps", report.steps.len());
+    for step in &report.steps {
+        assert!(
+            issue.body.contains(&step.title),
+            "step {:?} missing",
+            step.title
+        );
+        for e in &step.evidence {
+            assert!(
+                issue.body.contains(&format!("- {e}")),
+                "evidence {e:?} missing"
+            );
+        }
+    }
+    assert!(issue
+        .body
+        .contains(&format!("/archives/{ONCALL_CHANNEL}/p{}", digits(&thread))));
+    assert!(!issue.body.contains(IAM_KEY));
+
+    let text = recorded.text.unwrap_or_default();
+    assert!(
+        text.contains(&format!(
+            "<@{ENGINEER}> escalated to *Satellite Link squad*"
+        )),
+        "{text}"
+    );
+    assert!(text.contains(&format!("<#{SATLINK_CHANNEL}>")), "{text}");
+    assert!(
+        text.contains(&format!(
+            "/archives/{SATLINK_CHANNEL}/p{}",
+            digits(&team_post.ts)
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("{SATLINK_REPO}/issues/{}", issue.number))
+            && text.contains(&format!("{SATLINK_REPO}#{}", issue.number)),
+        "{text}"
+    );
+
+    // The audit log has who escalated, where, and the links.
+    let audit = h
+        .bot
+        .store
+        .audit(None, Some(&loc), 100)
+        .await
+        .expect("the audit log");
+    let escalations: Vec<_> = audit
+        .iter()
+        .filter(|e| e.kind == AuditKind::Escalation)
+        .collect();
+    assert_eq!(escalations.len(), 3, "{escalations:?}");
+    assert!(escalations
+        .iter()
+        .all(|e| e.actor.as_deref() == Some(ENGINEER)));
+    assert!(escalations.iter().any(|e| {
+        e.target.as_deref() == Some("satellite_link")
+            && e.link.as_deref().is_some_and(|l| l.contains("/issues/"))
+    }));
+    for r in h
+        .world
+        .pagerduty
+        .requests()
+        .iter()
+        .chain(h.world.github.requests().iter())
+    {
+        assert!(
+            !r.dump().contains(IAM_KEY),
+            "the IAM key left in an escalation"
+        );
+    }
+    h.finish("escalate").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_escalation_is_audited_even_when_slack_refuses_the_thread_message() {
+    let h = start().await;
+    let loc = h.world.scenario(VerdictCode::ApiKeyInvalid, 0);
+    let (thread, _) = h
+        .mention(ONCALL_CHANNEL, ENGINEER, &format!("check {loc}"), 1)
+        .await;
+    h.verdict(ONCALL_CHANNEL, &thread).await;
+    let posts_before = h.world.slack.calls("chat.postMessage").len();
+    h.world
+        .slack
+        .fail_next("chat.postMessage", 1, Failure::Error("fatal_error".into()));
+
+    h.click(&thread, &loc, ACTION_PAGE, Some("satellite_link"), ENGINEER)
+        .await;
+    // The page goes out, then Slack refuses the message that would record it in the thread.
+    h.world
+        .pagerduty
+        .wait_for_requests(1, WAIT)
+        .await
+        .expect("the page was sent");
+    let refused = h
+        .world
+        .slack
+        .wait_until(|s| s.calls("chat.postMessage").len() > posts_before, WAIT)
+        .await;
+    assert!(refused, "the thread message was never attempted");
+    assert_eq!(h.posts(ONCALL_CHANNEL, &thread).len(), 1);
+
+    // The page happened, so the audit log has it.
+    let audit = h
+        .bot
+        .store
+        .audit(None, Some(&loc), 100)
+        .await
+        .expect("the audit log");
+    let page = audit
+        .iter()
+        .find(|e| e.kind == AuditKind::Escalation)
+        .expect("the page is in the audit log");
+    assert_eq!(page.actor.as_deref(), Some(ENGINEER));
+    assert_eq!(page.target.as_deref(), Some("satellite_link (page)"));
+    assert!(page
+        .link
+        .as_deref()
+        .is_some_and(|l| l.contains(loc.as_str())));
+    h.finish("audit before thread").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn someone_off_call_is_refused_and_nothing_is_escalated_or_rerun() {
+    let h = start().await;
+    let loc = h.world.scenario(VerdictCode::ApiKeyInvalid, 0);
+    let (thread, _) = h
+        .mention(ONCALL_CHANNEL, ENGINEER, &format!("check {loc}"), 1)
+        .await;
+    h.verdict(ONCALL_CHANNEL, &thread).await;
+
+    h.click(
+        &thread,
+        &loc,
+        ACTION_ESCALATE,
+        Some("satellite_link"),
+        VISITOR,
+    )
+    .await;
+    h.click(&thread, &loc, ACTION_PAGE, Some("satellite_link"), VISITOR)
+        .await;
+    h.click(&thread, &loc, ACTION_RERUN, None, VISITOR).await;
+    let refusals = h.ephemerals(VISITOR, 3).await;
+    for r in &refusals {
+        assert_eq!(r.thread_ts.as_deref(), Some(thread.as_str()));
+        assert!(r.text.as_deref().unwrap_or("").contains("on-call"), "{r:?}");
+    }
+    // Each click was answered with its refusal, so none of them can still act.
+    assert!(
+        h.world.pagerduty.requests().is_empty(),
+        "PagerDuty was called"
+    );
+    assert!(h.world.github.requests().is_empty(), "GitHub was called");
+    assert!(
+        !h.world
+            .slack
+            .messages()
+            .iter()
+            .any(|m| m.channel == SATLINK_CHANNEL || m.channel == RAZEE_CHANNEL),
+        "a team channel was posted to"
+    );
+    assert_eq!(h.posts(ONCALL_CHANNEL, &thread).len(), 1);
+    assert_eq!(h.builds_for(&loc), 1);
+    h.finish("non-member").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fresh_result_is_reused_with_its_age_and_rerun_forces_a_new_build() {
+    let h = start().await;
+    let loc = h.world.scenario(VerdictCode::RegionMismatch, 0);
+    let (first, _) = h
+        .mention(ONCALL_CHANNEL, ENGINEER, &format!("check {loc}"), 1)
+        .await;
+    let v = h.verdict(ONCALL_CHANNEL, &first).await;
+    assert!(!world::render_message(&v).contains("reused"));
+
+    let (second, _) = h
+        .mention(ONCALL_CHANNEL, ENGINEER, &format!("check {loc}"), 2)
+        .await;
+    let reused = h.verdict(ONCALL_CHANNEL, &second).await;
+    let shown = world::render_message(&reused);
+    assert_eq!(
+        world::verdict_code(&reused),
+        Some(VerdictCode::RegionMismatch)
+    );
+    let age = shown
+        .split("Result from ")
+        .nth(1)
+        .and_then(|rest| rest.split(" ago, reused").next())
+        .unwrap_or_else(|| panic!("no reuse note with an age: {shown}"));
+    assert!(
+        age.ends_with('s')
+            && age
+                .trim_end_matches('s')
+                .chars()
+                .all(|c| c.is_ascii_digit()),
+        "age {age:?}"
+    );
+    assert!(shown.contains("[Re-run check]"), "{shown}");
+    assert_eq!(h.builds_for(&loc), 1, "a fresh result was not reused");
+
+    h.click(&second, &loc, ACTION_RERUN, None, ENGINEER).await;
+    let both = h.verdicts(ONCALL_CHANNEL, &second, 2).await;
+    let rerun = both.last().expect("the re-run's verdict");
+    assert_ne!(rerun.ts, reused.ts);
+    assert_eq!(
+        world::verdict_code(rerun),
+        Some(VerdictCode::RegionMismatch)
+    );
+    assert!(!world::render_message(rerun).contains("reused"));
+    assert_eq!(h.builds_for(&loc), 2, "Re-run did not run a new build");
+    h.finish("reuse and re-run").await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Connection trouble
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_socket_dropped_mid_check_reconnects_and_the_thread_still_gets_its_verdict() {
+    let h = start().await;
+    let loc = h.world.scenario_with(
+        VerdictCode::ApiKeyInvalid,
+        0,
+        World::timing(Duration::from_millis(1500)),
+    );
+    let (thread, _) = h
+        .mention(ONCALL_CHANNEL, ENGINEER, &format!("check {loc}"), 1)
+        .await;
+    assert!(
+        h.world.jenkins.wait_for_triggers(1, WAIT).await,
+        "no build started"
+    );
+    let opened_before = h
+        .world
+        .slack
+        .wait_until(|s| s.connections_opened() >= 2, WAIT)
+        .await;
+    assert!(opened_before);
+
+    h.world.slack.drop_all();
+    // The sockets were cut while the build ran: no verdict yet.
+    assert!(
+        !h.world
+            .thread(ONCALL_CHANNEL, &thread)
+            .iter()
+            .any(world::is_verdict),
+        "the build finished before the sockets were cut; the test proves nothing"
+    );
+    let reconnected = h
+        .world
+        .slack
+        .wait_until(
+            |s| s.connections_opened() >= 4 && s.connection_count() >= 2,
+            WAIT,
+        )
+        .await;
+    assert!(
+        reconnected,
+        "the bot did not reconnect after its sockets were cut"
+    );
+
+    let v = h.verdict(ONCALL_CHANNEL, &thread).await;
+    assert_eq!(world::verdict_code(&v), Some(VerdictCode::ApiKeyInvalid));
+    assert_eq!(h.builds_for(&loc), 1);
+    // Envelopes flow over the new connections.
+    let later = h.world.scenario(VerdictCode::ConfigMissing, 0);
+    let (later_thread, _) = h
+        .mention(ONCALL_CHANNEL, ENGINEER, &format!("check {later}"), 2)
+        .await;
+    h.verdict(ONCALL_CHANNEL, &later_thread).await;
+    h.finish("socket drop").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rate_limited_update_is_retried_after_retry_after_and_the_verdict_lands() {
+    let h = start().await;
+    let loc = h.world.scenario(VerdictCode::ConfigMissing, 0);
+    h.world.slack.fail_next(
+        "chat.update",
+        1,
+        Failure::RateLimited {
+            retry_after_secs: 1,
+        },
+    );
+    let asked = Instant::now();
+    let (thread, _) = h
+        .mention(ONCALL_CHANNEL, ENGINEER, &format!("check {loc}"), 1)
+        .await;
+    let v = h.verdict(ONCALL_CHANNEL, &thread).await;
+    let took = asked.elapsed();
+    assert_eq!(world::verdict_code(&v), Some(VerdictCode::ConfigMissing));
+
+    let updates = h.world.slack.calls("chat.update");
+    assert!(updates.len() >= 2, "{updates:?}");
+    // The refused call was sent again, unchanged.
+    for k in ["channel", "ts", "text", "blocks"] {
+        assert_eq!(updates[0][k], updates[1][k], "the retry changed {k}");
+    }
+    assert!(
+        took >= Duration::from_secs(1),
+        "Retry-After was not honoured ({took:?})"
+    );
+    assert_eq!(h.posts(ONCALL_CHANNEL, &thread).len(), 1);
+    h.finish("rate limit").await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Secrets, usage, bad input, ignored messages, acks
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_slack_payload_ever_carries_the_iam_key_or_a_token() {
+    let h = start().await;
+    let cases = [
+        (VerdictCode::ApiKeyInvalid, 1),
+        (VerdictCode::ApiKeyAccepted, 2),
+        (VerdictCode::RegionMismatch, 3),
+        (VerdictCode::JobFailed, 4),
+    ];
+    let mut threads = Vec::new();
+    for (verdict, n) in cases {
+        let loc = h.world.scenario(verdict, 0);
+        let (ts, _) = h
+            .mention(ONCALL_CHANNEL, ENGINEER, &format!("check {loc}"), n)
+            .await;
+        threads.push((verdict, loc, ts));
+    }
+    for (verdict, _, ts) in &threads {
+        let v = h.verdict(ONCALL_CHANNEL, ts).await;
+        assert_eq!(world::verdict_code(&v), Some(*verdict));
+    }
+    // The key really reached the bot (it asked IAM with it) and only its fingerprint is shown.
+    assert!(h.world.iam.request_count() >= 2, "IAM was never asked");
+    let (_, loc, ts) = &threads[0];
+    let v = h.verdict(ONCALL_CHANNEL, ts).await;
+    let tail = &IAM_KEY[IAM_KEY.len() - 4..];
+    assert!(world::render_message(&v).contains(&format!("…{tail}")));
+    // Escalating copies the diagnosis to a team channel; that copy is scanned too.
+    h.click(ts, loc, ACTION_ESCALATE, Some("satellite_link"), ENGINEER)
+        .await;
+    h.wait_text(ONCALL_CHANNEL, ts, "escalated").await;
+    assert!(h
+        .world
+        .slack
+        .messages()
+        .iter()
+        .any(|m| m.channel == SATLINK_CHANNEL));
+    // finish() scans every version of every message and every call's parameters.
+    h.finish("secrets").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn help_and_unknown_commands_answer_with_usage() {
+    let h = start().await;
+    let (help, _) = h.mention(ONCALL_CHANNEL, ENGINEER, "help", 1).await;
+    let (bare, _) = h.mention(ONCALL_CHANNEL, ENGINEER, "", 2).await;
+    let (unknown, _) = h
+        .mention(ONCALL_CHANNEL, ENGINEER, "frobnicate the carrier please", 3)
+        .await;
+    for thread in [&help, &bare, &unknown] {
+        h.wait_text(ONCALL_CHANNEL, thread, USAGE).await;
+    }
+    h.slash(ONCALL_CHANNEL, ENGINEER, "help").await;
+    h.slash(ONCALL_CHANNEL, ENGINEER, "dance").await;
+    let answers = h.ephemerals(ENGINEER, 2).await;
+    for a in &answers {
+        assert!(a.text.as_deref().unwrap_or("").contains(USAGE), "{a:?}");
+    }
+    assert!(h.world.jenkins.triggers().is_empty());
+    h.finish("usage").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_location_is_answered_with_what_a_valid_one_looks_like() {
+    let h = start().await;
+    let bad = [
+        "c1hk4ek1",                      // too short
+        "c1hk4ek1020000000000x",         // too long
+        "c1hk4ek1020000000w00",          // `w` is not in 0-v
+        "../../etc/passwd",              // path
+        "<script>alert(1)</script>",     // hostile
+        "c1hk4ek1020000000000;rm -rf /", // injection
+    ];
+    let mut threads = Vec::new();
+    for (i, id) in bad.iter().enumerate() {
+        let (ts, _) = h
+            .mention(
+                ONCALL_CHANNEL,
+                ENGINEER,
+                &format!("check {id}"),
+                i as u32 + 1,
+            )
+            .await;
+        threads.push(ts);
+    }
+    h.slash(ONCALL_CHANNEL, ENGINEER, "check ZZZ").await;
+    for ts in &threads {
+        let answer = h
+            .wait_text(ONCALL_CHANNEL, ts, "20 characters of 0-9 and a-v")
+            .await;
+        assert!(answer
+            .text
+            .as_deref()
+            .unwrap_or("")
+            .contains("c1hk4ek107l5au5mq8hg"));
+        assert!(!world::is_verdict(&answer));
+    }
+    let slash = h.ephemerals(ENGINEER, 1).await.remove(0);
+    assert!(slash
+        .text
+        .as_deref()
+        .unwrap_or("")
+        .contains("20 characters of 0-9 and a-v"));
+    assert!(
+        h.world.jenkins.triggers().is_empty(),
+        "a malformed id triggered a build"
+    );
+    assert!(
+        h.world.directory.requests().is_empty(),
+        "a malformed id was looked up"
+    );
+
+    // Control: Slack's formatting and upper case are stripped from a valid id.
+    let loc = h.world.scenario(VerdictCode::ApiKeyAccepted, 0);
+    let (ts, _) = h
+        .mention(
+            ONCALL_CHANNEL,
+            ENGINEER,
+            &format!("check *`{}`*", loc.as_str().to_uppercase()),
+            50,
+        )
+        .await;
+    h.verdict(ONCALL_CHANNEL, &ts).await;
+    assert_eq!(h.builds_for(&loc), 1);
+    h.finish("malformed").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bots_own_messages_and_edited_messages_are_ignored() {
+    // Even with the bot itself listed as an alert source, it never answers its own messages.
+    let h = start_with(|c| {
+        c.slack.alert_sources.push(fake::SIM_BOT_ID.to_string());
+        c.slack.alert_sources.push(fake::SIM_APP_ID.to_string());
+    })
+    .await;
+    let own_loc = h.world.scenario(VerdictCode::ApiKeyInvalid, 0);
+    let edited_loc = h.world.scenario(VerdictCode::RegionMismatch, 0);
+    let control_loc = h.world.scenario(VerdictCode::ConfigMissing, 0);
+
+    let own_ts = World::user_ts(1);
+    h.world
+        .slack
+        .push(fake::message(
+            ONCALL_CHANNEL,
+            &alert_text(&own_loc),
+            &own_ts,
+            Some(fake::SIM_BOT_ID),
+            Some(fake::SIM_APP_ID),
+            None,
+        ))
+        .await
+        .expect("pushed");
+
+    // Alertmanager edits its earlier message: a `message_changed` event.
+    let (orig_ts, edit_ts) = (World::user_ts(2), World::user_ts(3));
+    let mut edited = fake::message(ONCALL_CHANNEL, "", &edit_ts, None, None, None);
+    edited["payload"]["event"] = json!({
+        "type": "message",
+        "subtype": "message_changed",
+        "hidden": true,
+        "channel": ONCALL_CHANNEL,
+        "ts": edit_ts,
+        "event_ts": edit_ts,
+        "channel_type": "channel",
+        "message": {
+            "type": "message",
+            "subtype": "bot_message",
+            "bot_id": ALERT_BOT,
+            "username": "alertmanager",
+            "text": alert_text(&edited_loc),
+            "ts": orig_ts,
+            "edited": {"user": ALERT_BOT, "ts": edit_ts},
+        },
+        "previous_message": {
+            "type": "message",
+            "subtype": "bot_message",
+            "bot_id": ALERT_BOT,
+            "text": "(older text)",
+            "ts": orig_ts,
+        },
+    });
+    h.world.slack.push(edited).await.expect("pushed");
+
+    // The same alert from Alertmanager itself is answered (and is the barrier).
+    let (control, _) = h
+        .alert(ONCALL_CHANNEL, &alert_text(&control_loc), None, 4)
+        .await;
+    h.verdict(ONCALL_CHANNEL, &control).await;
+
+    assert!(h.world.thread(ONCALL_CHANNEL, &own_ts).is_empty());
+    assert!(h.world.thread(ONCALL_CHANNEL, &orig_ts).is_empty());
+    assert!(h.world.thread(ONCALL_CHANNEL, &edit_ts).is_empty());
+    assert_eq!(h.builds_for(&own_loc), 0, "the bot answered itself");
+    assert_eq!(h.builds_for(&edited_loc), 0, "an edit started a check");
+    assert_eq!(h.builds_for(&control_loc), 1);
+    h.finish("ignored").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_envelope_is_acked() {
+    let h = start().await;
+    let loc = h.world.scenario(VerdictCode::ApiKeyAccepted, 0);
+    let mut ids = Vec::new();
+    let mut thread = String::new();
+    for n in 1..=8u32 {
+        let (ts, m) = h
+            .mention(ONCALL_CHANNEL, ENGINEER, &format!("check {loc}"), n)
+            .await;
+        ids.push(fake::envelope_id(&m).expect("an id").to_string());
+        thread = ts;
+        let (_, a) = h
+            .alert(ONCALL_CHANNEL, &alert_text(&loc), None, 100 + n)
+            .await;
+        ids.push(fake::envelope_id(&a).expect("an id").to_string());
+        let chatter = fake::message(
+            ONCALL_CHANNEL,
+            "anyone seen this?",
+            &World::user_ts(200 + n),
+            None,
+            None,
+            None,
+        );
+        ids.push(h.world.slack.push(chatter).await.expect("pushed"));
+        let slash = fake::slash_command(ONCALL_CHANNEL, ENGINEER, "/linkbot", "status");
+        ids.push(h.world.slack.push(slash).await.expect("pushed"));
+        let garbage = fake::block_actions(
+            ONCALL_CHANNEL,
+            ENGINEER,
+            &World::user_ts(n),
+            "linkbot_rerun",
+            "not json",
+            None,
+        );
+        ids.push(h.world.slack.push(garbage).await.expect("pushed"));
+        let mut unknown = fake::message(
+            ONCALL_CHANNEL,
+            "",
+            &World::user_ts(300 + n),
+            None,
+            None,
+            None,
+        );
+        unknown["payload"]["event"] = json!({"type": "reaction_added", "user": ENGINEER, "reaction": "eyes",
+            "item": {"type": "message", "channel": ONCALL_CHANNEL, "ts": World::user_ts(n)}, "event_ts": World::user_ts(300 + n)});
+        ids.push(h.world.slack.push(unknown).await.expect("pushed"));
+    }
+    let all = h
+        .world
+        .slack
+        .wait_until(|s| ids.iter().all(|id| s.acked(id)), WAIT)
+        .await;
+    assert!(all, "not every envelope was acked");
+    let acks = h.world.slack.acks();
+    let mut lat: Vec<Duration> = acks
+        .iter()
+        .filter(|a| ids.contains(&a.envelope_id))
+        .filter_map(|a| a.latency)
+        .collect();
+    lat.sort();
+    assert_eq!(
+        lat.len(),
+        ids.len(),
+        "an envelope was acked more or less than once"
+    );
+    println!(
+        "every_envelope_is_acked: {} envelopes of 6 kinds, ack latency p50 {:?}, max {:?}",
+        lat.len(),
+        pct(&lat, 0.5),
+        pct(&lat, 1.0)
+    );
+    // Slack's deadline, not a tight bound.
+    assert!(pct(&lat, 1.0) < Duration::from_secs(3));
+    // The work after the acks still happens.
+    h.verdict(ONCALL_CHANNEL, &thread).await;
+    h.finish("acks").await;
+}
