@@ -57,6 +57,7 @@ impl Default for Options {
 /// A bot that is running. Dropping it does not stop it: call [`RunningBot::stop`].
 pub struct RunningBot {
     shutdown: CancellationToken,
+    coordinator: Coordinator,
     task: tokio::task::JoinHandle<()>,
     /// Where `/healthz`, `/readyz` and `/metrics` are served.
     pub ops_addr: SocketAddr,
@@ -86,6 +87,9 @@ impl RunningBot {
 
     /// Stops at once, like `kill -9`: nothing is handed back, the leases just expire.
     pub fn kill(self) {
+        // The checks run in tasks of their own: stop them (and their lease renewals) too, or
+        // they would live on and keep their leases as no killed process can.
+        self.coordinator.abort_all();
         self.task.abort();
         self.shutdown.cancel();
     }
@@ -237,6 +241,7 @@ pub async fn start(config: Arc<Config>, secrets: Secrets, options: Options) -> R
 
     let task = {
         let shutdown = shutdown.clone();
+        let coordinator = coordinator.clone();
         let store = store.clone();
         let instance = options.instance.clone();
         let bound = options.shutdown_bound;
@@ -285,6 +290,7 @@ pub async fn start(config: Arc<Config>, secrets: Secrets, options: Options) -> R
 
     Ok(RunningBot {
         shutdown,
+        coordinator,
         task,
         ops_addr,
         identity,
