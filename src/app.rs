@@ -57,6 +57,7 @@ impl Default for Options {
 /// A bot that is running. Dropping it does not stop it: call [`RunningBot::stop`].
 pub struct RunningBot {
     shutdown: CancellationToken,
+    server_stop: CancellationToken,
     coordinator: Coordinator,
     task: tokio::task::JoinHandle<()>,
     /// Where `/healthz`, `/readyz` and `/metrics` are served.
@@ -92,6 +93,7 @@ impl RunningBot {
         self.coordinator.abort_all();
         self.task.abort();
         self.shutdown.cancel();
+        self.server_stop.cancel();
     }
 }
 
@@ -156,6 +158,9 @@ pub async fn start(config: Arc<Config>, secrets: Secrets, options: Options) -> R
     );
 
     let shutdown = CancellationToken::new();
+    // The ops server outlives the rest of the shutdown, so `/readyz` says "shutting down" (and
+    // `/healthz`, `/metrics` answer) while in-flight work drains; it stops last.
+    let server_stop = CancellationToken::new();
     let (connected_tx, connected_rx) = watch::channel(0usize);
 
     // Ops server.
@@ -197,7 +202,7 @@ pub async fn start(config: Arc<Config>, secrets: Secrets, options: Options) -> R
         listener,
         metrics.clone(),
         ready_rx,
-        shutdown.clone(),
+        server_stop.clone(),
     ));
 
     // Socket Mode.
@@ -241,6 +246,7 @@ pub async fn start(config: Arc<Config>, secrets: Secrets, options: Options) -> R
 
     let task = {
         let shutdown = shutdown.clone();
+        let server_stop = server_stop.clone();
         let coordinator = coordinator.clone();
         let store = store.clone();
         let instance = options.instance.clone();
@@ -281,15 +287,18 @@ pub async fn start(config: Arc<Config>, secrets: Secrets, options: Options) -> R
             }
             let _ = tokio::time::timeout(bound / 2, async {
                 let _ = transport.await;
+                server_stop.cancel();
                 let _ = server.await;
             })
             .await;
+            server_stop.cancel();
             tracing::info!("stopped");
         })
     };
 
     Ok(RunningBot {
         shutdown,
+        server_stop,
         coordinator,
         task,
         ops_addr,
