@@ -57,6 +57,8 @@ impl Default for Options {
 /// A bot that is running. Dropping it does not stop it: call [`RunningBot::stop`].
 pub struct RunningBot {
     shutdown: CancellationToken,
+    server_stop: CancellationToken,
+    coordinator: Coordinator,
     task: tokio::task::JoinHandle<()>,
     /// Where `/healthz`, `/readyz` and `/metrics` are served.
     pub ops_addr: SocketAddr,
@@ -86,8 +88,12 @@ impl RunningBot {
 
     /// Stops at once, like `kill -9`: nothing is handed back, the leases just expire.
     pub fn kill(self) {
+        // The checks run in tasks of their own: stop them (and their lease renewals) too, or
+        // they would live on and keep their leases as no killed process can.
+        self.coordinator.abort_all();
         self.task.abort();
         self.shutdown.cancel();
+        self.server_stop.cancel();
     }
 }
 
@@ -157,6 +163,9 @@ pub async fn start(config: Arc<Config>, secrets: Secrets, options: Options) -> R
     );
 
     let shutdown = CancellationToken::new();
+    // The ops server outlives the rest of the shutdown, so `/readyz` says "shutting down" (and
+    // `/healthz`, `/metrics` answer) while in-flight work drains; it stops last.
+    let server_stop = CancellationToken::new();
     let (connected_tx, connected_rx) = watch::channel(0usize);
 
     // Ops server.
@@ -198,7 +207,7 @@ pub async fn start(config: Arc<Config>, secrets: Secrets, options: Options) -> R
         listener,
         metrics.clone(),
         ready_rx,
-        shutdown.clone(),
+        server_stop.clone(),
     ));
 
     // Socket Mode.
@@ -242,6 +251,8 @@ pub async fn start(config: Arc<Config>, secrets: Secrets, options: Options) -> R
 
     let task = {
         let shutdown = shutdown.clone();
+        let server_stop = server_stop.clone();
+        let coordinator = coordinator.clone();
         let store = store.clone();
         let instance = options.instance.clone();
         let bound = options.shutdown_bound;
@@ -281,15 +292,19 @@ pub async fn start(config: Arc<Config>, secrets: Secrets, options: Options) -> R
             }
             let _ = tokio::time::timeout(bound / 2, async {
                 let _ = transport.await;
+                server_stop.cancel();
                 let _ = server.await;
             })
             .await;
+            server_stop.cancel();
             tracing::info!("stopped");
         })
     };
 
     Ok(RunningBot {
         shutdown,
+        server_stop,
+        coordinator,
         task,
         ops_addr,
         identity,

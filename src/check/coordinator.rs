@@ -308,8 +308,10 @@ impl Coordinator {
             })
         };
 
-        // Keep the lease while the check runs.
-        let renew = {
+        // Keep the lease while the check runs. The guard stops the renewals when this future
+        // ends or is dropped (aborted on shutdown): a detached renewer would keep extending a
+        // lease that shutdown just handed back, or that a dead process can no longer honour.
+        let renew = AbortOnDrop({
             let store = self.store.clone();
             let owner = self.owner.clone();
             let lease = self.lease;
@@ -331,7 +333,7 @@ impl Coordinator {
                     }
                 }
             })
-        };
+        });
 
         let progress = move |p: Progress| {
             let _ = tx.send(p);
@@ -339,7 +341,7 @@ impl Coordinator {
         let report = self.engine.run(&req, resume, &progress).await;
         drop(progress);
         let _ = reporter.await;
-        renew.abort();
+        drop(renew);
         drop(permit);
 
         let json = serde_json::to_value(&report).context("serialising the report")?;
@@ -385,6 +387,15 @@ fn stage_of(p: &Progress) -> &'static str {
         Progress::Jenkins(JobProgress::Queued { .. }) => "queued",
         Progress::Jenkins(JobProgress::Running { .. }) => "running",
         Progress::Jenkins(JobProgress::Finished { .. }) | Progress::ReadingArtifacts => "artifacts",
+    }
+}
+
+/// Aborts a spawned task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

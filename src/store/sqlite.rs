@@ -98,10 +98,34 @@ impl SqliteStore {
         &self,
         op: &'static str,
     ) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, StoreError> {
-        self.pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(query_error(op))
+        begin(&self.pool, Some("BEGIN IMMEDIATE"), op).await
+    }
+}
+
+/// Begins a transaction (with `statement`, else a plain `BEGIN`), safe against the caller being
+/// cancelled. sqlx 0.8's SQLite `begin` has await points after its worker ran `BEGIN`: a caller
+/// dropped there (a task aborted on shutdown) leaves the pooled connection inside a transaction
+/// no `Transaction` will ever roll back — for `BEGIN IMMEDIATE`, holding the file's write lock,
+/// so every later writer waits out the busy timeout and fails. Begun in a task of its own, the
+/// begin always completes; if the caller is gone, the `Transaction` is dropped and rolls back.
+async fn begin(
+    pool: &SqlitePool,
+    statement: Option<&'static str>,
+    op: &'static str,
+) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, StoreError> {
+    let pool = pool.clone();
+    let begun = tokio::spawn(async move {
+        match statement {
+            Some(statement) => pool.begin_with(statement).await,
+            None => pool.begin().await,
+        }
+    });
+    match begun.await {
+        Ok(tx) => tx.map_err(query_error(op)),
+        Err(join) => Err(StoreError::Query {
+            op,
+            source: sqlx::Error::Protocol(format!("beginning the transaction failed: {join}")),
+        }),
     }
 }
 
@@ -408,7 +432,7 @@ impl Store for SqliteStore {
 
     async fn in_flight(&self) -> Result<Vec<InFlight>, StoreError> {
         const OP: &str = "in_flight";
-        let mut tx = self.pool.begin().await.map_err(query_error(OP))?;
+        let mut tx = begin(&self.pool, None, OP).await?;
         let rows = sqlx::query(&format!(
             "SELECT {IN_FLIGHT_COLUMNS} FROM checks WHERE state = 'running' ORDER BY started_at, id"
         ))
