@@ -15,6 +15,8 @@
 //!
 //! No sleep is used as synchronisation: every wait is on a condition, bounded by a timeout.
 
+mod common;
+
 use base64::Engine as _;
 use linkbot::app::{self, Options, RunningBot};
 use linkbot::diagnosis::verdict::VerdictCode;
@@ -24,7 +26,6 @@ use linkbot::sim::world::{self, World, ALERT_BOT, ENGINEER, IAM_KEY, ONCALL_CHAN
 use linkbot::store::{AuditEntry, AuditKind, Store};
 use openmetrics_parser::openmetrics::parse_openmetrics;
 use openmetrics_parser::{MetricsExposition, OpenMetricsType, OpenMetricsValue};
-use sqlx::Connection;
 use std::future::Future;
 use std::path::PathBuf;
 use std::process::Output;
@@ -345,42 +346,21 @@ where
     F: FnOnce(String) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    let Ok(base) = std::env::var("LINKBOT_TEST_DATABASE_URL") else {
-        if std::env::var("LINKBOT_REQUIRE_POSTGRES").as_deref() == Ok("1") {
-            panic!("LINKBOT_REQUIRE_POSTGRES=1 but LINKBOT_TEST_DATABASE_URL is not set: point it at a PostgreSQL database, e.g. postgres://postgres@127.0.0.1:5432/test");
-        }
-        eprintln!("skipped: LINKBOT_TEST_DATABASE_URL not set");
+    let Some(schema) = common::postgres_schema(WAIT).await else {
         return;
     };
-    let schema = format!("linkbot_test_{}", uuid::Uuid::new_v4().simple());
-    let admin = async {
-        let mut conn = sqlx::PgConnection::connect(&base).await?;
-        sqlx::query(&format!("CREATE SCHEMA {schema}"))
-            .execute(&mut conn)
-            .await?;
-        Ok::<_, sqlx::Error>(conn)
-    };
-    let mut admin = tokio::time::timeout(WAIT, admin)
-        .await
-        .expect("connecting to LINKBOT_TEST_DATABASE_URL timed out")
-        .expect("cannot create a test schema in LINKBOT_TEST_DATABASE_URL");
-    let sep = if base.contains('?') { '&' } else { '?' };
-    let url = format!("{base}{sep}options=-c%20search_path%3D{schema}");
+    let url = schema.url.clone();
 
     // Spawned so that a failing body still lets the schema be dropped.
     let result = tokio::time::timeout(TEST_BOUND, tokio::spawn(body(url))).await;
 
-    let drop_sql = format!("DROP SCHEMA {schema} CASCADE");
-    let dropped = tokio::time::timeout(WAIT, sqlx::query(&drop_sql).execute(&mut admin)).await;
+    schema.drop_schema(WAIT).await;
     match result {
         Err(_) => panic!("test did not finish within {TEST_BOUND:?}"),
         Ok(Err(join)) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
         Ok(Err(join)) => panic!("test task failed: {join}"),
         Ok(Ok(())) => {}
     }
-    dropped
-        .expect("dropping the test schema timed out")
-        .expect("dropping the test schema");
 }
 
 // ---- restarts on SQLite --------------------------------------------------------------------

@@ -3,6 +3,8 @@
 //! end). Without that variable the PostgreSQL tests say `skipped: …` on stderr and pass, unless
 //! `LINKBOT_REQUIRE_POSTGRES=1`, which makes them fail. Time is moved by hand, never slept on.
 
+mod common;
+
 use chrono::{DateTime, TimeZone, Utc};
 use linkbot::domain::{Environment, LocationId};
 use linkbot::store::{
@@ -10,7 +12,6 @@ use linkbot::store::{
     RequestSource, Requester, Store, StoreError, Waiter,
 };
 use serde_json::json;
-use sqlx::Connection;
 use std::future::Future;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
@@ -108,39 +109,17 @@ where
     F: FnOnce(TestDb) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    let Ok(base) = std::env::var("LINKBOT_TEST_DATABASE_URL") else {
-        if std::env::var("LINKBOT_REQUIRE_POSTGRES").as_deref() == Ok("1") {
-            panic!("LINKBOT_REQUIRE_POSTGRES=1 but LINKBOT_TEST_DATABASE_URL is not set: point it at a PostgreSQL database, e.g. postgres://postgres@127.0.0.1:5432/test");
-        }
-        eprintln!("skipped: LINKBOT_TEST_DATABASE_URL not set");
+    let Some(schema) = common::postgres_schema(TEST_TIMEOUT).await else {
         return;
     };
-    let schema = format!("linkbot_test_{}", uuid::Uuid::new_v4().simple());
-    let admin = async {
-        let mut conn = sqlx::PgConnection::connect(&base).await?;
-        sqlx::query(&format!("CREATE SCHEMA {schema}"))
-            .execute(&mut conn)
-            .await?;
-        Ok::<_, sqlx::Error>(conn)
-    };
-    let mut admin = tokio::time::timeout(TEST_TIMEOUT, admin)
-        .await
-        .expect("connecting to LINKBOT_TEST_DATABASE_URL timed out")
-        .expect("cannot create a test schema in LINKBOT_TEST_DATABASE_URL");
-    let sep = if base.contains('?') { '&' } else { '?' };
-    let url = format!("{base}{sep}options=-c%20search_path%3D{schema}");
+    let url = schema.url.clone();
 
     let result = run_bounded(new_db(url), body).await;
 
-    let drop_sql = format!("DROP SCHEMA {schema} CASCADE");
-    let drop_schema = sqlx::query(&drop_sql).execute(&mut admin);
-    let dropped = tokio::time::timeout(TEST_TIMEOUT, drop_schema).await;
+    schema.drop_schema(TEST_TIMEOUT).await;
     if let Err(msg) = result {
         panic!("{msg}");
     }
-    dropped
-        .expect("dropping the test schema timed out")
-        .expect("dropping the test schema");
 }
 
 /// Each body below becomes `sqlite::<name>` and `postgres::<name>`.
