@@ -114,6 +114,11 @@ pub async fn start(config: Arc<Config>, secrets: Secrets, options: Options) -> R
         .context("SLACK_APP_TOKEN (or SLACK_APP_TOKEN_FILE) is not set")?;
     let web = SlackWeb::new(&config.slack.api_url, bot_token, metrics.clone())
         .context("building the Slack client")?;
+    let web = if options.pace_slack {
+        web
+    } else {
+        web.without_pacing()
+    };
     let identity = web
         .auth_test()
         .await
