@@ -12,7 +12,7 @@ use crate::config::{Config, Secrets};
 use crate::escalation::github::GitHubClient;
 use crate::escalation::pagerduty::PagerDutyClient;
 use crate::metrics::Metrics;
-use crate::server::{ReadyChecks, Readiness};
+use crate::server::{Readiness, ReadyChecks};
 use crate::slack::handler::{Escalators, Handler, SlackSink};
 use crate::slack::transport::{self, Inbound, TransportConfig};
 use crate::slack::web::{BotIdentity, SlackWeb};
