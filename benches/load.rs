@@ -61,6 +61,12 @@ fn main() -> Result<()> {
         .enable_all()
         .build()
         .context("building the tokio runtime")?;
+    // `cargo test --all-targets` runs bench binaries too, without `--bench`: the load benchmark
+    // is minutes of release-mode work, so there it only says how to run it.
+    if !args.iter().any(|a| a == "--bench" || !a.starts_with('-')) {
+        println!("load benchmark: run it with `cargo bench --bench load [-- acks|baseline|rss|polling|storm|all]`");
+        return Ok(());
+    }
     if args.first().map(String::as_str) == Some("bot-child") {
         let config = args.get(1).context("bot-child needs a config path")?;
         return runtime.block_on(bot_child(Path::new(config)));
