@@ -298,7 +298,7 @@ fn options() -> Options {
 // The bot: in this process, or alone in a child process (this binary, `bot-child`)
 
 enum Bot {
-    InProcess(app::RunningBot),
+    InProcess(Box<app::RunningBot>),
     Child {
         child: tokio::process::Child,
         pid: u32,
@@ -352,7 +352,7 @@ impl Bot {
             if !bot.wait_connected(connections, CONNECT_WAIT).await {
                 bail!("the bot did not connect to the fake Slack");
             }
-            Ok(Bot::InProcess(bot))
+            Ok(Bot::InProcess(Box::new(bot)))
         }
     }
 
