@@ -6,10 +6,10 @@
 //! thread gets the answer. Checks whose holder died (lease expired) are taken over and resumed
 //! from their persisted Jenkins handle. It knows nothing of Slack: results go to a [`Sink`].
 
+use super::format::{human, progress_bar};
 use super::{CheckRequest, Engine, Progress, ResumePoint};
 use crate::diagnosis::verdict::Report;
 use crate::jenkins::{JobHandle, JobProgress};
-use crate::slack::blocks::{human, progress_bar};
 use crate::store::{CheckId, CheckKey, Claim, FinishOutcome, InFlight, Requester, Store, Waiter};
 use anyhow::{Context, Result};
 use std::sync::{Arc, Mutex};

@@ -6,6 +6,7 @@
 //! It does not know about Slack, the store or de-duplication (see [`coordinator`]).
 
 pub mod coordinator;
+pub mod format;
 
 use crate::config::{Config, Secrets};
 use crate::diagnosis::rules;
@@ -137,15 +138,6 @@ impl Draft {
         self.steps
             .push(Step::new(step, StepStatus::Failed, evidence));
         self.finish(verdict, summary, None)
-    }
-}
-
-fn human_duration(d: Duration) -> String {
-    let s = d.as_secs();
-    if s >= 60 {
-        format!("{}m{:02}s", s / 60, s % 60)
-    } else {
-        format!("{}.{}s", s, d.subsec_millis() / 100)
     }
 }
 
@@ -446,7 +438,7 @@ impl Engine {
                     "build #{} {} after {}",
                     finished.build.number,
                     finished.result,
-                    human_duration(job_started.elapsed())
+                    format::human(job_started.elapsed())
                 ),
                 format!(
                     "parameters: CLUSTERID={} TUGBOAT={} CARRIER_NAME={}",

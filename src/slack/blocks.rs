@@ -4,6 +4,7 @@
 //! (50 blocks, 3000 characters a section, 150 a header, 75 a button text, 2000 a button value).
 //! Posting is elsewhere. Reports hold no secret (a key fingerprint at most), so neither does this.
 
+use crate::check::format::human;
 use crate::diagnosis::verdict::Report;
 use crate::domain::{Environment, LocationId};
 use serde::{Deserialize, Serialize};
@@ -109,41 +110,6 @@ fn button(text: &str, action_id: &str, value: &ButtonValue, style: Option<&str>)
         b["style"] = json!(s);
     }
     b
-}
-
-/// Formats a duration as `4m05s` or `12s`.
-pub fn human(d: Duration) -> String {
-    let s = d.as_secs();
-    if s >= 3600 {
-        format!("{}h{:02}m", s / 3600, (s % 3600) / 60)
-    } else if s >= 60 {
-        format!("{}m{:02}s", s / 60, s % 60)
-    } else {
-        format!("{s}s")
-    }
-}
-
-/// A text progress bar of `elapsed` against Jenkins' estimate: `▓▓▓▓░░░░░░ 2m10s of ~5m00s`.
-pub fn progress_bar(elapsed: Duration, estimated: Option<Duration>) -> String {
-    match estimated.filter(|e| !e.is_zero()) {
-        None => format!("{} elapsed (no estimate)", human(elapsed)),
-        Some(est) => {
-            let ratio = (elapsed.as_secs_f64() / est.as_secs_f64()).clamp(0.0, 1.0);
-            let filled = (ratio * 10.0).round() as usize;
-            let over = if elapsed > est {
-                " — running over the estimate"
-            } else {
-                ""
-            };
-            format!(
-                "{}{} {} of ~{}{over}",
-                "▓".repeat(filled),
-                "░".repeat(10 - filled),
-                human(elapsed),
-                human(est)
-            )
-        }
-    }
 }
 
 /// The message while a check runs: a header line and the stage lines so far.
@@ -457,22 +423,5 @@ mod tests {
         ] {
             assert!(ButtonValue::parse(bad).is_none(), "{bad}");
         }
-    }
-
-    #[test]
-    fn progress_bars_fill_with_time() {
-        assert_eq!(
-            progress_bar(Duration::from_secs(0), Some(Duration::from_secs(300))),
-            "░░░░░░░░░░ 0s of ~5m00s"
-        );
-        assert!(
-            progress_bar(Duration::from_secs(150), Some(Duration::from_secs(300)))
-                .starts_with("▓▓▓▓▓░░░░░")
-        );
-        assert!(
-            progress_bar(Duration::from_secs(400), Some(Duration::from_secs(300)))
-                .contains("over the estimate")
-        );
-        assert!(progress_bar(Duration::from_secs(5), None).contains("no estimate"));
     }
 }

@@ -496,7 +496,7 @@ impl Handler {
                     c.key.location,
                     c.key.environment,
                     c.stage,
-                    blocks::human(age)
+                    crate::check::format::human(age)
                 )
             })
             .collect();
