@@ -773,22 +773,6 @@ impl Secrets {
             store_url: secret("LINKBOT_STORE_URL")?,
         })
     }
-
-    /// Every secret value present, for tests and log scrubbing that must prove none leaked.
-    pub fn all(&self) -> Vec<&Secret> {
-        [
-            &self.slack_bot_token,
-            &self.slack_app_token,
-            &self.xo_token,
-            &self.jenkins_api_token,
-            &self.pagerduty_routing_key,
-            &self.github_token,
-            &self.store_url,
-        ]
-        .into_iter()
-        .flatten()
-        .collect()
-    }
 }
 
 /// How logs are written: `LINKBOT_LOG_FORMAT=json` for JSON lines, anything else for text.

@@ -239,15 +239,7 @@ pub async fn run(out: &mut dyn Write) -> Result<()> {
         "10. Escalate → Razee team (button), by an on-call engineer",
     )?;
     print_thread(out, &world, &thread)?;
-    writeln!(out, "\n  In <#{RAZEE_CHANNEL}>:")?;
-    for m in world
-        .slack
-        .messages()
-        .iter()
-        .filter(|m| m.channel == RAZEE_CHANNEL)
-    {
-        writeln!(out, "{}", indent(&world::render_message(m), "    │ "))?;
-    }
+    print_channel(out, &world, RAZEE_CHANNEL)?;
 
     let (_, loc, thread) = find(VerdictCode::ApiKeyInvalid)?;
     click(
@@ -313,7 +305,7 @@ pub async fn run(out: &mut dyn Write) -> Result<()> {
         let steps = issue.body.lines().filter(|l| l.starts_with("### ")).count();
         writeln!(out, "    its body carries {steps} runbook steps with their evidence, the next actions and the links")?;
     }
-    let _ = SATLINK_CHANNEL;
+    print_channel(out, &world, SATLINK_CHANNEL)?;
 
     // Re-run, a resolved alert and a redelivered envelope.
     let builds_before = world.jenkins.triggers().len();
@@ -449,6 +441,20 @@ fn print_thread(out: &mut dyn Write, world: &World, thread: &str) -> Result<()> 
         };
         writeln!(out, "  ↳ linkbot{note}:")?;
         writeln!(out, "{}", indent(&world::render_message(&m), "    │ "))?;
+    }
+    Ok(())
+}
+
+/// Prints what the bot posted in a team's channel (an escalation).
+fn print_channel(out: &mut dyn Write, world: &World, channel: &str) -> Result<()> {
+    writeln!(out, "\n  In <#{channel}>:")?;
+    for m in world
+        .slack
+        .messages()
+        .iter()
+        .filter(|m| m.channel == channel)
+    {
+        writeln!(out, "{}", indent(&world::render_message(m), "    │ "))?;
     }
     Ok(())
 }

@@ -77,11 +77,6 @@ impl Coordinator {
         &self.store
     }
 
-    /// The engine behind the coordinator.
-    pub fn engine(&self) -> &Engine {
-        &self.engine
-    }
-
     /// Requests a check whose progress and result go to `waiter`. `fresh` skips result reuse
     /// (a Re-run), but still joins a check already running.
     pub async fn request(
