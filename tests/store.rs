@@ -290,6 +290,11 @@ async fn claim_starts_joins_reuses_then_expires(db: TestDb) {
     db.advance(TTL + Duration::from_secs(1));
     let later = start_again(&*store, &k, TTL).await;
     assert!(later != first && later != rerun);
+
+    // A failure to run the runbook is never reused, however fresh: the next request retries.
+    finish(&*store, later, "b", "job_failed").await;
+    let retry = start_again(&*store, &k, TTL).await;
+    assert!(retry != later);
 }
 
 async fn start_again(store: &dyn Store, k: &CheckKey, ttl: Duration) -> CheckId {

@@ -140,11 +140,6 @@ impl Coordinator {
                     .to_std()
                     .unwrap_or_default();
                 match serde_json::from_value::<Report>(done.report) {
-                    // Only a diagnosis is worth reusing: a failure to run the runbook (directory
-                    // down, build failed) is retried by the next request.
-                    Ok(report) if !report.verdict.is_diagnosis() => {
-                        Box::pin(self.request(req, requester, waiter, true)).await
-                    }
                     Ok(report) => {
                         self.sink.finished(&[waiter], &report, Some(age)).await;
                         Ok(Requested::Reused { age })

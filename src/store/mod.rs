@@ -359,6 +359,17 @@ impl StoreError {
     }
 }
 
+/// SQL condition on `verdict` that a reusable result meets: only diagnoses
+/// ([`VerdictCode::is_diagnosis`]) are reused within the TTL. Built from our own constants.
+pub(crate) fn reusable_verdict_sql() -> String {
+    let codes: Vec<String> = crate::diagnosis::verdict::VerdictCode::ALL
+        .iter()
+        .filter(|v| v.is_diagnosis())
+        .map(|v| format!("'{}'", v.as_str()))
+        .collect();
+    format!("verdict IN ({})", codes.join(", "))
+}
+
 /// The durable store. Implementations are safe to share between tasks (and, for PostgreSQL,
 /// between replicas). Callers must never pass a secret in any argument.
 #[async_trait::async_trait]

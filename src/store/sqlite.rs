@@ -235,7 +235,8 @@ impl Store for SqliteStore {
         let fresh = sqlx::query(&format!(
             "SELECT {FINISHED_COLUMNS} FROM checks \
              WHERE environment = $1 AND location = $2 AND state = 'finished' AND finished_at > $3 \
-             ORDER BY finished_at DESC, id DESC LIMIT 1"
+             AND {} ORDER BY finished_at DESC, id DESC LIMIT 1",
+            super::reusable_verdict_sql()
         ))
         .bind(key.environment.as_str())
         .bind(key.location.as_str())
