@@ -101,12 +101,7 @@ impl RunningBot {
 pub async fn start(config: Arc<Config>, secrets: Secrets, options: Options) -> Result<RunningBot> {
     rustls_provider();
     let metrics = Metrics::new();
-    let store_url = secrets
-        .store_url
-        .as_ref()
-        .map(|s| s.expose().to_string())
-        .unwrap_or_else(|| config.store_url.clone());
-    let store = crate::store::open(&store_url)
+    let store = crate::store::open(&config.resolved_store_url(&secrets))
         .await
         .context("opening the store")?;
 

@@ -186,7 +186,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             let config = Config::load(&config)?;
             let since = since.map(|s| parse_since(&s)).transpose()?;
             let location = location.map(|l| LocationId::parse(&l)).transpose()?;
-            let store = crate::store::open(&store_url(&config)?)
+            let store = crate::store::open(&config.resolved_store_url(&Secrets::from_env()?))
                 .await
                 .context("cannot open the store")?;
             let entries = store.audit(since, location.as_ref(), 1000).await?;
@@ -195,7 +195,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Status { config } => {
             let config = Config::load(&config)?;
-            let store = crate::store::open(&store_url(&config)?)
+            let store = crate::store::open(&config.resolved_store_url(&Secrets::from_env()?))
                 .await
                 .context("cannot open the store")?;
             let checks = store.in_flight().await?;
@@ -203,15 +203,6 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
-}
-
-/// The store URL: `LINKBOT_STORE_URL` when set, else `[store] url`.
-fn store_url(config: &Config) -> Result<String> {
-    let secrets = Secrets::from_env()?;
-    Ok(secrets
-        .store_url
-        .map(|s| s.expose().to_string())
-        .unwrap_or_else(|| config.store_url.clone()))
 }
 
 /// Parses `--since`: RFC 3339, or a duration back from now (`30m`, `24h`, `7d`).

@@ -686,6 +686,16 @@ impl Config {
             .ok_or_else(|| anyhow::anyhow!("bot.toml has no [environments.{env}] table"))
     }
 
+    /// The store URL to open: `LINKBOT_STORE_URL` when set (it may hold a password), else
+    /// `[store] url`. Only [`crate::store::open`] should receive it; its errors redact it.
+    pub fn resolved_store_url(&self, secrets: &Secrets) -> String {
+        secrets
+            .store_url
+            .as_ref()
+            .map(|s| s.expose().to_string())
+            .unwrap_or_else(|| self.store_url.clone())
+    }
+
     /// The escalation target called `name`.
     pub fn escalation_target(&self, name: &str) -> Option<&EscalationTarget> {
         self.escalation.iter().find(|t| t.name == name)
