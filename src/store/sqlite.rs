@@ -73,11 +73,22 @@ impl SqliteStore {
         } else {
             SqlitePoolOptions::new().max_connections(4)
         };
-        let pool = pool_options
-            .acquire_timeout(Duration::from_secs(30))
-            .connect_with(options)
-            .await
-            .map_err(open_error)?;
+        let pool_options = pool_options.acquire_timeout(Duration::from_secs(30));
+        // Two processes creating the same new file race to switch it to WAL, and SQLite can
+        // answer that switch with SQLITE_BUSY without waiting: retry a few times.
+        let mut attempt = 0;
+        let pool = loop {
+            match pool_options.clone().connect_with(options.clone()).await {
+                Ok(pool) => break pool,
+                Err(sqlx::Error::Database(e))
+                    if e.code().as_deref() == Some("5") && attempt < 5 =>
+                {
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(50 * attempt)).await;
+                }
+                Err(e) => return Err(open_error(e)),
+            }
+        };
 
         let migrations = migrator(MIGRATIONS).await;
         let migrate_error = |source| StoreError::Migrate {
