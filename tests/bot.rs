@@ -277,24 +277,8 @@ impl Harness {
             .rev()
             .find(world::is_verdict)
             .expect("a verdict to click on");
-        let value = serde_json::to_string(&ButtonValue {
-            location: loc.to_string(),
-            environment: Environment::Prod,
-            target: target.map(str::to_string),
-        })
-        .expect("a button value");
-        self.world
-            .slack
-            .push(fake::block_actions(
-                ONCALL_CHANNEL,
-                user,
-                &verdict.ts,
-                action,
-                &value,
-                Some(thread),
-            ))
-            .await
-            .expect("a live Socket Mode connection");
+        let value = value(loc, Environment::Prod, target);
+        click_value(self, thread, &verdict.ts, action, &value, user).await;
     }
 
     /// Jenkins builds triggered for `loc`.

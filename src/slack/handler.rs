@@ -4,8 +4,11 @@
 //! sources become checks in the alert's thread, and button clicks escalate, page or re-run.
 //! Every inbound is de-duplicated through the store first, so a redelivery never starts a
 //! second check. Who may act is enforced here: checks only in configured channels, escalations
-//! and re-runs only by the on-call user group (when configured). The check itself is the
-//! coordinator's; this module only turns Slack into requests and results into messages.
+//! and re-runs only by the on-call user group (when configured), and a click only as its message
+//! offered it (the buttons are rendered again from the result the store says that message
+//! shows; a forged value is refused and audited). A result is paged once: the page is claimed in
+//! the store, so concurrent clicks on any replica send one PagerDuty trigger. The check itself
+//! is the coordinator's; this module only turns Slack into requests and results into messages.
 
 use super::alerts::{self, Alert, AttachmentText};
 use super::blocks::{self, ButtonValue, ReportContext, TargetButton};

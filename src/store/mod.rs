@@ -821,6 +821,127 @@ const PAGE_SENT_SQL: &str = "UPDATE pages SET state = 'paged', paged_at = $1, li
 const PAGE_FAILED_SQL: &str =
     "DELETE FROM pages WHERE check_id = $1 AND claim = $2 AND state = 'paging'";
 
+/// The methods behind [`Store::record_shown`], [`Store::shown_result`], [`Store::claim_page`],
+/// [`Store::page_sent`] and [`Store::page_failed`] (as `<name>_in`): the same code and SQL on
+/// both backends, expanded inside each backend's inherent `impl` (they use its `pool`, `clock`
+/// and `write_tx`, and the SQL constants above); the trait impls call them.
+macro_rules! click_methods {
+    () => {
+        async fn record_shown_in(
+            &self,
+            check_id: CheckId,
+            message: &Waiter,
+        ) -> Result<bool, StoreError> {
+            const OP: &str = "record_shown";
+            let mut tx = self.write_tx(OP).await?;
+            let finished: Option<i64> =
+                sqlx::query_scalar("SELECT id FROM checks WHERE id = $1 AND state = 'finished'")
+                    .bind(check_id.0)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(query_error(OP))?;
+            if finished.is_none() {
+                return Ok(false);
+            }
+            sqlx::query(RECORD_SHOWN_SQL)
+                .bind(check_id.0)
+                .bind(&message.channel)
+                .bind(&message.message_ts)
+                .bind(message.thread_ts.as_deref())
+                .bind(message.user.as_deref())
+                .execute(&mut *tx)
+                .await
+                .map_err(query_error(OP))?;
+            tx.commit().await.map_err(query_error(OP))?;
+            Ok(true)
+        }
+
+        async fn shown_result_in(
+            &self,
+            channel: &str,
+            message_ts: &str,
+        ) -> Result<Option<FinishedCheck>, StoreError> {
+            let row = sqlx::query(&shown_result_sql(FINISHED_COLUMNS))
+                .bind(channel)
+                .bind(message_ts)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(query_error("shown_result"))?;
+            row.as_ref().map(finished_from_row).transpose()
+        }
+
+        async fn claim_page_in(
+            &self,
+            check_id: CheckId,
+            key: &CheckKey,
+            target: &str,
+            user: &str,
+            stale: Duration,
+        ) -> Result<PageClaim, StoreError> {
+            const OP: &str = "claim_page";
+            for _ in 0..CLAIM_PAGE_ATTEMPTS {
+                let now = self.clock.now_ms();
+                let claim = new_page_claim(now);
+                let mut tx = self.write_tx(OP).await?;
+                let won: Option<String> = sqlx::query_scalar(CLAIM_PAGE_SQL)
+                    .bind(check_id.0)
+                    .bind(key.environment.as_str())
+                    .bind(key.location.as_str())
+                    .bind(target)
+                    .bind(user)
+                    .bind(&claim)
+                    .bind(now)
+                    .bind(now.saturating_sub(duration_ms(stale)))
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(query_error(OP))?;
+                if won.is_some() {
+                    tx.commit().await.map_err(query_error(OP))?;
+                    return Ok(PageClaim::Claimed { claim });
+                }
+                let row = sqlx::query(PAGE_SQL)
+                    .bind(check_id.0)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(query_error(OP))?;
+                tx.commit().await.map_err(query_error(OP))?;
+                if let Some(row) = row {
+                    return Ok(PageClaim::Taken(page_from_row(&row)?));
+                }
+            }
+            Err(page_row_vanished(check_id))
+        }
+
+        async fn page_sent_in(
+            &self,
+            check_id: CheckId,
+            claim: &str,
+            link: &str,
+        ) -> Result<bool, StoreError> {
+            let done = sqlx::query(PAGE_SENT_SQL)
+                .bind(self.clock.now_ms())
+                .bind(link)
+                .bind(check_id.0)
+                .bind(claim)
+                .execute(&self.pool)
+                .await
+                .map_err(query_error("page_sent"))?;
+            Ok(done.rows_affected() == 1)
+        }
+
+        async fn page_failed_in(&self, check_id: CheckId, claim: &str) -> Result<bool, StoreError> {
+            let done = sqlx::query(PAGE_FAILED_SQL)
+                .bind(check_id.0)
+                .bind(claim)
+                .execute(&self.pool)
+                .await
+                .map_err(query_error("page_failed"))?;
+            Ok(done.rows_affected() == 1)
+        }
+    };
+}
+pub(crate) use click_methods;
+
 /// How many times [`Store::claim_page`] retries when the row it lost to vanished (its page
 /// failed) between its two statements.
 const CLAIM_PAGE_ATTEMPTS: usize = 3;

@@ -4,12 +4,12 @@
 //! safe but serialised. It must not be used by replicas on different machines (use PostgreSQL).
 
 use super::{
-    audit_from_row, check_audit_detail, duration_ms, finished_from_row, in_flight_from_row,
-    json_text, migrator, new_page_claim, page_from_row, page_row_vanished, query_error, redact_url,
-    shown_result_sql, waiter_from_row, AuditEntry, CheckId, CheckKey, Claim, Clock, Cols,
-    EmbeddedMigration, FinishOutcome, FinishedCheck, InFlight, PageClaim, Requester, Store,
-    StoreError, Waiter, CLAIM_PAGE_ATTEMPTS, CLAIM_PAGE_SQL, EVENT_KEY_RETENTION, PAGE_FAILED_SQL,
-    PAGE_SENT_SQL, PAGE_SQL, RECORD_SHOWN_SQL,
+    audit_from_row, check_audit_detail, click_methods, duration_ms, finished_from_row,
+    in_flight_from_row, json_text, migrator, new_page_claim, page_from_row, page_row_vanished,
+    query_error, redact_url, shown_result_sql, waiter_from_row, AuditEntry, CheckId, CheckKey,
+    Claim, Clock, Cols, EmbeddedMigration, FinishOutcome, FinishedCheck, InFlight, PageClaim,
+    Requester, Store, StoreError, Waiter, CLAIM_PAGE_ATTEMPTS, CLAIM_PAGE_SQL, EVENT_KEY_RETENTION,
+    PAGE_FAILED_SQL, PAGE_SENT_SQL, PAGE_SQL, RECORD_SHOWN_SQL,
 };
 use crate::domain::LocationId;
 use chrono::{DateTime, Utc};
@@ -57,6 +57,8 @@ impl fmt::Debug for SqliteStore {
 }
 
 impl SqliteStore {
+    click_methods!();
+
     /// Opens (creating if missing) the file named by `url` and applies pending migrations.
     pub(super) async fn open(url: &str, clock: Clock) -> Result<Self, StoreError> {
         let target = redact_url(url);
@@ -152,14 +154,22 @@ async fn begin(
 /// Applies `migrations`. SQLite has no lock for sqlx's migrator to take, so two processes
 /// opening one new file together may race: the loser's migration fails (its table exists) and is
 /// rolled back; running the migrator again then finds the version applied and checks its checksum.
+/// The winner may still be applying a later version, so the loser may lose once per version:
+/// it tries once more than there are migrations (each lost race means the winner progressed).
 async fn migrate(
     pool: &SqlitePool,
     migrations: &sqlx::migrate::Migrator,
 ) -> Result<(), MigrateError> {
-    match migrations.run(pool).await {
-        Ok(()) => Ok(()),
-        Err(first) => migrations.run(pool).await.map_err(|_| first),
+    let first = match migrations.run(pool).await {
+        Ok(()) => return Ok(()),
+        Err(first) => first,
+    };
+    for _ in 0..migrations.iter().count() {
+        if migrations.run(pool).await.is_ok() {
+            return Ok(());
+        }
     }
+    Err(first)
 }
 
 async fn load_waiters(
@@ -428,28 +438,7 @@ impl Store for SqliteStore {
     }
 
     async fn record_shown(&self, check_id: CheckId, message: &Waiter) -> Result<bool, StoreError> {
-        const OP: &str = "record_shown";
-        let mut tx = self.write_tx(OP).await?;
-        let finished: Option<i64> =
-            sqlx::query_scalar("SELECT id FROM checks WHERE id = $1 AND state = 'finished'")
-                .bind(check_id.0)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(query_error(OP))?;
-        if finished.is_none() {
-            return Ok(false);
-        }
-        sqlx::query(RECORD_SHOWN_SQL)
-            .bind(check_id.0)
-            .bind(&message.channel)
-            .bind(&message.message_ts)
-            .bind(message.thread_ts.as_deref())
-            .bind(message.user.as_deref())
-            .execute(&mut *tx)
-            .await
-            .map_err(query_error(OP))?;
-        tx.commit().await.map_err(query_error(OP))?;
-        Ok(true)
+        self.record_shown_in(check_id, message).await
     }
 
     async fn shown_result(
@@ -457,13 +446,7 @@ impl Store for SqliteStore {
         channel: &str,
         message_ts: &str,
     ) -> Result<Option<FinishedCheck>, StoreError> {
-        let row = sqlx::query(&shown_result_sql(FINISHED_COLUMNS))
-            .bind(channel)
-            .bind(message_ts)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(query_error("shown_result"))?;
-        row.as_ref().map(finished_from_row).transpose()
+        self.shown_result_in(channel, message_ts).await
     }
 
     async fn claim_page(
@@ -474,38 +457,7 @@ impl Store for SqliteStore {
         user: &str,
         stale: Duration,
     ) -> Result<PageClaim, StoreError> {
-        const OP: &str = "claim_page";
-        for _ in 0..CLAIM_PAGE_ATTEMPTS {
-            let now = self.clock.now_ms();
-            let claim = new_page_claim(now);
-            let mut tx = self.write_tx(OP).await?;
-            let won: Option<String> = sqlx::query_scalar(CLAIM_PAGE_SQL)
-                .bind(check_id.0)
-                .bind(key.environment.as_str())
-                .bind(key.location.as_str())
-                .bind(target)
-                .bind(user)
-                .bind(&claim)
-                .bind(now)
-                .bind(now.saturating_sub(duration_ms(stale)))
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(query_error(OP))?;
-            if won.is_some() {
-                tx.commit().await.map_err(query_error(OP))?;
-                return Ok(PageClaim::Claimed { claim });
-            }
-            let row = sqlx::query(PAGE_SQL)
-                .bind(check_id.0)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(query_error(OP))?;
-            tx.commit().await.map_err(query_error(OP))?;
-            if let Some(row) = row {
-                return Ok(PageClaim::Taken(page_from_row(&row)?));
-            }
-        }
-        Err(page_row_vanished(check_id))
+        self.claim_page_in(check_id, key, target, user, stale).await
     }
 
     async fn page_sent(
@@ -514,25 +466,11 @@ impl Store for SqliteStore {
         claim: &str,
         link: &str,
     ) -> Result<bool, StoreError> {
-        let done = sqlx::query(PAGE_SENT_SQL)
-            .bind(self.clock.now_ms())
-            .bind(link)
-            .bind(check_id.0)
-            .bind(claim)
-            .execute(&self.pool)
-            .await
-            .map_err(query_error("page_sent"))?;
-        Ok(done.rows_affected() == 1)
+        self.page_sent_in(check_id, claim, link).await
     }
 
     async fn page_failed(&self, check_id: CheckId, claim: &str) -> Result<bool, StoreError> {
-        let done = sqlx::query(PAGE_FAILED_SQL)
-            .bind(check_id.0)
-            .bind(claim)
-            .execute(&self.pool)
-            .await
-            .map_err(query_error("page_failed"))?;
-        Ok(done.rows_affected() == 1)
+        self.page_failed_in(check_id, claim).await
     }
 
     async fn latest_finished(&self, key: &CheckKey) -> Result<Option<FinishedCheck>, StoreError> {
