@@ -1146,3 +1146,64 @@ impl Handler {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::CheckId;
+    use chrono::TimeZone;
+
+    fn record(paged_by: &str, sent: bool) -> PageRecord {
+        let at = chrono::Utc
+            .with_ymd_and_hms(2026, 11, 30, 23, 7, 5)
+            .single()
+            .expect("a time");
+        PageRecord {
+            check_id: CheckId(7),
+            target: "satellite_link".into(),
+            paged_by: paged_by.into(),
+            claimed_at: at,
+            paged_at: sent.then_some(at + chrono::Duration::seconds(2)),
+            link: None,
+        }
+    }
+
+    #[test]
+    fn already_paged_names_who_and_when() {
+        let sent = already_paged(&record("U0ENGINEER", true));
+        assert!(
+            sent.contains("Already paged by <@U0ENGINEER> at <!date^1796080027^{time}|23:07 UTC>"),
+            "{sent}"
+        );
+        let on_its_way = already_paged(&record("U0ENGINEER", false));
+        assert!(
+            on_its_way.contains("Already paged by <@U0ENGINEER> at <!date^1796080025^")
+                && on_its_way.contains("not answered yet"),
+            "{on_its_way}"
+        );
+        // A stored name that is not a user id is shown as text, never as a mention.
+        let odd = already_paged(&record("<!channel>", true));
+        assert!(
+            !odd.contains("<!channel>") && odd.contains("&lt;!channel&gt;"),
+            "{odd}"
+        );
+    }
+
+    #[test]
+    fn offered_buttons_reads_every_button_of_a_rendered_message() {
+        let blocks = vec![
+            serde_json::json!({"type": "section", "text": {"type": "mrkdwn", "text": "x"}}),
+            serde_json::json!({"type": "actions", "elements": [
+                {"type": "button", "action_id": "a", "value": r#"{"l":"c1hk4ek107l5au5mq8hg","e":"prod","t":"razee"}"#},
+                {"type": "button", "action_id": "b", "value": "not ours"},
+                {"type": "static_select", "action_id": "c", "value": r#"{"l":"c1hk4ek107l5au5mq8hg","e":"prod"}"#},
+                {"type": "button", "action_id": "d", "value": r#"{"l":"c1hk4ek107l5au5mq8hg","e":"stage"}"#}
+            ]}),
+        ];
+        let offered = offered_buttons(&blocks);
+        let ids: Vec<&str> = offered.iter().map(|(id, _)| id.as_str()).collect();
+        assert_eq!(ids, ["a", "d"]);
+        assert_eq!(offered[0].1.target.as_deref(), Some("razee"));
+        assert_eq!(offered[1].1.environment, Environment::Stage);
+    }
+}
