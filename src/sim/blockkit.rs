@@ -423,13 +423,7 @@ impl Checker {
         self.text_field(obj, "title", ptr, TextKind::Plain, MAX_MODAL_TITLE, true);
         self.text_field(obj, "close", ptr, TextKind::Plain, MAX_MODAL_TITLE, false);
         self.text_field(obj, "submit", ptr, TextKind::Plain, MAX_MODAL_TITLE, false);
-        self.string(
-            obj,
-            "private_metadata",
-            ptr,
-            MAX_PRIVATE_METADATA,
-            false,
-        );
+        self.string(obj, "private_metadata", ptr, MAX_PRIVATE_METADATA, false);
         self.string(obj, "callback_id", ptr, MAX_CALLBACK_ID, false);
         self.string(obj, "external_id", ptr, MAX_CALLBACK_ID, false);
         for key in ["clear_on_close", "notify_on_close", "submit_disabled"] {
@@ -706,15 +700,17 @@ impl Checker {
                     false,
                 );
                 self.boolean(obj, "focus_on_load", ptr);
-                match (obj.contains_key("options"), obj.contains_key("option_groups")) {
+                match (
+                    obj.contains_key("options"),
+                    obj.contains_key("option_groups"),
+                ) {
                     (true, true) => self.err(
                         format!("{ptr}/option_groups"),
                         "give options or option_groups, not both",
                     ),
                     (false, false) => self.err(format!("{ptr}/options"), "missing required field"),
                     (true, false) => {
-                        if let Some(options) = self.array(obj, "options", ptr, MAX_SELECT_OPTIONS)
-                        {
+                        if let Some(options) = self.array(obj, "options", ptr, MAX_SELECT_OPTIONS) {
                             for (i, o) in options.iter().enumerate() {
                                 self.option(o, &format!("{ptr}/options/{i}"));
                             }
@@ -843,7 +839,14 @@ impl Checker {
         // [confirm] lists title, text, confirm and deny as required; all four are enforced.
         self.text_field(obj, "title", ptr, TextKind::Plain, MAX_CONFIRM_TITLE, true);
         self.text_field(obj, "text", ptr, TextKind::Any, MAX_CONFIRM_TEXT, true);
-        self.text_field(obj, "confirm", ptr, TextKind::Plain, MAX_CONFIRM_BUTTON, true);
+        self.text_field(
+            obj,
+            "confirm",
+            ptr,
+            TextKind::Plain,
+            MAX_CONFIRM_BUTTON,
+            true,
+        );
         self.text_field(obj, "deny", ptr, TextKind::Plain, MAX_CONFIRM_BUTTON, true);
         self.style(obj, ptr);
     }
@@ -918,7 +921,11 @@ mod tests {
                 None,
                 json!([{"type": "header", "text": {"type": "plain_text", "text": "h".repeat(150), "emoji": true}}]),
             ),
-            ("divider", Some("t"), json!([{"type": "divider", "block_id": "d1"}])),
+            (
+                "divider",
+                Some("t"),
+                json!([{"type": "divider", "block_id": "d1"}]),
+            ),
             (
                 "context 10",
                 None,
@@ -1005,14 +1012,22 @@ mod tests {
                 Value::Array((0..51).map(|_| json!({"type": "divider"})).collect()),
                 "/blocks",
             ),
-            ("section 3001", json!([section(&"x".repeat(3001))]), "/blocks/0/text/text"),
+            (
+                "section 3001",
+                json!([section(&"x".repeat(3001))]),
+                "/blocks/0/text/text",
+            ),
             (
                 "section counts UTF-16 units",
                 json!([section(&"😀".repeat(1501))]),
                 "/blocks/0/text/text",
             ),
             ("empty text", json!([section("")]), "/blocks/0/text/text"),
-            ("blank text", json!([section(" \n ")]), "/blocks/0/text/text"),
+            (
+                "blank text",
+                json!([section(" \n ")]),
+                "/blocks/0/text/text",
+            ),
             (
                 "section without text or fields",
                 json!([{"type": "section"}]),
@@ -1168,10 +1183,8 @@ mod tests {
                     );
                     let messages = Refusal::InvalidBlocks(problems).messages();
                     assert!(
-                        messages
-                            .iter()
-                            .any(|m| m.starts_with("[ERROR] ")
-                                && m.ends_with(&format!("[json-pointer:{pointer}]"))),
+                        messages.iter().any(|m| m.starts_with("[ERROR] ")
+                            && m.ends_with(&format!("[json-pointer:{pointer}]"))),
                         "{name}: {messages:?}"
                     );
                 }

@@ -136,7 +136,11 @@ pub fn clip(s: &str, max: usize) -> String {
 /// console tails, whose last lines matter most.
 fn clip_start(s: &str, max: usize) -> String {
     if slack_len(s) <= max || max == 0 {
-        return if max == 0 { String::new() } else { s.to_string() };
+        return if max == 0 {
+            String::new()
+        } else {
+            s.to_string()
+        };
     }
     let mut kept: Vec<char> = Vec::new();
     let mut used = 0;
@@ -433,14 +437,21 @@ pub fn report(report: &Report, ctx: &ReportContext) -> Vec<Value> {
     }
 
     // At most 50 blocks: cut steps (saying so), never the head, next actions, links or buttons.
-    let cut_note = context("…some steps were cut to fit Slack's limits; see the JSON output for all.");
+    let cut_note =
+        context("…some steps were cut to fit Slack's limits; see the JSON output for all.");
     let room = MAX_BLOCKS - head.len() - tail.len();
     let cut = middle.len() > room;
     if cut {
         middle.truncate(room - 1);
     }
     // At most MAX_TOTAL_TEXT of text: share what the fixed parts leave fairly among the steps.
-    let fixed = text_len(&head) + text_len(&tail) + if cut { text_len(&[cut_note.clone()]) } else { 0 };
+    let fixed = text_len(&head)
+        + text_len(&tail)
+        + if cut {
+            text_len(std::slice::from_ref(&cut_note))
+        } else {
+            0
+        };
     let sizes: Vec<usize> = middle.iter().map(Middle::size).collect();
     let cap = fair_cap(&sizes, MAX_TOTAL_TEXT.saturating_sub(fixed));
     let mut blocks = head;
@@ -606,7 +617,10 @@ mod tests {
         assert!(text.contains("us-east") && text.contains("us-south"));
         assert!(text.contains("Escalate → Razee team"));
         assert!(text.contains("\"linkbot_escalate:razee\""), "{text}");
-        assert!(text.contains("\"linkbot_escalate:armada_bootstrap\""), "{text}");
+        assert!(
+            text.contains("\"linkbot_escalate:armada_bootstrap\""),
+            "{text}"
+        );
         assert!(text.contains("\"linkbot_page:satellite_link\""), "{text}");
         assert!(text.contains("\"linkbot_rerun\""), "{text}");
         assert!(text.contains("Page (CIE)") && text.contains("\"confirm\""));
@@ -671,7 +685,9 @@ mod tests {
                 "\\PC{0,40}",
                 "[<>!@#&`|*_~^: a-z]{0,40}",
                 Just("x`<!channel>``".to_string()),
-                Just("```<@U123>``` <https://evil.example|click> <!subteam^S1|@oncall>".to_string()),
+                Just(
+                    "```<@U123>``` <https://evil.example|click> <!subteam^S1|@oncall>".to_string()
+                ),
                 Just("😀".repeat(30)),
             ]
         }
@@ -720,7 +736,16 @@ mod tests {
                 prop::collection::vec(step(), 0..60),
             )
                 .prop_map(
-                    |(verdict, confirmed, summary, located, region_found, build_url, console_tail, steps)| {
+                    |(
+                        verdict,
+                        confirmed,
+                        summary,
+                        located,
+                        region_found,
+                        build_url,
+                        console_tail,
+                        steps,
+                    )| {
                         let region = Region::parse("us-east").ok();
                         Report {
                             verdict,
@@ -771,7 +796,10 @@ mod tests {
                                 ":rotating_light: {} escalates this diagnosis to *{}*. {}",
                                 crate::slack::mrkdwn::user(&who),
                                 crate::slack::mrkdwn::escape(&who),
-                                crate::slack::mrkdwn::link("https://slack.example/archives/C1/p1", "Open the on-call thread")
+                                crate::slack::mrkdwn::link(
+                                    "https://slack.example/archives/C1/p1",
+                                    "Open the on-call thread"
+                                )
                             )
                         }),
                     }

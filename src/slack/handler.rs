@@ -831,10 +831,9 @@ impl Handler {
                             ));
                             links.push(format!("pagerduty:{}", receipt.dedup_key));
                         }
-                        Err(e) => failed.push(format!(
-                            "PagerDuty: {}",
-                            mrkdwn::escape(&e.user_message())
-                        )),
+                        Err(e) => {
+                            failed.push(format!("PagerDuty: {}", mrkdwn::escape(&e.user_message())))
+                        }
                     }
                 }
                 _ => failed.push(format!("PagerDuty is not configured for {target_title}")),
@@ -872,7 +871,9 @@ impl Handler {
                             .map(|u| u.to_string());
                         let shown = mrkdwn::channel(team_channel);
                         done.push(match &link {
-                            Some(l) => format!("posted to {shown} ({})", mrkdwn::link(l, "message")),
+                            Some(l) => {
+                                format!("posted to {shown} ({})", mrkdwn::link(l, "message"))
+                            }
                             None => format!("posted to {shown}"),
                         });
                         links.extend(link);

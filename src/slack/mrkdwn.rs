@@ -148,7 +148,10 @@ mod tests {
         let cases = [
             ("x`<!channel>`", "xˋ&lt;!channel&gt;ˋ"),
             ("<!here> & <@U123>", "&lt;!here&gt; &amp; &lt;@U123&gt;"),
-            ("```<https://evil|click>```", "ˋˋˋ&lt;https://evil|click&gt;ˋˋˋ"),
+            (
+                "```<https://evil|click>```",
+                "ˋˋˋ&lt;https://evil|click&gt;ˋˋˋ",
+            ),
             ("&lt;!channel&gt;", "&amp;lt;!channel&amp;gt;"),
             ("plain", "plain"),
         ];
