@@ -851,6 +851,14 @@ mod tests {
                 prop_assert!(checked.is_ok(), "{:?}\n{}", checked, serde_json::to_string_pretty(&blocks).unwrap_or_default());
                 let tokens = live_in(&blocks);
                 prop_assert!(own_tokens(&tokens), "{:?}", tokens);
+                // What slack-morphism sends (web.rs converts through its models) is what was
+                // rendered: no field is dropped or changed on the way.
+                for b in &blocks {
+                    let model: slack_morphism::blocks::SlackBlock =
+                        serde_json::from_value(b.clone()).map_err(|e| TestCaseError::fail(e.to_string()))?;
+                    let sent = serde_json::to_value(&model).map_err(|e| TestCaseError::fail(e.to_string()))?;
+                    prop_assert_eq!(&sent, b);
+                }
                 // The buttons, when shown, are last and never cut.
                 if ctx.buttons && report.location.is_some() {
                     prop_assert_eq!(&blocks[blocks.len() - 1]["type"], "actions");
