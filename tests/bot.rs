@@ -1254,29 +1254,15 @@ async fn a_malformed_location_is_answered_with_what_a_valid_one_looks_like() {
 /// Live mentions and links (`<!…>`, `<@…>`, `<#…>`, `<http…>`) in every text and mrkdwn block
 /// of every `chat.*` call the bot made.
 fn live_tokens_sent(h: &Harness) -> Vec<String> {
-    fn mrkdwn(v: &Value, out: &mut Vec<String>) {
-        match v {
-            Value::Object(map) => {
-                if map.get("type").and_then(Value::as_str) == Some("mrkdwn") {
-                    out.extend(map.get("text").and_then(Value::as_str).map(str::to_string));
-                }
-                map.values().for_each(|v| mrkdwn(v, out));
-            }
-            Value::Array(items) => items.iter().for_each(|v| mrkdwn(v, out)),
-            _ => {}
-        }
-    }
-    let mut texts = Vec::new();
+    use linkbot::slack::mrkdwn::{live_tokens, live_tokens_in};
+    let mut tokens = Vec::new();
     for method in ["chat.postMessage", "chat.update", "chat.postEphemeral"] {
         for call in h.world.slack.calls(method) {
-            texts.extend(call["text"].as_str().map(str::to_string));
-            mrkdwn(&call["blocks"], &mut texts);
+            tokens.extend(call["text"].as_str().map(live_tokens).unwrap_or_default());
+            tokens.extend(live_tokens_in(&call["blocks"]));
         }
     }
-    texts
-        .iter()
-        .flat_map(|t| linkbot::slack::mrkdwn::live_tokens(t))
-        .collect()
+    tokens
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

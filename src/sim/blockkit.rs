@@ -687,19 +687,9 @@ impl Checker {
                     "confirm",
                     "focus_on_load",
                 ];
-                let Some(obj) = self.object(e, ptr, &allowed) else {
+                let Some(obj) = self.input_element(e, ptr, &allowed) else {
                     return;
                 };
-                self.action_id(obj, ptr);
-                self.text_field(
-                    obj,
-                    "placeholder",
-                    ptr,
-                    TextKind::Plain,
-                    MAX_PLACEHOLDER,
-                    false,
-                );
-                self.boolean(obj, "focus_on_load", ptr);
                 match (
                     obj.contains_key("options"),
                     obj.contains_key("option_groups"),
@@ -763,21 +753,11 @@ impl Checker {
                     "max_length",
                     "focus_on_load",
                 ];
-                let Some(obj) = self.object(e, ptr, &allowed) else {
+                let Some(obj) = self.input_element(e, ptr, &allowed) else {
                     return;
                 };
-                self.action_id(obj, ptr);
-                self.text_field(
-                    obj,
-                    "placeholder",
-                    ptr,
-                    TextKind::Plain,
-                    MAX_PLACEHOLDER,
-                    false,
-                );
                 self.string(obj, "initial_value", ptr, MAX_TEXT, false);
                 self.boolean(obj, "multiline", ptr);
-                self.boolean(obj, "focus_on_load", ptr);
                 let min = self.number(obj, "min_length", ptr, 0);
                 let max = self.number(obj, "max_length", ptr, 1);
                 if let (Some(min), Some(max)) = (min, max) {
@@ -798,6 +778,28 @@ impl Checker {
             }
             _ => {}
         }
+    }
+
+    /// What selects and text inputs share: their fields, `action_id`, `placeholder`
+    /// (plain_text, at most 150) and `focus_on_load`.
+    fn input_element<'a>(
+        &mut self,
+        e: &'a Value,
+        ptr: &str,
+        allowed: &[&str],
+    ) -> Option<&'a Map<String, Value>> {
+        let obj = self.object(e, ptr, allowed)?;
+        self.action_id(obj, ptr);
+        self.text_field(
+            obj,
+            "placeholder",
+            ptr,
+            TextKind::Plain,
+            MAX_PLACEHOLDER,
+            false,
+        );
+        self.boolean(obj, "focus_on_load", ptr);
+        Some(obj)
     }
 
     /// An integer field in `least..=MAX_INPUT_LENGTH`.

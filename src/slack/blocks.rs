@@ -676,7 +676,7 @@ mod tests {
         use crate::diagnosis::verdict::{next_actions, Step, StepId, StepStatus, VerdictCode};
         use crate::domain::{Carrier, Region, Tugboat};
         use crate::sim::blockkit::validate_message;
-        use crate::slack::mrkdwn::live_tokens;
+        use crate::slack::mrkdwn::live_tokens_in;
         use proptest::prelude::*;
 
         /// Outside text: Unicode, mrkdwn metacharacters, mentions and links, fences.
@@ -806,24 +806,8 @@ mod tests {
                 })
         }
 
-        /// Every mrkdwn text in `blocks` (plain_text is never parsed for mentions or links).
-        fn mrkdwn_texts(v: &Value, out: &mut Vec<String>) {
-            match v {
-                Value::Object(map) => {
-                    if map.get("type").and_then(Value::as_str) == Some("mrkdwn") {
-                        out.extend(map.get("text").and_then(Value::as_str).map(str::to_string));
-                    }
-                    map.values().for_each(|v| mrkdwn_texts(v, out));
-                }
-                Value::Array(items) => items.iter().for_each(|v| mrkdwn_texts(v, out)),
-                _ => {}
-            }
-        }
-
         fn live_in(blocks: &[Value]) -> Vec<String> {
-            let mut texts = Vec::new();
-            blocks.iter().for_each(|b| mrkdwn_texts(b, &mut texts));
-            texts.iter().flat_map(|t| live_tokens(t)).collect()
+            live_tokens_in(&Value::Array(blocks.to_vec()))
         }
 
         /// The live tokens linkbot itself puts in a report: its links only.

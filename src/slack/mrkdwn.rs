@@ -138,6 +138,29 @@ pub fn live_tokens(text: &str) -> Vec<String> {
     found
 }
 
+/// The live mentions and links in every `mrkdwn` text object of Block Kit JSON (`plain_text`
+/// is never parsed for mentions or links). For tests and checks.
+pub fn live_tokens_in(blocks: &serde_json::Value) -> Vec<String> {
+    use serde_json::Value;
+    fn walk(v: &Value, out: &mut Vec<String>) {
+        match v {
+            Value::Object(map) => {
+                if map.get("type").and_then(Value::as_str) == Some("mrkdwn") {
+                    if let Some(text) = map.get("text").and_then(Value::as_str) {
+                        out.extend(live_tokens(text));
+                    }
+                }
+                map.values().for_each(|v| walk(v, out));
+            }
+            Value::Array(items) => items.iter().for_each(|v| walk(v, out)),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    walk(blocks, &mut out);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
