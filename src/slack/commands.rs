@@ -26,10 +26,11 @@ pub enum Command {
     Invalid(String),
 }
 
-/// How to use the bot, as shown for `help` and any unknown command.
+/// How to use the bot, as shown for `help` and any unknown command (mrkdwn: `<` and `>` escaped,
+/// as Slack requires even inside code spans).
 pub const USAGE: &str = "*Usage*\n\
-• `@linkbot check <location-id> [prod|stage]` — run the IAM-token runbook for a location and answer in a thread\n\
-• `/linkbot check <location-id> [prod|stage]` — the same from anywhere in a watched channel\n\
+• `@linkbot check &lt;location-id&gt; [prod|stage]` — run the IAM-token runbook for a location and answer in a thread\n\
+• `/linkbot check &lt;location-id&gt; [prod|stage]` — the same from anywhere in a watched channel\n\
 • `/linkbot status` — the checks running now\n\
 • `/linkbot help` — this message\n\
 A location id is 20 characters of 0-9 and a-v, e.g. `c1hk4ek107l5au5mq8hg`. \
@@ -54,7 +55,7 @@ pub fn parse(text: &str) -> Command {
         "check" | "diagnose" | "run" => {
             let Some(loc) = words.get(1) else {
                 return Command::Invalid(
-                    "Which location? Say `check <location-id>`, e.g. `check c1hk4ek107l5au5mq8hg`."
+                    "Which location? Say `check &lt;location-id&gt;`, e.g. `check c1hk4ek107l5au5mq8hg`."
                         .into(),
                 );
             };
@@ -73,7 +74,7 @@ pub fn parse(text: &str) -> Command {
             };
             if words.len() > 3 {
                 return Command::Invalid(
-                    "Too many words: say `check <location-id> [prod|stage]`.".into(),
+                    "Too many words: say `check &lt;location-id&gt; [prod|stage]`.".into(),
                 );
             }
             Command::Check {

@@ -96,25 +96,28 @@ pub fn channel(id: &str) -> String {
     }
 }
 
-/// A parse error for Slack: its sentence is linkbot's, the input it quotes (inside a code span)
-/// is escaped.
+/// A parse error for Slack: its sentence is linkbot's (with `<` and `>` escaped), the input it
+/// quotes (inside a code span) is escaped with [`escape`].
 pub fn domain_error(e: &DomainError) -> String {
     use DomainError as E;
-    let n = |s: &String| escape(s);
-    match e {
-        E::LocationId(s) => E::LocationId(n(s)),
-        E::Environment(s) => E::Environment(n(s)),
-        E::Tugboat(s) => E::Tugboat(n(s)),
-        E::Datacenter(s) => E::Datacenter(n(s)),
-        E::Region(s) => E::Region(n(s)),
-        E::Carrier(s) => E::Carrier(n(s)),
-        E::UnknownDatacenter(s) => E::UnknownDatacenter(n(s)),
-    }
-    .to_string()
+    // The quoted input is put back after the sentence is escaped; input shown in errors never
+    // holds control characters, so NUL cannot collide with it.
+    const SLOT: &str = "\u{0}";
+    let slot = || SLOT.to_string();
+    let (sentence, input) = match e {
+        E::LocationId(s) => (E::LocationId(slot()), s),
+        E::Environment(s) => (E::Environment(slot()), s),
+        E::Tugboat(s) => (E::Tugboat(slot()), s),
+        E::Datacenter(s) => (E::Datacenter(slot()), s),
+        E::Region(s) => (E::Region(slot()), s),
+        E::Carrier(s) => (E::Carrier(slot()), s),
+        E::UnknownDatacenter(s) => (E::UnknownDatacenter(slot()), s),
+    };
+    escape_composed(&sentence.to_string()).replace(SLOT, &escape(&input.replace(SLOT, "")))
 }
 
-/// Whether mrkdwn `text` holds a live mention or link (`<!…>`, `<@…>`, `<#…>`, `<http…>`,
-/// `<mailto:…>`): what Slack would turn into a ping or a link. For tests and checks.
+/// Every `<…>` sequence in mrkdwn `text`: what Slack would parse as a mention (`<!…>`, `<@…>`,
+/// `<#…>`) or a link (`<http…>`, or anything else in angle brackets). For tests and checks.
 pub fn live_tokens(text: &str) -> Vec<String> {
     let mut found = Vec::new();
     let mut rest = text;
@@ -123,16 +126,7 @@ pub fn live_tokens(text: &str) -> Vec<String> {
         let Some(end) = after.find('>') else {
             break;
         };
-        let inner = &after[..end];
-        let lower = inner.to_ascii_lowercase();
-        if inner.starts_with('!')
-            || inner.starts_with('@')
-            || inner.starts_with('#')
-            || lower.starts_with("http")
-            || lower.starts_with("mailto:")
-        {
-            found.push(format!("<{inner}>"));
-        }
+        found.push(format!("<{}>", &after[..end]));
         rest = &after[end + 1..];
     }
     found
@@ -212,6 +206,9 @@ mod tests {
         let shown = domain_error(&e);
         assert!(live_tokens(&shown).is_empty(), "{shown}");
         assert!(shown.contains("is not a location id"), "{shown}");
+        let tugboat = domain_error(&crate::domain::Tugboat::parse("a`<@U1>").unwrap_err());
+        assert!(live_tokens(&tugboat).is_empty(), "{tugboat}");
+        assert!(tugboat.contains("&lt;env&gt;"), "{tugboat}");
     }
 
     proptest! {
