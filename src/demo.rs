@@ -510,13 +510,18 @@ async fn click(
         target: target.map(str::to_string),
     };
     let value = serde_json::to_string(&value)?;
+    // Each button has its own action_id: `linkbot_escalate:<target>`, as the report renders it.
+    let action_id = match target {
+        Some(t) => format!("{action}:{t}"),
+        None => action.to_string(),
+    };
     world
         .slack
         .push(fake::block_actions(
             ONCALL_CHANNEL,
             user,
             &verdict.ts,
-            action,
+            &action_id,
             &value,
             Some(thread),
         ))

@@ -17,7 +17,9 @@ use linkbot::sim::world::{
     SATLINK_CHANNEL, SATLINK_REPO, VISITOR,
 };
 use linkbot::slack::alerts::ALERT_NAME;
-use linkbot::slack::blocks::{ButtonValue, ACTION_ESCALATE, ACTION_PAGE, ACTION_RERUN};
+use linkbot::slack::blocks::{
+    action_kind, ButtonValue, ACTION_ESCALATE, ACTION_PAGE, ACTION_RERUN,
+};
 use linkbot::slack::commands::USAGE;
 use linkbot::store::{AuditKind, CheckKey};
 use serde_json::{json, Value};
@@ -278,7 +280,27 @@ impl Harness {
             .find(world::is_verdict)
             .expect("a verdict to click on");
         let value = value(loc, Environment::Prod, target);
-        click_value(self, thread, &verdict.ts, action, &value, user).await;
+        // The action_id the message offers for this kind and target (`linkbot_escalate:razee`);
+        // the value stays the one built here, so a test can still send a forged one.
+        let offered = verdict
+            .blocks
+            .iter()
+            .flat_map(|b| b.as_array().into_iter().flatten())
+            .flat_map(|b| b["elements"].as_array().into_iter().flatten())
+            .filter_map(|e| {
+                let id = e["action_id"].as_str()?;
+                let t = e["value"]
+                    .as_str()
+                    .and_then(|v| serde_json::from_str::<ButtonValue>(v).ok())
+                    .and_then(|v| v.target);
+                (action_kind(id) == action && t.as_deref() == target).then(|| id.to_string())
+            })
+            .next();
+        let action_id = offered.unwrap_or_else(|| match target {
+            Some(t) => format!("{action}:{t}"),
+            None => action.to_string(),
+        });
+        push_click(self, thread, &verdict.ts, &action_id, &value, user).await;
     }
 
     /// Jenkins builds triggered for `loc`.
@@ -377,6 +399,11 @@ impl Harness {
             pct(&lat, 1.0)
         );
         self.assert_no_secrets_in_slack();
+        let refusals = self.world.slack.refusals();
+        assert!(
+            refusals.is_empty(),
+            "{name}: Slack refused what the bot sent: {refusals:#?}"
+        );
         tokio::time::timeout(Duration::from_secs(10), self.bot.stop())
             .await
             .expect("the bot stops within its bound");
@@ -837,7 +864,25 @@ async fn an_on_call_member_escalates_to_pagerduty_github_and_the_team_channel() 
 }
 
 /// Pushes a click on message `ts` of `thread` with any value (as a forger would send it).
+/// Clicks a button of kind `action` carrying `value`, with the `action_id` linkbot gives such a
+/// button (`linkbot_page:<target>`), so a forged value is not given away by its id.
 async fn click_value(
+    h: &Harness,
+    thread: &str,
+    ts: &str,
+    action: &str,
+    value: &ButtonValue,
+    user: &str,
+) {
+    let action_id = match &value.target {
+        Some(t) if action != ACTION_RERUN => format!("{action}:{t}"),
+        _ => action.to_string(),
+    };
+    push_click(h, thread, ts, &action_id, value, user).await;
+}
+
+/// Pushes a `block_actions` envelope for `action_id` with `value`.
+async fn push_click(
     h: &Harness,
     thread: &str,
     ts: &str,
@@ -1456,6 +1501,68 @@ async fn a_malformed_location_is_answered_with_what_a_valid_one_looks_like() {
     h.verdict(ONCALL_CHANNEL, &ts).await;
     assert_eq!(h.builds_for(&loc), 1);
     h.finish("malformed").await;
+}
+
+/// Live mentions and links (`<!…>`, `<@…>`, `<#…>`, `<http…>`) in every text and mrkdwn block
+/// of every `chat.*` call the bot made.
+fn live_tokens_sent(h: &Harness) -> Vec<String> {
+    use linkbot::slack::mrkdwn::{live_tokens, live_tokens_in};
+    let mut tokens = Vec::new();
+    for method in ["chat.postMessage", "chat.update", "chat.postEphemeral"] {
+        for call in h.world.slack.calls(method) {
+            tokens.extend(call["text"].as_str().map(live_tokens).unwrap_or_default());
+            tokens.extend(live_tokens_in(&call["blocks"]));
+        }
+    }
+    tokens
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_text_never_becomes_a_live_mention_in_any_slack_payload() {
+    let h = start().await;
+    let hostile = [
+        "check x`<!channel>``",
+        "`<!here>` please",
+        "check <!subteam^S0ONCALL|@oncall>",
+        "```<@U0BOSS>``` <https://evil.example|click here>",
+        "check c1hk4ek107l5au5mq8hg `<!channel>`",
+    ];
+    for (i, words) in hostile.iter().enumerate() {
+        let (ts, _) = h
+            .mention(ONCALL_CHANNEL, ENGINEER, words, i as u32 + 1)
+            .await;
+        h.wait_text(ONCALL_CHANNEL, &ts, USAGE).await;
+    }
+    for words in hostile {
+        h.slash(ONCALL_CHANNEL, ENGINEER, words).await;
+    }
+    h.ephemerals(ENGINEER, hostile.len()).await;
+    let (alert, _) = h
+        .alert(
+            ONCALL_CHANNEL,
+            &format!("Labels:\n - alertname = {ALERT_NAME}\n - cluster_id = x`<!channel>``"),
+            None,
+            40,
+        )
+        .await;
+    h.wait_text(ONCALL_CHANNEL, &alert, "can't check this alert")
+        .await;
+
+    let tokens = live_tokens_sent(&h);
+    assert!(
+        tokens
+            .iter()
+            .all(|t| !t.starts_with("<!") && !t.contains("evil.example") && !t.contains("U0BOSS")),
+        "an outside mention or link went live: {tokens:?}"
+    );
+    // What is left is linkbot's own: the asker's mention and the configured channels.
+    let own = format!("<@{ENGINEER}>");
+    assert!(
+        tokens.iter().all(|t| *t == own || t.starts_with("<#")),
+        "{tokens:?}"
+    );
+    assert!(h.world.jenkins.triggers().is_empty());
+    h.finish("hostile text").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

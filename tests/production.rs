@@ -586,12 +586,13 @@ async fn page_clicks_spread_over_two_replicas_page_once() {
             target: Some("satellite_link".into()),
         })
         .expect("a button value");
+        let action_id = format!("{ACTION_PAGE}:satellite_link");
         let click = || {
             world.slack.push(fake::block_actions(
                 ONCALL_CHANNEL,
                 ENGINEER,
                 &shown.ts,
-                ACTION_PAGE,
+                &action_id,
                 &value,
                 Some(&thread),
             ))

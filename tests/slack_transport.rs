@@ -955,3 +955,184 @@ async fn post_message_is_paced_per_channel_unless_pacing_is_off() {
         "no 429 retries were needed"
     );
 }
+
+/// Posts `params` as JSON to the sim's `method` with the bot token, as Slack's clients do.
+async fn raw_call(sim: &SlackSim, method: &str, params: Value) -> (u16, Value) {
+    let url = format!("{}/{method}", sim.base_url());
+    let response = reqwest::Client::new()
+        .post(url)
+        .bearer_auth(sim.bot_token().expose())
+        .json(&params)
+        .timeout(WAIT)
+        .send()
+        .await
+        .expect("the sim answers");
+    let status = response.status().as_u16();
+    (status, response.json().await.expect("a JSON answer"))
+}
+
+#[tokio::test]
+async fn the_sim_refuses_invalid_block_kit_exactly_as_slack_answers() {
+    let sim = SlackSim::start(SimSlackConfig::default())
+        .await
+        .expect("sim");
+    let button = |id: &str| json!({"type": "button", "text": {"type": "plain_text", "text": "Escalate"}, "action_id": id, "value": "v"});
+    let duplicate = json!([
+        {"type": "section", "text": {"type": "mrkdwn", "text": "*verdict*"}},
+        {"type": "actions", "elements": [button("linkbot_escalate"), button("linkbot_escalate")]},
+    ]);
+    let (status, body) = raw_call(
+        &sim,
+        "chat.postMessage",
+        json!({"channel": "C0ONCALL", "text": "t", "blocks": duplicate}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(body["ok"], false);
+    assert_eq!(body["error"], "invalid_blocks");
+    let messages: Vec<&str> = body["response_metadata"]["messages"]
+        .as_array()
+        .expect("response_metadata.messages")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(
+        messages.iter().any(|m| m.starts_with("[ERROR] ")
+            && m.ends_with("[json-pointer:/blocks/1/elements/1/action_id]")),
+        "{messages:?}"
+    );
+    assert!(sim.messages().is_empty(), "a refused message was recorded");
+
+    let (_, too_long) = raw_call(
+        &sim,
+        "chat.postMessage",
+        json!({"channel": "C0ONCALL", "text": "x".repeat(40_001)}),
+    )
+    .await;
+    assert_eq!(too_long["error"], "msg_too_long");
+
+    // The real client gets the refusal as an error, and the same blocks with unique ids pass.
+    let web = SlackWeb::new(&sim.base_url(), sim.bot_token(), Metrics::new()).expect("client");
+    let refused = web
+        .post_message("C0ONCALL", None, "t", duplicate.as_array().cloned())
+        .await;
+    assert!(
+        format!("{:?}", refused.expect_err("refused")).contains("invalid_blocks"),
+        "the client did not surface invalid_blocks"
+    );
+    let ts = web
+        .post_message(
+            "C0ONCALL",
+            None,
+            "t",
+            Some(vec![json!({"type": "actions", "elements": [
+                button("linkbot_escalate:razee"), button("linkbot_escalate:satellite_link")
+            ]})]),
+        )
+        .await
+        .expect("unique action ids are accepted");
+    let update = web
+        .update("C0ONCALL", &ts, "t", duplicate.as_array().cloned())
+        .await;
+    assert!(update.is_err(), "chat.update accepted duplicate action ids");
+    let ephemeral = web
+        .post_ephemeral(
+            "C0ONCALL",
+            "U0SIMUSER",
+            None,
+            "t",
+            Some(vec![
+                json!({"type": "section", "text": {"type": "mrkdwn", "text": ""}}),
+            ]),
+        )
+        .await;
+    assert!(ephemeral.is_err(), "chat.postEphemeral accepted empty text");
+    let errors: Vec<String> = sim.refusals().into_iter().map(|r| r.error).collect();
+    assert_eq!(
+        errors,
+        [
+            "invalid_blocks",
+            "msg_too_long",
+            "invalid_blocks",
+            "invalid_blocks",
+            "invalid_blocks"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn views_open_takes_a_valid_modal_with_a_trigger_id_slack_issued_once() {
+    let mut h = Harness::start(1).await;
+    let click = sim::block_actions(
+        "C0ONCALL",
+        "U0SIMUSER",
+        "1700000000.000100",
+        "linkbot_feedback",
+        "v",
+        None,
+    );
+    let trigger = click["payload"]["trigger_id"]
+        .as_str()
+        .expect("a trigger id")
+        .to_string();
+    h.sim.push(click).await.expect("pushed");
+    h.next().await;
+    let modal = json!({
+        "type": "modal",
+        "callback_id": "linkbot_feedback",
+        "title": {"type": "plain_text", "text": "What was it really?"},
+        "submit": {"type": "plain_text", "text": "Send"},
+        "close": {"type": "plain_text", "text": "Cancel"},
+        "blocks": [{"type": "input", "block_id": "comment", "label": {"type": "plain_text", "text": "Comment"},
+            "element": {"type": "plain_text_input", "action_id": "comment", "multiline": true}}],
+    });
+
+    let (_, missing) = raw_call(&h.sim, "views.open", json!({"view": modal})).await;
+    assert_eq!(missing["error"], "invalid_arguments");
+    let (_, unknown) = raw_call(
+        &h.sim,
+        "views.open",
+        json!({"trigger_id": "123.456.forged", "view": modal}),
+    )
+    .await;
+    assert_eq!(unknown["error"], "invalid_trigger_id");
+
+    let mut bad = modal.clone();
+    bad["title"]["text"] = json!("A title longer than 24 chars");
+    let (status, refused) = raw_call(
+        &h.sim,
+        "views.open",
+        json!({"trigger_id": trigger, "view": bad}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(refused["error"], "invalid_arguments");
+    assert!(
+        refused["response_metadata"]["messages"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|m| m
+                .as_str()
+                .is_some_and(|m| m.ends_with("[json-pointer:/view/title/text]"))),
+        "{refused}"
+    );
+
+    let (_, opened) = raw_call(
+        &h.sim,
+        "views.open",
+        json!({"trigger_id": trigger, "view": modal}),
+    )
+    .await;
+    assert_eq!(opened["ok"], true, "{opened}");
+    assert_eq!(opened["view"]["callback_id"], "linkbot_feedback");
+    assert_eq!(h.sim.views().len(), 1);
+    let (_, again) = raw_call(
+        &h.sim,
+        "views.open",
+        json!({"trigger_id": trigger, "view": modal}),
+    )
+    .await;
+    assert_eq!(again["error"], "exchanged_trigger_id");
+    h.stop().await;
+}

@@ -4,6 +4,7 @@
 //! was sent for assertions, and fails on demand. [`world`] starts them all together.
 
 pub mod artifacts;
+pub mod blockkit;
 pub mod directory;
 pub mod github;
 pub mod iam;

@@ -6,7 +6,13 @@
 //! - Web API (`/api/<method>`; JSON bodies, form bodies and GET query strings, as slack-morphism
 //!   sends them): `auth.test`, `apps.connections.open` (app token; returns a one-time
 //!   `ws://127.0.0.1:…/link/?ticket=N`), `chat.postMessage` (increasing `ts`), `chat.update`
-//!   (every version kept), `chat.postEphemeral`, `chat.getPermalink`, `usergroups.users.list`.
+//!   (every version kept), `chat.postEphemeral`, `chat.getPermalink`, `usergroups.users.list`,
+//!   `views.open` (a modal, with a `trigger_id` from an envelope pushed here, usable once).
+//!   Messages and views are checked against Slack's Block Kit rules ([`super::blockkit`]) and
+//!   refused exactly as Slack refuses them: HTTP 200, `{"ok":false,"error":"invalid_blocks",
+//!   "response_metadata":{"messages":["[ERROR] … [json-pointer:/blocks/…]"]}}` (`msg_too_long`,
+//!   `msg_blocks_too_long`, `invalid_arguments` for views); every refusal is recorded
+//!   ([`SimSlackState::refusals`]).
 //!   A wrong or missing token answers `invalid_auth`/`not_authed`; an unknown method
 //!   `unknown_method`. [`SlackSim::fail_next`] injects failures (HTTP 429 + `Retry-After`, …).
 //! - Socket Mode: each connection gets a `hello` (with the fields slack-morphism's models
@@ -23,6 +29,7 @@
 //! it must NOT be used by production code paths, and it never reaches beyond 127.0.0.1. It does
 //! not import slack-morphism: payloads are built with `serde_json`.
 
+use super::blockkit::{self, Refusal};
 use crate::secret::Secret;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -143,6 +150,28 @@ pub struct SimCall {
     pub params: Value,
 }
 
+/// A call the sim refused as Slack would (Block Kit, text length, trigger id).
+#[derive(Clone, Debug, PartialEq)]
+pub struct SimRefusal {
+    /// The method (`chat.update`).
+    pub method: String,
+    /// Slack's error code (`invalid_blocks`).
+    pub error: String,
+    /// `response_metadata.messages` (`[ERROR] … [json-pointer:…]`).
+    pub messages: Vec<String>,
+}
+
+/// A modal opened with `views.open`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SimView {
+    /// The view id the sim gave it.
+    pub id: String,
+    /// The trigger id it was opened with.
+    pub trigger_id: String,
+    /// The view as sent.
+    pub view: Value,
+}
+
 /// A recorded Socket Mode ack.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SimAck {
@@ -200,6 +229,10 @@ pub struct SimSlackState {
     tickets: HashSet<String>,
     usergroups: HashMap<String, Vec<String>>,
     failures: HashMap<String, VecDeque<Failure>>,
+    refusals: Vec<SimRefusal>,
+    triggers: HashSet<String>,
+    used_triggers: HashSet<String>,
+    views: Vec<SimView>,
 }
 
 impl SimSlackState {
@@ -230,6 +263,16 @@ impl SimSlackState {
             .filter(|c| c.method == method)
             .map(|c| &c.params)
             .collect()
+    }
+
+    /// Every call refused for what it carried (Block Kit, text length, trigger id), in order.
+    pub fn refusals(&self) -> &[SimRefusal] {
+        &self.refusals
+    }
+
+    /// Every modal opened with `views.open`, in order.
+    pub fn views(&self) -> &[SimView] {
+        &self.views
     }
 
     /// Every ack received, in order (an envelope acked twice appears twice).
@@ -409,6 +452,16 @@ impl SlackSim {
             .collect()
     }
 
+    /// Every call refused so far for what it carried (see [`SimSlackState::refusals`]).
+    pub fn refusals(&self) -> Vec<SimRefusal> {
+        self.inner.lock().refusals.clone()
+    }
+
+    /// Every modal opened so far.
+    pub fn views(&self) -> Vec<SimView> {
+        self.inner.lock().views.clone()
+    }
+
     /// Every ack received so far.
     pub fn acks(&self) -> Vec<SimAck> {
         self.inner.lock().acks.clone()
@@ -460,6 +513,15 @@ impl SlackSim {
             .ok_or(SimSlackError::NoEnvelopeId)?
             .to_string();
         let frame = envelope.to_string();
+        // Slack issues a trigger id with each interaction and slash command; views.open takes
+        // only those, once.
+        if let Some(trigger) = envelope
+            .pointer("/payload/trigger_id")
+            .and_then(Value::as_str)
+        {
+            let trigger = trigger.to_string();
+            self.inner.update(|s| s.triggers.insert(trigger));
+        }
         let deadline = Instant::now() + PUSH_WAIT;
         let sent = self
             .inner
@@ -561,7 +623,7 @@ async fn api(
         }
     }
     // Form bodies carry JSON arrays as strings.
-    for key in ["blocks", "attachments"] {
+    for key in ["blocks", "attachments", "view"] {
         if let Some(Value::String(text)) = params.get(key) {
             if let Ok(parsed) = serde_json::from_str::<Value>(text) {
                 params.insert(key.to_string(), parsed);
@@ -592,6 +654,21 @@ fn slack_error(code: &str) -> Response {
     Json(json!({"ok": false, "error": code})).into_response()
 }
 
+/// Slack's answer to a call refused for what it carried.
+fn refused(s: &mut SimSlackState, method: &str, refusal: &Refusal) -> Response {
+    let messages = refusal.messages();
+    s.refusals.push(SimRefusal {
+        method: method.to_string(),
+        error: refusal.error().to_string(),
+        messages: messages.clone(),
+    });
+    let mut body = json!({"ok": false, "error": refusal.error()});
+    if !messages.is_empty() {
+        body["response_metadata"] = json!({ "messages": messages });
+    }
+    Json(body).into_response()
+}
+
 fn str_param<'a>(params: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
     params
         .get(key)
@@ -599,7 +676,7 @@ fn str_param<'a>(params: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
         .filter(|s| !s.is_empty())
 }
 
-const METHODS: [&str; 7] = [
+const METHODS: [&str; 8] = [
     "auth.test",
     "apps.connections.open",
     "chat.postMessage",
@@ -607,6 +684,7 @@ const METHODS: [&str; 7] = [
     "chat.postEphemeral",
     "chat.getPermalink",
     "usergroups.users.list",
+    "views.open",
 ];
 
 impl Inner {
@@ -692,6 +770,12 @@ impl Inner {
     ) -> Response {
         let text = str_param(params, "text").map(str::to_string);
         let blocks = params.get("blocks").filter(|b| b.is_array()).cloned();
+        if method.starts_with("chat.") && method != "chat.getPermalink" {
+            let raw_text = params.get("text").and_then(Value::as_str);
+            if let Err(refusal) = blockkit::validate_message(raw_text, params.get("blocks")) {
+                return refused(s, method, &refusal);
+            }
+        }
         match method {
             "auth.test" => ok(json!({
                 "url": format!("{}/", self.http_base),
@@ -804,6 +888,59 @@ impl Inner {
                     permalink.push_str(&format!("?thread_ts={thread_ts}&cid={channel}"));
                 }
                 ok(json!({ "channel": channel, "permalink": permalink }))
+            }
+            "views.open" => {
+                let Some(trigger) = str_param(params, "trigger_id") else {
+                    let refusal = Refusal::InvalidArguments(vec![blockkit::Problem {
+                        pointer: "/trigger_id".into(),
+                        message: "missing required field".into(),
+                    }]);
+                    return refused(s, method, &refusal);
+                };
+                // Trigger ids expire after 3 s in Slack; the sim does not model time, only
+                // single use and provenance.
+                let unusable = if s.used_triggers.contains(trigger) {
+                    Some("exchanged_trigger_id")
+                } else if !s.triggers.contains(trigger) {
+                    Some("invalid_trigger_id")
+                } else {
+                    None
+                };
+                if let Some(error) = unusable {
+                    s.refusals.push(SimRefusal {
+                        method: method.into(),
+                        error: error.into(),
+                        messages: Vec::new(),
+                    });
+                    return slack_error(error);
+                }
+                let Some(view) = params.get("view") else {
+                    let refusal = Refusal::InvalidArguments(vec![blockkit::Problem {
+                        pointer: "/view".into(),
+                        message: "missing required field".into(),
+                    }]);
+                    return refused(s, method, &refusal);
+                };
+                if let Err(refusal) = blockkit::validate_view(view) {
+                    return refused(s, method, &refusal);
+                }
+                let trigger = trigger.to_string();
+                s.triggers.remove(&trigger);
+                s.used_triggers.insert(trigger.clone());
+                let id = format!("V{:08}", s.views.len() + 1);
+                s.views.push(SimView {
+                    id: id.clone(),
+                    trigger_id: trigger,
+                    view: view.clone(),
+                });
+                let mut answer = view.clone();
+                if let Some(object) = answer.as_object_mut() {
+                    object.insert("id".into(), json!(id));
+                    object.insert("team_id".into(), json!(self.cfg.team_id));
+                    object.insert("app_id".into(), json!(self.cfg.app_id));
+                    object.insert("bot_id".into(), json!(self.cfg.bot_id));
+                }
+                ok(json!({ "view": answer }))
             }
             "usergroups.users.list" => {
                 let Some(group) = str_param(params, "usergroup") else {

@@ -128,7 +128,7 @@ pub fn classify(text: &str, attachments: &[AttachmentText]) -> Alert {
             match LocationId::parse(v) {
                 Ok(l) if !locations.contains(&l) => locations.push(l),
                 Ok(_) => {}
-                Err(e) => bad = Some(e.to_string()),
+                Err(e) => bad = Some(super::mrkdwn::domain_error(&e)),
             }
         }
     }

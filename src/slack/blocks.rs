@@ -1,28 +1,57 @@
 //! Block Kit rendering: a report, a check in progress, and the buttons, as Slack JSON.
 //!
 //! Pure functions from values to `serde_json::Value` blocks, kept inside Block Kit's limits
-//! (50 blocks, 3000 characters a section, 150 a header, 75 a button text, 2000 a button value).
-//! Posting is elsewhere. Reports hold no secret (a key fingerprint at most), so neither does this.
+//! (50 blocks, 3000 characters a section, 150 a header, 75 a button text, 2000 a button value,
+//! and a total of text Slack still accepts), counted as strictly as the simulated Slack counts
+//! them (`sim::blockkit`). Every interactive element has its own `action_id`
+//! (`linkbot_escalate:<target>`, `linkbot_page:<target>`, `linkbot_rerun`); the handler
+//! dispatches on the part before `:` ([`action_kind`]). Every piece of text that did not come
+//! from linkbot goes through [`super::mrkdwn`]. Posting is elsewhere. Reports hold no secret (a
+//! key fingerprint at most), so neither does this.
 
+use super::mrkdwn;
 use crate::check::format::human;
 use crate::diagnosis::verdict::Report;
 use crate::domain::{Environment, LocationId};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use std::collections::HashSet;
 use std::time::Duration;
 
-/// Block Kit's limits.
+/// Block Kit's limits (sources in `sim::blockkit`).
 const MAX_BLOCKS: usize = 50;
 const MAX_SECTION: usize = 3000;
 const MAX_HEADER: usize = 150;
 const MAX_BUTTON_TEXT: usize = 75;
+const MAX_CONFIRM_TEXT: usize = 300;
+const MAX_ACTION_ID: usize = 255;
+/// The most text all blocks of one message carry: Slack refuses much more than 13,000
+/// characters in total (`msg_blocks_too_long`); the simulator draws the line at 12,000.
+const MAX_TOTAL_TEXT: usize = 11_000;
+/// Caps of the report's fixed parts, so that steps and console tail always keep room.
+const MAX_SUMMARY: usize = 1000;
+const MAX_FACTS: usize = 1500;
+const MAX_NEXT_ACTIONS: usize = 1500;
+const MAX_LINKS: usize = 1000;
+const MAX_PREFACE: usize = 500;
+const MAX_REGION_SHOWN: usize = 100;
+/// Escalate buttons shown (the verdict's owners come first).
+const MAX_ESCALATE_BUTTONS: usize = 5;
 
-/// `action_id` of the escalate buttons (one per target).
+/// `action_id` prefix of the escalate buttons (`linkbot_escalate:<target>`, one per target).
 pub const ACTION_ESCALATE: &str = "linkbot_escalate";
-/// `action_id` of the page button.
+/// `action_id` prefix of the page button (`linkbot_page:<target>`).
 pub const ACTION_PAGE: &str = "linkbot_page";
 /// `action_id` of the re-run button.
 pub const ACTION_RERUN: &str = "linkbot_rerun";
+/// `block_id` of the report's buttons.
+pub const BLOCK_ACTIONS: &str = "linkbot_actions";
+
+/// What a clicked `action_id` asks for: the part before the first `:` (`linkbot_escalate` for
+/// `linkbot_escalate:razee`). The target itself travels in the button's value.
+pub fn action_kind(action_id: &str) -> &str {
+    action_id.split(':').next().unwrap_or(action_id)
+}
 
 /// What a button carries back when clicked (JSON in the button's `value`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -72,37 +101,85 @@ pub struct ReportContext {
     pub reused_age: Option<Duration>,
     /// Whether to show the buttons (not on the copy posted to a team's channel).
     pub buttons: bool,
+    /// A first line above the report, in mrkdwn built by linkbot (the escalation copy's
+    /// "@x escalates this diagnosis to …"); outside text in it must already be escaped.
+    pub preface: Option<String>,
 }
 
-/// Cuts `s` to at most `max` characters, ending with `…` when cut.
+/// Length as Slack's limits count it (UTF-16 code units: never fewer than characters).
+fn slack_len(s: &str) -> usize {
+    s.encode_utf16().count()
+}
+
+/// Cuts `s` to at most `max` characters as Slack counts them (UTF-16 code units), never inside
+/// a character, ending with `…` when cut.
 pub fn clip(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
+    if slack_len(s) <= max {
         return s.to_string();
     }
-    let mut out: String = s.chars().take(max.saturating_sub(1)).collect();
-    out.push('…');
+    let mut out = String::new();
+    let mut used = 0;
+    for c in s.chars() {
+        if used + c.len_utf16() + 1 > max {
+            break;
+        }
+        used += c.len_utf16();
+        out.push(c);
+    }
+    if max > 0 {
+        out.push('…');
+    }
     out
 }
 
-/// Escapes text for mrkdwn (`&`, `<`, `>`), so hostile text cannot ping or link.
-pub fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
+/// Keeps the end of `s` (at most `max` as Slack counts), starting with `…` when cut: for
+/// console tails, whose last lines matter most.
+fn clip_start(s: &str, max: usize) -> String {
+    if slack_len(s) <= max || max == 0 {
+        return if max == 0 {
+            String::new()
+        } else {
+            s.to_string()
+        };
+    }
+    let mut kept: Vec<char> = Vec::new();
+    let mut used = 0;
+    for c in s.chars().rev() {
+        if used + c.len_utf16() + 1 > max {
+            break;
+        }
+        used += c.len_utf16();
+        kept.push(c);
+    }
+    kept.push('…');
+    kept.into_iter().rev().collect()
+}
+
+/// Text that is never empty nor blank (Slack refuses both).
+fn non_blank(s: String) -> String {
+    if s.trim().is_empty() {
+        "—".to_string()
+    } else {
+        s
+    }
 }
 
 fn section(text: &str) -> Value {
-    json!({"type": "section", "text": {"type": "mrkdwn", "text": clip(text, MAX_SECTION)}})
+    json!({"type": "section", "text": {"type": "mrkdwn", "text": non_blank(clip(text, MAX_SECTION))}})
 }
 
 fn context(text: &str) -> Value {
-    json!({"type": "context", "elements": [{"type": "mrkdwn", "text": clip(text, MAX_SECTION)}]})
+    json!({"type": "context", "elements": [{"type": "mrkdwn", "text": non_blank(clip(text, MAX_SECTION))}]})
 }
 
-fn button(text: &str, action_id: &str, value: &ButtonValue, style: Option<&str>) -> Value {
+fn plain(text: &str, max: usize) -> Value {
+    json!({"type": "plain_text", "text": non_blank(clip(text, max)), "emoji": true})
+}
+
+fn button(text: &str, action_id: String, value: &ButtonValue, style: Option<&str>) -> Value {
     let mut b = json!({
         "type": "button",
-        "text": {"type": "plain_text", "text": clip(text, MAX_BUTTON_TEXT), "emoji": true},
+        "text": plain(text, MAX_BUTTON_TEXT),
         "action_id": action_id,
         "value": serde_json::to_string(value).unwrap_or_default(),
     });
@@ -110,6 +187,58 @@ fn button(text: &str, action_id: &str, value: &ButtonValue, style: Option<&str>)
         b["style"] = json!(s);
     }
     b
+}
+
+/// `<kind>:<target>`, at most 255 characters and unique within the message.
+fn target_action_id(kind: &str, target: &str, used: &mut HashSet<String>) -> String {
+    let base: String = format!("{kind}:{target}")
+        .chars()
+        .take(MAX_ACTION_ID - 4)
+        .collect();
+    let mut id = base.clone();
+    let mut n = 2;
+    while !used.insert(id.clone()) {
+        id = format!("{base}:{n}");
+        n += 1;
+    }
+    id
+}
+
+/// Characters of text all `blocks` carry, as Slack counts them (every `"text"` string).
+fn text_len(blocks: &[Value]) -> usize {
+    fn walk(v: &Value, total: &mut usize) {
+        match v {
+            Value::Object(map) => {
+                for (k, v) in map {
+                    match (k.as_str(), v) {
+                        ("text", Value::String(s)) => *total += slack_len(s),
+                        _ => walk(v, total),
+                    }
+                }
+            }
+            Value::Array(items) => items.iter().for_each(|i| walk(i, total)),
+            _ => {}
+        }
+    }
+    let mut total = 0;
+    blocks.iter().for_each(|b| walk(b, &mut total));
+    total
+}
+
+/// The largest cap `c` such that the items, each cut to `c`, fit in `budget` in total.
+fn fair_cap(sizes: &[usize], budget: usize) -> usize {
+    let mut sorted = sizes.to_vec();
+    sorted.sort_unstable();
+    let mut left = budget;
+    for (i, size) in sorted.iter().enumerate() {
+        let remaining = sorted.len() - i;
+        if size * remaining <= left {
+            left -= size;
+        } else {
+            return left / remaining;
+        }
+    }
+    usize::MAX
 }
 
 /// The message while a check runs: a header line and the stage lines so far.
@@ -123,7 +252,7 @@ pub fn progress(
     );
     let body = lines
         .iter()
-        .map(|l| format!("• {l}"))
+        .map(|l| format!("• {}", mrkdwn::escape_composed(l)))
         .collect::<Vec<_>>()
         .join("\n");
     let text = format!("Checking {location} ({environment})…");
@@ -151,10 +280,40 @@ pub fn fallback_text(report: &Report) -> String {
     )
 }
 
+/// One section of the middle of a report, cut to fit: `prefix`, then `body` (cut at its end, or
+/// at its start for a console tail), then `suffix`.
+struct Middle {
+    prefix: String,
+    body: String,
+    suffix: String,
+    keep_end: bool,
+}
+
+impl Middle {
+    fn size(&self) -> usize {
+        slack_len(&self.prefix) + slack_len(&self.body) + slack_len(&self.suffix)
+    }
+
+    fn render(&self, cap: usize) -> Value {
+        let room = cap
+            .min(MAX_SECTION)
+            .saturating_sub(slack_len(&self.prefix) + slack_len(&self.suffix));
+        let body = if self.keep_end {
+            clip_start(&self.body, room)
+        } else {
+            clip(&self.body, room)
+        };
+        section(&format!("{}{body}{}", self.prefix, self.suffix))
+    }
+}
+
 /// The verdict message: header, summary, facts, each step with its evidence, next actions,
-/// links, and the buttons.
+/// links, and the buttons. Always within Slack's limits, whatever the report holds.
 pub fn report(report: &Report, ctx: &ReportContext) -> Vec<Value> {
-    let mut blocks = Vec::new();
+    let mut head = Vec::new();
+    if let Some(p) = &ctx.preface {
+        head.push(section(&clip(p, MAX_PREFACE)));
+    }
     let icon = if report.verdict.is_diagnosis() {
         "🩺"
     } else {
@@ -165,20 +324,23 @@ pub fn report(report: &Report, ctx: &ReportContext) -> Vec<Value> {
     } else {
         ""
     };
-    blocks.push(json!({
+    head.push(json!({
         "type": "header",
-        "text": {"type": "plain_text", "text": clip(&format!("{icon} {}{confirmed}", report.verdict.title()), MAX_HEADER), "emoji": true}
+        "text": plain(&format!("{icon} {}{confirmed}", report.verdict.title()), MAX_HEADER)
     }));
     if let Some(age) = ctx.reused_age {
-        blocks.push(context(&format!(
+        head.push(context(&format!(
             ":recycle: Result from {} ago, reused. Press *Re-run check* for a fresh one.",
             human(age)
         )));
     }
-    blocks.push(section(&format!(
-        "*`{}`* — {}",
-        report.verdict.as_str(),
-        escape(&report.summary)
+    head.push(section(&clip(
+        &format!(
+            "*`{}`* — {}",
+            report.verdict.as_str(),
+            mrkdwn::escape_composed(&report.summary)
+        ),
+        MAX_SUMMARY,
     )));
 
     let mut facts = Vec::new();
@@ -198,109 +360,159 @@ pub fn report(report: &Report, ctx: &ReportContext) -> Vec<Value> {
         facts.push(format!("*Region expected:* `{r}`"));
     }
     if let Some(r) = &report.region_found {
-        facts.push(format!("*Region in ConfigMap:* `{}`", escape(r)));
+        facts.push(format!(
+            "*Region in ConfigMap:* {}",
+            mrkdwn::code(&clip(r, MAX_REGION_SHOWN))
+        ));
     }
     if let Some(k) = &report.key_fingerprint {
-        facts.push(format!("*IAM API key:* `{k}`"));
+        facts.push(format!("*IAM API key:* {}", mrkdwn::code(&clip(k, 20))));
     }
     if !facts.is_empty() {
-        blocks.push(section(&facts.join("\n")));
+        head.push(section(&clip(&facts.join("\n"), MAX_FACTS)));
     }
-    blocks.push(json!({"type": "divider"}));
+    head.push(json!({"type": "divider"}));
 
-    for step in &report.steps {
-        let evidence = step
-            .evidence
-            .iter()
-            .map(|e| format!("    {}", escape(e)))
-            .collect::<Vec<_>>()
-            .join("\n");
-        blocks.push(section(&format!(
-            "{} *{}*\n{}",
-            step.status.emoji(),
-            step.title,
-            evidence
-        )));
+    let mut middle: Vec<Middle> = report
+        .steps
+        .iter()
+        .map(|step| Middle {
+            prefix: format!(
+                "{} *{}*\n",
+                step.status.emoji(),
+                mrkdwn::escape_composed(&clip(&step.title, 200))
+            ),
+            body: step
+                .evidence
+                .iter()
+                .map(|e| format!("    {}", mrkdwn::escape_composed(e)))
+                .collect::<Vec<_>>()
+                .join("\n"),
+            suffix: String::new(),
+            keep_end: false,
+        })
+        .collect();
+    if let Some(tail) = report.console_tail.as_deref().map(str::trim) {
+        if !tail.is_empty() {
+            middle.push(Middle {
+                prefix: "*Console tail*\n```".into(),
+                body: mrkdwn::escape(tail),
+                suffix: "```".into(),
+                keep_end: true,
+            });
+        }
     }
 
-    if let Some(tail) = &report.console_tail {
-        let tail = clip(tail.trim(), MAX_SECTION - 40);
-        blocks.push(section(&format!(
-            "*Console tail*\n```{}```",
-            tail.replace("```", "'''")
-        )));
-    }
+    let mut tail = Vec::new();
     if !report.next_actions.is_empty() {
         let actions = report
             .next_actions
             .iter()
-            .map(|a| format!("• {a}"))
+            .map(|a| format!("• {}", mrkdwn::escape_composed(a)))
             .collect::<Vec<_>>()
             .join("\n");
-        blocks.push(section(&format!("*Next actions*\n{actions}")));
+        tail.push(section(&clip(
+            &format!("*Next actions*\n{actions}"),
+            MAX_NEXT_ACTIONS,
+        )));
     }
     let mut links = Vec::new();
     if let Some(b) = &report.build_url {
-        links.push(format!("<{b}|Jenkins build>"));
+        links.push(mrkdwn::link(b, "Jenkins build"));
     }
     if !ctx.runbook_url.is_empty() {
-        links.push(format!("<{}|Runbook>", ctx.runbook_url));
+        links.push(mrkdwn::link(&ctx.runbook_url, "Runbook"));
     }
     links.push(format!(
         "checked {}",
         report.checked_at.format("%Y-%m-%d %H:%M UTC")
     ));
-    blocks.push(context(&links.join(" · ")));
+    // Cut whole links, never inside one (a cut link would show its raw markup).
+    while links.len() > 1 && slack_len(&links.join(" · ")) > MAX_LINKS {
+        links.remove(0);
+    }
+    tail.push(context(&links.join(" · ")));
+    if let Some(actions) = buttons(report, ctx) {
+        tail.push(actions);
+    }
 
-    if let (true, Some(location), Some(environment)) =
-        (ctx.buttons, &report.location, report.environment)
-    {
-        let value = |target: Option<&str>| ButtonValue {
-            location: location.to_string(),
-            environment,
-            target: target.map(str::to_string),
+    // At most 50 blocks: cut steps (saying so), never the head, next actions, links or buttons.
+    let cut_note =
+        context("…some steps were cut to fit Slack's limits; see the JSON output for all.");
+    let room = MAX_BLOCKS - head.len() - tail.len();
+    let cut = middle.len() > room;
+    if cut {
+        middle.truncate(room - 1);
+    }
+    // At most MAX_TOTAL_TEXT of text: share what the fixed parts leave fairly among the steps.
+    let fixed = text_len(&head)
+        + text_len(&tail)
+        + if cut {
+            text_len(std::slice::from_ref(&cut_note))
+        } else {
+            0
         };
-        let mut elements = Vec::new();
-        for (i, t) in ctx.targets.iter().enumerate().take(5) {
-            let style = (i == 0).then_some("primary");
-            elements.push(button(
-                &format!("Escalate → {}", t.title),
-                ACTION_ESCALATE,
-                &value(Some(&t.name)),
-                style,
-            ));
-        }
-        if let Some(p) = &ctx.page_target {
-            let mut b = button(
-                "Page (CIE)",
-                ACTION_PAGE,
-                &value(Some(&p.name)),
-                Some("danger"),
-            );
-            b["confirm"] = json!({
-                "title": {"type": "plain_text", "text": "Page for a CIE?"},
-                "text": {"type": "mrkdwn", "text": clip(&format!("This triggers a PagerDuty incident for *{}* about `{location}`. Only for a customer-impacting event.", p.title), 300)},
-                "confirm": {"type": "plain_text", "text": "Page"},
-                "deny": {"type": "plain_text", "text": "Cancel"},
-                "style": "danger"
-            });
-            elements.push(b);
-        }
-        elements.push(button("Re-run check", ACTION_RERUN, &value(None), None));
-        blocks
-            .push(json!({"type": "actions", "block_id": "linkbot_actions", "elements": elements}));
+    let sizes: Vec<usize> = middle.iter().map(Middle::size).collect();
+    let cap = fair_cap(&sizes, MAX_TOTAL_TEXT.saturating_sub(fixed));
+    let mut blocks = head;
+    blocks.extend(middle.iter().map(|m| m.render(cap)));
+    if cut {
+        blocks.push(cut_note);
     }
-
-    if blocks.len() > MAX_BLOCKS {
-        // Keep the head and the actions; say what was cut.
-        let actions = blocks.pop();
-        blocks.truncate(MAX_BLOCKS - 2);
-        blocks.push(context(
-            "…some steps were cut to fit Slack's limits; see the JSON output for all.",
-        ));
-        blocks.extend(actions);
-    }
+    blocks.extend(tail);
     blocks
+}
+
+/// The actions block: escalate to each target (owners first), page, re-run; each with its own
+/// `action_id`. None on copies without buttons, or without a location to act on.
+fn buttons(report: &Report, ctx: &ReportContext) -> Option<Value> {
+    let (true, Some(location), Some(environment)) =
+        (ctx.buttons, &report.location, report.environment)
+    else {
+        return None;
+    };
+    let value = |target: Option<&str>| ButtonValue {
+        location: location.to_string(),
+        environment,
+        target: target.map(str::to_string),
+    };
+    let mut used = HashSet::new();
+    let mut elements = Vec::new();
+    for (i, t) in ctx.targets.iter().enumerate().take(MAX_ESCALATE_BUTTONS) {
+        let style = (i == 0).then_some("primary");
+        elements.push(button(
+            &format!("Escalate → {}", t.title),
+            target_action_id(ACTION_ESCALATE, &t.name, &mut used),
+            &value(Some(&t.name)),
+            style,
+        ));
+    }
+    if let Some(p) = &ctx.page_target {
+        let mut b = button(
+            "Page (CIE)",
+            target_action_id(ACTION_PAGE, &p.name, &mut used),
+            &value(Some(&p.name)),
+            Some("danger"),
+        );
+        b["confirm"] = json!({
+            "title": plain("Page for a CIE?", 100),
+            "text": {"type": "mrkdwn", "text": clip(&format!(
+                "This triggers a PagerDuty incident for *{}* about `{location}`. Only for a customer-impacting event.",
+                mrkdwn::escape(&clip(&p.title, 150))
+            ), MAX_CONFIRM_TEXT)},
+            "confirm": plain("Page", 30),
+            "deny": plain("Cancel", 30),
+            "style": "danger"
+        });
+        elements.push(b);
+    }
+    elements.push(button(
+        "Re-run check",
+        ACTION_RERUN.to_string(),
+        &value(None),
+        None,
+    ));
+    Some(json!({"type": "actions", "block_id": BLOCK_ACTIONS, "elements": elements}))
 }
 
 #[cfg(test)]
@@ -356,9 +568,14 @@ mod tests {
             }),
             reused_age: None,
             buttons: true,
+            preface: None,
         };
         let blocks = report(&sample(VerdictCode::RegionMismatch, 80), &ctx);
         assert!(blocks.len() <= MAX_BLOCKS);
+        assert_eq!(
+            crate::sim::blockkit::validate_message(Some("t"), Some(&Value::Array(blocks.clone()))),
+            Ok(())
+        );
         for b in &blocks {
             if let Some(t) = b["text"]["text"].as_str() {
                 assert!(t.chars().count() <= MAX_SECTION);
@@ -394,10 +611,18 @@ mod tests {
             }),
             reused_age: Some(Duration::from_secs(125)),
             buttons: true,
+            preface: None,
         };
         let text = all_text(&report(&sample(VerdictCode::RegionMismatch, 2), &ctx));
         assert!(text.contains("us-east") && text.contains("us-south"));
         assert!(text.contains("Escalate → Razee team"));
+        assert!(text.contains("\"linkbot_escalate:razee\""), "{text}");
+        assert!(
+            text.contains("\"linkbot_escalate:armada_bootstrap\""),
+            "{text}"
+        );
+        assert!(text.contains("\"linkbot_page:satellite_link\""), "{text}");
+        assert!(text.contains("\"linkbot_rerun\""), "{text}");
         assert!(text.contains("Page (CIE)") && text.contains("\"confirm\""));
         assert!(text.contains("Re-run check"));
         assert!(text.contains("2m05s ago"));
@@ -422,6 +647,223 @@ mod tests {
             "{\"l\":\"c1hk4ek107l5au5mq8hg\",\"e\":\"dev\"}",
         ] {
             assert!(ButtonValue::parse(bad).is_none(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn action_kinds_are_the_part_before_the_colon() {
+        assert_eq!(action_kind("linkbot_escalate:razee"), ACTION_ESCALATE);
+        assert_eq!(action_kind("linkbot_page:satellite_link"), ACTION_PAGE);
+        assert_eq!(action_kind("linkbot_rerun"), ACTION_RERUN);
+        assert_eq!(action_kind("linkbot_escalate"), ACTION_ESCALATE);
+    }
+
+    #[test]
+    fn clip_counts_as_slack_counts_and_never_splits_a_character() {
+        assert_eq!(clip("abc", 3), "abc");
+        assert_eq!(clip("abcd", 3), "ab…");
+        let emoji = "😀".repeat(10);
+        let cut = clip(&emoji, 7);
+        assert!(slack_len(&cut) <= 7, "{cut}");
+        assert_eq!(cut, "😀😀😀…");
+        assert_eq!(clip_start("abcdef", 4), "…def");
+        assert_eq!(fair_cap(&[10, 10, 100], 60), 40);
+        assert_eq!(fair_cap(&[10, 10], 60), usize::MAX);
+    }
+
+    mod every_rendering {
+        use super::super::*;
+        use crate::diagnosis::verdict::{next_actions, Step, StepId, StepStatus, VerdictCode};
+        use crate::domain::{Carrier, Region, Tugboat};
+        use crate::sim::blockkit::validate_message;
+        use crate::slack::mrkdwn::live_tokens_in;
+        use proptest::prelude::*;
+
+        /// Outside text: Unicode, mrkdwn metacharacters, mentions and links, fences.
+        fn hostile() -> impl Strategy<Value = String> {
+            prop_oneof![
+                "\\PC{0,40}",
+                "[<>!@#&`|*_~^: a-z]{0,40}",
+                Just("x`<!channel>``".to_string()),
+                Just(
+                    "```<@U123>``` <https://evil.example|click> <!subteam^S1|@oncall>".to_string()
+                ),
+                Just("😀".repeat(30)),
+            ]
+        }
+
+        /// Big outside text: up to 10 KB of it.
+        fn big() -> impl Strategy<Value = String> {
+            (hostile(), 0usize..10_240).prop_map(|(s, n)| {
+                let unit = if s.is_empty() { "x".to_string() } else { s };
+                unit.chars().cycle().take(n).collect()
+            })
+        }
+
+        fn step() -> impl Strategy<Value = Step> {
+            (
+                prop::sample::select(vec![
+                    StepId::Lookup,
+                    StepId::Carrier,
+                    StepId::Job,
+                    StepId::ApiKey,
+                    StepId::Region,
+                    StepId::IamProbe,
+                ]),
+                prop::sample::select(vec![
+                    StepStatus::Ok,
+                    StepStatus::Failed,
+                    StepStatus::Skipped,
+                    StepStatus::Warning,
+                ]),
+                prop::collection::vec(prop_oneof![hostile(), big()], 0..4),
+            )
+                .prop_map(|(id, status, evidence)| Step::new(id, status, evidence))
+        }
+
+        fn report_value() -> impl Strategy<Value = Report> {
+            (
+                prop::sample::select(VerdictCode::ALL.to_vec()),
+                any::<bool>(),
+                prop_oneof![hostile(), big()],
+                any::<bool>(),
+                proptest::option::of(hostile()),
+                proptest::option::of(prop_oneof![
+                    Just("http://jenkins.example/job/x/5/".to_string()),
+                    hostile()
+                ]),
+                proptest::option::of(prop_oneof![hostile(), big()]),
+                prop::collection::vec(step(), 0..60),
+            )
+                .prop_map(
+                    |(
+                        verdict,
+                        confirmed,
+                        summary,
+                        located,
+                        region_found,
+                        build_url,
+                        console_tail,
+                        steps,
+                    )| {
+                        let region = Region::parse("us-east").ok();
+                        Report {
+                            verdict,
+                            confirmed,
+                            summary,
+                            location: located
+                                .then(|| LocationId::parse("c1hk4ek107l5au5mq8hg").ok())
+                                .flatten(),
+                            environment: located.then_some(Environment::Prod),
+                            tugboat: Tugboat::parse("prod-wdc04.carrier107").ok(),
+                            carrier: Carrier::parse("prod-wdc04-carrier2").ok(),
+                            next_actions: next_actions(verdict, region.as_ref()),
+                            region_expected: region,
+                            region_found,
+                            build_url,
+                            console_tail,
+                            key_fingerprint: Some("…3`<!".into()),
+                            steps,
+                            checked_at: chrono::Utc::now(),
+                        }
+                    },
+                )
+        }
+
+        fn context_value() -> impl Strategy<Value = ReportContext> {
+            let target = ("[a-z_]{1,30}", prop_oneof![hostile(), "[A-Za-z ]{80,120}"])
+                .prop_map(|(name, title)| TargetButton { name, title });
+            (
+                prop::collection::vec(target.clone(), 0..=12),
+                proptest::option::of(target),
+                proptest::option::of(0u64..1_000_000),
+                any::<bool>(),
+                proptest::option::of(hostile()),
+            )
+                .prop_map(|(mut targets, page_target, age, buttons, preface)| {
+                    // Names are `[escalation.<name>]` keys: unique.
+                    let mut seen = HashSet::new();
+                    targets.retain(|t| seen.insert(t.name.clone()));
+                    ReportContext {
+                        runbook_url: "https://runbook.example/iam-token".into(),
+                        targets,
+                        page_target,
+                        reused_age: age.map(Duration::from_secs),
+                        buttons,
+                        // The escalation copy's first line, as the handler builds it.
+                        preface: preface.map(|who| {
+                            format!(
+                                ":rotating_light: {} escalates this diagnosis to *{}*. {}",
+                                crate::slack::mrkdwn::user(&who),
+                                crate::slack::mrkdwn::escape(&who),
+                                crate::slack::mrkdwn::link(
+                                    "https://slack.example/archives/C1/p1",
+                                    "Open the on-call thread"
+                                )
+                            )
+                        }),
+                    }
+                })
+        }
+
+        fn live_in(blocks: &[Value]) -> Vec<String> {
+            live_tokens_in(&Value::Array(blocks.to_vec()))
+        }
+
+        /// The live tokens linkbot itself puts in a report: its links only.
+        fn own_tokens(tokens: &[String]) -> bool {
+            tokens.iter().all(|t| {
+                t.starts_with("<http://jenkins.example/job/x/5/|")
+                    || t.starts_with("<https://runbook.example/")
+                    || t.starts_with("<https://slack.example/")
+            })
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+
+            /// Every verdict, any context, hostile and huge text: Slack (as strictly as the
+            /// simulator reads it) accepts the report, and nothing outside becomes live.
+            #[test]
+            fn every_report_passes_block_kit_and_holds_no_outside_mention(
+                report in report_value(),
+                ctx in context_value(),
+            ) {
+                let blocks = super::super::report(&report, &ctx);
+                let text = fallback_text(&report);
+                let checked = validate_message(Some(&text), Some(&Value::Array(blocks.clone())));
+                prop_assert!(checked.is_ok(), "{:?}\n{}", checked, serde_json::to_string_pretty(&blocks).unwrap_or_default());
+                let tokens = live_in(&blocks);
+                prop_assert!(own_tokens(&tokens), "{:?}", tokens);
+                // What slack-morphism sends (web.rs converts through its models) is what was
+                // rendered: no field is dropped or changed on the way.
+                for b in &blocks {
+                    let model: slack_morphism::blocks::SlackBlock =
+                        serde_json::from_value(b.clone()).map_err(|e| TestCaseError::fail(e.to_string()))?;
+                    let sent = serde_json::to_value(&model).map_err(|e| TestCaseError::fail(e.to_string()))?;
+                    prop_assert_eq!(&sent, b);
+                }
+                // The buttons, when shown, are last and never cut.
+                if ctx.buttons && report.location.is_some() {
+                    prop_assert_eq!(&blocks[blocks.len() - 1]["type"], "actions");
+                }
+            }
+
+            /// The progress message, at every stage and with hostile stage lines.
+            #[test]
+            fn every_progress_message_passes_block_kit(
+                lines in prop::collection::vec(prop_oneof![hostile(), big()], 0..40),
+            ) {
+                let location = LocationId::parse("c1hk4ek107l5au5mq8hg").expect("valid id");
+                for env in [Environment::Prod, Environment::Stage] {
+                    for n in [0, lines.len() / 2, lines.len()] {
+                        let (text, blocks) = progress(&location, env, &lines[..n]);
+                        let checked = validate_message(Some(&text), Some(&Value::Array(blocks.clone())));
+                        prop_assert!(checked.is_ok(), "{:?}", checked);
+                        prop_assert!(live_in(&blocks).is_empty());
+                    }
+                }
+            }
         }
     }
 }

@@ -2,8 +2,10 @@
 //!
 //! Pure parsing of message text into a [`Command`]; Slack's formatting is stripped first and
 //! nothing is ever triggered for invalid input — it becomes [`Command::Invalid`] with the
-//! sentence to answer. No I/O here.
+//! sentence to answer, in mrkdwn whose quoted input is escaped ([`super::mrkdwn`]), so it can be
+//! posted as is. No I/O here.
 
+use super::mrkdwn;
 use crate::domain::{strip_slack_formatting, Environment, LocationId};
 
 /// A parsed request.
@@ -20,14 +22,15 @@ pub enum Command {
     Help,
     /// List the checks in flight.
     Status,
-    /// Not a valid request: answer with this sentence (and usage).
+    /// Not a valid request: answer with this sentence (and usage); mrkdwn, outside text escaped.
     Invalid(String),
 }
 
-/// How to use the bot, as shown for `help` and any unknown command.
+/// How to use the bot, as shown for `help` and any unknown command (mrkdwn: `<` and `>` escaped,
+/// as Slack requires even inside code spans).
 pub const USAGE: &str = "*Usage*\n\
-• `@linkbot check <location-id> [prod|stage]` — run the IAM-token runbook for a location and answer in a thread\n\
-• `/linkbot check <location-id> [prod|stage]` — the same from anywhere in a watched channel\n\
+• `@linkbot check &lt;location-id&gt; [prod|stage]` — run the IAM-token runbook for a location and answer in a thread\n\
+• `/linkbot check &lt;location-id&gt; [prod|stage]` — the same from anywhere in a watched channel\n\
 • `/linkbot status` — the checks running now\n\
 • `/linkbot help` — this message\n\
 A location id is 20 characters of 0-9 and a-v, e.g. `c1hk4ek107l5au5mq8hg`. \
@@ -52,24 +55,26 @@ pub fn parse(text: &str) -> Command {
         "check" | "diagnose" | "run" => {
             let Some(loc) = words.get(1) else {
                 return Command::Invalid(
-                    "Which location? Say `check <location-id>`, e.g. `check c1hk4ek107l5au5mq8hg`."
+                    "Which location? Say `check &lt;location-id&gt;`, e.g. `check c1hk4ek107l5au5mq8hg`."
                         .into(),
                 );
             };
             let location = match LocationId::parse(loc) {
                 Ok(l) => l,
-                Err(e) => return Command::Invalid(format!("{e}.")),
+                Err(e) => return Command::Invalid(format!("{}.", mrkdwn::domain_error(&e))),
             };
             let environment = match words.get(2) {
                 None => None,
                 Some(e) => match Environment::parse(e) {
                     Ok(env) => Some(env),
-                    Err(err) => return Command::Invalid(format!("{err}.")),
+                    Err(err) => {
+                        return Command::Invalid(format!("{}.", mrkdwn::domain_error(&err)))
+                    }
                 },
             };
             if words.len() > 3 {
                 return Command::Invalid(
-                    "Too many words: say `check <location-id> [prod|stage]`.".into(),
+                    "Too many words: say `check &lt;location-id&gt; [prod|stage]`.".into(),
                 );
             }
             Command::Check {
@@ -79,7 +84,7 @@ pub fn parse(text: &str) -> Command {
         }
         other => {
             let shown: String = other.chars().filter(|c| !c.is_control()).take(30).collect();
-            Command::Invalid(format!("I don't know `{shown}`."))
+            Command::Invalid(format!("I don't know {}.", mrkdwn::code(&shown)))
         }
     }
 }
@@ -143,10 +148,44 @@ mod tests {
         }
     }
 
+    #[test]
+    fn hostile_input_is_quoted_escaped_and_never_mentions() {
+        for text in [
+            "check x`<!channel>``",
+            "<@U0LINKBOT> check x`<!channel>``",
+            "check c1hk4ek107l5au5mq8hg `<!here>`",
+            "`<!subteam^S123>` please",
+            "check <https://evil.example|c1hk4ek107l5au5mq8hg>x",
+            "```<@U999>```",
+        ] {
+            match parse(text) {
+                Command::Invalid(msg) => {
+                    assert!(mrkdwn::live_tokens(&msg).is_empty(), "{text:?}: {msg}");
+                    // Every code span linkbot opened is closed: backticks come in pairs.
+                    assert_eq!(msg.matches('`').count() % 2, 0, "{text:?}: {msg}");
+                }
+                other => panic!("{text:?} gave {other:?}"),
+            }
+        }
+    }
+
     proptest! {
         #[test]
         fn any_text_parses_without_panicking(s in "\\PC{0,200}") {
             let _ = parse(&s);
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(10_000))]
+        /// Whatever people type, the answer holds no live mention or link.
+        #[test]
+        fn answers_to_any_input_hold_no_live_mention_or_link(
+            s in "(check |<@U0LINKBOT> check |diagnose )?([<>!@#&`|*_~a-v0-9:^/. ]|\\PC){0,60}"
+        ) {
+            if let Command::Invalid(msg) = parse(&s) {
+                prop_assert!(mrkdwn::live_tokens(&msg).is_empty(), "{}", msg);
+            }
         }
     }
 }

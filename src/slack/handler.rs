@@ -13,6 +13,7 @@
 use super::alerts::{self, Alert, AttachmentText};
 use super::blocks::{self, ButtonValue, ReportContext, TargetButton};
 use super::commands::{self, Command};
+use super::mrkdwn;
 use super::transport::Inbound;
 use super::web::{BotIdentity, SlackWeb};
 use crate::check::coordinator::{Coordinator, Sink};
@@ -105,6 +106,7 @@ pub fn report_context(
         page_target,
         reused_age,
         buttons: true,
+        preface: None,
     }
 }
 
@@ -166,13 +168,7 @@ const PAGE_CLAIM_STALE: Duration = Duration::from_secs(300);
 /// The answer to a Page click on a result already paged (or being paged): who, and when, in
 /// the reader's own time zone (Slack's date token, with a UTC fallback).
 fn already_paged(record: &PageRecord) -> String {
-    let by = if !record.paged_by.is_empty()
-        && record.paged_by.chars().all(|c| c.is_ascii_alphanumeric())
-    {
-        format!("<@{}>", record.paged_by)
-    } else {
-        blocks::escape(&record.paged_by)
-    };
+    let by = mrkdwn::user(&record.paged_by);
     let at = record.paged_at.unwrap_or(record.claimed_at);
     let when = format!(
         "<!date^{}^{{time}}|{} UTC>",
@@ -458,6 +454,7 @@ impl Handler {
                     .post_message(
                         &msg.channel,
                         Some(&thread),
+                        // `why` quotes the alert's text escaped (alerts::classify).
                         &format!(":warning: I can't check this alert: {why}."),
                         None,
                     )
@@ -546,7 +543,7 @@ impl Handler {
                     "• `{}` ({}) — {} for {}",
                     c.key.location,
                     c.key.environment,
-                    c.stage,
+                    mrkdwn::escape_composed(&c.stage),
                     crate::check::format::human(age)
                 )
             })
@@ -610,7 +607,7 @@ impl Handler {
                 .slack
                 .channels
                 .iter()
-                .map(|c| format!("<#{c}>"))
+                .map(|c| mrkdwn::channel(c))
                 .collect();
             self.web
                 .post_ephemeral(
@@ -645,7 +642,10 @@ impl Handler {
                     .post_message(
                         &channel,
                         None,
-                        &format!(":mag: <@{user}> asked for a check of `{location}` ({env})."),
+                        &format!(
+                            ":mag: {} asked for a check of `{location}` ({env}).",
+                            mrkdwn::user(&user)
+                        ),
                         None,
                     )
                     .await?;
@@ -740,12 +740,14 @@ impl Handler {
             .unwrap_or_else(|| message_ts.clone());
         for action in ev.actions.iter().flatten() {
             let action_id = action.action_id.to_string();
+            // Each button has its own id (`linkbot_escalate:razee`): dispatch on the kind.
+            let kind = blocks::action_kind(&action_id);
             if ![
                 blocks::ACTION_ESCALATE,
                 blocks::ACTION_PAGE,
                 blocks::ACTION_RERUN,
             ]
-            .contains(&action_id.as_str())
+            .contains(&kind)
             {
                 continue;
             }
@@ -775,7 +777,7 @@ impl Handler {
             {
                 continue;
             }
-            match action_id.as_str() {
+            match kind {
                 blocks::ACTION_RERUN => {
                     let req = CheckRequest {
                         location,
@@ -861,7 +863,7 @@ impl Handler {
                 }
                 let list: Vec<String> = offered
                     .iter()
-                    .map(|(id, v)| format!("{id}:{}", v.target.as_deref().unwrap_or("-")))
+                    .map(|(id, _)| id.clone())
                     .collect();
                 (
                     "That button does not match what this message offered, so I did nothing. Use the buttons on the latest answer in the thread.",
@@ -877,7 +879,8 @@ impl Handler {
         tracing::warn!(user, channel, action_id, %why, "refused a click its message did not offer");
         let asked = crate::escalation::truncate_chars(
             &crate::escalation::one_line(&format!(
-                "{action_id} {}",
+                "{} {}",
+                blocks::action_kind(action_id),
                 value.target.as_deref().unwrap_or("-")
             )),
             200,
@@ -962,7 +965,8 @@ impl Handler {
             .await
             .ok()
             .map(|u| u.to_string());
-        let requested_by = format!("<@{user}>");
+        let requested_by = mrkdwn::user(user);
+        let target_title = mrkdwn::escape(&target.title);
         let mut done: Vec<String> = Vec::new();
         let mut failed: Vec<String> = Vec::new();
         let mut links: Vec<String> = Vec::new();
@@ -1029,31 +1033,32 @@ impl Handler {
                     match sent {
                         Ok(receipt) => {
                             done.push(format!(
-                                "paged *{}* through PagerDuty (incident key `{}`)",
-                                target.title, receipt.dedup_key
+                                "paged *{target_title}* through PagerDuty (incident key {})",
+                                mrkdwn::code(&receipt.dedup_key)
                             ));
                             links.push(format!("pagerduty:{}", receipt.dedup_key));
                         }
-                        Err(e) => failed.push(format!("PagerDuty: {}", e.user_message())),
+                        Err(e) => {
+                            failed.push(format!("PagerDuty: {}", mrkdwn::escape(&e.user_message())))
+                        }
                     }
                 }
-                _ => failed.push(format!("PagerDuty is not configured for {}", target.title)),
+                _ => failed.push(format!("PagerDuty is not configured for {target_title}")),
             }
         } else {
             if let Some(team_channel) = &target.slack_channel {
                 let ctx = ReportContext {
                     runbook_url: self.config.check.runbook_url.clone(),
+                    preface: Some(format!(
+                        ":rotating_light: {requested_by} escalates this diagnosis to *{target_title}*.{}",
+                        thread_link
+                            .as_ref()
+                            .map(|l| format!(" {}", mrkdwn::link(l, "Open the on-call thread")))
+                            .unwrap_or_default()
+                    )),
                     ..Default::default()
                 };
-                let mut blocks = blocks::report(&report, &ctx);
-                blocks.insert(
-                    0,
-                    serde_json::json!({"type": "section", "text": {"type": "mrkdwn", "text": format!(
-                        ":rotating_light: {requested_by} escalates this diagnosis to *{}*.{}",
-                        target.title,
-                        thread_link.as_ref().map(|l| format!(" <{l}|Open the on-call thread>")).unwrap_or_default()
-                    )}}),
-                );
+                let blocks = blocks::report(&report, &ctx);
                 match self
                     .web
                     .post_message(
@@ -1071,13 +1076,20 @@ impl Handler {
                             .await
                             .ok()
                             .map(|u| u.to_string());
+                        let shown = mrkdwn::channel(team_channel);
                         done.push(match &link {
-                            Some(l) => format!("posted to <#{team_channel}> (<{l}|message>)"),
-                            None => format!("posted to <#{team_channel}>"),
+                            Some(l) => {
+                                format!("posted to {shown} ({})", mrkdwn::link(l, "message"))
+                            }
+                            None => format!("posted to {shown}"),
                         });
                         links.extend(link);
                     }
-                    Err(e) => failed.push(format!("<#{team_channel}>: {}", e.user_message())),
+                    Err(e) => failed.push(format!(
+                        "{}: {}",
+                        mrkdwn::channel(team_channel),
+                        mrkdwn::escape(&e.user_message())
+                    )),
                 }
             }
             if let Some(repo) = &target.github_repo {
@@ -1091,12 +1103,19 @@ impl Handler {
                         match gh.open_issue(repo, &issue).await {
                             Ok(link) => {
                                 done.push(format!(
-                                    "opened <{}|{repo}#{}>",
-                                    link.html_url, link.number
+                                    "opened {}",
+                                    mrkdwn::link(
+                                        link.html_url.as_str(),
+                                        &format!("{repo}#{}", link.number)
+                                    )
                                 ));
                                 links.push(link.html_url.to_string());
                             }
-                            Err(e) => failed.push(format!("GitHub {repo}: {}", e.user_message())),
+                            Err(e) => failed.push(format!(
+                                "GitHub {}: {}",
+                                mrkdwn::escape(repo),
+                                mrkdwn::escape(&e.user_message())
+                            )),
                         }
                     }
                     None => failed.push("GitHub is not configured (GITHUB_TOKEN)".into()),
@@ -1105,14 +1124,10 @@ impl Handler {
         }
 
         let mut text = if done.is_empty() {
-            format!(
-                ":x: {requested_by} tried to escalate to *{}*, but nothing went through.",
-                target.title
-            )
+            format!(":x: {requested_by} tried to escalate to *{target_title}*, but nothing went through.")
         } else {
             format!(
-                ":rotating_light: {requested_by} escalated to *{}*: {}.",
-                target.title,
+                ":rotating_light: {requested_by} escalated to *{target_title}*: {}.",
                 done.join("; ")
             )
         };

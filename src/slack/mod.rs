@@ -3,12 +3,13 @@
 //!
 //! This is the only part of linkbot that may import `slack_morphism`. The plumbing modules
 //! (`web`, `transport`) move bytes and models and decide nothing; the logic modules
-//! (`commands`, `alerts`, `blocks`) are pure; `handler` turns envelopes into checks,
+//! (`commands`, `alerts`, `blocks`, `mrkdwn`) are pure; `handler` turns envelopes into checks,
 //! escalations and messages.
 
 pub mod alerts;
 pub mod blocks;
 pub mod commands;
 pub mod handler;
+pub mod mrkdwn;
 pub mod transport;
 pub mod web;
