@@ -362,8 +362,20 @@ pub fn verdict_code(m: &super::slack::SimMessage) -> Option<VerdictCode> {
     })
 }
 
-/// A Slack message as readable text: Block Kit flattened, buttons in brackets.
+/// mrkdwn's three entities as Slack shows them (`&lt;` reads `<`), for transcripts.
+fn unescape(s: &str) -> String {
+    s.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
+/// A Slack message as a person reads it: Block Kit flattened, buttons in brackets, mrkdwn
+/// entities shown as the characters they stand for.
 pub fn render_message(m: &super::slack::SimMessage) -> String {
+    unescape(&render_raw(m))
+}
+
+fn render_raw(m: &super::slack::SimMessage) -> String {
     let Some(blocks) = m.blocks.as_ref().and_then(|b| b.as_array()) else {
         return m.text.clone().unwrap_or_default();
     };
