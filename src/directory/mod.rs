@@ -6,6 +6,7 @@
 
 use crate::domain::{Carrier, Datacenter, LocationId, Tugboat};
 use crate::metrics::Metrics;
+use crate::net::{Net, NetError};
 use crate::secret::Secret;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -58,9 +59,15 @@ impl DirectoryError {
             DirectoryError::Status { status, what } => {
                 format!("The cluster directory answered HTTP {status} to the {what} request.")
             }
-            DirectoryError::Transport { what, .. } => {
-                format!("The cluster directory could not be reached for the {what} request.")
-            }
+            DirectoryError::Transport { what, source } => match crate::net::explain_reqwest(source)
+            {
+                Some(problem) => format!(
+                    "The cluster directory could not be reached for the {what} request: {problem}."
+                ),
+                None => {
+                    format!("The cluster directory could not be reached for the {what} request.")
+                }
+            },
             DirectoryError::Unparseable { what, detail } => {
                 format!("The cluster directory's {what} answer could not be understood: {detail}.")
             }
@@ -107,19 +114,25 @@ pub struct DirectoryClient {
 
 impl DirectoryClient {
     /// A client for the directory at `base` (`{base}cluster/{id}`, `{base}carriers/{dc}`).
-    pub fn new(base: Url, token: Option<Secret>, metrics: Metrics) -> Self {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(20))
-            .connect_timeout(Duration::from_secs(5))
-            .user_agent(concat!("linkbot/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .unwrap_or_default();
-        DirectoryClient {
+    /// Trust and proxy come from `net`.
+    pub fn new(
+        base: Url,
+        token: Option<Secret>,
+        metrics: Metrics,
+        net: &Net,
+    ) -> Result<Self, NetError> {
+        let http = Net::build(
+            net.http_client()
+                .timeout(Duration::from_secs(20))
+                .connect_timeout(Duration::from_secs(5))
+                .user_agent(concat!("linkbot/", env!("CARGO_PKG_VERSION"))),
+        )?;
+        Ok(DirectoryClient {
             http,
             base: crate::config::base_url(&base),
             token,
             metrics,
-        }
+        })
     }
 
     async fn get(&self, path: &str, what: &'static str) -> Result<(u16, String), DirectoryError> {

@@ -261,12 +261,12 @@ impl RetryPolicy {
 pub(crate) fn http_client(
     system: System,
     timeout: Duration,
+    net: &crate::net::Net,
 ) -> Result<reqwest::Client, EscalationError> {
-    reqwest::Client::builder()
+    net.http_client()
         .user_agent(USER_AGENT)
         .timeout(timeout)
         .connect_timeout(timeout)
-        .use_rustls_tls()
         .build()
         .map_err(|source| EscalationError::Client { system, source })
 }

@@ -7,6 +7,7 @@
 
 use crate::diagnosis::verdict::IamOutcome;
 use crate::metrics::Metrics;
+use crate::net::{Net, NetError};
 use crate::secret::Secret;
 use reqwest::header::ACCEPT;
 use std::time::Duration;
@@ -31,23 +32,23 @@ impl IamClient {
     ///
     /// `metrics` is accepted for symmetry with the other clients; IAM calls are not counted
     /// until the registry has a family for them.
-    pub fn new(url: Url, metrics: Metrics) -> Self {
+    pub fn new(url: Url, metrics: Metrics, net: &Net) -> Result<Self, NetError> {
         let _ = metrics;
-        IamClient::with_timeout(url, PROBE_TIMEOUT)
+        IamClient::with_timeout(url, PROBE_TIMEOUT, net)
     }
 
     /// The same, with another timeout (tests use short ones).
-    pub fn with_timeout(url: Url, timeout: Duration) -> Self {
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(Duration::from_secs(5).min(timeout))
-            .user_agent(concat!("linkbot/", env!("CARGO_PKG_VERSION")))
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap_or_default();
+    pub fn with_timeout(url: Url, timeout: Duration, net: &Net) -> Result<Self, NetError> {
+        let http = Net::build(
+            net.http_client()
+                .timeout(timeout)
+                .connect_timeout(Duration::from_secs(5).min(timeout))
+                .user_agent(concat!("linkbot/", env!("CARGO_PKG_VERSION")))
+                .redirect(reqwest::redirect::Policy::none()),
+        )?;
         let base = crate::config::base_url(&url);
         let token_url = base.join("identity/token").unwrap_or(base);
-        IamClient { http, token_url }
+        Ok(IamClient { http, token_url })
     }
 
     /// Asks IAM whether it accepts `key`: 200 with an `access_token` is Accepted; 400/401 is

@@ -14,6 +14,7 @@ pub use poll::{next_poll, next_queue_poll, PollPolicy};
 
 use crate::domain::{Carrier, LocationId, Tugboat};
 use crate::metrics::Metrics;
+use crate::net::{Net, NetError};
 use crate::secret::Secret;
 use reqwest::header::{
     HeaderName, HeaderValue, ACCEPT, CONTENT_LENGTH, COOKIE, LOCATION, SET_COOKIE,
@@ -253,7 +254,10 @@ impl JenkinsError {
             JenkinsError::Transport { method, source } if source.is_timeout() => {
                 format!("Jenkins did not answer the {method} request in time.")
             }
-            JenkinsError::Transport { method, .. } => format!("Jenkins could not be reached for the {method} request."),
+            JenkinsError::Transport { method, source } => match crate::net::explain_reqwest(source) {
+                Some(problem) => format!("Jenkins could not be reached for the {method} request: {problem}."),
+                None => format!("Jenkins could not be reached for the {method} request."),
+            },
             JenkinsError::Unexpected { method, what } => {
                 format!("Jenkins' answer to the {method} request could not be understood: {what}.")
             }
@@ -382,6 +386,7 @@ struct Crumb {
 
 struct Inner {
     http: reqwest::Client,
+    net: Net,
     base: Url,
     job_url: Url,
     user: Option<String>,
@@ -420,14 +425,14 @@ pub fn job_url(base: &Url, job: &[String]) -> Url {
     url
 }
 
-fn http_client(timeout: Duration) -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(timeout)
-        .connect_timeout(Duration::from_secs(10).min(timeout))
-        .user_agent(concat!("linkbot/", env!("CARGO_PKG_VERSION")))
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap_or_default()
+fn http_client(net: &Net, timeout: Duration) -> Result<reqwest::Client, NetError> {
+    Net::build(
+        net.http_client()
+            .timeout(timeout)
+            .connect_timeout(Duration::from_secs(10).min(timeout))
+            .user_agent(concat!("linkbot/", env!("CARGO_PKG_VERSION")))
+            .redirect(reqwest::redirect::Policy::none()),
+    )
 }
 
 fn now_ms() -> i64 {
@@ -448,7 +453,8 @@ impl JenkinsClient {
         token: Option<Secret>,
         policy: PollPolicy,
         metrics: Metrics,
-    ) -> Self {
+        net: &Net,
+    ) -> Result<Self, NetError> {
         let mut base = crate::config::base_url(&base);
         let mut user = user;
         let mut token = token;
@@ -463,9 +469,10 @@ impl JenkinsClient {
             let _ = base.set_password(None);
         }
         let job_url = job_url(&base, &job);
-        JenkinsClient {
+        Ok(JenkinsClient {
             inner: Arc::new(Inner {
-                http: http_client(REQUEST_TIMEOUT),
+                http: http_client(net, REQUEST_TIMEOUT)?,
+                net: net.clone(),
                 base,
                 job_url,
                 user,
@@ -474,15 +481,16 @@ impl JenkinsClient {
                 metrics,
                 crumb: Mutex::new(None),
             }),
-        }
+        })
     }
 
     /// The same client with another per-request timeout (tests use short ones).
-    pub fn with_request_timeout(self, timeout: Duration) -> Self {
+    pub fn with_request_timeout(self, timeout: Duration) -> Result<Self, NetError> {
         let i = &self.inner;
-        JenkinsClient {
+        Ok(JenkinsClient {
             inner: Arc::new(Inner {
-                http: http_client(timeout),
+                http: http_client(&i.net, timeout)?,
+                net: i.net.clone(),
                 base: i.base.clone(),
                 job_url: i.job_url.clone(),
                 user: i.user.clone(),
@@ -491,7 +499,7 @@ impl JenkinsClient {
                 metrics: i.metrics.clone(),
                 crumb: Mutex::new(None),
             }),
-        }
+        })
     }
 
     /// `{base}job/…/`: the job's URL.

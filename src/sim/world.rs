@@ -234,6 +234,7 @@ url = "{store_url}"
             pagerduty_routing_key: Some(Secret::new(self.pd_key.clone())),
             github_token: Some(Secret::new(self.gh_token.clone())),
             store_url: None,
+            net: Default::default(),
         }
     }
 
