@@ -35,20 +35,32 @@ pub(super) fn client_config(
     extras: &[Extra<'_>],
 ) -> Result<(Arc<ClientConfig>, TrustSummary), NetError> {
     let mut roots = RootCertStore::empty();
-    let (platform_added, _) = roots.add_parsable_certificates(platform_roots());
+    let platform = platform_roots();
+    let mut seen: std::collections::HashSet<Vec<u8>> =
+        platform.iter().map(|c| c.as_ref().to_vec()).collect();
+    let (platform_added, _) = roots.add_parsable_certificates(platform);
     let mut extra = 0;
     for source in extras {
         let certs = load(source)?;
-        let before = roots.len();
-        let (added, _ignored) = roots.add_parsable_certificates(certs.iter().cloned());
-        if added == 0 && !(source.is_dir && certs.is_empty()) {
+        let (mut usable, mut duplicates) = (0, 0);
+        for cert in certs {
+            // The same CA from two sources (a bundle and its directory, or SSL_CERT_FILE
+            // pointing at the platform bundle) is trusted once.
+            if !seen.insert(cert.as_ref().to_vec()) {
+                duplicates += 1;
+                continue;
+            }
+            let (added, _) = roots.add_parsable_certificates([cert]);
+            usable += added;
+        }
+        if usable == 0 && duplicates == 0 && !source.is_dir {
             return Err(NetError::CaFile {
                 name: source.name,
                 path: source.path.to_path_buf(),
                 reason: "holds no usable CA certificate (PEM `BEGIN CERTIFICATE` blocks)".into(),
             });
         }
-        extra += roots.len() - before;
+        extra += usable;
     }
     let config =
         ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
