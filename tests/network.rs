@@ -501,7 +501,10 @@ async fn a_407_on_the_directory_becomes_a_lookup_failed_verdict_about_the_proxy(
     assert_eq!(world::verdict_code(&v), Some(VerdictCode::LookupFailed));
     let shown = world::render_message(&v);
     assert!(
-        shown.contains("407 Proxy Authentication Required") && shown.contains("localhost"),
+        shown.contains(&format!(
+            "the proxy {} refused to open a tunnel to localhost with 407 Proxy Authentication Required: check the user and password in HTTPS_PROXY",
+            proxy.url()
+        )),
         "{shown}"
     );
     assert!(!shown.contains(PROXY_PASSWORD), "{shown}");

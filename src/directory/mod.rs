@@ -38,6 +38,8 @@ pub enum DirectoryError {
         /// The cause.
         #[source]
         source: reqwest::Error,
+        /// The certificate or proxy sentence for it, when that is the cause.
+        network: Option<String>,
     },
     /// The answer could not be understood.
     #[error("the directory's answer to {what} could not be understood: {detail}")]
@@ -59,8 +61,7 @@ impl DirectoryError {
             DirectoryError::Status { status, what } => {
                 format!("The cluster directory answered HTTP {status} to the {what} request.")
             }
-            DirectoryError::Transport { what, source } => match crate::net::explain_reqwest(source)
-            {
+            DirectoryError::Transport { what, network, .. } => match network {
                 Some(problem) => format!(
                     "The cluster directory could not be reached for the {what} request: {problem}."
                 ),
@@ -110,6 +111,7 @@ pub struct DirectoryClient {
     base: Url,
     token: Option<Secret>,
     metrics: Metrics,
+    net: Net,
 }
 
 impl DirectoryClient {
@@ -132,6 +134,7 @@ impl DirectoryClient {
             base: crate::config::base_url(&base),
             token,
             metrics,
+            net: net.clone(),
         })
     }
 
@@ -152,7 +155,12 @@ impl DirectoryClient {
         }
         let resp = req.send().await.map_err(|source| {
             Metrics::call(&self.metrics.directory_calls, what, "transport");
-            DirectoryError::Transport { what, source }
+            let network = self.net.explain_reqwest(&source);
+            DirectoryError::Transport {
+                what,
+                source,
+                network,
+            }
         })?;
         let status = resp.status().as_u16();
         let mut body = Vec::new();
@@ -160,7 +168,11 @@ impl DirectoryClient {
         while let Some(chunk) = resp
             .chunk()
             .await
-            .map_err(|source| DirectoryError::Transport { what, source })?
+            .map_err(|source| DirectoryError::Transport {
+                what,
+                source,
+                network: None,
+            })?
         {
             if body.len() + chunk.len() > MAX_ANSWER_BYTES {
                 Metrics::call(&self.metrics.directory_calls, what, "too_large");

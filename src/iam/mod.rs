@@ -24,6 +24,7 @@ const GRANT_TYPE: &str = "urn:ibm:params:oauth:grant-type:apikey";
 #[derive(Clone, Debug)]
 pub struct IamClient {
     http: reqwest::Client,
+    net: Net,
     token_url: Url,
 }
 
@@ -48,7 +49,11 @@ impl IamClient {
         )?;
         let base = crate::config::base_url(&url);
         let token_url = base.join("identity/token").unwrap_or(base);
-        Ok(IamClient { http, token_url })
+        Ok(IamClient {
+            http,
+            net: net.clone(),
+            token_url,
+        })
     }
 
     /// Asks IAM whether it accepts `key`: 200 with an `access_token` is Accepted; 400/401 is
@@ -69,6 +74,8 @@ impl IamClient {
             Err(e) => {
                 let detail = if e.is_timeout() {
                     "IAM did not answer in time".to_string()
+                } else if let Some(problem) = self.net.explain_reqwest(&e) {
+                    format!("IAM could not be reached: {problem}")
                 } else {
                     format!("IAM could not be reached at {}", self.host())
                 };

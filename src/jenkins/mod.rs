@@ -188,6 +188,8 @@ pub enum JenkinsError {
         /// The cause.
         #[source]
         source: reqwest::Error,
+        /// The certificate or proxy sentence for it, when that is the cause.
+        network: Option<String>,
     },
     /// Jenkins' answer could not be understood.
     #[error("Jenkins' answer to the {method} request could not be understood: {what}")]
@@ -251,10 +253,10 @@ impl JenkinsError {
                 format!("Jenkins is failing (HTTP {status} to the {method} request); try again later.")
             }
             JenkinsError::Http { method, status } => format!("Jenkins answered HTTP {status} to the {method} request."),
-            JenkinsError::Transport { method, source } if source.is_timeout() => {
+            JenkinsError::Transport { method, source, .. } if source.is_timeout() => {
                 format!("Jenkins did not answer the {method} request in time.")
             }
-            JenkinsError::Transport { method, source } => match crate::net::explain_reqwest(source) {
+            JenkinsError::Transport { method, network, .. } => match network {
                 Some(problem) => format!("Jenkins could not be reached for the {method} request: {problem}."),
                 None => format!("Jenkins could not be reached for the {method} request."),
             },
@@ -581,7 +583,12 @@ impl JenkinsClient {
                         attempt += 1;
                         continue;
                     }
-                    return Err(JenkinsError::Transport { method, source });
+                    let network = self.inner.net.explain_reqwest(&source);
+                    return Err(JenkinsError::Transport {
+                        method,
+                        source,
+                        network,
+                    });
                 }
             };
             let status = resp.status();
@@ -799,7 +806,11 @@ impl JenkinsClient {
                     limit: max_bytes,
                     size: None,
                 },
-                ReadError::Transport(source) => JenkinsError::Transport { method: M, source },
+                ReadError::Transport(source) => JenkinsError::Transport {
+                    method: M,
+                    source,
+                    network: None,
+                },
             })
         }
         .await;
@@ -821,10 +832,14 @@ impl JenkinsClient {
                 .await?;
             let mut tail: Vec<u8> = Vec::new();
             let mut read: u64 = 0;
-            while let Some(chunk) = resp
-                .chunk()
-                .await
-                .map_err(|source| JenkinsError::Transport { method: M, source })?
+            while let Some(chunk) =
+                resp.chunk()
+                    .await
+                    .map_err(|source| JenkinsError::Transport {
+                        method: M,
+                        source,
+                        network: None,
+                    })?
             {
                 read += chunk.len() as u64;
                 tail.extend_from_slice(&chunk);
@@ -1031,6 +1046,10 @@ async fn read_json_body(method: &'static str, resp: Response) -> Result<Vec<u8>,
                 method,
                 what: format!("the answer is larger than {MAX_JSON_BYTES} bytes"),
             },
-            ReadError::Transport(source) => JenkinsError::Transport { method, source },
+            ReadError::Transport(source) => JenkinsError::Transport {
+                method,
+                source,
+                network: None,
+            },
         })
 }

@@ -364,7 +364,7 @@ pub fn explain(err: &(dyn StdError + 'static), host: &str) -> Option<String> {
         }
         if format!("{e:?}").starts_with("ProxyAuthRequired") {
             return Some(format!(
-                "the egress proxy refused to open a tunnel to {host} with 407 Proxy Authentication Required: check the user and password in HTTPS_PROXY"
+                "{EGRESS_PROXY} refused to open a tunnel to {host} with 407 Proxy Authentication Required: check the user and password in HTTPS_PROXY"
             ));
         }
         current = e.source();
@@ -372,8 +372,24 @@ pub fn explain(err: &(dyn StdError + 'static), host: &str) -> Option<String> {
     None
 }
 
-/// [`explain`] for a reqwest error, naming the host of the request's URL.
+/// [`explain`] for a reqwest error, naming the host of the request's URL (and not the proxy:
+/// prefer [`Net::explain_reqwest`], which knows it).
 pub fn explain_reqwest(err: &reqwest::Error) -> Option<String> {
     let host = err.url().and_then(|u| u.host_str()).unwrap_or("the server");
     explain(err, host)
 }
+
+impl Net {
+    /// [`explain`] for a reqwest error, naming the request's host and, when the proxy refused
+    /// the tunnel, the proxy (without credentials).
+    pub fn explain_reqwest(&self, err: &reqwest::Error) -> Option<String> {
+        let sentence = explain_reqwest(err)?;
+        let proxy = err.url().and_then(|u| self.proxy_for(u));
+        Some(match proxy {
+            Some(p) => sentence.replacen(EGRESS_PROXY, &format!("the proxy {}", p.display), 1),
+            None => sentence,
+        })
+    }
+}
+
+const EGRESS_PROXY: &str = "the egress proxy";
