@@ -948,6 +948,41 @@ mod tests {
     }
 
     #[test]
+    fn tls_ca_file_and_the_network_environment_are_read() {
+        let base = "[environments.prod]\nxo_url=\"https://a\"\njenkins_url=\"https://b\"\n";
+        let c = Config::parse(&format!("{base}[tls]\nca_file = \"/etc/ca.pem\"\n")).unwrap();
+        assert_eq!(c.tls_ca_file.as_deref(), Some(Path::new("/etc/ca.pem")));
+        let p = Config::parse(&format!("{base}[tls]\nca_file = \"\"\n")).unwrap_err();
+        assert_eq!(p[0].key, "tls.ca_file");
+        assert!(Config::parse(&format!("{base}[tls]\ncafile = \"x\"\n")).is_err());
+
+        let env = NetEnv::from_lookup(|k| match k {
+            "SSL_CERT_FILE" => Some("/ca.pem".into()),
+            "SSL_CERT_DIR" => Some("/a:/b".into()),
+            "HTTPS_PROXY" => Some("http://upper:3128".into()),
+            "https_proxy" => Some("http://u:hunter2@lower:3128".into()),
+            "HTTP_PROXY" => Some("http://only-upper:3128".into()),
+            "NO_PROXY" => Some(" ".into()),
+            _ => None,
+        });
+        assert_eq!(env.ssl_cert_file, Some(PathBuf::from("/ca.pem")));
+        assert_eq!(
+            env.ssl_cert_dir,
+            vec![PathBuf::from("/a"), PathBuf::from("/b")]
+        );
+        assert_eq!(
+            env.https_proxy.as_ref().unwrap().expose(),
+            "http://u:hunter2@lower:3128"
+        );
+        assert_eq!(
+            env.http_proxy.as_ref().unwrap().expose(),
+            "http://only-upper:3128"
+        );
+        assert_eq!(env.no_proxy, None);
+        assert!(!format!("{env:?}").contains("hunter2"));
+    }
+
+    #[test]
     fn secrets_come_from_the_environment_or_a_file() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("token");
