@@ -115,7 +115,7 @@ pub async fn start(config: Arc<Config>, secrets: Secrets, options: Options) -> R
         .context("SLACK_APP_TOKEN (or SLACK_APP_TOKEN_FILE) is not set")?;
     let net = crate::net::Net::for_bot(&config, &secrets)
         .context("setting up TLS trust and the proxy for outbound connections")?;
-    tracing::info!(trust = ?net.summary(), "outbound TLS trust loaded");
+    tracing::info!(trust = ?net.summary(), proxy = %net.proxy_summary(), "outbound connections set up");
     let web = SlackWeb::new(&config.slack.api_url, bot_token, metrics.clone(), &net)
         .context("building the Slack client")?;
     let web = if options.pace_slack {

@@ -518,3 +518,52 @@ fn base64_encode(s: &str) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(s)
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jenkins_behind_an_untrusted_certificate_says_so_at_once_without_retrying() {
+    use linkbot::domain::{Carrier, LocationId, Tugboat};
+    use linkbot::jenkins::{BuildParams, JenkinsClient, PollPolicy};
+    let unknown = test_ca("jenkins");
+    let job = [
+        "Containers-Runtime",
+        "armada-cruiser-automated-recovery",
+        "armada-ha-master-get-info",
+    ];
+    let sim = linkbot::sim::jenkins::start_with_tls(&job, Some(unknown.server.clone())).await;
+    let metrics = linkbot::metrics::Metrics::new();
+    let client = JenkinsClient::new(
+        sim.base_url(),
+        job.iter().map(|s| s.to_string()).collect(),
+        None,
+        None,
+        PollPolicy {
+            min: Duration::from_millis(20),
+            max: Duration::from_millis(200),
+        },
+        metrics.clone(),
+        &Net::direct(),
+    )
+    .expect("client");
+    let params = BuildParams {
+        branch: "master".into(),
+        env_branch: "master".into(),
+        cluster_id: LocationId::parse("c1hk4ek107l5au5mq8hg").expect("location"),
+        tugboat: Tugboat::parse("prod-wdc04.carrier107").expect("tugboat"),
+        carrier: Carrier::parse("prod-wdc04-carrier2").expect("carrier"),
+    };
+    let e = tokio::time::timeout(WAIT, client.trigger(&params))
+        .await
+        .expect("trigger answers in time")
+        .expect_err("an untrusted certificate must fail");
+    assert!(e.user_message().contains(UNTRUSTED), "{}", e.user_message());
+    // One attempt: a certificate problem is not retried (each retry counts one more).
+    let attempts = metrics
+        .jenkins_calls
+        .get_or_create(&linkbot::metrics::CallLabel {
+            method: "trigger".into(),
+            outcome: "transport".into(),
+        })
+        .get();
+    assert_eq!(attempts, 1);
+    assert!(sim.triggers().is_empty());
+}

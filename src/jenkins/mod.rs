@@ -568,8 +568,14 @@ impl JenkinsClient {
             let resp = match req.send().await {
                 Ok(r) => r,
                 Err(source) => {
+                    // An untrusted certificate or a proxy refusing us will not heal in a
+                    // second: no retry, the sentence goes to the thread at once.
+                    let network = self.inner.net.explain_reqwest(&source);
                     // A refused connection never reached Jenkins: safe to retry even for a POST.
-                    if attempt < MAX_RETRIES && (idempotent || source.is_connect()) {
+                    if attempt < MAX_RETRIES
+                        && network.is_none()
+                        && (idempotent || source.is_connect())
+                    {
                         self.count(
                             method,
                             if source.is_timeout() {
@@ -583,7 +589,6 @@ impl JenkinsClient {
                         attempt += 1;
                         continue;
                     }
-                    let network = self.inner.net.explain_reqwest(&source);
                     return Err(JenkinsError::Transport {
                         method,
                         source,

@@ -173,6 +173,12 @@ impl Net {
         Net::new(None, &NetEnv::default()).expect("no extra CA and no proxy cannot fail")
     }
 
+    /// The proxies in use, for the startup log: `https via http://host:port, …` (never the
+    /// credentials), or `none`.
+    pub fn proxy_summary(&self) -> String {
+        self.proxies.summary()
+    }
+
     /// How many roots came from where.
     pub fn summary(&self) -> &TrustSummary {
         &self.summary

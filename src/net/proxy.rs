@@ -41,6 +41,8 @@ pub(super) struct Proxies {
     matcher: Option<Matcher>,
     /// `NO_PROXY` entries with a port: (host or `.suffix`, port).
     with_port: Vec<(String, u16)>,
+    /// The other `NO_PROXY` entries, as given to the matcher (for the startup log).
+    plain_no: String,
 }
 
 impl Proxies {
@@ -61,11 +63,12 @@ impl Proxies {
             }
         }
         // The matcher decides "proxy or not" for a scheme; the routes above say which proxy.
+        let plain_no = plain.join(",");
         let matcher = (https.is_some() || http.is_some()).then(|| {
             Matcher::builder()
                 .https("http://proxy.invalid:1")
                 .http("http://proxy.invalid:1")
-                .no(plain.join(","))
+                .no(plain_no.as_str())
                 .build()
         });
         Ok(Proxies {
@@ -73,7 +76,33 @@ impl Proxies {
             http,
             matcher,
             with_port,
+            plain_no,
         })
+    }
+
+    pub(super) fn summary(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(r) = &self.https {
+            parts.push(format!("https and wss via {}", r.display));
+        }
+        if let Some(r) = &self.http {
+            parts.push(format!("http and ws via {}", r.display));
+        }
+        if parts.is_empty() {
+            return "none".into();
+        }
+        let mut no: Vec<String> = self
+            .with_port
+            .iter()
+            .map(|(h, p)| format!("{h}:{p}"))
+            .collect();
+        if self.matcher.is_some() && !self.plain_no.is_empty() {
+            no.insert(0, self.plain_no.clone());
+        }
+        if !no.is_empty() {
+            parts.push(format!("direct for {}", no.join(",")));
+        }
+        parts.join("; ")
     }
 
     pub(super) fn is_empty(&self) -> bool {
@@ -238,6 +267,10 @@ mod tests {
             .decode(auth.to_str().unwrap().trim_start_matches("Basic "))
             .unwrap();
         assert_eq!(decoded, b"user:p@ss");
+        assert_eq!(
+            p.summary(),
+            "https and wss via http://proxy.corp:3128; http and ws via http://proxy.corp:8080"
+        );
         let http = p.route("http", "example.com", 80).unwrap();
         assert_eq!(http.display, "http://proxy.corp:8080");
         assert!(http.auth.is_none());
