@@ -113,20 +113,28 @@ pub async fn start(config: Arc<Config>, secrets: Secrets, options: Options) -> R
         .slack_app_token
         .clone()
         .context("SLACK_APP_TOKEN (or SLACK_APP_TOKEN_FILE) is not set")?;
-    let web = SlackWeb::new(&config.slack.api_url, bot_token, metrics.clone())
+    let net = crate::net::Net::for_bot(&config, &secrets)
+        .context("setting up TLS trust and the proxy for outbound connections")?;
+    tracing::info!(trust = ?net.summary(), proxy = %net.proxy_summary(), "outbound connections set up");
+    let web = SlackWeb::new(&config.slack.api_url, bot_token, metrics.clone(), &net)
         .context("building the Slack client")?;
     let web = if options.pace_slack {
         web
     } else {
         web.without_pacing()
     };
-    let identity = web
-        .auth_test()
-        .await
-        .context("auth.test with SLACK_BOT_TOKEN")?;
+    let identity = match web.auth_test().await {
+        Ok(identity) => identity,
+        // A certificate or proxy problem is the whole story: say it, with its fix.
+        Err(e) => match web.network_problem(&e) {
+            Some(problem) => anyhow::bail!("auth.test: {problem}"),
+            None => return Err(anyhow::Error::new(e).context("auth.test with SLACK_BOT_TOKEN")),
+        },
+    };
     tracing::info!(user_id = %identity.user_id, "connected to Slack as the bot user");
 
-    let engine = Engine::new(config.clone(), &secrets, metrics.clone());
+    let engine = Engine::new(config.clone(), &secrets, &net, metrics.clone())
+        .context("building the directory, Jenkins and IAM clients")?;
     let sink = Arc::new(SlackSink::new(config.clone(), web.clone()));
     let coordinator = Coordinator::new(
         engine,
@@ -139,13 +147,13 @@ pub async fn start(config: Arc<Config>, secrets: Secrets, options: Options) -> R
         pagerduty: secrets
             .pagerduty_routing_key
             .clone()
-            .map(|k| PagerDutyClient::new(config.pagerduty_url.clone(), k, metrics.clone()))
+            .map(|k| PagerDutyClient::new(config.pagerduty_url.clone(), k, metrics.clone(), &net))
             .transpose()
             .context("building the PagerDuty client")?,
         github: secrets
             .github_token
             .clone()
-            .map(|t| GitHubClient::new(config.github_api_url.clone(), t, metrics.clone()))
+            .map(|t| GitHubClient::new(config.github_api_url.clone(), t, metrics.clone(), &net))
             .transpose()
             .context("building the GitHub client")?,
     };

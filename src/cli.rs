@@ -131,7 +131,9 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             };
             config.environment(environment)?;
             let secrets = Secrets::from_env()?;
-            let engine = Engine::new(Arc::new(config), &secrets, Metrics::new());
+            crate::app::rustls_provider();
+            let net = crate::net::Net::for_bot(&config, &secrets)?;
+            let engine = Engine::new(Arc::new(config), &secrets, &net, Metrics::new())?;
             let req = CheckRequest {
                 location,
                 environment,

@@ -105,6 +105,8 @@ struct RawConfig {
     server: RawServer,
     #[serde(default)]
     store: RawStore,
+    #[serde(default)]
+    tls: RawTls,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -180,6 +182,12 @@ struct RawServer {
 #[serde(deny_unknown_fields)]
 struct RawStore {
     url: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawTls {
+    ca_file: Option<String>,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -284,6 +292,9 @@ pub struct Config {
     pub listen: SocketAddr,
     /// `[store] url` (before `LINKBOT_STORE_URL` overrides it).
     pub store_url: String,
+    /// `[tls] ca_file`: a PEM bundle trusted on top of the platform store and `SSL_CERT_FILE`
+    /// (read when the bot starts; see [`crate::net`]).
+    pub tls_ca_file: Option<PathBuf>,
 }
 
 /// Adds a trailing `/` so `Url::join` appends instead of replacing the last segment.
@@ -660,6 +671,19 @@ impl Config {
             }
         }
 
+        let tls_ca_file = match raw.tls.ca_file.as_deref().map(str::trim) {
+            None => None,
+            Some("") => {
+                v.problem(
+                    "tls",
+                    "ca_file",
+                    "is empty: give the path of a PEM file of CA certificates, or remove the key",
+                );
+                None
+            }
+            Some(path) => Some(PathBuf::from(path)),
+        };
+
         if !v.problems.is_empty() {
             v.problems.sort_by_key(|p| p.line.unwrap_or(usize::MAX));
             return Err(v.problems);
@@ -676,6 +700,7 @@ impl Config {
             github_api_url,
             listen,
             store_url,
+            tls_ca_file,
         })
     }
 
@@ -732,6 +757,65 @@ pub struct Secrets {
     pub github_token: Option<Secret>,
     /// `LINKBOT_STORE_URL`, which overrides `[store] url`.
     pub store_url: Option<Secret>,
+    /// `SSL_CERT_FILE`, `SSL_CERT_DIR`, the proxy variables (which may hold a password).
+    pub net: NetEnv,
+}
+
+/// The environment of outbound connections: extra CAs and the egress proxy. Read here (the only
+/// module that reads the environment) and handed to [`crate::net`], which builds the TLS and
+/// proxy settings of every client from it.
+#[derive(Clone, Default)]
+pub struct NetEnv {
+    /// `SSL_CERT_FILE`: a PEM bundle trusted on top of the platform store.
+    pub ssl_cert_file: Option<PathBuf>,
+    /// `SSL_CERT_DIR`: directories (`:`-separated) whose files are PEM certificates to trust.
+    pub ssl_cert_dir: Vec<PathBuf>,
+    /// `https_proxy` / `HTTPS_PROXY`: the proxy for `https://` and `wss://` (may hold
+    /// `user:password@`, hence a [`Secret`]).
+    pub https_proxy: Option<Secret>,
+    /// `http_proxy` / `HTTP_PROXY`: the proxy for `http://` and `ws://`.
+    pub http_proxy: Option<Secret>,
+    /// `no_proxy` / `NO_PROXY`: comma-separated hosts, `host:port`, domain suffixes, IPs,
+    /// CIDRs, or `*`, reached directly.
+    pub no_proxy: Option<String>,
+}
+
+impl fmt::Debug for NetEnv {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NetEnv")
+            .field("ssl_cert_file", &self.ssl_cert_file)
+            .field("ssl_cert_dir", &self.ssl_cert_dir)
+            .field("https_proxy", &self.https_proxy.as_ref().map(|_| "<set>"))
+            .field("http_proxy", &self.http_proxy.as_ref().map(|_| "<set>"))
+            .field("no_proxy", &self.no_proxy)
+            .finish()
+    }
+}
+
+impl NetEnv {
+    /// Reads the variables through `lookup` (the environment in production, a map in tests).
+    /// The lowercase proxy names win over the uppercase ones, as in curl and Python; an empty
+    /// value counts as unset.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> NetEnv {
+        let get = |names: &[&str]| {
+            names
+                .iter()
+                .find_map(|n| lookup(n).filter(|v| !v.trim().is_empty()))
+        };
+        NetEnv {
+            ssl_cert_file: get(&["SSL_CERT_FILE"]).map(PathBuf::from),
+            ssl_cert_dir: get(&["SSL_CERT_DIR"])
+                .map(|dirs| {
+                    std::env::split_paths(&dirs)
+                        .filter(|p| !p.as_os_str().is_empty())
+                        .collect()
+                })
+                .unwrap_or_default(),
+            https_proxy: get(&["https_proxy", "HTTPS_PROXY"]).map(Secret::new),
+            http_proxy: get(&["http_proxy", "HTTP_PROXY"]).map(Secret::new),
+            no_proxy: get(&["no_proxy", "NO_PROXY"]),
+        }
+    }
 }
 
 /// The names of the secret variables, in the order of SPEC §6.
@@ -781,6 +865,7 @@ impl Secrets {
             pagerduty_routing_key: secret("PAGERDUTY_ROUTING_KEY")?,
             github_token: secret("GITHUB_TOKEN")?,
             store_url: secret("LINKBOT_STORE_URL")?,
+            net: NetEnv::from_lookup(&lookup),
         })
     }
 }
@@ -860,6 +945,41 @@ mod tests {
                 .join("\n");
             assert!(text.contains(expect), "{src:?} gave {text}");
         }
+    }
+
+    #[test]
+    fn tls_ca_file_and_the_network_environment_are_read() {
+        let base = "[environments.prod]\nxo_url=\"https://a\"\njenkins_url=\"https://b\"\n";
+        let c = Config::parse(&format!("{base}[tls]\nca_file = \"/etc/ca.pem\"\n")).unwrap();
+        assert_eq!(c.tls_ca_file.as_deref(), Some(Path::new("/etc/ca.pem")));
+        let p = Config::parse(&format!("{base}[tls]\nca_file = \"\"\n")).unwrap_err();
+        assert_eq!(p[0].key, "tls.ca_file");
+        assert!(Config::parse(&format!("{base}[tls]\ncafile = \"x\"\n")).is_err());
+
+        let env = NetEnv::from_lookup(|k| match k {
+            "SSL_CERT_FILE" => Some("/ca.pem".into()),
+            "SSL_CERT_DIR" => Some("/a:/b".into()),
+            "HTTPS_PROXY" => Some("http://upper:3128".into()),
+            "https_proxy" => Some("http://u:hunter2@lower:3128".into()),
+            "HTTP_PROXY" => Some("http://only-upper:3128".into()),
+            "NO_PROXY" => Some(" ".into()),
+            _ => None,
+        });
+        assert_eq!(env.ssl_cert_file, Some(PathBuf::from("/ca.pem")));
+        assert_eq!(
+            env.ssl_cert_dir,
+            vec![PathBuf::from("/a"), PathBuf::from("/b")]
+        );
+        assert_eq!(
+            env.https_proxy.as_ref().unwrap().expose(),
+            "http://u:hunter2@lower:3128"
+        );
+        assert_eq!(
+            env.http_proxy.as_ref().unwrap().expose(),
+            "http://only-upper:3128"
+        );
+        assert_eq!(env.no_proxy, None);
+        assert!(!format!("{env:?}").contains("hunter2"));
     }
 
     #[test]

@@ -15,6 +15,7 @@ pub mod escalation;
 pub mod iam;
 pub mod jenkins;
 pub mod metrics;
+pub mod net;
 pub mod secret;
 pub mod server;
 pub mod sim;

@@ -8,6 +8,7 @@ use linkbot::escalation::{
     RetryPolicy, PAGE_SUMMARY_MAX_CHARS, USER_AGENT,
 };
 use linkbot::metrics::Metrics;
+use linkbot::net::Net;
 use linkbot::secret::Secret;
 use linkbot::sim;
 use proptest::prelude::*;
@@ -85,13 +86,24 @@ fn report(location: &str, verdict: VerdictCode) -> Report {
 }
 
 fn pd_client(sim: &sim::pagerduty::PagerDutySim, key: &str, metrics: &Metrics) -> PagerDutyClient {
-    PagerDutyClient::new(sim.base_url(), Secret::new(key), metrics.clone())
-        .unwrap()
-        .with_retry(fast_retry(3))
+    PagerDutyClient::new(
+        sim.base_url(),
+        Secret::new(key),
+        metrics.clone(),
+        &Net::direct(),
+    )
+    .unwrap()
+    .with_retry(fast_retry(3))
 }
 
 fn gh_client(sim: &sim::github::GitHubSim, token: &str, metrics: &Metrics) -> GitHubClient {
-    GitHubClient::new(sim.base_url(), Secret::new(token), metrics.clone()).unwrap()
+    GitHubClient::new(
+        sim.base_url(),
+        Secret::new(token),
+        metrics.clone(),
+        &Net::direct(),
+    )
+    .unwrap()
 }
 
 /// Every way an error can be shown: none may hold `secret`.
@@ -341,6 +353,7 @@ async fn nothing_listening_is_a_connect_error() {
         format!("http://{addr}/").parse().unwrap(),
         Secret::new(ROUTING_KEY),
         Metrics::new(),
+        &Net::direct(),
     )
     .unwrap()
     .with_retry(fast_retry(2));

@@ -8,6 +8,7 @@ use linkbot::jenkins::{
     QueueState,
 };
 use linkbot::metrics::Metrics;
+use linkbot::net::Net;
 use linkbot::secret::Secret;
 use linkbot::sim::jenkins::{self as sim, Behaviour, SimJenkins};
 use std::collections::BTreeMap;
@@ -54,8 +55,11 @@ fn client_for(sim: &SimJenkins, job: &[&str], metrics: &Metrics) -> JenkinsClien
         None,
         fast(),
         metrics.clone(),
+        &Net::direct(),
     )
+    .unwrap()
     .with_request_timeout(Duration::from_secs(5))
+    .unwrap()
 }
 
 fn client(sim: &SimJenkins) -> JenkinsClient {
@@ -559,7 +563,9 @@ async fn basic_auth_is_sent_and_the_token_never_shows() {
             Some(Secret::new(TOKEN)),
             fast(),
             Metrics::new(),
-        );
+            &Net::direct(),
+        )
+        .unwrap();
         let (r, _) = run(&good, LOC, Duration::from_secs(10)).await;
         assert_eq!(r.unwrap().result, "SUCCESS");
         assert!(!format!("{good:?}").contains(TOKEN));
@@ -568,7 +574,16 @@ async fn basic_auth_is_sent_and_the_token_never_shows() {
         let mut in_url = sim.base_url();
         in_url.set_username("linkbot").unwrap();
         in_url.set_password(Some(TOKEN)).unwrap();
-        let from_url = JenkinsClient::new(in_url, job.clone(), None, None, fast(), Metrics::new());
+        let from_url = JenkinsClient::new(
+            in_url,
+            job.clone(),
+            None,
+            None,
+            fast(),
+            Metrics::new(),
+            &Net::direct(),
+        )
+        .unwrap();
         assert!(!from_url.job_url().as_str().contains(TOKEN));
         from_url.trigger(&params(LOC)).await.unwrap();
 
@@ -580,7 +595,9 @@ async fn basic_auth_is_sent_and_the_token_never_shows() {
             Some(Secret::new(wrong_token)),
             fast(),
             Metrics::new(),
-        );
+            &Net::direct(),
+        )
+        .unwrap();
         let e = bad.trigger(&params(LOC)).await.unwrap_err();
         assert_eq!(e.status(), Some(401));
         assert!(e.user_message().contains("JENKINS_API_TOKEN"));
@@ -606,7 +623,9 @@ async fn basic_auth_is_sent_and_the_token_never_shows() {
             Some(Secret::new(TOKEN)),
             fast(),
             Metrics::new(),
+            &Net::direct(),
         )
+        .unwrap()
         .trigger(&params(LOC))
         .await
         .unwrap_err();
@@ -705,7 +724,9 @@ async fn polling_a_build_near_its_estimate_stays_within_budget() {
             None,
             policy,
             Metrics::new(),
-        );
+            &Net::direct(),
+        )
+        .unwrap();
         let started = tokio::time::Instant::now();
         let (r, _) = run(&c, LOC, Duration::from_secs(10)).await;
         let took = started.elapsed();

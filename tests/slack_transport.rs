@@ -2,6 +2,7 @@
 //! real WebSockets and HTTP on 127.0.0.1, no sleeps as synchronisation, every wait bounded.
 
 use linkbot::metrics::Metrics;
+use linkbot::net::Net;
 use linkbot::secret::Secret;
 use linkbot::sim::slack::{
     self as sim, Failure, SimSlackConfig, SlackSim, SIM_BOT_ID, SIM_BOT_USER_ID, SIM_TEAM_ID,
@@ -44,7 +45,13 @@ impl Harness {
             .await
             .expect("sim starts");
         let metrics = Metrics::new();
-        let web = SlackWeb::new(&sim.base_url(), sim.bot_token(), metrics.clone()).expect("client");
+        let web = SlackWeb::new(
+            &sim.base_url(),
+            sim.bot_token(),
+            metrics.clone(),
+            &Net::direct(),
+        )
+        .expect("client");
         let (tx, rx) = mpsc::channel(64);
         let (connected_tx, connected) = watch::channel(0);
         let shutdown = CancellationToken::new();
@@ -430,7 +437,13 @@ async fn a_refused_app_token_ends_the_transport_with_a_clear_error() {
     let slack = SlackSim::start(SimSlackConfig::default())
         .await
         .expect("sim");
-    let web = SlackWeb::new(&slack.base_url(), slack.bot_token(), Metrics::new()).expect("client");
+    let web = SlackWeb::new(
+        &slack.base_url(),
+        slack.bot_token(),
+        Metrics::new(),
+        &Net::direct(),
+    )
+    .expect("client");
     let (tx, _rx) = mpsc::channel(1);
     let (connected_tx, _connected) = watch::channel(0);
     let run = transport::run(
@@ -455,7 +468,13 @@ async fn chat_update_waits_out_a_429_and_then_succeeds() {
         .await
         .expect("sim");
     let metrics = Metrics::new();
-    let web = SlackWeb::new(&slack.base_url(), slack.bot_token(), metrics.clone()).expect("client");
+    let web = SlackWeb::new(
+        &slack.base_url(),
+        slack.bot_token(),
+        metrics.clone(),
+        &Net::direct(),
+    )
+    .expect("client");
     let ts = web
         .post_message("C0ONCALL", None, "starting", None)
         .await
@@ -492,7 +511,13 @@ async fn a_429_that_outlasts_the_retries_is_a_rate_limit_error() {
     let slack = SlackSim::start(SimSlackConfig::default())
         .await
         .expect("sim");
-    let web = SlackWeb::new(&slack.base_url(), slack.bot_token(), Metrics::new()).expect("client");
+    let web = SlackWeb::new(
+        &slack.base_url(),
+        slack.bot_token(),
+        Metrics::new(),
+        &Net::direct(),
+    )
+    .expect("client");
     slack.fail_next(
         "usergroups.users.list",
         10,
@@ -523,6 +548,7 @@ async fn a_bad_bot_token_is_a_clear_error_without_the_token() {
         &slack.base_url(),
         Secret::new("xoxb-not-the-right-token-9876"),
         metrics.clone(),
+        &Net::direct(),
     )
     .expect("client");
     let err = web.auth_test().await.expect_err("refused");
@@ -546,7 +572,13 @@ async fn web_api_round_trips() {
     let slack = SlackSim::start(SimSlackConfig::default())
         .await
         .expect("sim");
-    let web = SlackWeb::new(&slack.base_url(), slack.bot_token(), Metrics::new()).expect("client");
+    let web = SlackWeb::new(
+        &slack.base_url(),
+        slack.bot_token(),
+        Metrics::new(),
+        &Net::direct(),
+    )
+    .expect("client");
 
     let me = web.auth_test().await.expect("auth.test");
     assert_eq!(me.user_id, SIM_BOT_USER_ID);
@@ -925,7 +957,13 @@ async fn post_message_is_paced_per_channel_unless_pacing_is_off() {
     let slack = SlackSim::start(SimSlackConfig::default())
         .await
         .expect("sim");
-    let web = SlackWeb::new(&slack.base_url(), slack.bot_token(), Metrics::new()).expect("client");
+    let web = SlackWeb::new(
+        &slack.base_url(),
+        slack.bot_token(),
+        Metrics::new(),
+        &Net::direct(),
+    )
+    .expect("client");
     for i in 0..10 {
         web.post_message("C0BURST", None, &format!("m{i}"), None)
             .await
@@ -940,9 +978,14 @@ async fn post_message_is_paced_per_channel_unless_pacing_is_off() {
         "the 11th post in a second was not paced"
     );
 
-    let unpaced = SlackWeb::new(&slack.base_url(), slack.bot_token(), Metrics::new())
-        .expect("client")
-        .without_pacing();
+    let unpaced = SlackWeb::new(
+        &slack.base_url(),
+        slack.bot_token(),
+        Metrics::new(),
+        &Net::direct(),
+    )
+    .expect("client")
+    .without_pacing();
     for i in 0..11 {
         unpaced
             .post_message("C0OTHER", None, &format!("n{i}"), None)

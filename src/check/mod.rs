@@ -18,6 +18,7 @@ use crate::jenkins::{
     BuildParams, BuildRef, JenkinsClient, JobError, JobHandle, JobProgress, PollPolicy,
 };
 use crate::metrics::{Metrics, VerdictLabel};
+use crate::net::{Net, NetError};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -143,7 +144,12 @@ impl Draft {
 
 impl Engine {
     /// Builds the clients of every configured environment.
-    pub fn new(config: Arc<Config>, secrets: &Secrets, metrics: Metrics) -> Engine {
+    pub fn new(
+        config: Arc<Config>,
+        secrets: &Secrets,
+        net: &Net,
+        metrics: Metrics,
+    ) -> Result<Engine, NetError> {
         let policy = PollPolicy {
             min: config.check.poll_interval_min,
             max: Duration::from_secs(60).max(config.check.poll_interval_min),
@@ -157,7 +163,8 @@ impl Engine {
                         ec.xo_url.clone(),
                         secrets.xo_token.clone(),
                         metrics.clone(),
-                    ),
+                        net,
+                    )?,
                     jenkins: JenkinsClient::new(
                         ec.jenkins_url.clone(),
                         ec.jenkins_job.clone(),
@@ -165,23 +172,25 @@ impl Engine {
                         secrets.jenkins_api_token.clone(),
                         policy,
                         metrics.clone(),
-                    ),
+                        net,
+                    )?,
                     branch: ec.branch.clone(),
                     env_branch: ec.env_branch.clone(),
                 };
-                (*env, clients)
+                Ok((*env, clients))
             })
-            .collect();
+            .collect::<Result<_, NetError>>()?;
         let iam = config
             .iam
             .verify_key
-            .then(|| IamClient::new(config.iam.url.clone(), metrics.clone()));
-        Engine {
+            .then(|| IamClient::new(config.iam.url.clone(), metrics.clone(), net))
+            .transpose()?;
+        Ok(Engine {
             config,
             envs,
             iam,
             metrics,
-        }
+        })
     }
 
     /// The configuration the engine runs with.

@@ -6,6 +6,7 @@
 
 use crate::domain::{Carrier, Datacenter, LocationId, Tugboat};
 use crate::metrics::Metrics;
+use crate::net::{Net, NetError};
 use crate::secret::Secret;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -37,6 +38,8 @@ pub enum DirectoryError {
         /// The cause.
         #[source]
         source: reqwest::Error,
+        /// The certificate or proxy sentence for it, when that is the cause.
+        network: Option<String>,
     },
     /// The answer could not be understood.
     #[error("the directory's answer to {what} could not be understood: {detail}")]
@@ -58,9 +61,14 @@ impl DirectoryError {
             DirectoryError::Status { status, what } => {
                 format!("The cluster directory answered HTTP {status} to the {what} request.")
             }
-            DirectoryError::Transport { what, .. } => {
-                format!("The cluster directory could not be reached for the {what} request.")
-            }
+            DirectoryError::Transport { what, network, .. } => match network {
+                Some(problem) => format!(
+                    "The cluster directory could not be reached for the {what} request: {problem}."
+                ),
+                None => {
+                    format!("The cluster directory could not be reached for the {what} request.")
+                }
+            },
             DirectoryError::Unparseable { what, detail } => {
                 format!("The cluster directory's {what} answer could not be understood: {detail}.")
             }
@@ -103,23 +111,31 @@ pub struct DirectoryClient {
     base: Url,
     token: Option<Secret>,
     metrics: Metrics,
+    net: Net,
 }
 
 impl DirectoryClient {
     /// A client for the directory at `base` (`{base}cluster/{id}`, `{base}carriers/{dc}`).
-    pub fn new(base: Url, token: Option<Secret>, metrics: Metrics) -> Self {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(20))
-            .connect_timeout(Duration::from_secs(5))
-            .user_agent(concat!("linkbot/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .unwrap_or_default();
-        DirectoryClient {
+    /// Trust and proxy come from `net`.
+    pub fn new(
+        base: Url,
+        token: Option<Secret>,
+        metrics: Metrics,
+        net: &Net,
+    ) -> Result<Self, NetError> {
+        let http = Net::build(
+            net.http_client()
+                .timeout(Duration::from_secs(20))
+                .connect_timeout(Duration::from_secs(5))
+                .user_agent(concat!("linkbot/", env!("CARGO_PKG_VERSION"))),
+        )?;
+        Ok(DirectoryClient {
             http,
             base: crate::config::base_url(&base),
             token,
             metrics,
-        }
+            net: net.clone(),
+        })
     }
 
     async fn get(&self, path: &str, what: &'static str) -> Result<(u16, String), DirectoryError> {
@@ -139,7 +155,12 @@ impl DirectoryClient {
         }
         let resp = req.send().await.map_err(|source| {
             Metrics::call(&self.metrics.directory_calls, what, "transport");
-            DirectoryError::Transport { what, source }
+            let network = self.net.explain_reqwest(&source);
+            DirectoryError::Transport {
+                what,
+                source,
+                network,
+            }
         })?;
         let status = resp.status().as_u16();
         let mut body = Vec::new();
@@ -147,7 +168,11 @@ impl DirectoryClient {
         while let Some(chunk) = resp
             .chunk()
             .await
-            .map_err(|source| DirectoryError::Transport { what, source })?
+            .map_err(|source| DirectoryError::Transport {
+                what,
+                source,
+                network: None,
+            })?
         {
             if body.len() + chunk.len() > MAX_ANSWER_BYTES {
                 Metrics::call(&self.metrics.directory_calls, what, "too_large");

@@ -13,6 +13,7 @@ use super::{
 };
 use crate::config::base_url;
 use crate::metrics::Metrics;
+use crate::net::Net;
 use crate::secret::Secret;
 use serde::Deserialize;
 use std::fmt;
@@ -37,6 +38,7 @@ pub struct IssueLink {
 #[derive(Clone)]
 pub struct GitHubClient {
     http: reqwest::Client,
+    net: Net,
     api_base: Url,
     token: Secret,
     metrics: Metrics,
@@ -87,9 +89,15 @@ pub fn parse_repo(repo: &str) -> Result<(&str, &str), EscalationError> {
 impl GitHubClient {
     /// A client for `api_base` (`[github] api_url`, e.g. `https://api.github.com`) with the
     /// default timeout.
-    pub fn new(api_base: Url, token: Secret, metrics: Metrics) -> Result<Self, EscalationError> {
+    pub fn new(
+        api_base: Url,
+        token: Secret,
+        metrics: Metrics,
+        net: &Net,
+    ) -> Result<Self, EscalationError> {
         Ok(GitHubClient {
-            http: http_client(SYSTEM, DEFAULT_TIMEOUT)?,
+            http: http_client(SYSTEM, DEFAULT_TIMEOUT, net)?,
+            net: net.clone(),
             api_base: base_url(&api_base),
             token,
             metrics,
@@ -98,7 +106,7 @@ impl GitHubClient {
 
     /// The same client with another per-request timeout.
     pub fn with_timeout(mut self, timeout: Duration) -> Result<Self, EscalationError> {
-        self.http = http_client(SYSTEM, timeout)?;
+        self.http = http_client(SYSTEM, timeout, &self.net)?;
         Ok(self)
     }
 

@@ -168,8 +168,9 @@ impl EscalationError {
             EscalationError::Client { system, .. } => {
                 format!("linkbot could not set up its {system} client; the operators need to look at its logs.")
             }
-            EscalationError::Transport { system, kind, .. } => match *kind {
-                "timeout" => format!("{system} did not answer in time. Try again in a minute, or escalate by hand."),
+            EscalationError::Transport { system, kind, source } => match (*kind, crate::net::explain_reqwest(source)) {
+                ("timeout", _) => format!("{system} did not answer in time. Try again in a minute, or escalate by hand."),
+                (_, Some(problem)) => format!("linkbot could not reach {system}: {problem}."),
                 _ => format!("linkbot could not reach {system}. Try again in a minute, or escalate by hand."),
             },
             EscalationError::Rejected {
@@ -261,12 +262,12 @@ impl RetryPolicy {
 pub(crate) fn http_client(
     system: System,
     timeout: Duration,
+    net: &crate::net::Net,
 ) -> Result<reqwest::Client, EscalationError> {
-    reqwest::Client::builder()
+    net.http_client()
         .user_agent(USER_AGENT)
         .timeout(timeout)
         .connect_timeout(timeout)
-        .use_rustls_tls()
         .build()
         .map_err(|source| EscalationError::Client { system, source })
 }

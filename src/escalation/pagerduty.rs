@@ -13,6 +13,7 @@ use super::{
 };
 use crate::config::base_url;
 use crate::metrics::Metrics;
+use crate::net::Net;
 use crate::secret::Secret;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -36,6 +37,7 @@ pub struct PageReceipt {
 #[derive(Clone)]
 pub struct PagerDutyClient {
     http: reqwest::Client,
+    net: Net,
     enqueue_url: Url,
     routing_key: Secret,
     metrics: Metrics,
@@ -73,12 +75,18 @@ struct ErrorBody {
 impl PagerDutyClient {
     /// A client for `{base}v2/enqueue` (`base` is `[pagerduty] url`) with the default timeout
     /// and retry policy.
-    pub fn new(base: Url, routing_key: Secret, metrics: Metrics) -> Result<Self, EscalationError> {
+    pub fn new(
+        base: Url,
+        routing_key: Secret,
+        metrics: Metrics,
+        net: &Net,
+    ) -> Result<Self, EscalationError> {
         let enqueue_url = base_url(&base)
             .join("v2/enqueue")
             .unwrap_or_else(|_| base.clone());
         Ok(PagerDutyClient {
-            http: http_client(SYSTEM, DEFAULT_TIMEOUT)?,
+            http: http_client(SYSTEM, DEFAULT_TIMEOUT, net)?,
+            net: net.clone(),
             enqueue_url,
             routing_key,
             metrics,
@@ -88,7 +96,7 @@ impl PagerDutyClient {
 
     /// The same client with another per-request timeout.
     pub fn with_timeout(mut self, timeout: Duration) -> Result<Self, EscalationError> {
-        self.http = http_client(SYSTEM, timeout)?;
+        self.http = http_client(SYSTEM, timeout, &self.net)?;
         Ok(self)
     }
 

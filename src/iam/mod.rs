@@ -7,6 +7,7 @@
 
 use crate::diagnosis::verdict::IamOutcome;
 use crate::metrics::Metrics;
+use crate::net::{Net, NetError};
 use crate::secret::Secret;
 use reqwest::header::ACCEPT;
 use std::time::Duration;
@@ -23,6 +24,7 @@ const GRANT_TYPE: &str = "urn:ibm:params:oauth:grant-type:apikey";
 #[derive(Clone, Debug)]
 pub struct IamClient {
     http: reqwest::Client,
+    net: Net,
     token_url: Url,
 }
 
@@ -31,23 +33,27 @@ impl IamClient {
     ///
     /// `metrics` is accepted for symmetry with the other clients; IAM calls are not counted
     /// until the registry has a family for them.
-    pub fn new(url: Url, metrics: Metrics) -> Self {
+    pub fn new(url: Url, metrics: Metrics, net: &Net) -> Result<Self, NetError> {
         let _ = metrics;
-        IamClient::with_timeout(url, PROBE_TIMEOUT)
+        IamClient::with_timeout(url, PROBE_TIMEOUT, net)
     }
 
     /// The same, with another timeout (tests use short ones).
-    pub fn with_timeout(url: Url, timeout: Duration) -> Self {
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(Duration::from_secs(5).min(timeout))
-            .user_agent(concat!("linkbot/", env!("CARGO_PKG_VERSION")))
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap_or_default();
+    pub fn with_timeout(url: Url, timeout: Duration, net: &Net) -> Result<Self, NetError> {
+        let http = Net::build(
+            net.http_client()
+                .timeout(timeout)
+                .connect_timeout(Duration::from_secs(5).min(timeout))
+                .user_agent(concat!("linkbot/", env!("CARGO_PKG_VERSION")))
+                .redirect(reqwest::redirect::Policy::none()),
+        )?;
         let base = crate::config::base_url(&url);
         let token_url = base.join("identity/token").unwrap_or(base);
-        IamClient { http, token_url }
+        Ok(IamClient {
+            http,
+            net: net.clone(),
+            token_url,
+        })
     }
 
     /// Asks IAM whether it accepts `key`: 200 with an `access_token` is Accepted; 400/401 is
@@ -68,6 +74,8 @@ impl IamClient {
             Err(e) => {
                 let detail = if e.is_timeout() {
                     "IAM did not answer in time".to_string()
+                } else if let Some(problem) = self.net.explain_reqwest(&e) {
+                    format!("IAM could not be reached: {problem}")
                 } else {
                     format!("IAM could not be reached at {}", self.host())
                 };

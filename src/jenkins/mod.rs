@@ -14,6 +14,7 @@ pub use poll::{next_poll, next_queue_poll, PollPolicy};
 
 use crate::domain::{Carrier, LocationId, Tugboat};
 use crate::metrics::Metrics;
+use crate::net::{Net, NetError};
 use crate::secret::Secret;
 use reqwest::header::{
     HeaderName, HeaderValue, ACCEPT, CONTENT_LENGTH, COOKIE, LOCATION, SET_COOKIE,
@@ -187,6 +188,8 @@ pub enum JenkinsError {
         /// The cause.
         #[source]
         source: reqwest::Error,
+        /// The certificate or proxy sentence for it, when that is the cause.
+        network: Option<String>,
     },
     /// Jenkins' answer could not be understood.
     #[error("Jenkins' answer to the {method} request could not be understood: {what}")]
@@ -250,10 +253,13 @@ impl JenkinsError {
                 format!("Jenkins is failing (HTTP {status} to the {method} request); try again later.")
             }
             JenkinsError::Http { method, status } => format!("Jenkins answered HTTP {status} to the {method} request."),
-            JenkinsError::Transport { method, source } if source.is_timeout() => {
+            JenkinsError::Transport { method, source, .. } if source.is_timeout() => {
                 format!("Jenkins did not answer the {method} request in time.")
             }
-            JenkinsError::Transport { method, .. } => format!("Jenkins could not be reached for the {method} request."),
+            JenkinsError::Transport { method, network, .. } => match network {
+                Some(problem) => format!("Jenkins could not be reached for the {method} request: {problem}."),
+                None => format!("Jenkins could not be reached for the {method} request."),
+            },
             JenkinsError::Unexpected { method, what } => {
                 format!("Jenkins' answer to the {method} request could not be understood: {what}.")
             }
@@ -382,6 +388,7 @@ struct Crumb {
 
 struct Inner {
     http: reqwest::Client,
+    net: Net,
     base: Url,
     job_url: Url,
     user: Option<String>,
@@ -420,14 +427,14 @@ pub fn job_url(base: &Url, job: &[String]) -> Url {
     url
 }
 
-fn http_client(timeout: Duration) -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(timeout)
-        .connect_timeout(Duration::from_secs(10).min(timeout))
-        .user_agent(concat!("linkbot/", env!("CARGO_PKG_VERSION")))
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap_or_default()
+fn http_client(net: &Net, timeout: Duration) -> Result<reqwest::Client, NetError> {
+    Net::build(
+        net.http_client()
+            .timeout(timeout)
+            .connect_timeout(Duration::from_secs(10).min(timeout))
+            .user_agent(concat!("linkbot/", env!("CARGO_PKG_VERSION")))
+            .redirect(reqwest::redirect::Policy::none()),
+    )
 }
 
 fn now_ms() -> i64 {
@@ -448,7 +455,8 @@ impl JenkinsClient {
         token: Option<Secret>,
         policy: PollPolicy,
         metrics: Metrics,
-    ) -> Self {
+        net: &Net,
+    ) -> Result<Self, NetError> {
         let mut base = crate::config::base_url(&base);
         let mut user = user;
         let mut token = token;
@@ -463,9 +471,10 @@ impl JenkinsClient {
             let _ = base.set_password(None);
         }
         let job_url = job_url(&base, &job);
-        JenkinsClient {
+        Ok(JenkinsClient {
             inner: Arc::new(Inner {
-                http: http_client(REQUEST_TIMEOUT),
+                http: http_client(net, REQUEST_TIMEOUT)?,
+                net: net.clone(),
                 base,
                 job_url,
                 user,
@@ -474,15 +483,16 @@ impl JenkinsClient {
                 metrics,
                 crumb: Mutex::new(None),
             }),
-        }
+        })
     }
 
     /// The same client with another per-request timeout (tests use short ones).
-    pub fn with_request_timeout(self, timeout: Duration) -> Self {
+    pub fn with_request_timeout(self, timeout: Duration) -> Result<Self, NetError> {
         let i = &self.inner;
-        JenkinsClient {
+        Ok(JenkinsClient {
             inner: Arc::new(Inner {
-                http: http_client(timeout),
+                http: http_client(&i.net, timeout)?,
+                net: i.net.clone(),
                 base: i.base.clone(),
                 job_url: i.job_url.clone(),
                 user: i.user.clone(),
@@ -491,7 +501,7 @@ impl JenkinsClient {
                 metrics: i.metrics.clone(),
                 crumb: Mutex::new(None),
             }),
-        }
+        })
     }
 
     /// `{base}job/…/`: the job's URL.
@@ -558,8 +568,14 @@ impl JenkinsClient {
             let resp = match req.send().await {
                 Ok(r) => r,
                 Err(source) => {
+                    // An untrusted certificate or a proxy refusing us will not heal in a
+                    // second: no retry, the sentence goes to the thread at once.
+                    let network = self.inner.net.explain_reqwest(&source);
                     // A refused connection never reached Jenkins: safe to retry even for a POST.
-                    if attempt < MAX_RETRIES && (idempotent || source.is_connect()) {
+                    if attempt < MAX_RETRIES
+                        && network.is_none()
+                        && (idempotent || source.is_connect())
+                    {
                         self.count(
                             method,
                             if source.is_timeout() {
@@ -573,7 +589,11 @@ impl JenkinsClient {
                         attempt += 1;
                         continue;
                     }
-                    return Err(JenkinsError::Transport { method, source });
+                    return Err(JenkinsError::Transport {
+                        method,
+                        source,
+                        network,
+                    });
                 }
             };
             let status = resp.status();
@@ -791,7 +811,11 @@ impl JenkinsClient {
                     limit: max_bytes,
                     size: None,
                 },
-                ReadError::Transport(source) => JenkinsError::Transport { method: M, source },
+                ReadError::Transport(source) => JenkinsError::Transport {
+                    method: M,
+                    source,
+                    network: None,
+                },
             })
         }
         .await;
@@ -813,10 +837,14 @@ impl JenkinsClient {
                 .await?;
             let mut tail: Vec<u8> = Vec::new();
             let mut read: u64 = 0;
-            while let Some(chunk) = resp
-                .chunk()
-                .await
-                .map_err(|source| JenkinsError::Transport { method: M, source })?
+            while let Some(chunk) =
+                resp.chunk()
+                    .await
+                    .map_err(|source| JenkinsError::Transport {
+                        method: M,
+                        source,
+                        network: None,
+                    })?
             {
                 read += chunk.len() as u64;
                 tail.extend_from_slice(&chunk);
@@ -1023,6 +1051,10 @@ async fn read_json_body(method: &'static str, resp: Response) -> Result<Vec<u8>,
                 method,
                 what: format!("the answer is larger than {MAX_JSON_BYTES} bytes"),
             },
-            ReadError::Transport(source) => JenkinsError::Transport { method, source },
+            ReadError::Transport(source) => JenkinsError::Transport {
+                method,
+                source,
+                network: None,
+            },
         })
 }

@@ -53,6 +53,12 @@ fn lock(inner: &Mutex<Inner>) -> std::sync::MutexGuard<'_, Inner> {
 impl SimDirectory {
     /// Starts an empty directory (every location unknown, no carriers endpoint).
     pub async fn start() -> std::io::Result<SimDirectory> {
+        SimDirectory::start_with_tls(None).await
+    }
+
+    /// The same, serving HTTPS with `tls` when given.
+    pub async fn start_with_tls(tls: Option<super::tls::SimTls>) -> std::io::Result<SimDirectory> {
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let inner = Arc::new(Mutex::new(Inner::default()));
         let notify = Arc::new(Notify::new());
         let app = Router::new()
@@ -66,13 +72,12 @@ impl SimDirectory {
         let addr = listener.local_addr()?;
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(async move {
-            let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = rx.await;
-                })
-                .await;
+            let _ = super::tls::serve(listener, app, tls, async {
+                let _ = rx.await;
+            })
+            .await;
         });
-        let base = Url::parse(&format!("http://{addr}/api/")).expect("loopback URL");
+        let base = Url::parse(&format!("{scheme}://{addr}/api/")).expect("loopback URL");
         Ok(SimDirectory {
             base,
             inner,

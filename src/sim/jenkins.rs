@@ -124,6 +124,15 @@ fn lock(inner: &Mutex<Inner>) -> std::sync::MutexGuard<'_, Inner> {
 /// # Panics
 /// When no loopback port can be bound (the tests and the demo cannot run without one).
 pub async fn start(job: &[&str]) -> SimJenkins {
+    start_with_tls(job, None).await
+}
+
+/// The same, serving HTTPS with `tls` when given.
+///
+/// # Panics
+/// When no loopback port can be bound.
+pub async fn start_with_tls(job: &[&str], tls: Option<super::tls::SimTls>) -> SimJenkins {
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let inner = Arc::new(Mutex::new(Inner {
         next_queue_id: 101,
         next_build: 1,
@@ -136,7 +145,7 @@ pub async fn start(job: &[&str]) -> SimJenkins {
     let addr = listener
         .local_addr()
         .expect("a bound socket has an address");
-    let base = Url::parse(&format!("http://{addr}/")).expect("loopback URL");
+    let base = Url::parse(&format!("{scheme}://{addr}/")).expect("loopback URL");
     let state = AppState {
         inner: inner.clone(),
         notify: notify.clone(),
@@ -146,11 +155,10 @@ pub async fn start(job: &[&str]) -> SimJenkins {
     let app = Router::new().fallback(handle).with_state(state);
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(async move {
-        let _ = axum::serve(listener, app)
-            .with_graceful_shutdown(async {
-                let _ = rx.await;
-            })
-            .await;
+        let _ = super::tls::serve(listener, app, tls, async {
+            let _ = rx.await;
+        })
+        .await;
     });
     SimJenkins {
         base,

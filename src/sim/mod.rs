@@ -10,7 +10,9 @@ pub mod github;
 pub mod iam;
 pub mod jenkins;
 pub mod pagerduty;
+pub mod proxy;
 pub mod slack;
+pub mod tls;
 pub mod world;
 
 // Shared plumbing for the escalation sims (PagerDuty, GitHub): request recording with an async

@@ -43,7 +43,7 @@ use serde_json::{json, Map, Value};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::{mpsc, Notify};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::handshake::server::{
@@ -370,35 +370,56 @@ impl Drop for SlackSim {
 impl SlackSim {
     /// Binds the Web API and the Socket Mode listener on `127.0.0.1:0` and starts serving.
     pub async fn start(cfg: SimSlackConfig) -> Result<SlackSim, SimSlackError> {
+        SlackSim::start_with_tls(cfg, None).await
+    }
+
+    /// The same, serving the Web API over HTTPS and Socket Mode over WSS with `tls` when given.
+    pub async fn start_with_tls(
+        cfg: SimSlackConfig,
+        tls: Option<super::tls::SimTls>,
+    ) -> Result<SlackSim, SimSlackError> {
         let http = TcpListener::bind("127.0.0.1:0").await?;
         let ws = TcpListener::bind("127.0.0.1:0").await?;
         let stop = CancellationToken::new();
-        let http_base = format!("http://{}", http.local_addr()?);
+        let (http_scheme, ws_scheme) = if tls.is_some() {
+            ("https", "wss")
+        } else {
+            ("http", "ws")
+        };
+        let http_base = format!("{http_scheme}://{}", http.local_addr()?);
         let inner = Arc::new(Inner {
             cfg,
             state: Mutex::new(SimSlackState::default()),
             changed: Notify::new(),
             api_url: Url::parse(&format!("{http_base}/api"))?,
             http_base,
-            ws_base: format!("ws://{}", ws.local_addr()?),
+            ws_base: format!("{ws_scheme}://{}", ws.local_addr()?),
             stop: stop.clone(),
         });
         let app = Router::new()
             .route("/api/{method}", any(api))
             .with_state(inner.clone());
         let http_stop = stop.clone();
+        let http_tls = tls.clone();
         tokio::spawn(async move {
-            let http = http.tap_io(|tcp| {
-                let _ = tcp.set_nodelay(true);
-            });
-            let served = axum::serve(http, app)
-                .with_graceful_shutdown(http_stop.cancelled_owned())
-                .await;
+            let served = match http_tls {
+                None => {
+                    let http = http.tap_io(|tcp| {
+                        let _ = tcp.set_nodelay(true);
+                    });
+                    axum::serve(http, app)
+                        .with_graceful_shutdown(http_stop.cancelled_owned())
+                        .await
+                }
+                Some(tls) => {
+                    super::tls::serve(http, app, Some(tls), http_stop.cancelled_owned()).await
+                }
+            };
             if let Err(err) = served {
                 tracing::warn!(error = %err, "Slack sim HTTP server stopped");
             }
         });
-        tokio::spawn(accept_loop(ws, inner.clone()));
+        tokio::spawn(accept_loop(ws, inner.clone(), tls));
         Ok(SlackSim { inner })
     }
 
@@ -959,7 +980,7 @@ impl Inner {
 // ---------------------------------------------------------------------------------------------
 // Socket Mode
 
-async fn accept_loop(listener: TcpListener, inner: Arc<Inner>) {
+async fn accept_loop(listener: TcpListener, inner: Arc<Inner>, tls: Option<super::tls::SimTls>) {
     loop {
         let accepted = tokio::select! {
             _ = inner.stop.cancelled() => return,
@@ -967,7 +988,21 @@ async fn accept_loop(listener: TcpListener, inner: Arc<Inner>) {
         };
         match accepted {
             Ok((stream, _)) => {
-                tokio::spawn(connection(stream, inner.clone()));
+                let _ = stream.set_nodelay(true);
+                let inner = inner.clone();
+                match tls.clone() {
+                    None => {
+                        tokio::spawn(connection(stream, inner));
+                    }
+                    // wss://: the WebSocket handshake only after a full TLS handshake.
+                    Some(tls) => {
+                        tokio::spawn(async move {
+                            if let Some(stream) = tls.accept(stream).await {
+                                connection(stream, inner).await;
+                            }
+                        });
+                    }
+                }
             }
             Err(err) => tracing::warn!(error = %err, "Slack sim could not accept a WebSocket"),
         }
@@ -976,8 +1011,10 @@ async fn accept_loop(listener: TcpListener, inner: Arc<Inner>) {
 
 // tungstenite's handshake callback type fixes the large `ErrorResponse` error.
 #[allow(clippy::result_large_err)]
-async fn connection(stream: TcpStream, inner: Arc<Inner>) {
-    let _ = stream.set_nodelay(true);
+async fn connection<S>(stream: S, inner: Arc<Inner>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let ticket_inner = inner.clone();
     let check_ticket = move |req: &WsRequest,
                              resp: WsResponse|

@@ -10,6 +10,7 @@ use super::iam::SimIam;
 use super::jenkins::{Behaviour, SimJenkins};
 use super::pagerduty::PagerDutySim;
 use super::slack::{SimSlackConfig, SlackSim};
+use super::tls::SimTls;
 use crate::config::{Config, Secrets};
 use crate::diagnosis::verdict::VerdictCode;
 use crate::domain::LocationId;
@@ -85,14 +86,42 @@ pub fn location_for(verdict: VerdictCode, n: u32) -> LocationId {
     LocationId::parse(&format!("c1hk4ek1{idx:02}{n:010}")).expect("20 characters of 0-9")
 }
 
+/// How [`World::start_with`] starts the simulators: which ones serve HTTPS (and WSS) with
+/// which certificate. [`World::config_toml`] then names them with `https://` URLs.
+#[derive(Debug, Clone, Default)]
+pub struct WorldOptions {
+    /// Slack's Web API (HTTPS) and Socket Mode (WSS).
+    pub slack_tls: Option<SimTls>,
+    /// The cluster directory.
+    pub directory_tls: Option<SimTls>,
+    /// Jenkins.
+    pub jenkins_tls: Option<SimTls>,
+}
+
+impl WorldOptions {
+    /// Slack, the directory and Jenkins all over TLS with `tls`.
+    pub fn tls(tls: &SimTls) -> WorldOptions {
+        WorldOptions {
+            slack_tls: Some(tls.clone()),
+            directory_tls: Some(tls.clone()),
+            jenkins_tls: Some(tls.clone()),
+        }
+    }
+}
+
 impl World {
-    /// Starts every simulator on loopback.
+    /// Starts every simulator on loopback, over plain HTTP.
     pub async fn start() -> Result<World> {
-        let slack = SlackSim::start(SimSlackConfig::default())
+        World::start_with(WorldOptions::default()).await
+    }
+
+    /// Starts every simulator on loopback, with TLS where `options` say.
+    pub async fn start_with(options: WorldOptions) -> Result<World> {
+        let slack = SlackSim::start_with_tls(SimSlackConfig::default(), options.slack_tls)
             .await
             .context("starting the Slack simulator")?;
         slack.set_usergroup(ONCALL_GROUP, &[ENGINEER]);
-        let directory = SimDirectory::start()
+        let directory = SimDirectory::start_with_tls(options.directory_tls)
             .await
             .context("starting the directory simulator")?;
         directory.set_carriers(
@@ -104,7 +133,7 @@ impl World {
         );
         let xo_token = "xo-sim-token-5d41402abc4b2a76".to_string();
         directory.require_token(&xo_token);
-        let jenkins = super::jenkins::start(&JOB).await;
+        let jenkins = super::jenkins::start_with_tls(&JOB, options.jenkins_tls).await;
         let jenkins_token = "11a0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5".to_string();
         jenkins.set_auth("linkbot", &jenkins_token);
         let iam = super::iam::start(&[GOOD_IAM_KEY]).await;
@@ -234,6 +263,7 @@ url = "{store_url}"
             pagerduty_routing_key: Some(Secret::new(self.pd_key.clone())),
             github_token: Some(Secret::new(self.gh_token.clone())),
             store_url: None,
+            net: Default::default(),
         }
     }
 

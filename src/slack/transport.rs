@@ -524,12 +524,34 @@ async fn run_slot(sh: Arc<Shared>, slot: usize) -> Result<(), SlackError> {
 async fn open(sh: &Shared) -> Result<Ws, SlackError> {
     let url = sh.web.connections_open(&sh.app_token).await?;
     // The URL carries a one-time ticket: it is not logged.
-    let handshake = tokio_tungstenite::connect_async_with_config(url.as_str(), None, true);
+    let net = sh.web.net();
+    let host = url.host_str().unwrap_or("").to_string();
+    let port = url.port_or_known_default().unwrap_or(443);
+    let handshake = async {
+        // TCP directly or through the proxy's CONNECT tunnel (Nagle off either way), then TLS
+        // with our trust roots for wss://.
+        let tcp = net
+            .connect(url.scheme(), &host, port)
+            .await
+            .map_err(|e| tokio_tungstenite::tungstenite::Error::Io(std::io::Error::other(e)))?;
+        let connector = if url.scheme() == "wss" {
+            tokio_tungstenite::Connector::Rustls(net.tls())
+        } else {
+            tokio_tungstenite::Connector::Plain
+        };
+        tokio_tungstenite::client_async_tls_with_config(url.as_str(), tcp, None, Some(connector))
+            .await
+    };
     match tokio::time::timeout(sh.cfg.hello_timeout, handshake).await {
         Err(_) => Err(SlackError::SocketProtocol("WebSocket handshake timed out")),
-        Ok(Err(source)) => Err(SlackError::WebSocket {
-            source: Box::new(source),
-        }),
+        Ok(Err(source)) => {
+            if let Some(problem) = crate::net::explain(&source, &host) {
+                tracing::error!(%problem, "Socket Mode WebSocket could not be opened");
+            }
+            Err(SlackError::WebSocket {
+                source: Box::new(source),
+            })
+        }
         Ok(Ok((ws, _response))) => Ok(ws),
     }
 }

@@ -21,6 +21,7 @@
 //! who may act): it only carries requests.
 
 use crate::metrics::Metrics;
+use crate::net::{Net, NetConnector};
 use crate::secret::Secret;
 use slack_morphism::api::{
     SlackApiAppsConnectionOpenRequest, SlackApiChatGetPermalinkRequest,
@@ -31,7 +32,7 @@ use slack_morphism::blocks::SlackBlock;
 use slack_morphism::errors::SlackClientError;
 use slack_morphism::prelude::{
     SlackApiMethodRateControlConfig, SlackApiRateControlConfig, SlackApiRateControlLimit,
-    SlackApiRateControlSpecialLimit, SlackClientHyperConnector, SlackHyperHttpsConnector,
+    SlackApiRateControlSpecialLimit, SlackClientHyperConnector,
 };
 use slack_morphism::{
     SlackApiToken, SlackApiTokenValue, SlackChannelId, SlackClient, SlackMessageContent,
@@ -45,7 +46,7 @@ use url::Url;
 /// How many times a call answered HTTP 429 is retried (each after its `Retry-After`).
 pub const MAX_RETRIES: usize = 3;
 
-type Connector = SlackClientHyperConnector<SlackHyperHttpsConnector>;
+type Connector = SlackClientHyperConnector<hyper_rustls::HttpsConnector<NetConnector>>;
 
 /// Who linkbot is in the workspace, from `auth.test`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -277,6 +278,7 @@ pub struct SlackWeb {
     pacing: bool,
     metrics: Metrics,
     api_url: String,
+    net: Net,
 }
 
 impl fmt::Debug for SlackWeb {
@@ -291,34 +293,23 @@ impl fmt::Debug for SlackWeb {
 impl SlackWeb {
     /// A client for the Web API at `api_url` (e.g. `https://slack.com/api`, or the fake's
     /// `http://127.0.0.1:…/api`), calling with `bot_token`.
-    pub fn new(api_url: &Url, bot_token: Secret, metrics: Metrics) -> Result<SlackWeb, SlackError> {
+    ///
+    /// Connections follow `net`: its trust roots, and its proxy (a CONNECT tunnel) when one
+    /// applies to the API host.
+    pub fn new(
+        api_url: &Url,
+        bot_token: Secret,
+        metrics: Metrics,
+        net: &Net,
+    ) -> Result<SlackWeb, SlackError> {
         // Another component may have installed a provider already; either way one is there.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let builder = hyper_rustls::HttpsConnectorBuilder::new();
-        let builder = match builder
-            .with_provider_and_native_roots(rustls::crypto::ring::default_provider())
-        {
-            Ok(builder) => builder,
-            // No system CA store: still fine for a plain-http fake, never for real Slack.
-            Err(_) if api_url.scheme() == "http" => {
-                let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-                    rustls::crypto::ring::default_provider(),
-                ))
-                .with_safe_default_protocol_versions()
-                .map_err(|e| SlackError::Setup {
-                    source: std::io::Error::other(e),
-                })?
-                .with_root_certificates(rustls::RootCertStore::empty())
-                .with_no_client_auth();
-                hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(config)
-            }
-            Err(source) => return Err(SlackError::Setup { source }),
-        };
-        let https = builder
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config((*net.tls()).clone())
             .https_or_http()
             .enable_http1()
             .enable_http2()
-            .build();
+            .wrap_connector(net.hyper_connector());
         let api_url = api_url.as_str().trim_end_matches('/').to_string();
         let connector = SlackClientHyperConnector::with_connector(https)
             .with_slack_api_url(&api_url)
@@ -330,7 +321,32 @@ impl SlackWeb {
             pacing: true,
             metrics,
             api_url,
+            net: net.clone(),
         })
+    }
+
+    /// The trust and proxy settings this client connects with (the Socket Mode transport
+    /// uses the same).
+    pub fn net(&self) -> &Net {
+        &self.net
+    }
+
+    /// The sentence for a certificate or proxy failure behind `err`, naming the API host.
+    pub fn network_problem(&self, err: &SlackError) -> Option<String> {
+        let host = Url::parse(&self.api_url)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_string))
+            .unwrap_or_else(|| "the Slack API".into());
+        match err {
+            SlackError::Transport { source, .. } => match source.as_ref() {
+                SlackClientError::HttpProtocolError(p) => p
+                    .cause
+                    .as_deref()
+                    .and_then(|c| crate::net::explain(c, &host)),
+                other => crate::net::explain(other, &host),
+            },
+            _ => None,
+        }
     }
 
     /// Turns off client-side pacing (method tiers and the per-channel `chat.postMessage`
@@ -579,8 +595,13 @@ mod tests {
     #[test]
     fn debug_never_shows_the_token() {
         let url = Url::parse("http://127.0.0.1:9/api").expect("static url");
-        let web = SlackWeb::new(&url, Secret::new("xoxb-very-secret-value"), Metrics::new())
-            .expect("client builds");
+        let web = SlackWeb::new(
+            &url,
+            Secret::new("xoxb-very-secret-value"),
+            Metrics::new(),
+            &Net::direct(),
+        )
+        .expect("client builds");
         assert!(!format!("{web:?}").contains("very-secret"));
     }
 }
