@@ -1055,7 +1055,13 @@ async fn the_sim_refuses_invalid_block_kit_exactly_as_slack_answers() {
     assert_eq!(too_long["error"], "msg_too_long");
 
     // The real client gets the refusal as an error, and the same blocks with unique ids pass.
-    let web = SlackWeb::new(&sim.base_url(), sim.bot_token(), Metrics::new()).expect("client");
+    let web = SlackWeb::new(
+        &sim.base_url(),
+        sim.bot_token(),
+        Metrics::new(),
+        &Net::direct(),
+    )
+    .expect("client");
     let refused = web
         .post_message("C0ONCALL", None, "t", duplicate.as_array().cloned())
         .await;
