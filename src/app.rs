@@ -138,10 +138,15 @@ pub async fn start(config: Arc<Config>, secrets: Secrets, options: Options) -> R
         web.without_pacing()
     };
     let web = web.with_request_timeout(config.slack.request_timeout);
-    let identity = web
-        .auth_test()
-        .await
-        .context("auth.test with SLACK_BOT_TOKEN")?;
+    let identity = match web.auth_test().await {
+        Ok(identity) => identity,
+        Err(e) => {
+            // slack-morphism's error text spans lines (it adds the body): the chain goes to
+            // the log, the process ends with one line.
+            tracing::error!(error = ?e, "auth.test with SLACK_BOT_TOKEN failed");
+            anyhow::bail!("auth.test with SLACK_BOT_TOKEN: {}", e.fatal_line());
+        }
+    };
     tracing::info!(user_id = %identity.user_id, "connected to Slack as the bot user");
 
     let engine = Engine::new(config.clone(), &secrets, metrics.clone());
