@@ -1643,3 +1643,31 @@ async fn a_stalled_connections_open_is_retried_and_healthz_fails_while_disconnec
     h.verdict(ONCALL_CHANNEL, &thread).await;
     h.finish("stalled connections.open").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_check_that_cannot_be_started_says_so_with_no_progress_left_behind() {
+    let h = start().await;
+    // The store cannot record who waits: the check cannot be started.
+    let pool = sqlx::SqlitePool::connect(&h.world.sqlite_url("bot"))
+        .await
+        .expect("the bot's SQLite file opens");
+    sqlx::query("ALTER TABLE waiters RENAME TO waiters_gone")
+        .execute(&pool)
+        .await
+        .expect("the table is renamed");
+    let loc = h.world.scenario(VerdictCode::ConfigMissing, 0);
+    let (thread, _) = h
+        .mention(ONCALL_CHANNEL, ENGINEER, &format!("check {loc}"), 1)
+        .await;
+    // Slack keeps a message's blocks when chat.update sends none: the answer must clear them,
+    // or the thread would still show "Checking…".
+    let m = h.plain_answer(&thread, &["could not be started"]).await;
+    assert_eq!(h.posts(ONCALL_CHANNEL, &thread).len(), 1);
+    assert!(m.blocks.is_none(), "{}", world::render_message(&m));
+    sqlx::query("ALTER TABLE waiters_gone RENAME TO waiters")
+        .execute(&pool)
+        .await
+        .expect("the table is back");
+    pool.close().await;
+    h.finish("cannot start").await;
+}
