@@ -744,4 +744,47 @@ mod tests {
             .expect("client builds");
         assert!(!format!("{web:?}").contains("very-secret"));
     }
+
+    fn api_error(code: &str, body: &str) -> SlackError {
+        SlackError::from_client(
+            "chat.update",
+            SlackClientError::ApiError(
+                slack_morphism::errors::SlackClientApiError::new(code.to_string())
+                    .with_http_response_body(body.to_string()),
+            ),
+        )
+    }
+
+    #[test]
+    fn refusals_keep_slacks_messages_and_say_whether_retrying_or_going_on_can_help() {
+        let refused = api_error(
+            "invalid_blocks",
+            r#"{"ok":false,"error":"invalid_blocks","response_metadata":{"messages":["[ERROR] must be unique [json-pointer:/blocks/9/elements/1/action_id]"]}}"#,
+        );
+        assert_eq!(
+            refused.response_messages(),
+            ["[ERROR] must be unique [json-pointer:/blocks/9/elements/1/action_id]"]
+        );
+        assert!(!refused.is_retryable() && !refused.is_token_refused());
+        assert!(api_error("msg_too_long", "not json")
+            .response_messages()
+            .is_empty());
+
+        let revoked = api_error("token_revoked", r#"{"ok":false,"error":"token_revoked"}"#);
+        assert!(revoked.is_token_refused() && revoked.is_fatal());
+        assert!(revoked.fatal_line().ends_with("check SLACK_BOT_TOKEN"));
+        // A missing scope is refused for one method, not the token as a whole.
+        assert!(!api_error("missing_scope", "{}").is_token_refused());
+
+        let timeout = SlackError::Timeout {
+            method: "chat.update",
+            after: Duration::from_secs(10),
+        };
+        assert!(timeout.is_retryable() && !timeout.is_fatal());
+        assert_eq!(timeout.kind(), "timeout");
+        assert_eq!(
+            timeout.to_string(),
+            "Slack API chat.update did not answer within 10s"
+        );
+    }
 }
