@@ -108,23 +108,33 @@ impl Metrics {
             "Socket Mode reconnects",
             reconnects.clone(),
         );
-        let escalations = Family::<CallLabel, Counter>::default();
-        registry.register(
-            "escalations",
-            "Escalations by target kind",
-            escalations.clone(),
-        );
         let slack_rejected = Family::<RejectedLabel, Counter>::default();
         registry.register(
             "slack_rejected",
             "Slack Web API requests Slack refused, by method and error code",
             slack_rejected.clone(),
         );
+        // The refusals a message can meet start at 0, so an alert on their increase sees them
+        // from the first one on (and the family is never empty).
+        for method in ["chat.postMessage", "chat.update"] {
+            for error in ["invalid_blocks", "msg_too_long"] {
+                slack_rejected.get_or_create(&RejectedLabel {
+                    method: method.into(),
+                    error: error.into(),
+                });
+            }
+        }
         let undelivered = Counter::default();
         registry.register(
             "slack_undelivered",
             "Messages that could not be shown in their Slack thread at all",
             undelivered.clone(),
+        );
+        let escalations = Family::<CallLabel, Counter>::default();
+        registry.register(
+            "escalations",
+            "Escalations by target kind",
+            escalations.clone(),
         );
         Metrics {
             registry: Arc::new(registry),
