@@ -118,7 +118,7 @@ impl Metrics {
         // from the first one on (and the family is never empty).
         for method in ["chat.postMessage", "chat.update"] {
             for error in ["invalid_blocks", "msg_too_long"] {
-                slack_rejected.get_or_create(&RejectedLabel {
+                let _zero = slack_rejected.get_or_create(&RejectedLabel {
                     method: method.into(),
                     error: error.into(),
                 });
