@@ -1550,10 +1550,15 @@ async fn a_verdict_update_answered_503_is_retried_then_falls_back_to_plain_text(
     h.world
         .slack
         .fail_next("chat.update", 3, Failure::Status(503));
+    let asked = Instant::now();
     let (third, _) = h
         .mention(ONCALL_CHANNEL, ENGINEER, &format!("check {loc}"), 3)
         .await;
     let plain = h.plain_answer(&third, &["`region_mismatch`"]).await;
+    println!(
+        "503: plain-text fallback shown {:?} after asking",
+        asked.elapsed()
+    );
     let updates = h.updates_of(&plain.ts);
     assert_eq!(
         updates.len(),
@@ -1617,9 +1622,11 @@ async fn a_stalled_connections_open_is_retried_and_healthz_fails_while_disconnec
         Failure::Stall(Duration::from_secs(120)),
     );
     h.world.slack.drop_all();
+    let dropped = Instant::now();
 
     // Disconnected for longer than the bound: /healthz says so, /readyz too.
     let body = h.ops_until("/healthz", 503).await;
+    let unhealthy_after = dropped.elapsed();
     assert!(
         body.starts_with("unhealthy: Socket Mode has been disconnected"),
         "{body}"
@@ -1632,8 +1639,14 @@ async fn a_stalled_connections_open_is_retried_and_healthz_fails_while_disconnec
         h.bot.wait_connected(1, Duration::from_secs(30)).await,
         "the bot did not reconnect after the stall"
     );
+    let reconnected_after = dropped.elapsed();
     assert!(h.world.slack.calls("apps.connections.open").len() >= opened + 4);
     h.ops_until("/healthz", 200).await;
+    println!(
+        "stall: /healthz 503 after {unhealthy_after:?}, reconnected after {reconnected_after:?} \
+         ({} apps.connections.open calls)",
+        h.world.slack.calls("apps.connections.open").len() - opened
+    );
 
     // And it works.
     let loc = h.world.scenario(VerdictCode::ApiKeyAccepted, 0);

@@ -138,6 +138,8 @@ enum Shown {
 struct RecordingSink {
     shown: Mutex<Vec<(String, Shown)>>,
     changed: Notify,
+    /// Panics when asked to show the "Queued" line: a bug that kills the check's task.
+    panic_when_queued: AtomicBool,
 }
 
 impl RecordingSink {
@@ -173,7 +175,12 @@ impl RecordingSink {
 
 #[async_trait::async_trait]
 impl Sink for RecordingSink {
-    async fn progress(&self, _: &[Waiter], _: &CheckRequest, _: &[String]) {}
+    async fn progress(&self, _: &[Waiter], _: &CheckRequest, lines: &[String]) {
+        let queued = lines.iter().any(|l| l.contains("Queued"));
+        if queued && self.panic_when_queued.load(Ordering::SeqCst) {
+            panic!("injected: the sink fails on the queued line");
+        }
+    }
     async fn finished(&self, waiters: &[Waiter], report: &Report, _: Option<Duration>) {
         self.record(waiters, Shown::Verdict(report.verdict));
     }
@@ -249,5 +256,64 @@ async fn a_check_whose_store_fails_while_it_runs_tells_its_waiter_it_failed() {
         Shown::Failure(reason) => assert!(reason.contains("store"), "{reason}"),
         other => panic!("expected a failure answer, got {other:?}"),
     }
+    coordinator.abort_all();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_check_whose_task_dies_tells_its_waiter_instead_of_leaving_it_on_progress() {
+    let world = World::start().await.expect("the simulated world starts");
+    let mut config = world.config(&world.sqlite_url("panic")).unwrap();
+    config.check.max_concurrent = 1;
+    let config = Arc::new(config);
+    let store = linkbot::store::open(&world.sqlite_url("panic"))
+        .await
+        .unwrap();
+    let sink = Arc::new(RecordingSink::default());
+    sink.panic_when_queued.store(true, Ordering::SeqCst);
+    let engine = Engine::new(config.clone(), &world.secrets(), Metrics::new());
+    let coordinator = Coordinator::new(
+        engine,
+        store,
+        sink.clone(),
+        "panic-test".into(),
+        Duration::from_secs(10),
+    );
+    let requester = Requester {
+        user: Some("U0ENGINEER".into()),
+        channel: Some("C0ONCALL".into()),
+        source: RequestSource::Mention,
+    };
+    // The only slot is taken by a slow build; the second check queues, and showing that
+    // panics inside its task.
+    let slow = world.scenario_with(
+        VerdictCode::ConfigMissing,
+        0,
+        World::timing(Duration::from_secs(2)),
+    );
+    let first = CheckRequest {
+        location: slow,
+        environment: Environment::Prod,
+    };
+    coordinator
+        .request(&first, &requester, waiter("2.000001"), false)
+        .await
+        .unwrap();
+    let second = CheckRequest {
+        location: world.scenario(VerdictCode::ApiKeyInvalid, 1),
+        environment: Environment::Prod,
+    };
+    coordinator
+        .request(&second, &requester, waiter("2.000002"), false)
+        .await
+        .unwrap();
+    match sink.end_of("2.000002").await {
+        Shown::Failure(reason) => assert!(reason.contains("internal error"), "{reason}"),
+        other => panic!("expected a failure answer, got {other:?}"),
+    }
+    // The first check is not disturbed.
+    assert_eq!(
+        sink.end_of("2.000001").await,
+        Shown::Verdict(VerdictCode::ConfigMissing)
+    );
     coordinator.abort_all();
 }
