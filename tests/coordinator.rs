@@ -198,10 +198,44 @@ fn waiter(ts: &str) -> Waiter {
     }
 }
 
+/// A coordinator over the simulated world's directory and Jenkins, with `store` and `sink`.
+fn coordinator(
+    world: &World,
+    config: linkbot::config::Config,
+    store: Arc<dyn Store>,
+    sink: Arc<RecordingSink>,
+) -> Coordinator {
+    let engine = Engine::new(Arc::new(config), &world.secrets(), Metrics::new());
+    Coordinator::new(
+        engine,
+        store,
+        sink,
+        "coord-test".into(),
+        Duration::from_secs(10),
+    )
+}
+
+/// Asks for a check of `location` (prod) whose answer goes to the message `ts`.
+async fn ask(coordinator: &Coordinator, location: LocationId, ts: &str) -> Requested {
+    let requester = Requester {
+        user: Some("U0ENGINEER".into()),
+        channel: Some("C0ONCALL".into()),
+        source: RequestSource::Mention,
+    };
+    let req = CheckRequest {
+        location,
+        environment: Environment::Prod,
+    };
+    coordinator
+        .request(&req, &requester, waiter(ts), false)
+        .await
+        .expect("the request is taken")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_check_whose_store_fails_while_it_runs_tells_its_waiter_it_failed() {
     let world = World::start().await.expect("the simulated world starts");
-    let config = Arc::new(world.config(&world.sqlite_url("coord")).unwrap());
+    let config = world.config(&world.sqlite_url("coord")).unwrap();
     let inner = linkbot::store::open(&world.sqlite_url("coord"))
         .await
         .unwrap();
@@ -210,30 +244,15 @@ async fn a_check_whose_store_fails_while_it_runs_tells_its_waiter_it_failed() {
         fail_waiters: AtomicBool::new(false),
     });
     let sink = Arc::new(RecordingSink::default());
-    let engine = Engine::new(config.clone(), &world.secrets(), Metrics::new());
-    let coordinator = Coordinator::new(
-        engine,
-        store.clone(),
-        sink.clone(),
-        "coord-test".into(),
-        Duration::from_secs(10),
-    );
-    let requester = Requester {
-        user: Some("U0ENGINEER".into()),
-        channel: Some("C0ONCALL".into()),
-        source: RequestSource::Mention,
-    };
+    let coordinator = coordinator(&world, config, store.clone(), sink.clone());
 
     // A healthy store: the verdict.
-    let loc = world.scenario(VerdictCode::ConfigMissing, 0);
-    let req = CheckRequest {
-        location: loc,
-        environment: Environment::Prod,
-    };
-    let started = coordinator
-        .request(&req, &requester, waiter("1.000001"), false)
-        .await
-        .unwrap();
+    let started = ask(
+        &coordinator,
+        world.scenario(VerdictCode::ConfigMissing, 0),
+        "1.000001",
+    )
+    .await;
     assert!(matches!(started, Requested::Started(_)), "{started:?}");
     assert_eq!(
         sink.end_of("1.000001").await,
@@ -243,15 +262,12 @@ async fn a_check_whose_store_fails_while_it_runs_tells_its_waiter_it_failed() {
     // The store fails once the check is claimed: the drive cannot read its waiters and
     // ends in error. The waiter that asked still hears how it ended.
     store.fail_waiters.store(true, Ordering::SeqCst);
-    let loc = world.scenario(VerdictCode::ApiKeyInvalid, 1);
-    let req = CheckRequest {
-        location: loc,
-        environment: Environment::Prod,
-    };
-    coordinator
-        .request(&req, &requester, waiter("1.000002"), false)
-        .await
-        .unwrap();
+    ask(
+        &coordinator,
+        world.scenario(VerdictCode::ApiKeyInvalid, 1),
+        "1.000002",
+    )
+    .await;
     match sink.end_of("1.000002").await {
         Shown::Failure(reason) => assert!(reason.contains("store"), "{reason}"),
         other => panic!("expected a failure answer, got {other:?}"),
@@ -264,25 +280,13 @@ async fn a_check_whose_task_dies_tells_its_waiter_instead_of_leaving_it_on_progr
     let world = World::start().await.expect("the simulated world starts");
     let mut config = world.config(&world.sqlite_url("panic")).unwrap();
     config.check.max_concurrent = 1;
-    let config = Arc::new(config);
     let store = linkbot::store::open(&world.sqlite_url("panic"))
         .await
         .unwrap();
     let sink = Arc::new(RecordingSink::default());
     sink.panic_when_queued.store(true, Ordering::SeqCst);
-    let engine = Engine::new(config.clone(), &world.secrets(), Metrics::new());
-    let coordinator = Coordinator::new(
-        engine,
-        store,
-        sink.clone(),
-        "panic-test".into(),
-        Duration::from_secs(10),
-    );
-    let requester = Requester {
-        user: Some("U0ENGINEER".into()),
-        channel: Some("C0ONCALL".into()),
-        source: RequestSource::Mention,
-    };
+    let coordinator = coordinator(&world, config, store, sink.clone());
+
     // The only slot is taken by a slow build; the second check queues, and showing that
     // panics inside its task.
     let slow = world.scenario_with(
@@ -290,22 +294,13 @@ async fn a_check_whose_task_dies_tells_its_waiter_instead_of_leaving_it_on_progr
         0,
         World::timing(Duration::from_secs(2)),
     );
-    let first = CheckRequest {
-        location: slow,
-        environment: Environment::Prod,
-    };
-    coordinator
-        .request(&first, &requester, waiter("2.000001"), false)
-        .await
-        .unwrap();
-    let second = CheckRequest {
-        location: world.scenario(VerdictCode::ApiKeyInvalid, 1),
-        environment: Environment::Prod,
-    };
-    coordinator
-        .request(&second, &requester, waiter("2.000002"), false)
-        .await
-        .unwrap();
+    ask(&coordinator, slow, "2.000001").await;
+    ask(
+        &coordinator,
+        world.scenario(VerdictCode::ApiKeyInvalid, 1),
+        "2.000002",
+    )
+    .await;
     match sink.end_of("2.000002").await {
         Shown::Failure(reason) => assert!(reason.contains("internal error"), "{reason}"),
         other => panic!("expected a failure answer, got {other:?}"),
