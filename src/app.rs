@@ -1,7 +1,9 @@
 //! The running bot: wires config, store, engine, Slack, escalation and the ops server together.
 //!
 //! [`start`] builds everything from a [`Config`] and [`Secrets`] and returns a [`RunningBot`]
-//! that tests and the demo drive directly; [`run`] is `start` plus waiting for SIGTERM/SIGINT.
+//! that tests and the demo drive directly; [`run`] is `start` plus waiting for SIGTERM/SIGINT,
+//! or for a fatal error (a token Slack refuses), which ends it with that error: the process
+//! exits non-zero with one line naming the cause instead of running on, deaf.
 //! Shutdown stops taking envelopes, hands in-flight checks back to the store (their Jenkins
 //! handle is already persisted) so a restart or another replica resumes them, and exits
 //! within a bound. No business logic lives here.
@@ -69,6 +71,7 @@ pub struct RunningBot {
     /// The bot's store.
     pub store: Arc<dyn Store>,
     connected: watch::Receiver<usize>,
+    fatal: watch::Receiver<Option<String>>,
 }
 
 impl RunningBot {
@@ -78,6 +81,20 @@ impl RunningBot {
         tokio::time::timeout(timeout, rx.wait_for(|c| *c >= n))
             .await
             .is_ok_and(|r| r.is_ok())
+    }
+
+    /// Waits until the bot cannot go on (Slack refused a token, Socket Mode gave up) and
+    /// returns one line naming the cause; never returns while the bot can work.
+    pub async fn fatal(&self) -> String {
+        let mut rx = self.fatal.clone();
+        let line = match rx.wait_for(Option::is_some).await {
+            Ok(line) => line.clone(),
+            Err(_) => None,
+        };
+        match line {
+            Some(line) => line,
+            None => std::future::pending().await,
+        }
     }
 
     /// Stops gracefully (as on SIGTERM) and waits for it, within the shutdown bound.
@@ -123,12 +140,18 @@ pub async fn start(config: Arc<Config>, secrets: Secrets, options: Options) -> R
     } else {
         web.without_pacing()
     };
+    let web = web.with_request_timeout(config.slack.request_timeout);
     let identity = match web.auth_test().await {
         Ok(identity) => identity,
         // A certificate or proxy problem is the whole story: say it, with its fix.
         Err(e) => match web.network_problem(&e) {
             Some(problem) => anyhow::bail!("auth.test: {problem}"),
-            None => return Err(anyhow::Error::new(e).context("auth.test with SLACK_BOT_TOKEN")),
+            None => {
+                // slack-morphism's error text spans lines (it adds the body): the chain goes to
+                // the log, the process ends with one line.
+                tracing::error!(error = ?e, "auth.test with SLACK_BOT_TOKEN failed");
+                anyhow::bail!("auth.test with SLACK_BOT_TOKEN: {}", e.fatal_line());
+            }
         },
     };
     tracing::info!(user_id = %identity.user_id, "connected to Slack as the bot user");
@@ -170,6 +193,26 @@ pub async fn start(config: Arc<Config>, secrets: Secrets, options: Options) -> R
     // `/healthz`, `/metrics` answer) while in-flight work drains; it stops last.
     let server_stop = CancellationToken::new();
     let (connected_tx, connected_rx) = watch::channel(0usize);
+    // Set once, with one line naming the cause, when the bot cannot go on.
+    let (fatal_tx, fatal_rx) = watch::channel(None::<String>);
+    let fatal_tx = Arc::new(fatal_tx);
+    {
+        // A token Slack refuses on any call (revoked, workspace deactivated…) is fatal.
+        let mut refused = web.token_refused();
+        let fatal_tx = fatal_tx.clone();
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = shutdown.cancelled() => {}
+                r = refused.wait_for(Option::is_some) => {
+                    if let Ok(line) = r {
+                        let line = line.clone().unwrap_or_default();
+                        set_fatal(&fatal_tx, line);
+                    }
+                }
+            }
+        });
+    }
 
     // Ops server.
     let listen = options.listen.unwrap_or(config.listen);
@@ -206,10 +249,13 @@ pub async fn start(config: Arc<Config>, secrets: Secrets, options: Options) -> R
             }
         });
     }
-    let server = tokio::spawn(crate::server::serve(
+    let liveness =
+        crate::server::Liveness::track(connected_rx.clone(), config.unhealthy_after_disconnected);
+    let server = tokio::spawn(crate::server::serve_with(
         listener,
         metrics.clone(),
         ready_rx,
+        liveness,
         server_stop.clone(),
     ));
 
@@ -217,17 +263,28 @@ pub async fn start(config: Arc<Config>, secrets: Secrets, options: Options) -> R
     let (tx, mut rx) = mpsc::channel::<Inbound>(1024);
     let transport_cfg = TransportConfig {
         connections: config.slack.connections,
+        hello_timeout: config.slack.connect_timeout,
         ..TransportConfig::default()
     };
-    let transport = tokio::spawn(transport::run(
-        web.clone(),
-        app_token,
-        transport_cfg,
-        tx,
-        metrics.clone(),
-        shutdown.clone(),
-        connected_tx,
-    ));
+    let transport = {
+        let run = transport::run(
+            web.clone(),
+            app_token,
+            transport_cfg,
+            tx,
+            metrics.clone(),
+            shutdown.clone(),
+            connected_tx,
+        );
+        let fatal_tx = fatal_tx.clone();
+        tokio::spawn(async move {
+            // Socket Mode ends on its own only when retrying cannot help (a refused token).
+            if let Err(e) = run.await {
+                tracing::error!(kind = e.kind(), "Socket Mode stopped for good: {e}");
+                set_fatal(&fatal_tx, e.fatal_line());
+            }
+        })
+    };
 
     // Resume what a previous run (or a dead replica) left in flight, now and periodically.
     let resumer = {
@@ -317,16 +374,36 @@ pub async fn start(config: Arc<Config>, secrets: Secrets, options: Options) -> R
         metrics,
         store,
         connected: connected_rx,
+        fatal: fatal_rx,
     })
+}
+
+/// Records the first fatal cause; later ones are only logged by their sources.
+fn set_fatal(tx: &watch::Sender<Option<String>>, line: String) {
+    tx.send_if_modified(|f| {
+        f.is_none() && {
+            *f = Some(line);
+            true
+        }
+    });
 }
 
 /// Runs the bot until SIGTERM or SIGINT, then shuts down gracefully.
 pub async fn run(config: Arc<Config>, secrets: Secrets) -> Result<()> {
     let bot = start(config, secrets, Options::default()).await?;
     tracing::info!(ops = %bot.ops_addr, "linkbot is running");
-    wait_for_signal().await;
-    bot.stop().await;
-    Ok(())
+    tokio::select! {
+        _ = wait_for_signal() => {
+            bot.stop().await;
+            Ok(())
+        }
+        line = bot.fatal() => {
+            // Exit non-zero with the cause, so the orchestrator shows it and restarts.
+            tracing::error!(cause = line.as_str(), "linkbot cannot go on; stopping");
+            bot.stop().await;
+            Err(anyhow::anyhow!(line))
+        }
+    }
 }
 
 async fn wait_for_signal() {

@@ -119,6 +119,8 @@ struct RawSlack {
     #[serde(default)]
     alert_sources: Vec<String>,
     connections: Option<usize>,
+    request_timeout_secs: Option<u64>,
+    connect_timeout_secs: Option<u64>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -176,6 +178,7 @@ struct RawGithub {
 #[serde(deny_unknown_fields)]
 struct RawServer {
     listen: Option<String>,
+    unhealthy_after_disconnected_secs: Option<u64>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -206,6 +209,11 @@ pub struct SlackConfig {
     pub alert_sources: Vec<String>,
     /// Socket Mode connections to keep open.
     pub connections: usize,
+    /// The bound on one Web API call (`request_timeout_secs`, default 10 s).
+    pub request_timeout: Duration,
+    /// The bound on the Socket Mode WebSocket handshake and its `hello`
+    /// (`connect_timeout_secs`, default 10 s).
+    pub connect_timeout: Duration,
 }
 
 /// `[check]`.
@@ -290,6 +298,9 @@ pub struct Config {
     pub github_api_url: Url,
     /// `[server] listen`.
     pub listen: SocketAddr,
+    /// `[server] unhealthy_after_disconnected_secs`: `/healthz` fails once Socket Mode has been
+    /// disconnected this long (default 300 s), so the orchestrator restarts a wedged process.
+    pub unhealthy_after_disconnected: Duration,
     /// `[store] url` (before `LINKBOT_STORE_URL` overrides it).
     pub store_url: String,
     /// `[tls] ca_file`: a PEM bundle trusted on top of the platform store and `SSL_CERT_FILE`
@@ -416,7 +427,17 @@ impl Config {
             oncall_usergroup: raw.slack.oncall_usergroup.clone().filter(|s| !s.is_empty()),
             alert_sources: raw.slack.alert_sources.clone(),
             connections: raw.slack.connections.unwrap_or(2),
+            request_timeout: Duration::from_secs(raw.slack.request_timeout_secs.unwrap_or(10)),
+            connect_timeout: Duration::from_secs(raw.slack.connect_timeout_secs.unwrap_or(10)),
         };
+        for (key, secs) in [
+            ("request_timeout_secs", raw.slack.request_timeout_secs),
+            ("connect_timeout_secs", raw.slack.connect_timeout_secs),
+        ] {
+            if secs.is_some_and(|s| !(1..=300).contains(&s)) {
+                v.problem("slack", key, "must be between 1 and 300 seconds");
+            }
+        }
         for c in &slack.channels {
             if !is_slack_id(c, &['C', 'G']) {
                 v.problem(
@@ -654,6 +675,14 @@ impl Config {
             );
             SocketAddr::from(([127, 0, 0, 1], 0))
         });
+        let unhealthy_after = raw.server.unhealthy_after_disconnected_secs.unwrap_or(300);
+        if !(1..=86_400).contains(&unhealthy_after) {
+            v.problem(
+                "server",
+                "unhealthy_after_disconnected_secs",
+                "must be between 1 and 86400 seconds",
+            );
+        }
         let store_url = raw
             .store
             .url
@@ -699,6 +728,7 @@ impl Config {
             pagerduty_url,
             github_api_url,
             listen,
+            unhealthy_after_disconnected: Duration::from_secs(unhealthy_after),
             store_url,
             tls_ca_file,
         })
@@ -935,6 +965,9 @@ mod tests {
             ("[environments.prod]\nxo_url=\"http://a\"\njenkins_url=\"http://b\"\n[escalation.x]\ntitle = \"X\"\n", "at least one"),
             ("", "at least one of"),
             ("[slack\n", "toml"),
+            ("[slack]\nrequest_timeout_secs = 0\n", "request_timeout_secs must be between 1 and 300"),
+            ("[slack]\nconnect_timeout_secs = 301\n", "connect_timeout_secs must be between 1 and 300"),
+            ("[server]\nunhealthy_after_disconnected_secs = 0\n", "unhealthy_after_disconnected_secs must be between"),
         ];
         for (src, expect) in cases {
             let problems = Config::parse(src).unwrap_err();

@@ -27,6 +27,15 @@ pub struct CallLabel {
     pub outcome: String,
 }
 
+/// A request Slack refused: which method, and Slack's error code (`invalid_blocks`, …).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RejectedLabel {
+    /// The Web API method.
+    pub method: String,
+    /// Slack's error code, reduced to `[a-z0-9_]` and 40 characters (codes are a fixed set).
+    pub error: String,
+}
+
 /// Every metric linkbot exports.
 #[derive(Clone)]
 pub struct Metrics {
@@ -49,6 +58,12 @@ pub struct Metrics {
     pub reconnects: Counter,
     /// Escalations by target kind and outcome.
     pub escalations: Family<CallLabel, Counter>,
+    /// Requests Slack refused (`ok: false`), by method and error code:
+    /// `linkbot_slack_rejected_total`.
+    pub slack_rejected: Family<RejectedLabel, Counter>,
+    /// Messages that could not be shown in their thread at all (Block Kit, plain-text edit
+    /// and plain-text post all failed): `linkbot_slack_undelivered_total`.
+    pub undelivered: Counter,
 }
 
 impl Default for Metrics {
@@ -93,6 +108,28 @@ impl Metrics {
             "Socket Mode reconnects",
             reconnects.clone(),
         );
+        let slack_rejected = Family::<RejectedLabel, Counter>::default();
+        registry.register(
+            "slack_rejected",
+            "Slack Web API requests Slack refused, by method and error code",
+            slack_rejected.clone(),
+        );
+        // The refusals a message can meet start at 0, so an alert on their increase sees them
+        // from the first one on (and the family is never empty).
+        for method in ["chat.postMessage", "chat.update"] {
+            for error in ["invalid_blocks", "msg_too_long"] {
+                let _zero = slack_rejected.get_or_create(&RejectedLabel {
+                    method: method.into(),
+                    error: error.into(),
+                });
+            }
+        }
+        let undelivered = Counter::default();
+        registry.register(
+            "slack_undelivered",
+            "Messages that could not be shown in their Slack thread at all",
+            undelivered.clone(),
+        );
         let escalations = Family::<CallLabel, Counter>::default();
         registry.register(
             "escalations",
@@ -110,7 +147,25 @@ impl Metrics {
             ack_latency,
             reconnects,
             escalations,
+            slack_rejected,
+            undelivered,
         }
+    }
+
+    /// Counts one request Slack refused with `code`.
+    pub fn rejected(&self, method: &str, code: &str) {
+        let error: String = code
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .take(40)
+            .collect::<String>()
+            .to_ascii_lowercase();
+        self.slack_rejected
+            .get_or_create(&RejectedLabel {
+                method: method.to_string(),
+                error,
+            })
+            .inc();
     }
 
     /// Counts one call in `family`.

@@ -1,6 +1,9 @@
 //! The operations HTTP server on `[server] listen`: `/healthz`, `/readyz`, `/metrics`.
 //!
-//! `/healthz` answers 200 `ok` while the process can serve at all. `/readyz` answers 200 only
+//! `/healthz` answers 200 `ok` while the process can serve at all, and 503 with a one-line
+//! reason once Socket Mode has been disconnected longer than `[server]
+//! unhealthy_after_disconnected_secs` ([`Liveness`]), so the orchestrator restarts a process
+//! that cannot reconnect (a wedged network path, a stalled Slack). `/readyz` answers 200 only
 //! while the readiness the bot publishes (config loaded, store reachable, Socket Mode connected)
 //! says so, else 503 with a one-line reason. `/metrics` is [`Metrics::render`], which is
 //! OpenMetrics 1.0 text (what prometheus-client's encoder writes), served with its content type.
@@ -16,6 +19,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use std::net::SocketAddr;
+use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -76,10 +80,69 @@ impl ReadyChecks {
     }
 }
 
+/// What `/healthz` judges: how long Socket Mode has been without a live connection.
+#[derive(Clone, Debug)]
+pub struct Liveness {
+    disconnected_since: watch::Receiver<Option<Instant>>,
+    bound: Duration,
+}
+
+impl Liveness {
+    /// Always alive (no Socket Mode to watch).
+    pub fn always() -> Liveness {
+        Liveness {
+            disconnected_since: watch::channel(None).1,
+            bound: Duration::MAX,
+        }
+    }
+
+    /// Watches `connected` (the number of live Socket Mode connections) in a task of its
+    /// own: unhealthy once it has stayed 0 for longer than `bound`, counted from start.
+    pub fn track(mut connected: watch::Receiver<usize>, bound: Duration) -> Liveness {
+        let (tx, rx) = watch::channel(Some(Instant::now()));
+        tokio::spawn(async move {
+            loop {
+                let up = *connected.borrow_and_update() > 0;
+                tx.send_if_modified(|since| match (up, since.is_some()) {
+                    (true, true) => {
+                        *since = None;
+                        true
+                    }
+                    (false, false) => {
+                        *since = Some(Instant::now());
+                        true
+                    }
+                    _ => false,
+                });
+                if connected.changed().await.is_err() {
+                    return;
+                }
+            }
+        });
+        Liveness {
+            disconnected_since: rx,
+            bound,
+        }
+    }
+
+    /// `Err(one line)` when Socket Mode has been disconnected longer than the bound.
+    pub fn check(&self) -> Result<(), String> {
+        match *self.disconnected_since.borrow() {
+            Some(since) if since.elapsed() > self.bound => Err(format!(
+                "Socket Mode has been disconnected for {}s (more than {}s)",
+                since.elapsed().as_secs(),
+                self.bound.as_secs()
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
 #[derive(Clone)]
 struct AppState {
     metrics: Metrics,
     ready: watch::Receiver<Readiness>,
+    liveness: Liveness,
 }
 
 /// Binds the ops listener, with an error that names the address and the config key.
@@ -91,12 +154,25 @@ pub async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
 
 /// The router, for embedding or testing without a socket.
 pub fn router(metrics: Metrics, ready: watch::Receiver<Readiness>) -> Router {
+    router_with(metrics, ready, Liveness::always())
+}
+
+/// The router with a [`Liveness`] behind `/healthz`.
+pub fn router_with(
+    metrics: Metrics,
+    ready: watch::Receiver<Readiness>,
+    liveness: Liveness,
+) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_handler))
         .fallback(not_found)
-        .with_state(AppState { metrics, ready })
+        .with_state(AppState {
+            metrics,
+            ready,
+            liveness,
+        })
 }
 
 /// Serves `/healthz`, `/readyz` and `/metrics` on `listener` until `shutdown` is cancelled;
@@ -107,9 +183,20 @@ pub async fn serve(
     ready: watch::Receiver<Readiness>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    serve_with(listener, metrics, ready, Liveness::always(), shutdown).await
+}
+
+/// [`serve`] with a [`Liveness`] behind `/healthz`.
+pub async fn serve_with(
+    listener: TcpListener,
+    metrics: Metrics,
+    ready: watch::Receiver<Readiness>,
+    liveness: Liveness,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     let addr = listener.local_addr().ok();
     tracing::info!(?addr, "ops HTTP server listening");
-    axum::serve(listener, router(metrics, ready))
+    axum::serve(listener, router_with(metrics, ready, liveness))
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await
         .context("the ops HTTP server failed")?;
@@ -117,8 +204,14 @@ pub async fn serve(
     Ok(())
 }
 
-async fn healthz() -> Response {
-    text(StatusCode::OK, "ok\n".into())
+async fn healthz(State(state): State<AppState>) -> Response {
+    match state.liveness.check() {
+        Ok(()) => text(StatusCode::OK, "ok\n".into()),
+        Err(reason) => text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("unhealthy: {reason}\n"),
+        ),
+    }
 }
 
 async fn readyz(State(state): State<AppState>) -> Response {

@@ -1714,3 +1714,314 @@ async fn every_envelope_is_acked() {
     h.verdict(ONCALL_CHANNEL, &thread).await;
     h.finish("acks").await;
 }
+
+// ---------------------------------------------------------------------------------------------
+// Never silent: refusals, Slack 5xx, internal errors, stalls
+
+impl Harness {
+    /// Waits for the bot's message in `thread` to show plain text only (no blocks) holding
+    /// every one of `needles`; returns it.
+    async fn plain_answer(&self, thread: &str, needles: &[&str]) -> SimMessage {
+        let t = thread.to_string();
+        let needles: Vec<String> = needles.iter().map(|n| n.to_string()).collect();
+        self.wait_message(
+            &format!("a plain-text answer in thread {thread}"),
+            move |m| {
+                m.channel == ONCALL_CHANNEL
+                    && m.thread_ts.as_deref() == Some(t.as_str())
+                    && m.ephemeral_to.is_none()
+                    && m.blocks.is_none()
+                    && needles
+                        .iter()
+                        .all(|n| m.text.as_deref().unwrap_or("").contains(n.as_str()))
+            },
+        )
+        .await
+    }
+
+    /// The chat.update calls made for the message `ts`.
+    fn updates_of(&self, ts: &str) -> Vec<Value> {
+        self.world
+            .slack
+            .calls("chat.update")
+            .into_iter()
+            .filter(|c| c["ts"] == ts)
+            .collect()
+    }
+
+    /// The ops server's answer to `path`: status and body.
+    async fn ops(&self, path: &str) -> (u16, String) {
+        let url = format!("http://{}{path}", self.bot.ops_addr);
+        let resp = tokio::time::timeout(WAIT, reqwest::get(&url))
+            .await
+            .expect("the ops server answers in time")
+            .expect("the ops server answers");
+        let status = resp.status().as_u16();
+        (status, resp.text().await.unwrap_or_default())
+    }
+
+    /// Polls `path` (bounded by `WAIT`) until it answers `status`; returns the body.
+    async fn ops_until(&self, path: &str, status: u16) -> String {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let (got, body) = self.ops(path).await;
+            if got == status {
+                return body;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{path} never answered {status} within {WAIT:?}; last {got} {body}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// The value of `linkbot_slack_rejected_total{method,error}` in an exposition (0 if absent).
+fn rejected_count(exposition: &str, method: &str, error: &str) -> f64 {
+    exposition
+        .lines()
+        .filter(|l| l.starts_with("linkbot_slack_rejected_total{"))
+        .filter(|l| {
+            l.contains(&format!("method=\"{method}\"")) && l.contains(&format!("error=\"{error}\""))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_verdict_slack_refuses_arrives_as_plain_text_with_its_code_next_actions_and_links() {
+    let h = start().await;
+    let loc = h.world.scenario(VerdictCode::ApiKeyInvalid, 0);
+    let (first, _) = h
+        .mention(ONCALL_CHANNEL, ENGINEER, &format!("check {loc}"), 1)
+        .await;
+    h.verdict(ONCALL_CHANNEL, &first).await;
+
+    // The next requests reuse that result: their only chat.update is the verdict's, and Slack
+    // refuses it, once with Block Kit's complaint and once as too long.
+    let refusals = [
+        (
+            Failure::Rejected {
+                code: "invalid_blocks".into(),
+                messages: vec![
+                    "[ERROR] must be unique [json-pointer:/blocks/9/elements/1/action_id]".into(),
+                ],
+            },
+            "invalid_blocks",
+        ),
+        (Failure::Error("msg_too_long".into()), "msg_too_long"),
+    ];
+    for (n, (failure, code)) in (2..).zip(refusals) {
+        h.world.slack.fail_next("chat.update", 1, failure);
+        let (thread, _) = h
+            .mention(ONCALL_CHANNEL, ENGINEER, &format!("check {loc}"), n)
+            .await;
+        let plain = h
+            .plain_answer(
+                &thread,
+                &[
+                    "`api_key_invalid`",
+                    "ibmcloud ks api-key reset --region us-east",
+                    "|Jenkins build>",
+                    "|Runbook>",
+                ],
+            )
+            .await;
+        let text = plain.text.clone().unwrap_or_default();
+        assert!(text.contains("Next actions"), "{code}: {text}");
+        // The progress message itself became the answer: one message, nothing left behind.
+        let posts = h.posts(ONCALL_CHANNEL, &thread);
+        assert_eq!(
+            posts.len(),
+            1,
+            "{code}: {}",
+            h.render_thread(ONCALL_CHANNEL, &thread)
+        );
+        let updates = h.updates_of(&plain.ts);
+        assert_eq!(
+            updates.len(),
+            2,
+            "{code}: the refused edit, then the plain one"
+        );
+        assert!(
+            updates[0]["blocks"].is_array(),
+            "{code}: the refused edit had blocks"
+        );
+        assert_eq!(
+            updates[1]["blocks"],
+            json!([]),
+            "{code}: the plain edit must clear the blocks (Slack keeps them otherwise)"
+        );
+    }
+
+    let (status, metrics) = h.ops("/metrics").await;
+    assert_eq!(status, 200);
+    for code in ["invalid_blocks", "msg_too_long"] {
+        assert_eq!(
+            rejected_count(&metrics, "chat.update", code),
+            1.0,
+            "{code} not counted in:\n{metrics}"
+        );
+    }
+    h.finish("refused verdict").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_verdict_update_answered_503_is_retried_then_falls_back_to_plain_text() {
+    let h = start().await;
+    let loc = h.world.scenario(VerdictCode::RegionMismatch, 0);
+    let (first, _) = h
+        .mention(ONCALL_CHANNEL, ENGINEER, &format!("check {loc}"), 1)
+        .await;
+    h.verdict(ONCALL_CHANNEL, &first).await;
+
+    // Two 503s: the third try lands the full verdict.
+    h.world
+        .slack
+        .fail_next("chat.update", 2, Failure::Status(503));
+    let (second, _) = h
+        .mention(ONCALL_CHANNEL, ENGINEER, &format!("check {loc}"), 2)
+        .await;
+    let v = h.verdict(ONCALL_CHANNEL, &second).await;
+    assert_eq!(world::verdict_code(&v), Some(VerdictCode::RegionMismatch));
+    assert_eq!(h.updates_of(&v.ts).len(), 3, "two 503s, then the verdict");
+
+    // Slack keeps failing: after three tries, the plain-text version.
+    h.world
+        .slack
+        .fail_next("chat.update", 3, Failure::Status(503));
+    let asked = Instant::now();
+    let (third, _) = h
+        .mention(ONCALL_CHANNEL, ENGINEER, &format!("check {loc}"), 3)
+        .await;
+    let plain = h.plain_answer(&third, &["`region_mismatch`"]).await;
+    println!(
+        "503: plain-text fallback shown {:?} after asking",
+        asked.elapsed()
+    );
+    let updates = h.updates_of(&plain.ts);
+    assert_eq!(
+        updates.len(),
+        4,
+        "three tries with blocks, then the plain edit"
+    );
+    assert_eq!(h.posts(ONCALL_CHANNEL, &third).len(), 1);
+    h.finish("slack 503").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_check_whose_result_the_store_cannot_record_still_ends_on_its_verdict() {
+    let h = start().await;
+    // The store refuses to finish any check, as a full disk or a broken database would.
+    let pool = sqlx::SqlitePool::connect(&h.world.sqlite_url("bot"))
+        .await
+        .expect("the bot's SQLite file opens");
+    sqlx::query(
+        "CREATE TRIGGER refuse_finish BEFORE UPDATE OF state ON checks \
+         WHEN NEW.state = 'finished' BEGIN SELECT RAISE(ABORT, 'disk I/O error'); END",
+    )
+    .execute(&pool)
+    .await
+    .expect("the trigger is created");
+
+    let loc = h.world.scenario(VerdictCode::ConfigMissing, 0);
+    let (thread, _) = h
+        .mention(ONCALL_CHANNEL, ENGINEER, &format!("check {loc}"), 1)
+        .await;
+    let v = h.verdict(ONCALL_CHANNEL, &thread).await;
+    assert_eq!(world::verdict_code(&v), Some(VerdictCode::ConfigMissing));
+    // No message in the thread is left on a progress state.
+    for m in h.posts(ONCALL_CHANNEL, &thread) {
+        assert!(
+            world::is_verdict(&m),
+            "a message stayed on progress:\n{}",
+            world::render_message(&m)
+        );
+    }
+    pool.close().await;
+    h.finish("store cannot record").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_connections_open_is_retried_and_healthz_fails_while_disconnected_too_long() {
+    let h = start_with(|c| {
+        c.slack.connections = 1;
+        c.slack.request_timeout = Duration::from_secs(1);
+        c.unhealthy_after_disconnected = Duration::from_secs(1);
+    })
+    .await;
+    let (status, body) = h.ops("/healthz").await;
+    assert_eq!((status, body.trim()), (200, "ok"));
+    let opened = h.world.slack.calls("apps.connections.open").len();
+
+    // Slack stops answering apps.connections.open (three times, each far longer than the
+    // bot's timeout) and the socket drops.
+    h.world.slack.fail_next(
+        "apps.connections.open",
+        3,
+        Failure::Stall(Duration::from_secs(120)),
+    );
+    h.world.slack.drop_all();
+    let dropped = Instant::now();
+
+    // Disconnected for longer than the bound: /healthz says so, /readyz too.
+    let body = h.ops_until("/healthz", 503).await;
+    let unhealthy_after = dropped.elapsed();
+    assert!(
+        body.starts_with("unhealthy: Socket Mode has been disconnected"),
+        "{body}"
+    );
+    assert_eq!(body.trim().lines().count(), 1, "{body}");
+    assert_eq!(h.ops("/readyz").await.0, 503);
+
+    // Each stalled call times out and is retried; once Slack answers, the bot is back.
+    assert!(
+        h.bot.wait_connected(1, Duration::from_secs(30)).await,
+        "the bot did not reconnect after the stall"
+    );
+    let reconnected_after = dropped.elapsed();
+    assert!(h.world.slack.calls("apps.connections.open").len() >= opened + 4);
+    h.ops_until("/healthz", 200).await;
+    println!(
+        "stall: /healthz 503 after {unhealthy_after:?}, reconnected after {reconnected_after:?} \
+         ({} apps.connections.open calls)",
+        h.world.slack.calls("apps.connections.open").len() - opened
+    );
+
+    // And it works.
+    let loc = h.world.scenario(VerdictCode::ApiKeyAccepted, 0);
+    let (thread, _) = h
+        .mention(ONCALL_CHANNEL, ENGINEER, &format!("check {loc}"), 1)
+        .await;
+    h.verdict(ONCALL_CHANNEL, &thread).await;
+    h.finish("stalled connections.open").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_check_that_cannot_be_started_says_so_with_no_progress_left_behind() {
+    let h = start().await;
+    // The store cannot record who waits: the check cannot be started.
+    let pool = sqlx::SqlitePool::connect(&h.world.sqlite_url("bot"))
+        .await
+        .expect("the bot's SQLite file opens");
+    sqlx::query("ALTER TABLE waiters RENAME TO waiters_gone")
+        .execute(&pool)
+        .await
+        .expect("the table is renamed");
+    let loc = h.world.scenario(VerdictCode::ConfigMissing, 0);
+    let (thread, _) = h
+        .mention(ONCALL_CHANNEL, ENGINEER, &format!("check {loc}"), 1)
+        .await;
+    // Slack keeps a message's blocks when chat.update sends none: the answer must clear them,
+    // or the thread would still show "Checking…".
+    let m = h.plain_answer(&thread, &["could not be started"]).await;
+    assert_eq!(h.posts(ONCALL_CHANNEL, &thread).len(), 1);
+    assert!(m.blocks.is_none(), "{}", world::render_message(&m));
+    sqlx::query("ALTER TABLE waiters_gone RENAME TO waiters")
+        .execute(&pool)
+        .await
+        .expect("the table is back");
+    pool.close().await;
+    h.finish("cannot start").await;
+}

@@ -343,3 +343,54 @@ async fn directory_surprises_end_in_lookup_failed_with_the_reason() {
         "nothing may be triggered after a failed lookup"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_exits_non_zero_with_one_line_when_slack_refuses_a_token() {
+    let world = World::start().await.unwrap();
+    let config = write_config(&world);
+    let config = config.to_str().unwrap();
+    // The app token refused by apps.connections.open (after start), the bot token by auth.test.
+    for (var, wrong, method) in [
+        (
+            "SLACK_APP_TOKEN",
+            "xapp-1-refused-app-token",
+            "apps.connections.open",
+        ),
+        ("SLACK_BOT_TOKEN", "xoxb-refused-bot-token", "auth.test"),
+    ] {
+        let env: Vec<(&str, String)> = world
+            .secret_env()
+            .into_iter()
+            .map(|(k, v)| {
+                if k == var {
+                    (k, wrong.to_string())
+                } else {
+                    (k, v)
+                }
+            })
+            .collect();
+        // `linkbot` bounds the run by LIMIT: a process that never exits fails the test.
+        let out = linkbot(&["run", "--config", config], &env).await;
+        let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(!out.status.success(), "{var}: exited 0:\n{stderr}");
+        let last = stderr.lines().last().unwrap_or("");
+        assert!(
+            last.starts_with("linkbot: ")
+                && last.contains(method)
+                && last.contains("invalid_auth")
+                && last.contains(var),
+            "{var}: the last line does not name the cause: {last:?}\n{stderr}"
+        );
+        for secret in world
+            .all_secret_values()
+            .iter()
+            .map(String::as_str)
+            .chain([wrong])
+        {
+            assert!(
+                !text(&out).contains(secret),
+                "{var}: a token reached the terminal"
+            );
+        }
+    }
+}

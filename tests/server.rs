@@ -139,6 +139,8 @@ async fn metrics_parse_as_openmetrics_with_the_families_the_spec_names() {
     // family a sample here; everything else about the exposition is checked strictly.
     Metrics::call(&metrics.directory_calls, "cluster", "ok");
     Metrics::call(&metrics.escalations, "pagerduty", "ok");
+    metrics.rejected("chat.postEphemeral", "Invalid Blocks!");
+    metrics.undelivered.inc();
     let s = start(metrics).await;
 
     let (status, ctype, body) = get(&format!("{}/metrics", s.base)).await;
@@ -281,6 +283,27 @@ async fn metrics_parse_as_openmetrics_with_the_families_the_spec_names() {
     assert_eq!(
         only_value("linkbot_socket_reconnects", OpenMetricsType::Counter),
         0.0
+    );
+    // Requests Slack refused, and messages no thread could be shown.
+    // (Slack's code reduced to a safe label value; a message's usual refusals start at 0.)
+    assert_eq!(
+        value_where(
+            "linkbot_slack_rejected",
+            OpenMetricsType::Counter,
+            "method",
+            "chat.postEphemeral"
+        ),
+        1.0
+    );
+    assert!(body.contains(
+        "linkbot_slack_rejected_total{method=\"chat.postEphemeral\",error=\"invalidblocks\"} 1"
+    ));
+    assert!(body.contains(
+        "linkbot_slack_rejected_total{method=\"chat.update\",error=\"invalid_blocks\"} 0"
+    ));
+    assert_eq!(
+        only_value("linkbot_slack_undelivered", OpenMetricsType::Counter),
+        1.0
     );
 }
 

@@ -23,6 +23,9 @@ pub trait Sink: Send + Sync {
     async fn progress(&self, waiters: &[Waiter], request: &CheckRequest, lines: &[String]);
     /// Shows the finished report to its waiters; `reused_age` is set for a reused result.
     async fn finished(&self, waiters: &[Waiter], report: &Report, reused_age: Option<Duration>);
+    /// Tells the waiters that the check ended without a report (the store or the engine
+    /// failed): `reason` is one line for people. No waiter may stay on a progress message.
+    async fn failed(&self, waiters: &[Waiter], request: &CheckRequest, reason: &str);
 }
 
 /// What became of a request.
@@ -106,7 +109,7 @@ impl Coordinator {
                     .add_waiter(id, &waiter)
                     .await
                     .context("recording the waiter")?;
-                self.spawn_drive(id, req.clone(), None);
+                self.spawn_drive(id, req.clone(), None, vec![waiter]);
                 Ok(Requested::Started(id))
             }
             Claim::TakenOver(check) => {
@@ -116,7 +119,7 @@ impl Coordinator {
                     .add_waiter(id, &waiter)
                     .await
                     .context("recording the waiter")?;
-                self.resume(*check);
+                self.resume(*check, vec![waiter]);
                 Ok(Requested::Joined(id))
             }
             Claim::Joined(id) => {
@@ -127,10 +130,26 @@ impl Coordinator {
                     .context("recording the waiter")?;
                 if !waiting {
                     // It finished between our claim and add_waiter: answer this waiter ourselves.
-                    if let Some(done) = self.store.finished(id).await? {
+                    let done = self.store.finished(id).await?;
+                    if done.is_some() {
                         self.record_shown(id, &waiter).await;
-                        if let Ok(report) = serde_json::from_value::<Report>(done.report) {
-                            self.sink.finished(&[waiter], &report, None).await;
+                    }
+                    match done.map(|d| serde_json::from_value::<Report>(d.report)) {
+                        Some(Ok(report)) => self.sink.finished(&[waiter], &report, None).await,
+                        other => {
+                            // Never leave this waiter on its progress message.
+                            tracing::error!(
+                                check_id = id.0,
+                                unreadable = matches!(other, Some(Err(_))),
+                                "a joined check ended without a readable result"
+                            );
+                            self.sink
+                                .failed(
+                                    &[waiter],
+                                    req,
+                                    "its result could not be read back from the bot's store.",
+                                )
+                                .await;
                         }
                     }
                 }
@@ -173,12 +192,12 @@ impl Coordinator {
             .await?;
         let n = taken.len();
         for check in taken {
-            self.resume(check);
+            self.resume(check, Vec::new());
         }
         Ok(n)
     }
 
-    fn resume(&self, check: InFlight) {
+    fn resume(&self, check: InFlight, known: Vec<Waiter>) {
         let InFlight {
             check_id, key, job, ..
         } = check;
@@ -188,7 +207,7 @@ impl Coordinator {
             location: key.location,
             environment: key.environment,
         };
-        self.spawn_drive(check_id, req, resume);
+        self.spawn_drive(check_id, req, resume, known);
     }
 
     /// Stops every check this process drives (shutdown): their state stays in the store.
@@ -199,20 +218,65 @@ impl Coordinator {
             .abort_all();
     }
 
-    fn spawn_drive(&self, id: CheckId, req: CheckRequest, resume: Option<ResumePoint>) {
+    /// Drives the check in a task of its own, and makes sure it ends visibly: when the drive
+    /// fails (store error) or its task dies (a panic), every waiter known is told so through
+    /// [`Sink::failed`] instead of staying on its progress message. `known` are the waiters
+    /// this process knows without asking the store (the one that started the check).
+    fn spawn_drive(
+        &self,
+        id: CheckId,
+        req: CheckRequest,
+        resume: Option<ResumePoint>,
+        known: Vec<Waiter>,
+    ) {
         let this = self.clone();
         let mut tasks = self.tasks.lock().unwrap_or_else(|e| e.into_inner());
         // Reap finished tasks so the set stays small.
         while tasks.try_join_next().is_some() {}
         tasks.spawn(async move {
-            if let Err(e) = this.drive(id, req, resume).await {
-                tracing::error!(
-                    check_id = id.0,
-                    error = format!("{e:#}"),
-                    "check failed to complete"
-                );
-            }
+            let known = Arc::new(Mutex::new(known));
+            // The drive runs in a task of its own so a panic in it is caught here; aborting
+            // this task (shutdown) aborts it too.
+            let mut drive = AbortOnDrop(tokio::spawn({
+                let this = this.clone();
+                let req = req.clone();
+                let known = known.clone();
+                async move { this.drive(id, req, resume, &known).await }
+            }));
+            let reason = match (&mut drive.0).await {
+                Ok(Ok(())) => return,
+                Ok(Err(e)) => {
+                    tracing::error!(
+                        check_id = id.0,
+                        error = format!("{e:#}"),
+                        "check failed to complete"
+                    );
+                    "the bot's store failed while the check ran."
+                }
+                Err(join) if join.is_panic() => {
+                    tracing::error!(check_id = id.0, "the check's task panicked (a bug)");
+                    "an internal error stopped it (a bug in linkbot)."
+                }
+                // Aborted: shutdown hands the check back to the store; it is resumed.
+                Err(_) => return,
+            };
+            let waiters = this.waiters_or(id, &known).await;
+            this.sink.failed(&waiters, &req, reason).await;
         });
+    }
+
+    /// The check's waiters from the store, or the ones this process knows when the store
+    /// cannot answer (within a bound: the answer must not wait on a store that hangs).
+    async fn waiters_or(&self, id: CheckId, known: &Mutex<Vec<Waiter>>) -> Vec<Waiter> {
+        match tokio::time::timeout(Duration::from_secs(10), self.store.waiters(id)).await {
+            Ok(Ok(waiters)) if !waiters.is_empty() => waiters,
+            other => {
+                if let Ok(Err(e)) = other {
+                    tracing::warn!(check_id = id.0, error = %e, "could not read the waiters; answering the ones known");
+                }
+                known.lock().unwrap_or_else(|e| e.into_inner()).clone()
+            }
+        }
     }
 
     async fn drive(
@@ -220,8 +284,10 @@ impl Coordinator {
         id: CheckId,
         req: CheckRequest,
         resume: Option<ResumePoint>,
+        known: &Arc<Mutex<Vec<Waiter>>>,
     ) -> Result<()> {
         let waiters = self.store.waiters(id).await?;
+        remember(known, &waiters);
         let resumed = resume.is_some();
         let permit = match self.slots.clone().try_acquire_owned() {
             Ok(p) => p,
@@ -244,6 +310,7 @@ impl Coordinator {
         let reporter = {
             let this = self.clone();
             let req = req.clone();
+            let known = known.clone();
             tokio::spawn(async move {
                 let mut lines: Vec<String> = Vec::new();
                 if resumed {
@@ -299,7 +366,13 @@ impl Coordinator {
                     }
                     let due = last_edit.map(|t| t.elapsed() >= interval).unwrap_or(true);
                     if pending && due {
-                        let waiters = this.store.waiters(id).await.unwrap_or_default();
+                        let waiters = match this.store.waiters(id).await {
+                            Ok(waiters) => {
+                                remember(&known, &waiters);
+                                waiters
+                            }
+                            Err(_) => known.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+                        };
                         interval = Duration::from_secs(waiters.len().clamp(1, 30) as u64);
                         this.sink.progress(&waiters, &req, &lines).await;
                         last_edit = Some(Instant::now());
@@ -355,17 +428,27 @@ impl Coordinator {
                 &json,
                 report.build_url.as_deref(),
             )
-            .await
-            .context("recording the result")?;
+            .await;
         match outcome {
-            FinishOutcome::Recorded { waiters } => {
+            Ok(FinishOutcome::Recorded { waiters }) => {
                 self.sink.finished(&waiters, &report, None).await
             }
-            FinishOutcome::LeaseLost => {
+            Ok(FinishOutcome::LeaseLost) => {
                 tracing::warn!(
                     check_id = id.0,
                     "lease lost before the result was recorded: the new holder answers"
                 )
+            }
+            Err(e) => {
+                // The verdict exists: show it rather than a failure. The check stays running
+                // in the store; once its lease expires it is resumed and recorded then.
+                tracing::error!(
+                    check_id = id.0,
+                    error = format!("{e:#}"),
+                    "could not record the result; answering the waiters known"
+                );
+                let waiters = self.waiters_or(id, known).await;
+                self.sink.finished(&waiters, &report, None).await
             }
         }
         Ok(())
@@ -391,10 +474,23 @@ fn stage_of(p: &Progress) -> &'static str {
     }
 }
 
-/// Aborts a spawned task when dropped.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
+/// Adds `waiters` to the ones known without the store (deduplicated by message).
+fn remember(known: &Mutex<Vec<Waiter>>, waiters: &[Waiter]) {
+    let mut known = known.lock().unwrap_or_else(|e| e.into_inner());
+    for w in waiters {
+        if !known
+            .iter()
+            .any(|k| k.channel == w.channel && k.message_ts == w.message_ts)
+        {
+            known.push(w.clone());
+        }
+    }
+}
 
-impl Drop for AbortOnDrop {
+/// Aborts a spawned task when dropped.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
     fn drop(&mut self) {
         self.0.abort();
     }

@@ -14,7 +14,9 @@
 //!   `msg_blocks_too_long`, `invalid_arguments` for views); every refusal is recorded
 //!   ([`SimSlackState::refusals`]).
 //!   A wrong or missing token answers `invalid_auth`/`not_authed`; an unknown method
-//!   `unknown_method`. [`SlackSim::fail_next`] injects failures (HTTP 429 + `Retry-After`, …).
+//!   `unknown_method`. [`SlackSim::fail_next`] injects failures (HTTP 429 + `Retry-After`, a refusal
+//!   with `response_metadata.messages`, a bare 5xx, a stall). `chat.update` without `blocks`
+//!   keeps the message's blocks and an empty list removes them, as Slack documents.
 //! - Socket Mode: each connection gets a `hello` (with the fields slack-morphism's models
 //!   require). [`SlackSim::push`] sends an envelope to one live connection (round robin) and the
 //!   ack is recorded with the time from send to ack ([`SimAck`]). [`SlackSim::disconnect_all`]
@@ -107,8 +109,19 @@ pub enum Failure {
     },
     /// HTTP 200 with `{"ok":false,"error":<code>}`.
     Error(String),
+    /// HTTP 200 with `{"ok":false,"error":<code>,"response_metadata":{"messages":[…]}}`, as
+    /// Slack answers `invalid_blocks` (each message names a JSON pointer).
+    Rejected {
+        /// Slack's error code.
+        code: String,
+        /// `response_metadata.messages`.
+        messages: Vec<String>,
+    },
     /// A bare HTTP status (e.g. 500) with an empty body.
     Status(u16),
+    /// No answer for this long (a stalled Slack), then the normal answer. A client that
+    /// gives up earlier just closes the connection.
+    Stall(Duration),
 }
 
 /// One version of a message's content.
@@ -661,7 +674,7 @@ async fn api(
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::to_string)
         .or(form_token);
-    inner.handle(&method, token.as_deref(), params)
+    inner.handle(&method, token.as_deref(), params).await
 }
 
 fn ok(mut body: Value) -> Response {
@@ -709,7 +722,12 @@ const METHODS: [&str; 8] = [
 ];
 
 impl Inner {
-    fn handle(&self, method: &str, token: Option<&str>, params: Map<String, Value>) -> Response {
+    async fn handle(
+        &self,
+        method: &str,
+        token: Option<&str>,
+        params: Map<String, Value>,
+    ) -> Response {
         if !METHODS.contains(&method) {
             return slack_error("unknown_method");
         }
@@ -721,17 +739,7 @@ impl Inner {
             if let Some(failure) = s.failures.get_mut(method).and_then(VecDeque::pop_front) {
                 return Err(failure);
             }
-            let expected = if method == "apps.connections.open" {
-                &self.cfg.app_token
-            } else {
-                &self.cfg.bot_token
-            };
-            match token {
-                None => return Ok(slack_error("not_authed")),
-                Some(t) if t != expected => return Ok(slack_error("invalid_auth")),
-                Some(_) => {}
-            }
-            Ok(self.dispatch(s, method, &params))
+            Ok(self.answer(s, method, token, &params))
         });
         match response {
             Ok(response) => response,
@@ -747,9 +755,42 @@ impl Inner {
                 response
             }
             Err(Failure::Error(code)) => slack_error(&code),
+            Err(Failure::Rejected { code, messages }) => Json(json!({
+                "ok": false,
+                "error": code,
+                "response_metadata": { "messages": messages },
+            }))
+            .into_response(),
             Err(Failure::Status(status)) => StatusCode::from_u16(status)
                 .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
                 .into_response(),
+            Err(Failure::Stall(pause)) => {
+                tokio::select! {
+                    _ = self.stop.cancelled() => {}
+                    _ = tokio::time::sleep(pause) => {}
+                }
+                self.update(|s| self.answer(s, method, token, &params))
+            }
+        }
+    }
+
+    /// The normal answer: the token checked, then the method's work.
+    fn answer(
+        &self,
+        s: &mut SimSlackState,
+        method: &str,
+        token: Option<&str>,
+        params: &Map<String, Value>,
+    ) -> Response {
+        let expected = if method == "apps.connections.open" {
+            &self.cfg.app_token
+        } else {
+            &self.cfg.bot_token
+        };
+        match token {
+            None => slack_error("not_authed"),
+            Some(t) if t != expected => slack_error("invalid_auth"),
+            Some(_) => self.dispatch(s, method, params),
         }
     }
 
@@ -871,6 +912,13 @@ impl Inner {
                     .find(|m| m.channel == channel && m.ts == ts && m.ephemeral_to.is_none())
                 else {
                     return slack_error("message_not_found");
+                };
+                // As Slack documents for chat.update: without `blocks` the message keeps its
+                // blocks; an empty list removes them.
+                let blocks = match blocks {
+                    None => found.blocks.clone(),
+                    Some(Value::Array(list)) if list.is_empty() => None,
+                    given => given,
                 };
                 found.text = text.clone();
                 found.blocks = blocks.clone();

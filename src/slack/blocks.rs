@@ -515,6 +515,79 @@ fn buttons(report: &Report, ctx: &ReportContext) -> Option<Value> {
     Some(json!({"type": "actions", "block_id": BLOCK_ACTIONS, "elements": elements}))
 }
 
+/// The most a plain-text report ([`plain_report`]) may hold: well inside Slack's 40,000
+/// characters for `text` and short enough to read in a thread.
+const MAX_PLAIN: usize = 3000;
+
+/// The report as one plain-text message, no blocks: what is posted when Slack refuses the
+/// Block Kit version (`invalid_blocks`, `msg_too_long`…), so a thread is never left silent.
+/// The verdict, its one-line reason, the next actions and the links (Jenkins build, runbook);
+/// text from outside is escaped for mrkdwn, and the whole stays under [`MAX_PLAIN`] characters.
+pub fn plain_report(report: &Report, runbook_url: &str) -> String {
+    let one_line = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
+    let confirmed = if report.confirmed {
+        " (confirmed by IAM)"
+    } else {
+        ""
+    };
+    let mut out = format!(
+        "*`{}`* — {}{confirmed}\n{}",
+        report.verdict.as_str(),
+        report.verdict.title(),
+        mrkdwn::escape_composed(&clip(&one_line(&report.summary), 500)),
+    );
+    match (&report.location, report.environment) {
+        (Some(l), Some(e)) => out.push_str(&format!("\nLocation `{l}` ({e})")),
+        (Some(l), None) => out.push_str(&format!("\nLocation `{l}`")),
+        _ => {}
+    }
+    if !report.next_actions.is_empty() {
+        out.push_str("\n*Next actions*");
+        for action in report.next_actions.iter().take(10) {
+            out.push_str(&format!(
+                "\n• {}",
+                mrkdwn::escape_composed(&clip(&one_line(action), 300))
+            ));
+        }
+    }
+    let mut links = Vec::new();
+    if let Some(b) = &report.build_url {
+        links.push(mrkdwn::link(&clip(b, 1000), "Jenkins build"));
+    }
+    if !runbook_url.is_empty() {
+        links.push(mrkdwn::link(&clip(runbook_url, 1000), "Runbook"));
+    }
+    if !links.is_empty() {
+        out.push_str(&format!("\n{}", links.join(" · ")));
+    }
+    out.push_str(
+        "\n_(plain version: Slack refused the full message; details are in the bot's logs)_",
+    );
+    if out.chars().count() > MAX_PLAIN {
+        out = clip(&out, MAX_PLAIN);
+    }
+    out
+}
+
+/// A check in progress as plain text (no blocks), for when Slack refuses the Block Kit one.
+pub fn plain_progress(location: &LocationId, environment: Environment, lines: &[String]) -> String {
+    let mut out = format!(":hourglass_flowing_sand: Checking `{location}` ({environment})");
+    for line in lines.iter().take(20) {
+        out.push_str(&format!("\n• {}", clip(line, 300)));
+    }
+    clip(&out, MAX_PLAIN)
+}
+
+/// The answer when a check ended without a verdict (the bot's store or engine failed): says
+/// so and how to try again, so the thread never stays on a progress message. `reason` is one
+/// line for people (escaped here).
+pub fn plain_failure(location: &LocationId, environment: Environment, reason: &str) -> String {
+    format!(
+        ":warning: The check of `{location}` ({environment}) ended without a verdict: {}\nNothing was concluded about the location. Try again with `@linkbot check {location} {environment}`; if it keeps failing, the bot's logs have the details.",
+        mrkdwn::escape(&clip(reason, 500))
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -865,5 +938,38 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn the_plain_report_has_the_verdict_reason_actions_and_links_escaped_and_bounded() {
+        let mut r = sample(VerdictCode::ApiKeyInvalid, 3);
+        r.build_url = Some("http://jenkins/job/x/5/?a=1&b=<2>|x".into());
+        let text = plain_report(&r, "https://runbook.example/x");
+        assert!(text.contains("`api_key_invalid`"), "{text}");
+        assert!(
+            text.contains("summary &lt;!channel&gt; &amp; more"),
+            "{text}"
+        );
+        assert!(
+            text.contains("ibmcloud ks api-key reset --region us-east"),
+            "{text}"
+        );
+        assert!(text.contains("|Jenkins build>"), "{text}");
+        assert!(
+            text.contains("<https://runbook.example/x|Runbook>"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("<2>") && !text.contains("<!channel>"),
+            "{text}"
+        );
+        assert!(
+            text.contains("a=1&amp;b=%3C2%3E%7Cx|Jenkins build>"),
+            "{text}"
+        );
+
+        r.summary = "x".repeat(50_000);
+        r.next_actions = vec!["y".repeat(10_000); 40];
+        assert!(plain_report(&r, "").chars().count() <= MAX_PLAIN);
     }
 }

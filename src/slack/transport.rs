@@ -31,6 +31,9 @@
 //! - The number of live connections (`hello` received, not yet told to disconnect) is published
 //!   on the `connected` watch channel, for `/readyz`.
 //! - A refused app token (`invalid_auth`…) ends [`run`] with that error: retrying cannot help.
+//!   Anything else that fails while opening (a 5xx, a timed-out `apps.connections.open`, a
+//!   handshake that does not finish within [`TransportConfig::hello_timeout`]) is retried with
+//!   the same backoff, with a warning each time; opening as a whole is bounded too.
 //!
 //! Envelopes acked but still queued when `shutdown` fires are offered to the bot without waiting
 //! and otherwise dropped (Slack will not redeliver an acked envelope). Slash-command acks carry
@@ -426,14 +429,15 @@ fn decode(pending: &Pending) -> Option<Inbound> {
 }
 
 /// Exponential backoff with equal jitter: a delay in [d/2, d), d doubling up to `max`.
-struct Backoff {
+/// Also paces the Web API retries of the sink (`handler.rs`).
+pub(crate) struct Backoff {
     min: Duration,
     max: Duration,
     attempt: u32,
 }
 
 impl Backoff {
-    fn new(min: Duration, max: Duration) -> Backoff {
+    pub(crate) fn new(min: Duration, max: Duration) -> Backoff {
         Backoff {
             min,
             max,
@@ -441,7 +445,7 @@ impl Backoff {
         }
     }
 
-    fn next(&mut self) -> Duration {
+    pub(crate) fn next(&mut self) -> Duration {
         let full = self
             .min
             .saturating_mul(2u32.saturating_pow(self.attempt))
@@ -459,12 +463,22 @@ impl Backoff {
 /// One connection slot: connect, serve, and reconnect until stopped.
 async fn run_slot(sh: Arc<Shared>, slot: usize) -> Result<(), SlackError> {
     let mut backoff = Backoff::new(sh.cfg.backoff_min, sh.cfg.backoff_max);
+    // `apps.connections.open` is bounded by the Web API timeout and the handshake by
+    // `hello_timeout`; this outer bound makes sure no step of opening can hang a slot.
+    let open_bound = sh.web.request_timeout() + sh.cfg.hello_timeout.saturating_mul(2);
     loop {
         let opened = tokio::select! {
             biased;
             _ = sh.stop.cancelled() => return Ok(()),
-            opened = open(&sh) => opened,
+            opened = tokio::time::timeout(open_bound, open(&sh)) => match opened {
+                Ok(opened) => opened,
+                Err(_) => Err(SlackError::Timeout {
+                    method: "apps.connections.open",
+                    after: open_bound,
+                }),
+            },
         };
+        let opening = opened.is_err();
         let ended = match opened {
             Err(error) if error.is_fatal() => {
                 tracing::error!(
@@ -503,12 +517,21 @@ async fn run_slot(sh: Arc<Shared>, slot: usize) -> Result<(), SlackError> {
                     backoff.reset();
                 }
                 let delay = backoff.next();
-                tracing::warn!(
-                    slot,
-                    kind = error.kind(),
-                    retry_in_ms = delay.as_millis() as u64,
-                    "Socket Mode connection lost: {error}"
-                );
+                if opening {
+                    tracing::warn!(
+                        slot,
+                        kind = error.kind(),
+                        retry_in_ms = delay.as_millis() as u64,
+                        "could not open a Socket Mode connection; retrying: {error}"
+                    );
+                } else {
+                    tracing::warn!(
+                        slot,
+                        kind = error.kind(),
+                        retry_in_ms = delay.as_millis() as u64,
+                        "Socket Mode connection lost: {error}"
+                    );
+                }
                 sh.metrics.reconnects.inc();
                 tokio::select! {
                     biased;

@@ -39,12 +39,17 @@ use slack_morphism::{
     SlackTeamId, SlackTs, SlackUserGroupId, SlackUserId,
 };
 use std::fmt;
+use std::future::Future;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
+use tokio::sync::watch;
 use url::Url;
 
 /// How many times a call answered HTTP 429 is retried (each after its `Retry-After`).
 pub const MAX_RETRIES: usize = 3;
+
+/// The default bound on one Web API call (`[slack] request_timeout_secs`).
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 type Connector = SlackClientHyperConnector<hyper_rustls::HttpsConnector<NetConnector>>;
 
@@ -80,9 +85,20 @@ pub enum SlackError {
         method: &'static str,
         /// Slack's error code (`channel_not_found`, `message_not_found`, …).
         code: String,
+        /// Slack's `response_metadata.messages` (for `invalid_blocks`: what is wrong and where,
+        /// e.g. `[ERROR] must be unique [json-pointer:/blocks/9/elements/1/action_id]`).
+        messages: Vec<String>,
         /// The client error.
         #[source]
         source: Box<SlackClientError>,
+    },
+    /// No answer within the configured `[slack] request_timeout_secs`.
+    #[error("Slack API {method} did not answer within {}s", after.as_secs_f32())]
+    Timeout {
+        /// The API method.
+        method: &'static str,
+        /// The bound that passed.
+        after: Duration,
     },
     /// Still rate limited after [`MAX_RETRIES`] retries.
     #[error("Slack API {method} is rate limited")]
@@ -177,6 +193,9 @@ impl SlackError {
             SlackError::Http { .. } | SlackError::Transport { .. } => {
                 "Slack could not be reached; try again shortly.".to_string()
             }
+            SlackError::Timeout { .. } => {
+                "Slack did not answer in time; try again shortly.".to_string()
+            }
             SlackError::Protocol { .. } => {
                 "Slack gave an answer linkbot does not understand; try again shortly.".to_string()
             }
@@ -195,7 +214,7 @@ impl SlackError {
     }
 
     /// A low-cardinality label for metrics: `auth`, `api_error`, `ratelimited`, `http_error`,
-    /// `transport`, `protocol`, `invalid_input`, `setup`, `socket`.
+    /// `transport`, `timeout`, `protocol`, `invalid_input`, `setup`, `socket`.
     pub fn kind(&self) -> &'static str {
         match self {
             SlackError::Auth { .. } => "auth",
@@ -203,6 +222,7 @@ impl SlackError {
             SlackError::RateLimited { .. } => "ratelimited",
             SlackError::Http { .. } => "http_error",
             SlackError::Transport { .. } => "transport",
+            SlackError::Timeout { .. } => "timeout",
             SlackError::Protocol { .. } | SlackError::Envelope { .. } => "protocol",
             SlackError::InvalidBlocks { .. } => "invalid_input",
             SlackError::Setup { .. } => "setup",
@@ -213,6 +233,49 @@ impl SlackError {
     /// Whether retrying cannot help (the token is refused, the client cannot be built).
     pub fn is_fatal(&self) -> bool {
         matches!(self, SlackError::Auth { .. } | SlackError::Setup { .. })
+    }
+
+    /// Whether Slack refused the token itself (revoked, invalid, deactivated workspace…), as
+    /// opposed to a scope or permission missing for one method: the bot cannot work at all.
+    pub fn is_token_refused(&self) -> bool {
+        matches!(self, SlackError::Auth { code, .. } if matches!(
+            code.as_str(),
+            "invalid_auth" | "not_authed" | "account_inactive" | "token_revoked" | "token_expired"
+        ))
+    }
+
+    /// Whether the same call may succeed if tried again shortly: HTTP 5xx, no answer, a
+    /// timeout. A refusal (`ok: false`) is not: Slack would refuse the same request again.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            SlackError::Http { status, .. } => *status >= 500,
+            SlackError::Transport { .. } | SlackError::Timeout { .. } => true,
+            _ => false,
+        }
+    }
+
+    /// Slack's `response_metadata.messages` for a refused call (empty when there are none).
+    pub fn response_messages(&self) -> &[String] {
+        match self {
+            SlackError::Api { messages, .. } => messages,
+            _ => &[],
+        }
+    }
+
+    /// One line naming a fatal cause and its fix, for the process's last words.
+    pub fn fatal_line(&self) -> String {
+        let var = match self {
+            SlackError::Auth {
+                method: "apps.connections.open",
+                ..
+            } => Some("SLACK_APP_TOKEN"),
+            SlackError::Auth { .. } => Some("SLACK_BOT_TOKEN"),
+            _ => None,
+        };
+        match var {
+            Some(var) => format!("{self}: check {var}"),
+            None => self.to_string(),
+        }
     }
 
     /// Slack's error code (`channel_not_found`, `invalid_auth`, …) when Slack answered one.
@@ -235,6 +298,7 @@ impl SlackError {
             SlackClientError::ApiError(api) => SlackError::Api {
                 method,
                 code: api.code.clone(),
+                messages: response_messages(api.http_response_body.as_deref()),
                 source,
             },
             SlackClientError::RateLimitError(rate) => SlackError::RateLimited {
@@ -253,6 +317,29 @@ impl SlackError {
             _ => SlackError::Protocol { method, source },
         }
     }
+}
+
+/// `response_metadata.messages` of an error answer, at most 20 of at most 300 characters each
+/// (they name JSON pointers and limits, never message content, but a log line stays bounded).
+fn response_messages(body: Option<&str>) -> Vec<String> {
+    let Some(body) = body else {
+        return Vec::new();
+    };
+    let Ok(value) = serde_json::from_str::<serde_json::Value>(body) else {
+        return Vec::new();
+    };
+    value
+        .pointer("/response_metadata/messages")
+        .and_then(serde_json::Value::as_array)
+        .map(|messages| {
+            messages
+                .iter()
+                .filter_map(serde_json::Value::as_str)
+                .take(20)
+                .map(|m| m.chars().take(300).collect())
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 fn is_auth_code(code: &str) -> bool {
@@ -279,6 +366,8 @@ pub struct SlackWeb {
     metrics: Metrics,
     api_url: String,
     net: Net,
+    timeout: Duration,
+    refused: Arc<watch::Sender<Option<String>>>,
 }
 
 impl fmt::Debug for SlackWeb {
@@ -322,6 +411,8 @@ impl SlackWeb {
             metrics,
             api_url,
             net: net.clone(),
+            timeout: DEFAULT_REQUEST_TIMEOUT,
+            refused: Arc::new(watch::Sender::new(None)),
         })
     }
 
@@ -357,6 +448,49 @@ impl SlackWeb {
         self
     }
 
+    /// Bounds every call (rate-limit waits included) by `timeout`; a call still unanswered
+    /// then fails with [`SlackError::Timeout`].
+    pub fn with_request_timeout(mut self, timeout: Duration) -> SlackWeb {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The metrics the client counts its calls in.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// The bound on one call.
+    pub fn request_timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// Becomes `Some(one line naming the cause)` the first time Slack refuses a token
+    /// (`invalid_auth`, `token_revoked`, …) on any call: the bot cannot work any more.
+    pub fn token_refused(&self) -> watch::Receiver<Option<String>> {
+        self.refused.subscribe()
+    }
+
+    /// Awaits `call` within the request timeout, then counts and logs its outcome.
+    async fn call<T>(
+        &self,
+        method: &'static str,
+        call: impl Future<Output = Result<T, SlackClientError>>,
+    ) -> Result<T, SlackError> {
+        match tokio::time::timeout(self.timeout, call).await {
+            Ok(result) => self.finish(method, result),
+            Err(_) => {
+                let err = SlackError::Timeout {
+                    method,
+                    after: self.timeout,
+                };
+                Metrics::call(&self.metrics.slack_calls, method, err.kind());
+                tracing::warn!(method, kind = err.kind(), "{err}");
+                Err(err)
+            }
+        }
+    }
+
     fn token(&self, secret: &Secret, with_team: bool) -> SlackApiToken {
         let token = SlackApiToken::new(SlackApiTokenValue(secret.expose().to_string()));
         match self.team_id.get() {
@@ -378,12 +512,32 @@ impl SlackWeb {
             Err(source) => {
                 let err = SlackError::from_client(method, source);
                 Metrics::call(&self.metrics.slack_calls, method, err.kind());
-                tracing::warn!(
-                    method,
-                    kind = err.kind(),
-                    code = err.code(),
-                    "Slack API call failed"
-                );
+                if let SlackError::Api { code, messages, .. } = &err {
+                    // Slack refused the request itself: retrying the same one cannot help.
+                    self.metrics.rejected(method, code);
+                    tracing::error!(
+                        method,
+                        code = code.as_str(),
+                        messages = ?messages,
+                        "Slack refused the request"
+                    );
+                } else {
+                    tracing::warn!(
+                        method,
+                        kind = err.kind(),
+                        code = err.code(),
+                        "Slack API call failed"
+                    );
+                }
+                if err.is_token_refused() {
+                    let line = err.fatal_line();
+                    self.refused.send_if_modified(|current| {
+                        current.is_none() && {
+                            *current = Some(line);
+                            true
+                        }
+                    });
+                }
                 Err(err)
             }
         }
@@ -398,7 +552,7 @@ impl SlackWeb {
     pub async fn auth_test(&self) -> Result<BotIdentity, SlackError> {
         let token = self.token(&self.bot_token, false);
         let session = self.client.open_session(&token);
-        let res = self.finish("auth.test", session.auth_test().await)?;
+        let res = self.call("auth.test", session.auth_test()).await?;
         let team_id = res.team_id.0;
         let _ = self.team_id.set(team_id.clone());
         Ok(BotIdentity {
@@ -413,10 +567,11 @@ impl SlackWeb {
     pub async fn connections_open(&self, app_token: &Secret) -> Result<Url, SlackError> {
         let token = self.token(app_token, false);
         let session = self.client.open_session(&token);
-        let res = session
-            .apps_connections_open(&SlackApiAppsConnectionOpenRequest::new())
-            .await;
-        Ok(self.finish("apps.connections.open", res)?.url.0)
+        let req = SlackApiAppsConnectionOpenRequest::new();
+        let res = self
+            .call("apps.connections.open", session.apps_connections_open(&req))
+            .await?;
+        Ok(res.url.0)
     }
 
     /// `chat.postMessage`: posts `text` (the notification/fallback text) with optional Block Kit
@@ -441,11 +596,17 @@ impl SlackWeb {
         );
         let token = self.token(&self.bot_token, true);
         let session = self.client.open_session(&token);
-        let res: Result<SlackApiChatPostMessageResponse, _> = session
-            .http_session_api
-            .http_post(METHOD, &req, self.pacing.then_some(&per_channel))
-            .await;
-        Ok(self.finish(METHOD, res)?.ts.0)
+        let res: SlackApiChatPostMessageResponse = self
+            .call(
+                METHOD,
+                session.http_session_api.http_post(
+                    METHOD,
+                    &req,
+                    self.pacing.then_some(&per_channel),
+                ),
+            )
+            .await?;
+        Ok(res.ts.0)
     }
 
     /// `chat.update`: replaces the text and blocks of the message `ts` in `channel`.
@@ -465,7 +626,7 @@ impl SlackWeb {
         );
         let token = self.token(&self.bot_token, true);
         let session = self.client.open_session(&token);
-        self.finish(METHOD, session.chat_update(&req).await)?;
+        self.call(METHOD, session.chat_update(&req)).await?;
         Ok(())
     }
 
@@ -488,7 +649,7 @@ impl SlackWeb {
         .opt_thread_ts(thread_ts.map(|t| SlackTs(t.to_string())));
         let token = self.token(&self.bot_token, true);
         let session = self.client.open_session(&token);
-        self.finish(METHOD, session.chat_post_ephemeral(&req).await)?;
+        self.call(METHOD, session.chat_post_ephemeral(&req)).await?;
         Ok(())
     }
 
@@ -501,7 +662,8 @@ impl SlackWeb {
         let token = self.token(&self.bot_token, true);
         let session = self.client.open_session(&token);
         Ok(self
-            .finish("chat.getPermalink", session.chat_get_permalink(&req).await)?
+            .call("chat.getPermalink", session.chat_get_permalink(&req))
+            .await?
             .permalink)
     }
 
@@ -511,10 +673,9 @@ impl SlackWeb {
         let req = SlackApiUserGroupsUsersListRequest::new(SlackUserGroupId(group_id.to_string()));
         let token = self.token(&self.bot_token, true);
         let session = self.client.open_session(&token);
-        let res = self.finish(
-            "usergroups.users.list",
-            session.usergroups_users_list(&req).await,
-        )?;
+        let res = self
+            .call("usergroups.users.list", session.usergroups_users_list(&req))
+            .await?;
         Ok(res.users.into_iter().map(|u| u.0).collect())
     }
 }
@@ -603,5 +764,48 @@ mod tests {
         )
         .expect("client builds");
         assert!(!format!("{web:?}").contains("very-secret"));
+    }
+
+    fn api_error(code: &str, body: &str) -> SlackError {
+        SlackError::from_client(
+            "chat.update",
+            SlackClientError::ApiError(
+                slack_morphism::errors::SlackClientApiError::new(code.to_string())
+                    .with_http_response_body(body.to_string()),
+            ),
+        )
+    }
+
+    #[test]
+    fn refusals_keep_slacks_messages_and_say_whether_retrying_or_going_on_can_help() {
+        let refused = api_error(
+            "invalid_blocks",
+            r#"{"ok":false,"error":"invalid_blocks","response_metadata":{"messages":["[ERROR] must be unique [json-pointer:/blocks/9/elements/1/action_id]"]}}"#,
+        );
+        assert_eq!(
+            refused.response_messages(),
+            ["[ERROR] must be unique [json-pointer:/blocks/9/elements/1/action_id]"]
+        );
+        assert!(!refused.is_retryable() && !refused.is_token_refused());
+        assert!(api_error("msg_too_long", "not json")
+            .response_messages()
+            .is_empty());
+
+        let revoked = api_error("token_revoked", r#"{"ok":false,"error":"token_revoked"}"#);
+        assert!(revoked.is_token_refused() && revoked.is_fatal());
+        assert!(revoked.fatal_line().ends_with("check SLACK_BOT_TOKEN"));
+        // A missing scope is refused for one method, not the token as a whole.
+        assert!(!api_error("missing_scope", "{}").is_token_refused());
+
+        let timeout = SlackError::Timeout {
+            method: "chat.update",
+            after: Duration::from_secs(10),
+        };
+        assert!(timeout.is_retryable() && !timeout.is_fatal());
+        assert_eq!(timeout.kind(), "timeout");
+        assert_eq!(
+            timeout.to_string(),
+            "Slack API chat.update did not answer within 10s"
+        );
     }
 }

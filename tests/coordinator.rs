@@ -1,0 +1,353 @@
+//! The coordinator's end paths with a store that fails on demand: whatever fails while a
+//! check runs, every waiter it knows hears how the check ended (a verdict or a failure), and
+//! none is left on its progress message. The engine runs against the simulated directory and
+//! Jenkins; the sink records what it was asked to show.
+
+use chrono::{DateTime, Utc};
+use linkbot::check::coordinator::{Coordinator, Requested, Sink};
+use linkbot::check::{CheckRequest, Engine};
+use linkbot::diagnosis::verdict::{Report, VerdictCode};
+use linkbot::domain::{Environment, LocationId};
+use linkbot::metrics::Metrics;
+use linkbot::sim::world::World;
+use linkbot::store::{
+    AuditEntry, CheckId, CheckKey, Claim, FinishOutcome, FinishedCheck, InFlight, PageClaim,
+    RequestSource, Requester, Store, StoreError, Waiter,
+};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::Notify;
+
+const WAIT: Duration = Duration::from_secs(15);
+
+/// A real SQLite store whose `waiters` fails while `fail_waiters` is set.
+struct FailingStore {
+    inner: Arc<dyn Store>,
+    fail_waiters: AtomicBool,
+}
+
+fn broken(op: &'static str) -> StoreError {
+    StoreError::Query {
+        op,
+        source: sqlx::Error::PoolClosed,
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for FailingStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.inner.ping().await
+    }
+    async fn claim_check(
+        &self,
+        key: &CheckKey,
+        owner: &str,
+        lease: Duration,
+        ttl: Duration,
+        requested_by: &Requester,
+    ) -> Result<Claim, StoreError> {
+        self.inner
+            .claim_check(key, owner, lease, ttl, requested_by)
+            .await
+    }
+    async fn add_waiter(&self, check_id: CheckId, waiter: &Waiter) -> Result<bool, StoreError> {
+        self.inner.add_waiter(check_id, waiter).await
+    }
+    async fn waiters(&self, check_id: CheckId) -> Result<Vec<Waiter>, StoreError> {
+        if self.fail_waiters.load(Ordering::SeqCst) {
+            return Err(broken("waiters"));
+        }
+        self.inner.waiters(check_id).await
+    }
+    async fn set_stage(
+        &self,
+        check_id: CheckId,
+        owner: &str,
+        stage: &str,
+        job: Option<&serde_json::Value>,
+    ) -> Result<bool, StoreError> {
+        self.inner.set_stage(check_id, owner, stage, job).await
+    }
+    async fn renew_lease(
+        &self,
+        check_id: CheckId,
+        owner: &str,
+        lease: Duration,
+    ) -> Result<bool, StoreError> {
+        self.inner.renew_lease(check_id, owner, lease).await
+    }
+    async fn finish_check(
+        &self,
+        check_id: CheckId,
+        owner: &str,
+        verdict: &str,
+        report: &serde_json::Value,
+        build_url: Option<&str>,
+    ) -> Result<FinishOutcome, StoreError> {
+        self.inner
+            .finish_check(check_id, owner, verdict, report, build_url)
+            .await
+    }
+    async fn finished(&self, check_id: CheckId) -> Result<Option<FinishedCheck>, StoreError> {
+        self.inner.finished(check_id).await
+    }
+    async fn in_flight(&self) -> Result<Vec<InFlight>, StoreError> {
+        self.inner.in_flight().await
+    }
+    async fn take_over_expired(
+        &self,
+        owner: &str,
+        lease: Duration,
+    ) -> Result<Vec<InFlight>, StoreError> {
+        self.inner.take_over_expired(owner, lease).await
+    }
+    async fn latest_finished(&self, key: &CheckKey) -> Result<Option<FinishedCheck>, StoreError> {
+        self.inner.latest_finished(key).await
+    }
+    async fn record_shown(&self, check_id: CheckId, message: &Waiter) -> Result<bool, StoreError> {
+        self.inner.record_shown(check_id, message).await
+    }
+    async fn shown_result(
+        &self,
+        channel: &str,
+        message_ts: &str,
+    ) -> Result<Option<FinishedCheck>, StoreError> {
+        self.inner.shown_result(channel, message_ts).await
+    }
+    async fn claim_page(
+        &self,
+        check_id: CheckId,
+        key: &CheckKey,
+        target: &str,
+        user: &str,
+        stale: Duration,
+    ) -> Result<PageClaim, StoreError> {
+        self.inner
+            .claim_page(check_id, key, target, user, stale)
+            .await
+    }
+    async fn page_sent(
+        &self,
+        check_id: CheckId,
+        claim: &str,
+        link: &str,
+    ) -> Result<bool, StoreError> {
+        self.inner.page_sent(check_id, claim, link).await
+    }
+    async fn page_failed(&self, check_id: CheckId, claim: &str) -> Result<bool, StoreError> {
+        self.inner.page_failed(check_id, claim).await
+    }
+    async fn release_leases(&self, owner: &str) -> Result<u64, StoreError> {
+        self.inner.release_leases(owner).await
+    }
+    async fn first_seen(&self, event_key: &str) -> Result<bool, StoreError> {
+        self.inner.first_seen(event_key).await
+    }
+    async fn append_audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {
+        self.inner.append_audit(entry).await
+    }
+    async fn audit(
+        &self,
+        since: Option<DateTime<Utc>>,
+        location: Option<&LocationId>,
+        limit: usize,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
+        self.inner.audit(since, location, limit).await
+    }
+    async fn close(&self) {
+        self.inner.close().await
+    }
+}
+
+/// What a sink was asked to show, per waiter message.
+#[derive(Debug, Clone, PartialEq)]
+enum Shown {
+    Verdict(VerdictCode),
+    Failure(String),
+}
+
+#[derive(Default)]
+struct RecordingSink {
+    shown: Mutex<Vec<(String, Shown)>>,
+    changed: Notify,
+    /// Panics when asked to show the "Queued" line: a bug that kills the check's task.
+    panic_when_queued: AtomicBool,
+}
+
+impl RecordingSink {
+    fn record(&self, waiters: &[Waiter], shown: Shown) {
+        let mut all = self.shown.lock().unwrap();
+        for w in waiters {
+            all.push((w.message_ts.clone(), shown.clone()));
+        }
+        self.changed.notify_waiters();
+    }
+
+    /// Waits (bounded) until `message_ts` was shown an end (verdict or failure); returns it.
+    async fn end_of(&self, message_ts: &str) -> Shown {
+        let found = tokio::time::timeout(WAIT, async {
+            loop {
+                let notified = self.changed.notified();
+                if let Some((_, s)) = self
+                    .shown
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .find(|(ts, _)| ts == message_ts)
+                {
+                    return s.clone();
+                }
+                notified.await;
+            }
+        })
+        .await;
+        found.unwrap_or_else(|_| panic!("message {message_ts} was left on its progress"))
+    }
+}
+
+#[async_trait::async_trait]
+impl Sink for RecordingSink {
+    async fn progress(&self, _: &[Waiter], _: &CheckRequest, lines: &[String]) {
+        let queued = lines.iter().any(|l| l.contains("Queued"));
+        if queued && self.panic_when_queued.load(Ordering::SeqCst) {
+            panic!("injected: the sink fails on the queued line");
+        }
+    }
+    async fn finished(&self, waiters: &[Waiter], report: &Report, _: Option<Duration>) {
+        self.record(waiters, Shown::Verdict(report.verdict));
+    }
+    async fn failed(&self, waiters: &[Waiter], _: &CheckRequest, reason: &str) {
+        self.record(waiters, Shown::Failure(reason.to_string()));
+    }
+}
+
+fn waiter(ts: &str) -> Waiter {
+    Waiter {
+        channel: "C0ONCALL".into(),
+        message_ts: ts.into(),
+        thread_ts: Some("1800000000.000001".into()),
+        user: Some("U0ENGINEER".into()),
+    }
+}
+
+/// A coordinator over the simulated world's directory and Jenkins, with `store` and `sink`.
+fn coordinator(
+    world: &World,
+    config: linkbot::config::Config,
+    store: Arc<dyn Store>,
+    sink: Arc<RecordingSink>,
+) -> Coordinator {
+    let engine = Engine::new(
+        Arc::new(config),
+        &world.secrets(),
+        &linkbot::net::Net::direct(),
+        Metrics::new(),
+    )
+    .expect("an engine");
+    Coordinator::new(
+        engine,
+        store,
+        sink,
+        "coord-test".into(),
+        Duration::from_secs(10),
+    )
+}
+
+/// Asks for a check of `location` (prod) whose answer goes to the message `ts`.
+async fn ask(coordinator: &Coordinator, location: LocationId, ts: &str) -> Requested {
+    let requester = Requester {
+        user: Some("U0ENGINEER".into()),
+        channel: Some("C0ONCALL".into()),
+        source: RequestSource::Mention,
+    };
+    let req = CheckRequest {
+        location,
+        environment: Environment::Prod,
+    };
+    coordinator
+        .request(&req, &requester, waiter(ts), false)
+        .await
+        .expect("the request is taken")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_check_whose_store_fails_while_it_runs_tells_its_waiter_it_failed() {
+    let world = World::start().await.expect("the simulated world starts");
+    let config = world.config(&world.sqlite_url("coord")).unwrap();
+    let inner = linkbot::store::open(&world.sqlite_url("coord"))
+        .await
+        .unwrap();
+    let store = Arc::new(FailingStore {
+        inner,
+        fail_waiters: AtomicBool::new(false),
+    });
+    let sink = Arc::new(RecordingSink::default());
+    let coordinator = coordinator(&world, config, store.clone(), sink.clone());
+
+    // A healthy store: the verdict.
+    let started = ask(
+        &coordinator,
+        world.scenario(VerdictCode::ConfigMissing, 0),
+        "1.000001",
+    )
+    .await;
+    assert!(matches!(started, Requested::Started(_)), "{started:?}");
+    assert_eq!(
+        sink.end_of("1.000001").await,
+        Shown::Verdict(VerdictCode::ConfigMissing)
+    );
+
+    // The store fails once the check is claimed: the drive cannot read its waiters and
+    // ends in error. The waiter that asked still hears how it ended.
+    store.fail_waiters.store(true, Ordering::SeqCst);
+    ask(
+        &coordinator,
+        world.scenario(VerdictCode::ApiKeyInvalid, 1),
+        "1.000002",
+    )
+    .await;
+    match sink.end_of("1.000002").await {
+        Shown::Failure(reason) => assert!(reason.contains("store"), "{reason}"),
+        other => panic!("expected a failure answer, got {other:?}"),
+    }
+    coordinator.abort_all();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_check_whose_task_dies_tells_its_waiter_instead_of_leaving_it_on_progress() {
+    let world = World::start().await.expect("the simulated world starts");
+    let mut config = world.config(&world.sqlite_url("panic")).unwrap();
+    config.check.max_concurrent = 1;
+    let store = linkbot::store::open(&world.sqlite_url("panic"))
+        .await
+        .unwrap();
+    let sink = Arc::new(RecordingSink::default());
+    sink.panic_when_queued.store(true, Ordering::SeqCst);
+    let coordinator = coordinator(&world, config, store, sink.clone());
+
+    // The only slot is taken by a slow build; the second check queues, and showing that
+    // panics inside its task.
+    let slow = world.scenario_with(
+        VerdictCode::ConfigMissing,
+        0,
+        World::timing(Duration::from_secs(2)),
+    );
+    ask(&coordinator, slow, "2.000001").await;
+    ask(
+        &coordinator,
+        world.scenario(VerdictCode::ApiKeyInvalid, 1),
+        "2.000002",
+    )
+    .await;
+    match sink.end_of("2.000002").await {
+        Shown::Failure(reason) => assert!(reason.contains("internal error"), "{reason}"),
+        other => panic!("expected a failure answer, got {other:?}"),
+    }
+    // The first check is not disturbed.
+    assert_eq!(
+        sink.end_of("2.000001").await,
+        Shown::Verdict(VerdictCode::ConfigMissing)
+    );
+    coordinator.abort_all();
+}
