@@ -193,6 +193,15 @@ async fn assert_audited_once(store: &Arc<dyn Store>, loc: &LocationId, want: Ver
     assert_eq!(checks[0].verdict.as_deref(), Some(want.as_str()));
 }
 
+/// Polls `cond` every 20 ms until it holds; fails the test after `wait`.
+async fn poll(wait: Duration, what: &str, cond: impl Fn() -> bool) {
+    let deadline = Instant::now() + wait;
+    while !cond() {
+        assert!(Instant::now() < deadline, "{what}: not within {wait:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// Polls the store's in-flight checks until `pred` holds (bounded by [`WAIT`]).
 async fn wait_store(
     store: &Arc<dyn Store>,
@@ -549,11 +558,10 @@ async fn postgres_restarting_mid_check_loses_nothing_and_readyz_shows_the_outage
         );
         // The build finishes and its artifacts are read while the store is still down: the
         // result must wait for the store, not be lost.
-        let artifacts_read = world
-            .slack
-            .wait_until(|_| world.jenkins.count("artifact") >= 2, WAIT)
-            .await;
-        assert!(artifacts_read, "the bot never read the build's artifacts");
+        poll(WAIT, "the bot reading the build's artifacts", || {
+            world.jenkins.count("artifact") >= 2
+        })
+        .await;
         assert_eq!(
             poll_until(&readyz, WAIT, |_, _| true).await.0,
             503,
@@ -632,16 +640,26 @@ impl Tmpfs {
         } else {
             "remount,rw"
         };
-        let out = std::process::Command::new("mount")
-            .args(["-o", opts])
-            .arg(self.path())
-            .output()
-            .expect("running mount");
-        assert!(
-            out.status.success(),
-            "mount -o {opts}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        // A file of the volume still open for writing makes the remount "busy": the store's
+        // worker threads close theirs a moment after the pool closed, and a child process
+        // another test forks holds a copy of them until it execs. Retried, bounded.
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let out = std::process::Command::new("mount")
+                .args(["-o", opts])
+                .arg(self.path())
+                .output()
+                .expect("running mount");
+            if out.status.success() {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "mount -o {opts}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// Fills it up with a file (written until the volume says ENOSPC); returns the file, whose
