@@ -282,10 +282,7 @@ pub fn render_audit(entries: &[crate::store::AuditEntry]) -> String {
     }
     let mut out = String::from("TIME (UTC)           KIND        LOCATION               ENV    WHO          WHERE        VERDICT           TARGET / LINK\n");
     for e in entries {
-        let kind = match e.kind {
-            crate::store::AuditKind::Check => "check",
-            crate::store::AuditKind::Escalation => "escalation",
-        };
+        let kind = e.kind.as_str();
         let tail = [e.target.as_deref(), e.link.as_deref(), e.detail.as_deref()]
             .into_iter()
             .flatten()

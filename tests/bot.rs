@@ -277,24 +277,8 @@ impl Harness {
             .rev()
             .find(world::is_verdict)
             .expect("a verdict to click on");
-        let value = serde_json::to_string(&ButtonValue {
-            location: loc.to_string(),
-            environment: Environment::Prod,
-            target: target.map(str::to_string),
-        })
-        .expect("a button value");
-        self.world
-            .slack
-            .push(fake::block_actions(
-                ONCALL_CHANNEL,
-                user,
-                &verdict.ts,
-                action,
-                &value,
-                Some(thread),
-            ))
-            .await
-            .expect("a live Socket Mode connection");
+        let value = value(loc, Environment::Prod, target);
+        click_value(self, thread, &verdict.ts, action, &value, user).await;
     }
 
     /// Jenkins builds triggered for `loc`.
@@ -714,36 +698,26 @@ async fn an_on_call_member_escalates_to_pagerduty_github_and_the_team_channel() 
         "{paged_text}"
     );
     assert!(paged_text.contains(&key), "{paged_text}");
-    // Paging the same location again reuses its key, so PagerDuty keeps one incident.
+    // Paging the same result again pages no one: the clicker is told who paged it, and when.
     h.click(&thread, &loc, ACTION_PAGE, Some("satellite_link"), ENGINEER)
         .await;
-    let pages = h
-        .world
-        .pagerduty
-        .wait_for_requests(3, WAIT)
-        .await
-        .expect("three pages");
-    assert_eq!(
-        pages[2].json().expect("a JSON event")["dedup_key"],
-        json!(key)
-    );
-    let recorded_pages = h
-        .world
-        .slack
-        .wait_until(
-            |s| {
-                s.thread(ONCALL_CHANNEL, &thread)
-                    .iter()
-                    .filter(|m| m.text.as_deref().unwrap_or("").contains("PagerDuty"))
-                    .count()
-                    >= 2
-            },
-            WAIT,
-        )
-        .await;
+    let told = h.ephemerals(ENGINEER, 1).await;
+    let told = told[0].text.as_deref().unwrap_or("");
     assert!(
-        recorded_pages,
-        "the second page was not recorded in the thread"
+        told.contains(&format!("Already paged by <@{ENGINEER}> at <!date^")),
+        "{told}"
+    );
+    assert_eq!(
+        h.world.pagerduty.requests().len(),
+        2,
+        "the result was paged twice"
+    );
+    assert_eq!(
+        h.posts(ONCALL_CHANNEL, &thread)
+            .iter()
+            .filter(|m| m.text.as_deref().unwrap_or("").contains("PagerDuty"))
+            .count(),
+        1
     );
 
     // Escalate: the team channel gets the diagnosis with a link back, GitHub an issue.
@@ -838,7 +812,8 @@ async fn an_on_call_member_escalates_to_pagerduty_github_and_the_team_channel() 
         .iter()
         .filter(|e| e.kind == AuditKind::Escalation)
         .collect();
-    assert_eq!(escalations.len(), 3, "{escalations:?}");
+    // The page and the escalation; the repeated Page paged no one, so it is not an escalation.
+    assert_eq!(escalations.len(), 2, "{escalations:?}");
     assert!(escalations
         .iter()
         .all(|e| e.actor.as_deref() == Some(ENGINEER)));
@@ -859,6 +834,265 @@ async fn an_on_call_member_escalates_to_pagerduty_github_and_the_team_channel() 
         );
     }
     h.finish("escalate").await;
+}
+
+/// Pushes a click on message `ts` of `thread` with any value (as a forger would send it).
+async fn click_value(
+    h: &Harness,
+    thread: &str,
+    ts: &str,
+    action: &str,
+    value: &ButtonValue,
+    user: &str,
+) {
+    let value = serde_json::to_string(value).expect("a button value");
+    h.world
+        .slack
+        .push(fake::block_actions(
+            ONCALL_CHANNEL,
+            user,
+            ts,
+            action,
+            &value,
+            Some(thread),
+        ))
+        .await
+        .expect("a live Socket Mode connection");
+}
+
+fn value(loc: &LocationId, environment: Environment, target: Option<&str>) -> ButtonValue {
+    ButtonValue {
+        location: loc.to_string(),
+        environment,
+        target: target.map(str::to_string),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_click_the_message_did_not_offer_is_refused_audited_and_reaches_no_one() {
+    // Razee can be paged too, but the verdict below offers Page only for its owner.
+    let h = start_with(|c| {
+        for t in &mut c.escalation {
+            if t.name == "razee" {
+                t.pagerduty = true;
+            }
+        }
+    })
+    .await;
+    let loc = h.world.scenario(VerdictCode::ApiKeyInvalid, 0);
+    let other = h.world.scenario(VerdictCode::ApiKeyInvalid, 1);
+    // Every forged target has a result to escalate, so only the authorization stops it.
+    let (thread, _) = h
+        .mention(ONCALL_CHANNEL, ENGINEER, &format!("check {loc}"), 1)
+        .await;
+    let (other_thread, _) = h
+        .mention(ONCALL_CHANNEL, ENGINEER, &format!("check {other}"), 2)
+        .await;
+    let (stage_thread, _) = h
+        .mention(ONCALL_CHANNEL, ENGINEER, &format!("check {loc} stage"), 3)
+        .await;
+    let shown = h.verdict(ONCALL_CHANNEL, &thread).await;
+    h.verdict(ONCALL_CHANNEL, &other_thread).await;
+    h.verdict(ONCALL_CHANNEL, &stage_thread).await;
+    let builds_before = h.world.jenkins.triggers().len();
+
+    let prod = Environment::Prod;
+    let forged = [
+        // Another location's page, from this message.
+        (
+            ACTION_PAGE,
+            value(&other, prod, Some("satellite_link")),
+            &shown.ts,
+        ),
+        // Another environment.
+        (
+            ACTION_PAGE,
+            value(&loc, Environment::Stage, Some("satellite_link")),
+            &shown.ts,
+        ),
+        // A team the message offered no Page for, and one it offered nothing for.
+        (ACTION_PAGE, value(&loc, prod, Some("razee")), &shown.ts),
+        (ACTION_ESCALATE, value(&loc, prod, Some("dba")), &shown.ts),
+        // A Re-run of another location.
+        (ACTION_RERUN, value(&other, prod, None), &shown.ts),
+    ];
+    let never_posted = "1700000099.000001".to_string();
+    for (action, v, ts) in &forged {
+        click_value(&h, &thread, ts, action, v, ENGINEER).await;
+    }
+    // A message the bot never posted, with a value it would have offered.
+    click_value(
+        &h,
+        &thread,
+        &never_posted,
+        ACTION_PAGE,
+        &value(&loc, prod, Some("satellite_link")),
+        ENGINEER,
+    )
+    .await;
+
+    let refusals = h.ephemerals(ENGINEER, forged.len() + 1).await;
+    for r in &refusals {
+        assert_eq!(r.thread_ts.as_deref(), Some(thread.as_str()));
+        assert!(
+            r.text.as_deref().unwrap_or("").contains("so I did nothing"),
+            "{r:?}"
+        );
+    }
+    assert!(
+        h.world.pagerduty.requests().is_empty(),
+        "PagerDuty was called"
+    );
+    assert!(h.world.github.requests().is_empty(), "GitHub was called");
+    assert!(
+        !h.world
+            .slack
+            .messages()
+            .iter()
+            .any(|m| m.channel == SATLINK_CHANNEL || m.channel == RAZEE_CHANNEL),
+        "a team channel was posted to"
+    );
+    assert_eq!(
+        h.posts(ONCALL_CHANNEL, &thread).len(),
+        1,
+        "the thread was told something"
+    );
+    assert_eq!(
+        h.world.jenkins.triggers().len(),
+        builds_before,
+        "a forged Re-run ran"
+    );
+
+    let audit = h
+        .bot
+        .store
+        .audit(None, None, 100)
+        .await
+        .expect("the audit log");
+    let refused: Vec<_> = audit
+        .iter()
+        .filter(|e| e.kind == AuditKind::RefusedAction)
+        .collect();
+    assert_eq!(refused.len(), forged.len() + 1, "{refused:?}");
+    assert!(refused
+        .iter()
+        .all(|e| e.actor.as_deref() == Some(ENGINEER)
+            && e.channel.as_deref() == Some(ONCALL_CHANNEL)));
+    assert!(audit.iter().all(|e| e.kind != AuditKind::Escalation));
+    // What was asked is on record: the other location, the stage environment, the targets.
+    assert!(refused.iter().any(|e| e.location == other
+        && e.target.as_deref() == Some(&format!("{ACTION_PAGE} satellite_link")[..])));
+    assert!(refused.iter().any(|e| e.environment == Environment::Stage));
+    assert!(refused.iter().any(|e| e.target.as_deref()
+        == Some(&format!("{ACTION_PAGE} razee")[..])
+        && e.detail
+            .as_deref()
+            .is_some_and(|d| d.contains(loc.as_str()))));
+    assert!(refused
+        .iter()
+        .any(|e| e.target.as_deref() == Some(&format!("{ACTION_ESCALATE} dba")[..])));
+
+    // The buttons the message did offer still work.
+    h.click(&thread, &loc, ACTION_PAGE, Some("satellite_link"), ENGINEER)
+        .await;
+    h.wait_text(ONCALL_CHANNEL, &thread, "PagerDuty").await;
+    assert_eq!(h.world.pagerduty.requests().len(), 1);
+    h.finish("forged clicks").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_rapid_page_clicks_page_once_and_the_others_are_told_who_paged() {
+    let h = start().await;
+    let second = "U0SECONDONCALL";
+    h.world
+        .slack
+        .set_usergroup(world::ONCALL_GROUP, &[ENGINEER, second]);
+    let loc = h.world.scenario(VerdictCode::ApiKeyInvalid, 0);
+    let (thread, _) = h
+        .mention(ONCALL_CHANNEL, ENGINEER, &format!("check {loc}"), 1)
+        .await;
+    let shown = h.verdict(ONCALL_CHANNEL, &thread).await;
+    let page = value(&loc, Environment::Prod, Some("satellite_link"));
+
+    // Three clicks pushed at once, without waiting for any answer.
+    tokio::join!(
+        click_value(&h, &thread, &shown.ts, ACTION_PAGE, &page, ENGINEER),
+        click_value(&h, &thread, &shown.ts, ACTION_PAGE, &page, second),
+        click_value(&h, &thread, &shown.ts, ACTION_PAGE, &page, ENGINEER),
+    );
+    // Every click is answered: one page line in the thread, two "already paged" ephemerals.
+    let paged = h.wait_text(ONCALL_CHANNEL, &thread, "PagerDuty").await;
+    let answered = h
+        .world
+        .slack
+        .wait_until(
+            |s| {
+                s.messages()
+                    .iter()
+                    .filter(|m| {
+                        m.ephemeral_to.is_some()
+                            && m.text.as_deref().unwrap_or("").contains("Already paged by")
+                    })
+                    .count()
+                    >= 2
+            },
+            WAIT,
+        )
+        .await;
+    assert!(
+        answered,
+        "the other two clicks were not told the result was paged"
+    );
+    let paged_text = paged.text.unwrap_or_default();
+    let pager = [ENGINEER, second]
+        .into_iter()
+        .find(|u| paged_text.contains(&format!("<@{u}> escalated")))
+        .unwrap_or_else(|| panic!("who paged? {paged_text}"));
+    for m in h.world.slack.messages() {
+        if m.ephemeral_to.is_some() {
+            let text = m.text.as_deref().unwrap_or("");
+            assert!(
+                text.contains(&format!("Already paged by <@{pager}> at ")),
+                "{text}"
+            );
+        }
+    }
+    assert_eq!(h.world.pagerduty.requests().len(), 1, "more than one page");
+    assert_eq!(
+        h.posts(ONCALL_CHANNEL, &thread)
+            .iter()
+            .filter(|m| m.text.as_deref().unwrap_or("").contains("PagerDuty"))
+            .count(),
+        1,
+        "more than one page line in the thread"
+    );
+    let audit = h
+        .bot
+        .store
+        .audit(None, Some(&loc), 100)
+        .await
+        .expect("the audit log");
+    assert_eq!(
+        audit
+            .iter()
+            .filter(|e| e.kind == AuditKind::Escalation)
+            .count(),
+        1
+    );
+
+    // A newer result is a new incident: Re-run, then Page on its answer pages again.
+    h.click(&thread, &loc, ACTION_RERUN, None, ENGINEER).await;
+    h.verdicts(ONCALL_CHANNEL, &thread, 2).await;
+    h.click(&thread, &loc, ACTION_PAGE, Some("satellite_link"), ENGINEER)
+        .await;
+    let both = h
+        .world
+        .pagerduty
+        .wait_for_requests(2, WAIT)
+        .await
+        .expect("a second page");
+    assert_eq!(both.len(), 2);
+    h.finish("rapid pages").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

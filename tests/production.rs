@@ -20,9 +20,10 @@ mod common;
 use base64::Engine as _;
 use linkbot::app::{self, Options, RunningBot};
 use linkbot::diagnosis::verdict::VerdictCode;
-use linkbot::domain::LocationId;
+use linkbot::domain::{Environment, LocationId};
 use linkbot::sim::slack::{self as fake, Failure, SimMessage};
 use linkbot::sim::world::{self, World, ALERT_BOT, ENGINEER, IAM_KEY, ONCALL_CHANNEL};
+use linkbot::slack::blocks::{ButtonValue, ACTION_PAGE};
 use linkbot::store::{AuditEntry, AuditKind, Store};
 use openmetrics_parser::openmetrics::parse_openmetrics;
 use openmetrics_parser::{MetricsExposition, OpenMetricsType, OpenMetricsValue};
@@ -546,6 +547,107 @@ async fn two_replicas_and_an_alert_storm_make_one_build_and_answer_every_alert()
                 .unwrap_or_else(|| panic!("no ack latency count in:\n{text}"));
             assert!(acked > 0.0, "each replica handled part of the storm");
         }
+        a.stop().await;
+        b.stop().await;
+    })
+    .await
+}
+
+/// How many envelopes `bot` acked (from its metrics text).
+fn acked(bot: &RunningBot) -> f64 {
+    let text = bot.metrics.render();
+    text.lines()
+        .find_map(|l| l.strip_prefix("linkbot_envelope_ack_latency_seconds_count "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn page_clicks_spread_over_two_replicas_page_once() {
+    on_postgres(|url| async move {
+        let world = World::start().await.expect("the world starts");
+        let loc = world.scenario(VerdictCode::ApiKeyInvalid, 5);
+        let a = start_bot(&world, &url, "replica-a", SHORT_LEASE).await;
+        let b = start_bot(&world, &url, "replica-b", SHORT_LEASE).await;
+        assert!(world.slack.wait_connections(4, WAIT).await);
+        let thread = mention(&world, &loc, 50).await;
+        wait_verdict(&world, &thread).await;
+        let shown = world
+            .thread(ONCALL_CHANNEL, &thread)
+            .into_iter()
+            .find(world::is_verdict)
+            .expect("the verdict");
+        let before = [acked(&a), acked(&b)];
+
+        // Four clicks at once: Slack's round robin hands two to each replica's connections.
+        let value = serde_json::to_string(&ButtonValue {
+            location: loc.to_string(),
+            environment: Environment::Prod,
+            target: Some("satellite_link".into()),
+        })
+        .expect("a button value");
+        let click = || {
+            world.slack.push(fake::block_actions(
+                ONCALL_CHANNEL,
+                ENGINEER,
+                &shown.ts,
+                ACTION_PAGE,
+                &value,
+                Some(&thread),
+            ))
+        };
+        let pushed = tokio::join!(click(), click(), click(), click());
+        for p in [pushed.0, pushed.1, pushed.2, pushed.3] {
+            p.expect("a live Socket Mode connection");
+        }
+        let told = |s: &fake::SimSlackState| {
+            s.messages()
+                .iter()
+                .filter(|m| {
+                    m.ephemeral_to.as_deref() == Some(ENGINEER)
+                        && m.text.as_deref().unwrap_or("").contains("Already paged by")
+                })
+                .count()
+        };
+        let page_lines = |s: &fake::SimSlackState| {
+            s.thread(ONCALL_CHANNEL, &thread)
+                .iter()
+                .filter(|m| {
+                    m.ephemeral_to.is_none()
+                        && m.text.as_deref().unwrap_or("").contains("PagerDuty")
+                })
+                .count()
+        };
+        // Every click is answered: one page line, three "already paged".
+        let answered = world
+            .slack
+            .wait_until(|s| told(s) >= 3 && page_lines(s) >= 1, WAIT)
+            .await;
+        assert!(
+            answered,
+            "not every click was answered: {:#?}",
+            world.thread(ONCALL_CHANNEL, &thread)
+        );
+        assert_eq!(world.pagerduty.requests().len(), 1, "more than one page");
+        assert!(
+            world
+                .slack
+                .wait_until(|s| page_lines(s) == 1 && told(s) == 3, WAIT)
+                .await
+        );
+        assert!(
+            acked(&a) > before[0] && acked(&b) > before[1],
+            "both replicas handled clicks"
+        );
+        let escalations = a
+            .store
+            .audit(None, Some(&loc), 100)
+            .await
+            .expect("the audit log")
+            .into_iter()
+            .filter(|e| e.kind == AuditKind::Escalation)
+            .count();
+        assert_eq!(escalations, 1);
         a.stop().await;
         b.stop().await;
     })

@@ -9,10 +9,11 @@ use chrono::{DateTime, TimeZone, Utc};
 use linkbot::domain::{Environment, LocationId};
 use linkbot::store::{
     open, open_with_clock, AuditEntry, AuditKind, CheckId, CheckKey, Claim, Clock, FinishOutcome,
-    RequestSource, Requester, Store, StoreError, Waiter,
+    PageClaim, RequestSource, Requester, Store, StoreError, Waiter,
 };
 use serde_json::json;
 use std::future::Future;
+use std::str::FromStr;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -157,6 +158,11 @@ on_both_backends!(
     first_seen_is_true_once_across_instances,
     in_flight_lists_running_checks_with_waiters,
     reopening_keeps_everything,
+    a_message_shows_the_result_it_waited_for_or_was_shown,
+    one_result_is_paged_once_across_replicas,
+    a_failed_or_abandoned_page_can_be_claimed_again,
+    refused_actions_are_audited,
+    upgrading_from_version_1_keeps_the_audit_log,
 );
 
 // ---- helpers -----------------------------------------------------------------------------
@@ -663,6 +669,287 @@ async fn reopening_keeps_everything(db: TestDb) {
     assert_eq!(resumed.len(), 1);
     assert_eq!(resumed[0].job, Some(job));
     assert_eq!(resumed[0].waiters, vec![waiter("7.7")]);
+}
+
+async fn a_message_shows_the_result_it_waited_for_or_was_shown(db: TestDb) {
+    let store = db.open().await;
+    let k = key(LOC_A, Environment::Prod);
+    let id = start(&*store, &k, "a").await;
+    store
+        .add_waiter(id, &waiter("1.1"))
+        .await
+        .expect("add_waiter");
+    // Still running: the message shows progress, no result (and no buttons).
+    assert_eq!(
+        store.shown_result("C0ONCALL", "1.1").await.expect("shown"),
+        None
+    );
+    assert!(!store
+        .record_shown(id, &waiter("9.9"))
+        .await
+        .expect("record_shown"));
+    finish(&*store, id, "a", "api_key_invalid").await;
+    let shown = store
+        .shown_result("C0ONCALL", "1.1")
+        .await
+        .expect("shown")
+        .expect("the message shows the result it waited for");
+    assert_eq!((shown.check_id, &shown.key), (id, &k));
+    assert_eq!(shown.verdict, "api_key_invalid");
+
+    // A reused result shown in a new message (it never waited): recorded, then found.
+    assert_eq!(
+        store.shown_result("C0ONCALL", "2.2").await.expect("shown"),
+        None
+    );
+    assert!(store
+        .record_shown(id, &waiter("2.2"))
+        .await
+        .expect("record_shown"));
+    assert!(store
+        .record_shown(id, &waiter("2.2"))
+        .await
+        .expect("record_shown twice"));
+    let reused = store
+        .shown_result("C0ONCALL", "2.2")
+        .await
+        .expect("shown")
+        .expect("the reused result");
+    assert_eq!(reused.check_id, id);
+    // An unknown check is not recorded.
+    assert!(!store
+        .record_shown(CheckId(999_999), &waiter("3.3"))
+        .await
+        .expect("record_shown unknown"));
+
+    // The same ts in another channel, or an unknown ts, shows nothing.
+    assert_eq!(
+        store.shown_result("C0OTHER", "1.1").await.expect("shown"),
+        None
+    );
+    assert_eq!(
+        store.shown_result("C0ONCALL", "4.4").await.expect("shown"),
+        None
+    );
+    // Another location's message shows that location's result.
+    let other = start(&*store, &key(LOC_B, Environment::Stage), "a").await;
+    store
+        .add_waiter(other, &waiter("5.5"))
+        .await
+        .expect("add_waiter");
+    finish(&*store, other, "a", "config_missing").await;
+    let b = store
+        .shown_result("C0ONCALL", "5.5")
+        .await
+        .expect("shown")
+        .expect("B's result");
+    assert_eq!(b.key, key(LOC_B, Environment::Stage));
+}
+
+async fn finished_check(store: &dyn Store, k: &CheckKey) -> CheckId {
+    let id = match claim(store, k, "a", Duration::ZERO).await {
+        Claim::Started(id) => id,
+        other => panic!("expected Started, got {other:?}"),
+    };
+    finish(store, id, "a", "api_key_invalid").await;
+    id
+}
+
+async fn one_result_is_paged_once_across_replicas(db: TestDb) {
+    let replicas = [db.open().await, db.open().await];
+    let k = key(LOC_A, Environment::Prod);
+    let id = finished_check(&*replicas[0], &k).await;
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let store = replicas[i % 2].clone();
+        let k = k.clone();
+        tasks.push(tokio::spawn(async move {
+            let user = format!("U{i}");
+            let claim = store
+                .claim_page(id, &k, "satellite_link", &user, Duration::from_secs(300))
+                .await
+                .expect("claim_page");
+            (user, claim)
+        }));
+    }
+    let mut winners = Vec::new();
+    let mut told = Vec::new();
+    for t in tasks {
+        match t.await.expect("claim task") {
+            (user, PageClaim::Claimed { claim }) => winners.push((user, claim)),
+            (_, PageClaim::Taken(record)) => told.push(record),
+        }
+    }
+    assert_eq!(winners.len(), 1, "exactly one click pages");
+    let (winner, claim) = winners.pop().expect("a winner");
+    assert_eq!(told.len(), 19);
+    for r in &told {
+        assert_eq!(r.check_id, id);
+        assert_eq!(r.paged_by, winner, "the others are told who pages");
+        assert_eq!(r.claimed_at, db.now());
+        assert_eq!(r.target, "satellite_link");
+    }
+
+    db.advance(Duration::from_secs(2));
+    assert!(replicas[1]
+        .page_sent(id, &claim, "pagerduty:linkbot-prod-x")
+        .await
+        .expect("page_sent"));
+    match replicas[0]
+        .claim_page(id, &k, "satellite_link", "U99", Duration::from_secs(300))
+        .await
+        .expect("claim_page")
+    {
+        PageClaim::Taken(r) => {
+            assert_eq!(r.paged_by, winner);
+            assert_eq!(r.paged_at, Some(db.now()));
+            assert_eq!(r.link.as_deref(), Some("pagerduty:linkbot-prod-x"));
+        }
+        other => panic!("a sent page was claimed again: {other:?}"),
+    }
+    // A sent page is never handed over, however old.
+    db.advance(Duration::from_secs(24 * 60 * 60));
+    assert!(matches!(
+        replicas[1]
+            .claim_page(id, &k, "satellite_link", "U98", Duration::from_secs(300))
+            .await
+            .expect("claim_page"),
+        PageClaim::Taken(_)
+    ));
+    // A newer result of the same location is a new incident: it may be paged.
+    let newer = finished_check(&*replicas[0], &k).await;
+    assert!(matches!(
+        replicas[0]
+            .claim_page(newer, &k, "satellite_link", "U98", Duration::from_secs(300))
+            .await
+            .expect("claim_page"),
+        PageClaim::Claimed { .. }
+    ));
+}
+
+async fn a_failed_or_abandoned_page_can_be_claimed_again(db: TestDb) {
+    let store = db.open().await;
+    let k = key(LOC_A, Environment::Prod);
+    let id = finished_check(&*store, &k).await;
+    let stale = Duration::from_secs(300);
+    let claim_as = |user: &'static str| {
+        let store = store.clone();
+        let k = k.clone();
+        async move {
+            store
+                .claim_page(id, &k, "satellite_link", user, stale)
+                .await
+                .expect("claim_page")
+        }
+    };
+    let PageClaim::Claimed { claim: first } = claim_as("U1").await else {
+        panic!("the first click claims the page");
+    };
+    assert!(
+        matches!(claim_as("U2").await, PageClaim::Taken(r) if r.paged_by == "U1" && r.paged_at.is_none())
+    );
+    // PagerDuty refused it: the row goes, the next click may try again.
+    assert!(store.page_failed(id, &first).await.expect("page_failed"));
+    let PageClaim::Claimed { claim: second } = claim_as("U2").await else {
+        panic!("a failed page can be tried again");
+    };
+    assert!(!store.page_failed(id, &first).await.expect("page_failed"));
+    assert!(!store
+        .page_sent(id, &first, "pagerduty:x")
+        .await
+        .expect("page_sent"));
+
+    // U2's process died mid-page: within the bound the page is still U2's…
+    db.advance(stale - Duration::from_secs(1));
+    assert!(matches!(claim_as("U3").await, PageClaim::Taken(r) if r.paged_by == "U2"));
+    // …after it, the next click takes it, and U2's late answer changes nothing.
+    db.advance(Duration::from_secs(2));
+    let PageClaim::Claimed { claim: third } = claim_as("U3").await else {
+        panic!("an abandoned page is handed on");
+    };
+    assert!(!store
+        .page_sent(id, &second, "pagerduty:late")
+        .await
+        .expect("page_sent"));
+    assert!(store
+        .page_sent(id, &third, "pagerduty:x")
+        .await
+        .expect("page_sent"));
+    assert!(
+        matches!(claim_as("U4").await, PageClaim::Taken(r) if r.paged_by == "U3" && r.link.as_deref() == Some("pagerduty:x"))
+    );
+}
+
+async fn refused_actions_are_audited(db: TestDb) {
+    let store = db.open().await;
+    let refused = AuditEntry {
+        kind: AuditKind::RefusedAction,
+        target: Some("dba (page)".into()),
+        link: None,
+        detail: Some("the message offered other targets".into()),
+        ..escalation(db.now(), LOC_B, "x")
+    };
+    store.append_audit(&refused).await.expect("append");
+    assert_eq!(
+        store
+            .audit(None, Some(&loc(LOC_B)), 10)
+            .await
+            .expect("audit"),
+        vec![refused]
+    );
+}
+
+async fn upgrading_from_version_1_keeps_the_audit_log(db: TestDb) {
+    // A database written by the previous release: only migration 1, with an audit entry.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let backend = if db.url.starts_with("sqlite") {
+        "sqlite"
+    } else {
+        "postgres"
+    };
+    std::fs::copy(
+        format!(
+            "{}/migrations/{backend}/0001_init.sql",
+            env!("CARGO_MANIFEST_DIR")
+        ),
+        dir.path().join("0001_init.sql"),
+    )
+    .expect("copy migration 1");
+    let v1 = sqlx::migrate::Migrator::new(dir.path())
+        .await
+        .expect("migration 1");
+    let insert = "INSERT INTO audit (at, kind, actor, channel, location, environment, verdict, \
+         target, link, detail) VALUES (1714564800000, 'escalation', 'U0BOB', 'C0ONCALL', \
+         'c2aaaaaaaaaaaaaaaaaa', 'prod', 'config_missing', 'razee', 'https://x/1', NULL)";
+    if backend == "sqlite" {
+        let options = sqlx::sqlite::SqliteConnectOptions::from_str(&db.url)
+            .expect("url")
+            .create_if_missing(true);
+        let pool = sqlx::SqlitePool::connect_with(options).await.expect("pool");
+        v1.run(&pool).await.expect("apply migration 1");
+        sqlx::query(insert).execute(&pool).await.expect("insert");
+        pool.close().await;
+    } else {
+        let pool = sqlx::PgPool::connect(&db.url).await.expect("pool");
+        v1.run(&pool).await.expect("apply migration 1");
+        sqlx::query(insert).execute(&pool).await.expect("insert");
+        pool.close().await;
+    }
+
+    let store = db.open().await;
+    let entries = store.audit(None, None, 10).await.expect("audit");
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0].target.as_deref(), Some("razee"));
+    assert_eq!(entries[0].kind, AuditKind::Escalation);
+    // The upgraded log takes the new kind, and new ids follow the old ones.
+    store
+        .append_audit(&AuditEntry {
+            kind: AuditKind::RefusedAction,
+            ..escalation(db.now(), LOC_B, "dba")
+        })
+        .await
+        .expect("append a refused action");
+    assert_eq!(store.audit(None, None, 10).await.expect("audit").len(), 2);
 }
 
 // ---- backend-independent -----------------------------------------------------------------

@@ -128,6 +128,7 @@ impl Coordinator {
                 if !waiting {
                     // It finished between our claim and add_waiter: answer this waiter ourselves.
                     if let Some(done) = self.store.finished(id).await? {
+                        self.record_shown(id, &waiter).await;
                         if let Ok(report) = serde_json::from_value::<Report>(done.report) {
                             self.sink.finished(&[waiter], &report, None).await;
                         }
@@ -141,6 +142,7 @@ impl Coordinator {
                     .unwrap_or_default();
                 match serde_json::from_value::<Report>(done.report) {
                     Ok(report) => {
+                        self.record_shown(done.check_id, &waiter).await;
                         self.sink.finished(&[waiter], &report, Some(age)).await;
                         Ok(Requested::Reused { age })
                     }
@@ -151,6 +153,15 @@ impl Coordinator {
                     }
                 }
             }
+        }
+    }
+
+    /// Records that `waiter`'s message shows the finished check `id` without having waited for
+    /// it, so its buttons can be authorized. Not recorded (the store said why in the log), its
+    /// buttons are refused with a sentence: the result is still shown.
+    async fn record_shown(&self, id: CheckId, waiter: &Waiter) {
+        if let Err(e) = self.store.record_shown(id, waiter).await {
+            tracing::warn!(check_id = id.0, error = %e, "could not record which result a message shows; its buttons will be refused");
         }
     }
 

@@ -4,8 +4,11 @@
 //! sources become checks in the alert's thread, and button clicks escalate, page or re-run.
 //! Every inbound is de-duplicated through the store first, so a redelivery never starts a
 //! second check. Who may act is enforced here: checks only in configured channels, escalations
-//! and re-runs only by the on-call user group (when configured). The check itself is the
-//! coordinator's; this module only turns Slack into requests and results into messages.
+//! and re-runs only by the on-call user group (when configured), and a click only as its message
+//! offered it (the buttons are rendered again from the result the store says that message
+//! shows; a forged value is refused and audited). A result is paged once: the page is claimed in
+//! the store, so concurrent clicks on any replica send one PagerDuty trigger. The check itself
+//! is the coordinator's; this module only turns Slack into requests and results into messages.
 
 use super::alerts::{self, Alert, AttachmentText};
 use super::blocks::{self, ButtonValue, ReportContext, TargetButton};
@@ -19,8 +22,10 @@ use crate::diagnosis::verdict::Report;
 use crate::domain::{Environment, LocationId};
 use crate::escalation::github::GitHubClient;
 use crate::escalation::pagerduty::PagerDutyClient;
-use crate::store::{AuditEntry, AuditKind, CheckKey, RequestSource, Requester, Waiter};
-use anyhow::Result;
+use crate::store::{
+    AuditEntry, AuditKind, CheckKey, PageClaim, PageRecord, RequestSource, Requester, Waiter,
+};
+use anyhow::{Context, Result};
 use slack_morphism::prelude::*;
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -152,6 +157,52 @@ fn attachment_text(a: &SlackMessageAttachment) -> AttachmentText {
             })
             .collect(),
     }
+}
+
+/// How long a page claimed but never reported sent or failed (its replica died mid-page) keeps
+/// other clicks away: longer than the PagerDuty client's whole retry budget.
+const PAGE_CLAIM_STALE: Duration = Duration::from_secs(300);
+
+/// The answer to a Page click on a result already paged (or being paged): who, and when, in
+/// the reader's own time zone (Slack's date token, with a UTC fallback).
+fn already_paged(record: &PageRecord) -> String {
+    let by = if !record.paged_by.is_empty()
+        && record.paged_by.chars().all(|c| c.is_ascii_alphanumeric())
+    {
+        format!("<@{}>", record.paged_by)
+    } else {
+        blocks::escape(&record.paged_by)
+    };
+    let at = record.paged_at.unwrap_or(record.claimed_at);
+    let when = format!(
+        "<!date^{}^{{time}}|{} UTC>",
+        at.timestamp(),
+        at.format("%H:%M")
+    );
+    match record.paged_at {
+        Some(_) => format!(
+            ":white_check_mark: Already paged by {by} at {when}: this result is paged once. To page again, Re-run the check and page its new result."
+        ),
+        None => format!(
+            ":hourglass_flowing_sand: Already paged by {by} at {when}; PagerDuty has not answered yet, and the thread will say how it went."
+        ),
+    }
+}
+
+/// The buttons a rendered message offers: each button's `action_id` and parsed value.
+fn offered_buttons(blocks: &[serde_json::Value]) -> Vec<(String, ButtonValue)> {
+    blocks
+        .iter()
+        .filter(|b| b["type"] == "actions")
+        .filter_map(|b| b["elements"].as_array())
+        .flatten()
+        .filter(|e| e["type"] == "button")
+        .filter_map(|e| {
+            let id = e["action_id"].as_str()?;
+            let (value, _) = ButtonValue::parse(e["value"].as_str()?)?;
+            Some((id.to_string(), value))
+        })
+        .collect()
 }
 
 /// The parts of a channel message the alert rules read, from a raw event (used when
@@ -739,6 +790,12 @@ impl Handler {
                     .await?;
                 continue;
             }
+            if !self
+                .authorize_click(&channel, &message_ts, &thread, &user, &action_id, &value)
+                .await?
+            {
+                continue;
+            }
             match action_id.as_str() {
                 blocks::ACTION_RERUN => {
                     let req = CheckRequest {
@@ -769,6 +826,103 @@ impl Handler {
             }
         }
         Ok(())
+    }
+
+    /// Whether a click is one of the buttons its message offered. The buttons are rendered again,
+    /// server-side, from the result the store says the message (`channel`, `message_ts`) shows
+    /// and from the config; the click's action id and value must equal one of them. Anything
+    /// else — a forged or stale value naming another location, environment or target, or a
+    /// message the store does not know — is refused with an ephemeral sentence and audited as
+    /// `refused_action`. Checks no action id format: it compares with what was rendered.
+    async fn authorize_click(
+        &self,
+        channel: &str,
+        message_ts: &str,
+        thread: &str,
+        user: &str,
+        action_id: &str,
+        value: &ButtonValue,
+    ) -> Result<bool> {
+        let store = self.coordinator.store();
+        let shown = match store.shown_result(channel, message_ts).await {
+            Ok(shown) => shown,
+            Err(e) => {
+                tracing::error!(
+                    error = format!("{:#}", anyhow::Error::new(e)),
+                    "could not read which result a clicked message shows"
+                );
+                self.web
+                    .post_ephemeral(
+                        channel,
+                        user,
+                        Some(thread),
+                        "linkbot's store did not answer, so I did nothing. Try the button again in a minute.",
+                        None,
+                    )
+                    .await?;
+                return Ok(false);
+            }
+        };
+        let report = shown
+            .as_ref()
+            .and_then(|done| serde_json::from_value::<Report>(done.report.clone()).ok());
+        let (sentence, why) = match &report {
+            None => (
+                "I can't tell what this message offered (it shows no result I recorded), so I did nothing. Run the check again and use the buttons on its answer.",
+                "the message shows no result the store knows".to_string(),
+            ),
+            Some(report) => {
+                let ctx = report_context(&self.config, report, None);
+                let offered = offered_buttons(&blocks::report(report, &ctx));
+                if offered
+                    .iter()
+                    .any(|(id, offered)| id == action_id && offered == value)
+                {
+                    return Ok(true);
+                }
+                let list: Vec<String> = offered
+                    .iter()
+                    .map(|(id, v)| format!("{id}:{}", v.target.as_deref().unwrap_or("-")))
+                    .collect();
+                (
+                    "That button does not match what this message offered, so I did nothing. Use the buttons on the latest answer in the thread.",
+                    format!(
+                        "the message shows {} ({}) and offered {}",
+                        report.location.as_ref().map(|l| l.as_str()).unwrap_or("no location"),
+                        report.environment.map(|e| e.as_str()).unwrap_or("no environment"),
+                        list.join(", ")
+                    ),
+                )
+            }
+        };
+        tracing::warn!(user, channel, action_id, %why, "refused a click its message did not offer");
+        let asked = crate::escalation::truncate_chars(
+            &crate::escalation::one_line(&format!(
+                "{action_id} {}",
+                value.target.as_deref().unwrap_or("-")
+            )),
+            200,
+        );
+        let entry = AuditEntry {
+            at: chrono::Utc::now(),
+            kind: AuditKind::RefusedAction,
+            actor: Some(user.to_string()),
+            channel: Some(channel.to_string()),
+            // What was asked for: the value's location and environment.
+            location: LocationId::parse(&value.location).context("the clicked location")?,
+            environment: value.environment,
+            verdict: shown.as_ref().map(|done| done.verdict.clone()),
+            target: Some(asked),
+            link: None,
+            detail: Some(crate::escalation::truncate_chars(&why, 1000)),
+        };
+        if let Err(e) = store.append_audit(&entry).await {
+            tracing::error!(error = %e, "could not record a refused click in the audit log");
+        }
+        self.web
+            .post_ephemeral(channel, user, Some(thread), sentence, None)
+            .await?;
+        Ok(false)
     }
 
     /// Escalates the latest report of a location to a target, and records it in the thread.
@@ -802,12 +956,15 @@ impl Handler {
             environment,
             location: location.clone(),
         };
-        let Some(report) = self
+        let Some((check_id, report)) = self
             .coordinator
             .store()
             .latest_finished(&key)
             .await?
-            .and_then(|done| serde_json::from_value::<Report>(done.report).ok())
+            .and_then(|done| {
+                let report = serde_json::from_value::<Report>(done.report).ok()?;
+                Some((done.check_id, report))
+            })
         else {
             self.web
                 .post_ephemeral(
@@ -834,8 +991,63 @@ impl Handler {
         if page {
             match (&self.escalators.pagerduty, target.pagerduty) {
                 (Some(pd), true) => {
+                    // One page per incident: the latest result of this location, claimed in
+                    // the store so concurrent clicks on any replica page once.
+                    let claim = match self
+                        .coordinator
+                        .store()
+                        .claim_page(check_id, &key, &target.name, user, PAGE_CLAIM_STALE)
+                        .await
+                    {
+                        Ok(PageClaim::Claimed { claim }) => claim,
+                        Ok(PageClaim::Taken(record)) => {
+                            self.web
+                                .post_ephemeral(
+                                    channel,
+                                    user,
+                                    Some(thread),
+                                    &already_paged(&record),
+                                    None,
+                                )
+                                .await?;
+                            return Ok(());
+                        }
+                        Err(e) => {
+                            tracing::error!(
+                                error = format!("{:#}", anyhow::Error::new(e)),
+                                "could not claim a page in the store"
+                            );
+                            self.web
+                                .post_ephemeral(
+                                    channel,
+                                    user,
+                                    Some(thread),
+                                    "linkbot's store did not answer, so nothing was paged. Try again in a minute, or page by hand.",
+                                    None,
+                                )
+                                .await?;
+                            return Ok(());
+                        }
+                    };
                     let ev = crate::escalation::page_event(&report, user, thread_link.as_deref());
-                    match pd.trigger(&ev).await {
+                    let sent = pd.trigger(&ev).await;
+                    let store = self.coordinator.store();
+                    let recorded = match &sent {
+                        Ok(receipt) => {
+                            store
+                                .page_sent(
+                                    check_id,
+                                    &claim,
+                                    &format!("pagerduty:{}", receipt.dedup_key),
+                                )
+                                .await
+                        }
+                        Err(_) => store.page_failed(check_id, &claim).await,
+                    };
+                    if let Err(e) = recorded {
+                        tracing::error!(error = %e, "could not record how a page went in the store");
+                    }
+                    match sent {
                         Ok(receipt) => {
                             done.push(format!(
                                 "paged *{}* through PagerDuty (incident key `{}`)",
@@ -953,5 +1165,66 @@ impl Handler {
             .post_message(channel, Some(thread), &text, None)
             .await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::CheckId;
+    use chrono::TimeZone;
+
+    fn record(paged_by: &str, sent: bool) -> PageRecord {
+        let at = chrono::Utc
+            .with_ymd_and_hms(2026, 11, 30, 23, 7, 5)
+            .single()
+            .expect("a time");
+        PageRecord {
+            check_id: CheckId(7),
+            target: "satellite_link".into(),
+            paged_by: paged_by.into(),
+            claimed_at: at,
+            paged_at: sent.then_some(at + chrono::Duration::seconds(2)),
+            link: None,
+        }
+    }
+
+    #[test]
+    fn already_paged_names_who_and_when() {
+        let sent = already_paged(&record("U0ENGINEER", true));
+        assert!(
+            sent.contains("Already paged by <@U0ENGINEER> at <!date^1796080027^{time}|23:07 UTC>"),
+            "{sent}"
+        );
+        let on_its_way = already_paged(&record("U0ENGINEER", false));
+        assert!(
+            on_its_way.contains("Already paged by <@U0ENGINEER> at <!date^1796080025^")
+                && on_its_way.contains("not answered yet"),
+            "{on_its_way}"
+        );
+        // A stored name that is not a user id is shown as text, never as a mention.
+        let odd = already_paged(&record("<!channel>", true));
+        assert!(
+            !odd.contains("<!channel>") && odd.contains("&lt;!channel&gt;"),
+            "{odd}"
+        );
+    }
+
+    #[test]
+    fn offered_buttons_reads_every_button_of_a_rendered_message() {
+        let blocks = vec![
+            serde_json::json!({"type": "section", "text": {"type": "mrkdwn", "text": "x"}}),
+            serde_json::json!({"type": "actions", "elements": [
+                {"type": "button", "action_id": "a", "value": r#"{"l":"c1hk4ek107l5au5mq8hg","e":"prod","t":"razee"}"#},
+                {"type": "button", "action_id": "b", "value": "not ours"},
+                {"type": "static_select", "action_id": "c", "value": r#"{"l":"c1hk4ek107l5au5mq8hg","e":"prod"}"#},
+                {"type": "button", "action_id": "d", "value": r#"{"l":"c1hk4ek107l5au5mq8hg","e":"stage"}"#}
+            ]}),
+        ];
+        let offered = offered_buttons(&blocks);
+        let ids: Vec<&str> = offered.iter().map(|(id, _)| id.as_str()).collect();
+        assert_eq!(ids, ["a", "d"]);
+        assert_eq!(offered[0].1.target.as_deref(), Some("razee"));
+        assert_eq!(offered[1].1.environment, Environment::Stage);
     }
 }

@@ -18,6 +18,12 @@
 //! owner's writes do nothing and say so (`false` / [`FinishOutcome::LeaseLost`]). Leases compare
 //! the replicas' own clocks, so keep clocks in sync (NTP) and leases far longer than any skew.
 //!
+//! **Clicks.** Every Slack message showing a result is recorded against its check (as a waiter,
+//! or with [`Store::record_shown`] for a reused result), so a click is matched to the result its
+//! message showed ([`Store::shown_result`]), never to what the click's value claims. A result is
+//! paged once: [`Store::claim_page`] decides among concurrent clicks on any replica in one
+//! statement on the `pages` row of that check, which also says who paged and when.
+//!
 //! **Schema.** Versioned migrations in `migrations/sqlite/` and `migrations/postgres/` are
 //! embedded in the binary (`include_str!`) and applied at open by sqlx's own [`Migrator`] (its
 //! `_sqlx_migrations` table, checksums, one transaction per migration, a Postgres advisory lock
@@ -216,6 +222,8 @@ pub enum AuditKind {
     Check,
     /// Someone escalated.
     Escalation,
+    /// A click asked for something its message did not offer (a forged or stale button): refused.
+    RefusedAction,
 }
 
 impl AuditKind {
@@ -224,6 +232,7 @@ impl AuditKind {
         match self {
             AuditKind::Check => "check",
             AuditKind::Escalation => "escalation",
+            AuditKind::RefusedAction => "refused_action",
         }
     }
 
@@ -231,6 +240,7 @@ impl AuditKind {
         match s {
             "check" => Some(AuditKind::Check),
             "escalation" => Some(AuditKind::Escalation),
+            "refused_action" => Some(AuditKind::RefusedAction),
             _ => None,
         }
     }
@@ -259,6 +269,37 @@ pub struct AuditEntry {
     pub link: Option<String>,
     /// A short free-text note (e.g. `via alert`). Never a secret.
     pub detail: Option<String>,
+}
+
+/// The page of one check result: who claimed it, when, and whether PagerDuty took it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PageRecord {
+    /// The check result being paged (the "incident").
+    pub check_id: CheckId,
+    /// The escalation target paged (config key).
+    pub target: String,
+    /// Who clicked Page (Slack user id).
+    pub paged_by: String,
+    /// When the page was claimed.
+    pub claimed_at: DateTime<Utc>,
+    /// When PagerDuty accepted it; `None` while the page is on its way.
+    pub paged_at: Option<DateTime<Utc>>,
+    /// What PagerDuty returned (e.g. `pagerduty:<dedup key>`), once sent.
+    pub link: Option<String>,
+}
+
+/// The answer to [`Store::claim_page`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PageClaim {
+    /// The caller holds this result's page: send it, then call [`Store::page_sent`] or
+    /// [`Store::page_failed`] with `claim`.
+    Claimed {
+        /// Names this claim in the later calls (a claim taken over after it went stale no
+        /// longer matches).
+        claim: String,
+    },
+    /// This result was already paged, or is being paged right now: do not page again.
+    Taken(PageRecord),
 }
 
 /// Where the store reads the time: the system clock, or a test's hand-driven one.
@@ -505,6 +546,47 @@ pub trait Store: Send + Sync {
         lease: Duration,
     ) -> Result<Vec<InFlight>, StoreError>;
 
+    /// Records that a Slack message shows the finished result of `check_id` although it never
+    /// waited for it (a reused result, or one that finished before the message could wait), so
+    /// a click on its buttons can be matched to what it showed ([`Store::shown_result`]).
+    /// `false` (nothing recorded) when the check is unknown or not finished.
+    async fn record_shown(&self, check_id: CheckId, message: &Waiter) -> Result<bool, StoreError>;
+
+    /// The finished check whose result the Slack message (`channel`, `message_ts`) shows — the
+    /// one it waited for, or the one recorded by [`Store::record_shown`]; `None` when the
+    /// message shows no finished result (unknown to the store, or its check still running).
+    async fn shown_result(
+        &self,
+        channel: &str,
+        message_ts: &str,
+    ) -> Result<Option<FinishedCheck>, StoreError>;
+
+    /// Claims the page of one check result, atomically across tasks and replicas: exactly one
+    /// of any number of concurrent callers gets [`PageClaim::Claimed`]; the others (and every
+    /// later caller) get the [`PageRecord`] of who paged. A claim still unsent after `stale`
+    /// (its holder died mid-page) is handed to the next caller.
+    async fn claim_page(
+        &self,
+        check_id: CheckId,
+        key: &CheckKey,
+        target: &str,
+        user: &str,
+        stale: Duration,
+    ) -> Result<PageClaim, StoreError>;
+
+    /// Marks a claimed page as accepted by PagerDuty, with its `link`. `false` if `claim` no
+    /// longer holds the page.
+    async fn page_sent(
+        &self,
+        check_id: CheckId,
+        claim: &str,
+        link: &str,
+    ) -> Result<bool, StoreError>;
+
+    /// Drops a claimed page that did not go through, so the next click may page again. `false`
+    /// if `claim` no longer holds the page.
+    async fn page_failed(&self, check_id: CheckId, claim: &str) -> Result<bool, StoreError>;
+
     /// The newest finished check of a location (whatever its age): what an escalation sends.
     async fn latest_finished(&self, key: &CheckKey) -> Result<Option<FinishedCheck>, StoreError>;
 
@@ -668,6 +750,7 @@ fn json_from_text(text: &str, what: &str) -> Result<serde_json::Value, StoreErro
 /// Reads columns from a row of either backend, turning decode errors into [`StoreError`].
 trait Cols {
     fn int(&self, col: &'static str) -> Result<i64, StoreError>;
+    fn opt_int(&self, col: &'static str) -> Result<Option<i64>, StoreError>;
     fn text(&self, col: &'static str) -> Result<String, StoreError>;
     fn opt_text(&self, col: &'static str) -> Result<Option<String>, StoreError>;
 }
@@ -683,6 +766,9 @@ macro_rules! impl_cols {
         impl Cols for $row {
             fn int(&self, col: &'static str) -> Result<i64, StoreError> {
                 sqlx::Row::try_get::<i64, _>(self, col).map_err(decode_error(col))
+            }
+            fn opt_int(&self, col: &'static str) -> Result<Option<i64>, StoreError> {
+                sqlx::Row::try_get::<Option<i64>, _>(self, col).map_err(decode_error(col))
             }
             fn text(&self, col: &'static str) -> Result<String, StoreError> {
                 sqlx::Row::try_get::<String, _>(self, col).map_err(decode_error(col))
@@ -774,6 +860,196 @@ fn audit_from_row(row: &impl Cols) -> Result<AuditEntry, StoreError> {
         link: row.opt_text("link")?,
         detail: row.opt_text("detail")?,
     })
+}
+
+/// Records a message as showing a finished check (both backends; checked finished first).
+const RECORD_SHOWN_SQL: &str =
+    "INSERT INTO waiters (check_id, channel, message_ts, thread_ts, user_id) \
+     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (check_id, channel, message_ts) DO NOTHING";
+
+/// The finished check a message shows; `{cols}` is the backend's finished-check columns.
+fn shown_result_sql(cols: &str) -> String {
+    format!(
+        "SELECT {cols} FROM checks WHERE state = 'finished' AND id IN \
+         (SELECT check_id FROM waiters WHERE channel = $1 AND message_ts = $2) \
+         ORDER BY finished_at DESC, id DESC LIMIT 1"
+    )
+}
+
+/// Claims a result's page in one statement: inserts the row, or takes over a claim that went
+/// stale unsent; returns the claim only when the caller won.
+const CLAIM_PAGE_SQL: &str =
+    "INSERT INTO pages (check_id, environment, location, target, paged_by, \
+     claim, state, claimed_at) VALUES ($1, $2, $3, $4, $5, $6, 'paging', $7) \
+     ON CONFLICT (check_id) DO UPDATE SET environment = excluded.environment, \
+     location = excluded.location, target = excluded.target, paged_by = excluded.paged_by, \
+     claim = excluded.claim, state = 'paging', claimed_at = excluded.claimed_at, \
+     paged_at = NULL, link = NULL \
+     WHERE pages.state = 'paging' AND pages.claimed_at < $8 \
+     RETURNING claim";
+
+/// The page row of a result.
+const PAGE_SQL: &str =
+    "SELECT check_id, target, paged_by, claimed_at, paged_at, link FROM pages WHERE check_id = $1";
+
+/// Marks a claimed page as sent.
+const PAGE_SENT_SQL: &str = "UPDATE pages SET state = 'paged', paged_at = $1, link = $2 \
+     WHERE check_id = $3 AND claim = $4 AND state = 'paging'";
+
+/// Drops a claimed page that failed.
+const PAGE_FAILED_SQL: &str =
+    "DELETE FROM pages WHERE check_id = $1 AND claim = $2 AND state = 'paging'";
+
+/// The methods behind [`Store::record_shown`], [`Store::shown_result`], [`Store::claim_page`],
+/// [`Store::page_sent`] and [`Store::page_failed`] (as `<name>_in`): the same code and SQL on
+/// both backends, expanded inside each backend's inherent `impl` (they use its `pool`, `clock`
+/// and `write_tx`, and the SQL constants above); the trait impls call them.
+macro_rules! click_methods {
+    () => {
+        async fn record_shown_in(
+            &self,
+            check_id: CheckId,
+            message: &Waiter,
+        ) -> Result<bool, StoreError> {
+            const OP: &str = "record_shown";
+            let mut tx = self.write_tx(OP).await?;
+            let finished: Option<i64> =
+                sqlx::query_scalar("SELECT id FROM checks WHERE id = $1 AND state = 'finished'")
+                    .bind(check_id.0)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(query_error(OP))?;
+            if finished.is_none() {
+                return Ok(false);
+            }
+            sqlx::query(RECORD_SHOWN_SQL)
+                .bind(check_id.0)
+                .bind(&message.channel)
+                .bind(&message.message_ts)
+                .bind(message.thread_ts.as_deref())
+                .bind(message.user.as_deref())
+                .execute(&mut *tx)
+                .await
+                .map_err(query_error(OP))?;
+            tx.commit().await.map_err(query_error(OP))?;
+            Ok(true)
+        }
+
+        async fn shown_result_in(
+            &self,
+            channel: &str,
+            message_ts: &str,
+        ) -> Result<Option<FinishedCheck>, StoreError> {
+            let row = sqlx::query(&shown_result_sql(FINISHED_COLUMNS))
+                .bind(channel)
+                .bind(message_ts)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(query_error("shown_result"))?;
+            row.as_ref().map(finished_from_row).transpose()
+        }
+
+        async fn claim_page_in(
+            &self,
+            check_id: CheckId,
+            key: &CheckKey,
+            target: &str,
+            user: &str,
+            stale: Duration,
+        ) -> Result<PageClaim, StoreError> {
+            const OP: &str = "claim_page";
+            for _ in 0..CLAIM_PAGE_ATTEMPTS {
+                let now = self.clock.now_ms();
+                let claim = new_page_claim(now);
+                let mut tx = self.write_tx(OP).await?;
+                let won: Option<String> = sqlx::query_scalar(CLAIM_PAGE_SQL)
+                    .bind(check_id.0)
+                    .bind(key.environment.as_str())
+                    .bind(key.location.as_str())
+                    .bind(target)
+                    .bind(user)
+                    .bind(&claim)
+                    .bind(now)
+                    .bind(now.saturating_sub(duration_ms(stale)))
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(query_error(OP))?;
+                if won.is_some() {
+                    tx.commit().await.map_err(query_error(OP))?;
+                    return Ok(PageClaim::Claimed { claim });
+                }
+                let row = sqlx::query(PAGE_SQL)
+                    .bind(check_id.0)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(query_error(OP))?;
+                tx.commit().await.map_err(query_error(OP))?;
+                if let Some(row) = row {
+                    return Ok(PageClaim::Taken(page_from_row(&row)?));
+                }
+            }
+            Err(page_row_vanished(check_id))
+        }
+
+        async fn page_sent_in(
+            &self,
+            check_id: CheckId,
+            claim: &str,
+            link: &str,
+        ) -> Result<bool, StoreError> {
+            let done = sqlx::query(PAGE_SENT_SQL)
+                .bind(self.clock.now_ms())
+                .bind(link)
+                .bind(check_id.0)
+                .bind(claim)
+                .execute(&self.pool)
+                .await
+                .map_err(query_error("page_sent"))?;
+            Ok(done.rows_affected() == 1)
+        }
+
+        async fn page_failed_in(&self, check_id: CheckId, claim: &str) -> Result<bool, StoreError> {
+            let done = sqlx::query(PAGE_FAILED_SQL)
+                .bind(check_id.0)
+                .bind(claim)
+                .execute(&self.pool)
+                .await
+                .map_err(query_error("page_failed"))?;
+            Ok(done.rows_affected() == 1)
+        }
+    };
+}
+pub(crate) use click_methods;
+
+/// How many times [`Store::claim_page`] retries when the row it lost to vanished (its page
+/// failed) between its two statements.
+const CLAIM_PAGE_ATTEMPTS: usize = 3;
+
+fn page_row_vanished(check_id: CheckId) -> StoreError {
+    StoreError::Corrupt {
+        what: format!("the page of check {check_id} kept vanishing while it was claimed"),
+    }
+}
+
+/// A [`PageRecord`] from a row of `pages`.
+fn page_from_row(row: &impl Cols) -> Result<PageRecord, StoreError> {
+    let paged_at = match row.opt_int("paged_at")? {
+        Some(ms) => Some(time_from_ms(ms, "paged_at")?),
+        None => None,
+    };
+    Ok(PageRecord {
+        check_id: CheckId(row.int("check_id")?),
+        target: row.text("target")?,
+        paged_by: row.text("paged_by")?,
+        claimed_at: time_from_ms(row.int("claimed_at")?, "claimed_at")?,
+        paged_at,
+        link: row.opt_text("link")?,
+    })
+}
+
+/// A token naming one page claim (unique enough: a claim is compared only with the one row).
+fn new_page_claim(now_ms: i64) -> String {
+    format!("{now_ms:x}-{:016x}", fastrand::u64(..))
 }
 
 /// The audit entry written when a check finishes.

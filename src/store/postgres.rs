@@ -8,10 +8,12 @@
 //! `search_path` (tests use one schema each). It must not keep the URL: only its redacted form.
 
 use super::{
-    audit_from_row, check_audit_detail, duration_ms, finished_from_row, in_flight_from_row,
-    json_text, migrator, query_error, redact_url, waiter_from_row, AuditEntry, CheckId, CheckKey,
-    Claim, Clock, Cols, EmbeddedMigration, FinishOutcome, FinishedCheck, InFlight, Requester,
-    Store, StoreError, Waiter, EVENT_KEY_RETENTION,
+    audit_from_row, check_audit_detail, click_methods, duration_ms, finished_from_row,
+    in_flight_from_row, json_text, migrator, new_page_claim, page_from_row, page_row_vanished,
+    query_error, redact_url, shown_result_sql, waiter_from_row, AuditEntry, CheckId, CheckKey,
+    Claim, Clock, Cols, EmbeddedMigration, FinishOutcome, FinishedCheck, InFlight, PageClaim,
+    Requester, Store, StoreError, Waiter, CLAIM_PAGE_ATTEMPTS, CLAIM_PAGE_SQL, EVENT_KEY_RETENTION,
+    PAGE_FAILED_SQL, PAGE_SENT_SQL, PAGE_SQL, RECORD_SHOWN_SQL,
 };
 use crate::domain::LocationId;
 use chrono::{DateTime, Utc};
@@ -21,11 +23,18 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
-const MIGRATIONS: &[EmbeddedMigration] = &[EmbeddedMigration {
-    version: 1,
-    description: "init",
-    sql: include_str!("../../migrations/postgres/0001_init.sql"),
-}];
+const MIGRATIONS: &[EmbeddedMigration] = &[
+    EmbeddedMigration {
+        version: 1,
+        description: "init",
+        sql: include_str!("../../migrations/postgres/0001_init.sql"),
+    },
+    EmbeddedMigration {
+        version: 2,
+        description: "clicks",
+        sql: include_str!("../../migrations/postgres/0002_clicks.sql"),
+    },
+];
 
 const IN_FLIGHT_COLUMNS: &str = "id, environment, location, stage, job::text AS job, owner, \
      lease_expires_at, started_at, requested_by_user, requested_by_channel, requested_by_source";
@@ -48,6 +57,8 @@ impl fmt::Debug for PgStore {
 }
 
 impl PgStore {
+    click_methods!();
+
     /// Connects to the database named by `url` and applies pending migrations (under
     /// sqlx's advisory lock, so replicas starting together apply them once).
     pub(super) async fn open(url: &str, clock: Clock) -> Result<Self, StoreError> {
@@ -356,6 +367,42 @@ impl Store for PgStore {
         .await
         .map_err(query_error("finished"))?;
         row.as_ref().map(finished_from_row).transpose()
+    }
+
+    async fn record_shown(&self, check_id: CheckId, message: &Waiter) -> Result<bool, StoreError> {
+        self.record_shown_in(check_id, message).await
+    }
+
+    async fn shown_result(
+        &self,
+        channel: &str,
+        message_ts: &str,
+    ) -> Result<Option<FinishedCheck>, StoreError> {
+        self.shown_result_in(channel, message_ts).await
+    }
+
+    async fn claim_page(
+        &self,
+        check_id: CheckId,
+        key: &CheckKey,
+        target: &str,
+        user: &str,
+        stale: Duration,
+    ) -> Result<PageClaim, StoreError> {
+        self.claim_page_in(check_id, key, target, user, stale).await
+    }
+
+    async fn page_sent(
+        &self,
+        check_id: CheckId,
+        claim: &str,
+        link: &str,
+    ) -> Result<bool, StoreError> {
+        self.page_sent_in(check_id, claim, link).await
+    }
+
+    async fn page_failed(&self, check_id: CheckId, claim: &str) -> Result<bool, StoreError> {
+        self.page_failed_in(check_id, claim).await
     }
 
     async fn latest_finished(&self, key: &CheckKey) -> Result<Option<FinishedCheck>, StoreError> {

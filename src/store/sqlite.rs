@@ -4,10 +4,12 @@
 //! safe but serialised. It must not be used by replicas on different machines (use PostgreSQL).
 
 use super::{
-    audit_from_row, check_audit_detail, duration_ms, finished_from_row, in_flight_from_row,
-    json_text, migrator, query_error, redact_url, waiter_from_row, AuditEntry, CheckId, CheckKey,
-    Claim, Clock, Cols, EmbeddedMigration, FinishOutcome, FinishedCheck, InFlight, Requester,
-    Store, StoreError, Waiter, EVENT_KEY_RETENTION,
+    audit_from_row, check_audit_detail, click_methods, duration_ms, finished_from_row,
+    in_flight_from_row, json_text, migrator, new_page_claim, page_from_row, page_row_vanished,
+    query_error, redact_url, shown_result_sql, waiter_from_row, AuditEntry, CheckId, CheckKey,
+    Claim, Clock, Cols, EmbeddedMigration, FinishOutcome, FinishedCheck, InFlight, PageClaim,
+    Requester, Store, StoreError, Waiter, CLAIM_PAGE_ATTEMPTS, CLAIM_PAGE_SQL, EVENT_KEY_RETENTION,
+    PAGE_FAILED_SQL, PAGE_SENT_SQL, PAGE_SQL, RECORD_SHOWN_SQL,
 };
 use crate::domain::LocationId;
 use chrono::{DateTime, Utc};
@@ -18,11 +20,18 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
-const MIGRATIONS: &[EmbeddedMigration] = &[EmbeddedMigration {
-    version: 1,
-    description: "init",
-    sql: include_str!("../../migrations/sqlite/0001_init.sql"),
-}];
+const MIGRATIONS: &[EmbeddedMigration] = &[
+    EmbeddedMigration {
+        version: 1,
+        description: "init",
+        sql: include_str!("../../migrations/sqlite/0001_init.sql"),
+    },
+    EmbeddedMigration {
+        version: 2,
+        description: "clicks",
+        sql: include_str!("../../migrations/sqlite/0002_clicks.sql"),
+    },
+];
 
 const IN_FLIGHT_COLUMNS: &str = "id, environment, location, stage, job, owner, lease_expires_at, \
      started_at, requested_by_user, requested_by_channel, requested_by_source";
@@ -48,6 +57,8 @@ impl fmt::Debug for SqliteStore {
 }
 
 impl SqliteStore {
+    click_methods!();
+
     /// Opens (creating if missing) the file named by `url` and applies pending migrations.
     pub(super) async fn open(url: &str, clock: Clock) -> Result<Self, StoreError> {
         let target = redact_url(url);
@@ -189,14 +200,22 @@ async fn begin(
 /// Applies `migrations`. SQLite has no lock for sqlx's migrator to take, so two processes
 /// opening one new file together may race: the loser's migration fails (its table exists) and is
 /// rolled back; running the migrator again then finds the version applied and checks its checksum.
+/// The winner may still be applying a later version, so the loser may lose once per version:
+/// it tries once more than there are migrations (each lost race means the winner progressed).
 async fn migrate(
     pool: &SqlitePool,
     migrations: &sqlx::migrate::Migrator,
 ) -> Result<(), MigrateError> {
-    match migrations.run(pool).await {
-        Ok(()) => Ok(()),
-        Err(first) => migrations.run(pool).await.map_err(|_| first),
+    let first = match migrations.run(pool).await {
+        Ok(()) => return Ok(()),
+        Err(first) => first,
+    };
+    for _ in 0..migrations.iter().count() {
+        if migrations.run(pool).await.is_ok() {
+            return Ok(());
+        }
     }
+    Err(first)
 }
 
 async fn load_waiters(
@@ -458,6 +477,42 @@ impl Store for SqliteStore {
         .await
         .map_err(query_error("finished"))?;
         row.as_ref().map(finished_from_row).transpose()
+    }
+
+    async fn record_shown(&self, check_id: CheckId, message: &Waiter) -> Result<bool, StoreError> {
+        self.record_shown_in(check_id, message).await
+    }
+
+    async fn shown_result(
+        &self,
+        channel: &str,
+        message_ts: &str,
+    ) -> Result<Option<FinishedCheck>, StoreError> {
+        self.shown_result_in(channel, message_ts).await
+    }
+
+    async fn claim_page(
+        &self,
+        check_id: CheckId,
+        key: &CheckKey,
+        target: &str,
+        user: &str,
+        stale: Duration,
+    ) -> Result<PageClaim, StoreError> {
+        self.claim_page_in(check_id, key, target, user, stale).await
+    }
+
+    async fn page_sent(
+        &self,
+        check_id: CheckId,
+        claim: &str,
+        link: &str,
+    ) -> Result<bool, StoreError> {
+        self.page_sent_in(check_id, claim, link).await
+    }
+
+    async fn page_failed(&self, check_id: CheckId, claim: &str) -> Result<bool, StoreError> {
+        self.page_failed_in(check_id, claim).await
     }
 
     async fn latest_finished(&self, key: &CheckKey) -> Result<Option<FinishedCheck>, StoreError> {
