@@ -221,22 +221,6 @@ impl SimJenkins {
         lock(&self.inner).outage_answers
     }
 
-    /// Waits until an outage has answered at least `n` requests, or `timeout` passes; true when
-    /// it has.
-    pub async fn wait_for_outage_answers(&self, n: u64, timeout: Duration) -> bool {
-        tokio::time::timeout(timeout, async {
-            loop {
-                let notified = self.notify.notified();
-                if lock(&self.inner).outage_answers >= n {
-                    return;
-                }
-                notified.await;
-            }
-        })
-        .await
-        .is_ok()
-    }
-
     /// The form parameters of each accepted trigger, in order.
     pub fn triggers(&self) -> Vec<BTreeMap<String, String>> {
         lock(&self.inner).triggers.clone()
