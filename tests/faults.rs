@@ -295,6 +295,11 @@ async fn jenkins_502_mid_build_is_retried_a_bounded_number_of_times_then_job_fai
             text.contains("Jenkins") && text.contains("502"),
             "the reason names Jenkins and the 502: {text}"
         );
+        // The build still runs in Jenkins: the verdict links it.
+        assert!(
+            text.contains("/job/armada-ha-master-get-info/1/"),
+            "the verdict links the build it could not follow: {text}"
+        );
         // One build poll and its retries, nothing more: not a poll loop against a dead Jenkins.
         assert_eq!(
             answered, ATTEMPTS_PER_REQUEST,
@@ -316,7 +321,7 @@ async fn jenkins_502_mid_build_is_retried_a_bounded_number_of_times_then_job_fai
         assert_eq!(world.jenkins.outage_answers(), ATTEMPTS_PER_REQUEST);
         assert_all_acked(&world).await;
         println!(
-            "jenkins 502 mid-build: {answered} requests answered 502, job_failed {to_verdict:?} after the outage began"
+            "jenkins 502 mid-build: {answered} requests answered 502, job_failed {to_verdict:?} after the outage began\n{text}"
         );
     })
     .await;
