@@ -645,9 +645,9 @@ impl Tmpfs {
         } else {
             "remount,rw"
         };
-        // A file of the volume still open for writing makes the remount "busy": the store's
-        // worker threads close theirs a moment after the pool closed, and a child process
-        // another test forks holds a copy of them until it execs. Retried, bounded.
+        // A file of the volume still open for writing makes the remount "busy" (e.g. a child
+        // process another test forks holds copies of our files until it execs). Retried,
+        // bounded.
         let deadline = Instant::now() + WAIT;
         loop {
             let out = std::process::Command::new("mount")
@@ -828,44 +828,98 @@ async fn sqlite_on_a_read_only_volume_stops_the_bot_at_start_with_one_line() {
         };
         let world = World::start().await.expect("the simulated world starts");
         let url = format!("sqlite://{}", volume.path().join("linkbot.db").display());
-        // A store the bot used before: created, migrated, closed cleanly.
-        let store = linkbot::store::open(&url).await.expect("the store opens");
-        store.close().await;
-        volume.set_read_only(true);
-
+        // A store the bot used before: created and migrated by `linkbot audit`, a process that
+        // has ended (so no file of the volume is still open for writing, which `mount` needs).
         let config = world.dir().join("bot.toml");
         std::fs::write(&config, world.config_toml(&url)).expect("writing bot.toml");
-        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_linkbot"));
-        cmd.args(["run", "--config"])
+        let mut audit = tokio::process::Command::new(env!("CARGO_BIN_EXE_linkbot"));
+        audit
+            .args(["audit", "--config"])
             .arg(&config)
             .env_clear()
-            .envs(world.secret_env())
             .kill_on_drop(true);
-        let out = tokio::time::timeout(WAIT, cmd.output())
+        let out = tokio::time::timeout(WAIT, audit.output())
             .await
-            .expect("the bot kept running on a read-only store")
+            .expect("linkbot audit did not finish")
             .expect("the linkbot binary runs");
-        let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(
-            !out.status.success(),
-            "exit status {:?}: {stderr}",
-            out.status
+            out.status.success(),
+            "linkbot audit: {}",
+            String::from_utf8_lossy(&out.stderr)
         );
-        let last: Vec<&str> = stderr
-            .lines()
-            .filter(|l| l.starts_with("linkbot:"))
-            .collect();
-        assert_eq!(last.len(), 1, "one line names the problem: {stderr}");
+        volume.set_read_only(true);
+
+        let line = bot_refuses_to_start(&world, &url).await;
         assert!(
-            last[0].contains("store") && last[0].contains("read-only"),
-            "the line names the store and why: {stderr}"
+            line.contains("store") && line.contains("read-only"),
+            "the line names the store and why: {line}"
         );
-        assert!(
-            world.slack.connection_count() == 0,
+        assert_eq!(
+            world.slack.connection_count(),
+            0,
             "it never connected to Slack"
         );
 
         volume.set_read_only(false);
+        let mut conn = sqlite_conn(&url).await;
+        assert_consistent(&mut conn).await;
+    })
+    .await;
+}
+
+/// Runs `linkbot run` on the world's `bot.toml` with the store at `url`, which must make it exit
+/// non-zero, bounded, with exactly one `linkbot:` line on stderr; returns that line.
+async fn bot_refuses_to_start(world: &World, url: &str) -> String {
+    let config = world.dir().join("bot.toml");
+    std::fs::write(&config, world.config_toml(url)).expect("writing bot.toml");
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_linkbot"));
+    cmd.args(["run", "--config"])
+        .arg(&config)
+        .env_clear()
+        .envs(world.secret_env())
+        .kill_on_drop(true);
+    let out = tokio::time::timeout(WAIT, cmd.output())
+        .await
+        .expect("the bot kept running on a store it cannot write")
+        .expect("the linkbot binary runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "exit status {:?}: {stderr}",
+        out.status
+    );
+    let lines: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("linkbot:"))
+        .collect();
+    assert_eq!(lines.len(), 1, "one line names the problem: {stderr}");
+    lines[0].to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_on_a_full_volume_stops_a_new_bot_at_start_with_one_line() {
+    bounded(async {
+        let volume = match Tmpfs::mount("1m") {
+            Ok(v) => v,
+            Err(why) => return skip("LINKBOT_REQUIRE_TMPFS", &why),
+        };
+        let world = World::start().await.expect("the simulated world starts");
+        let url = format!("sqlite://{}", volume.path().join("linkbot.db").display());
+        let filler = volume.fill();
+        let line = bot_refuses_to_start(&world, &url).await;
+        assert!(
+            line.contains("store") && line.contains("disk is full"),
+            "the line names the store and why: {line}"
+        );
+        assert_eq!(
+            world.slack.connection_count(),
+            0,
+            "it never connected to Slack"
+        );
+        // Space back: the same store opens, whole.
+        std::fs::remove_file(&filler).expect("freeing the space");
+        let store = linkbot::store::open(&url).await.expect("the store opens");
+        store.close().await;
         let mut conn = sqlite_conn(&url).await;
         assert_consistent(&mut conn).await;
     })

@@ -122,9 +122,13 @@ impl SqliteStore {
         let migrations = migrations.map_err(migrate_error)?;
         migrate(&pool, &migrations).await.map_err(migrate_error)?;
         // SQLite opens a file it may not write read-only, without a word, and every write would
-        // then fail: take the write lock once (and give it back) so that such a store stops the
-        // bot at start, not at its first check.
+        // then fail: check that the file opens for writing, and take the write lock once (and
+        // give it back), so that such a store stops the bot at start, not at its first check.
         if !memory {
+            if let Some(e) = not_writable(&options, &target) {
+                pool.close().await;
+                return Err(e);
+            }
             begin(&pool, Some("BEGIN IMMEDIATE"), "open")
                 .await
                 .map_err(|e| match e {
