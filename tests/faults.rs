@@ -810,6 +810,7 @@ async fn sqlite_on_a_full_disk_answers_clearly_and_keeps_a_consistent_store() {
         let to_record = freed.elapsed();
         assert_audited_once(&store, &mid, VerdictCode::ConfigMissing).await;
         assert_audited_once(&store, &before, VerdictCode::ApiKeyInvalid).await;
+        assert_all_acked(&world).await;
         bot.stop().await;
         assert_consistent(&mut conn).await;
         println!(
