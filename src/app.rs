@@ -244,7 +244,9 @@ pub async fn start(config: Arc<Config>, secrets: Secrets, options: Options) -> R
                         return;
                     }
                     r = connected.changed() => if r.is_err() { return },
-                    _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+                    // Each round pings the store (bounded by PING_TIMEOUT): /readyz follows a
+                    // store outage and its end within about a second.
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
                 }
             }
         });

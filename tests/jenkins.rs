@@ -354,10 +354,13 @@ async fn polls_answered_5xx_forever_fail_after_a_bounded_number_of_tries() {
         assert!(
             matches!(
                 &err,
-                JobError::Api(JenkinsError::Http {
-                    method: "queue",
-                    status: 503
-                })
+                JobError::Api {
+                    source: JenkinsError::Http {
+                        method: "queue",
+                        status: 503
+                    },
+                    ..
+                }
             ),
             "{err:?}"
         );

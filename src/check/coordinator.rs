@@ -286,7 +286,15 @@ impl Coordinator {
         resume: Option<ResumePoint>,
         known: &Arc<Mutex<Vec<Waiter>>>,
     ) -> Result<()> {
-        let waiters = self.store.waiters(id).await?;
+        // A store that fails now must not stop the check: its waiters are read again for each
+        // progress edit and with the result.
+        let waiters = match self.store.waiters(id).await {
+            Ok(w) => w,
+            Err(e) => {
+                tracing::warn!(check_id = id.0, error = %e, "cannot read the check's waiters yet");
+                Vec::new()
+            }
+        };
         remember(known, &waiters);
         let resumed = resume.is_some();
         let permit = match self.slots.clone().try_acquire_owned() {
@@ -415,20 +423,13 @@ impl Coordinator {
         let report = self.engine.run(&req, resume, &progress).await;
         drop(progress);
         let _ = reporter.await;
-        drop(renew);
         drop(permit);
 
         let json = serde_json::to_value(&report).context("serialising the report")?;
-        let outcome = self
-            .store
-            .finish_check(
-                id,
-                &self.owner,
-                report.verdict.as_str(),
-                &json,
-                report.build_url.as_deref(),
-            )
-            .await;
+        // The lease is still renewed while the result waits for the store.
+        let known_now = known.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let outcome = self.record(id, &report, &json, &known_now).await;
+        drop(renew);
         match outcome {
             Ok(FinishOutcome::Recorded { waiters }) => {
                 self.sink.finished(&waiters, &report, None).await
@@ -440,8 +441,9 @@ impl Coordinator {
                 )
             }
             Err(e) => {
-                // The verdict exists: show it rather than a failure. The check stays running
-                // in the store; once its lease expires it is resumed and recorded then.
+                // The store stayed down past the retry budget. The verdict exists: show it
+                // (again) rather than a failure. The check stays running in the store; once its
+                // lease expires it is resumed and recorded then.
                 tracing::error!(
                     check_id = id.0,
                     error = format!("{e:#}"),
@@ -454,6 +456,75 @@ impl Coordinator {
         Ok(())
     }
 }
+
+impl Coordinator {
+    /// Records a check's result, retrying while the store fails (a database restarting, a
+    /// full or read-only disk) for up to [`STORE_RETRY_BUDGET`], with backoff. When the first
+    /// attempt fails, the waiters are shown the verdict at once: the verdict does not need the
+    /// store, and no thread may be left on its progress message because the store is down.
+    /// The result is recorded (audit entry included) once the store is back, or — if the budget
+    /// runs out — never: the check stays `running` in the store, whole, and is resumed from its
+    /// Jenkins build when its lease expires (by another replica, or this bot's next run).
+    async fn record(
+        &self,
+        id: CheckId,
+        report: &Report,
+        json: &serde_json::Value,
+        known: &[Waiter],
+    ) -> Result<FinishOutcome> {
+        let started = Instant::now();
+        let mut backoff = STORE_RETRY_FIRST;
+        let mut shown = false;
+        loop {
+            let attempt = self
+                .store
+                .finish_check(
+                    id,
+                    &self.owner,
+                    report.verdict.as_str(),
+                    json,
+                    report.build_url.as_deref(),
+                )
+                .await;
+            let e = match attempt {
+                Ok(outcome) => return Ok(outcome),
+                Err(e) => e,
+            };
+            if !shown {
+                shown = true;
+                let waiters =
+                    match tokio::time::timeout(crate::store::PING_TIMEOUT, self.store.waiters(id))
+                        .await
+                    {
+                        Ok(Ok(w)) => w,
+                        _ => known.to_vec(),
+                    };
+                tracing::warn!(
+                    check_id = id.0,
+                    error = format!("{:#}", anyhow::Error::new(e)),
+                    "cannot record the result in the store: showing it now, retrying the record"
+                );
+                self.sink.finished(&waiters, report, None).await;
+            } else if started.elapsed() >= STORE_RETRY_BUDGET {
+                return Err(anyhow::Error::new(e).context(format!(
+                    "recording the result (gave up after {:?}; the check stays in flight and is resumed)",
+                    started.elapsed()
+                )));
+            } else {
+                tracing::debug!(check_id = id.0, error = %e, "recording the result failed again");
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(STORE_RETRY_MAX_WAIT);
+        }
+    }
+}
+
+/// How long a finished check's result is retried against a failing store.
+pub const STORE_RETRY_BUDGET: Duration = Duration::from_secs(120);
+/// The first wait before retrying the store; doubled each time up to [`STORE_RETRY_MAX_WAIT`].
+const STORE_RETRY_FIRST: Duration = Duration::from_millis(100);
+/// The longest wait between two attempts to record a result.
+const STORE_RETRY_MAX_WAIT: Duration = Duration::from_secs(5);
 
 /// The stage name stored for `linkbot status`.
 fn stage_of(p: &Progress) -> &'static str {

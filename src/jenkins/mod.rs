@@ -311,7 +311,13 @@ pub enum JobError {
     },
     /// Jenkins could not be asked about the job.
     #[error("polling the job failed")]
-    Api(#[source] JenkinsError),
+    Api {
+        /// What the poll got.
+        #[source]
+        source: JenkinsError,
+        /// Where the job was: the build, once it started, is still worth a link.
+        handle: JobHandle,
+    },
 }
 
 impl JobError {
@@ -346,7 +352,7 @@ impl JobError {
             JobError::Lost { detail, .. } => {
                 format!("linkbot lost track of the Jenkins job: {detail}.")
             }
-            JobError::Api(e) => format!(
+            JobError::Api { source: e, .. } => format!(
                 "Jenkins could not be asked about the job. {}",
                 e.user_message()
             ),
@@ -362,6 +368,10 @@ impl JobError {
                 ..
             }
             | JobError::Lost {
+                handle: JobHandle::Build(b),
+                ..
+            }
+            | JobError::Api {
                 handle: JobHandle::Build(b),
                 ..
             } => Some(b),
@@ -936,7 +946,12 @@ impl JenkinsClient {
                             })
                         }
                     },
-                    Err(e) => return Err(JobError::Api(e)),
+                    Err(e) => {
+                        return Err(JobError::Api {
+                            source: e,
+                            handle: JobHandle::Queued(q),
+                        })
+                    }
                 }
             };
             *current = JobHandle::Build(build);
@@ -958,7 +973,12 @@ impl JenkinsClient {
                         detail: format!("Jenkins no longer knows build #{}", build.number),
                     })
                 }
-                Err(e) => return Err(JobError::Api(e)),
+                Err(e) => {
+                    return Err(JobError::Api {
+                        source: e,
+                        handle: JobHandle::Build(build),
+                    })
+                }
             };
             let finished = if state.building {
                 None

@@ -4,7 +4,9 @@
 //!
 //! Progress is driven by time (`tokio::time::Instant`) from each trigger, with the behaviour
 //! chosen per `CLUSTERID`. Failures on demand: refused triggers, 5xx polls, crumbs, basic auth,
-//! cancelled queue items, forgotten (404) queue items, failed builds. Records every request.
+//! cancelled queue items, forgotten (404) queue items, failed builds, and an outage window in
+//! which every request gets the same error (a reverse proxy's 502 while Jenkins restarts).
+//! Records every request.
 //! Only for the demo and the tests: it keeps everything in memory and never persists anything.
 
 use axum::body::Bytes;
@@ -96,6 +98,10 @@ struct Inner {
     auth: Option<(String, String)>,
     crumb: Option<(String, String)>,
     reported_root: Option<Url>,
+    /// While set, every request is answered with this status (see [`SimJenkins::start_outage`]).
+    outage: Option<u16>,
+    /// How many requests the outage answered.
+    outage_answers: u64,
 }
 
 /// A running simulated Jenkins. Stops when dropped.
@@ -203,6 +209,24 @@ impl SimJenkins {
         let mut inner = lock(&self.inner);
         let ids: Vec<u64> = inner.items.keys().copied().collect();
         inner.forgotten.extend(ids);
+    }
+
+    /// Starts an outage: from now on every request, of any kind, is answered with `status` (e.g.
+    /// 502, as the reverse proxy in front of a restarting Jenkins answers), before
+    /// authentication and without any effect (no trigger is accepted, no queue item advances),
+    /// until [`SimJenkins::end_outage`]. The requests are still recorded and counted.
+    pub fn start_outage(&self, status: u16) {
+        lock(&self.inner).outage = Some(status);
+    }
+
+    /// Ends the outage started by [`SimJenkins::start_outage`]: requests are served again.
+    pub fn end_outage(&self) {
+        lock(&self.inner).outage = None;
+    }
+
+    /// How many requests an outage answered with its error status.
+    pub fn outage_answers(&self) -> u64 {
+        lock(&self.inner).outage_answers
     }
 
     /// The form parameters of each accepted trigger, in order.
@@ -389,6 +413,24 @@ fn status(code: u16, body: &str) -> Response {
         .into_response()
 }
 
+/// What nginx, the usual reverse proxy in front of Jenkins, answers while Jenkins is down.
+fn outage_page(code: u16) -> Response {
+    let status = StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_GATEWAY);
+    let title = format!(
+        "{} {}",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or("Error")
+    );
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/html")],
+        format!(
+            "<html>\r\n<head><title>{title}</title></head>\r\n<body>\r\n<center><h1>{title}</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n"
+        ),
+    )
+        .into_response()
+}
+
 fn not_found() -> Response {
     status(
         404,
@@ -411,6 +453,12 @@ async fn handle(
         None => format!("{method} {}", uri.path()),
     };
     inner.requests.push(line);
+    if let Some(code) = inner.outage {
+        // The proxy answers; Jenkins never sees the request.
+        inner.outage_answers += 1;
+        state.notify.notify_waiters();
+        return outage_page(code);
+    }
     state.notify.notify_waiters();
     if let Some((user, token)) = &inner.auth {
         let expected = format!(

@@ -460,12 +460,23 @@ impl Handler {
         self.config.slack.channels.iter().any(|c| c == channel)
     }
 
+    /// Whether this delivery is new. When the store cannot say (down, full, read-only), the
+    /// delivery is handled as new rather than dropped: the person then gets an answer (the
+    /// check itself needs the store, so it answers with the store's problem), never silence.
+    /// A redelivery in that window can at worst repeat that answer; it cannot start a second
+    /// check, which only the store's claim decides.
     async fn first_seen(&self, key: &str) -> Result<bool> {
-        self.coordinator
-            .store()
-            .first_seen(key)
-            .await
-            .context("recording the envelope")
+        match self.coordinator.store().first_seen(key).await {
+            Ok(seen) => Ok(seen),
+            Err(e) => {
+                tracing::warn!(
+                    key,
+                    error = format!("{:#}", anyhow::Error::new(e)),
+                    "cannot record the delivery in the store; handling it as new"
+                );
+                Ok(true)
+            }
+        }
     }
 
     async fn on_event(
@@ -706,8 +717,18 @@ impl Handler {
             }
             Err(e) => {
                 tracing::error!(error = format!("{e:#}"), "could not start a check");
+                let why = e
+                    .chain()
+                    .find_map(|c| c.downcast_ref::<crate::store::StoreError>())
+                    .map(|s| s.user_message())
+                    .unwrap_or("the bot's store is unavailable.");
                 self.web
-                    .update(channel, &ts, "The check could not be started: the bot's store is unavailable. Try again in a minute.", Some(Vec::new()))
+                    .update(
+                        channel,
+                        &ts,
+                        &format!("The check could not be started: {why} Try again in a minute."),
+                        Some(Vec::new()),
+                    )
                     .await?;
                 Ok(())
             }

@@ -49,6 +49,11 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// How long [`Store::ping`] waits for the database. The pools wait up to 30 s for a connection
+/// (retrying a refused one, as while a database restarts), which `/readyz` must not: it says
+/// "store unreachable" as soon as one ping goes unanswered this long.
+pub const PING_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// How long a recorded Slack event key is remembered by [`Store::first_seen`].
 pub const EVENT_KEY_RETENTION: Duration = Duration::from_secs(24 * 60 * 60);
 
@@ -353,6 +358,16 @@ pub enum StoreError {
         #[source]
         source: sqlx::Error,
     },
+    /// The database file, or the folder SQLite keeps its journal in, cannot be written (a
+    /// read-only volume or file): found when opening it failed, by trying to open it for writing.
+    #[error("the store at {target} is read-only for linkbot")]
+    ReadOnly {
+        /// The URL with any password and query removed.
+        target: String,
+        /// Why the file cannot be written (e.g. `Read-only file system`).
+        #[source]
+        source: std::io::Error,
+    },
     /// The schema could not be brought up to date.
     #[error("cannot apply the store's schema migrations at {target}")]
     Migrate {
@@ -386,17 +401,64 @@ impl StoreError {
             StoreError::UnsupportedUrl { .. } => {
                 "The store URL is not supported: set `[store] url` (or LINKBOT_STORE_URL) to sqlite://<file> or postgres://…."
             }
-            StoreError::Open { .. } => {
-                "linkbot cannot open its store: check `[store] url` / LINKBOT_STORE_URL and that the database is up."
-            }
             StoreError::Migrate { .. } => {
                 "linkbot cannot prepare its store's tables; the logs say why."
             }
+            StoreError::Query { .. } | StoreError::Open { .. } if self.disk_full() => {
+                "linkbot's store is out of disk space: nothing can be recorded until space is freed on its volume."
+            }
+            StoreError::ReadOnly { .. } => {
+                "linkbot's store is read-only: its database file or volume cannot be written."
+            }
+            StoreError::Query { .. } | StoreError::Open { .. } if self.read_only() => {
+                "linkbot's store is read-only: its database file or volume cannot be written."
+            }
             StoreError::Query { .. } => "linkbot's store did not answer; try again shortly.",
+            StoreError::Open { .. } => {
+                "linkbot cannot open its store: check `[store] url` / LINKBOT_STORE_URL and that the database is up."
+            }
             StoreError::Corrupt { .. } => {
                 "linkbot's store holds a record it cannot read; the logs say which."
             }
         }
+    }
+}
+
+impl StoreError {
+    /// The SQLite primary result code behind the error, if SQLite gave one.
+    fn sqlite_code(&self) -> Option<i64> {
+        let source = match self {
+            StoreError::Query { source, .. } | StoreError::Open { source, .. } => source,
+            _ => return None,
+        };
+        let sqlx::Error::Database(db) = source else {
+            return None;
+        };
+        db.try_downcast_ref::<sqlx::sqlite::SqliteError>()?;
+        // sqlx reports SQLite's extended code; its low byte is the primary code.
+        db.code()?.parse::<i64>().ok().map(|c| c & 0xff)
+    }
+
+    /// Whether the database's volume is full (SQLITE_FULL; PostgreSQL's `53100 disk_full`).
+    pub fn disk_full(&self) -> bool {
+        self.sqlite_code() == Some(13) || self.postgres_code().as_deref() == Some("53100")
+    }
+
+    /// Whether the database refuses writes because it, or its volume, is read-only
+    /// (SQLITE_READONLY; PostgreSQL's `25006 read_only_sql_transaction`, e.g. a standby).
+    pub fn read_only(&self) -> bool {
+        self.sqlite_code() == Some(8) || self.postgres_code().as_deref() == Some("25006")
+    }
+
+    fn postgres_code(&self) -> Option<String> {
+        let (StoreError::Query { source, .. } | StoreError::Open { source, .. }) = self else {
+            return None;
+        };
+        let sqlx::Error::Database(db) = source else {
+            return None;
+        };
+        db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>()?;
+        db.code().map(|c| c.into_owned())
     }
 }
 
@@ -415,7 +477,7 @@ pub(crate) fn reusable_verdict_sql() -> String {
 /// between replicas). Callers must never pass a secret in any argument.
 #[async_trait::async_trait]
 pub trait Store: Send + Sync {
-    /// Checks that the database answers (for `/readyz`).
+    /// Checks that the database answers (for `/readyz`), within [`PING_TIMEOUT`].
     async fn ping(&self) -> Result<(), StoreError>;
 
     /// One check per (environment, location), atomically: join the check in flight (lease not
@@ -641,6 +703,23 @@ async fn migrator(
     migrations: &'static [EmbeddedMigration],
 ) -> Result<Migrator, sqlx::migrate::MigrateError> {
     Migrator::new(Embedded(migrations)).await
+}
+
+/// Runs `SELECT 1` on `pool`, failing once [`PING_TIMEOUT`] passes without an answer.
+async fn ping_pool<DB: sqlx::Database>(pool: &sqlx::Pool<DB>) -> Result<(), StoreError>
+where
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    for<'q> <DB as sqlx::Database>::Arguments<'q>: sqlx::IntoArguments<'q, DB>,
+{
+    match tokio::time::timeout(PING_TIMEOUT, async {
+        let mut conn = pool.acquire().await?;
+        sqlx::query("SELECT 1").execute(&mut *conn).await
+    })
+    .await
+    {
+        Ok(done) => done.map(drop).map_err(query_error("ping")),
+        Err(_) => Err(query_error("ping")(sqlx::Error::PoolTimedOut)),
+    }
 }
 
 fn query_error(op: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {

@@ -135,11 +135,7 @@ async fn load_in_flight(
 #[async_trait::async_trait]
 impl Store for PgStore {
     async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1")
-            .execute(&self.pool)
-            .await
-            .map_err(query_error("ping"))?;
-        Ok(())
+        super::ping_pool(&self.pool).await
     }
 
     async fn claim_check(

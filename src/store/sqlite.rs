@@ -15,7 +15,7 @@ use crate::domain::LocationId;
 use chrono::{DateTime, Utc};
 use sqlx::migrate::MigrateError;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{SqliteConnection, SqlitePool};
+use sqlx::{Connection as _, SqliteConnection, SqlitePool};
 use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
@@ -82,7 +82,20 @@ impl SqliteStore {
                 .idle_timeout(None)
                 .max_lifetime(None)
         } else {
-            SqlitePoolOptions::new().max_connections(4)
+            // SQLite rolls a transaction back by itself on some errors (SQLITE_FULL, SQLITE_IOERR,
+            // SQLITE_NOMEM). sqlx's rollback of that transaction then fails ("no transaction is
+            // active") and sqlx still counts the connection as inside a transaction, so every
+            // later `BEGIN` on it fails: one full disk would poison the pool for good. A
+            // connection sqlx still believes in a transaction once its queued rollback ran
+            // (the ping waits for it) is closed instead of going back to the pool.
+            SqlitePoolOptions::new()
+                .max_connections(4)
+                .after_release(|conn, _| {
+                    Box::pin(async move {
+                        conn.ping().await?;
+                        Ok(!conn.is_in_transaction())
+                    })
+                })
         };
         let pool_options = pool_options.acquire_timeout(Duration::from_secs(30));
         // Two processes creating the same new file race to switch it to WAL, and SQLite can
@@ -97,7 +110,7 @@ impl SqliteStore {
                     attempt += 1;
                     tokio::time::sleep(Duration::from_millis(50 * attempt)).await;
                 }
-                Err(e) => return Err(open_error(e)),
+                Err(e) => return Err(not_writable(&options, &target).unwrap_or(open_error(e))),
             }
         };
 
@@ -108,6 +121,26 @@ impl SqliteStore {
         };
         let migrations = migrations.map_err(migrate_error)?;
         migrate(&pool, &migrations).await.map_err(migrate_error)?;
+        // SQLite opens a file it may not write read-only, without a word, and every write would
+        // then fail: check that the file opens for writing, and take the write lock once (and
+        // give it back), so that such a store stops the bot at start, not at its first check.
+        if !memory {
+            if let Some(e) = not_writable(&options, &target) {
+                pool.close().await;
+                return Err(e);
+            }
+            begin(&pool, Some("BEGIN IMMEDIATE"), "open")
+                .await
+                .map_err(|e| match e {
+                    StoreError::Query { source, .. } => {
+                        not_writable(&options, &target).unwrap_or_else(|| open_error(source))
+                    }
+                    other => other,
+                })?
+                .rollback()
+                .await
+                .map_err(open_error)?;
+        }
 
         Ok(SqliteStore {
             pool,
@@ -122,6 +155,23 @@ impl SqliteStore {
     ) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, StoreError> {
         begin(&self.pool, Some("BEGIN IMMEDIATE"), op).await
     }
+}
+
+/// When the database file exists but cannot be opened for writing (a read-only volume, or a
+/// read-only file for a user who is not root), the error saying so; `None` otherwise.
+fn not_writable(options: &SqliteConnectOptions, target: &str) -> Option<StoreError> {
+    let file = options.get_filename();
+    if !file.is_file() {
+        return None;
+    }
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(file)
+        .err()
+        .map(|source| StoreError::ReadOnly {
+            target: target.to_string(),
+            source,
+        })
 }
 
 /// Begins a transaction (with `statement`, else a plain `BEGIN`), safe against the caller being
@@ -212,11 +262,7 @@ async fn load_in_flight(
 #[async_trait::async_trait]
 impl Store for SqliteStore {
     async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1")
-            .execute(&self.pool)
-            .await
-            .map_err(query_error("ping"))?;
-        Ok(())
+        super::ping_pool(&self.pool).await
     }
 
     async fn claim_check(
