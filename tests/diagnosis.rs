@@ -746,6 +746,9 @@ fn find_api_key_reads_the_live_object_only() {
     }
 }
 
+/// A region artifact and a predicate on why it gives no region.
+type RegionCase = (&'static str, String, fn(&MissingRegion) -> bool);
+
 #[test]
 fn find_region_reads_the_live_object_only() {
     let cm_json = |data: serde_json::Value| {
@@ -764,7 +767,7 @@ fn find_region_reads_the_live_object_only() {
     let no_keys =
         |m: &MissingRegion| matches!(m, MissingRegion::NoRegionKey { keys } if keys.is_empty());
     let only_id = |m: &MissingRegion| matches!(m, MissingRegion::NoRegionKey { keys } if keys == &["location_id"]);
-    let cases: Vec<(&str, String, fn(&MissingRegion) -> bool)> = vec![
+    let cases: Vec<RegionCase> = vec![
         (
             "yaml, no data, stale annotation",
             configmap_yaml_with_stale_annotation("", ""),
