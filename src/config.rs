@@ -352,12 +352,8 @@ impl<'a> Validator<'a> {
             format!("`{v}`")
         };
         match Url::parse(v) {
-            Ok(u) if !u.username().is_empty() || u.password().is_some() => {
-                self.problem(
-                    table,
-                    key,
-                    "holds credentials (`user:password@`): remove them from the URL; linkbot sends its credentials from the environment (SPEC §6)",
-                );
+            Ok(u) if has_credentials(&u) => {
+                self.problem(table, key, CREDENTIALS_IN_URL);
                 fallback()
             }
             Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => base_url(&u),
@@ -371,6 +367,14 @@ impl<'a> Validator<'a> {
             }
         }
     }
+}
+
+/// What a URL key holding `user:password@` is told (never its value).
+const CREDENTIALS_IN_URL: &str = "holds credentials (`user:password@`): remove them from the URL; linkbot sends its credentials from the environment (SPEC §6)";
+
+/// Whether a URL carries a user name or a password.
+fn has_credentials(url: &Url) -> bool {
+    !url.username().is_empty() || url.password().is_some()
 }
 
 /// The 1-based line where `key` is set inside `[table]` (or the table header for an empty key).
@@ -524,6 +528,16 @@ impl Config {
                 "artifact_max_bytes",
                 "must be between 1024 and 268435456",
             );
+        }
+        // runbook_url is shown in every verdict: it must not carry credentials either.
+        if let Some(u) = raw.check.runbook_url.as_deref() {
+            match Url::parse(u) {
+                Ok(u) if has_credentials(&u) => {
+                    v.problem("check", "runbook_url", CREDENTIALS_IN_URL)
+                }
+                Ok(_) => {}
+                Err(e) => v.problem("check", "runbook_url", format!("is not a URL ({e})")),
+            }
         }
         let poll_interval_min_ms = raw.check.poll_interval_min_ms.unwrap_or(1000);
         if poll_interval_min_ms < POLL_INTERVAL_FLOOR_MS {
@@ -1050,6 +1064,10 @@ mod tests {
                         "",
                     ),
                     "environments.prod.jenkins_url",
+                ),
+                (
+                    with(OK_SLACK, &format!("runbook_url = \"{url}\""), OK_ENV, ""),
+                    "check.runbook_url",
                 ),
                 (
                     with(OK_SLACK, "", OK_ENV, &format!("[iam]\nurl = \"{url}\"\n")),
