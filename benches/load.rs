@@ -26,7 +26,7 @@
 //! - `storm`: 2000 alert messages over 200 locations as fast as possible: builds triggered
 //!   (must be 200) and the time until all 2000 alert threads hold a verdict.
 //! - `parse`: ack latency of `@linkbot help` mentions at 200/s while 4 checks download and
-//!   parse two 4 MiB artifacts each (a 4 MiB Secret of 100k keys whose `slclient.toml` is a
+//!   parse two 4 MiB artifacts each (a 4 MiB Secret of ~150k keys whose `slclient.toml` is a
 //!   base64 TOML of tables, a 4 MiB ConfigMap), against the same rate with the bot idle.
 //!   Target: p99 within 1 ms of idle.
 //!
