@@ -2,7 +2,7 @@
 //! Slack, directory, Jenkins and IAM of [`linkbot::sim::world::World`].
 //!
 //! ```text
-//! cargo bench --bench load -- [acks] [baseline] [rss] [polling] [storm] [all]
+//! cargo bench --bench load -- [acks] [baseline] [rss] [polling] [storm] [parse] [all]
 //!     [--quick] [--full] [--bot-process] [--rates=100,500,2000] [--web-latency-ms=N]
 //! ```
 //!
@@ -25,6 +25,10 @@
 //!   schedule. `--full` adds a real 10-minute build.
 //! - `storm`: 2000 alert messages over 200 locations as fast as possible: builds triggered
 //!   (must be 200) and the time until all 2000 alert threads hold a verdict.
+//! - `parse`: ack latency of `@linkbot help` mentions at 200/s while 4 checks download and
+//!   parse two 4 MiB artifacts each (a 4 MiB Secret of ~150k keys whose `slclient.toml` is a
+//!   base64 TOML of tables, a 4 MiB ConfigMap), against the same rate with the bot idle.
+//!   Target: p99 within 1 ms of idle.
 //!
 //! Every wait is bounded; the bench stops by itself. It only measures: it is not a test (nothing
 //! fails on a missed target, the output says MET or NOT MET), and it never reaches beyond
@@ -64,7 +68,7 @@ fn main() -> Result<()> {
     // `cargo test --all-targets` runs bench binaries too, without `--bench`: the load benchmark
     // is minutes of release-mode work, so there it only says how to run it.
     if !args.iter().any(|a| a == "--bench" || !a.starts_with('-')) {
-        println!("load benchmark: run it with `cargo bench --bench load [-- acks|baseline|rss|polling|storm|all]`");
+        println!("load benchmark: run it with `cargo bench --bench load [-- acks|baseline|rss|polling|storm|parse|all]`");
         return Ok(());
     }
     if args.first().map(String::as_str) == Some("bot-child") {
@@ -92,11 +96,13 @@ fn main() -> Result<()> {
         .filter(|a| !a.starts_with('-'))
         .collect();
     if chosen.is_empty() || chosen.contains(&"all") {
-        chosen = vec!["acks", "baseline", "rss", "polling", "storm"];
+        chosen = vec!["acks", "baseline", "rss", "polling", "storm", "parse"];
     }
     for name in &chosen {
-        if !["acks", "baseline", "rss", "polling", "storm"].contains(name) {
-            bail!("unknown scenario {name:?}: say acks, baseline, rss, polling, storm or all");
+        if !["acks", "baseline", "rss", "polling", "storm", "parse"].contains(name) {
+            bail!(
+                "unknown scenario {name:?}: say acks, baseline, rss, polling, storm, parse or all"
+            );
         }
     }
     app::rustls_provider();
@@ -110,6 +116,7 @@ fn main() -> Result<()> {
                 "rss" => rss().await?,
                 "polling" => polling(&flags).await?,
                 "storm" => storm().await?,
+                "parse" => parse(&flags).await?,
                 _ => {}
             }
             println!("({name} took {:.1} s)\n", started.elapsed().as_secs_f64());
@@ -1218,6 +1225,213 @@ async fn storm() -> Result<()> {
         } else {
             "NOT MET"
         }
+    );
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// parse: acks while checks parse 4 MiB artifacts
+
+/// `connector_getConnectorAPIKey.log` of just under `max` bytes: a Secret with many small data
+/// keys, then an `slclient.toml` whose base64 TOML is nothing but tables.
+fn big_secret_log(max: usize) -> Vec<u8> {
+    let mut s = String::from(
+        "+ kubectl get secret storage-secret-store -n kube-system -o yaml\napiVersion: v1\ndata:\n",
+    );
+    let mut i = 0;
+    while s.len() < max * 3 / 4 {
+        s.push_str(&format!("  key{i}: dmFsdWU=\n"));
+        i += 1;
+    }
+    let mut toml = String::new();
+    let mut t = 0;
+    // base64 grows 4/3: leave room for the tail below.
+    while (s.len() + toml.len() * 4 / 3) < max - 4096 {
+        toml.push_str(&format!("[t{t}]\n"));
+        t += 1;
+    }
+    s.push_str(&format!(
+        "  slclient.toml: {}\nkind: Secret\nmetadata:\n  name: storage-secret-store\n  namespace: kube-system\ntype: Opaque\n",
+        base64::Engine::encode(&base64::engine::general_purpose::STANDARD, toml)
+    ));
+    s.into_bytes()
+}
+
+/// `connector_sl_configMap.log` of just under `max` bytes: many keys, then `region`.
+fn big_configmap_log(max: usize) -> Vec<u8> {
+    let mut s = String::from(
+        "+ kubectl get configmap satellite-link-config -n satellite-link -o yaml\napiVersion: v1\ndata:\n",
+    );
+    let mut i = 0;
+    while s.len() < max - 4096 {
+        s.push_str(&format!("  key{i}: value-{i}\n"));
+        i += 1;
+    }
+    s.push_str("  region: us-east\nkind: ConfigMap\nmetadata:\n  name: satellite-link-config\n");
+    s.into_bytes()
+}
+
+async fn parse(flags: &Flags) -> Result<()> {
+    const RATE: u32 = 200;
+    const CHECKS: u32 = 4;
+    let rounds: u32 = if flags.quick { 3 } else { 10 };
+    let max = linkbot::config::DEFAULT_ARTIFACT_MAX_BYTES as usize;
+    println!("== parse: ack latency at {RATE}/s, idle vs while {CHECKS} checks parse two 4 MiB artifacts each ({rounds} rounds) ==");
+    let world = World::start().await?;
+    let key_log = big_secret_log(max);
+    let cm_log = big_configmap_log(max);
+    println!(
+        "  artifacts: {} + {} bytes (artifact_max_bytes {max})",
+        key_log.len(),
+        cm_log.len()
+    );
+    let toml = config_toml(
+        &world,
+        &world.sqlite_url("parse"),
+        &[("poll_interval_min_ms", "250".into())],
+    );
+    let bot = Bot::start(&world, &toml, flags.bot_process).await?;
+    let mut first = 1;
+    // Idle: the same number of envelopes the busy windows will see, roughly.
+    let (idle, _) = run_rate(
+        &world.slack,
+        &mut first,
+        RATE,
+        if flags.quick { 3.0 } else { 10.0 },
+        true,
+    )
+    .await?;
+
+    let mut busy: Vec<Duration> = Vec::new();
+    let mut windows = Vec::new();
+    for round in 0..rounds {
+        let locations: Vec<String> = (0..CHECKS)
+            .map(|i| {
+                let loc = world.scenario(VerdictCode::ConfigMissing, 1000 + round * CHECKS + i);
+                world.jenkins.set_behaviour(
+                    loc.as_str(),
+                    Behaviour {
+                        artifacts: vec![
+                            (
+                                "logs/connector_getConnectorAPIKey.log".into(),
+                                key_log.clone(),
+                            ),
+                            ("logs/connector_sl_configMap.log".into(), cm_log.clone()),
+                        ],
+                        ..Behaviour::default()
+                    },
+                );
+                loc.to_string()
+            })
+            .collect();
+        let answered_before = answered_count(&world.slack).await;
+        let artifacts_before = world.jenkins.count("artifact");
+        for loc in &locations {
+            let text = format!("<@{}> check {loc}", fake::SIM_BOT_USER_ID);
+            world
+                .slack
+                .push(fake::app_mention(
+                    ONCALL_CHANNEL,
+                    ENGINEER,
+                    &text,
+                    &World::user_ts(first),
+                ))
+                .await?;
+            first += 1;
+        }
+        // The window opens when the first artifact is asked for and closes when all 4 verdicts
+        // are posted: downloads and parses happen inside it.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while world.jenkins.count("artifact") == artifacts_before {
+            if Instant::now() >= deadline {
+                bail!("round {round}: no artifact was downloaded within 60 s");
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let acks_before = world.slack.acks().len();
+        let msgs_before = world.slack.messages().len();
+        let opened = Instant::now();
+        let mut tick = tokio::time::interval(Duration::from_nanos(1_000_000_000 / u64::from(RATE)));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+        let mut sent = 0usize;
+        // Every 10th tick (50 ms) looks whether the 4 verdicts are out.
+        loop {
+            if sent % 10 == 0
+                && answered_count(&world.slack).await >= answered_before + CHECKS as usize
+            {
+                break;
+            }
+            if opened.elapsed() > Duration::from_secs(120) {
+                bail!("round {round}: the {CHECKS} checks did not all answer within 120 s");
+            }
+            tick.tick().await;
+            world.slack.push(help_mention(first)).await?;
+            first += 1;
+            sent += 1;
+        }
+        let window = opened.elapsed();
+        let target = acks_before + sent;
+        if !world
+            .slack
+            .wait_until(|s| s.acks().len() >= target, ACK_WAIT)
+            .await
+        {
+            bail!("round {round}: not every envelope was acked");
+        }
+        busy.extend(
+            world.slack.acks()[acks_before..]
+                .iter()
+                .filter_map(|a| a.latency),
+        );
+        // Wait for the help answers (and the verdicts) so rounds do not overlap.
+        let want = msgs_before + sent;
+        world
+            .slack
+            .wait_until(|s| s.messages().len() >= want, Duration::from_secs(60))
+            .await;
+        windows.push((window, sent));
+    }
+    let rss = mem_of(bot.pid());
+    bot.stop().await;
+    let busy = stats(busy);
+    println!(
+        "  windows (first artifact download → 4th verdict): {}",
+        windows
+            .iter()
+            .map(|(w, n)| format!("{:.0} ms/{n} acks", w.as_secs_f64() * 1000.0))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    println!(
+        "  idle:    n {:>5}, p50 {} ms, p99 {} ms, max {} ms",
+        idle.n,
+        ms(idle.p50),
+        ms(idle.p99),
+        ms(idle.max)
+    );
+    println!(
+        "  parsing: n {:>5}, p50 {} ms, p99 {} ms, max {} ms",
+        busy.n,
+        ms(busy.p50),
+        ms(busy.p99),
+        ms(busy.max)
+    );
+    println!(
+        "  memory of {}: VmRSS {}, VmHWM {}",
+        if flags.bot_process {
+            "the bot process"
+        } else {
+            "the bench process (bot + sims)"
+        },
+        mib(rss.rss_kb),
+        mib(rss.hwm_kb)
+    );
+    let met = busy.p99 <= idle.p99 + Duration::from_millis(1);
+    println!(
+        "  Target: p99 while parsing within 1 ms of idle — {} ms vs {} ms: {}",
+        ms(busy.p99),
+        ms(idle.p99),
+        if met { "MET" } else { "NOT MET" }
     );
     Ok(())
 }

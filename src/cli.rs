@@ -236,7 +236,7 @@ pub fn diagnose_dir(dir: &std::path::Path, region: &Region) -> Result<Report> {
         crate::check::CONFIGMAP_ARTIFACT,
     ] {
         let path = dir.join(name);
-        match read_capped(&path, 64 * 1024 * 1024) {
+        match read_capped(&path, crate::config::DEFAULT_ARTIFACT_MAX_BYTES) {
             Ok(Some(bytes)) => logs.push(bytes),
             Ok(None) => {
                 let msg = format!("`{name}` is not in {}.", dir.display());
@@ -262,17 +262,34 @@ pub fn diagnose_dir(dir: &std::path::Path, region: &Region) -> Result<Report> {
 }
 
 /// Reads a file of at most `max` bytes; `None` when it does not exist.
+/// Reads at most `max` bytes of a regular file (`None` when there is none). Anything else (a FIFO,
+/// a device, a folder) is refused from its metadata before it is opened: opening a FIFO would
+/// wait for a writer forever, and a device may never end. Checked again on the open file.
 fn read_capped(path: &std::path::Path, max: u64) -> std::io::Result<Option<Vec<u8>>> {
     use std::io::Read;
-    let file = match std::fs::File::open(path) {
-        Ok(f) => f,
+    let not_regular = || {
+        std::io::Error::other("not a regular file: copy the downloaded artifact into the folder")
+    };
+    let too_large = || {
+        std::io::Error::other(format!(
+            "larger than {max} bytes (artifact_max_bytes, the cap of the Jenkins download)"
+        ))
+    };
+    match std::fs::metadata(path) {
+        Ok(m) if !m.is_file() => return Err(not_regular()),
+        Ok(m) if m.len() > max => return Err(too_large()),
+        Ok(_) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e),
-    };
+    }
+    let file = std::fs::File::open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(not_regular());
+    }
     let mut buf = Vec::new();
     file.take(max + 1).read_to_end(&mut buf)?;
     if buf.len() as u64 > max {
-        return Err(std::io::Error::other(format!("larger than {max} bytes")));
+        return Err(too_large());
     }
     Ok(Some(buf))
 }

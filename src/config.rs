@@ -55,7 +55,31 @@ pub enum ConfigError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// A secret's `NAME_FILE` names something that cannot be a secret file.
+    #[error("{var}_FILE ({path}) {reason}")]
+    SecretFileRefused {
+        /// The variable.
+        var: String,
+        /// The file it names.
+        path: PathBuf,
+        /// What is wrong and the fix.
+        reason: String,
+    },
+    /// Both `NAME` and `NAME_FILE` are set: which one is meant cannot be told.
+    #[error("{var} and {var}_FILE are both set: keep one (unset {var} to use the mounted file, or unset {var}_FILE)")]
+    SecretTwice {
+        /// The variable.
+        var: String,
+    },
 }
+
+/// The largest secret file read (`NAME_FILE`): a token is under 1 KiB, a store URL a few hundred bytes.
+pub const SECRET_FILE_MAX_BYTES: u64 = 64 * 1024;
+/// The default `[check] artifact_max_bytes`: the largest artifact read, downloaded from Jenkins
+/// or from a folder by `linkbot diagnose`.
+pub const DEFAULT_ARTIFACT_MAX_BYTES: u64 = 4 * 1024 * 1024;
+/// The shortest `poll_interval_min_ms` accepted: denser polling only loads Jenkins.
+pub const POLL_INTERVAL_FLOOR_MS: u64 = 250;
 
 fn render_problems(path: &Path, problems: &[Problem]) -> String {
     let mut out = String::new();
@@ -343,18 +367,36 @@ impl<'a> Validator<'a> {
             self.problem(table, key, "is required (a URL)");
             return fallback();
         };
+        // A URL is echoed in a problem only when it cannot hold credentials (no `@`).
+        let shown = if v.contains('@') {
+            "the value (not shown: it may hold credentials)".to_string()
+        } else {
+            format!("`{v}`")
+        };
         match Url::parse(v) {
+            Ok(u) if has_credentials(&u) => {
+                self.problem(table, key, CREDENTIALS_IN_URL);
+                fallback()
+            }
             Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => base_url(&u),
             Ok(_) => {
-                self.problem(table, key, format!("`{v}` must be an http(s) URL"));
+                self.problem(table, key, format!("{shown} must be an http(s) URL"));
                 fallback()
             }
             Err(e) => {
-                self.problem(table, key, format!("`{v}` is not a URL ({e})"));
+                self.problem(table, key, format!("{shown} is not a URL ({e})"));
                 fallback()
             }
         }
     }
+}
+
+/// What a URL key holding `user:password@` is told (never its value).
+const CREDENTIALS_IN_URL: &str = "holds credentials (`user:password@`): remove them from the URL; linkbot sends its credentials from the environment (SPEC §6)";
+
+/// Whether a URL carries a user name or a password.
+fn has_credentials(url: &Url) -> bool {
+    !url.username().is_empty() || url.password().is_some()
 }
 
 /// The 1-based line where `key` is set inside `[table]` (or the table header for an empty key).
@@ -438,6 +480,25 @@ impl Config {
                 v.problem("slack", key, "must be between 1 and 300 seconds");
             }
         }
+        if slack.channels.is_empty() {
+            v.problem(
+                "slack",
+                "channels",
+                "lists no channel: add the on-call channel ids, e.g. `channels = [\"C0ONCALL\"]`",
+            );
+        }
+        if raw
+            .slack
+            .oncall_usergroup
+            .as_deref()
+            .is_some_and(str::is_empty)
+        {
+            v.problem(
+                "slack",
+                "oncall_usergroup",
+                "is empty: set a user group id (e.g. `S0ONCALL`), or leave the key out to let everyone in the channels escalate",
+            );
+        }
         for c in &slack.channels {
             if !is_slack_id(c, &['C', 'G']) {
                 v.problem(
@@ -489,12 +550,33 @@ impl Config {
         if !(1..=1000).contains(&max_concurrent) {
             v.problem("check", "max_concurrent", "must be between 1 and 1000");
         }
-        let artifact_max_bytes = raw.check.artifact_max_bytes.unwrap_or(4 * 1024 * 1024);
+        let artifact_max_bytes = raw
+            .check
+            .artifact_max_bytes
+            .unwrap_or(DEFAULT_ARTIFACT_MAX_BYTES);
         if !(1024..=256 * 1024 * 1024).contains(&artifact_max_bytes) {
             v.problem(
                 "check",
                 "artifact_max_bytes",
                 "must be between 1024 and 268435456",
+            );
+        }
+        // runbook_url is shown in every verdict: it must not carry credentials either.
+        if let Some(u) = raw.check.runbook_url.as_deref() {
+            match Url::parse(u) {
+                Ok(u) if has_credentials(&u) => {
+                    v.problem("check", "runbook_url", CREDENTIALS_IN_URL)
+                }
+                Ok(_) => {}
+                Err(e) => v.problem("check", "runbook_url", format!("is not a URL ({e})")),
+            }
+        }
+        let poll_interval_min_ms = raw.check.poll_interval_min_ms.unwrap_or(1000);
+        if poll_interval_min_ms < POLL_INTERVAL_FLOOR_MS {
+            v.problem(
+                "check",
+                "poll_interval_min_ms",
+                format!("{poll_interval_min_ms} ms polls Jenkins too often: use at least {POLL_INTERVAL_FLOOR_MS} (the default is 1000)"),
             );
         }
         let check = CheckConfig {
@@ -508,9 +590,7 @@ impl Config {
                 .clone()
                 .unwrap_or_else(|| crate::diagnosis::verdict::RUNBOOK_URL.to_string()),
             artifact_max_bytes,
-            poll_interval_min: Duration::from_millis(
-                raw.check.poll_interval_min_ms.unwrap_or(1000),
-            ),
+            poll_interval_min: Duration::from_millis(poll_interval_min_ms),
         };
 
         // [environments.*]
@@ -869,20 +949,17 @@ impl Secrets {
     /// Reads every secret through `lookup` (the environment in production, a map in tests).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Secrets, ConfigError> {
         let get = |var: &str| -> Result<Option<String>, ConfigError> {
-            if let Some(v) = lookup(var).filter(|v| !v.is_empty()) {
-                return Ok(Some(v));
-            }
-            match lookup(&format!("{var}_FILE")).filter(|p| !p.is_empty()) {
-                None => Ok(None),
-                Some(path) => std::fs::read_to_string(&path)
-                    .map(|s| {
-                        Some(s.trim_end_matches(['\n', '\r']).to_string()).filter(|s| !s.is_empty())
-                    })
-                    .map_err(|source| ConfigError::SecretFile {
-                        var: var.to_string(),
-                        path: path.into(),
-                        source,
-                    }),
+            let direct = lookup(var).filter(|v| !v.is_empty());
+            let file = lookup(&format!("{var}_FILE")).filter(|p| !p.is_empty());
+            match (direct, file) {
+                (Some(_), Some(_)) => Err(ConfigError::SecretTwice {
+                    var: var.to_string(),
+                }),
+                (Some(v), None) => Ok(Some(v)),
+                (None, None) => Ok(None),
+                (None, Some(path)) => read_secret_file(var, Path::new(&path)).map(|s| {
+                    Some(s.trim_end_matches(['\n', '\r']).to_string()).filter(|s| !s.is_empty())
+                }),
             }
         };
         let secret = |var: &str| get(var).map(|o| o.map(Secret::new));
@@ -898,6 +975,47 @@ impl Secrets {
             net: NetEnv::from_lookup(&lookup),
         })
     }
+}
+
+/// Reads a secret file: a regular file (symlinks followed, as Kubernetes mounts them) of at most
+/// [`SECRET_FILE_MAX_BYTES`], checked before reading; and never more than that cap plus one byte
+/// is read, should the file grow in between (`/dev/zero`, a FIFO or a directory never get read).
+fn read_secret_file(var: &str, path: &Path) -> Result<String, ConfigError> {
+    use std::io::Read as _;
+    let io_error = |source| ConfigError::SecretFile {
+        var: var.to_string(),
+        path: path.to_path_buf(),
+        source,
+    };
+    let refused = |reason: String| ConfigError::SecretFileRefused {
+        var: var.to_string(),
+        path: path.to_path_buf(),
+        reason,
+    };
+    let too_large = || {
+        refused(format!(
+            "is larger than {SECRET_FILE_MAX_BYTES} bytes: point it at the file holding only the secret"
+        ))
+    };
+    let meta = std::fs::metadata(path).map_err(io_error)?;
+    if !meta.is_file() {
+        return Err(refused(
+            "is not a regular file: point it at the file holding the secret (e.g. a mounted Kubernetes Secret key)".into(),
+        ));
+    }
+    if meta.len() > SECRET_FILE_MAX_BYTES {
+        return Err(too_large());
+    }
+    let file = std::fs::File::open(path).map_err(io_error)?;
+    let mut bytes = Vec::new();
+    file.take(SECRET_FILE_MAX_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(io_error)?;
+    if bytes.len() as u64 > SECRET_FILE_MAX_BYTES {
+        return Err(too_large());
+    }
+    String::from_utf8(bytes)
+        .map_err(|_| refused("is not UTF-8 text: a secret file holds the token as text".into()))
 }
 
 /// How logs are written: `LINKBOT_LOG_FORMAT=json` for JSON lines, anything else for text.
@@ -980,9 +1098,201 @@ mod tests {
         }
     }
 
+    /// A valid configuration with `extra` lines appended into the right tables.
+    fn with(slack: &str, check: &str, env: &str, tail: &str) -> String {
+        format!("[slack]\n{slack}\n[check]\n{check}\n[environments.prod]\n{env}\n{tail}")
+    }
+
+    const OK_SLACK: &str = "channels = [\"C0ONCALL\"]";
+    const OK_ENV: &str = "xo_url = \"http://127.0.0.1:1\"\njenkins_url = \"http://127.0.0.1:2\"";
+
+    #[test]
+    fn configs_that_cannot_be_right_are_refused_with_line_key_and_fix() {
+        assert!(Config::parse(&with(OK_SLACK, "", OK_ENV, "")).is_ok());
+        let cases = [
+            (
+                with(
+                    "channels = [\"C0ONCALL\"]\noncall_usergroup = \"\"",
+                    "",
+                    OK_ENV,
+                    "",
+                ),
+                3,
+                "slack.oncall_usergroup",
+                "leave the key out",
+            ),
+            (
+                with("channels = []", "", OK_ENV, ""),
+                2,
+                "slack.channels",
+                "add the on-call channel",
+            ),
+            (
+                with(OK_SLACK, "poll_interval_min_ms = 0", OK_ENV, ""),
+                4,
+                "check.poll_interval_min_ms",
+                "at least 250",
+            ),
+            (
+                with(OK_SLACK, "poll_interval_min_ms = 249", OK_ENV, ""),
+                4,
+                "check.poll_interval_min_ms",
+                "at least 250",
+            ),
+        ];
+        for (src, line, key, fix) in cases {
+            let problems = Config::parse(&src).unwrap_err();
+            assert_eq!(problems.len(), 1, "{src}: {problems:?}");
+            assert_eq!(problems[0].line, Some(line), "{src}: {problems:?}");
+            assert_eq!(problems[0].key, key, "{src}");
+            assert!(problems[0].message.contains(fix), "{src}: {problems:?}");
+        }
+        assert!(Config::parse(&with(OK_SLACK, "poll_interval_min_ms = 250", OK_ENV, "")).is_ok());
+        // No `[slack]` channels at all is the same mistake.
+        let problems = Config::parse(&format!("[environments.prod]\n{OK_ENV}\n")).unwrap_err();
+        assert_eq!(problems[0].key, "slack.channels", "{problems:?}");
+    }
+
+    #[test]
+    fn credentials_in_any_url_are_refused_without_echoing_them() {
+        const PASSWORD: &str = "hunter2Secret";
+        let cred = format!("http://bot:{PASSWORD}@127.0.0.1:9/");
+        let user_only = "https://token-abc123@127.0.0.1:9/".to_string();
+        let broken = format!("http://bot:{PASSWORD}@127.0.0.1:99999999/");
+        for url in [&cred, &user_only, &broken] {
+            let cases = [
+                (
+                    with(&format!("{OK_SLACK}\napi_url = \"{url}\""), "", OK_ENV, ""),
+                    "slack.api_url",
+                ),
+                (
+                    with(
+                        OK_SLACK,
+                        "",
+                        &format!("xo_url = \"{url}\"\njenkins_url = \"http://127.0.0.1:2\""),
+                        "",
+                    ),
+                    "environments.prod.xo_url",
+                ),
+                (
+                    with(
+                        OK_SLACK,
+                        "",
+                        &format!("xo_url = \"http://127.0.0.1:1\"\njenkins_url = \"{url}\""),
+                        "",
+                    ),
+                    "environments.prod.jenkins_url",
+                ),
+                (
+                    with(OK_SLACK, &format!("runbook_url = \"{url}\""), OK_ENV, ""),
+                    "check.runbook_url",
+                ),
+                (
+                    with(OK_SLACK, "", OK_ENV, &format!("[iam]\nurl = \"{url}\"\n")),
+                    "iam.url",
+                ),
+                (
+                    with(
+                        OK_SLACK,
+                        "",
+                        OK_ENV,
+                        &format!("[pagerduty]\nurl = \"{url}\"\n"),
+                    ),
+                    "pagerduty.url",
+                ),
+                (
+                    with(
+                        OK_SLACK,
+                        "",
+                        OK_ENV,
+                        &format!("[github]\napi_url = \"{url}\"\n"),
+                    ),
+                    "github.api_url",
+                ),
+            ];
+            for (src, key) in cases {
+                let problems = Config::parse(&src).unwrap_err();
+                assert_eq!(problems.len(), 1, "{src}: {problems:?}");
+                assert_eq!(problems[0].key, key, "{src}");
+                assert!(problems[0].line.is_some(), "{src}");
+                let shown = ConfigError::Invalid {
+                    path: "bot.toml".into(),
+                    problems,
+                }
+                .to_string();
+                assert!(
+                    !shown.contains(PASSWORD) && !shown.contains("abc123"),
+                    "{shown}"
+                );
+                if url != &broken {
+                    assert!(shown.contains("holds credentials"), "{shown}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn secret_files_are_capped_and_must_be_regular_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let lookup_file =
+            |path: String| move |k: &str| (k == "SLACK_BOT_TOKEN_FILE").then(|| path.clone());
+        // A directory, a device and a FIFO are not secret files; none is read.
+        let fifo = dir.path().join("fifo");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        for path in [dir.path().to_path_buf(), "/dev/zero".into(), fifo] {
+            let err = Secrets::from_lookup(lookup_file(path.display().to_string())).unwrap_err();
+            assert!(
+                matches!(&err, ConfigError::SecretFileRefused { var, .. } if var == "SLACK_BOT_TOKEN"),
+                "{path:?}: {err:?}"
+            );
+            assert!(err.to_string().contains("not a regular file"), "{err}");
+        }
+        // The cap: 64 KiB passes, one byte more is refused.
+        let at_cap = dir.path().join("at-cap");
+        std::fs::write(&at_cap, "x".repeat(SECRET_FILE_MAX_BYTES as usize)).unwrap();
+        let s = Secrets::from_lookup(lookup_file(at_cap.display().to_string())).unwrap();
+        assert_eq!(s.slack_bot_token.unwrap().expose().len(), 64 * 1024);
+        let over = dir.path().join("over");
+        std::fs::write(&over, "x".repeat(SECRET_FILE_MAX_BYTES as usize + 1)).unwrap();
+        let err = Secrets::from_lookup(lookup_file(over.display().to_string())).unwrap_err();
+        assert!(err.to_string().contains("larger than 65536 bytes"), "{err}");
+    }
+
+    #[test]
+    fn a_secret_set_twice_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("token");
+        std::fs::write(&file, "xoxb-from-file\n").unwrap();
+        let file_s = file.display().to_string();
+        let err = Secrets::from_lookup(|k| match k {
+            "SLACK_BOT_TOKEN_FILE" => Some(file_s.clone()),
+            "SLACK_BOT_TOKEN" => Some("xoxb-direct".into()),
+            _ => None,
+        })
+        .unwrap_err();
+        let shown = err.to_string();
+        assert!(
+            shown.contains("SLACK_BOT_TOKEN and SLACK_BOT_TOKEN_FILE are both set"),
+            "{shown}"
+        );
+        assert!(!shown.contains("xoxb-"), "{shown}");
+        // An empty NAME is unset: the file is used.
+        let s = Secrets::from_lookup(|k| match k {
+            "SLACK_BOT_TOKEN_FILE" => Some(file_s.clone()),
+            "SLACK_BOT_TOKEN" => Some(String::new()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(s.slack_bot_token.unwrap().expose(), "xoxb-from-file");
+    }
+
     #[test]
     fn tls_ca_file_and_the_network_environment_are_read() {
-        let base = "[environments.prod]\nxo_url=\"https://a\"\njenkins_url=\"https://b\"\n";
+        let base = "[slack]\nchannels=[\"C0ONCALL\"]\n[environments.prod]\nxo_url=\"https://a\"\njenkins_url=\"https://b\"\n";
         let c = Config::parse(&format!("{base}[tls]\nca_file = \"/etc/ca.pem\"\n")).unwrap();
         assert_eq!(c.tls_ca_file.as_deref(), Some(Path::new("/etc/ca.pem")));
         let p = Config::parse(&format!("{base}[tls]\nca_file = \"\"\n")).unwrap_err();

@@ -394,3 +394,117 @@ async fn run_exits_non_zero_with_one_line_when_slack_refuses_a_token() {
         }
     }
 }
+
+#[tokio::test]
+async fn diagnose_refuses_what_is_not_a_regular_file_and_caps_the_size() {
+    let configmap = fixtures("key-missing").join("connector_sl_configMap.log");
+    let run = |dir: PathBuf| async move {
+        linkbot(
+            &[
+                "diagnose",
+                "--dir",
+                dir.to_str().unwrap(),
+                "--region",
+                "us-east",
+            ],
+            &[],
+        )
+        .await
+    };
+    // A FIFO with no writer: opening it would block forever.
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::copy(&configmap, tmp.path().join("connector_sl_configMap.log")).unwrap();
+    let fifo = tmp.path().join("connector_getConnectorAPIKey.log");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let out = run(tmp.path().to_path_buf()).await;
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("connector_getConnectorAPIKey.log")
+            && text(&out).contains("not a regular file"),
+        "{}",
+        text(&out)
+    );
+
+    // A folder in place of the file.
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::copy(&configmap, tmp.path().join("connector_sl_configMap.log")).unwrap();
+    std::fs::create_dir(tmp.path().join("connector_getConnectorAPIKey.log")).unwrap();
+    let out = run(tmp.path().to_path_buf()).await;
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("not a regular file"), "{}", text(&out));
+
+    // artifact_max_bytes (4 MiB, as for the Jenkins download): at the cap it is read, one byte
+    // more is refused.
+    let cap = linkbot::config::DEFAULT_ARTIFACT_MAX_BYTES as usize;
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::copy(&configmap, tmp.path().join("connector_sl_configMap.log")).unwrap();
+    let key_log = tmp.path().join("connector_getConnectorAPIKey.log");
+    std::fs::write(&key_log, vec![b'x'; cap]).unwrap();
+    let out = run(tmp.path().to_path_buf()).await;
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("config_missing"),
+        "{}",
+        text(&out)
+    );
+    std::fs::write(&key_log, vec![b'x'; cap + 1]).unwrap();
+    let out = run(tmp.path().to_path_buf()).await;
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains(&format!("larger than {cap} bytes")),
+        "{}",
+        text(&out)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_url_with_credentials_is_refused_and_never_logged() {
+    const PASSWORD: &str = "Pa55w0rdInUrl";
+    let world = World::start().await.unwrap();
+    let good = world.config_toml(&world.sqlite_url("cli"));
+    let mut env = world.secret_env();
+    env.push(("RUST_LOG", "trace".to_string()));
+    // Each URL key of bot.toml, given credentials in turn.
+    let urls: Vec<(String, &str)> = good
+        .lines()
+        .filter_map(|l| {
+            let (k, v) = l.split_once(" = ")?;
+            let v = v.trim_matches('"');
+            (v.starts_with("http://") && k != "listen").then(|| (l.to_string(), k))
+        })
+        .map(|(line, k)| (line, if k == "url" { "url" } else { k }))
+        .collect();
+    assert!(urls.len() >= 6, "{urls:?}");
+    let dir = tempfile::tempdir().unwrap();
+    for (line, key) in &urls {
+        let with_creds = line.replace("http://", &format!("http://linkbot:{PASSWORD}@"));
+        let path = dir.path().join("bot.toml");
+        std::fs::write(&path, good.replacen(line, &with_creds, 1)).unwrap();
+        for args in [
+            vec!["run", "--config", path.to_str().unwrap()],
+            vec![
+                "check",
+                "c1hk4ek107l5au5mq8hg",
+                "--config",
+                path.to_str().unwrap(),
+            ],
+            vec!["config", "check", path.to_str().unwrap()],
+        ] {
+            let out = linkbot(&args, &env).await;
+            let all = text(&out);
+            assert!(!out.status.success(), "{args:?} {line}: {all}");
+            assert!(
+                all.contains("holds credentials") && all.contains(key),
+                "{args:?} {line}: {all}"
+            );
+            assert!(
+                !all.contains(PASSWORD),
+                "{args:?} {line}: the password was printed: {all}"
+            );
+        }
+    }
+}

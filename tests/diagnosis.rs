@@ -533,6 +533,312 @@ fn missing_key_explanations_name_what_was_there() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// The live object only: annotations, second documents, Lists, invisible values, size caps
+
+/// The storage secret whose `metadata.annotations` hold a last-applied copy with the tests' good
+/// key, while the live `data` holds `data_lines` (already indented; empty for no `data:`).
+fn secret_yaml_with_stale_annotation(prefix: &str, data_lines: &str, suffix: &str) -> String {
+    let data = if data_lines.is_empty() {
+        String::new()
+    } else {
+        format!("data:\n{data_lines}")
+    };
+    format!(
+        "{prefix}apiVersion: v1\n{data}kind: Secret\nmetadata:\n  annotations:\n    kubectl.kubernetes.io/last-applied-configuration: |\n      {{\"apiVersion\":\"v1\",\"data\":{{\"slclient.toml\":\"{}\"}},\"kind\":\"Secret\",\"metadata\":{{\"name\":\"storage-secret-store\"}}}}\n  name: storage-secret-store\n  namespace: kube-system\ntype: Opaque\n{suffix}",
+        b64(good_toml())
+    )
+}
+
+/// The same in `-o json` form: the annotation is a JSON string holding the old object.
+fn secret_json_with_stale_annotation(data: serde_json::Value) -> serde_json::Value {
+    let old = serde_json::json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "data": {"slclient.toml": b64(good_toml())},
+        "metadata": {"name": "storage-secret-store"}
+    });
+    let mut v = serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {
+            "annotations": {
+                "kubectl.kubernetes.io/last-applied-configuration": format!("{old}\n")
+            },
+            "name": "storage-secret-store",
+            "namespace": "kube-system"
+        },
+        "type": "Opaque"
+    });
+    if !data.is_null() {
+        v["data"] = data;
+    }
+    v
+}
+
+fn configmap_yaml_with_stale_annotation(data_lines: &str, suffix: &str) -> String {
+    let data = if data_lines.is_empty() {
+        String::new()
+    } else {
+        format!("data:\n{data_lines}")
+    };
+    format!(
+        "{ECHO_CM}apiVersion: v1\n{data}kind: ConfigMap\nmetadata:\n  annotations:\n    kubectl.kubernetes.io/last-applied-configuration: |\n      {{\"apiVersion\":\"v1\",\"data\":{{\"location_id\":\"c1\",\"region\":\"us-east\"}},\"kind\":\"ConfigMap\"}}\n  name: satellite-link-config\n  namespace: satellite-link\n{suffix}"
+    )
+}
+
+fn live_object_key_cases() -> Vec<(&'static str, Vec<u8>, K)> {
+    let enc = b64(good_toml());
+    let old_enc = b64(toml_bluemix(&format!("iam_api_key = \"{REFRESH}\"")));
+    let pretty = |v: &serde_json::Value| serde_json::to_string_pretty(v).expect("json");
+    let no_data =
+        |m: &MissingKey| matches!(m, MissingKey::NoSlclientToml { keys } if keys.is_empty());
+    let only_ca =
+        |m: &MissingKey| matches!(m, MissingKey::NoSlclientToml { keys } if keys == &["ca.crt"]);
+    let empty_toml = |m: &MissingKey| matches!(m, MissingKey::NoIamApiKey { toml_bytes: 0, .. });
+    let empty_key = |m: &MissingKey| {
+        matches!(
+            m,
+            MissingKey::EmptyIamApiKey {
+                table: KeyTable::Bluemix,
+                ..
+            }
+        )
+    };
+    let too_large = |m: &MissingKey| matches!(m, MissingKey::TomlTooLarge { .. });
+    let huge_toml: String = {
+        let mut t = String::new();
+        let mut i = 0;
+        while t.len() < 3 * 1024 * 1024 {
+            t.push_str(&format!("[t{i}]\n"));
+            i += 1;
+        }
+        t
+    };
+    let many_tables: String = (0..4000).map(|i| format!("[t{i}]\n")).collect();
+    let list_of = |items: Vec<serde_json::Value>| {
+        serde_json::to_vec(&serde_json::json!({"apiVersion": "v1", "kind": "List", "items": items}))
+            .expect("json")
+    };
+    let other_secret = |name: &str, enc: &str| serde_json::json!({"apiVersion": "v1", "kind": "Secret", "data": {"slclient.toml": enc}, "metadata": {"name": name}});
+    vec![
+        (
+            "yaml, no data, stale annotation",
+            secret_yaml_with_stale_annotation(ECHO_SECRET, "", "").into_bytes(),
+            K::Missing(no_data),
+        ),
+        (
+            "yaml, other keys, stale annotation, trailing noise",
+            secret_yaml_with_stale_annotation(ECHO_SECRET, "  ca.crt: LS0tLS1CRUdJTg==\n", "+ set +x\nFinished: SUCCESS\n").into_bytes(),
+            K::Missing(only_ca),
+        ),
+        (
+            "yaml, no data, stale annotation, trailing noise",
+            secret_yaml_with_stale_annotation("", "", "[Pipeline] }\n+ set +x\n").into_bytes(),
+            K::Missing(no_data),
+        ),
+        (
+            "yaml, noise inside the document, stale annotation",
+            secret_yaml_with_stale_annotation(ECHO_SECRET, "  ca.crt: LS0tLS1CRUdJTg==\n+ echo interleaved\n", "").into_bytes(),
+            K::Missing(only_ca),
+        ),
+        (
+            "yaml, annotation as a one-line quoted value",
+            format!(
+                "{ECHO_SECRET}apiVersion: v1\nkind: Secret\nmetadata:\n  annotations: {{kubectl.kubernetes.io/last-applied-configuration: '{{\"data\":{{\"slclient.toml\":\"{enc}\"}}}}'}}\n  name: storage-secret-store\n+ set +x\n"
+            )
+            .into_bytes(),
+            K::Missing(no_data),
+        ),
+        (
+            "yaml, live wrapped base64 wins over a stale annotation",
+            secret_yaml_with_stale_annotation(ECHO_SECRET, &format!("  slclient.toml: |\n{}", wrapped(&old_enc, "    ")), "+ set +x\n").into_bytes(),
+            K::Present(REFRESH, KeyTable::Bluemix),
+        ),
+        (
+            "json pretty, no data, stale annotation",
+            format!("+ kubectl get secret storage-secret-store -o json\n{}\n", pretty(&secret_json_with_stale_annotation(serde_json::Value::Null))).into_bytes(),
+            K::Missing(no_data),
+        ),
+        (
+            "json pretty, other keys, stale annotation, truncated",
+            {
+                let p = pretty(&secret_json_with_stale_annotation(serde_json::json!({"ca.crt": "LS0tLS1CRUdJTg=="})));
+                p.get(..p.find("\"name\"").expect("name")).expect("cut").as_bytes().to_vec()
+            },
+            K::Missing(|m| matches!(m, MissingKey::NoSlclientToml { .. } | MissingKey::Unreadable)),
+        ),
+        (
+            "json compact, no data, stale annotation",
+            serde_json::to_vec(&secret_json_with_stale_annotation(serde_json::Value::Null)).expect("json"),
+            K::Missing(no_data),
+        ),
+        // A second document is another object: never read.
+        (
+            "second yaml document is not read",
+            format!("{}---\n{}", secret_yaml("", ""), secret_yaml("", &format!("  slclient.toml: {enc}\n"))).into_bytes(),
+            K::Missing(no_data),
+        ),
+        (
+            "second json value is not read",
+            format!(
+                "{}\n{}\n",
+                serde_json::json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "storage-secret-store"}}),
+                serde_json::to_string(&secret_json_value(&enc)).expect("json")
+            )
+            .into_bytes(),
+            K::Missing(no_data),
+        ),
+        // Lists: the item with the expected name, else the only item, else refused.
+        (
+            "List: the item named storage-secret-store",
+            list_of(vec![other_secret("other", &old_enc), other_secret("storage-secret-store", &enc)]),
+            K::Present(KEY, KeyTable::Bluemix),
+        ),
+        (
+            "List: several other objects are ambiguous",
+            list_of(vec![other_secret("a", &enc), other_secret("b", &old_enc)]),
+            K::Missing(|m| *m == MissingKey::AmbiguousList { items: 2 }),
+        ),
+        // Invisible or whitespace-only values.
+        ("iam_api_key of a zero-width space", secret_yaml_one_line(&toml_bluemix("iam_api_key = \"\u{200b}\"")).into_bytes(), K::Missing(empty_key)),
+        ("iam_api_key of NBSPs", secret_yaml_one_line(&toml_bluemix("iam_api_key = \"\u{a0}\u{a0}\"")).into_bytes(), K::Missing(empty_key)),
+        ("iam_api_key of a BOM and an ideographic space", secret_yaml_one_line(&toml_bluemix("iam_api_key = \"\u{feff}\u{3000}\"")).into_bytes(), K::Missing(empty_key)),
+        ("iam_api_key escaped zero-width joiner", secret_yaml_one_line(&toml_bluemix("iam_api_key = \"\\u200D\"")).into_bytes(), K::Missing(empty_key)),
+        ("yaml slclient.toml of a zero-width space", secret_yaml(ECHO_SECRET, "  slclient.toml: \"\u{200b}\"\n").into_bytes(), K::Missing(empty_toml)),
+        ("yaml slclient.toml of NBSP", secret_yaml(ECHO_SECRET, "  slclient.toml: \u{a0}\n").into_bytes(), K::Missing(empty_toml)),
+        ("json slclient.toml of NBSP", serde_json::to_vec(&secret_json_value("\u{a0}")).expect("json"), K::Missing(empty_toml)),
+        // One parse is bounded.
+        ("3 MiB TOML of 500k tables", secret_yaml_one_line(&huge_toml).into_bytes(), K::Missing(too_large)),
+        (
+            "4000 tables in 40 KiB",
+            secret_yaml_one_line(&many_tables).into_bytes(),
+            K::Missing(|m| matches!(m, MissingKey::TomlTooManyEntries { entries: 4000, .. })),
+        ),
+    ]
+}
+
+#[test]
+fn find_api_key_reads_the_live_object_only() {
+    for (name, log, expect) in live_object_key_cases() {
+        let found = find_api_key(&log);
+        match (&expect, &found) {
+            (
+                K::Present(key, table),
+                ApiKeyFinding::Present {
+                    key: got,
+                    table: got_table,
+                    ..
+                },
+            ) => {
+                assert_eq!(got.expose(), *key, "{name}");
+                assert_eq!(got_table, table, "{name}");
+            }
+            (K::Missing(ok), ApiKeyFinding::Missing(why)) => {
+                assert!(ok(why), "{name}: unexpected reason {why:?}");
+                assert_no_secret(name, &why.explain());
+                // Whatever the reason, the runbook calls it `config_missing`.
+                let d = diagnose(&log, configmap("us-east").as_bytes(), &region("us-east"));
+                assert_eq!(d.verdict, VerdictCode::ConfigMissing, "{name}");
+                assert_eq!(d.key_fingerprint, None, "{name}");
+            }
+            (_, other) => panic!("{name}: unexpected {other:?}"),
+        }
+        assert_no_secret(name, &format!("{found:?}"));
+    }
+}
+
+/// A region artifact and a predicate on why it gives no region.
+type RegionCase = (&'static str, String, fn(&MissingRegion) -> bool);
+
+#[test]
+fn find_region_reads_the_live_object_only() {
+    let cm_json = |data: serde_json::Value| {
+        let mut v = serde_json::json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {
+                "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "{\"data\":{\"region\":\"us-east\"}}\n"},
+                "name": "satellite-link-config"
+            }
+        });
+        if !data.is_null() {
+            v["data"] = data;
+        }
+        serde_json::to_string_pretty(&v).expect("json")
+    };
+    let no_keys =
+        |m: &MissingRegion| matches!(m, MissingRegion::NoRegionKey { keys } if keys.is_empty());
+    let only_id = |m: &MissingRegion| matches!(m, MissingRegion::NoRegionKey { keys } if keys == &["location_id"]);
+    let cases: Vec<RegionCase> = vec![
+        (
+            "yaml, no data, stale annotation",
+            configmap_yaml_with_stale_annotation("", ""),
+            no_keys,
+        ),
+        (
+            "yaml, no data, stale annotation, trailing noise",
+            configmap_yaml_with_stale_annotation("", "+ set +x\n"),
+            no_keys,
+        ),
+        (
+            "yaml, other key, stale annotation, trailing noise",
+            configmap_yaml_with_stale_annotation(
+                "  location_id: c1\n",
+                "+ set +x\nFinished: SUCCESS\n",
+            ),
+            only_id,
+        ),
+        (
+            "json pretty, no data, stale annotation",
+            cm_json(serde_json::Value::Null),
+            no_keys,
+        ),
+        (
+            "json pretty, other key, stale annotation, echoed",
+            format!(
+                "+ kubectl get cm -o json\n{}",
+                cm_json(serde_json::json!({"location_id": "c1"}))
+            ),
+            only_id,
+        ),
+        (
+            "region of a zero-width space",
+            configmap("\"\u{200b}\""),
+            |m| *m == MissingRegion::EmptyRegion,
+        ),
+        ("region of NBSPs", configmap("\"\u{a0}\u{a0}\""), |m| {
+            *m == MissingRegion::EmptyRegion
+        }),
+        (
+            "region of a word joiner, plain",
+            configmap("\u{2060}"),
+            |m| *m == MissingRegion::EmptyRegion,
+        ),
+        (
+            "List of several ConfigMaps",
+            serde_json::json!({"kind": "List", "apiVersion": "v1", "items": [
+                {"kind": "ConfigMap", "data": {"region": "us-east"}, "metadata": {"name": "a"}},
+                {"kind": "ConfigMap", "data": {"region": "eu-de"}, "metadata": {"name": "b"}}
+            ]})
+            .to_string(),
+            |m| *m == MissingRegion::AmbiguousList { items: 2 },
+        ),
+    ];
+    for (name, log, ok) in cases {
+        match find_region(log.as_bytes()) {
+            RegionFinding::Absent(why) => assert!(ok(&why), "{name}: unexpected reason {why:?}"),
+            other => panic!("{name}: expected no region, got {other:?}"),
+        }
+    }
+    let listed = serde_json::json!({"kind": "List", "apiVersion": "v1", "items": [
+        {"kind": "ConfigMap", "data": {"region": "eu-de"}, "metadata": {"name": "other"}},
+        {"kind": "ConfigMap", "data": {"region": "us-east"}, "metadata": {"name": "satellite-link-config"}}
+    ]});
+    assert_eq!(
+        find_region(listed.to_string().as_bytes()),
+        RegionFinding::Found("us-east".into())
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
 // find_region
 
 /// What a case expects of [`find_region`]: the region, or a predicate on the reason.

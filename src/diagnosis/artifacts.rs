@@ -9,6 +9,26 @@
 //! endings, values wrapped over several lines, kubectl errors, garbage. A real YAML/JSON parse is
 //! tried first; a tolerant line scan is the fallback for what real parsers refuse.
 //!
+//! **Only the live object is read.** The parsers take `data` of the object itself (and
+//! `metadata.name` to pick an item of a `List`) and never look inside `metadata.annotations`:
+//! `kubectl.kubernetes.io/last-applied-configuration` holds an *older* copy of the object, and a
+//! key or region found there would be a stale verdict. Before any document start is searched or
+//! any line is scanned, every annotation block is blanked out of the text (same offsets, spaces).
+//!
+//! Deliberate choices about what else the artifact may hold:
+//! - **A second document is not read.** The job prints one object; once a kubectl object
+//!   (`apiVersion`/`kind`) has been parsed to its end, a later YAML document (after `---`) or a
+//!   later JSON value is ignored, even when the first object has no `data`. Later starts are
+//!   only tried when the first document could not be parsed to its end (noise inside it).
+//! - **A `kind: List`** is read through the item whose `metadata.name` is the expected object
+//!   (`storage-secret-store`, `satellite-link-config`), else through its only item. A List of
+//!   several other objects is ambiguous and reported as such, never guessed from.
+//! - **Invisible values are missing.** A value made only of whitespace or invisible characters
+//!   (NBSP, zero-width space, BOM, …) counts as empty: `config_missing`, never a key.
+//! - **One parse is bounded.** `slclient.toml` decodes to at most [`MAX_TOML_BYTES`] and holds at
+//!   most [`MAX_TOML_ENTRIES`] keys/tables (a real one is ~1 KiB with ~15 keys); more is refused
+//!   before the TOML parser allocates for it.
+//!
 //! This module does no I/O and must never panic on its input. The decoded `slclient.toml` is
 //! itself secret (it also holds `iam_client_secret` and `refresh_token`): no value from it may
 //! reach a message, a `Debug` output or an error. Findings carry key *names*, byte counts and
@@ -33,6 +53,15 @@ const MAX_NAME_CHARS: usize = 64;
 const MAX_REGION_CHARS: usize = 64;
 /// How many document starts are tried before giving up on a structured parse.
 const MAX_CANDIDATES: usize = 4;
+/// The largest decoded `slclient.toml` that is parsed (a real one is about 1 KiB).
+pub const MAX_TOML_BYTES: usize = 64 * 1024;
+/// The most keys, tables and arrays (counted as `=`, `[` and `{` characters, an upper bound) a
+/// `slclient.toml` may hold before it is refused unparsed (a real one has about 15).
+pub const MAX_TOML_ENTRIES: usize = 1024;
+/// The object the API key artifact must describe.
+const SECRET_NAME: &str = "storage-secret-store";
+/// The object the region artifact must describe.
+const CONFIGMAP_NAME: &str = "satellite-link-config";
 
 /// Standard base64 alphabet, padding optional, trailing bits tolerated.
 const LENIENT_BASE64: GeneralPurpose = GeneralPurpose::new(
@@ -140,6 +169,23 @@ pub enum MissingKey {
         /// Where the key is.
         table: KeyTable,
     },
+    /// `slclient.toml` is larger than [`MAX_TOML_BYTES`]: refused before parsing.
+    TomlTooLarge {
+        /// How many bytes it decodes to (at least).
+        bytes: usize,
+    },
+    /// `slclient.toml` holds more than [`MAX_TOML_ENTRIES`] keys/tables: refused before parsing.
+    TomlTooManyEntries {
+        /// How many bytes `slclient.toml` decoded to.
+        toml_bytes: usize,
+        /// How many `=`, `[` and `{` it holds.
+        entries: usize,
+    },
+    /// A `kind: List` of several objects, none of them `storage-secret-store`.
+    AmbiguousList {
+        /// How many items the List holds.
+        items: usize,
+    },
 }
 
 impl MissingKey {
@@ -200,6 +246,15 @@ impl MissingKey {
             MissingKey::IamApiKeyNotString { table, .. } => {
                 format!("The {} `iam_api_key` in slclient.toml is not a string.", table.label())
             }
+            MissingKey::TomlTooLarge { bytes } => format!(
+                "slclient.toml decodes to {bytes} bytes, more than the {MAX_TOML_BYTES} bytes linkbot parses: it is not a client configuration."
+            ),
+            MissingKey::TomlTooManyEntries { toml_bytes, entries } => format!(
+                "slclient.toml ({toml_bytes} bytes) has {entries} keys/tables, more than the {MAX_TOML_ENTRIES} linkbot parses: it is not a client configuration."
+            ),
+            MissingKey::AmbiguousList { items } => format!(
+                "connector_getConnectorAPIKey.log is a List of {items} objects, none named `{SECRET_NAME}`: linkbot does not guess which one is the secret."
+            ),
         }
     }
 
@@ -209,7 +264,8 @@ impl MissingKey {
             MissingKey::NotUtf8 { bytes } | MissingKey::BadToml { bytes, .. } => Some(*bytes),
             MissingKey::NoIamApiKey { toml_bytes, .. }
             | MissingKey::EmptyIamApiKey { toml_bytes, .. }
-            | MissingKey::IamApiKeyNotString { toml_bytes, .. } => Some(*toml_bytes),
+            | MissingKey::IamApiKeyNotString { toml_bytes, .. }
+            | MissingKey::TomlTooManyEntries { toml_bytes, .. } => Some(*toml_bytes),
             _ => None,
         }
     }
@@ -252,6 +308,11 @@ pub enum MissingRegion {
     EmptyRegion,
     /// Neither YAML nor JSON kubectl output, nor anything recognisable.
     Unreadable,
+    /// A `kind: List` of several objects, none of them `satellite-link-config`.
+    AmbiguousList {
+        /// How many items the List holds.
+        items: usize,
+    },
 }
 
 impl MissingRegion {
@@ -276,6 +337,9 @@ impl MissingRegion {
             MissingRegion::Unreadable => {
                 "connector_sl_configMap.log is neither kubectl YAML nor JSON output: no ConfigMap could be read from it.".into()
             }
+            MissingRegion::AmbiguousList { items } => format!(
+                "connector_sl_configMap.log is a List of {items} objects, none named `{CONFIGMAP_NAME}`: linkbot does not guess which one is the ConfigMap."
+            ),
         }
     }
 }
@@ -289,25 +353,20 @@ impl fmt::Display for MissingRegion {
 
 /// Finds a non-empty `iam_api_key` in the `slclient.toml` of the storage secret printed by kubectl.
 pub fn find_api_key(log: &[u8]) -> ApiKeyFinding {
-    let doc = match locate(log) {
-        Located::Failed(f) => {
-            return ApiKeyFinding::Missing(match f {
-                Failure::Empty => MissingKey::EmptyArtifact,
-                Failure::NotFound => MissingKey::NotFound,
-                Failure::Kubectl(message) => MissingKey::KubectlError { message },
-                Failure::Unreadable => MissingKey::Unreadable,
-            })
-        }
+    let from_failure = |f: Failure| {
+        ApiKeyFinding::Missing(match f {
+            Failure::Empty => MissingKey::EmptyArtifact,
+            Failure::NotFound => MissingKey::NotFound,
+            Failure::Kubectl(message) => MissingKey::KubectlError { message },
+            Failure::Unreadable => MissingKey::Unreadable,
+            Failure::AmbiguousList(items) => MissingKey::AmbiguousList { items },
+        })
+    };
+    let doc = match locate(log, SECRET_NAME) {
+        Located::Failed(f) => return from_failure(f),
         Located::Fallback(text) => match line_lookup(&text, SLCLIENT_KEY) {
             Some(v) => return decode_slclient(&DataValue::Text(v)),
-            None => {
-                return ApiKeyFinding::Missing(match failure_of(&text) {
-                    Failure::Empty => MissingKey::EmptyArtifact,
-                    Failure::NotFound => MissingKey::NotFound,
-                    Failure::Kubectl(message) => MissingKey::KubectlError { message },
-                    Failure::Unreadable => MissingKey::Unreadable,
-                })
-            }
+            None => return from_failure(failure_of(&text)),
         },
         Located::Doc(doc) => doc,
     };
@@ -332,9 +391,10 @@ pub fn find_region(log: &[u8]) -> RegionFinding {
             Failure::NotFound => MissingRegion::NotFound,
             Failure::Kubectl(message) => MissingRegion::KubectlError { message },
             Failure::Unreadable => MissingRegion::Unreadable,
+            Failure::AmbiguousList(items) => MissingRegion::AmbiguousList { items },
         })
     };
-    let doc = match locate(log) {
+    let doc = match locate(log, CONFIGMAP_NAME) {
         Located::Failed(f) => return from_failure(f),
         Located::Fallback(text) => match line_lookup(&text, "region") {
             Some(v) => return normalise_region(&DataValue::Text(v)),
@@ -355,12 +415,41 @@ pub fn find_region(log: &[u8]) -> RegionFinding {
     })
 }
 
+/// Whether a character shows nothing: whitespace (NBSP and the other Unicode spaces included),
+/// control characters, and the zero-width and filler characters that render as nothing.
+fn is_invisible(c: char) -> bool {
+    c.is_whitespace()
+        || c.is_control()
+        || matches!(
+            c,
+            '\u{00AD}'
+                | '\u{034F}'
+                | '\u{115F}'
+                | '\u{1160}'
+                | '\u{180E}'
+                | '\u{200B}'..='\u{200F}'
+                | '\u{202A}'..='\u{202E}'
+                | '\u{2060}'..='\u{2064}'
+                | '\u{2066}'..='\u{2069}'
+                | '\u{2800}'
+                | '\u{3164}'
+                | '\u{FEFF}'
+                | '\u{FFA0}'
+        )
+}
+
+/// Whether `s` is empty or shows nothing at all (see [`is_invisible`]).
+fn is_blank(s: &str) -> bool {
+    s.chars().all(is_invisible)
+}
+
 // ---------------------------------------------------------------------------------------------
 // slclient.toml
 
 fn decode_slclient(value: &DataValue) -> ApiKeyFinding {
     let missing = ApiKeyFinding::Missing;
     let encoded: String = match value {
+        DataValue::Text(s) if is_blank(s) => String::new(),
         DataValue::Text(s) => s.chars().filter(|c| !c.is_ascii_whitespace()).collect(),
         DataValue::Null => String::new(),
         DataValue::Other => {
@@ -369,6 +458,11 @@ fn decode_slclient(value: &DataValue) -> ApiKeyFinding {
             })
         }
     };
+    // Refused before decoding: base64 holds 3 bytes in 4 characters.
+    let at_least = encoded.trim_end_matches('=').len() / 4 * 3;
+    if at_least > MAX_TOML_BYTES {
+        return missing(MissingKey::TomlTooLarge { bytes: at_least });
+    }
     let decoded = match LENIENT_BASE64.decode(encoded.as_bytes()) {
         Ok(d) => d,
         Err(e) => {
@@ -379,10 +473,23 @@ fn decode_slclient(value: &DataValue) -> ApiKeyFinding {
     };
     drop(encoded);
     let bytes = decoded.len();
+    if bytes > MAX_TOML_BYTES {
+        return missing(MissingKey::TomlTooLarge { bytes });
+    }
     let text = match String::from_utf8(decoded) {
         Ok(t) => t,
         Err(_) => return missing(MissingKey::NotUtf8 { bytes }),
     };
+    let entries = text
+        .bytes()
+        .filter(|b| matches!(b, b'=' | b'[' | b'{'))
+        .count();
+    if entries > MAX_TOML_ENTRIES {
+        return missing(MissingKey::TomlTooManyEntries {
+            toml_bytes: bytes,
+            entries,
+        });
+    }
     let table: toml::Table = match text.parse() {
         Ok(t) => t,
         Err(e) => {
@@ -415,7 +522,7 @@ fn key_value(t: &toml::Table) -> Option<KeyValue<'_>> {
         .find(|(k, _)| k.trim().eq_ignore_ascii_case("iam_api_key"))
         .map(|(_, v)| v)?;
     Some(match v {
-        toml::Value::String(s) if s.trim().is_empty() => KeyValue::Empty,
+        toml::Value::String(s) if is_blank(s) => KeyValue::Empty,
         toml::Value::String(s) => KeyValue::NonEmpty(s),
         _ => KeyValue::NotString,
     })
@@ -534,9 +641,12 @@ fn normalise_region(value: &DataValue) -> RegionFinding {
         DataValue::Null | DataValue::Other => "",
     };
     let raw = strip_quotes(raw.trim());
+    if is_blank(raw) {
+        return RegionFinding::Absent(MissingRegion::EmptyRegion);
+    }
     let cleaned: String = raw
         .chars()
-        .filter(|c| !c.is_control())
+        .filter(|c| !is_invisible(*c) || *c == ' ')
         .collect::<String>()
         .trim()
         .to_lowercase()
@@ -568,6 +678,8 @@ enum Failure {
     NotFound,
     Kubectl(String),
     Unreadable,
+    /// A `List` of this many items, none with the expected name.
+    AmbiguousList(usize),
 }
 
 /// A value under `data`.
@@ -610,16 +722,21 @@ enum Located {
     Doc(Doc),
 }
 
-/// Normalises the bytes (lossy UTF-8, no BOM, LF line endings) and finds the kubectl object.
-fn locate(log: &[u8]) -> Located {
-    let text = normalise(log);
-    if text.trim().is_empty() {
+/// Normalises the bytes (lossy UTF-8, no BOM, LF line endings) and finds the kubectl object
+/// named `name` (or the only one). Annotation blocks are blanked first: no document start and no
+/// line inside an annotation is ever read (see the module doc).
+fn locate(log: &[u8], name: &str) -> Located {
+    let original = normalise(log);
+    if original.trim().is_empty() {
         return Located::Failed(Failure::Empty);
     }
+    // Document starts and the line scan see the blanked text; the parsers read the original
+    // (same offsets) and take only the root's `data`, so an annotation is never read either way.
+    let text = blank_annotations(&original);
     let mut partial: Option<Doc> = None;
     let starts: Vec<(usize, Candidate)> = candidates(&text).take(MAX_CANDIDATES).collect();
     for (offset, kind) in starts {
-        let rest = text.get(offset..).unwrap_or("");
+        let rest = original.get(offset..).unwrap_or("");
         let parsed = match kind {
             Candidate::Json => parse_json(rest).map(|n| (n, true)),
             Candidate::Yaml => parse_yaml(rest),
@@ -627,10 +744,18 @@ fn locate(log: &[u8]) -> Located {
         let Some((root, complete)) = parsed else {
             continue;
         };
-        let Some(data) = object_data(&root) else {
-            continue;
+        let data = match object_data(&root, name) {
+            ObjectData::NotObject => continue,
+            ObjectData::Ambiguous(items) => return Located::Failed(Failure::AmbiguousList(items)),
+            ObjectData::Data(d) => d,
         };
-        if complete && !data.is_empty() {
+        // A whole kubectl object is the answer, with or without data: a later document is
+        // another object and is not read (module doc).
+        let whole_object = complete
+            && partial.is_none()
+            && (root.get("kind").is_some() || root.get("apiVersion").is_some());
+        if complete && (!data.is_empty() || whole_object) {
+            drop(original);
             return Located::Doc(Doc {
                 data,
                 complete,
@@ -649,12 +774,63 @@ fn locate(log: &[u8]) -> Located {
             });
         }
     }
+    drop(original);
     match partial {
         Some(mut doc) => {
             doc.text = text;
             Located::Doc(doc)
         }
         None => Located::Fallback(text),
+    }
+}
+
+/// `text` with every `annotations:` block (and any `…last-applied-configuration` entry) replaced
+/// by spaces, keeping every offset and line break: the key line itself and every following line
+/// indented deeper than it (blank lines included). Covers kubectl's YAML (`annotations:` then
+/// indented entries, a `|` block holding JSON) and pretty JSON (`"annotations": {` then deeper
+/// lines; the closing brace, at the key's own indent, stays). In compact JSON the annotation is
+/// an escaped string, which neither the parsers nor the line scan read as keys.
+fn blank_annotations(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut inside: Option<usize> = None;
+    for line in text.split_inclusive('\n') {
+        let body = line.trim_start();
+        let indent = line.len() - body.len();
+        if let Some(key_indent) = inside {
+            if body.trim().is_empty() || indent > key_indent {
+                blank_into(&mut out, line);
+                continue;
+            }
+            inside = None;
+        }
+        let key = body
+            .split(':')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .trim_matches(|c| c == '"' || c == '\'');
+        if body.contains(':')
+            && (key.eq_ignore_ascii_case("annotations")
+                || key.ends_with("last-applied-configuration"))
+        {
+            inside = Some(indent);
+            blank_into(&mut out, line);
+            continue;
+        }
+        out.push_str(line);
+    }
+    out
+}
+
+/// Appends `line` to `out` with every character but the line break replaced by spaces (as many
+/// bytes as the character had, so byte offsets stay the same).
+fn blank_into(out: &mut String, line: &str) {
+    for c in line.chars() {
+        if c == '\n' {
+            out.push('\n');
+        } else {
+            out.extend(std::iter::repeat_n(' ', c.len_utf8()));
+        }
     }
 }
 
@@ -736,11 +912,21 @@ impl Node {
     }
 }
 
-/// The `data` entries of a kubectl object (or of the first item of a `List` that has data).
-/// `None` when the root is not a kubectl object.
-fn object_data(root: &Node) -> Option<Vec<(String, DataValue)>> {
+/// What [`object_data`] read from a parsed root.
+enum ObjectData {
+    /// The root is not a kubectl object.
+    NotObject,
+    /// A `List` of this many items, none named as expected and not just one.
+    Ambiguous(usize),
+    /// The `data` entries (empty when the object has none).
+    Data(Vec<(String, DataValue)>),
+}
+
+/// The `data` entries of a kubectl object, read from the object itself only (never from its
+/// annotations). For a `List`: the item whose `metadata.name` is `name`, else its only item.
+fn object_data(root: &Node, name: &str) -> ObjectData {
     let Node::Map(entries) = root else {
-        return None;
+        return ObjectData::NotObject;
     };
     let recognised = entries.iter().any(|(k, _)| {
         matches!(
@@ -749,35 +935,39 @@ fn object_data(root: &Node) -> Option<Vec<(String, DataValue)>> {
         )
     });
     if !recognised {
-        return None;
+        return ObjectData::NotObject;
     }
-    let data_of = |obj: &Node| -> Option<Vec<(String, DataValue)>> {
-        match obj.get("data")? {
-            Node::Map(entries) => Some(
-                entries
-                    .iter()
-                    .filter_map(|(k, v)| {
-                        let value = match v {
-                            Node::Scalar(s) => DataValue::Text(s.clone()),
-                            Node::Null => DataValue::Null,
-                            Node::Map(_) | Node::Seq(_) => DataValue::Other,
-                        };
-                        k.clone().map(|k| (k, value))
-                    })
-                    .collect(),
-            ),
-            _ => Some(Vec::new()),
+    let data_of = |obj: &Node| -> Vec<(String, DataValue)> {
+        match obj.get("data") {
+            Some(Node::Map(entries)) => entries
+                .iter()
+                .filter_map(|(k, v)| {
+                    let value = match v {
+                        Node::Scalar(s) => DataValue::Text(s.clone()),
+                        Node::Null => DataValue::Null,
+                        Node::Map(_) | Node::Seq(_) => DataValue::Other,
+                    };
+                    k.clone().map(|k| (k, value))
+                })
+                .collect(),
+            _ => Vec::new(),
         }
     };
-    if let Some(d) = data_of(root) {
-        return Some(d);
+    if root.get("data").is_some() {
+        return ObjectData::Data(data_of(root));
     }
     if let Some(Node::Seq(items)) = root.get("items") {
-        if let Some(d) = items.iter().find_map(data_of) {
-            return Some(d);
-        }
+        let named = |item: &&Node| match item.get("metadata").and_then(|m| m.get("name")) {
+            Some(Node::Scalar(n)) => n.trim() == name,
+            _ => false,
+        };
+        return match (items.iter().find(named), items.as_slice()) {
+            (Some(item), _) | (None, [item]) => ObjectData::Data(data_of(item)),
+            (None, []) => ObjectData::Data(Vec::new()),
+            (None, many) => ObjectData::Ambiguous(many.len()),
+        };
     }
-    Some(Vec::new())
+    ObjectData::Data(Vec::new())
 }
 
 /// Parses the first JSON value at the start of `text`, ignoring what follows it.

@@ -190,7 +190,7 @@ default_environment = "prod"
 job_timeout_secs = 30
 result_ttl_secs = 600
 max_concurrent = 16
-poll_interval_min_ms = 25
+poll_interval_min_ms = 250
 
 [environments.prod]
 xo_url = "{xo}"
@@ -246,10 +246,14 @@ url = "{store_url}"
         )
     }
 
-    /// The parsed configuration of [`World::config_toml`].
+    /// The parsed configuration of [`World::config_toml`], polling the simulated Jenkins every
+    /// 25 ms: its builds take 300 ms, and a bot.toml may not go below 250 ms (a floor for real
+    /// Jenkins), so in-process runs set the field after validation.
     pub fn config(&self, store_url: &str) -> Result<Config> {
-        Config::parse(&self.config_toml(store_url))
-            .map_err(|p| anyhow::anyhow!("simulated bot.toml is invalid: {p:?}"))
+        let mut config = Config::parse(&self.config_toml(store_url))
+            .map_err(|p| anyhow::anyhow!("simulated bot.toml is invalid: {p:?}"))?;
+        config.check.poll_interval_min = std::time::Duration::from_millis(25);
+        Ok(config)
     }
 
     /// The secrets the simulators accept.
