@@ -5,10 +5,11 @@
 //! the line, the key and what is wrong. Secrets never come from `bot.toml`: they come from
 //! `NAME` or `NAME_FILE` and are wrapped in [`Secret`] at once.
 
+use crate::diagnosis::verdict::VerdictCode;
 use crate::domain::{Carrier, Datacenter, Environment, Region, RegionTable};
 use crate::secret::Secret;
 use serde::Deserialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -156,6 +157,7 @@ struct RawEscalation {
     #[serde(default)]
     pagerduty: bool,
     github_repo: Option<String>,
+    owns: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -257,6 +259,8 @@ pub struct EscalationTarget {
     pub pagerduty: bool,
     /// `owner/repo` to open a GitHub issue in.
     pub github_repo: Option<String>,
+    /// The verdicts this team owns (`owns`), in the order written.
+    pub owns: Vec<VerdictCode>,
 }
 
 /// The whole validated configuration.
@@ -276,6 +280,9 @@ pub struct Config {
     pub iam: IamConfig,
     /// `[escalation.*]`, in key order.
     pub escalation: Vec<EscalationTarget>,
+    /// For each verdict, the names of the targets that own it, in the order their tables
+    /// appear in bot.toml (most relevant first). Every verdict has one when any target exists.
+    owners: HashMap<VerdictCode, Vec<String>>,
     /// `[pagerduty] url`.
     pub pagerduty_url: Url,
     /// `[github] api_url`.
@@ -609,14 +616,33 @@ impl Config {
                     v.problem(&table, "github_repo", format!("`{r}` must be `owner/repo`"));
                 }
             }
+            let mut owns = Vec::new();
+            for code in t.owns.iter().flatten() {
+                match VerdictCode::parse(code) {
+                    Some(c) if owns.contains(&c) => {
+                        v.problem(&table, "owns", format!("`{code}` is listed twice"))
+                    }
+                    Some(c) => owns.push(c),
+                    None => v.problem(
+                        &table,
+                        "owns",
+                        format!(
+                            "`{code}` is not a verdict; use one of: {}",
+                            VerdictCode::ALL.map(|c| c.as_str()).join(", ")
+                        ),
+                    ),
+                }
+            }
             escalation.push(EscalationTarget {
                 name: name.clone(),
                 title: t.title.clone().unwrap_or_else(|| name.replace('_', " ")),
                 slack_channel: t.slack_channel.clone(),
                 pagerduty: t.pagerduty,
                 github_repo: t.github_repo.clone(),
+                owns,
             });
         }
+        let owners = owners_in_file_order(&mut v, &escalation);
 
         let pagerduty_url = v.url(
             "pagerduty",
@@ -672,6 +698,7 @@ impl Config {
             regions: RegionTable::with_overrides(overrides),
             iam,
             escalation,
+            owners,
             pagerduty_url,
             github_api_url,
             listen,
@@ -696,10 +723,59 @@ impl Config {
             .unwrap_or_else(|| self.store_url.clone())
     }
 
+    /// The targets that own `verdict` (`owns` in bot.toml), most relevant first: in the order
+    /// their `[escalation.*]` tables appear in the file. Empty only when there are no targets.
+    pub fn owners(&self, verdict: VerdictCode) -> impl Iterator<Item = &EscalationTarget> {
+        self.owners
+            .get(&verdict)
+            .into_iter()
+            .flatten()
+            .filter_map(|name| self.escalation_target(name))
+    }
+
     /// The escalation target called `name`.
     pub fn escalation_target(&self, name: &str) -> Option<&EscalationTarget> {
         self.escalation.iter().find(|t| t.name == name)
     }
+}
+
+/// Which targets own each verdict, ordered by where their tables are in the file. When any
+/// target exists, every verdict must have an owner (else a click on a report could not say whom
+/// it concerns): a missing one is a problem naming the verdicts and the `owns` key.
+fn owners_in_file_order(
+    v: &mut Validator<'_>,
+    targets: &[EscalationTarget],
+) -> HashMap<VerdictCode, Vec<String>> {
+    let mut ordered: Vec<&EscalationTarget> = targets.iter().collect();
+    ordered.sort_by_key(|t| find_line(v.source, &format!("escalation.{}", t.name), ""));
+    let mut owners: HashMap<VerdictCode, Vec<String>> = HashMap::new();
+    for t in ordered {
+        for code in &t.owns {
+            owners.entry(*code).or_default().push(t.name.clone());
+        }
+    }
+    let unowned: Vec<&str> = VerdictCode::ALL
+        .iter()
+        .filter(|c| !owners.contains_key(c))
+        .map(|c| c.as_str())
+        .collect();
+    if !targets.is_empty() && !unowned.is_empty() {
+        // Point at the first target's table: that is where an operator adds `owns`.
+        let first = targets
+            .iter()
+            .min_by_key(|t| find_line(v.source, &format!("escalation.{}", t.name), ""))
+            .map(|t| format!("escalation.{}", t.name))
+            .unwrap_or_default();
+        v.problem(
+            &first,
+            "owns",
+            format!(
+                "no `[escalation.*]` target owns {}: add each to the `owns = [...]` list of the team that should be offered (and paged) first",
+                unowned.join(", ")
+            ),
+        );
+    }
+    owners
 }
 
 fn is_slack_id(s: &str, prefixes: &[char]) -> bool {
@@ -860,6 +936,78 @@ mod tests {
                 .join("\n");
             assert!(text.contains(expect), "{src:?} gave {text}");
         }
+    }
+
+    #[test]
+    fn owners_come_from_owns_in_file_order() {
+        let c = Config::parse(EXAMPLE).unwrap();
+        let names = |v| c.owners(v).map(|t| t.name.as_str()).collect::<Vec<_>>();
+        assert_eq!(names(VerdictCode::ConfigMissing), ["razee"]);
+        assert_eq!(
+            names(VerdictCode::RegionMismatch),
+            ["razee", "armada_bootstrap"]
+        );
+        for v in VerdictCode::ALL {
+            assert!(c.owners(v).next().is_some(), "{v} has no owner");
+        }
+        // File order, not key order, decides who comes first.
+        let src = EXAMPLE.replace(
+            "[escalation.razee]",
+            "[escalation.zeta]\ntitle = \"Zeta\"\nslack_channel = \"C0ZETA\"\nowns = [\"region_mismatch\"]\n\n[escalation.razee]",
+        );
+        let c = Config::parse(&src).unwrap();
+        let names = c
+            .owners(VerdictCode::RegionMismatch)
+            .map(|t| t.name.as_str())
+            .collect::<Vec<_>>();
+        assert_eq!(names, ["zeta", "razee", "armada_bootstrap"]);
+    }
+
+    #[test]
+    fn owns_is_validated_with_its_line() {
+        let line_of =
+            |src: &str, needle: &str| src.lines().position(|l| l.contains(needle)).unwrap() + 1;
+        let typo = EXAMPLE.replace(
+            "owns = [\"region_mismatch\"]",
+            "owns = [\"region_mismatch\", \"region_mismach\"]",
+        );
+        let p = Config::parse(&typo).unwrap_err();
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert_eq!(p[0].key, "escalation.armada_bootstrap.owns");
+        assert_eq!(p[0].line, Some(line_of(&typo, "region_mismach")));
+        assert!(p[0].message.contains("`region_mismach` is not a verdict"));
+
+        let twice = EXAMPLE.replace(
+            "owns = [\"region_mismatch\"]",
+            "owns = [\"region_mismatch\", \"region_mismatch\"]",
+        );
+        let p = Config::parse(&twice).unwrap_err();
+        assert!(p[0].message.contains("listed twice"), "{p:?}");
+
+        // A verdict nobody owns names itself and the key to add.
+        let unowned = EXAMPLE.replace("\"job_failed\", ", "");
+        let p = Config::parse(&unowned).unwrap_err();
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert_eq!(p[0].key, "escalation.razee.owns");
+        assert_eq!(
+            p[0].line,
+            Some(line_of(&unowned, "owns = [\"config_missing\""))
+        );
+        assert!(p[0].message.contains("owns job_failed"), "{p:?}");
+
+        // No `owns` anywhere: refused, naming every verdict; no targets at all: fine.
+        let none: String = EXAMPLE
+            .lines()
+            .filter(|l| !l.starts_with("owns"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let p = Config::parse(&none).unwrap_err();
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(p[0].message.contains("config_missing"), "{p:?}");
+        assert!(p[0].message.contains("artifact_missing"), "{p:?}");
+        assert_eq!(p[0].line, Some(line_of(&none, "[escalation.razee]")));
+        let src = "[environments.prod]\nxo_url=\"http://a\"\njenkins_url=\"http://b\"\n";
+        assert!(Config::parse(src).is_ok());
     }
 
     #[test]

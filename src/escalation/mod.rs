@@ -392,7 +392,11 @@ fn severity_of(verdict: VerdictCode) -> Severity {
         | VerdictCode::RegionMismatch
         | VerdictCode::ApiKeyInvalid
         | VerdictCode::ApiKeyAccepted => Severity::Critical,
-        _ => Severity::Error,
+        VerdictCode::IamUnreachable
+        | VerdictCode::UnknownLocation
+        | VerdictCode::LookupFailed
+        | VerdictCode::JobFailed
+        | VerdictCode::ArtifactMissing => Severity::Error,
     }
 }
 

@@ -76,7 +76,7 @@ pub fn report_context(
     report: &Report,
     reused_age: Option<Duration>,
 ) -> ReportContext {
-    let owners = report.verdict.owners();
+    let owners: Vec<&EscalationTarget> = config.owners(report.verdict).collect();
     let mut targets: Vec<&EscalationTarget> = config
         .escalation
         .iter()
@@ -85,7 +85,7 @@ pub fn report_context(
     targets.sort_by_key(|t| {
         owners
             .iter()
-            .position(|o| *o == t.name)
+            .position(|o| o.name == t.name)
             .unwrap_or(owners.len())
     });
     let button = |t: &EscalationTarget| TargetButton {
@@ -95,7 +95,7 @@ pub fn report_context(
     // Page the first owner with PagerDuty, else any target with PagerDuty.
     let page_target = owners
         .iter()
-        .filter_map(|o| config.escalation_target(o))
+        .copied()
         .find(|t| t.pagerduty)
         .or_else(|| config.escalation.iter().find(|t| t.pagerduty))
         .map(button);
