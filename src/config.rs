@@ -6,7 +6,9 @@
 //! `NAME` or `NAME_FILE` and are wrapped in [`Secret`] at once.
 
 use crate::diagnosis::verdict::VerdictCode;
-use crate::domain::{Carrier, Datacenter, Environment, Region, RegionTable};
+use crate::domain::{
+    BaseUrl, Carrier, Datacenter, Environment, GithubRepo, Region, RegionTable, SlackChannelId,
+};
 use crate::secret::Secret;
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
@@ -193,7 +195,7 @@ pub struct SlackConfig {
     /// Base URL of the Web API, ending in `/api/` (tests point it at a local fake).
     pub api_url: Url,
     /// Channel ids where checks may run and alerts are watched.
-    pub channels: Vec<String>,
+    pub channels: Vec<SlackChannelId>,
     /// The user group whose members may escalate and re-run (none: anyone in the channels).
     pub oncall_usergroup: Option<String>,
     /// Bot ids or app ids whose messages are alerts.
@@ -226,9 +228,9 @@ pub struct CheckConfig {
 #[derive(Debug, Clone)]
 pub struct EnvironmentConfig {
     /// Base URL of the cluster directory.
-    pub xo_url: Url,
+    pub xo_url: BaseUrl,
     /// Base URL of Jenkins.
-    pub jenkins_url: Url,
+    pub jenkins_url: BaseUrl,
     /// The job's path, folders separated by `/`.
     pub jenkins_job: Vec<String>,
     /// `BRANCH`.
@@ -243,7 +245,7 @@ pub struct IamConfig {
     /// Whether to ask IAM whether it accepts the key.
     pub verify_key: bool,
     /// IAM's base URL.
-    pub url: Url,
+    pub url: BaseUrl,
 }
 
 /// `[escalation.<name>]`: one team that can be escalated to.
@@ -254,11 +256,11 @@ pub struct EscalationTarget {
     /// What people call the team.
     pub title: String,
     /// The team's channel, to post the diagnosis in.
-    pub slack_channel: Option<String>,
+    pub slack_channel: Option<SlackChannelId>,
     /// Whether escalating pages the team through PagerDuty.
     pub pagerduty: bool,
     /// `owner/repo` to open a GitHub issue in.
-    pub github_repo: Option<String>,
+    pub github_repo: Option<GithubRepo>,
     /// The verdicts this team owns (`owns`), in the order written.
     pub owns: Vec<VerdictCode>,
 }
@@ -284,23 +286,13 @@ pub struct Config {
     /// appear in bot.toml (most relevant first). Every verdict has one when any target exists.
     owners: HashMap<VerdictCode, Vec<String>>,
     /// `[pagerduty] url`.
-    pub pagerduty_url: Url,
+    pub pagerduty_url: BaseUrl,
     /// `[github] api_url`.
-    pub github_api_url: Url,
+    pub github_api_url: BaseUrl,
     /// `[server] listen`.
     pub listen: SocketAddr,
     /// `[store] url` (before `LINKBOT_STORE_URL` overrides it).
     pub store_url: String,
-}
-
-/// Adds a trailing `/` so `Url::join` appends instead of replacing the last segment.
-pub fn base_url(url: &Url) -> Url {
-    let mut u = url.clone();
-    if !u.path().ends_with('/') {
-        let p = format!("{}/", u.path());
-        u.set_path(&p);
-    }
-    u
 }
 
 struct Validator<'a> {
@@ -322,14 +314,22 @@ impl<'a> Validator<'a> {
         });
     }
 
-    fn url(&mut self, table: &str, key: &str, value: Option<&str>, default: Option<&str>) -> Url {
-        let fallback = || Url::parse("http://invalid.invalid/").expect("static URL");
+    fn url(
+        &mut self,
+        table: &str,
+        key: &str,
+        value: Option<&str>,
+        default: Option<&str>,
+    ) -> BaseUrl {
+        let fallback = || BaseUrl::parse("http://invalid.invalid/").expect("static URL");
         let Some(v) = value.or(default) else {
             self.problem(table, key, "is required (a URL)");
             return fallback();
         };
         match Url::parse(v) {
-            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => base_url(&u),
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {
+                BaseUrl::new(u).unwrap_or_else(|_| fallback())
+            }
             Ok(_) => {
                 self.problem(table, key, format!("`{v}` must be an http(s) URL"));
                 fallback()
@@ -401,25 +401,24 @@ impl Config {
         };
 
         // [slack]
-        let slack = SlackConfig {
-            api_url: v.url(
-                "slack",
-                "api_url",
-                raw.slack.api_url.as_deref(),
-                Some("https://slack.com/api/"),
-            ),
-            channels: raw.slack.channels.clone(),
+        let mut slack = SlackConfig {
+            api_url: v
+                .url(
+                    "slack",
+                    "api_url",
+                    raw.slack.api_url.as_deref(),
+                    Some("https://slack.com/api/"),
+                )
+                .into_url(),
+            channels: Vec::new(),
             oncall_usergroup: raw.slack.oncall_usergroup.clone().filter(|s| !s.is_empty()),
             alert_sources: raw.slack.alert_sources.clone(),
             connections: raw.slack.connections.unwrap_or(2),
         };
-        for c in &slack.channels {
-            if !is_slack_id(c, &['C', 'G']) {
-                v.problem(
-                    "slack",
-                    "channels",
-                    format!("`{c}` is not a channel id (e.g. `C0ONCALL`)"),
-                );
+        for c in &raw.slack.channels {
+            match SlackChannelId::parse(c) {
+                Ok(c) => slack.channels.push(c),
+                Err(e) => v.problem("slack", "channels", e.to_string()),
             }
         }
         if let Some(g) = &slack.oncall_usergroup {
@@ -596,26 +595,16 @@ impl Config {
             if t.slack_channel.is_none() && !t.pagerduty && t.github_repo.is_none() {
                 v.problem(&table, "slack_channel", "a target needs at least one of `slack_channel`, `pagerduty = true` or `github_repo`");
             }
-            if let Some(c) = &t.slack_channel {
-                if !is_slack_id(c, &['C', 'G']) {
-                    v.problem(
-                        &table,
-                        "slack_channel",
-                        format!("`{c}` is not a channel id"),
-                    );
-                }
-            }
-            if let Some(r) = &t.github_repo {
-                let ok = r.split('/').count() == 2
-                    && r.split('/').all(|p| {
-                        !p.is_empty()
-                            && p.chars()
-                                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-                    });
-                if !ok {
-                    v.problem(&table, "github_repo", format!("`{r}` must be `owner/repo`"));
-                }
-            }
+            let slack_channel = t.slack_channel.as_deref().and_then(|c| {
+                SlackChannelId::parse(c)
+                    .map_err(|e| v.problem(&table, "slack_channel", e.to_string()))
+                    .ok()
+            });
+            let github_repo = t.github_repo.as_deref().and_then(|r| {
+                GithubRepo::parse(r)
+                    .map_err(|e| v.problem(&table, "github_repo", e.to_string()))
+                    .ok()
+            });
             let mut owns = Vec::new();
             for code in t.owns.iter().flatten() {
                 match VerdictCode::parse(code) {
@@ -636,9 +625,9 @@ impl Config {
             escalation.push(EscalationTarget {
                 name: name.clone(),
                 title: t.title.clone().unwrap_or_else(|| name.replace('_', " ")),
-                slack_channel: t.slack_channel.clone(),
+                slack_channel,
                 pagerduty: t.pagerduty,
-                github_repo: t.github_repo.clone(),
+                github_repo,
                 owns,
             });
         }

@@ -4,7 +4,7 @@
 //! datacenter. Accepts the JSON answer and XO's text form (`Field: value` lines). This module
 //! only talks HTTP and parses; it does not decide verdicts (the check does).
 
-use crate::domain::{Carrier, Datacenter, LocationId, Tugboat};
+use crate::domain::{BaseUrl, Carrier, Datacenter, LocationId, Tugboat};
 use crate::metrics::Metrics;
 use crate::secret::Secret;
 use serde::Deserialize;
@@ -107,7 +107,7 @@ pub struct DirectoryClient {
 
 impl DirectoryClient {
     /// A client for the directory at `base` (`{base}cluster/{id}`, `{base}carriers/{dc}`).
-    pub fn new(base: Url, token: Option<Secret>, metrics: Metrics) -> Self {
+    pub fn new(base: BaseUrl, token: Option<Secret>, metrics: Metrics) -> Self {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(20))
             .connect_timeout(Duration::from_secs(5))
@@ -116,7 +116,7 @@ impl DirectoryClient {
             .unwrap_or_default();
         DirectoryClient {
             http,
-            base: crate::config::base_url(&base),
+            base: base.into_url(),
             token,
             metrics,
         }

@@ -6,6 +6,7 @@
 //! not even parsed out). This module only asks; the rules decide what the answer means.
 
 use crate::diagnosis::verdict::IamOutcome;
+use crate::domain::BaseUrl;
 use crate::metrics::Metrics;
 use crate::secret::Secret;
 use reqwest::header::ACCEPT;
@@ -31,13 +32,13 @@ impl IamClient {
     ///
     /// `metrics` is accepted for symmetry with the other clients; IAM calls are not counted
     /// until the registry has a family for them.
-    pub fn new(url: Url, metrics: Metrics) -> Self {
+    pub fn new(url: BaseUrl, metrics: Metrics) -> Self {
         let _ = metrics;
         IamClient::with_timeout(url, PROBE_TIMEOUT)
     }
 
     /// The same, with another timeout (tests use short ones).
-    pub fn with_timeout(url: Url, timeout: Duration) -> Self {
+    pub fn with_timeout(url: BaseUrl, timeout: Duration) -> Self {
         let http = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(Duration::from_secs(5).min(timeout))
@@ -45,8 +46,9 @@ impl IamClient {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .unwrap_or_default();
-        let base = crate::config::base_url(&url);
-        let token_url = base.join("identity/token").unwrap_or(base);
+        let token_url = url
+            .join("identity/token")
+            .unwrap_or_else(|_| url.into_url());
         IamClient { http, token_url }
     }
 

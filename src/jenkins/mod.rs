@@ -12,7 +12,7 @@ pub mod poll;
 
 pub use poll::{next_poll, next_queue_poll, PollPolicy};
 
-use crate::domain::{Carrier, LocationId, Tugboat};
+use crate::domain::{BaseUrl, Carrier, LocationId, Tugboat};
 use crate::metrics::Metrics;
 use crate::secret::Secret;
 use reqwest::header::{
@@ -409,7 +409,7 @@ impl std::fmt::Debug for JenkinsClient {
 
 /// `{base}job/A/job/B/job/C/`, each segment percent-encoded.
 pub fn job_url(base: &Url, job: &[String]) -> Url {
-    let mut url = crate::config::base_url(base);
+    let mut url = base.clone();
     if let Ok(mut path) = url.path_segments_mut() {
         path.pop_if_empty();
         for segment in job {
@@ -442,14 +442,14 @@ impl JenkinsClient {
     /// `user` is given. Credentials written into `base` (`https://user:token@host/`) are moved
     /// out of the URL so no error or log can show them.
     pub fn new(
-        base: Url,
+        base: BaseUrl,
         job: Vec<String>,
         user: Option<String>,
         token: Option<Secret>,
         policy: PollPolicy,
         metrics: Metrics,
     ) -> Self {
-        let mut base = crate::config::base_url(&base);
+        let mut base = base.into_url();
         let mut user = user;
         let mut token = token;
         if !base.username().is_empty() || base.password().is_some() {
@@ -983,12 +983,14 @@ impl JenkinsClient {
 }
 
 fn join(method: &'static str, url: &Url, rest: &str) -> Result<Url, JenkinsError> {
-    crate::config::base_url(url)
+    let bad = |e: String| JenkinsError::Unexpected {
+        method,
+        what: format!("bad URL ({e})"),
+    };
+    BaseUrl::new(url.clone())
+        .map_err(|e| bad(e.to_string()))?
         .join(rest)
-        .map_err(|e| JenkinsError::Unexpected {
-            method,
-            what: format!("bad URL ({e})"),
-        })
+        .map_err(|e| bad(e.to_string()))
 }
 
 fn content_length(resp: &Response) -> Option<u64> {

@@ -353,7 +353,11 @@ impl Handler {
     }
 
     fn watched(&self, channel: &str) -> bool {
-        self.config.slack.channels.iter().any(|c| c == channel)
+        self.config
+            .slack
+            .channels
+            .iter()
+            .any(|c| c.as_str() == channel)
     }
 
     async fn first_seen(&self, key: &str) -> Result<bool> {
