@@ -289,15 +289,7 @@ pub(crate) fn transport_error(system: System, source: reqwest::Error) -> Escalat
 
 /// Makes text from an outside API fit for an error: no control characters, no secret, short.
 pub(crate) fn scrub(text: &str, secret: &Secret) -> String {
-    let mut s: String = text
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    let value = secret.expose();
-    if value.len() >= 4 {
-        s = s.replace(value, "[redacted]");
-    }
-    truncate_chars(s.trim(), 300)
+    crate::secret::scrub(text, Some(secret), 300)
 }
 
 /// Parses a `Retry-After` given in seconds.
@@ -781,7 +773,7 @@ mod tests {
     fn scrub_removes_the_secret() {
         let s = Secret::new("R0UTINGKEY1234567890abcdefghijkl");
         let out = scrub("bad key R0UTINGKEY1234567890abcdefghijkl\nsee docs", &s);
-        assert_eq!(out, "bad key [redacted] see docs");
+        assert_eq!(out, "bad key [redacted …ijkl] see docs");
     }
 
     #[test]

@@ -107,7 +107,7 @@ pub fn classify(status: u16, body: &[u8], key: &Secret) -> IamOutcome {
         json.as_ref()
             .and_then(|j| j.get(k))
             .and_then(|v| v.as_str())
-            .map(|s| scrub(s, key))
+            .map(|s| crate::secret::scrub(s, Some(key), 200))
     };
     match status {
         200 => {
@@ -145,16 +145,6 @@ pub fn classify(status: u16, body: &[u8], key: &Secret) -> IamOutcome {
     }
 }
 
-/// At most 200 characters of IAM's text, without control characters, and never the key
-/// (in case IAM ever echoes it).
-fn scrub(s: &str, key: &Secret) -> String {
-    let mut text: String = s.chars().filter(|c| !c.is_control()).take(200).collect();
-    if !key.is_empty() && text.contains(key.expose()) {
-        text = text.replace(key.expose(), &format!("[key {}]", key.fingerprint()));
-    }
-    text
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -176,7 +166,7 @@ mod tests {
             panic!("not rejected")
         };
         assert!(
-            !detail.contains("SECRETKEY") && detail.contains("[key …TKEY]"),
+            !detail.contains("SECRETKEY") && detail.contains("[redacted …TKEY]"),
             "{detail}"
         );
         assert_eq!(

@@ -334,7 +334,7 @@ impl JobError {
                 };
                 format!(
                     "The Jenkins job did not finish within {} ({at}).",
-                    human(*waited)
+                    crate::format::human(*waited)
                 )
             }
             JobError::Lost { detail, .. } => {
@@ -361,15 +361,6 @@ impl JobError {
             } => Some(b),
             _ => None,
         }
-    }
-}
-
-fn human(d: Duration) -> String {
-    let s = d.as_secs();
-    if s >= 120 {
-        format!("{} min", s / 60)
-    } else {
-        format!("{s} s")
     }
 }
 
