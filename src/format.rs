@@ -1,6 +1,6 @@
-//! Short human text for durations, the one formatter every layer uses (stage lines, Block Kit,
-//! Jenkins' and the CLI's messages). Pure formatting: no I/O, no markup, no other module's types,
-//! so a client may use it without importing `check/`.
+//! Short human text: durations (the one formatter every layer uses: stage lines, Block Kit,
+//! Jenkins' messages) and cutting text to a length. Pure formatting: no I/O, no markup, no other
+//! module's types, so a client may use it without importing `check/` or `slack/`.
 
 use std::time::Duration;
 
@@ -18,9 +18,25 @@ pub fn human(d: Duration) -> String {
     }
 }
 
+/// Cuts `s` to at most `max` characters, ending with `…` when cut. Never splits a character.
+pub fn clip(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        return s.to_string();
+    }
+    let mut out: String = s.chars().take(max.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn clip_counts_characters_not_bytes() {
+        assert_eq!(clip("héllo", 5), "héllo");
+        assert_eq!(clip("héllo wörld", 6), "héllo…");
+    }
 
     #[test]
     fn durations_read_like_a_person_writes_them() {

@@ -69,13 +69,7 @@ pub fn scrub(text: &str, secret: Option<&Secret>, max_chars: usize) -> String {
             &format!("[redacted {}]", secret.fingerprint()),
         );
     }
-    let s = s.trim();
-    if s.chars().count() <= max_chars {
-        return s.to_string();
-    }
-    let mut out: String = s.chars().take(max_chars.saturating_sub(1)).collect();
-    out.push('…');
-    out
+    crate::format::clip(s.trim(), max_chars)
 }
 
 impl PartialEq for Secret {

@@ -401,16 +401,7 @@ fn status_word(status: StepStatus) -> &'static str {
     }
 }
 
-/// Keeps at most `max` characters, ending in `…` when cut. Never splits a character.
-pub(crate) fn truncate_chars(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        return s.to_string();
-    }
-    let keep = max.saturating_sub(1);
-    let mut out: String = s.chars().take(keep).collect();
-    out.push('…');
-    out
-}
+pub(crate) use crate::format::clip as truncate_chars;
 
 /// One line of untrusted text: control characters and newlines become spaces.
 pub(crate) fn one_line(s: &str) -> String {

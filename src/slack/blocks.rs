@@ -74,15 +74,7 @@ pub struct ReportContext {
     pub buttons: bool,
 }
 
-/// Cuts `s` to at most `max` characters, ending with `…` when cut.
-pub fn clip(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        return s.to_string();
-    }
-    let mut out: String = s.chars().take(max.saturating_sub(1)).collect();
-    out.push('…');
-    out
-}
+pub use crate::format::clip;
 
 /// Escapes text for mrkdwn (`&`, `<`, `>`), so hostile text cannot ping or link.
 pub fn escape(s: &str) -> String {
