@@ -150,6 +150,18 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_key_echoed_across_the_length_cut_leaves_no_part_behind() {
+        let key = Secret::new("kq2V8hN0Zt1mWcXb3fLpSECRETKEY");
+        let message = format!("{}{}", "x".repeat(190), key.expose());
+        let body = serde_json::json!({"errorCode": "BXNIM0109E", "errorMessage": message});
+        let IamOutcome::Rejected { detail } = classify(400, body.to_string().as_bytes(), &key)
+        else {
+            panic!("not rejected")
+        };
+        assert!(!detail.contains("kq2V8h"), "{detail}");
+    }
+
+    #[test]
     fn answers_are_classified_without_the_key_or_the_token() {
         let key = Secret::new("kq2V8hN0Zt1mWcXb3fLpSECRETKEY");
         let ok = br#"{"access_token":"eyJhbGciOiJTOPSECRET","refresh_token":"not_supported","token_type":"Bearer","expires_in":3600}"#;
