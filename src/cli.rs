@@ -192,7 +192,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                 .await
                 .context("cannot open the store")?;
             let entries = store.audit(since, location.as_ref(), 1000).await?;
-            print!("{}", render_audit(&entries));
+            print!("{}", crate::audit_table::render_audit(&entries));
             Ok(ExitCode::SUCCESS)
         }
         Command::Status { config } => {
@@ -292,34 +292,6 @@ fn read_capped(path: &std::path::Path, max: u64) -> std::io::Result<Option<Vec<u
         return Err(too_large());
     }
     Ok(Some(buf))
-}
-
-/// The audit log as a table, newest first.
-pub fn render_audit(entries: &[crate::store::AuditEntry]) -> String {
-    if entries.is_empty() {
-        return "No audit entries.\n".into();
-    }
-    let mut out = String::from("TIME (UTC)           KIND        LOCATION               ENV    WHO          WHERE        VERDICT           TARGET / LINK\n");
-    for e in entries {
-        let kind = e.kind.as_str();
-        let tail = [e.target.as_deref(), e.link.as_deref(), e.detail.as_deref()]
-            .into_iter()
-            .flatten()
-            .collect::<Vec<_>>()
-            .join(" ");
-        out.push_str(&format!(
-            "{:<20} {:<11} {:<22} {:<6} {:<12} {:<12} {:<17} {}\n",
-            e.at.format("%Y-%m-%d %H:%M:%S"),
-            kind,
-            e.location,
-            e.environment,
-            e.actor.as_deref().unwrap_or("-"),
-            e.channel.as_deref().unwrap_or("-"),
-            e.verdict.as_deref().unwrap_or("-"),
-            tail
-        ));
-    }
-    out
 }
 
 /// The checks in flight as a table.

@@ -5,10 +5,13 @@
 //! the line, the key and what is wrong. Secrets never come from `bot.toml`: they come from
 //! `NAME` or `NAME_FILE` and are wrapped in [`Secret`] at once.
 
-use crate::domain::{Carrier, Datacenter, Environment, Region, RegionTable};
+use crate::diagnosis::verdict::VerdictCode;
+use crate::domain::{
+    BaseUrl, Carrier, Datacenter, Environment, GithubRepo, Region, RegionTable, SlackChannelId,
+};
 use crate::secret::Secret;
 use serde::Deserialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -184,6 +187,7 @@ struct RawEscalation {
     #[serde(default)]
     pagerduty: bool,
     github_repo: Option<String>,
+    owns: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -226,7 +230,7 @@ pub struct SlackConfig {
     /// Base URL of the Web API, ending in `/api/` (tests point it at a local fake).
     pub api_url: Url,
     /// Channel ids where checks may run and alerts are watched.
-    pub channels: Vec<String>,
+    pub channels: Vec<SlackChannelId>,
     /// The user group whose members may escalate and re-run (none: anyone in the channels).
     pub oncall_usergroup: Option<String>,
     /// Bot ids or app ids whose messages are alerts.
@@ -264,9 +268,9 @@ pub struct CheckConfig {
 #[derive(Debug, Clone)]
 pub struct EnvironmentConfig {
     /// Base URL of the cluster directory.
-    pub xo_url: Url,
+    pub xo_url: BaseUrl,
     /// Base URL of Jenkins.
-    pub jenkins_url: Url,
+    pub jenkins_url: BaseUrl,
     /// The job's path, folders separated by `/`.
     pub jenkins_job: Vec<String>,
     /// `BRANCH`.
@@ -281,7 +285,7 @@ pub struct IamConfig {
     /// Whether to ask IAM whether it accepts the key.
     pub verify_key: bool,
     /// IAM's base URL.
-    pub url: Url,
+    pub url: BaseUrl,
 }
 
 /// `[escalation.<name>]`: one team that can be escalated to.
@@ -292,11 +296,13 @@ pub struct EscalationTarget {
     /// What people call the team.
     pub title: String,
     /// The team's channel, to post the diagnosis in.
-    pub slack_channel: Option<String>,
+    pub slack_channel: Option<SlackChannelId>,
     /// Whether escalating pages the team through PagerDuty.
     pub pagerduty: bool,
     /// `owner/repo` to open a GitHub issue in.
-    pub github_repo: Option<String>,
+    pub github_repo: Option<GithubRepo>,
+    /// The verdicts this team owns (`owns`), in the order written.
+    pub owns: Vec<VerdictCode>,
 }
 
 /// The whole validated configuration.
@@ -316,10 +322,13 @@ pub struct Config {
     pub iam: IamConfig,
     /// `[escalation.*]`, in key order.
     pub escalation: Vec<EscalationTarget>,
+    /// For each verdict, the names of the targets that own it, in the order their tables
+    /// appear in bot.toml (most relevant first). Every verdict has one when any target exists.
+    owners: HashMap<VerdictCode, Vec<String>>,
     /// `[pagerduty] url`.
-    pub pagerduty_url: Url,
+    pub pagerduty_url: BaseUrl,
     /// `[github] api_url`.
-    pub github_api_url: Url,
+    pub github_api_url: BaseUrl,
     /// `[server] listen`.
     pub listen: SocketAddr,
     /// `[server] unhealthy_after_disconnected_secs`: `/healthz` fails once Socket Mode has been
@@ -330,16 +339,6 @@ pub struct Config {
     /// `[tls] ca_file`: a PEM bundle trusted on top of the platform store and `SSL_CERT_FILE`
     /// (read when the bot starts; see [`crate::net`]).
     pub tls_ca_file: Option<PathBuf>,
-}
-
-/// Adds a trailing `/` so `Url::join` appends instead of replacing the last segment.
-pub fn base_url(url: &Url) -> Url {
-    let mut u = url.clone();
-    if !u.path().ends_with('/') {
-        let p = format!("{}/", u.path());
-        u.set_path(&p);
-    }
-    u
 }
 
 struct Validator<'a> {
@@ -361,8 +360,14 @@ impl<'a> Validator<'a> {
         });
     }
 
-    fn url(&mut self, table: &str, key: &str, value: Option<&str>, default: Option<&str>) -> Url {
-        let fallback = || Url::parse("http://invalid.invalid/").expect("static URL");
+    fn url(
+        &mut self,
+        table: &str,
+        key: &str,
+        value: Option<&str>,
+        default: Option<&str>,
+    ) -> BaseUrl {
+        let fallback = || BaseUrl::parse("http://invalid.invalid/").expect("static URL");
         let Some(v) = value.or(default) else {
             self.problem(table, key, "is required (a URL)");
             return fallback();
@@ -378,7 +383,9 @@ impl<'a> Validator<'a> {
                 self.problem(table, key, CREDENTIALS_IN_URL);
                 fallback()
             }
-            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => base_url(&u),
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {
+                BaseUrl::new(u).unwrap_or_else(|_| fallback())
+            }
             Ok(_) => {
                 self.problem(table, key, format!("{shown} must be an http(s) URL"));
                 fallback()
@@ -458,14 +465,16 @@ impl Config {
         };
 
         // [slack]
-        let slack = SlackConfig {
-            api_url: v.url(
-                "slack",
-                "api_url",
-                raw.slack.api_url.as_deref(),
-                Some("https://slack.com/api/"),
-            ),
-            channels: raw.slack.channels.clone(),
+        let mut slack = SlackConfig {
+            api_url: v
+                .url(
+                    "slack",
+                    "api_url",
+                    raw.slack.api_url.as_deref(),
+                    Some("https://slack.com/api/"),
+                )
+                .into_url(),
+            channels: Vec::new(),
             oncall_usergroup: raw.slack.oncall_usergroup.clone().filter(|s| !s.is_empty()),
             alert_sources: raw.slack.alert_sources.clone(),
             connections: raw.slack.connections.unwrap_or(2),
@@ -480,7 +489,7 @@ impl Config {
                 v.problem("slack", key, "must be between 1 and 300 seconds");
             }
         }
-        if slack.channels.is_empty() {
+        if raw.slack.channels.is_empty() {
             v.problem(
                 "slack",
                 "channels",
@@ -499,13 +508,10 @@ impl Config {
                 "is empty: set a user group id (e.g. `S0ONCALL`), or leave the key out to let everyone in the channels escalate",
             );
         }
-        for c in &slack.channels {
-            if !is_slack_id(c, &['C', 'G']) {
-                v.problem(
-                    "slack",
-                    "channels",
-                    format!("`{c}` is not a channel id (e.g. `C0ONCALL`)"),
-                );
+        for c in &raw.slack.channels {
+            match SlackChannelId::parse(c) {
+                Ok(c) => slack.channels.push(c),
+                Err(e) => v.problem("slack", "channels", e.to_string()),
             }
         }
         if let Some(g) = &slack.oncall_usergroup {
@@ -701,34 +707,43 @@ impl Config {
             if t.slack_channel.is_none() && !t.pagerduty && t.github_repo.is_none() {
                 v.problem(&table, "slack_channel", "a target needs at least one of `slack_channel`, `pagerduty = true` or `github_repo`");
             }
-            if let Some(c) = &t.slack_channel {
-                if !is_slack_id(c, &['C', 'G']) {
-                    v.problem(
+            let slack_channel = t.slack_channel.as_deref().and_then(|c| {
+                SlackChannelId::parse(c)
+                    .map_err(|e| v.problem(&table, "slack_channel", e.to_string()))
+                    .ok()
+            });
+            let github_repo = t.github_repo.as_deref().and_then(|r| {
+                GithubRepo::parse(r)
+                    .map_err(|e| v.problem(&table, "github_repo", e.to_string()))
+                    .ok()
+            });
+            let mut owns = Vec::new();
+            for code in t.owns.iter().flatten() {
+                match VerdictCode::parse(code) {
+                    Some(c) if owns.contains(&c) => {
+                        v.problem(&table, "owns", format!("`{code}` is listed twice"))
+                    }
+                    Some(c) => owns.push(c),
+                    None => v.problem(
                         &table,
-                        "slack_channel",
-                        format!("`{c}` is not a channel id"),
-                    );
-                }
-            }
-            if let Some(r) = &t.github_repo {
-                let ok = r.split('/').count() == 2
-                    && r.split('/').all(|p| {
-                        !p.is_empty()
-                            && p.chars()
-                                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-                    });
-                if !ok {
-                    v.problem(&table, "github_repo", format!("`{r}` must be `owner/repo`"));
+                        "owns",
+                        format!(
+                            "`{code}` is not a verdict; use one of: {}",
+                            VerdictCode::ALL.map(|c| c.as_str()).join(", ")
+                        ),
+                    ),
                 }
             }
             escalation.push(EscalationTarget {
                 name: name.clone(),
                 title: t.title.clone().unwrap_or_else(|| name.replace('_', " ")),
-                slack_channel: t.slack_channel.clone(),
+                slack_channel,
                 pagerduty: t.pagerduty,
-                github_repo: t.github_repo.clone(),
+                github_repo,
+                owns,
             });
         }
+        let owners = owners_in_file_order(&mut v, &escalation);
 
         let pagerduty_url = v.url(
             "pagerduty",
@@ -805,6 +820,7 @@ impl Config {
             regions: RegionTable::with_overrides(overrides),
             iam,
             escalation,
+            owners,
             pagerduty_url,
             github_api_url,
             listen,
@@ -831,10 +847,59 @@ impl Config {
             .unwrap_or_else(|| self.store_url.clone())
     }
 
+    /// The targets that own `verdict` (`owns` in bot.toml), most relevant first: in the order
+    /// their `[escalation.*]` tables appear in the file. Empty only when there are no targets.
+    pub fn owners(&self, verdict: VerdictCode) -> impl Iterator<Item = &EscalationTarget> {
+        self.owners
+            .get(&verdict)
+            .into_iter()
+            .flatten()
+            .filter_map(|name| self.escalation_target(name))
+    }
+
     /// The escalation target called `name`.
     pub fn escalation_target(&self, name: &str) -> Option<&EscalationTarget> {
         self.escalation.iter().find(|t| t.name == name)
     }
+}
+
+/// Which targets own each verdict, ordered by where their tables are in the file. When any
+/// target exists, every verdict must have an owner (else a click on a report could not say whom
+/// it concerns): a missing one is a problem naming the verdicts and the `owns` key.
+fn owners_in_file_order(
+    v: &mut Validator<'_>,
+    targets: &[EscalationTarget],
+) -> HashMap<VerdictCode, Vec<String>> {
+    let mut ordered: Vec<&EscalationTarget> = targets.iter().collect();
+    ordered.sort_by_key(|t| find_line(v.source, &format!("escalation.{}", t.name), ""));
+    let mut owners: HashMap<VerdictCode, Vec<String>> = HashMap::new();
+    for t in ordered {
+        for code in &t.owns {
+            owners.entry(*code).or_default().push(t.name.clone());
+        }
+    }
+    let unowned: Vec<&str> = VerdictCode::ALL
+        .iter()
+        .filter(|c| !owners.contains_key(c))
+        .map(|c| c.as_str())
+        .collect();
+    if !targets.is_empty() && !unowned.is_empty() {
+        // Point at the first target's table: that is where an operator adds `owns`.
+        let first = targets
+            .iter()
+            .min_by_key(|t| find_line(v.source, &format!("escalation.{}", t.name), ""))
+            .map(|t| format!("escalation.{}", t.name))
+            .unwrap_or_default();
+        v.problem(
+            &first,
+            "owns",
+            format!(
+                "no `[escalation.*]` target owns {}: add each to the `owns = [...]` list of the team that should be offered (and paged) first",
+                unowned.join(", ")
+            ),
+        );
+    }
+    owners
 }
 
 fn is_slack_id(s: &str, prefixes: &[char]) -> bool {
@@ -1323,6 +1388,78 @@ mod tests {
         );
         assert_eq!(env.no_proxy, None);
         assert!(!format!("{env:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn owners_come_from_owns_in_file_order() {
+        let c = Config::parse(EXAMPLE).unwrap();
+        let names = |v| c.owners(v).map(|t| t.name.as_str()).collect::<Vec<_>>();
+        assert_eq!(names(VerdictCode::ConfigMissing), ["razee"]);
+        assert_eq!(
+            names(VerdictCode::RegionMismatch),
+            ["razee", "armada_bootstrap"]
+        );
+        for v in VerdictCode::ALL {
+            assert!(c.owners(v).next().is_some(), "{v} has no owner");
+        }
+        // File order, not key order, decides who comes first.
+        let src = EXAMPLE.replace(
+            "[escalation.razee]",
+            "[escalation.zeta]\ntitle = \"Zeta\"\nslack_channel = \"C0ZETA\"\nowns = [\"region_mismatch\"]\n\n[escalation.razee]",
+        );
+        let c = Config::parse(&src).unwrap();
+        let names = c
+            .owners(VerdictCode::RegionMismatch)
+            .map(|t| t.name.as_str())
+            .collect::<Vec<_>>();
+        assert_eq!(names, ["zeta", "razee", "armada_bootstrap"]);
+    }
+
+    #[test]
+    fn owns_is_validated_with_its_line() {
+        let line_of =
+            |src: &str, needle: &str| src.lines().position(|l| l.contains(needle)).unwrap() + 1;
+        let typo = EXAMPLE.replace(
+            "owns = [\"region_mismatch\"]",
+            "owns = [\"region_mismatch\", \"region_mismach\"]",
+        );
+        let p = Config::parse(&typo).unwrap_err();
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert_eq!(p[0].key, "escalation.armada_bootstrap.owns");
+        assert_eq!(p[0].line, Some(line_of(&typo, "region_mismach")));
+        assert!(p[0].message.contains("`region_mismach` is not a verdict"));
+
+        let twice = EXAMPLE.replace(
+            "owns = [\"region_mismatch\"]",
+            "owns = [\"region_mismatch\", \"region_mismatch\"]",
+        );
+        let p = Config::parse(&twice).unwrap_err();
+        assert!(p[0].message.contains("listed twice"), "{p:?}");
+
+        // A verdict nobody owns names itself and the key to add.
+        let unowned = EXAMPLE.replace("\"job_failed\", ", "");
+        let p = Config::parse(&unowned).unwrap_err();
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert_eq!(p[0].key, "escalation.razee.owns");
+        assert_eq!(
+            p[0].line,
+            Some(line_of(&unowned, "owns = [\"config_missing\""))
+        );
+        assert!(p[0].message.contains("owns job_failed"), "{p:?}");
+
+        // No `owns` anywhere: refused, naming every verdict; no targets at all: fine.
+        let none: String = EXAMPLE
+            .lines()
+            .filter(|l| !l.starts_with("owns"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let p = Config::parse(&none).unwrap_err();
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(p[0].message.contains("config_missing"), "{p:?}");
+        assert!(p[0].message.contains("artifact_missing"), "{p:?}");
+        assert_eq!(p[0].line, Some(line_of(&none, "[escalation.razee]")));
+        let src = "[slack]\nchannels=[\"C0ONCALL\"]\n[environments.prod]\nxo_url=\"http://a\"\njenkins_url=\"http://b\"\n";
+        assert!(Config::parse(src).is_ok());
     }
 
     #[test]

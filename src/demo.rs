@@ -415,7 +415,11 @@ pub async fn run(out: &mut dyn Write) -> Result<()> {
     )?;
     writeln!(out, "Audit log:")?;
     let entries = bot.store.audit(None, None, 100).await?;
-    writeln!(out, "{}", indent(&crate::cli::render_audit(&entries), "  "))?;
+    writeln!(
+        out,
+        "{}",
+        indent(&crate::audit_table::render_audit(&entries), "  ")
+    )?;
     writeln!(
         out,
         "Demo finished in {:.1}s.",

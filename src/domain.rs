@@ -33,6 +33,15 @@ pub enum DomainError {
     /// A datacenter with no known region.
     #[error("no region is known for datacenter `{0}`: add `{0} = \"<region>\"` under `[regions]` in bot.toml")]
     UnknownDatacenter(String),
+    /// A service base URL that is not an absolute http(s) URL with a host.
+    #[error("`{0}` must be an http(s) URL with a host, e.g. `https://example.com/api`")]
+    BaseUrl(String),
+    /// A Slack channel id that is not `C…`/`G…` and upper-case letters and digits.
+    #[error("`{0}` is not a channel id (e.g. `C0ONCALL`)")]
+    SlackChannel(String),
+    /// A GitHub repository that is not `owner/repo` by GitHub's naming rules.
+    #[error("`{0}` must be `owner/repo`")]
+    GithubRepo(String),
 }
 
 /// Keeps at most `max` characters of untrusted input for an error message, without control characters.
@@ -369,6 +378,127 @@ impl RegionTable {
     }
 }
 
+/// The base URL of a service (`[environments.*] xo_url`, `[pagerduty] url`, …): absolute,
+/// http(s), with a host, and always ending in `/`, so `join("x")` appends instead of replacing
+/// the last segment. Clients take this, parsed once in config, never the config module.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BaseUrl(url::Url);
+
+impl BaseUrl {
+    /// Parses a URL written by a person (bot.toml).
+    pub fn parse(input: &str) -> Result<Self, DomainError> {
+        url::Url::parse(input.trim())
+            .map_err(|_| DomainError::BaseUrl(shown(input.trim(), 100)))
+            .and_then(BaseUrl::new)
+    }
+
+    /// Checks an already-parsed URL and adds the trailing `/`.
+    pub fn new(url: url::Url) -> Result<Self, DomainError> {
+        if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+            return Err(DomainError::BaseUrl(shown(url.as_str(), 100)));
+        }
+        let mut u = url;
+        if !u.path().ends_with('/') {
+            let p = format!("{}/", u.path());
+            u.set_path(&p);
+        }
+        Ok(BaseUrl(u))
+    }
+
+    /// The URL, to read (`join`, `as_str`, …).
+    pub fn url(&self) -> &url::Url {
+        &self.0
+    }
+
+    /// The URL itself, for a client that changes it (e.g. moves credentials out).
+    pub fn into_url(self) -> url::Url {
+        self.0
+    }
+}
+
+impl std::ops::Deref for BaseUrl {
+    type Target = url::Url;
+    fn deref(&self) -> &url::Url {
+        &self.0
+    }
+}
+
+impl fmt::Display for BaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+/// A Slack channel id: `C…` (public) or `G…` (private), upper-case letters and digits.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SlackChannelId(String);
+string_newtype!(SlackChannelId);
+
+impl SlackChannelId {
+    /// Parses a channel id as Slack writes it (`C0ONCALL`).
+    pub fn parse(input: &str) -> Result<Self, DomainError> {
+        let mut chars = input.chars();
+        let ok = matches!(chars.next(), Some('C' | 'G'))
+            && (2..=24).contains(&input.len())
+            && chars.all(|c| c.is_ascii_uppercase() || c.is_ascii_digit());
+        if ok {
+            Ok(SlackChannelId(input.to_string()))
+        } else {
+            Err(DomainError::SlackChannel(shown(input, 40)))
+        }
+    }
+}
+
+impl std::ops::Deref for SlackChannelId {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A GitHub repository, `owner/repo`, checked against GitHub's naming rules (owner: letters,
+/// digits and `-`, not starting with `-`, at most 39; name: letters, digits, `-_.`, at most
+/// 100, not `.` or `..`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct GithubRepo(String);
+string_newtype!(GithubRepo);
+
+impl GithubRepo {
+    /// Parses `owner/repo`.
+    pub fn parse(input: &str) -> Result<Self, DomainError> {
+        let invalid = || DomainError::GithubRepo(shown(input, 100));
+        let (owner, name) = input.trim().split_once('/').ok_or_else(invalid)?;
+        let owner_ok = !owner.is_empty()
+            && owner.len() <= 39
+            && owner
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && !owner.starts_with('-');
+        let name_ok = !name.is_empty()
+            && name.len() <= 100
+            && name != "."
+            && name != ".."
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+        if owner_ok && name_ok {
+            Ok(GithubRepo(format!("{owner}/{name}")))
+        } else {
+            Err(invalid())
+        }
+    }
+
+    /// The owner (user or organisation).
+    pub fn owner(&self) -> &str {
+        self.0.split_once('/').map(|(o, _)| o).unwrap_or(&self.0)
+    }
+
+    /// The repository's name.
+    pub fn name(&self) -> &str {
+        self.0.split_once('/').map(|(_, n)| n).unwrap_or("")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -479,6 +609,47 @@ mod tests {
         fn valid_location_ids_round_trip(s in "[0-9a-v]{20}") {
             let id = LocationId::parse(&s.to_uppercase()).unwrap();
             prop_assert_eq!(id.as_str(), s.as_str());
+        }
+    }
+
+    #[test]
+    fn base_urls_end_in_a_slash_and_are_http() {
+        let u = BaseUrl::parse("https://xo.example/api").unwrap();
+        assert_eq!(u.as_str(), "https://xo.example/api/");
+        assert_eq!(
+            u.join("cluster/x").unwrap().as_str(),
+            "https://xo.example/api/cluster/x"
+        );
+        assert_eq!(BaseUrl::parse("http://a").unwrap().as_str(), "http://a/");
+        for bad in ["", "not a url", "ftp://a/", "mailto:x@y", "file:///etc"] {
+            assert!(BaseUrl::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn channels_and_repos_are_parsed_once() {
+        for ok in ["C0ONCALL", "G12345"] {
+            assert_eq!(SlackChannelId::parse(ok).unwrap().as_str(), ok);
+        }
+        for bad in ["", "C", "c0oncall", "U0PERSON", "C0 ONCALL", "#oncall"] {
+            assert!(SlackChannelId::parse(bad).is_err(), "{bad}");
+        }
+        for ok in ["org/satellite-link", "ibm-argonauts/runbooks", "a/b.c_d-e"] {
+            let r = GithubRepo::parse(ok).unwrap();
+            assert_eq!(format!("{}/{}", r.owner(), r.name()), ok);
+        }
+        for bad in [
+            "",
+            "org",
+            "org/",
+            "/repo",
+            "org/repo/issues",
+            "org/..",
+            "-org/x",
+            "org/re po",
+            "o?x/y",
+        ] {
+            assert!(GithubRepo::parse(bad).is_err(), "{bad}");
         }
     }
 }

@@ -4,6 +4,7 @@
 //! line and calls into this library, so tests drive everything through it.
 
 pub mod app;
+pub mod audit_table;
 pub mod check;
 pub mod cli;
 pub mod config;
@@ -12,6 +13,7 @@ pub mod diagnosis;
 pub mod directory;
 pub mod domain;
 pub mod escalation;
+pub mod format;
 pub mod iam;
 pub mod jenkins;
 pub mod metrics;

@@ -53,6 +53,25 @@ impl fmt::Display for Secret {
     }
 }
 
+/// Makes text from outside (an API's error, IAM's detail, a console line) fit to show: control
+/// characters become spaces, `secret` (when given and not empty) becomes `[redacted …abcd]` (its
+/// fingerprint), surrounding space is trimmed, and at most `max_chars` characters are kept,
+/// ending in `…` when cut. The secret is replaced before cutting, so no part of it survives.
+/// The one scrubber of the crate: clients and the diagnosis use it, none writes its own.
+pub fn scrub(text: &str, secret: Option<&Secret>, max_chars: usize) -> String {
+    let mut s: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if let Some(secret) = secret.filter(|s| !s.is_empty()) {
+        s = s.replace(
+            secret.expose(),
+            &format!("[redacted {}]", secret.fingerprint()),
+        );
+    }
+    crate::format::clip(s.trim(), max_chars)
+}
+
 impl PartialEq for Secret {
     fn eq(&self, other: &Self) -> bool {
         self.expose() == other.expose()
@@ -69,6 +88,30 @@ mod tests {
         assert!(!format!("{s:?}").contains("very-secret"));
         assert!(!format!("{s}").contains("very-secret"));
         assert_eq!(s.expose(), "xoxb-1234-very-secret-token");
+    }
+
+    #[test]
+    fn scrub_removes_the_secret_before_cutting() {
+        let key = Secret::new("R0UTINGKEY1234567890abcdefghijkl");
+        assert_eq!(
+            scrub(
+                "bad key R0UTINGKEY1234567890abcdefghijkl\nsee docs",
+                Some(&key),
+                300
+            ),
+            "bad key [redacted …ijkl] see docs"
+        );
+        // Cut in the middle of where the key was: still no part of it.
+        let cut = scrub(
+            &format!("{}{}", "x".repeat(20), key.expose()),
+            Some(&key),
+            25,
+        );
+        assert!(!cut.contains("R0UTING"), "{cut}");
+        assert_eq!(cut.chars().count(), 25);
+        assert!(cut.ends_with('…'));
+        assert_eq!(scrub("  a\u{7}b  ", None, 10), "a b");
+        assert_eq!(scrub("text", Some(&Secret::new("")), 10), "text");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The IAM probe against the simulated IAM on loopback.
 
 use linkbot::diagnosis::verdict::IamOutcome;
+use linkbot::domain::BaseUrl;
 use linkbot::iam::IamClient;
 use linkbot::metrics::Metrics;
 use linkbot::net::Net;
@@ -8,7 +9,6 @@ use linkbot::secret::Secret;
 use linkbot::sim::iam as sim;
 use std::future::Future;
 use std::time::Duration;
-use url::Url;
 
 const GOOD: &str = "kq2V8hN0Zt1mWcXb3fLpGOODKEY0000000000000";
 const BAD: &str = "zzTopSecretDeletedKey1234567890abcdefghij";
@@ -23,7 +23,12 @@ async fn bounded<F: Future>(f: F) -> F::Output {
 async fn an_accepted_key_is_accepted_and_sent_only_in_the_form() {
     bounded(async {
         let iam = sim::start(&[GOOD]).await;
-        let client = IamClient::new(iam.base_url(), Metrics::new(), &Net::direct()).unwrap();
+        let client = IamClient::new(
+            BaseUrl::new(iam.base_url()).unwrap(),
+            Metrics::new(),
+            &Net::direct(),
+        )
+        .unwrap();
         assert_eq!(client.probe(&Secret::new(GOOD)).await, IamOutcome::Accepted);
         let requests = iam.requests();
         assert_eq!(requests.len(), 1);
@@ -41,7 +46,12 @@ async fn an_accepted_key_is_accepted_and_sent_only_in_the_form() {
 async fn a_deleted_key_is_rejected_with_iams_code_and_never_the_key() {
     bounded(async {
         let iam = sim::start(&[GOOD]).await;
-        let client = IamClient::new(iam.base_url(), Metrics::new(), &Net::direct()).unwrap();
+        let client = IamClient::new(
+            BaseUrl::new(iam.base_url()).unwrap(),
+            Metrics::new(),
+            &Net::direct(),
+        )
+        .unwrap();
         let outcome = client.probe(&Secret::new(BAD)).await;
         let IamOutcome::Rejected { detail } = &outcome else {
             panic!("expected Rejected, got {outcome:?}")
@@ -62,7 +72,12 @@ async fn iam_answering_503_is_unreachable_and_a_later_probe_works() {
     bounded(async {
         let iam = sim::start(&[GOOD]).await;
         iam.set_unavailable(true);
-        let client = IamClient::new(iam.base_url(), Metrics::new(), &Net::direct()).unwrap();
+        let client = IamClient::new(
+            BaseUrl::new(iam.base_url()).unwrap(),
+            Metrics::new(),
+            &Net::direct(),
+        )
+        .unwrap();
         let outcome = client.probe(&Secret::new(GOOD)).await;
         let IamOutcome::Unreachable { detail } = &outcome else {
             panic!("expected Unreachable, got {outcome:?}")
@@ -83,7 +98,7 @@ async fn a_closed_port_is_unreachable_without_the_key() {
         let addr = l.local_addr().unwrap();
         drop(l);
         let client = IamClient::new(
-            Url::parse(&format!("http://{addr}/")).unwrap(),
+            BaseUrl::parse(&format!("http://{addr}/")).unwrap(),
             Metrics::new(),
             &Net::direct(),
         )
@@ -111,7 +126,7 @@ async fn a_silent_iam_is_unreachable_after_the_timeout() {
             }
         });
         let client = IamClient::with_timeout(
-            Url::parse(&format!("http://{addr}/")).unwrap(),
+            BaseUrl::parse(&format!("http://{addr}/")).unwrap(),
             Duration::from_millis(300),
             &Net::direct(),
         )

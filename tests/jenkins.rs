@@ -1,7 +1,7 @@
 //! The Jenkins client against the simulated Jenkins on loopback, and its parsers against real
 //! Jenkins JSON (fixtures) and odd JSON.
 
-use linkbot::domain::{Carrier, LocationId, Tugboat};
+use linkbot::domain::{BaseUrl, Carrier, LocationId, Tugboat};
 use linkbot::jenkins::api::{parse_build, parse_crumb, parse_queue_item};
 use linkbot::jenkins::{
     BuildParams, JenkinsClient, JenkinsError, JobError, JobHandle, JobProgress, PollPolicy,
@@ -49,7 +49,7 @@ fn params(location: &str) -> BuildParams {
 
 fn client_for(sim: &SimJenkins, job: &[&str], metrics: &Metrics) -> JenkinsClient {
     JenkinsClient::new(
-        sim.base_url(),
+        BaseUrl::new(sim.base_url()).unwrap(),
         job.iter().map(|s| s.to_string()).collect(),
         None,
         None,
@@ -560,7 +560,7 @@ async fn basic_auth_is_sent_and_the_token_never_shows() {
         sim.set_auth("linkbot", TOKEN);
         let job: Vec<String> = JOB.iter().map(|s| s.to_string()).collect();
         let good = JenkinsClient::new(
-            sim.base_url(),
+            BaseUrl::new(sim.base_url()).unwrap(),
             job.clone(),
             Some("linkbot".into()),
             Some(Secret::new(TOKEN)),
@@ -578,7 +578,7 @@ async fn basic_auth_is_sent_and_the_token_never_shows() {
         in_url.set_username("linkbot").unwrap();
         in_url.set_password(Some(TOKEN)).unwrap();
         let from_url = JenkinsClient::new(
-            in_url,
+            BaseUrl::new(in_url).unwrap(),
             job.clone(),
             None,
             None,
@@ -592,7 +592,7 @@ async fn basic_auth_is_sent_and_the_token_never_shows() {
 
         let wrong_token = "99zz88yy77xx66ww55vv44uu33tt22ss11";
         let bad = JenkinsClient::new(
-            sim.base_url(),
+            BaseUrl::new(sim.base_url()).unwrap(),
             job,
             Some("linkbot".into()),
             Some(Secret::new(wrong_token)),
@@ -620,7 +620,7 @@ async fn basic_auth_is_sent_and_the_token_never_shows() {
         // Transport errors (here: a closed port) too.
         let closed = closed_port_url().await;
         let e = JenkinsClient::new(
-            closed,
+            BaseUrl::new(closed).unwrap(),
             JOB.iter().map(|s| s.to_string()).collect(),
             Some("linkbot".into()),
             Some(Secret::new(TOKEN)),
@@ -721,7 +721,7 @@ async fn polling_a_build_near_its_estimate_stays_within_budget() {
             max: Duration::from_secs(1),
         };
         let c = JenkinsClient::new(
-            sim.base_url(),
+            BaseUrl::new(sim.base_url()).unwrap(),
             JOB.iter().map(|s| s.to_string()).collect(),
             None,
             None,

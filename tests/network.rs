@@ -9,6 +9,7 @@
 use linkbot::app::{self, Options, RunningBot};
 use linkbot::config::{Config, NetEnv, Secrets};
 use linkbot::diagnosis::verdict::VerdictCode;
+use linkbot::domain::BaseUrl;
 use linkbot::net::Net;
 use linkbot::sim::proxy::SimProxy;
 use linkbot::sim::slack as fake;
@@ -483,7 +484,9 @@ async fn a_407_on_the_directory_becomes_a_lookup_failed_verdict_about_the_proxy(
     // The directory is named `localhost` (its certificate covers it) so that NO_PROXY can send
     // Slack (127.0.0.1) direct while the directory goes to the refusing proxy.
     for ec in config.environments.values_mut() {
-        ec.xo_url.set_host(Some("localhost")).expect("host");
+        let mut url = ec.xo_url.clone().into_url();
+        url.set_host(Some("localhost")).expect("host");
+        ec.xo_url = BaseUrl::new(url).expect("a base URL");
     }
     let secrets = secrets_with(
         &world,
@@ -532,7 +535,7 @@ async fn jenkins_behind_an_untrusted_certificate_says_so_at_once_without_retryin
     let sim = linkbot::sim::jenkins::start_with_tls(&job, Some(unknown.server.clone())).await;
     let metrics = linkbot::metrics::Metrics::new();
     let client = JenkinsClient::new(
-        sim.base_url(),
+        BaseUrl::new(sim.base_url()).expect("a base URL"),
         job.iter().map(|s| s.to_string()).collect(),
         None,
         None,

@@ -3,19 +3,7 @@
 
 use std::time::Duration;
 
-/// Formats a duration as `1h05m`, `4m05s`, `12s`, or `3.4s` under ten seconds.
-pub fn human(d: Duration) -> String {
-    let s = d.as_secs();
-    if s >= 3600 {
-        format!("{}h{:02}m", s / 3600, (s % 3600) / 60)
-    } else if s >= 60 {
-        format!("{}m{:02}s", s / 60, s % 60)
-    } else if s >= 10 {
-        format!("{s}s")
-    } else {
-        format!("{s}.{}s", d.subsec_millis() / 100)
-    }
-}
+pub use crate::format::human;
 
 /// A text progress bar of `elapsed` against Jenkins' estimate: `▓▓▓▓░░░░░░ 2m10s of ~5m00s`.
 pub fn progress_bar(elapsed: Duration, estimated: Option<Duration>) -> String {
@@ -43,20 +31,6 @@ pub fn progress_bar(elapsed: Duration, estimated: Option<Duration>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations_read_like_a_person_writes_them() {
-        let cases = [
-            (Duration::from_millis(400), "0.4s"),
-            (Duration::from_millis(9_950), "9.9s"),
-            (Duration::from_secs(12), "12s"),
-            (Duration::from_secs(245), "4m05s"),
-            (Duration::from_secs(3_900), "1h05m"),
-        ];
-        for (d, want) in cases {
-            assert_eq!(human(d), want);
-        }
-    }
 
     #[test]
     fn progress_bars_fill_with_time() {

@@ -225,24 +225,15 @@ pub fn apply_iam(d: Diagnosis, outcome: &IamOutcome) -> Diagnosis {
     }
 }
 
-/// An IAM detail fit to show: control characters removed, shortened, and the key replaced by its
-/// fingerprint should an IAM client ever have let it in.
+/// An IAM detail fit to show ([`crate::secret::scrub`]: the key replaced by its fingerprint
+/// should an IAM client ever have let it in), without a final full stop.
 fn scrub_detail(detail: &str, key: Option<&Secret>) -> String {
-    let mut s: String = detail.chars().filter(|c| !c.is_control()).collect();
-    if let Some(key) = key {
-        if !key.expose().is_empty() {
-            s = s.replace(key.expose(), &key.fingerprint());
-        }
-    }
-    let trimmed = s.trim().trim_end_matches('.');
-    let mut out: String = trimmed.chars().take(MAX_DETAIL_CHARS).collect();
-    if trimmed.chars().nth(MAX_DETAIL_CHARS).is_some() {
-        out.push('…');
-    }
+    let scrubbed = crate::secret::scrub(detail, key, MAX_DETAIL_CHARS);
+    let out = scrubbed.trim_end_matches('.');
     if out.is_empty() {
         "no detail".into()
     } else {
-        out
+        out.to_string()
     }
 }
 

@@ -8,59 +8,54 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use std::fmt;
 
-/// The outcome of a check (SPEC §4). The serialized form is the contract's `verdict` code.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum VerdictCode {
+/// Defines [`VerdictCode`] and [`VerdictCode::ALL`] from one list, so a new variant can never be
+/// missing from `ALL` (which result reuse and the config's `owns` validation walk).
+macro_rules! verdict_codes {
+    ($($(#[doc = $doc:literal])* $variant:ident => $code:literal,)*) => {
+        /// The outcome of a check (SPEC §4). The serialized form is the contract's `verdict` code.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+        #[serde(rename_all = "snake_case")]
+        pub enum VerdictCode {
+            $($(#[doc = $doc])* $variant,)*
+        }
+
+        impl VerdictCode {
+            /// Every code, in the order of SPEC §4.
+            pub const ALL: [VerdictCode; [$(VerdictCode::$variant),*].len()] =
+                [$(VerdictCode::$variant),*];
+
+            /// The snake_case code of SPEC §4.
+            pub fn as_str(&self) -> &'static str {
+                match self {
+                    $(VerdictCode::$variant => $code,)*
+                }
+            }
+        }
+    };
+}
+
+verdict_codes! {
     /// No `slclient.toml`, undecodable, or no non-empty `iam_api_key`.
-    ConfigMissing,
+    ConfigMissing => "config_missing",
     /// ConfigMap `region` absent or different from the tugboat's region.
-    RegionMismatch,
+    RegionMismatch => "region_mismatch",
     /// Key present, region right: the key is bad (likely, or confirmed by IAM).
-    ApiKeyInvalid,
+    ApiKeyInvalid => "api_key_invalid",
     /// The IAM probe accepted the key: not a key problem.
-    ApiKeyAccepted,
+    ApiKeyAccepted => "api_key_accepted",
     /// The IAM probe got a 5xx or no answer.
-    IamUnreachable,
+    IamUnreachable => "iam_unreachable",
     /// The directory does not know the location.
-    UnknownLocation,
+    UnknownLocation => "unknown_location",
     /// Directory error or unparseable answer.
-    LookupFailed,
+    LookupFailed => "lookup_failed",
     /// Jenkins refused, the build failed/aborted/was cancelled, or timed out.
-    JobFailed,
+    JobFailed => "job_failed",
     /// A needed artifact is not in the build.
-    ArtifactMissing,
+    ArtifactMissing => "artifact_missing",
 }
 
 impl VerdictCode {
-    /// Every code, in the order of SPEC §4.
-    pub const ALL: [VerdictCode; 9] = [
-        VerdictCode::ConfigMissing,
-        VerdictCode::RegionMismatch,
-        VerdictCode::ApiKeyInvalid,
-        VerdictCode::ApiKeyAccepted,
-        VerdictCode::IamUnreachable,
-        VerdictCode::UnknownLocation,
-        VerdictCode::LookupFailed,
-        VerdictCode::JobFailed,
-        VerdictCode::ArtifactMissing,
-    ];
-
-    /// The snake_case code of SPEC §4.
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            VerdictCode::ConfigMissing => "config_missing",
-            VerdictCode::RegionMismatch => "region_mismatch",
-            VerdictCode::ApiKeyInvalid => "api_key_invalid",
-            VerdictCode::ApiKeyAccepted => "api_key_accepted",
-            VerdictCode::IamUnreachable => "iam_unreachable",
-            VerdictCode::UnknownLocation => "unknown_location",
-            VerdictCode::LookupFailed => "lookup_failed",
-            VerdictCode::JobFailed => "job_failed",
-            VerdictCode::ArtifactMissing => "artifact_missing",
-        }
-    }
-
     /// Parses a code as printed by [`VerdictCode::as_str`].
     pub fn parse(s: &str) -> Option<VerdictCode> {
         VerdictCode::ALL.into_iter().find(|c| c.as_str() == s)
@@ -81,26 +76,19 @@ impl VerdictCode {
         }
     }
 
-    /// The escalation targets that own this verdict, most relevant first
-    /// (keys of `[escalation.*]` in bot.toml).
-    pub fn owners(&self) -> &'static [&'static str] {
-        match self {
-            VerdictCode::ConfigMissing => &["razee"],
-            VerdictCode::RegionMismatch => &["razee", "armada_bootstrap"],
-            _ => &["satellite_link"],
-        }
-    }
-
     /// Whether the runbook reached a diagnosis (as opposed to a failure to run it).
     pub fn is_diagnosis(&self) -> bool {
-        matches!(
-            self,
+        match self {
             VerdictCode::ConfigMissing
-                | VerdictCode::RegionMismatch
-                | VerdictCode::ApiKeyInvalid
-                | VerdictCode::ApiKeyAccepted
-                | VerdictCode::IamUnreachable
-        )
+            | VerdictCode::RegionMismatch
+            | VerdictCode::ApiKeyInvalid
+            | VerdictCode::ApiKeyAccepted
+            | VerdictCode::IamUnreachable => true,
+            VerdictCode::UnknownLocation
+            | VerdictCode::LookupFailed
+            | VerdictCode::JobFailed
+            | VerdictCode::ArtifactMissing => false,
+        }
     }
 }
 
@@ -302,6 +290,30 @@ mod tests {
                 serde_json::to_value(code).unwrap(),
                 serde_json::json!(code.as_str())
             );
+        }
+    }
+
+    #[test]
+    fn all_holds_every_variant_once_in_declaration_order() {
+        // Exhaustive, no `_`: a new variant does not compile until it gets a position here,
+        // and the assertions below fail until `ALL` holds it at that position.
+        fn position(code: VerdictCode) -> usize {
+            match code {
+                VerdictCode::ConfigMissing => 0,
+                VerdictCode::RegionMismatch => 1,
+                VerdictCode::ApiKeyInvalid => 2,
+                VerdictCode::ApiKeyAccepted => 3,
+                VerdictCode::IamUnreachable => 4,
+                VerdictCode::UnknownLocation => 5,
+                VerdictCode::LookupFailed => 6,
+                VerdictCode::JobFailed => 7,
+                VerdictCode::ArtifactMissing => 8,
+            }
+        }
+        const VARIANTS: usize = 9;
+        assert_eq!(VerdictCode::ALL.len(), VARIANTS);
+        for (i, code) in VerdictCode::ALL.into_iter().enumerate() {
+            assert_eq!(position(code), i, "{code} is out of place in ALL");
         }
     }
 

@@ -4,7 +4,7 @@
 //! datacenter. Accepts the JSON answer and XO's text form (`Field: value` lines). This module
 //! only talks HTTP and parses; it does not decide verdicts (the check does).
 
-use crate::domain::{Carrier, Datacenter, LocationId, Tugboat};
+use crate::domain::{BaseUrl, Carrier, Datacenter, LocationId, Tugboat};
 use crate::metrics::Metrics;
 use crate::net::{Net, NetError};
 use crate::secret::Secret;
@@ -118,7 +118,7 @@ impl DirectoryClient {
     /// A client for the directory at `base` (`{base}cluster/{id}`, `{base}carriers/{dc}`).
     /// Trust and proxy come from `net`.
     pub fn new(
-        base: Url,
+        base: BaseUrl,
         token: Option<Secret>,
         metrics: Metrics,
         net: &Net,
@@ -131,7 +131,7 @@ impl DirectoryClient {
         )?;
         Ok(DirectoryClient {
             http,
-            base: crate::config::base_url(&base),
+            base: base.into_url(),
             token,
             metrics,
             net: net.clone(),

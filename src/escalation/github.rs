@@ -11,7 +11,7 @@
 use super::{
     http_client, scrub, transport_error, EscalationError, NewIssue, System, DEFAULT_TIMEOUT,
 };
-use crate::config::base_url;
+use crate::domain::{BaseUrl, GithubRepo};
 use crate::metrics::Metrics;
 use crate::net::Net;
 use crate::secret::Secret;
@@ -61,36 +61,11 @@ struct ErrorBody {
     errors: Vec<serde_json::Value>,
 }
 
-/// Checks `owner/repo` against GitHub's naming rules and returns the two parts.
-pub fn parse_repo(repo: &str) -> Result<(&str, &str), EscalationError> {
-    let invalid =
-        || EscalationError::InvalidRepo(super::truncate_chars(&super::one_line(repo), 100));
-    let (owner, name) = repo.trim().split_once('/').ok_or_else(invalid)?;
-    let owner_ok = !owner.is_empty()
-        && owner.len() <= 39
-        && owner
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        && !owner.starts_with('-');
-    let name_ok = !name.is_empty()
-        && name.len() <= 100
-        && name != "."
-        && name != ".."
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
-    if owner_ok && name_ok {
-        Ok((owner, name))
-    } else {
-        Err(invalid())
-    }
-}
-
 impl GitHubClient {
     /// A client for `api_base` (`[github] api_url`, e.g. `https://api.github.com`) with the
     /// default timeout.
     pub fn new(
-        api_base: Url,
+        api_base: BaseUrl,
         token: Secret,
         metrics: Metrics,
         net: &Net,
@@ -98,7 +73,7 @@ impl GitHubClient {
         Ok(GitHubClient {
             http: http_client(SYSTEM, DEFAULT_TIMEOUT, net)?,
             net: net.clone(),
-            api_base: base_url(&api_base),
+            api_base: api_base.into_url(),
             token,
             metrics,
         })
@@ -114,7 +89,7 @@ impl GitHubClient {
     /// `linkbot_escalations{method="github"}` with its outcome.
     pub async fn open_issue(
         &self,
-        repo: &str,
+        repo: &GithubRepo,
         issue: &NewIssue,
     ) -> Result<IssueLink, EscalationError> {
         let result = self.open_issue_once(repo, issue).await;
@@ -128,10 +103,10 @@ impl GitHubClient {
 
     async fn open_issue_once(
         &self,
-        repo: &str,
+        repo: &GithubRepo,
         issue: &NewIssue,
     ) -> Result<IssueLink, EscalationError> {
-        let (owner, name) = parse_repo(repo)?;
+        let (owner, name) = (repo.owner(), repo.name());
         let mut url = self.api_base.clone();
         url.path_segments_mut()
             .map_err(|_| EscalationError::InvalidRepo(repo.to_string()))?
@@ -216,30 +191,5 @@ impl GitHubClient {
             raw
         };
         scrub(&raw, &self.token)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn repos_are_owner_slash_name() {
-        for ok in ["org/satellite-link", "ibm-argonauts/runbooks", "a/b.c_d-e"] {
-            assert!(parse_repo(ok).is_ok(), "{ok}");
-        }
-        for bad in [
-            "",
-            "org",
-            "org/",
-            "/repo",
-            "org/repo/issues",
-            "org/..",
-            "-org/x",
-            "org/re po",
-            "o?x/y",
-        ] {
-            assert!(parse_repo(bad).is_err(), "{bad}");
-        }
     }
 }

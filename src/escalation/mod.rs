@@ -290,15 +290,7 @@ pub(crate) fn transport_error(system: System, source: reqwest::Error) -> Escalat
 
 /// Makes text from an outside API fit for an error: no control characters, no secret, short.
 pub(crate) fn scrub(text: &str, secret: &Secret) -> String {
-    let mut s: String = text
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    let value = secret.expose();
-    if value.len() >= 4 {
-        s = s.replace(value, "[redacted]");
-    }
-    truncate_chars(s.trim(), 300)
+    crate::secret::scrub(text, Some(secret), 300)
 }
 
 /// Parses a `Retry-After` given in seconds.
@@ -393,7 +385,11 @@ fn severity_of(verdict: VerdictCode) -> Severity {
         | VerdictCode::RegionMismatch
         | VerdictCode::ApiKeyInvalid
         | VerdictCode::ApiKeyAccepted => Severity::Critical,
-        _ => Severity::Error,
+        VerdictCode::IamUnreachable
+        | VerdictCode::UnknownLocation
+        | VerdictCode::LookupFailed
+        | VerdictCode::JobFailed
+        | VerdictCode::ArtifactMissing => Severity::Error,
     }
 }
 
@@ -406,16 +402,7 @@ fn status_word(status: StepStatus) -> &'static str {
     }
 }
 
-/// Keeps at most `max` characters, ending in `…` when cut. Never splits a character.
-pub(crate) fn truncate_chars(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        return s.to_string();
-    }
-    let keep = max.saturating_sub(1);
-    let mut out: String = s.chars().take(keep).collect();
-    out.push('…');
-    out
-}
+pub(crate) use crate::format::clip as truncate_chars;
 
 /// One line of untrusted text: control characters and newlines become spaces.
 pub(crate) fn one_line(s: &str) -> String {
@@ -778,7 +765,7 @@ mod tests {
     fn scrub_removes_the_secret() {
         let s = Secret::new("R0UTINGKEY1234567890abcdefghijkl");
         let out = scrub("bad key R0UTINGKEY1234567890abcdefghijkl\nsee docs", &s);
-        assert_eq!(out, "bad key [redacted] see docs");
+        assert_eq!(out, "bad key [redacted …ijkl] see docs");
     }
 
     #[test]

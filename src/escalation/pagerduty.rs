@@ -11,7 +11,7 @@ use super::{
     http_client, retry_after, scrub, transport_error, EscalationError, PageEvent, PageLink,
     PagePayload, RetryPolicy, System, DEFAULT_TIMEOUT,
 };
-use crate::config::base_url;
+use crate::domain::BaseUrl;
 use crate::metrics::Metrics;
 use crate::net::Net;
 use crate::secret::Secret;
@@ -76,14 +76,12 @@ impl PagerDutyClient {
     /// A client for `{base}v2/enqueue` (`base` is `[pagerduty] url`) with the default timeout
     /// and retry policy.
     pub fn new(
-        base: Url,
+        base: BaseUrl,
         routing_key: Secret,
         metrics: Metrics,
         net: &Net,
     ) -> Result<Self, EscalationError> {
-        let enqueue_url = base_url(&base)
-            .join("v2/enqueue")
-            .unwrap_or_else(|_| base.clone());
+        let enqueue_url = base.join("v2/enqueue").unwrap_or_else(|_| base.into_url());
         Ok(PagerDutyClient {
             http: http_client(SYSTEM, DEFAULT_TIMEOUT, net)?,
             net: net.clone(),

@@ -6,6 +6,7 @@
 //! not even parsed out). This module only asks; the rules decide what the answer means.
 
 use crate::diagnosis::verdict::IamOutcome;
+use crate::domain::BaseUrl;
 use crate::metrics::Metrics;
 use crate::net::{Net, NetError};
 use crate::secret::Secret;
@@ -33,13 +34,13 @@ impl IamClient {
     ///
     /// `metrics` is accepted for symmetry with the other clients; IAM calls are not counted
     /// until the registry has a family for them.
-    pub fn new(url: Url, metrics: Metrics, net: &Net) -> Result<Self, NetError> {
+    pub fn new(url: BaseUrl, metrics: Metrics, net: &Net) -> Result<Self, NetError> {
         let _ = metrics;
         IamClient::with_timeout(url, PROBE_TIMEOUT, net)
     }
 
     /// The same, with another timeout (tests use short ones).
-    pub fn with_timeout(url: Url, timeout: Duration, net: &Net) -> Result<Self, NetError> {
+    pub fn with_timeout(url: BaseUrl, timeout: Duration, net: &Net) -> Result<Self, NetError> {
         let http = Net::build(
             net.http_client()
                 .timeout(timeout)
@@ -47,8 +48,9 @@ impl IamClient {
                 .user_agent(concat!("linkbot/", env!("CARGO_PKG_VERSION")))
                 .redirect(reqwest::redirect::Policy::none()),
         )?;
-        let base = crate::config::base_url(&url);
-        let token_url = base.join("identity/token").unwrap_or(base);
+        let token_url = url
+            .join("identity/token")
+            .unwrap_or_else(|_| url.into_url());
         Ok(IamClient {
             http,
             net: net.clone(),
@@ -113,7 +115,7 @@ pub fn classify(status: u16, body: &[u8], key: &Secret) -> IamOutcome {
         json.as_ref()
             .and_then(|j| j.get(k))
             .and_then(|v| v.as_str())
-            .map(|s| scrub(s, key))
+            .map(|s| crate::secret::scrub(s, Some(key), 200))
     };
     match status {
         200 => {
@@ -151,19 +153,21 @@ pub fn classify(status: u16, body: &[u8], key: &Secret) -> IamOutcome {
     }
 }
 
-/// At most 200 characters of IAM's text, without control characters, and never the key
-/// (in case IAM ever echoes it).
-fn scrub(s: &str, key: &Secret) -> String {
-    let mut text: String = s.chars().filter(|c| !c.is_control()).take(200).collect();
-    if !key.is_empty() && text.contains(key.expose()) {
-        text = text.replace(key.expose(), &format!("[key {}]", key.fingerprint()));
-    }
-    text
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_key_echoed_across_the_length_cut_leaves_no_part_behind() {
+        let key = Secret::new("kq2V8hN0Zt1mWcXb3fLpSECRETKEY");
+        let message = format!("{}{}", "x".repeat(190), key.expose());
+        let body = serde_json::json!({"errorCode": "BXNIM0109E", "errorMessage": message});
+        let IamOutcome::Rejected { detail } = classify(400, body.to_string().as_bytes(), &key)
+        else {
+            panic!("not rejected")
+        };
+        assert!(!detail.contains("kq2V8h"), "{detail}");
+    }
 
     #[test]
     fn answers_are_classified_without_the_key_or_the_token() {
@@ -182,7 +186,7 @@ mod tests {
             panic!("not rejected")
         };
         assert!(
-            !detail.contains("SECRETKEY") && detail.contains("[key …TKEY]"),
+            !detail.contains("SECRETKEY") && detail.contains("[redacted …TKEY]"),
             "{detail}"
         );
         assert_eq!(

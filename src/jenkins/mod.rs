@@ -12,7 +12,7 @@ pub mod poll;
 
 pub use poll::{next_poll, next_queue_poll, PollPolicy};
 
-use crate::domain::{Carrier, LocationId, Tugboat};
+use crate::domain::{BaseUrl, Carrier, LocationId, Tugboat};
 use crate::metrics::Metrics;
 use crate::net::{Net, NetError};
 use crate::secret::Secret;
@@ -346,7 +346,7 @@ impl JobError {
                 };
                 format!(
                     "The Jenkins job did not finish within {} ({at}).",
-                    human(*waited)
+                    crate::format::human(*waited)
                 )
             }
             JobError::Lost { detail, .. } => {
@@ -377,15 +377,6 @@ impl JobError {
             } => Some(b),
             _ => None,
         }
-    }
-}
-
-fn human(d: Duration) -> String {
-    let s = d.as_secs();
-    if s >= 120 {
-        format!("{} min", s / 60)
-    } else {
-        format!("{s} s")
     }
 }
 
@@ -426,7 +417,7 @@ impl std::fmt::Debug for JenkinsClient {
 
 /// `{base}job/A/job/B/job/C/`, each segment percent-encoded.
 pub fn job_url(base: &Url, job: &[String]) -> Url {
-    let mut url = crate::config::base_url(base);
+    let mut url = base.clone();
     if let Ok(mut path) = url.path_segments_mut() {
         path.pop_if_empty();
         for segment in job {
@@ -459,7 +450,7 @@ impl JenkinsClient {
     /// `user` is given. Credentials written into `base` (`https://user:token@host/`) are moved
     /// out of the URL so no error or log can show them.
     pub fn new(
-        base: Url,
+        base: BaseUrl,
         job: Vec<String>,
         user: Option<String>,
         token: Option<Secret>,
@@ -467,7 +458,7 @@ impl JenkinsClient {
         metrics: Metrics,
         net: &Net,
     ) -> Result<Self, NetError> {
-        let mut base = crate::config::base_url(&base);
+        let mut base = base.into_url();
         let mut user = user;
         let mut token = token;
         if !base.username().is_empty() || base.password().is_some() {
@@ -1031,12 +1022,14 @@ impl JenkinsClient {
 }
 
 fn join(method: &'static str, url: &Url, rest: &str) -> Result<Url, JenkinsError> {
-    crate::config::base_url(url)
+    let bad = |e: String| JenkinsError::Unexpected {
+        method,
+        what: format!("bad URL ({e})"),
+    };
+    BaseUrl::new(url.clone())
+        .map_err(|e| bad(e.to_string()))?
         .join(rest)
-        .map_err(|e| JenkinsError::Unexpected {
-            method,
-            what: format!("bad URL ({e})"),
-        })
+        .map_err(|e| bad(e.to_string()))
 }
 
 fn content_length(resp: &Response) -> Option<u64> {

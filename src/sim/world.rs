@@ -213,16 +213,19 @@ url = "{iam}"
 [escalation.razee]
 title = "Razee team"
 slack_channel = "{RAZEE_CHANNEL}"
+owns = ["config_missing", "region_mismatch"]
 
 [escalation.armada_bootstrap]
 title = "armada-bootstrap"
 slack_channel = "C0BOOTSTRAP"
+owns = ["region_mismatch"]
 
 [escalation.satellite_link]
 title = "Satellite Link squad"
 slack_channel = "{SATLINK_CHANNEL}"
 pagerduty = true
 github_repo = "{SATLINK_REPO}"
+owns = ["api_key_invalid", "api_key_accepted", "iam_unreachable", "unknown_location", "lookup_failed", "job_failed", "artifact_missing"]
 
 [pagerduty]
 url = "{pd}"

@@ -111,7 +111,8 @@ fn slack_len(s: &str) -> usize {
     s.encode_utf16().count()
 }
 
-/// Cuts `s` to at most `max` characters as Slack counts them (UTF-16 code units), never inside
+/// Cuts `s` to at most `max` characters as Slack counts them (unlike `format::clip`, which
+/// counts characters for text that is not Slack's) (UTF-16 code units), never inside
 /// a character, ending with `…` when cut.
 pub fn clip(s: &str, max: usize) -> String {
     if slack_len(s) <= max {

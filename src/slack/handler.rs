@@ -78,7 +78,7 @@ pub fn report_context(
     report: &Report,
     reused_age: Option<Duration>,
 ) -> ReportContext {
-    let owners = report.verdict.owners();
+    let owners: Vec<&EscalationTarget> = config.owners(report.verdict).collect();
     let mut targets: Vec<&EscalationTarget> = config
         .escalation
         .iter()
@@ -87,7 +87,7 @@ pub fn report_context(
     targets.sort_by_key(|t| {
         owners
             .iter()
-            .position(|o| *o == t.name)
+            .position(|o| o.name == t.name)
             .unwrap_or(owners.len())
     });
     let button = |t: &EscalationTarget| TargetButton {
@@ -97,7 +97,7 @@ pub fn report_context(
     // Page the first owner with PagerDuty, else any target with PagerDuty.
     let page_target = owners
         .iter()
-        .filter_map(|o| config.escalation_target(o))
+        .copied()
         .find(|t| t.pagerduty)
         .or_else(|| config.escalation.iter().find(|t| t.pagerduty))
         .map(button);
@@ -457,7 +457,11 @@ impl Handler {
     }
 
     fn watched(&self, channel: &str) -> bool {
-        self.config.slack.channels.iter().any(|c| c == channel)
+        self.config
+            .slack
+            .channels
+            .iter()
+            .any(|c| c.as_str() == channel)
     }
 
     /// Whether this delivery is new. When the store cannot say (down, full, read-only), the
@@ -1254,7 +1258,7 @@ impl Handler {
                             }
                             Err(e) => failed.push(format!(
                                 "GitHub {}: {}",
-                                mrkdwn::escape(repo),
+                                mrkdwn::escape(repo.as_str()),
                                 mrkdwn::escape(&e.user_message())
                             )),
                         }

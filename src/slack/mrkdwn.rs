@@ -112,6 +112,9 @@ pub fn domain_error(e: &DomainError) -> String {
         E::Region(s) => (E::Region(slot()), s),
         E::Carrier(s) => (E::Carrier(slot()), s),
         E::UnknownDatacenter(s) => (E::UnknownDatacenter(slot()), s),
+        E::BaseUrl(s) => (E::BaseUrl(slot()), s),
+        E::SlackChannel(s) => (E::SlackChannel(slot()), s),
+        E::GithubRepo(s) => (E::GithubRepo(slot()), s),
     };
     escape_composed(&sentence.to_string()).replace(SLOT, &escape(&input.replace(SLOT, "")))
 }
