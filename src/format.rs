@@ -1,5 +1,5 @@
 //! Short human text: durations (the one formatter every layer uses: stage lines, Block Kit,
-//! Jenkins' messages) and cutting text to a length. Pure formatting: no I/O, no markup, no other
+//! Jenkins' messages), cutting text to a length and folding it onto one line. Pure formatting: no I/O, no markup, no other
 //! module's types, so a client may use it without importing `check/` or `slack/`.
 
 use std::time::Duration;
@@ -26,6 +26,13 @@ pub fn clip(s: &str, max: usize) -> String {
     let mut out: String = s.chars().take(max.saturating_sub(1)).collect();
     out.push('…');
     out
+}
+
+/// One line of untrusted text: control characters (newlines included) become spaces.
+pub fn one_line(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
 }
 
 #[cfg(test)]

@@ -402,14 +402,7 @@ fn status_word(status: StepStatus) -> &'static str {
     }
 }
 
-pub(crate) use crate::format::clip as truncate_chars;
-
-/// One line of untrusted text: control characters and newlines become spaces.
-pub(crate) fn one_line(s: &str) -> String {
-    s.chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect()
-}
+use crate::format::{clip, one_line};
 
 /// Text safe to put in a GitHub Markdown line: one line, `@` mentions (which would notify
 /// people or teams) neutralised with a word joiner, at most `max` characters.
@@ -423,7 +416,7 @@ fn md_text(s: &str, max: usize) -> String {
             out.push('\u{2060}');
         }
     }
-    truncate_chars(&out, max)
+    clip(&out, max)
 }
 
 /// A Markdown table cell: as [`md_text`], with `|` escaped.
@@ -489,7 +482,7 @@ fn where_words(report: &Report) -> String {
 /// verdict and every step's evidence in `custom_details`, links to the build, the Slack thread
 /// and the runbook. Holds no secret.
 pub fn page_event(report: &Report, requested_by: &str, thread_link: Option<&str>) -> PageEvent {
-    let summary = truncate_chars(
+    let summary = clip(
         &one_line(&format!(
             "[linkbot] {} on {}: {}",
             report.verdict.title(),
@@ -511,7 +504,7 @@ pub fn page_event(report: &Report, requested_by: &str, thread_link: Option<&str>
             serde_json::json!({
                 "step": s.title,
                 "status": status_word(s.status),
-                "evidence": s.evidence.iter().map(|e| truncate_chars(&one_line(e), 500)).collect::<Vec<_>>(),
+                "evidence": s.evidence.iter().map(|e| clip(&one_line(e), 500)).collect::<Vec<_>>(),
             })
         })
         .collect();
@@ -519,18 +512,18 @@ pub fn page_event(report: &Report, requested_by: &str, thread_link: Option<&str>
         "verdict": report.verdict.as_str(),
         "verdict_title": report.verdict.title(),
         "confirmed": report.confirmed,
-        "summary": truncate_chars(&one_line(&report.summary), 1000),
+        "summary": clip(&one_line(&report.summary), 1000),
         "location": report.location.as_ref().map(|l| l.to_string()),
         "environment": report.environment.map(|e| e.as_str()),
         "tugboat": report.tugboat.as_ref().map(|t| t.to_string()),
         "carrier": report.carrier.as_ref().map(|c| c.to_string()),
         "region_expected": report.region_expected.as_ref().map(|r| r.to_string()),
-        "region_found": report.region_found.as_ref().map(|r| truncate_chars(&one_line(r), 100)),
+        "region_found": report.region_found.as_ref().map(|r| clip(&one_line(r), 100)),
         "build_url": report.build_url,
         "key_fingerprint": report.key_fingerprint,
         "steps": steps,
         "next_actions": report.next_actions,
-        "requested_by": truncate_chars(&one_line(requested_by), 100),
+        "requested_by": clip(&one_line(requested_by), 100),
         "slack_thread": thread_link,
         "checked_at": report.checked_at.to_rfc3339(),
     });
@@ -577,7 +570,7 @@ pub fn page_event(report: &Report, requested_by: &str, thread_link: Option<&str>
 pub fn issue_markdown(report: &Report, requested_by: &str, thread_link: Option<&str>) -> NewIssue {
     use std::fmt::Write as _;
 
-    let title = truncate_chars(
+    let title = clip(
         &one_line(&format!(
             "[linkbot] {} on {}",
             report.verdict.as_str(),
@@ -719,7 +712,7 @@ pub fn issue_markdown(report: &Report, requested_by: &str, thread_link: Option<&
 
     NewIssue {
         title,
-        body: truncate_chars(&body, ISSUE_BODY_MAX_CHARS),
+        body: clip(&body, ISSUE_BODY_MAX_CHARS),
         labels: vec!["linkbot".into(), report.verdict.as_str().into()],
     }
 }
@@ -738,9 +731,9 @@ mod tests {
 
     #[test]
     fn truncation_respects_characters() {
-        assert_eq!(truncate_chars("ééééé", 3), "éé…");
-        assert_eq!(truncate_chars("abc", 3), "abc");
-        assert_eq!(truncate_chars("abcd", 0), "…");
+        assert_eq!(clip("ééééé", 3), "éé…");
+        assert_eq!(clip("abc", 3), "abc");
+        assert_eq!(clip("abcd", 0), "…");
     }
 
     #[test]

@@ -1022,8 +1022,8 @@ impl Handler {
             }
         };
         tracing::warn!(user, channel, action_id, %why, "refused a click its message did not offer");
-        let asked = crate::escalation::truncate_chars(
-            &crate::escalation::one_line(&format!(
+        let asked = crate::format::clip(
+            &crate::format::one_line(&format!(
                 "{} {}",
                 blocks::action_kind(action_id),
                 value.target.as_deref().unwrap_or("-")
@@ -1041,7 +1041,7 @@ impl Handler {
             verdict: shown.as_ref().map(|done| done.verdict.clone()),
             target: Some(asked),
             link: None,
-            detail: Some(crate::escalation::truncate_chars(&why, 1000)),
+            detail: Some(crate::format::clip(&why, 1000)),
         };
         if let Err(e) = store.append_audit(&entry).await {
             tracing::error!(error = %e, "could not record a refused click in the audit log");
