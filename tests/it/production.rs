@@ -15,7 +15,7 @@
 //!
 //! No sleep is used as synchronisation: every wait is on a condition, bounded by a timeout.
 
-mod common;
+use crate::common;
 
 use base64::Engine as _;
 use linkbot::app::{self, Options, RunningBot};

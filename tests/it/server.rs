@@ -353,7 +353,7 @@ async fn binding_a_taken_address_names_it_and_the_config_key() {
 fn the_deployed_config_listens_where_the_probes_look() {
     // manifests/base/bot.toml becomes the ConfigMap: it must be a valid config whose
     // server listens on the port the Deployment probes (8080) on every interface.
-    let cfg = Config::parse(include_str!("../manifests/base/bot.toml"))
+    let cfg = Config::parse(include_str!("../../manifests/base/bot.toml"))
         .unwrap_or_else(|problems| panic!("manifests/base/bot.toml is invalid: {problems:?}"));
     assert_eq!(cfg.listen, "0.0.0.0:8080".parse().unwrap());
     assert_eq!(cfg.store_url, "sqlite:///data/linkbot.db");

@@ -42,10 +42,7 @@ const TEST_BOUND: Duration = Duration::from_secs(120);
 
 /// Runs a test body bounded in time.
 async fn bounded<F: Future<Output = ()>>(body: F) {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_env("FAULTS_LOG"))
-        .with_test_writer()
-        .try_init();
+    crate::common::logs();
     if tokio::time::timeout(TEST_BOUND, body).await.is_err() {
         panic!("test did not finish within {TEST_BOUND:?}");
     }

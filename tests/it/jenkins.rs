@@ -765,36 +765,36 @@ fn job_url() -> Url {
 fn real_queue_items_parse() {
     let cases: [(&[u8], QueueState); 6] = [
         (
-            include_bytes!("fixtures/jenkins/queue-item-waiting.api4jenkins.json"),
+            include_bytes!("../fixtures/jenkins/queue-item-waiting.api4jenkins.json"),
             QueueState::Waiting {
                 why: Some("In the quiet period. Expires in 4.6 sec".into()),
             },
         ),
         (
-            include_bytes!("fixtures/jenkins/queue-item-blocked.api4jenkins.json"),
+            include_bytes!("../fixtures/jenkins/queue-item-blocked.api4jenkins.json"),
             QueueState::Waiting {
                 why: Some("Build #168 is already in progress (ETA:N/A)".into()),
             },
         ),
         (
-            include_bytes!("fixtures/jenkins/queue-item-buildable-stuck.api4jenkins.json"),
+            include_bytes!("../fixtures/jenkins/queue-item-buildable-stuck.api4jenkins.json"),
             QueueState::Waiting {
                 why: Some("There are no nodes with the label ‘xxxx’".into()),
             },
         ),
         (
-            include_bytes!("fixtures/jenkins/queue-item-left-cancelled.jenkins-rest.json"),
+            include_bytes!("../fixtures/jenkins/queue-item-left-cancelled.jenkins-rest.json"),
             QueueState::Cancelled { why: None },
         ),
         (
-            include_bytes!("fixtures/jenkins/queue-item-left-executable.api4jenkins.json"),
+            include_bytes!("../fixtures/jenkins/queue-item-left-executable.api4jenkins.json"),
             QueueState::Started(linkbot::jenkins::BuildRef {
                 number: 54,
                 url: job_url().join("54/").unwrap(),
             }),
         ),
         (
-            include_bytes!("fixtures/jenkins/queue-item-left-running.jenkins-rest.json"),
+            include_bytes!("../fixtures/jenkins/queue-item-left-running.jenkins-rest.json"),
             QueueState::Started(linkbot::jenkins::BuildRef {
                 number: 14,
                 url: job_url().join("14/").unwrap(),
@@ -809,7 +809,7 @@ fn real_queue_items_parse() {
 #[test]
 fn real_builds_and_crumbs_parse() {
     let ok = parse_build(include_bytes!(
-        "fixtures/jenkins/build-success-with-artifact.jenkins-rest.json"
+        "../fixtures/jenkins/build-success-with-artifact.jenkins-rest.json"
     ))
     .unwrap();
     assert!(!ok.building);
@@ -819,13 +819,13 @@ fn real_builds_and_crumbs_parse() {
     assert_eq!(ok.duration, Some(Duration::from_millis(60750)));
     assert_eq!(ok.started_at_ms, Some(1461091892486));
     let failed = parse_build(include_bytes!(
-        "fixtures/jenkins/build-workflowrun-failure-folder.api4jenkins.json"
+        "../fixtures/jenkins/build-workflowrun-failure-folder.api4jenkins.json"
     ))
     .unwrap();
     assert_eq!(failed.result.as_deref(), Some("FAILURE"));
     assert!(failed.artifacts.is_empty());
     assert_eq!(
-        parse_crumb(include_bytes!("fixtures/jenkins/crumb.api4jenkins.json")).unwrap(),
+        parse_crumb(include_bytes!("../fixtures/jenkins/crumb.api4jenkins.json")).unwrap(),
         ("mock-crumb-id".to_string(), "mock-crumb".to_string())
     );
 }
@@ -931,8 +931,8 @@ proptest::proptest! {
     #[test]
     fn parsers_never_panic_on_cut_or_bent_fixtures(cut in 0usize..2000, byte in proptest::num::u8::ANY, at in 0usize..2000) {
         for fixture in [
-            &include_bytes!("fixtures/jenkins/build-success-with-artifact.jenkins-rest.json")[..],
-            &include_bytes!("fixtures/jenkins/queue-item-left-executable.api4jenkins.json")[..],
+            &include_bytes!("../fixtures/jenkins/build-success-with-artifact.jenkins-rest.json")[..],
+            &include_bytes!("../fixtures/jenkins/queue-item-left-executable.api4jenkins.json")[..],
         ] {
             let mut bent = fixture[..cut.min(fixture.len())].to_vec();
             if !bent.is_empty() {

@@ -3,7 +3,7 @@
 //! end). Without that variable the PostgreSQL tests say `skipped: …` on stderr and pass, unless
 //! `LINKBOT_REQUIRE_POSTGRES=1`, which makes them fail. Time is moved by hand, never slept on.
 
-mod common;
+use crate::common;
 
 use chrono::{DateTime, TimeZone, Utc};
 use linkbot::domain::{Environment, LocationId};
