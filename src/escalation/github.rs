@@ -1,9 +1,11 @@
-//! The GitHub REST client for one thing: `POST {api}repos/{owner}/{repo}/issues`.
+//! The GitHub REST client for the issues linkbot opens: `POST {api}repos/{owner}/{repo}/issues`
+//! to open one, `POST …/issues/{number}/comments` to comment on it when its incident resolves,
+//! and `PATCH …/issues/{number}` to close it (only when the team asked for that).
 //!
 //! Sends `User-Agent` (GitHub refuses requests without one), `Authorization: Bearer`,
 //! `Accept: application/vnd.github+json` and `X-GitHub-Api-Version: 2022-11-28`.
-//! It does NOT retry: opening an issue is not idempotent, and a 5xx may still have created it,
-//! so a failure is reported and the person decides.
+//! It does NOT retry: opening an issue or a comment is not idempotent, and a 5xx may still have
+//! created it, so a failure is reported and the person decides.
 //!
 //! It must NOT build the issue (see [`super::issue_markdown`]) and must never let the token out:
 //! it goes into the `Authorization` header (marked sensitive) and nowhere else.
@@ -34,7 +36,16 @@ pub struct IssueLink {
     pub html_url: String,
 }
 
-/// Opens issues with one token.
+/// The comment GitHub added.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct CommentLink {
+    /// The comment's id.
+    pub id: u64,
+    /// The comment's web page.
+    pub html_url: String,
+}
+
+/// Opens, comments on and closes issues with one token.
 #[derive(Clone)]
 pub struct GitHubClient {
     http: reqwest::Client,
@@ -93,11 +104,7 @@ impl GitHubClient {
         issue: &NewIssue,
     ) -> Result<IssueLink, EscalationError> {
         let result = self.open_issue_once(repo, issue).await;
-        let outcome = match &result {
-            Ok(_) => "ok".to_string(),
-            Err(e) => e.kind(),
-        };
-        Metrics::call(&self.metrics.escalations, SYSTEM.as_str(), &outcome);
+        self.count(&result);
         result
     }
 
@@ -106,41 +113,97 @@ impl GitHubClient {
         repo: &GithubRepo,
         issue: &NewIssue,
     ) -> Result<IssueLink, EscalationError> {
-        let (owner, name) = (repo.owner(), repo.name());
+        let (status, text) = self
+            .send(reqwest::Method::POST, repo, &["issues"], issue, 201)
+            .await?;
+        let link: IssueLink = self.answer(status, &text)?;
+        web_page(status, &link.html_url)?;
+        Ok(link)
+    }
+
+    /// Comments `body` (GitHub markdown) on issue `number` of `repo`. Counted in
+    /// `linkbot_escalations{method="github"}` with its outcome.
+    pub async fn comment(
+        &self,
+        repo: &GithubRepo,
+        number: u64,
+        body: &str,
+    ) -> Result<CommentLink, EscalationError> {
+        let n = number.to_string();
+        let result = async {
+            let (status, text) = self
+                .send(
+                    reqwest::Method::POST,
+                    repo,
+                    &["issues", &n, "comments"],
+                    &serde_json::json!({ "body": body }),
+                    201,
+                )
+                .await?;
+            let link: CommentLink = self.answer(status, &text)?;
+            web_page(status, &link.html_url)?;
+            Ok(link)
+        }
+        .await;
+        self.count(&result);
+        result
+    }
+
+    /// Closes issue `number` of `repo` as completed. Closing a closed issue is not an error.
+    pub async fn close(&self, repo: &GithubRepo, number: u64) -> Result<(), EscalationError> {
+        let n = number.to_string();
+        let result = self
+            .send(
+                reqwest::Method::PATCH,
+                repo,
+                &["issues", &n],
+                &serde_json::json!({ "state": "closed", "state_reason": "completed" }),
+                200,
+            )
+            .await
+            .map(|_| ());
+        self.count(&result);
+        result
+    }
+
+    fn count<T>(&self, result: &Result<T, EscalationError>) {
+        let outcome = match result {
+            Ok(_) => "ok".to_string(),
+            Err(e) => e.kind(),
+        };
+        Metrics::call(&self.metrics.escalations, SYSTEM.as_str(), &outcome);
+    }
+
+    /// One request to `{api}repos/{owner}/{repo}/{path…}`; the status and body when the status
+    /// is `expect`, else the error GitHub's answer says.
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        repo: &GithubRepo,
+        path: &[&str],
+        body: &impl serde::Serialize,
+        expect: u16,
+    ) -> Result<(u16, String), EscalationError> {
         let mut url = self.api_base.clone();
         url.path_segments_mut()
             .map_err(|_| EscalationError::InvalidRepo(repo.to_string()))?
             .pop_if_empty()
-            .extend(["repos", owner, name, "issues"]);
+            .extend(["repos", repo.owner(), repo.name()])
+            .extend(path);
         let resp = self
             .http
-            .post(url)
+            .request(method, url)
             .bearer_auth(self.token.expose())
             .header(reqwest::header::ACCEPT, "application/vnd.github+json")
             .header("X-GitHub-Api-Version", API_VERSION)
-            .json(issue)
+            .json(body)
             .send()
             .await
             .map_err(|e| transport_error(SYSTEM, e))?;
         let status = resp.status().as_u16();
         let text = resp.text().await.map_err(|e| transport_error(SYSTEM, e))?;
         match status {
-            201 => {
-                let link: IssueLink =
-                    serde_json::from_str(&text).map_err(|e| EscalationError::BadAnswer {
-                        system: SYSTEM,
-                        status,
-                        detail: e.to_string(),
-                    })?;
-                if Url::parse(&link.html_url).is_err() {
-                    return Err(EscalationError::BadAnswer {
-                        system: SYSTEM,
-                        status,
-                        detail: "html_url is not a URL".into(),
-                    });
-                }
-                Ok(link)
-            }
+            s if s == expect => Ok((status, text)),
             429 | 500..=599 => Err(EscalationError::Unavailable {
                 system: SYSTEM,
                 status,
@@ -152,6 +215,18 @@ impl GitHubClient {
                 message: self.message_of(&text),
             }),
         }
+    }
+
+    fn answer<T: serde::de::DeserializeOwned>(
+        &self,
+        status: u16,
+        text: &str,
+    ) -> Result<T, EscalationError> {
+        serde_json::from_str(text).map_err(|e| EscalationError::BadAnswer {
+            system: SYSTEM,
+            status,
+            detail: e.to_string(),
+        })
     }
 
     /// GitHub's `message` and its validation `errors`, scrubbed of the token.
@@ -191,5 +266,17 @@ impl GitHubClient {
             raw
         };
         scrub(&raw, &self.token)
+    }
+}
+
+/// A page GitHub answered must be a URL: it is shown in Slack as a link.
+fn web_page(status: u16, html_url: &str) -> Result<(), EscalationError> {
+    match Url::parse(html_url) {
+        Ok(_) => Ok(()),
+        Err(_) => Err(EscalationError::BadAnswer {
+            system: SYSTEM,
+            status,
+            detail: "html_url is not a URL".into(),
+        }),
     }
 }

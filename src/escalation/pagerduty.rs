@@ -1,4 +1,5 @@
-//! The PagerDuty Events API v2 client: `POST {base}v2/enqueue` with a trigger event.
+//! The PagerDuty Events API v2 client: `POST {base}v2/enqueue` with a `trigger` event, and a
+//! `resolve` event with the same `dedup_key` when the incident linkbot paged for resolves.
 //!
 //! Retries 429, 5xx and unanswered requests a bounded number of times with backoff: that is safe
 //! because every page about one location carries the same `dedup_key`, so a repeat updates the
@@ -59,9 +60,13 @@ struct Enqueue<'a> {
     routing_key: &'a str,
     event_action: &'static str,
     dedup_key: &'a str,
-    payload: &'a PagePayload,
-    links: &'a [PageLink],
-    client: &'static str,
+    /// Required by a trigger; a resolve carries none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    payload: Option<&'a PagePayload>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    links: Option<&'a [PageLink]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client: Option<&'static str>,
 }
 
 #[derive(Deserialize)]
@@ -107,19 +112,38 @@ impl PagerDutyClient {
     /// Triggers (or updates, by `dedup_key`) an incident. Each HTTP attempt is counted in
     /// `linkbot_escalations{method="pagerduty"}` with its outcome.
     pub async fn trigger(&self, ev: &PageEvent) -> Result<PageReceipt, EscalationError> {
-        let body = Enqueue {
+        self.enqueue(&Enqueue {
             routing_key: self.routing_key.expose(),
             event_action: "trigger",
             dedup_key: &ev.dedup_key,
-            payload: &ev.payload,
-            links: &ev.links,
-            client: "linkbot",
-        };
+            payload: Some(&ev.payload),
+            links: Some(&ev.links),
+            client: Some("linkbot"),
+        })
+        .await
+    }
+
+    /// Resolves the incident `dedup_key` names (the key the trigger carried). PagerDuty accepts
+    /// a resolve for an incident already resolved, so a repeat is harmless; retried like a
+    /// trigger.
+    pub async fn resolve(&self, dedup_key: &str) -> Result<PageReceipt, EscalationError> {
+        self.enqueue(&Enqueue {
+            routing_key: self.routing_key.expose(),
+            event_action: "resolve",
+            dedup_key,
+            payload: None,
+            links: None,
+            client: None,
+        })
+        .await
+    }
+
+    async fn enqueue(&self, body: &Enqueue<'_>) -> Result<PageReceipt, EscalationError> {
         let attempts = self.retry.attempts.max(1);
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let (err, wait_hint) = match self.send_once(&body).await {
+            let (err, wait_hint) = match self.send_once(body).await {
                 Ok(receipt) => {
                     Metrics::call(&self.metrics.escalations, SYSTEM.as_str(), "ok");
                     return Ok(receipt);
@@ -143,7 +167,7 @@ impl PagerDutyClient {
                 });
             }
             let delay = self.retry.delay(attempt, wait_hint);
-            tracing::warn!(attempt, ?delay, error = %err, "PagerDuty enqueue failed; retrying");
+            tracing::warn!(attempt, ?delay, action = body.event_action, error = %err, "PagerDuty enqueue failed; retrying");
             tokio::time::sleep(delay).await;
         }
     }

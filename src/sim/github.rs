@@ -1,10 +1,13 @@
-//! A simulated GitHub REST API for `POST /repos/{owner}/{repo}/issues` on 127.0.0.1:0.
+//! A simulated GitHub REST API on 127.0.0.1:0 for the issues linkbot opens:
+//! `POST /repos/{owner}/{repo}/issues`, `POST /repos/{owner}/{repo}/issues/{number}/comments`
+//! and `PATCH /repos/{owner}/{repo}/issues/{number}`.
 //!
 //! Answers like the real API, in its order of checks: 403 without a `User-Agent`, 401 without
 //! a bearer token ("Requires authentication") or with the wrong one ("Bad credentials"), 404 for
-//! a repository it does not know, 400 for a body that is not JSON, 422 "Validation Failed" for a
-//! missing/blank title (or one over 256 characters, or a body over 65 536), and 201 with
-//! `number`, `html_url`, … for an issue it opens. Every request is recorded; the next N requests
+//! a repository or issue it does not know, 400 for a body that is not JSON, 422 "Validation
+//! Failed" for a missing/blank title (or one over 256 characters, or a body over 65 536), a
+//! missing/blank comment body (or one over 65 536), or a `state`/`state_reason` GitHub does not
+//! know; 201 with `number`, `html_url`, … for an issue or comment it creates, 200 for an update. Every request is recorded; the next N requests
 //! can be made to answer 429/5xx or never answer.
 //!
 //! Test and demo code only: it must never be reachable from the bot's real paths.
@@ -36,6 +39,10 @@ pub struct CreatedIssue {
     pub body: String,
     /// The labels as sent.
     pub labels: Vec<String>,
+    /// `open` or `closed` (changed by `PATCH`).
+    pub state: String,
+    /// The comments, in order, as sent.
+    pub comments: Vec<String>,
 }
 
 struct Shared {
@@ -171,13 +178,18 @@ async fn handle(
         );
     }
     let segments: Vec<&str> = uri.path().trim_matches('/').split('/').collect();
-    let (owner, repo) = match segments.as_slice() {
-        ["repos", owner, repo, "issues"] => (*owner, *repo),
+    let (owner, repo, route) = match (segments.as_slice(), &method) {
+        (["repos", owner, repo, "issues"], &Method::POST) => (*owner, *repo, Route::Open),
+        (["repos", owner, repo, "issues", n, "comments"], &Method::POST) => match n.parse() {
+            Ok(n) => (*owner, *repo, Route::Comment(n)),
+            Err(_) => return error(StatusCode::NOT_FOUND, "Not Found"),
+        },
+        (["repos", owner, repo, "issues", n], &Method::PATCH) => match n.parse() {
+            Ok(n) => (*owner, *repo, Route::Update(n)),
+            Err(_) => return error(StatusCode::NOT_FOUND, "Not Found"),
+        },
         _ => return error(StatusCode::NOT_FOUND, "Not Found"),
     };
-    if method != Method::POST {
-        return error(StatusCode::NOT_FOUND, "Not Found");
-    }
     let auth = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
@@ -200,6 +212,16 @@ async fn handle(
         Ok(v @ Value::Object(_)) => v,
         _ => return error(StatusCode::BAD_REQUEST, "Problems parsing JSON"),
     };
+    let base = shared
+        .base
+        .get()
+        .map(|b| b.to_string())
+        .unwrap_or_else(|| "http://127.0.0.1/".into());
+    match route {
+        Route::Open => {}
+        Route::Comment(number) => return comment(&shared, &full, number, &issue, &base),
+        Route::Update(number) => return update(&shared, &full, number, &issue, &base),
+    }
     let title = issue.get("title").and_then(Value::as_str).unwrap_or("");
     if title.trim().is_empty() {
         return validation_failed("title", "missing_field", None);
@@ -241,12 +263,9 @@ async fn handle(
         title: title.to_string(),
         body: text.to_string(),
         labels: labels.clone(),
+        state: "open".into(),
+        comments: Vec::new(),
     });
-    let base = shared
-        .base
-        .get()
-        .map(|b| b.to_string())
-        .unwrap_or_else(|| "http://127.0.0.1/".into());
     (
         StatusCode::CREATED,
         Json(json!({
@@ -258,6 +277,83 @@ async fn handle(
             "body": text,
             "state": "open",
             "labels": labels.iter().map(|l| json!({"name": l})).collect::<Vec<_>>(),
+        })),
+    )
+        .into_response()
+}
+
+/// What a request asks for, once its path and method are known.
+enum Route {
+    Open,
+    Comment(u64),
+    Update(u64),
+}
+
+/// `POST …/issues/{number}/comments`: 404 for an issue it never opened, 422 for a missing,
+/// blank or over-long body; 201 with the comment.
+fn comment(shared: &Shared, repo: &str, number: u64, req: &Value, base: &str) -> Response {
+    let body = req.get("body").and_then(Value::as_str).unwrap_or("");
+    let mut issues = lock(&shared.issues);
+    let Some(issue) = issues
+        .iter_mut()
+        .find(|i| i.repo.eq_ignore_ascii_case(repo) && i.number == number)
+    else {
+        return error(StatusCode::NOT_FOUND, "Not Found");
+    };
+    if body.trim().is_empty() {
+        return validation_failed("body", "missing_field", None);
+    }
+    if body.chars().count() > 65_536 {
+        return validation_failed(
+            "body",
+            "custom",
+            Some("body is too long (maximum is 65536 characters)"),
+        );
+    }
+    issue.comments.push(body.to_string());
+    let id = 2_000_000 + number * 1000 + issue.comments.len() as u64;
+    (
+        StatusCode::CREATED,
+        Json(json!({
+            "id": id,
+            "html_url": format!("{base}{repo}/issues/{number}#issuecomment-{id}"),
+            "body": body,
+        })),
+    )
+        .into_response()
+}
+
+/// `PATCH …/issues/{number}`: 404 for an issue it never opened, 422 for a `state` other than
+/// `open`/`closed` or a `state_reason` other than `completed`/`not_planned`/`reopened`; 200.
+fn update(shared: &Shared, repo: &str, number: u64, req: &Value, base: &str) -> Response {
+    let mut issues = lock(&shared.issues);
+    let Some(issue) = issues
+        .iter_mut()
+        .find(|i| i.repo.eq_ignore_ascii_case(repo) && i.number == number)
+    else {
+        return error(StatusCode::NOT_FOUND, "Not Found");
+    };
+    let state = match req.get("state") {
+        None => None,
+        Some(Value::String(s)) if s == "open" || s == "closed" => Some(s.clone()),
+        Some(_) => return validation_failed("state", "invalid", None),
+    };
+    match req.get("state_reason") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(r))
+            if ["completed", "not_planned", "reopened"].contains(&r.as_str()) => {}
+        Some(_) => return validation_failed("state_reason", "invalid", None),
+    }
+    if let Some(state) = state {
+        issue.state = state;
+    }
+    (
+        StatusCode::OK,
+        Json(json!({
+            "number": number,
+            "html_url": format!("{base}{repo}/issues/{number}"),
+            "state": issue.state,
+            "title": issue.title,
         })),
     )
         .into_response()

@@ -184,7 +184,8 @@ fn validate(event: &Value) -> Response {
             }
             _ => errors.push("'payload' is missing or blank"),
         }
-    } else if dedup_key.is_none() {
+    } else if text(event.get("dedup_key")).is_none() {
+        // acknowledge and resolve name the incident by its key: blank names none.
         errors.push("'dedup_key' is missing or blank");
     }
     if !errors.is_empty() {

@@ -246,12 +246,31 @@ pub struct SimSlackState {
     triggers: HashSet<String>,
     used_triggers: HashSet<String>,
     views: Vec<SimView>,
+    /// Messages people posted (pushed as events), which Slack knows and the bot may react to.
+    people_messages: HashSet<(String, String)>,
+    reactions: Vec<SimReaction>,
+}
+
+/// A reaction the bot added with `reactions.add`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimReaction {
+    /// The message's channel.
+    pub channel: String,
+    /// The message's ts.
+    pub ts: String,
+    /// The emoji name, without colons (`white_check_mark`).
+    pub name: String,
 }
 
 impl SimSlackState {
     /// Every message posted (including ephemeral ones), in posting order.
     pub fn messages(&self) -> &[SimMessage] {
         &self.messages
+    }
+
+    /// Every reaction the bot added, in order.
+    pub fn reactions(&self) -> &[SimReaction] {
+        &self.reactions
     }
 
     /// The non-ephemeral message `ts` in `channel`.
@@ -496,6 +515,11 @@ impl SlackSim {
         self.inner.lock().views.clone()
     }
 
+    /// Every reaction the bot added, in order.
+    pub fn reactions(&self) -> Vec<SimReaction> {
+        self.inner.lock().reactions.clone()
+    }
+
     /// Every ack received so far.
     pub fn acks(&self) -> Vec<SimAck> {
         self.inner.lock().acks.clone()
@@ -555,6 +579,18 @@ impl SlackSim {
         {
             let trigger = trigger.to_string();
             self.inner.update(|s| s.triggers.insert(trigger));
+        }
+        // A message event is a message Slack now holds: the bot may react to it.
+        if let (Some(channel), Some(ts)) = (
+            envelope
+                .pointer("/payload/event/channel")
+                .and_then(Value::as_str),
+            envelope
+                .pointer("/payload/event/ts")
+                .and_then(Value::as_str),
+        ) {
+            let key = (channel.to_string(), ts.to_string());
+            self.inner.update(|s| s.people_messages.insert(key));
         }
         let deadline = Instant::now() + PUSH_WAIT;
         let sent = self
@@ -710,7 +746,7 @@ fn str_param<'a>(params: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
         .filter(|s| !s.is_empty())
 }
 
-const METHODS: [&str; 8] = [
+const METHODS: [&str; 9] = [
     "auth.test",
     "apps.connections.open",
     "chat.postMessage",
@@ -719,6 +755,7 @@ const METHODS: [&str; 8] = [
     "chat.getPermalink",
     "usergroups.users.list",
     "views.open",
+    "reactions.add",
 ];
 
 impl Inner {
@@ -957,6 +994,50 @@ impl Inner {
                     permalink.push_str(&format!("?thread_ts={thread_ts}&cid={channel}"));
                 }
                 ok(json!({ "channel": channel, "permalink": permalink }))
+            }
+            "reactions.add" => {
+                // Slack's order: the item, then the name, then the message, then duplicates.
+                let (Some(channel), Some(ts)) =
+                    (str_param(params, "channel"), str_param(params, "timestamp"))
+                else {
+                    return slack_error("no_item_specified");
+                };
+                let well_formed_ts = ts.split_once('.').is_some_and(|(a, b)| {
+                    !a.is_empty()
+                        && !b.is_empty()
+                        && a.bytes().all(|c| c.is_ascii_digit())
+                        && b.bytes().all(|c| c.is_ascii_digit())
+                });
+                if !well_formed_ts {
+                    return slack_error("bad_timestamp");
+                }
+                // Emoji names are lower case letters, digits, `_`, `-`, `+` and `'`; colons
+                // (`:white_check_mark:`) are not part of the name.
+                let name = str_param(params, "name").unwrap_or("");
+                let valid_name = !name.is_empty()
+                    && name.len() <= 100
+                    && name.bytes().all(|c| {
+                        c.is_ascii_lowercase()
+                            || c.is_ascii_digit()
+                            || matches!(c, b'_' | b'-' | b'+' | b'\'')
+                    });
+                if !valid_name {
+                    return slack_error("invalid_name");
+                }
+                let key = (channel.to_string(), ts.to_string());
+                if s.message(channel, ts).is_none() && !s.people_messages.contains(&key) {
+                    return slack_error("message_not_found");
+                }
+                let reaction = SimReaction {
+                    channel: channel.to_string(),
+                    ts: ts.to_string(),
+                    name: name.to_string(),
+                };
+                if s.reactions.contains(&reaction) {
+                    return slack_error("already_reacted");
+                }
+                s.reactions.push(reaction);
+                ok(json!({}))
             }
             "views.open" => {
                 let Some(trigger) = str_param(params, "trigger_id") else {

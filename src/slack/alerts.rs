@@ -3,10 +3,14 @@
 //! The seed's text form (`Labels:\n - alertname = …\n - cluster_id = …`) and Alertmanager's
 //! Slack attachments (`title` `[FIRING:n] …`, `text`, `fields`) are read into label pairs; a
 //! message naming the alert (as `alertname` or `alert_situation`) with a `cluster_id` is a
-//! firing alert, `[RESOLVED]` is not. Pure: no I/O, and it does not decide who may post alerts
-//! (the bot filters on the sender first).
+//! firing alert, or a resolved one when it says `[RESOLVED]` (or `status = resolved`). Both name
+//! their locations, so a grouped notification fires or resolves several at once. The firing time
+//! is read from a `startsAt` label when the template carries one (the earliest, for a group).
+//! Pure: no I/O, and it does not decide who may post alerts (the bot filters on the sender
+//! first) nor what a resolution does (that is the incident workflow's).
 
 use crate::domain::{strip_slack_formatting, Environment, LocationId};
+use chrono::{DateTime, Utc};
 
 /// The alert this bot answers.
 pub const ALERT_NAME: &str = "SatelliteLinkConnectorDeployCannotgetIAMTokenFromIAMServer";
@@ -35,9 +39,17 @@ pub enum Alert {
         locations: Vec<LocationId>,
         /// The environment, when a label names it.
         environment: Option<Environment>,
+        /// When the alert started firing (`startsAt`), when the message says; otherwise the
+        /// message's own time stands for it.
+        starts_at: Option<DateTime<Utc>>,
     },
-    /// The alert resolved: no new check.
-    Resolved,
+    /// The alert resolved for these locations (possibly none readable): no new check.
+    Resolved {
+        /// The locations, de-duplicated, in order of appearance; invalid ones are left out.
+        locations: Vec<LocationId>,
+        /// The environment, when a label names it.
+        environment: Option<Environment>,
+    },
     /// The alert is named but no valid `cluster_id` was found (the text says why).
     NoLocation(String),
     /// Some other message.
@@ -118,9 +130,6 @@ pub fn classify(text: &str, attachments: &[AttachmentText]) -> Alert {
     }) || pairs
         .iter()
         .any(|(k, v)| k == "status" && v.eq_ignore_ascii_case("resolved"));
-    if resolved {
-        return Alert::Resolved;
-    }
     let mut locations: Vec<LocationId> = Vec::new();
     let mut bad = None;
     for (k, v) in &pairs {
@@ -136,14 +145,27 @@ pub fn classify(text: &str, attachments: &[AttachmentText]) -> Alert {
         .iter()
         .filter(|(k, _)| k == "environment" || k == "env")
         .find_map(|(_, v)| Environment::parse(v).ok());
+    if resolved {
+        return Alert::Resolved {
+            locations,
+            environment,
+        };
+    }
     if locations.is_empty() {
         return Alert::NoLocation(
             bad.unwrap_or_else(|| "the alert carries no `cluster_id` label".into()),
         );
     }
+    let starts_at = pairs
+        .iter()
+        .filter(|(k, _)| k == "startsat" || k == "starts_at")
+        .filter_map(|(_, v)| DateTime::parse_from_rfc3339(v.trim_matches(['"', '`'])).ok())
+        .map(|t| t.with_timezone(&Utc))
+        .min();
     Alert::Firing {
         locations,
         environment,
+        starts_at,
     }
 }
 
@@ -156,6 +178,14 @@ mod tests {
 
     fn firing(locs: &[&str]) -> Alert {
         Alert::Firing {
+            locations: locs.iter().map(|l| LocationId::parse(l).unwrap()).collect(),
+            environment: None,
+            starts_at: None,
+        }
+    }
+
+    fn resolved(locs: &[&str]) -> Alert {
+        Alert::Resolved {
             locations: locs.iter().map(|l| LocationId::parse(l).unwrap()).collect(),
             environment: None,
         }
@@ -195,6 +225,7 @@ mod tests {
                     LocationId::parse("c2hk4ek107l5au5mq8hg").unwrap()
                 ],
                 environment: Some(Environment::Stage),
+                starts_at: None,
             }
         );
 
@@ -214,13 +245,13 @@ mod tests {
             text: Some(format!("cluster_id = {LOC}")),
             ..Default::default()
         };
-        assert_eq!(classify("", &[resolved]), Alert::Resolved);
+        assert_eq!(classify("", &[resolved]), self::resolved(&[LOC]));
         assert_eq!(
             classify(
                 &format!("[RESOLVED]\nalertname = {ALERT_NAME}\ncluster_id = {LOC}"),
                 &[]
             ),
-            Alert::Resolved
+            self::resolved(&[LOC])
         );
         assert_eq!(
             classify(&format!("alertname = OtherAlert\ncluster_id = {LOC}"), &[]),
@@ -235,6 +266,53 @@ mod tests {
             classify(&format!("alertname = {ALERT_NAME}\ncluster_id = xxxxxxxxxxx"), &[]),
             Alert::NoLocation(m) if m.contains("20 characters")
         ));
+    }
+
+    #[test]
+    fn a_grouped_resolve_names_every_location_and_a_bad_one_is_left_out() {
+        let grouped = AttachmentText {
+            title: Some(format!("[RESOLVED] {ALERT_NAME} (critical)")),
+            fields: vec![
+                ("cluster_id".into(), LOC.into()),
+                ("cluster_id".into(), "c2hk4ek107l5au5mq8hg".into()),
+                ("cluster_id".into(), "not a location".into()),
+                ("cluster_id".into(), LOC.into()),
+                ("environment".into(), "stage".into()),
+            ],
+            ..Default::default()
+        };
+        assert_eq!(
+            classify("", &[grouped]),
+            Alert::Resolved {
+                locations: vec![
+                    LocationId::parse(LOC).unwrap(),
+                    LocationId::parse("c2hk4ek107l5au5mq8hg").unwrap()
+                ],
+                environment: Some(Environment::Stage),
+            }
+        );
+        // `status = resolved` (a JSON-ish template) counts too; no location is an empty resolve.
+        assert_eq!(
+            classify(&format!("alertname = {ALERT_NAME}\nstatus = resolved"), &[]),
+            resolved(&[])
+        );
+    }
+
+    #[test]
+    fn starts_at_is_read_when_the_template_carries_it_and_the_earliest_wins() {
+        let text = format!(
+            "alertname = {ALERT_NAME}\ncluster_id = {LOC}\nstartsAt = 2026-11-30T03:12:00Z\nstartsAt: 2026-11-30T03:10:30+00:00"
+        );
+        let Alert::Firing { starts_at, .. } = classify(&text, &[]) else {
+            panic!("not firing");
+        };
+        assert_eq!(
+            starts_at.map(|t| t.to_rfc3339()).as_deref(),
+            Some("2026-11-30T03:10:30+00:00")
+        );
+        // Garbage in startsAt is ignored: the message time stands for it.
+        let text = format!("alertname = {ALERT_NAME}\ncluster_id = {LOC}\nstartsAt = yesterday");
+        assert_eq!(classify(&text, &[]), firing(&[LOC]));
     }
 
     proptest! {

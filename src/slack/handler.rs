@@ -549,6 +549,7 @@ impl Handler {
             Alert::Firing {
                 locations,
                 environment,
+                starts_at: _,
             } => {
                 let environment = environment.unwrap_or(self.config.check.default_environment);
                 let thread = msg.thread_ts.clone().unwrap_or_else(|| msg.ts.clone());
@@ -567,8 +568,8 @@ impl Handler {
                 }
                 Ok(())
             }
-            Alert::Resolved => {
-                tracing::info!(channel = %msg.channel, "resolved alert: no check");
+            Alert::Resolved { locations, .. } => {
+                tracing::info!(channel = %msg.channel, resolved = locations.len(), "resolved alert: no check");
                 Ok(())
             }
             Alert::NoLocation(why) => {

@@ -26,7 +26,8 @@ use crate::secret::Secret;
 use slack_morphism::api::{
     SlackApiAppsConnectionOpenRequest, SlackApiChatGetPermalinkRequest,
     SlackApiChatPostEphemeralRequest, SlackApiChatPostMessageRequest,
-    SlackApiChatPostMessageResponse, SlackApiChatUpdateRequest, SlackApiUserGroupsUsersListRequest,
+    SlackApiChatPostMessageResponse, SlackApiChatUpdateRequest, SlackApiReactionsAddRequest,
+    SlackApiUserGroupsUsersListRequest,
 };
 use slack_morphism::blocks::SlackBlock;
 use slack_morphism::errors::SlackClientError;
@@ -36,7 +37,7 @@ use slack_morphism::prelude::{
 };
 use slack_morphism::{
     SlackApiToken, SlackApiTokenValue, SlackChannelId, SlackClient, SlackMessageContent,
-    SlackTeamId, SlackTs, SlackUserGroupId, SlackUserId,
+    SlackReactionName, SlackTeamId, SlackTs, SlackUserGroupId, SlackUserId,
 };
 use std::fmt;
 use std::future::Future;
@@ -665,6 +666,32 @@ impl SlackWeb {
             .call("chat.getPermalink", session.chat_get_permalink(&req))
             .await?
             .permalink)
+    }
+
+    /// `reactions.add`: the bot reacts with `name` (an emoji name without colons, e.g.
+    /// `white_check_mark`) to the message `ts` in `channel`. Slack's `already_reacted` is not
+    /// an error: the reaction is there, which is what was asked.
+    pub async fn add_reaction(
+        &self,
+        channel: &str,
+        ts: &str,
+        name: &str,
+    ) -> Result<(), SlackError> {
+        let req = SlackApiReactionsAddRequest::new(
+            SlackChannelId(channel.to_string()),
+            SlackReactionName(name.to_string()),
+            SlackTs(ts.to_string()),
+        );
+        let token = self.token(&self.bot_token, true);
+        let session = self.client.open_session(&token);
+        match self
+            .call("reactions.add", session.reactions_add(&req))
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if e.code() == Some("already_reacted") => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 
     /// `usergroups.users.list`: the user ids (`U…`) in the user group `group_id` (`S…`).

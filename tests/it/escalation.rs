@@ -693,3 +693,139 @@ proptest! {
         prop_assert!(!issue.title.contains('\n'));
     }
 }
+
+// ---- what follows an incident's resolution (issue 10's building blocks) ----------------------
+
+#[tokio::test]
+async fn a_resolve_carries_the_trigger_dedup_key_and_no_payload() {
+    let pd = sim::pagerduty::start().await.unwrap();
+    let metrics = Metrics::new();
+    let client = pd_client(&pd, ROUTING_KEY, &metrics);
+    let r = report("c1hk4ek107l5au5mq8hg", VerdictCode::ConfigMissing);
+    let trigger = client
+        .trigger(&page_event(&r, "alice", Some(THREAD)))
+        .await
+        .unwrap();
+    let resolve = client.resolve(&trigger.dedup_key).await.unwrap();
+    assert_eq!(resolve.dedup_key, trigger.dedup_key);
+    assert_eq!(resolve.status, "success");
+
+    let reqs = pd.wait_for_requests(2, WAIT).await.expect("two requests");
+    let body = reqs[1].json().expect("JSON body");
+    assert_eq!(body["event_action"], "resolve");
+    assert_eq!(body["routing_key"], ROUTING_KEY);
+    assert_eq!(body["dedup_key"], "linkbot-prod-c1hk4ek107l5au5mq8hg");
+    let keys: Vec<&String> = body.as_object().unwrap().keys().collect();
+    assert_eq!(
+        keys,
+        ["dedup_key", "event_action", "routing_key"],
+        "a resolve carries only what PagerDuty reads: {body}"
+    );
+    assert!(metrics
+        .render()
+        .contains(r#"linkbot_escalations_total{method="pagerduty",outcome="ok"} 2"#));
+}
+
+#[tokio::test]
+async fn a_resolve_without_a_dedup_key_is_refused_like_pagerduty_does() {
+    let pd = sim::pagerduty::start().await.unwrap();
+    let client = pd_client(&pd, ROUTING_KEY, &Metrics::new());
+    let err = client
+        .resolve("")
+        .await
+        .expect_err("PagerDuty needs the key");
+    assert!(
+        err.to_string().contains("dedup_key"),
+        "the error says what is missing: {err}"
+    );
+    assert_error_is_clean(&err, ROUTING_KEY);
+}
+
+#[tokio::test]
+async fn an_issue_is_commented_on_and_closed_with_githubs_headers() {
+    let gh = sim::github::start(GH_TOKEN, &[REPO]).await.unwrap();
+    let metrics = Metrics::new();
+    let client = gh_client(&gh, GH_TOKEN, &metrics);
+    let r = report("c1hk4ek107l5au5mq8hg", VerdictCode::ConfigMissing);
+    let issue = client
+        .open_issue(&repo(REPO), &issue_markdown(&r, "alice", Some(THREAD)))
+        .await
+        .unwrap();
+    let text = format!("Resolved at 03:41 UTC, open 23 min. Thread: {THREAD}");
+    let comment = client
+        .comment(&repo(REPO), issue.number, &text)
+        .await
+        .unwrap();
+    assert!(
+        comment.html_url.contains(&format!(
+            "/org/satellite-link/issues/{}#issuecomment-",
+            issue.number
+        )),
+        "{}",
+        comment.html_url
+    );
+    client.close(&repo(REPO), issue.number).await.unwrap();
+    // Closing twice is what a second replica might do: GitHub answers 200 again.
+    client.close(&repo(REPO), issue.number).await.unwrap();
+
+    let issues = gh.issues();
+    assert_eq!(issues[0].comments, vec![text]);
+    assert_eq!(issues[0].state, "closed");
+    let reqs = gh.wait_for_requests(4, WAIT).await.unwrap();
+    assert_eq!(reqs[1].method.as_str(), "POST");
+    assert_eq!(reqs[1].path, "/repos/org/satellite-link/issues/1/comments");
+    assert_eq!(reqs[2].method.as_str(), "PATCH");
+    assert_eq!(reqs[2].path, "/repos/org/satellite-link/issues/1");
+    let patch = reqs[2].json().unwrap();
+    assert_eq!(patch["state"], "closed");
+    assert_eq!(patch["state_reason"], "completed");
+    for req in &reqs[1..] {
+        assert_eq!(req.header("user-agent"), Some(USER_AGENT));
+        assert_eq!(req.header("x-github-api-version"), Some("2022-11-28"));
+        assert_eq!(
+            req.header("authorization"),
+            Some(format!("Bearer {GH_TOKEN}").as_str())
+        );
+    }
+    assert!(metrics
+        .render()
+        .contains(r#"linkbot_escalations_total{method="github",outcome="ok"} 4"#));
+}
+
+#[tokio::test]
+async fn comments_on_an_unknown_issue_or_with_no_text_are_clear_errors() {
+    let gh = sim::github::start(GH_TOKEN, &[REPO]).await.unwrap();
+    let client = gh_client(&gh, GH_TOKEN, &Metrics::new());
+    let unknown = client
+        .comment(&repo(REPO), 41, "resolved")
+        .await
+        .expect_err("no issue 41");
+    assert!(unknown.to_string().contains("404"), "{unknown}");
+    let closing = client
+        .close(&repo(REPO), 41)
+        .await
+        .expect_err("no issue 41");
+    assert!(closing.to_string().contains("404"), "{closing}");
+
+    let r = report("c1hk4ek107l5au5mq8hg", VerdictCode::ConfigMissing);
+    let issue = client
+        .open_issue(&repo(REPO), &issue_markdown(&r, "alice", None))
+        .await
+        .unwrap();
+    let blank = client
+        .comment(&repo(REPO), issue.number, "  ")
+        .await
+        .expect_err("GitHub refuses a blank comment");
+    assert!(
+        blank.to_string().contains("422") && blank.user_message().contains("body"),
+        "{blank} / {}",
+        blank.user_message()
+    );
+    let wrong = gh_client(&gh, "ghp_WrongTokenWrongTokenWrongToken99", &Metrics::new());
+    let refused = wrong
+        .comment(&repo(REPO), issue.number, "resolved")
+        .await
+        .expect_err("bad credentials");
+    assert_error_is_clean(&refused, "ghp_WrongTokenWrongTokenWrongToken99");
+    assert!(gh.issues()[0].comments.is_empty());
+}

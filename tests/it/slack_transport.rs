@@ -1185,3 +1185,64 @@ async fn views_open_takes_a_valid_modal_with_a_trigger_id_slack_issued_once() {
     assert_eq!(again["error"], "exchanged_trigger_id");
     h.stop().await;
 }
+
+#[tokio::test]
+async fn reactions_go_on_messages_slack_holds_once_and_by_name() {
+    let mut h = Harness::start(1).await;
+    let web = SlackWeb::new(
+        &h.sim.base_url(),
+        h.sim.bot_token(),
+        Metrics::new(),
+        &Net::direct(),
+    )
+    .expect("client");
+    // A message a person (or Alertmanager) posted: Slack holds it once its event went out.
+    let alert_ts = "1700000123.000200";
+    h.sim
+        .push(linkbot::sim::slack::app_mention(
+            "C0ONCALL",
+            "U0ALICE",
+            "<@U0LINKBOT> hello",
+            alert_ts,
+        ))
+        .await
+        .expect("pushed");
+    h.next().await;
+    let ours = web
+        .post_message("C0ONCALL", None, "a diagnosis", None)
+        .await
+        .expect("posted");
+
+    web.add_reaction("C0ONCALL", alert_ts, "white_check_mark")
+        .await
+        .expect("react to a person's message");
+    web.add_reaction("C0ONCALL", &ours, "white_check_mark")
+        .await
+        .expect("react to our own message");
+    // Again: Slack says already_reacted, which is what was asked for.
+    web.add_reaction("C0ONCALL", alert_ts, "white_check_mark")
+        .await
+        .expect("a repeat is not an error");
+    assert_eq!(h.sim.reactions().len(), 2, "{:?}", h.sim.reactions());
+
+    for (channel, ts, name, code) in [
+        ("C0ONCALL", alert_ts, ":white_check_mark:", "invalid_name"),
+        ("C0ONCALL", alert_ts, "", "invalid_name"),
+        (
+            "C0ONCALL",
+            "1700000999.000100",
+            "white_check_mark",
+            "message_not_found",
+        ),
+        ("C0OTHER", alert_ts, "white_check_mark", "message_not_found"),
+        ("C0ONCALL", "yesterday", "white_check_mark", "bad_timestamp"),
+    ] {
+        let err = web
+            .add_reaction(channel, ts, name)
+            .await
+            .expect_err("Slack refuses it");
+        assert_eq!(err.code(), Some(code), "{channel} {ts} {name}: {err}");
+    }
+    assert_eq!(h.sim.reactions().len(), 2);
+    h.stop().await;
+}
