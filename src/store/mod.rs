@@ -9,6 +9,11 @@
 //!   and a unique partial index on `(environment, location) WHERE state = 'running'` makes a
 //!   second running check impossible even for a buggy caller.
 //!
+//! **One implementation.** Both backends are `sql::SqlStore`, where every query and row mapping
+//! is written once; `sqlite.rs` and `postgres.rs` are its `sql::Dialect`s and hold only what
+//! really differs (connecting and migrating, how a write transaction begins, row and key locks,
+//! the JSON cast). A schema or query change is made in `sql.rs` (and both migration folders).
+//!
 //! **Leases.** The replica running a check (its `owner`, a string unique per process, e.g.
 //! `hostname:uuid`) holds a lease and renews it ([`Store::renew_lease`]). A lease that expired
 //! means the holder died: another replica (or the restarted bot, which has a new owner id) takes
