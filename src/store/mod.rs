@@ -9,6 +9,11 @@
 //!   and a unique partial index on `(environment, location) WHERE state = 'running'` makes a
 //!   second running check impossible even for a buggy caller.
 //!
+//! **One implementation.** Both backends are `sql::SqlStore`, where every query and row mapping
+//! is written once; `sqlite.rs` and `postgres.rs` are its `sql::Dialect`s and hold only what
+//! really differs (connecting and migrating, how a write transaction begins, row and key locks,
+//! the JSON cast). A schema or query change is made in `sql.rs` (and both migration folders).
+//!
 //! **Leases.** The replica running a check (its `owner`, a string unique per process, e.g.
 //! `hostname:uuid`) holds a lease and renews it ([`Store::renew_lease`]). A lease that expired
 //! means the holder died: another replica (or the restarted bot, which has a new owner id) takes
@@ -36,12 +41,14 @@
 //! show the URL only through [`redact_url`]. It knows nothing of Slack, Jenkins or verdicts.
 
 mod postgres;
+mod sql;
 mod sqlite;
 
 use crate::domain::{Environment, LocationId};
 use chrono::{DateTime, Utc};
 use futures_util::future::BoxFuture;
 use serde::Serialize;
+use sql::SqlStore;
 use sqlx::error::BoxDynError;
 use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
 use std::borrow::Cow;
@@ -628,8 +635,12 @@ pub async fn open_with_clock(url: &str, clock: Clock) -> Result<Arc<dyn Store>, 
         .unwrap_or_default()
         .to_ascii_lowercase();
     match scheme.as_str() {
-        "sqlite" => Ok(Arc::new(sqlite::SqliteStore::open(url, clock).await?)),
-        "postgres" | "postgresql" => Ok(Arc::new(postgres::PgStore::open(url, clock).await?)),
+        "sqlite" => Ok(Arc::new(
+            SqlStore::<sqlite::SqliteDialect>::open(url, clock).await?,
+        )),
+        "postgres" | "postgresql" => Ok(Arc::new(
+            SqlStore::<postgres::PgDialect>::open(url, clock).await?,
+        )),
         _ => Err(StoreError::UnsupportedUrl {
             shown: redact_url(url),
         }),
@@ -861,165 +872,6 @@ fn audit_from_row(row: &impl Cols) -> Result<AuditEntry, StoreError> {
         detail: row.opt_text("detail")?,
     })
 }
-
-/// Records a message as showing a finished check (both backends; checked finished first).
-const RECORD_SHOWN_SQL: &str =
-    "INSERT INTO waiters (check_id, channel, message_ts, thread_ts, user_id) \
-     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (check_id, channel, message_ts) DO NOTHING";
-
-/// The finished check a message shows; `{cols}` is the backend's finished-check columns.
-fn shown_result_sql(cols: &str) -> String {
-    format!(
-        "SELECT {cols} FROM checks WHERE state = 'finished' AND id IN \
-         (SELECT check_id FROM waiters WHERE channel = $1 AND message_ts = $2) \
-         ORDER BY finished_at DESC, id DESC LIMIT 1"
-    )
-}
-
-/// Claims a result's page in one statement: inserts the row, or takes over a claim that went
-/// stale unsent; returns the claim only when the caller won.
-const CLAIM_PAGE_SQL: &str =
-    "INSERT INTO pages (check_id, environment, location, target, paged_by, \
-     claim, state, claimed_at) VALUES ($1, $2, $3, $4, $5, $6, 'paging', $7) \
-     ON CONFLICT (check_id) DO UPDATE SET environment = excluded.environment, \
-     location = excluded.location, target = excluded.target, paged_by = excluded.paged_by, \
-     claim = excluded.claim, state = 'paging', claimed_at = excluded.claimed_at, \
-     paged_at = NULL, link = NULL \
-     WHERE pages.state = 'paging' AND pages.claimed_at < $8 \
-     RETURNING claim";
-
-/// The page row of a result.
-const PAGE_SQL: &str =
-    "SELECT check_id, target, paged_by, claimed_at, paged_at, link FROM pages WHERE check_id = $1";
-
-/// Marks a claimed page as sent.
-const PAGE_SENT_SQL: &str = "UPDATE pages SET state = 'paged', paged_at = $1, link = $2 \
-     WHERE check_id = $3 AND claim = $4 AND state = 'paging'";
-
-/// Drops a claimed page that failed.
-const PAGE_FAILED_SQL: &str =
-    "DELETE FROM pages WHERE check_id = $1 AND claim = $2 AND state = 'paging'";
-
-/// The methods behind [`Store::record_shown`], [`Store::shown_result`], [`Store::claim_page`],
-/// [`Store::page_sent`] and [`Store::page_failed`] (as `<name>_in`): the same code and SQL on
-/// both backends, expanded inside each backend's inherent `impl` (they use its `pool`, `clock`
-/// and `write_tx`, and the SQL constants above); the trait impls call them.
-macro_rules! click_methods {
-    () => {
-        async fn record_shown_in(
-            &self,
-            check_id: CheckId,
-            message: &Waiter,
-        ) -> Result<bool, StoreError> {
-            const OP: &str = "record_shown";
-            let mut tx = self.write_tx(OP).await?;
-            let finished: Option<i64> =
-                sqlx::query_scalar("SELECT id FROM checks WHERE id = $1 AND state = 'finished'")
-                    .bind(check_id.0)
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(query_error(OP))?;
-            if finished.is_none() {
-                return Ok(false);
-            }
-            sqlx::query(RECORD_SHOWN_SQL)
-                .bind(check_id.0)
-                .bind(&message.channel)
-                .bind(&message.message_ts)
-                .bind(message.thread_ts.as_deref())
-                .bind(message.user.as_deref())
-                .execute(&mut *tx)
-                .await
-                .map_err(query_error(OP))?;
-            tx.commit().await.map_err(query_error(OP))?;
-            Ok(true)
-        }
-
-        async fn shown_result_in(
-            &self,
-            channel: &str,
-            message_ts: &str,
-        ) -> Result<Option<FinishedCheck>, StoreError> {
-            let row = sqlx::query(&shown_result_sql(FINISHED_COLUMNS))
-                .bind(channel)
-                .bind(message_ts)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(query_error("shown_result"))?;
-            row.as_ref().map(finished_from_row).transpose()
-        }
-
-        async fn claim_page_in(
-            &self,
-            check_id: CheckId,
-            key: &CheckKey,
-            target: &str,
-            user: &str,
-            stale: Duration,
-        ) -> Result<PageClaim, StoreError> {
-            const OP: &str = "claim_page";
-            for _ in 0..CLAIM_PAGE_ATTEMPTS {
-                let now = self.clock.now_ms();
-                let claim = new_page_claim(now);
-                let mut tx = self.write_tx(OP).await?;
-                let won: Option<String> = sqlx::query_scalar(CLAIM_PAGE_SQL)
-                    .bind(check_id.0)
-                    .bind(key.environment.as_str())
-                    .bind(key.location.as_str())
-                    .bind(target)
-                    .bind(user)
-                    .bind(&claim)
-                    .bind(now)
-                    .bind(now.saturating_sub(duration_ms(stale)))
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(query_error(OP))?;
-                if won.is_some() {
-                    tx.commit().await.map_err(query_error(OP))?;
-                    return Ok(PageClaim::Claimed { claim });
-                }
-                let row = sqlx::query(PAGE_SQL)
-                    .bind(check_id.0)
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(query_error(OP))?;
-                tx.commit().await.map_err(query_error(OP))?;
-                if let Some(row) = row {
-                    return Ok(PageClaim::Taken(page_from_row(&row)?));
-                }
-            }
-            Err(page_row_vanished(check_id))
-        }
-
-        async fn page_sent_in(
-            &self,
-            check_id: CheckId,
-            claim: &str,
-            link: &str,
-        ) -> Result<bool, StoreError> {
-            let done = sqlx::query(PAGE_SENT_SQL)
-                .bind(self.clock.now_ms())
-                .bind(link)
-                .bind(check_id.0)
-                .bind(claim)
-                .execute(&self.pool)
-                .await
-                .map_err(query_error("page_sent"))?;
-            Ok(done.rows_affected() == 1)
-        }
-
-        async fn page_failed_in(&self, check_id: CheckId, claim: &str) -> Result<bool, StoreError> {
-            let done = sqlx::query(PAGE_FAILED_SQL)
-                .bind(check_id.0)
-                .bind(claim)
-                .execute(&self.pool)
-                .await
-                .map_err(query_error("page_failed"))?;
-            Ok(done.rows_affected() == 1)
-        }
-    };
-}
-pub(crate) use click_methods;
 
 /// How many times [`Store::claim_page`] retries when the row it lost to vanished (its page
 /// failed) between its two statements.

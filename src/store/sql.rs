@@ -1,0 +1,715 @@
+//! The one implementation of [`Store`] over SQL, for both backends: every query and every row
+//! mapping is written here once, generic over a [`Dialect`] that holds only what SQLite and
+//! PostgreSQL really do differently (how to connect and migrate, how a write transaction begins,
+//! row and key locks, the JSON cast). Queries use `$n` placeholders and `CAST(… AS …)`, which
+//! both databases read the same way.
+//!
+//! What this module must NOT do: name a backend, or hold a per-backend copy of a query; what
+//! differs goes behind [`Dialect`] (in `sqlite.rs` / `postgres.rs`). It must not keep the URL:
+//! only its redacted form.
+
+use super::{
+    audit_from_row, check_audit_detail, duration_ms, finished_from_row, in_flight_from_row,
+    json_text, new_page_claim, page_from_row, page_row_vanished, query_error, reusable_verdict_sql,
+    waiter_from_row, AuditEntry, CheckId, CheckKey, Claim, Clock, Cols, FinishOutcome,
+    FinishedCheck, InFlight, PageClaim, Requester, Store, StoreError, Waiter, CLAIM_PAGE_ATTEMPTS,
+    EVENT_KEY_RETENTION,
+};
+use crate::domain::LocationId;
+use chrono::{DateTime, Utc};
+use futures_util::future::BoxFuture;
+use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool, Type};
+use std::fmt;
+use std::marker::PhantomData;
+use std::time::Duration;
+
+/// What differs between the SQL backends; everything else is [`SqlStore`].
+pub(super) trait Dialect: Send + Sync + 'static {
+    /// The sqlx database.
+    type Db: Database;
+
+    /// The store's name in `Debug` output.
+    const NAME: &'static str;
+
+    /// The statement that begins a write transaction (`None`: a plain `BEGIN`).
+    const BEGIN_WRITE: Option<&'static str>;
+
+    /// A statement, bound to a text key naming one (environment, location), that makes the
+    /// claims of that key queue until the transaction ends; `None` when the write transaction
+    /// already serialises every writer.
+    const KEY_LOCK_SQL: Option<&'static str>;
+
+    /// Appended to a `SELECT` that reads rows about to be changed (`FOR UPDATE`, or nothing).
+    const LOCK_FOR_UPDATE: &'static str;
+
+    /// Appended to a `SELECT` that must keep its rows unchanged until commit (`FOR SHARE`).
+    const LOCK_FOR_SHARE: &'static str;
+
+    /// Appended to the `SELECT` choosing expired checks to take over, so that replicas taking
+    /// over at once split them instead of waiting on each other.
+    const LOCK_SKIP_LOCKED: &'static str;
+
+    /// Appended to a placeholder carrying JSON text for a JSON column (`::jsonb`, or nothing).
+    const JSON_PARAM: &'static str;
+
+    /// Connects to `url` and brings the schema up to date (`target` is the redacted URL).
+    fn connect(url: &str, target: String) -> BoxFuture<'_, Result<Pool<Self::Db>, StoreError>>;
+
+    /// How many rows a statement changed.
+    fn rows_affected(done: &<Self::Db as Database>::QueryResult) -> u64;
+}
+
+/// Columns of a running check, as [`in_flight_from_row`] reads them (JSON read back as text).
+const IN_FLIGHT_COLUMNS: &str = "id, environment, location, stage, CAST(job AS TEXT) AS job, \
+     owner, lease_expires_at, started_at, requested_by_user, requested_by_channel, \
+     requested_by_source";
+
+/// Columns of a finished check, as [`finished_from_row`] reads them (JSON read back as text).
+const FINISHED_COLUMNS: &str = "id, environment, location, started_at, finished_at, verdict, \
+     CAST(report AS TEXT) AS report, build_url";
+
+/// The store over one SQL backend.
+pub(super) struct SqlStore<D: Dialect> {
+    pool: Pool<D::Db>,
+    clock: Clock,
+    target: String,
+    dialect: PhantomData<D>,
+}
+
+impl<D: Dialect> fmt::Debug for SqlStore<D> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct(D::NAME)
+            .field("target", &self.target)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Begins a transaction (with `statement`, else a plain `BEGIN`), safe against the caller being
+/// cancelled. sqlx 0.8's `begin` has await points after the database ran `BEGIN`: a caller
+/// dropped there (a task aborted on shutdown) leaves the pooled connection inside a transaction
+/// no `Transaction` will ever roll back — for SQLite's `BEGIN IMMEDIATE`, holding the file's
+/// write lock, so every later writer waits out the busy timeout and fails. Begun in a task of
+/// its own, the begin always completes; if the caller is gone, the `Transaction` is dropped and
+/// rolls back.
+pub(super) async fn begin<DB: Database>(
+    pool: &Pool<DB>,
+    statement: Option<&'static str>,
+    op: &'static str,
+) -> Result<sqlx::Transaction<'static, DB>, StoreError> {
+    let pool = pool.clone();
+    let begun = tokio::spawn(async move {
+        match statement {
+            Some(statement) => pool.begin_with(statement).await,
+            None => pool.begin().await,
+        }
+    });
+    match begun.await {
+        Ok(tx) => tx.map_err(query_error(op)),
+        Err(join) => Err(StoreError::Query {
+            op,
+            source: sqlx::Error::Protocol(format!("beginning the transaction failed: {join}")),
+        }),
+    }
+}
+
+impl<D: Dialect> SqlStore<D>
+where
+    for<'c> &'c mut <D::Db as Database>::Connection: Executor<'c, Database = D::Db>,
+    for<'q> <D::Db as Database>::Arguments<'q>: IntoArguments<'q, D::Db>,
+    <D::Db as Database>::Row: Cols,
+    usize: ColumnIndex<<D::Db as Database>::Row>,
+    i64: Type<D::Db> + for<'q> Encode<'q, D::Db> + for<'r> Decode<'r, D::Db>,
+    String: Type<D::Db> + for<'q> Encode<'q, D::Db> + for<'r> Decode<'r, D::Db>,
+    for<'q> &'q str: Type<D::Db> + Encode<'q, D::Db>,
+    for<'q> Option<&'q str>: Encode<'q, D::Db>,
+    for<'q> Option<String>: Encode<'q, D::Db>,
+    for<'q> Option<i64>: Encode<'q, D::Db>,
+{
+    /// Connects (see [`Dialect::connect`]) and keeps `clock` for every time it writes.
+    pub(super) async fn open(url: &str, clock: Clock) -> Result<Self, StoreError> {
+        let target = super::redact_url(url);
+        let pool = D::connect(url, target.clone()).await?;
+        Ok(SqlStore {
+            pool,
+            clock,
+            target,
+            dialect: PhantomData,
+        })
+    }
+
+    async fn write_tx(
+        &self,
+        op: &'static str,
+    ) -> Result<sqlx::Transaction<'static, D::Db>, StoreError> {
+        begin(&self.pool, D::BEGIN_WRITE, op).await
+    }
+
+    async fn load_waiters(
+        conn: &mut <D::Db as Database>::Connection,
+        check_id: CheckId,
+        op: &'static str,
+    ) -> Result<Vec<Waiter>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT channel, message_ts, thread_ts, user_id FROM waiters WHERE check_id = $1 \
+             ORDER BY id",
+        )
+        .bind(check_id.0)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(query_error(op))?;
+        rows.iter().map(waiter_from_row).collect()
+    }
+
+    async fn load_in_flight(
+        conn: &mut <D::Db as Database>::Connection,
+        check_id: CheckId,
+        op: &'static str,
+    ) -> Result<Option<InFlight>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {IN_FLIGHT_COLUMNS} FROM checks WHERE id = $1 AND state = 'running'"
+        ))
+        .bind(check_id.0)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(query_error(op))?;
+        match row {
+            None => Ok(None),
+            Some(row) => {
+                let mut in_flight = in_flight_from_row(&row)?;
+                in_flight.waiters = Self::load_waiters(conn, check_id, op).await?;
+                Ok(Some(in_flight))
+            }
+        }
+    }
+
+    /// An `UPDATE`/`DELETE` outside a transaction; `true` when it changed exactly one row.
+    async fn changed_one<'q>(
+        &self,
+        query: sqlx::query::Query<'q, D::Db, <D::Db as Database>::Arguments<'q>>,
+        op: &'static str,
+    ) -> Result<bool, StoreError> {
+        let done = query.execute(&self.pool).await.map_err(query_error(op))?;
+        Ok(D::rows_affected(&done) == 1)
+    }
+
+    /// Records `message` against `check_id` if the check is in `state` (read with `lock`), in
+    /// one write transaction; the same (channel, message_ts) twice is recorded once. `false`
+    /// when the check is not in that state.
+    async fn record_message(
+        &self,
+        check_id: CheckId,
+        message: &Waiter,
+        state: &'static str,
+        lock: &'static str,
+        op: &'static str,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.write_tx(op).await?;
+        let found: Option<i64> = sqlx::query_scalar(&format!(
+            "SELECT id FROM checks WHERE id = $1 AND state = '{state}'{lock}"
+        ))
+        .bind(check_id.0)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(query_error(op))?;
+        if found.is_none() {
+            return Ok(false);
+        }
+        sqlx::query(
+            "INSERT INTO waiters (check_id, channel, message_ts, thread_ts, user_id) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (check_id, channel, message_ts) DO NOTHING",
+        )
+        .bind(check_id.0)
+        .bind(message.channel.as_str())
+        .bind(message.message_ts.as_str())
+        .bind(message.thread_ts.as_deref())
+        .bind(message.user.as_deref())
+        .execute(&mut *tx)
+        .await
+        .map_err(query_error(op))?;
+        tx.commit().await.map_err(query_error(op))?;
+        Ok(true)
+    }
+
+    /// The finished check of the first row `sql` returns, with `binds` as `$1`, `$2`, ….
+    async fn one_finished(
+        &self,
+        sql: &str,
+        binds: &[&str],
+        op: &'static str,
+    ) -> Result<Option<FinishedCheck>, StoreError> {
+        let mut query = sqlx::query(sql);
+        for bind in binds {
+            query = query.bind(*bind);
+        }
+        let row = query
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(query_error(op))?;
+        row.as_ref().map(finished_from_row).transpose()
+    }
+}
+
+#[async_trait::async_trait]
+impl<D: Dialect> Store for SqlStore<D>
+where
+    for<'c> &'c mut <D::Db as Database>::Connection: Executor<'c, Database = D::Db>,
+    for<'q> <D::Db as Database>::Arguments<'q>: IntoArguments<'q, D::Db>,
+    <D::Db as Database>::Row: Cols,
+    usize: ColumnIndex<<D::Db as Database>::Row>,
+    i64: Type<D::Db> + for<'q> Encode<'q, D::Db> + for<'r> Decode<'r, D::Db>,
+    String: Type<D::Db> + for<'q> Encode<'q, D::Db> + for<'r> Decode<'r, D::Db>,
+    for<'q> &'q str: Type<D::Db> + Encode<'q, D::Db>,
+    for<'q> Option<&'q str>: Encode<'q, D::Db>,
+    for<'q> Option<String>: Encode<'q, D::Db>,
+    for<'q> Option<i64>: Encode<'q, D::Db>,
+{
+    async fn ping(&self) -> Result<(), StoreError> {
+        super::ping_pool(&self.pool).await
+    }
+
+    async fn claim_check(
+        &self,
+        key: &CheckKey,
+        owner: &str,
+        lease: Duration,
+        ttl: Duration,
+        requested_by: &Requester,
+    ) -> Result<Claim, StoreError> {
+        const OP: &str = "claim_check";
+        let now = self.clock.now_ms();
+        let mut tx = self.write_tx(OP).await?;
+        if let Some(lock) = D::KEY_LOCK_SQL {
+            // Claims for one key queue here, whichever replica they come from.
+            sqlx::query(lock)
+                .bind(format!(
+                    "linkbot.check/{}/{}",
+                    key.environment, key.location
+                ))
+                .execute(&mut *tx)
+                .await
+                .map_err(query_error(OP))?;
+        }
+        let running = sqlx::query(&format!(
+            "SELECT id, owner, lease_expires_at FROM checks \
+             WHERE environment = $1 AND location = $2 AND state = 'running'{}",
+            D::LOCK_FOR_UPDATE
+        ))
+        .bind(key.environment.as_str())
+        .bind(key.location.as_str())
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(query_error(OP))?;
+        if let Some(row) = running {
+            let id = CheckId(row.int("id")?);
+            let holder = row.text("owner")?;
+            let expires = row.int("lease_expires_at")?;
+            if expires > now || holder == owner {
+                tx.commit().await.map_err(query_error(OP))?;
+                return Ok(Claim::Joined(id));
+            }
+            sqlx::query(
+                "UPDATE checks SET owner = $1, lease_expires_at = $2 \
+                 WHERE id = $3 AND state = 'running'",
+            )
+            .bind(owner)
+            .bind(now.saturating_add(duration_ms(lease)))
+            .bind(id.0)
+            .execute(&mut *tx)
+            .await
+            .map_err(query_error(OP))?;
+            let in_flight = Self::load_in_flight(&mut tx, id, OP).await?;
+            tx.commit().await.map_err(query_error(OP))?;
+            return match in_flight {
+                Some(f) => Ok(Claim::TakenOver(Box::new(f))),
+                None => Ok(Claim::Joined(id)),
+            };
+        }
+
+        let fresh = sqlx::query(&format!(
+            "SELECT {FINISHED_COLUMNS} FROM checks \
+             WHERE environment = $1 AND location = $2 AND state = 'finished' AND finished_at > $3 \
+             AND {} ORDER BY finished_at DESC, id DESC LIMIT 1",
+            reusable_verdict_sql()
+        ))
+        .bind(key.environment.as_str())
+        .bind(key.location.as_str())
+        .bind(now.saturating_sub(duration_ms(ttl)))
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(query_error(OP))?;
+        if let Some(row) = fresh {
+            let finished = finished_from_row(&row)?;
+            tx.commit().await.map_err(query_error(OP))?;
+            return Ok(Claim::Fresh(Box::new(finished)));
+        }
+
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO checks (environment, location, state, stage, owner, lease_expires_at, \
+             started_at, requested_by_user, requested_by_channel, requested_by_source) \
+             VALUES ($1, $2, 'running', 'started', $3, $4, $5, $6, $7, $8) RETURNING id",
+        )
+        .bind(key.environment.as_str())
+        .bind(key.location.as_str())
+        .bind(owner)
+        .bind(now.saturating_add(duration_ms(lease)))
+        .bind(now)
+        .bind(requested_by.user.as_deref())
+        .bind(requested_by.channel.as_deref())
+        .bind(requested_by.source.as_str())
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(query_error(OP))?;
+        tx.commit().await.map_err(query_error(OP))?;
+        Ok(Claim::Started(CheckId(id)))
+    }
+
+    async fn add_waiter(&self, check_id: CheckId, waiter: &Waiter) -> Result<bool, StoreError> {
+        self.record_message(check_id, waiter, "running", D::LOCK_FOR_SHARE, "add_waiter")
+            .await
+    }
+
+    async fn waiters(&self, check_id: CheckId) -> Result<Vec<Waiter>, StoreError> {
+        let mut conn = self.pool.acquire().await.map_err(query_error("waiters"))?;
+        Self::load_waiters(&mut conn, check_id, "waiters").await
+    }
+
+    async fn set_stage(
+        &self,
+        check_id: CheckId,
+        owner: &str,
+        stage: &str,
+        job: Option<&serde_json::Value>,
+    ) -> Result<bool, StoreError> {
+        let sql = format!(
+            "UPDATE checks SET stage = $1, job = COALESCE($2{}, job) \
+             WHERE id = $3 AND owner = $4 AND state = 'running'",
+            D::JSON_PARAM
+        );
+        let query = sqlx::query(&sql)
+            .bind(stage)
+            .bind(job.map(json_text))
+            .bind(check_id.0)
+            .bind(owner);
+        self.changed_one(query, "set_stage").await
+    }
+
+    async fn renew_lease(
+        &self,
+        check_id: CheckId,
+        owner: &str,
+        lease: Duration,
+    ) -> Result<bool, StoreError> {
+        let expires = self.clock.now_ms().saturating_add(duration_ms(lease));
+        let query = sqlx::query(
+            "UPDATE checks SET lease_expires_at = $1 \
+             WHERE id = $2 AND owner = $3 AND state = 'running'",
+        )
+        .bind(expires)
+        .bind(check_id.0)
+        .bind(owner);
+        self.changed_one(query, "renew_lease").await
+    }
+
+    async fn finish_check(
+        &self,
+        check_id: CheckId,
+        owner: &str,
+        verdict: &str,
+        report: &serde_json::Value,
+        build_url: Option<&str>,
+    ) -> Result<FinishOutcome, StoreError> {
+        const OP: &str = "finish_check";
+        let now = self.clock.now_ms();
+        let mut tx = self.write_tx(OP).await?;
+        let row = sqlx::query(&format!(
+            "UPDATE checks SET state = 'finished', finished_at = $1, lease_expires_at = $1, \
+             verdict = $2, report = $3{}, build_url = $4 \
+             WHERE id = $5 AND owner = $6 AND state = 'running' \
+             RETURNING environment, location, requested_by_user, requested_by_channel, \
+             requested_by_source",
+            D::JSON_PARAM
+        ))
+        .bind(now)
+        .bind(verdict)
+        .bind(json_text(report))
+        .bind(build_url)
+        .bind(check_id.0)
+        .bind(owner)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(query_error(OP))?;
+        let Some(row) = row else {
+            return Ok(FinishOutcome::LeaseLost);
+        };
+        let get = |col: &'static str| row.opt_text(col);
+        sqlx::query(
+            "INSERT INTO audit (at, kind, actor, channel, location, environment, verdict, target, \
+             link, detail, check_id) VALUES ($1, 'check', $2, $3, $4, $5, $6, NULL, $7, $8, $9)",
+        )
+        .bind(now)
+        .bind(get("requested_by_user")?)
+        .bind(get("requested_by_channel")?)
+        .bind(get("location")?)
+        .bind(get("environment")?)
+        .bind(verdict)
+        .bind(build_url)
+        .bind(get("requested_by_source")?.map(|s| check_audit_detail(&s)))
+        .bind(check_id.0)
+        .execute(&mut *tx)
+        .await
+        .map_err(query_error(OP))?;
+        let waiters = Self::load_waiters(&mut tx, check_id, OP).await?;
+        tx.commit().await.map_err(query_error(OP))?;
+        Ok(FinishOutcome::Recorded { waiters })
+    }
+
+    async fn finished(&self, check_id: CheckId) -> Result<Option<FinishedCheck>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {FINISHED_COLUMNS} FROM checks WHERE id = $1 AND state = 'finished'"
+        ))
+        .bind(check_id.0)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(query_error("finished"))?;
+        row.as_ref().map(finished_from_row).transpose()
+    }
+
+    async fn record_shown(&self, check_id: CheckId, message: &Waiter) -> Result<bool, StoreError> {
+        self.record_message(check_id, message, "finished", "", "record_shown")
+            .await
+    }
+
+    async fn shown_result(
+        &self,
+        channel: &str,
+        message_ts: &str,
+    ) -> Result<Option<FinishedCheck>, StoreError> {
+        let sql = format!(
+            "SELECT {FINISHED_COLUMNS} FROM checks WHERE state = 'finished' AND id IN \
+             (SELECT check_id FROM waiters WHERE channel = $1 AND message_ts = $2) \
+             ORDER BY finished_at DESC, id DESC LIMIT 1"
+        );
+        self.one_finished(&sql, &[channel, message_ts], "shown_result")
+            .await
+    }
+
+    async fn claim_page(
+        &self,
+        check_id: CheckId,
+        key: &CheckKey,
+        target: &str,
+        user: &str,
+        stale: Duration,
+    ) -> Result<PageClaim, StoreError> {
+        const OP: &str = "claim_page";
+        for _ in 0..CLAIM_PAGE_ATTEMPTS {
+            let now = self.clock.now_ms();
+            let claim = new_page_claim(now);
+            let mut tx = self.write_tx(OP).await?;
+            // Inserts the row, or takes over a claim that went stale unsent; returns the claim
+            // only when the caller won.
+            let won: Option<String> = sqlx::query_scalar(
+                "INSERT INTO pages (check_id, environment, location, target, paged_by, \
+                 claim, state, claimed_at) VALUES ($1, $2, $3, $4, $5, $6, 'paging', $7) \
+                 ON CONFLICT (check_id) DO UPDATE SET environment = excluded.environment, \
+                 location = excluded.location, target = excluded.target, \
+                 paged_by = excluded.paged_by, claim = excluded.claim, state = 'paging', \
+                 claimed_at = excluded.claimed_at, paged_at = NULL, link = NULL \
+                 WHERE pages.state = 'paging' AND pages.claimed_at < $8 \
+                 RETURNING claim",
+            )
+            .bind(check_id.0)
+            .bind(key.environment.as_str())
+            .bind(key.location.as_str())
+            .bind(target)
+            .bind(user)
+            .bind(claim.as_str())
+            .bind(now)
+            .bind(now.saturating_sub(duration_ms(stale)))
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(query_error(OP))?;
+            if won.is_some() {
+                tx.commit().await.map_err(query_error(OP))?;
+                return Ok(PageClaim::Claimed { claim });
+            }
+            let row = sqlx::query(
+                "SELECT check_id, target, paged_by, claimed_at, paged_at, link FROM pages \
+                 WHERE check_id = $1",
+            )
+            .bind(check_id.0)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(query_error(OP))?;
+            tx.commit().await.map_err(query_error(OP))?;
+            if let Some(row) = row {
+                return Ok(PageClaim::Taken(page_from_row(&row)?));
+            }
+        }
+        Err(page_row_vanished(check_id))
+    }
+
+    async fn page_sent(
+        &self,
+        check_id: CheckId,
+        claim: &str,
+        link: &str,
+    ) -> Result<bool, StoreError> {
+        let query = sqlx::query(
+            "UPDATE pages SET state = 'paged', paged_at = $1, link = $2 \
+             WHERE check_id = $3 AND claim = $4 AND state = 'paging'",
+        )
+        .bind(self.clock.now_ms())
+        .bind(link)
+        .bind(check_id.0)
+        .bind(claim);
+        self.changed_one(query, "page_sent").await
+    }
+
+    async fn page_failed(&self, check_id: CheckId, claim: &str) -> Result<bool, StoreError> {
+        let query = sqlx::query(
+            "DELETE FROM pages WHERE check_id = $1 AND claim = $2 AND state = 'paging'",
+        )
+        .bind(check_id.0)
+        .bind(claim);
+        self.changed_one(query, "page_failed").await
+    }
+
+    async fn latest_finished(&self, key: &CheckKey) -> Result<Option<FinishedCheck>, StoreError> {
+        let sql = format!(
+            "SELECT {FINISHED_COLUMNS} FROM checks WHERE environment = $1 AND location = $2 \
+             AND state = 'finished' ORDER BY finished_at DESC, id DESC LIMIT 1"
+        );
+        let binds = [key.environment.as_str(), key.location.as_str()];
+        self.one_finished(&sql, &binds, "latest_finished").await
+    }
+
+    async fn release_leases(&self, owner: &str) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "UPDATE checks SET lease_expires_at = 0 WHERE owner = $1 AND state = 'running'",
+        )
+        .bind(owner)
+        .execute(&self.pool)
+        .await
+        .map_err(query_error("release_leases"))?;
+        Ok(D::rows_affected(&done))
+    }
+
+    async fn in_flight(&self) -> Result<Vec<InFlight>, StoreError> {
+        const OP: &str = "in_flight";
+        let mut tx = begin(&self.pool, None, OP).await?;
+        let rows = sqlx::query(&format!(
+            "SELECT {IN_FLIGHT_COLUMNS} FROM checks WHERE state = 'running' ORDER BY started_at, id"
+        ))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(query_error(OP))?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let mut in_flight = in_flight_from_row(row)?;
+            in_flight.waiters = Self::load_waiters(&mut tx, in_flight.check_id, OP).await?;
+            out.push(in_flight);
+        }
+        tx.commit().await.map_err(query_error(OP))?;
+        Ok(out)
+    }
+
+    async fn take_over_expired(
+        &self,
+        owner: &str,
+        lease: Duration,
+    ) -> Result<Vec<InFlight>, StoreError> {
+        const OP: &str = "take_over_expired";
+        let now = self.clock.now_ms();
+        let mut tx = self.write_tx(OP).await?;
+        let ids: Vec<i64> = sqlx::query_scalar(&format!(
+            "UPDATE checks SET owner = $1, lease_expires_at = $2 WHERE id IN (\
+             SELECT id FROM checks WHERE state = 'running' AND lease_expires_at <= $3 \
+             AND owner <> $1{}) RETURNING id",
+            D::LOCK_SKIP_LOCKED
+        ))
+        .bind(owner)
+        .bind(now.saturating_add(duration_ms(lease)))
+        .bind(now)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(query_error(OP))?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(in_flight) = Self::load_in_flight(&mut tx, CheckId(id), OP).await? {
+                out.push(in_flight);
+            }
+        }
+        tx.commit().await.map_err(query_error(OP))?;
+        out.sort_by_key(|f| (f.started_at, f.check_id));
+        Ok(out)
+    }
+
+    async fn first_seen(&self, event_key: &str) -> Result<bool, StoreError> {
+        const OP: &str = "first_seen";
+        let now = self.clock.now_ms();
+        let mut tx = self.write_tx(OP).await?;
+        sqlx::query("DELETE FROM seen_events WHERE seen_at < $1")
+            .bind(now.saturating_sub(duration_ms(EVENT_KEY_RETENTION)))
+            .execute(&mut *tx)
+            .await
+            .map_err(query_error(OP))?;
+        let done = sqlx::query(
+            "INSERT INTO seen_events (event_key, seen_at) VALUES ($1, $2) \
+             ON CONFLICT (event_key) DO NOTHING",
+        )
+        .bind(event_key)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(query_error(OP))?;
+        tx.commit().await.map_err(query_error(OP))?;
+        Ok(D::rows_affected(&done) == 1)
+    }
+
+    async fn append_audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO audit (at, kind, actor, channel, location, environment, verdict, target, \
+             link, detail) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(entry.at.timestamp_millis())
+        .bind(entry.kind.as_str())
+        .bind(entry.actor.as_deref())
+        .bind(entry.channel.as_deref())
+        .bind(entry.location.as_str())
+        .bind(entry.environment.as_str())
+        .bind(entry.verdict.as_deref())
+        .bind(entry.target.as_deref())
+        .bind(entry.link.as_deref())
+        .bind(entry.detail.as_deref())
+        .execute(&self.pool)
+        .await
+        .map_err(query_error("append_audit"))?;
+        Ok(())
+    }
+
+    async fn audit(
+        &self,
+        since: Option<DateTime<Utc>>,
+        location: Option<&LocationId>,
+        limit: usize,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT at, kind, actor, channel, location, environment, verdict, target, link, detail \
+             FROM audit WHERE (CAST($1 AS BIGINT) IS NULL OR at >= $1) \
+             AND (CAST($2 AS TEXT) IS NULL OR location = $2) \
+             ORDER BY at DESC, id DESC LIMIT $3",
+        )
+        .bind(since.map(|t| t.timestamp_millis()))
+        .bind(location.map(LocationId::as_str))
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query_error("audit"))?;
+        rows.iter().map(audit_from_row).collect()
+    }
+
+    async fn close(&self) {
+        self.pool.close().await;
+    }
+}
