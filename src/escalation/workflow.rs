@@ -385,3 +385,298 @@ impl Workflow {
         }))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diagnosis::verdict::{next_actions, Step, StepId, StepStatus};
+    use crate::store::{Claim, RequestSource, Requester};
+    use std::sync::Mutex;
+
+    const LOCATION: &str = "c1hk4ek107l5au5mq8hg";
+    const TEAM_CHANNEL: &str = "C0TEAM";
+    const POSTED: &str = "https://slack.example/archives/C0TEAM/p1";
+
+    fn location() -> LocationId {
+        LocationId::parse(LOCATION).expect("a location")
+    }
+
+    fn report() -> Report {
+        Report {
+            verdict: VerdictCode::ConfigMissing,
+            confirmed: false,
+            summary: "the ConfigMap is missing".into(),
+            location: Some(location()),
+            environment: Some(Environment::Prod),
+            tugboat: None,
+            carrier: None,
+            region_expected: None,
+            region_found: None,
+            build_url: None,
+            console_tail: None,
+            key_fingerprint: None,
+            steps: vec![Step::new(StepId::Job, StepStatus::Ok, vec![])],
+            next_actions: next_actions(VerdictCode::ConfigMissing, None),
+            checked_at: chrono::Utc::now(),
+        }
+    }
+
+    fn target() -> EscalationTarget {
+        EscalationTarget {
+            name: "razee".into(),
+            title: "Razee".into(),
+            slack_channel: Some(SlackChannelId::parse(TEAM_CHANNEL).expect("a channel")),
+            pagerduty: true,
+            github_repo: Some(GithubRepo::parse("razee-io/razee").expect("a repo")),
+            owns: vec![VerdictCode::ConfigMissing],
+        }
+    }
+
+    /// A store holding one finished check of [`LOCATION`] in prod (when `finished`).
+    async fn store(finished: bool) -> Arc<dyn Store> {
+        let store = crate::store::open("sqlite::memory:")
+            .await
+            .expect("an in-memory store");
+        if finished {
+            let key = CheckKey {
+                environment: Environment::Prod,
+                location: location(),
+            };
+            let requester = Requester {
+                user: Some("U0ASKER".into()),
+                channel: Some("C0ONCALL".into()),
+                source: RequestSource::Mention,
+            };
+            let long = Duration::from_secs(600);
+            let Claim::Started(id) = store
+                .claim_check(&key, "test", long, long, &requester)
+                .await
+                .expect("a claim")
+            else {
+                panic!("a new check should start");
+            };
+            let report = serde_json::to_value(report()).expect("a report as JSON");
+            store
+                .finish_check(id, "test", "config_missing", &report, None)
+                .await
+                .expect("the check finishes");
+        }
+        store
+    }
+
+    /// The escalations in the audit log.
+    async fn escalations(store: &Arc<dyn Store>) -> Vec<AuditEntry> {
+        let all = store.audit(None, None, 100).await.expect("the audit log");
+        all.into_iter()
+            .filter(|e| e.kind == AuditKind::Escalation)
+            .collect()
+    }
+
+    /// A chat that records what it was asked, and how many escalations the audit log held then.
+    struct FakeChat {
+        store: Arc<dyn Store>,
+        refuse: bool,
+        calls: Mutex<Vec<String>>,
+    }
+
+    impl FakeChat {
+        fn new(store: &Arc<dyn Store>, refuse: bool) -> Self {
+            FakeChat {
+                store: store.clone(),
+                refuse,
+                calls: Mutex::new(Vec::new()),
+            }
+        }
+
+        fn calls(&self) -> Vec<String> {
+            self.calls.lock().expect("the call log").clone()
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl ReportChannel for FakeChat {
+        async fn thread_link(&self) -> Option<String> {
+            self.calls
+                .lock()
+                .expect("the call log")
+                .push("thread_link".into());
+            Some("https://slack.example/archives/C0ONCALL/p9".into())
+        }
+
+        async fn post_report(
+            &self,
+            channel: &SlackChannelId,
+            report: &Report,
+            preface: Preface<'_>,
+        ) -> Result<Option<String>, PostFailed> {
+            let audited = escalations(&self.store).await.len();
+            self.calls.lock().expect("the call log").push(format!(
+                "post_report {channel} {} by {} for {} from {:?}, audited {audited}",
+                report.verdict.as_str(),
+                preface.requested_by,
+                preface.target_title,
+                preface.thread_link
+            ));
+            if self.refuse {
+                return Err(PostFailed {
+                    message: "Slack said channel_not_found.".into(),
+                    source: "channel_not_found".into(),
+                });
+            }
+            Ok(Some(POSTED.into()))
+        }
+    }
+
+    fn request<'a>(location: &'a LocationId, target: &'a str, action: Action) -> Request<'a> {
+        Request {
+            actor: "U0ENGINEER",
+            channel: "C0ONCALL",
+            location,
+            environment: Environment::Prod,
+            target: Some(target),
+            action,
+        }
+    }
+
+    #[tokio::test]
+    async fn an_escalation_acts_then_audits_what_happened_before_returning() {
+        let store = store(true).await;
+        let workflow = Workflow::new(store.clone(), Escalators::default(), vec![target()]);
+        let chat = FakeChat::new(&store, false);
+        let loc = location();
+        let outcome = workflow
+            .run(&request(&loc, "razee", Action::Escalate), &chat)
+            .await
+            .expect("the workflow runs");
+        // The thread link is asked for once the result is known, then the report is posted,
+        // with nothing audited yet: the audit entry records what the actions did.
+        assert_eq!(
+            chat.calls(),
+            [
+                "thread_link".to_string(),
+                format!(
+                    "post_report {TEAM_CHANNEL} config_missing by U0ENGINEER for Razee from Some(\"https://slack.example/archives/C0ONCALL/p9\"), audited 0"
+                )
+            ]
+        );
+        let Outcome::Escalated(done) = outcome else {
+            panic!("expected an escalation, got {outcome:?}");
+        };
+        assert_eq!(done.target_title, "Razee");
+        assert_eq!(
+            done.done,
+            [Done::Posted {
+                channel: SlackChannelId::parse(TEAM_CHANNEL).expect("a channel"),
+                link: Some(POSTED.into()),
+            }]
+        );
+        assert!(
+            matches!(done.failed[..], [Failed::GitHubNotConfigured]),
+            "{:?}",
+            done.failed
+        );
+        // By the time the outcome is back (and the thread can be told), the audit log has it.
+        let audit = escalations(&store).await;
+        assert_eq!(audit.len(), 1, "{audit:#?}");
+        let entry = &audit[0];
+        assert_eq!(entry.actor.as_deref(), Some("U0ENGINEER"));
+        assert_eq!(entry.channel.as_deref(), Some("C0ONCALL"));
+        assert_eq!(entry.target.as_deref(), Some("razee"));
+        assert_eq!(entry.verdict.as_deref(), Some("config_missing"));
+        assert_eq!(entry.link.as_deref(), Some(POSTED));
+        assert_eq!(
+            entry.detail.as_deref(),
+            Some("GitHub is not configured (GITHUB_TOKEN)")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_refused_post_is_a_failure_in_the_outcome_and_the_audit_log() {
+        let store = store(true).await;
+        let workflow = Workflow::new(store.clone(), Escalators::default(), vec![target()]);
+        let chat = FakeChat::new(&store, true);
+        let loc = location();
+        let outcome = workflow
+            .run(&request(&loc, "razee", Action::Escalate), &chat)
+            .await
+            .expect("the workflow runs");
+        let Outcome::Escalated(done) = outcome else {
+            panic!("expected an escalation, got {outcome:?}");
+        };
+        assert!(done.done.is_empty(), "{:?}", done.done);
+        assert!(
+            matches!(
+                &done.failed[..],
+                [Failed::Channel { .. }, Failed::GitHubNotConfigured]
+            ),
+            "{:?}",
+            done.failed
+        );
+        let audit = escalations(&store).await;
+        assert_eq!(audit.len(), 1, "{audit:#?}");
+        assert_eq!(audit[0].link, None);
+        assert_eq!(
+            audit[0].detail.as_deref(),
+            Some("#C0TEAM: Slack said channel_not_found.; GitHub is not configured (GITHUB_TOKEN)")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_page_without_pagerduty_claims_nothing_and_is_audited_as_a_page() {
+        let store = store(true).await;
+        let workflow = Workflow::new(store.clone(), Escalators::default(), vec![target()]);
+        let chat = FakeChat::new(&store, false);
+        let loc = location();
+        let outcome = workflow
+            .run(&request(&loc, "razee", Action::Page), &chat)
+            .await
+            .expect("the workflow runs");
+        let Outcome::Escalated(done) = outcome else {
+            panic!("expected an escalation, got {outcome:?}");
+        };
+        assert!(done.done.is_empty());
+        assert!(
+            matches!(&done.failed[..], [Failed::PagerDutyNotConfigured { target_title }] if target_title == "Razee"),
+            "{:?}",
+            done.failed
+        );
+        // Nothing is posted for a page.
+        assert_eq!(chat.calls(), ["thread_link"]);
+        let audit = escalations(&store).await;
+        assert_eq!(audit.len(), 1);
+        assert_eq!(audit[0].target.as_deref(), Some("razee (page)"));
+        assert_eq!(
+            audit[0].detail.as_deref(),
+            Some("PagerDuty is not configured for Razee")
+        );
+    }
+
+    #[tokio::test]
+    async fn nothing_happens_without_a_target_or_a_result() {
+        let store = store(true).await;
+        let workflow = Workflow::new(store.clone(), Escalators::default(), vec![target()]);
+        let chat = FakeChat::new(&store, false);
+        let loc = location();
+        let outcome = workflow
+            .run(&request(&loc, "gone", Action::Escalate), &chat)
+            .await
+            .expect("the workflow runs");
+        assert!(matches!(outcome, Outcome::UnknownTarget), "{outcome:?}");
+
+        let empty = store_without_result().await;
+        let workflow = Workflow::new(empty.clone(), Escalators::default(), vec![target()]);
+        let outcome = workflow
+            .run(&request(&loc, "razee", Action::Page), &chat)
+            .await
+            .expect("the workflow runs");
+        assert!(matches!(outcome, Outcome::NoResult), "{outcome:?}");
+
+        assert!(chat.calls().is_empty(), "{:?}", chat.calls());
+        assert!(escalations(&store).await.is_empty());
+        assert!(escalations(&empty).await.is_empty());
+    }
+
+    async fn store_without_result() -> Arc<dyn Store> {
+        store(false).await
+    }
+}

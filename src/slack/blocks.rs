@@ -4,8 +4,9 @@
 //! (50 blocks, 3000 characters a section, 150 a header, 75 a button text, 2000 a button value,
 //! and a total of text Slack still accepts), counted as strictly as the simulated Slack counts
 //! them (`sim::blockkit`). Every interactive element has its own `action_id`
-//! (`linkbot_escalate:<target>`, `linkbot_page:<target>`, `linkbot_rerun`); the handler
-//! dispatches on the part before `:` ([`action_kind`]). Every piece of text that did not come
+//! (`linkbot_escalate:<target>`, `linkbot_page:<target>`, `linkbot_rerun`); `button.rs`
+//! dispatches on the part before `:` ([`action_kind`]). Also the text answers to an escalation
+//! ([`escalated`], [`already_paged`]). Every piece of text that did not come
 //! from linkbot goes through [`super::mrkdwn`]. Posting is elsewhere. Reports hold no secret (a
 //! key fingerprint at most), so neither does this.
 
@@ -1095,6 +1096,43 @@ mod tests {
         assert!(
             !odd.contains("<!channel>") && odd.contains("&lt;!channel&gt;"),
             "{odd}"
+        );
+    }
+
+    #[test]
+    fn an_escalation_answer_says_what_went_through_and_escapes_outside_text() {
+        let outcome = Escalated {
+            target_title: "Razee <!channel>".into(),
+            done: vec![
+                Done::Posted {
+                    channel: crate::domain::SlackChannelId::parse("C0TEAM").unwrap(),
+                    link: Some("https://slack.example/p1".into()),
+                },
+                Done::IssueOpened {
+                    repo: crate::domain::GithubRepo::parse("razee-io/razee").unwrap(),
+                    issue: crate::escalation::IssueLink {
+                        number: 7,
+                        html_url: "https://github.example/razee-io/razee/issues/7".into(),
+                    },
+                },
+            ],
+            failed: vec![Failed::PagerDutyNotConfigured {
+                target_title: "Razee <!channel>".into(),
+            }],
+        };
+        let text = escalated("U0ENGINEER", &outcome);
+        assert_eq!(
+            text,
+            ":rotating_light: <@U0ENGINEER> escalated to *Razee &lt;!channel&gt;*: posted to <#C0TEAM> (<https://slack.example/p1|message>); opened <https://github.example/razee-io/razee/issues/7|razee-io/razee#7>.\n:warning: Failed: PagerDuty is not configured for Razee &lt;!channel&gt;."
+        );
+        let nothing = Escalated {
+            target_title: "Razee".into(),
+            done: vec![],
+            failed: vec![Failed::GitHubNotConfigured],
+        };
+        assert_eq!(
+            escalated("U0ENGINEER", &nothing),
+            ":x: <@U0ENGINEER> tried to escalate to *Razee*, but nothing went through.\n:warning: Failed: GitHub is not configured (GITHUB_TOKEN)."
         );
     }
 }
