@@ -288,22 +288,8 @@ pub struct IamConfig {
     pub url: BaseUrl,
 }
 
-/// `[escalation.<name>]`: one team that can be escalated to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EscalationTarget {
-    /// The table's key (`razee`, `armada_bootstrap`, `satellite_link`, …).
-    pub name: String,
-    /// What people call the team.
-    pub title: String,
-    /// The team's channel, to post the diagnosis in.
-    pub slack_channel: Option<SlackChannelId>,
-    /// Whether escalating pages the team through PagerDuty.
-    pub pagerduty: bool,
-    /// `owner/repo` to open a GitHub issue in.
-    pub github_repo: Option<GithubRepo>,
-    /// The verdicts this team owns (`owns`), in the order written.
-    pub owns: Vec<VerdictCode>,
-}
+/// `[escalation.<name>]`: one team that can be escalated to (the escalation workflow's type).
+pub use crate::escalation::EscalationTarget;
 
 /// The whole validated configuration.
 #[derive(Debug, Clone)]

@@ -1,17 +1,22 @@
-//! Escalation: turning a finished [`Report`] into a PagerDuty page or a GitHub issue, and the
-//! two HTTP clients that deliver them.
+//! Escalation: turning a finished [`Report`] into a team-channel post, a PagerDuty page or a
+//! GitHub issue — the workflow that decides what happens and in what order, and the two HTTP
+//! clients that deliver them.
 //!
-//! [`page_event`] and [`issue_markdown`] are pure: they render what a human on the other side
-//! reads (every runbook step and its evidence, the next actions, links). The clients in
-//! [`pagerduty`] and [`github`] only put those values on the wire.
+//! [`workflow`] runs one escalation (target, result, actions, audit entry) and returns a typed
+//! outcome; the chat it posts to is behind its `ReportChannel` trait. [`page_event`] and
+//! [`issue_markdown`] are pure: they render what a human on the other side reads (every
+//! runbook step and its evidence, the next actions, links). The clients in [`pagerduty`] and
+//! [`github`] only put those values on the wire.
 //!
-//! This module must NOT decide who may escalate or to which target (that is the bot's job, from
-//! config), must NOT post to Slack, and must never carry a secret: a [`Report`] holds at most a
-//! key fingerprint, and the routing key / token live only inside the clients, in a
+//! This module must NOT decide who may escalate (the Slack layer authorizes a click before
+//! calling the workflow), must NOT import slack-morphism, render Slack text or import `config`
+//! (targets and clients are handed in), and must never carry a secret: a [`Report`] holds at
+//! most a key fingerprint, and the routing key / token live only inside the clients, in a
 //! [`crate::secret::Secret`], exposed at the one place they go on the wire.
 
 pub mod github;
 pub mod pagerduty;
+pub mod workflow;
 
 use crate::diagnosis::verdict::{Report, StepStatus, VerdictCode, RUNBOOK_URL};
 use crate::secret::Secret;
@@ -21,6 +26,7 @@ use std::time::Duration;
 
 pub use github::{GitHubClient, IssueLink};
 pub use pagerduty::{PageReceipt, PagerDutyClient};
+pub use workflow::{EscalationTarget, Escalators, ReportChannel, Workflow};
 
 /// The `User-Agent` every escalation request carries (GitHub refuses requests without one).
 pub const USER_AGENT: &str = concat!("linkbot/", env!("CARGO_PKG_VERSION"));

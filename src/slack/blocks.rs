@@ -4,8 +4,9 @@
 //! (50 blocks, 3000 characters a section, 150 a header, 75 a button text, 2000 a button value,
 //! and a total of text Slack still accepts), counted as strictly as the simulated Slack counts
 //! them (`sim::blockkit`). Every interactive element has its own `action_id`
-//! (`linkbot_escalate:<target>`, `linkbot_page:<target>`, `linkbot_rerun`); the handler
-//! dispatches on the part before `:` ([`action_kind`]). Every piece of text that did not come
+//! (`linkbot_escalate:<target>`, `linkbot_page:<target>`, `linkbot_rerun`); `button.rs`
+//! dispatches on the part before `:` ([`action_kind`]). Also the text answers to an escalation
+//! ([`escalated`], [`already_paged`]). Every piece of text that did not come
 //! from linkbot goes through [`super::mrkdwn`]. Posting is elsewhere. Reports hold no secret (a
 //! key fingerprint at most), so neither does this.
 
@@ -13,6 +14,8 @@ use super::mrkdwn;
 use crate::check::format::human;
 use crate::diagnosis::verdict::Report;
 use crate::domain::{Environment, LocationId};
+use crate::escalation::workflow::{Done, Escalated, Failed};
+use crate::store::PageRecord;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::collections::HashSet;
@@ -589,11 +592,97 @@ pub fn plain_failure(location: &LocationId, environment: Environment, reason: &s
     )
 }
 
+/// The answer to a Page click on a result already paged (or being paged): who, and when, in
+/// the reader's own time zone (Slack's date token, with a UTC fallback).
+pub fn already_paged(record: &PageRecord) -> String {
+    let by = mrkdwn::user(&record.paged_by);
+    let at = record.paged_at.unwrap_or(record.claimed_at);
+    let when = format!(
+        "<!date^{}^{{time}}|{} UTC>",
+        at.timestamp(),
+        at.format("%H:%M")
+    );
+    match record.paged_at {
+        Some(_) => format!(
+            ":white_check_mark: Already paged by {by} at {when}: this result is paged once. To page again, Re-run the check and page its new result."
+        ),
+        None => format!(
+            ":hourglass_flowing_sand: Already paged by {by} at {when}; PagerDuty has not answered yet, and the thread will say how it went."
+        ),
+    }
+}
+
+/// The thread's answer to an escalation or a page that was tried: who asked, what went
+/// through, and what failed (outside text escaped).
+pub fn escalated(requested_by: &str, outcome: &Escalated) -> String {
+    let requested_by = mrkdwn::user(requested_by);
+    let target_title = mrkdwn::escape(&outcome.target_title);
+    let done: Vec<String> = outcome
+        .done
+        .iter()
+        .map(|d| match d {
+            Done::Paged { dedup_key } => format!(
+                "paged *{target_title}* through PagerDuty (incident key {})",
+                mrkdwn::code(dedup_key)
+            ),
+            Done::Posted { channel, link } => {
+                let shown = mrkdwn::channel(channel);
+                match link {
+                    Some(l) => format!("posted to {shown} ({})", mrkdwn::link(l, "message")),
+                    None => format!("posted to {shown}"),
+                }
+            }
+            Done::IssueOpened { repo, issue } => format!(
+                "opened {}",
+                mrkdwn::link(&issue.html_url, &format!("{repo}#{}", issue.number))
+            ),
+        })
+        .collect();
+    let failed: Vec<String> = outcome
+        .failed
+        .iter()
+        .map(|f| match f {
+            Failed::PagerDuty(e) => format!("PagerDuty: {}", mrkdwn::escape(&e.user_message())),
+            Failed::PagerDutyNotConfigured { target_title } => format!(
+                "PagerDuty is not configured for {}",
+                mrkdwn::escape(target_title)
+            ),
+            Failed::Channel { channel, error } => format!(
+                "{}: {}",
+                mrkdwn::channel(channel),
+                mrkdwn::escape(&error.message)
+            ),
+            Failed::GitHub { repo, error } => format!(
+                "GitHub {}: {}",
+                mrkdwn::escape(repo.as_str()),
+                mrkdwn::escape(&error.user_message())
+            ),
+            Failed::GitHubNotConfigured => "GitHub is not configured (GITHUB_TOKEN)".into(),
+        })
+        .collect();
+    let mut text = if done.is_empty() {
+        format!(
+            ":x: {requested_by} tried to escalate to *{target_title}*, but nothing went through."
+        )
+    } else {
+        format!(
+            ":rotating_light: {requested_by} escalated to *{target_title}*: {}.",
+            done.join("; ")
+        )
+    };
+    if !failed.is_empty() {
+        text.push_str(&format!("\n:warning: Failed: {}.", failed.join("; ")));
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::diagnosis::verdict::{next_actions, Step, StepId, StepStatus, VerdictCode};
     use crate::domain::{Region, Tugboat};
+    use crate::store::CheckId;
+    use chrono::TimeZone;
 
     fn sample(verdict: VerdictCode, steps: usize) -> Report {
         let region = Region::parse("us-east").unwrap();
@@ -972,5 +1061,78 @@ mod tests {
         r.summary = "x".repeat(50_000);
         r.next_actions = vec!["y".repeat(10_000); 40];
         assert!(plain_report(&r, "").chars().count() <= MAX_PLAIN);
+    }
+
+    fn record(paged_by: &str, sent: bool) -> PageRecord {
+        let at = chrono::Utc
+            .with_ymd_and_hms(2026, 11, 30, 23, 7, 5)
+            .single()
+            .expect("a time");
+        PageRecord {
+            check_id: CheckId(7),
+            target: "satellite_link".into(),
+            paged_by: paged_by.into(),
+            claimed_at: at,
+            paged_at: sent.then_some(at + chrono::Duration::seconds(2)),
+            link: None,
+        }
+    }
+
+    #[test]
+    fn already_paged_names_who_and_when() {
+        let sent = already_paged(&record("U0ENGINEER", true));
+        assert!(
+            sent.contains("Already paged by <@U0ENGINEER> at <!date^1796080027^{time}|23:07 UTC>"),
+            "{sent}"
+        );
+        let on_its_way = already_paged(&record("U0ENGINEER", false));
+        assert!(
+            on_its_way.contains("Already paged by <@U0ENGINEER> at <!date^1796080025^")
+                && on_its_way.contains("not answered yet"),
+            "{on_its_way}"
+        );
+        // A stored name that is not a user id is shown as text, never as a mention.
+        let odd = already_paged(&record("<!channel>", true));
+        assert!(
+            !odd.contains("<!channel>") && odd.contains("&lt;!channel&gt;"),
+            "{odd}"
+        );
+    }
+
+    #[test]
+    fn an_escalation_answer_says_what_went_through_and_escapes_outside_text() {
+        let outcome = Escalated {
+            target_title: "Razee <!channel>".into(),
+            done: vec![
+                Done::Posted {
+                    channel: crate::domain::SlackChannelId::parse("C0TEAM").unwrap(),
+                    link: Some("https://slack.example/p1".into()),
+                },
+                Done::IssueOpened {
+                    repo: crate::domain::GithubRepo::parse("razee-io/razee").unwrap(),
+                    issue: crate::escalation::IssueLink {
+                        number: 7,
+                        html_url: "https://github.example/razee-io/razee/issues/7".into(),
+                    },
+                },
+            ],
+            failed: vec![Failed::PagerDutyNotConfigured {
+                target_title: "Razee <!channel>".into(),
+            }],
+        };
+        let text = escalated("U0ENGINEER", &outcome);
+        assert_eq!(
+            text,
+            ":rotating_light: <@U0ENGINEER> escalated to *Razee &lt;!channel&gt;*: posted to <#C0TEAM> (<https://slack.example/p1|message>); opened <https://github.example/razee-io/razee/issues/7|razee-io/razee#7>.\n:warning: Failed: PagerDuty is not configured for Razee &lt;!channel&gt;."
+        );
+        let nothing = Escalated {
+            target_title: "Razee".into(),
+            done: vec![],
+            failed: vec![Failed::GitHubNotConfigured],
+        };
+        assert_eq!(
+            escalated("U0ENGINEER", &nothing),
+            ":x: <@U0ENGINEER> tried to escalate to *Razee*, but nothing went through.\n:warning: Failed: GitHub is not configured (GITHUB_TOKEN)."
+        );
     }
 }

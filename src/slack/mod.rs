@@ -1,15 +1,22 @@
 //! Everything Slack: the Web API client ([`web`]), the Socket Mode transport ([`transport`]),
-//! and the bot's Slack-facing logic (commands, alerts, Block Kit, the event handler).
+//! and the bot's Slack-facing logic (commands, alerts, Block Kit, one file per kind of inbound).
 //!
 //! This is the only part of linkbot that may import `slack_morphism`. The plumbing modules
 //! (`web`, `transport`) move bytes and models and decide nothing; the logic modules
-//! (`commands`, `alerts`, `blocks`, `mrkdwn`) are pure; `handler` turns envelopes into checks,
-//! escalations and messages.
+//! (`commands`, `alerts`, `blocks`, `mrkdwn`) are pure; `handler` de-duplicates each envelope
+//! and dispatches it by what arrived — `mention`, `slash_command`, `alert_message`, `button` —
+//! with `oncall` (who may act) beside them; `sink` shows check progress and results.
 
+pub mod alert_message;
 pub mod alerts;
 pub mod blocks;
+pub mod button;
 pub mod commands;
 pub mod handler;
+pub mod mention;
 pub mod mrkdwn;
+pub mod oncall;
+pub mod sink;
+pub mod slash_command;
 pub mod transport;
 pub mod web;

@@ -1,0 +1,223 @@
+//! A channel message: an alert from a configured source becomes checks in the alert's thread.
+//!
+//! Decodes a message event — slack-morphism's model, or the raw JSON when the model does not
+//! match a message's shape — into the few fields the rules read ([`RawMessage`]), keeps only
+//! messages from a configured alert source (bot or app id) in a watched channel, never our own,
+//! and hands the text to [`super::alerts::classify`]: a firing alert starts a check per
+//! location (at most 10), a resolved one is logged, and one without a location is answered.
+//!
+//! This module must NOT de-duplicate (the handler did, by `event_id`) or parse alert text
+//! itself (that is `alerts.rs`, pure).
+
+use super::alerts::{self, Alert, AttachmentText};
+use super::handler::Handler;
+use crate::check::CheckRequest;
+use crate::store::{RequestSource, Requester};
+use anyhow::Result;
+use slack_morphism::prelude::*;
+
+fn attachment_text(a: &SlackMessageAttachment) -> AttachmentText {
+    AttachmentText {
+        title: a.title.clone(),
+        pretext: None,
+        text: a.text.clone(),
+        fallback: a.fallback.clone(),
+        fields: a
+            .fields
+            .iter()
+            .flatten()
+            .map(|f| {
+                (
+                    f.title.clone().unwrap_or_default(),
+                    f.value.clone().unwrap_or_default(),
+                )
+            })
+            .collect(),
+    }
+}
+
+/// The parts of a channel message the alert rules read, from a raw event (used when
+/// slack-morphism's model does not match a message's shape).
+fn raw_message(v: &serde_json::Value) -> Option<RawMessage> {
+    let s = |k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_string);
+    if s("type").as_deref() != Some("message") {
+        return None;
+    }
+    let attachments = v
+        .get("attachments")
+        .and_then(|a| a.as_array())
+        .map(|list| {
+            list.iter()
+                .map(|a| {
+                    let g = |k: &str| a.get(k).and_then(|x| x.as_str()).map(str::to_string);
+                    AttachmentText {
+                        title: g("title"),
+                        pretext: g("pretext"),
+                        text: g("text"),
+                        fallback: g("fallback"),
+                        fields: a
+                            .get("fields")
+                            .and_then(|f| f.as_array())
+                            .map(|fs| {
+                                fs.iter()
+                                    .map(|f| {
+                                        let t = f
+                                            .get("title")
+                                            .and_then(|x| x.as_str())
+                                            .unwrap_or("")
+                                            .to_string();
+                                        let val = f
+                                            .get("value")
+                                            .and_then(|x| x.as_str())
+                                            .unwrap_or("")
+                                            .to_string();
+                                        (t, val)
+                                    })
+                                    .collect()
+                            })
+                            .unwrap_or_default(),
+                    }
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Some(RawMessage {
+        channel: s("channel")?,
+        ts: s("ts")?,
+        thread_ts: s("thread_ts"),
+        subtype: s("subtype"),
+        user: s("user"),
+        bot_id: s("bot_id"),
+        app_id: s("app_id").or_else(|| {
+            v.get("bot_profile")
+                .and_then(|b| b.get("app_id"))
+                .and_then(|x| x.as_str())
+                .map(str::to_string)
+        }),
+        text: s("text").unwrap_or_default(),
+        attachments,
+    })
+}
+
+/// A channel message, reduced to what the bot reads.
+#[derive(Debug, Clone)]
+struct RawMessage {
+    channel: String,
+    ts: String,
+    thread_ts: Option<String>,
+    subtype: Option<String>,
+    user: Option<String>,
+    bot_id: Option<String>,
+    app_id: Option<String>,
+    text: String,
+    attachments: Vec<AttachmentText>,
+}
+
+fn from_model(m: &SlackMessageEvent) -> Option<RawMessage> {
+    let bot_profile_app = m.sender.bot_profile.as_ref().map(|b| b.app_id.clone());
+    Some(RawMessage {
+        channel: m.origin.channel.as_ref()?.to_string(),
+        ts: m.origin.ts.to_string(),
+        thread_ts: m.origin.thread_ts.as_ref().map(|t| t.to_string()),
+        subtype: m.subtype.as_ref().map(|s| {
+            serde_json::to_value(s)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_else(|| "other".into())
+        }),
+        user: m.sender.user.as_ref().map(|u| u.to_string()),
+        bot_id: m.sender.bot_id.as_ref().map(|b| b.to_string()),
+        app_id: bot_profile_app,
+        text: m
+            .content
+            .as_ref()
+            .and_then(|c| c.text.clone())
+            .unwrap_or_default(),
+        attachments: m
+            .content
+            .as_ref()
+            .and_then(|c| c.attachments.as_ref())
+            .map(|a| a.iter().map(attachment_text).collect())
+            .unwrap_or_default(),
+    })
+}
+
+impl Handler {
+    /// A message event in slack-morphism's model.
+    pub(super) async fn on_message_event(&self, m: &SlackMessageEvent) -> Result<()> {
+        match from_model(m) {
+            Some(msg) => self.on_message(msg).await,
+            None => Ok(()),
+        }
+    }
+
+    /// An event slack-morphism's model did not match: a message, if it has a message's shape.
+    pub(super) async fn on_raw_event(&self, raw: &serde_json::Value) -> Result<()> {
+        match raw_message(raw) {
+            Some(msg) => self.on_message(msg).await,
+            None => Ok(()),
+        }
+    }
+
+    /// A channel message: only alerts from configured sources in watched channels matter.
+    async fn on_message(&self, msg: RawMessage) -> Result<()> {
+        if !self.watched(&msg.channel) {
+            return Ok(());
+        }
+        // Never react to ourselves; edits, deletions and joins are not alerts.
+        let ours = msg.bot_id.is_some() && msg.bot_id == self.identity.bot_id
+            || msg.user.as_deref() == Some(self.identity.user_id.as_str());
+        if ours || matches!(msg.subtype.as_deref(), Some(s) if s != "bot_message") {
+            return Ok(());
+        }
+        // An app posting with chat.postMessage has bot_id and no subtype: filter on the sender.
+        let from_source = self.config.slack.alert_sources.iter().any(|s| {
+            Some(s.as_str()) == msg.bot_id.as_deref() || Some(s.as_str()) == msg.app_id.as_deref()
+        });
+        if !from_source {
+            return Ok(());
+        }
+        match alerts::classify(&msg.text, &msg.attachments) {
+            Alert::Firing {
+                locations,
+                environment,
+                starts_at: _,
+            } => {
+                let environment = environment.unwrap_or(self.config.check.default_environment);
+                let thread = msg.thread_ts.clone().unwrap_or_else(|| msg.ts.clone());
+                for location in locations.into_iter().take(10) {
+                    let req = CheckRequest {
+                        location,
+                        environment,
+                    };
+                    let requester = Requester {
+                        user: None,
+                        channel: Some(msg.channel.clone()),
+                        source: RequestSource::Alert,
+                    };
+                    self.start_check(&msg.channel, &thread, &req, &requester, false)
+                        .await?;
+                }
+                Ok(())
+            }
+            Alert::Resolved { locations, .. } => {
+                tracing::info!(channel = %msg.channel, resolved = locations.len(), "resolved alert: no check");
+                Ok(())
+            }
+            Alert::NoLocation(why) => {
+                let thread = msg.thread_ts.clone().unwrap_or_else(|| msg.ts.clone());
+                self.web
+                    .post_message(
+                        &msg.channel,
+                        Some(&thread),
+                        // `why` quotes the alert's text escaped (alerts::classify).
+                        &format!(":warning: I can't check this alert: {why}."),
+                        None,
+                    )
+                    .await?;
+                Ok(())
+            }
+            Alert::NotOurs => Ok(()),
+        }
+    }
+}

@@ -1,0 +1,170 @@
+//! `SlackSink`: the coordinator's [`Sink`] — check progress and results rendered (by
+//! `blocks.rs`) into every waiting Slack message, edited in place.
+//!
+//! A verdict Slack refuses, or that keeps meeting 5xx, is shown as plain text
+//! (`blocks::plain_report`); when even that edit fails it is posted in the thread, so a thread
+//! is never silent. This module must NOT decide anything about the check (the coordinator
+//! does) or build Block Kit itself.
+
+use super::blocks;
+use super::button::report_context;
+use super::transport::Backoff;
+use super::web::{SlackError, SlackWeb};
+use crate::check::coordinator::Sink;
+use crate::check::CheckRequest;
+use crate::config::Config;
+use crate::diagnosis::verdict::Report;
+use crate::store::Waiter;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Renders check progress and results into the waiting Slack messages.
+pub struct SlackSink {
+    config: Arc<Config>,
+    web: SlackWeb,
+}
+
+impl SlackSink {
+    /// A sink posting through `web`.
+    pub fn new(config: Arc<Config>, web: SlackWeb) -> Self {
+        SlackSink { config, web }
+    }
+}
+
+/// How many times a `chat.update` that got no usable answer (HTTP 5xx, no answer, timeout)
+/// is tried in all, with jittered backoff between tries, before the plain-text fallback.
+const UPDATE_TRIES: u32 = 3;
+
+impl SlackSink {
+    /// `chat.update`, tried again after a jittered backoff while Slack answers 5xx or nothing
+    /// (up to [`UPDATE_TRIES`] tries). A refusal is returned at once: it would not change.
+    async fn update_retrying(
+        &self,
+        w: &Waiter,
+        text: &str,
+        blocks: Vec<serde_json::Value>,
+    ) -> Result<(), SlackError> {
+        let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(4));
+        let mut tries = 1;
+        loop {
+            match self
+                .web
+                .update(&w.channel, &w.message_ts, text, Some(blocks.clone()))
+                .await
+            {
+                Err(e) if e.is_retryable() && tries < UPDATE_TRIES => {
+                    let delay = backoff.next();
+                    tracing::warn!(
+                        channel = %w.channel,
+                        kind = e.kind(),
+                        retry_in_ms = delay.as_millis() as u64,
+                        "chat.update failed; trying again: {e}"
+                    );
+                    tokio::time::sleep(delay).await;
+                    tries += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Shows `text` + `blocks` in the waiter's message; when Slack refuses them (or keeps
+    /// failing), shows `plain` instead, with no blocks (an empty list, so Slack drops the old
+    /// ones); when even the edit fails, posts `plain` as a new message in the thread. Every
+    /// step that fails is logged; if nothing could be shown, at error level and counted in
+    /// `linkbot_slack_undelivered_total`.
+    async fn show(
+        &self,
+        w: &Waiter,
+        what: &'static str,
+        text: &str,
+        blocks: Vec<serde_json::Value>,
+        plain: &str,
+    ) {
+        let first = match self.update_retrying(w, text, blocks).await {
+            Ok(()) => return,
+            Err(e) => e,
+        };
+        if first.is_token_refused() {
+            tracing::error!(channel = %w.channel, what, "could not show a message: {first}");
+            self.web.metrics().undelivered.inc();
+            return;
+        }
+        tracing::error!(
+            channel = %w.channel,
+            what,
+            kind = first.kind(),
+            code = first.code(),
+            messages = ?first.response_messages(),
+            "Slack did not take the message; showing the plain-text version: {first}"
+        );
+        let edited = match self.update_retrying(w, plain, Vec::new()).await {
+            Ok(()) => return,
+            Err(e) => e,
+        };
+        tracing::error!(channel = %w.channel, what, kind = edited.kind(), code = edited.code(), "the plain-text edit failed too; posting it in the thread: {edited}");
+        let thread = w.thread_ts.as_deref().unwrap_or(&w.message_ts);
+        if let Err(e) = self
+            .web
+            .post_message(&w.channel, Some(thread), plain, None)
+            .await
+        {
+            self.web.metrics().undelivered.inc();
+            tracing::error!(
+                channel = %w.channel,
+                what,
+                kind = e.kind(),
+                code = e.code(),
+                "nothing could be shown in the thread: {e}"
+            );
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Sink for SlackSink {
+    async fn progress(&self, waiters: &[Waiter], request: &CheckRequest, lines: &[String]) {
+        let (text, blocks) = blocks::progress(&request.location, request.environment, lines);
+        let plain = blocks::plain_progress(&request.location, request.environment, lines);
+        for w in waiters {
+            // One try: the next progress edit comes soon, and the verdict retries on its own.
+            match self
+                .web
+                .update(&w.channel, &w.message_ts, &text, Some(blocks.clone()))
+                .await
+            {
+                Ok(()) => {}
+                Err(e @ (SlackError::Api { .. } | SlackError::InvalidBlocks { .. })) => {
+                    tracing::error!(channel = %w.channel, code = e.code(), messages = ?e.response_messages(), "Slack refused a progress message; showing it as plain text: {e}");
+                    if let Err(e) = self
+                        .web
+                        .update(&w.channel, &w.message_ts, &plain, Some(Vec::new()))
+                        .await
+                    {
+                        tracing::warn!(channel = %w.channel, error = %e, "could not update a progress message");
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(channel = %w.channel, error = %e, "could not update a progress message")
+                }
+            }
+        }
+    }
+
+    async fn finished(&self, waiters: &[Waiter], report: &Report, reused_age: Option<Duration>) {
+        let ctx = report_context(&self.config, report, reused_age);
+        let blocks = blocks::report(report, &ctx);
+        let text = blocks::fallback_text(report);
+        let plain = blocks::plain_report(report, &self.config.check.runbook_url);
+        for w in waiters {
+            self.show(w, "verdict", &text, blocks.clone(), &plain).await;
+        }
+    }
+
+    async fn failed(&self, waiters: &[Waiter], request: &CheckRequest, reason: &str) {
+        let plain = blocks::plain_failure(&request.location, request.environment, reason);
+        for w in waiters {
+            self.show(w, "failure", &plain, Vec::new(), &plain).await;
+        }
+    }
+}
