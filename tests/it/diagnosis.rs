@@ -19,6 +19,10 @@ use std::time::{Duration, Instant};
 // ---------------------------------------------------------------------------------------------
 // Secrets and builders
 
+/// A parse that takes this long is stuck (quadratic on hostile input), not slow: speed targets
+/// live in `benches/` (BENCHMARKS.md), and a loaded 2-core CI must not fail a test for being slow.
+const HANG_GUARD: Duration = Duration::from_secs(30);
+
 /// The API key of the TOML the tests build.
 const KEY: &str = "Zx9pQ2wErT5yUiO8aSdF3gHjK6lMnB1vC4xZ7qWeRtY0";
 /// Other secret values of that TOML.
@@ -468,7 +472,7 @@ fn find_api_key_handles_every_variant() {
         let started = Instant::now();
         let found = find_api_key(log);
         assert!(
-            started.elapsed() < Duration::from_secs(3),
+            started.elapsed() < HANG_GUARD,
             "{name}: took {:?}",
             started.elapsed()
         );
@@ -899,7 +903,7 @@ fn find_region_handles_every_variant() {
         let started = Instant::now();
         let found = find_region(&log);
         assert!(
-            started.elapsed() < Duration::from_secs(3),
+            started.elapsed() < HANG_GUARD,
             "{name}: took {:?}",
             started.elapsed()
         );
