@@ -6,7 +6,7 @@
 //! no query of the store: only how to open the file and what SQLite spells differently.
 
 use super::sql::{begin, Dialect};
-use super::{migrator, EmbeddedMigration, StoreError};
+use super::{migrator, query_error, EmbeddedMigration, StoreError};
 use futures_util::future::BoxFuture;
 use sqlx::migrate::MigrateError;
 use sqlx::sqlite::{
@@ -115,30 +115,44 @@ async fn connect(url: &str, target: String) -> Result<SqlitePool, StoreError> {
     let migrations = migrations.map_err(migrate_error)?;
     migrate(&pool, &migrations).await.map_err(migrate_error)?;
     // SQLite opens a file it may not write read-only, without a word, and every write would
-    // then fail: check that the file opens for writing, and take the write lock once (and
-    // give it back), so that such a store stops the bot at start, not at its first check.
+    // then fail: write once (rolled back) under the write lock, so that such a store stops the
+    // bot at start, not at its first check. Only once that failed, and this store's connections
+    // are closed, is the file itself opened to tell why (see `not_writable`).
     if !memory {
-        if let Some(e) = not_writable(&options, &target) {
+        if let Err(e) = write_once(&pool).await {
             pool.close().await;
-            return Err(e);
-        }
-        begin(&pool, SqliteDialect::BEGIN_WRITE, "open")
-            .await
-            .map_err(|e| match e {
+            return Err(match e {
                 StoreError::Query { source, .. } => {
                     not_writable(&options, &target).unwrap_or_else(|| open_error(source))
                 }
                 other => other,
-            })?
-            .rollback()
-            .await
-            .map_err(open_error)?;
+            });
+        }
     }
     Ok(pool)
 }
 
+/// Takes the write lock and writes (the header's `user_version`), then rolls back: fails when
+/// SQLite opened the file read-only (`BEGIN IMMEDIATE` alone succeeds there) or cannot lock it.
+async fn write_once(pool: &SqlitePool) -> Result<(), StoreError> {
+    const OP: &str = "open";
+    let mut tx = begin(pool, SqliteDialect::BEGIN_WRITE, OP).await?;
+    sqlx::query("PRAGMA user_version = 0")
+        .execute(&mut *tx)
+        .await
+        .map_err(query_error(OP))?;
+    tx.rollback().await.map_err(query_error(OP))
+}
+
 /// When the database file exists but cannot be opened for writing (a read-only volume, or a
 /// read-only file for a user who is not root), the error saying so; `None` otherwise.
+///
+/// It opens the file and closes it, and closing any descriptor of a file drops every POSIX lock
+/// this process holds on it, SQLite's included. An open connection then no longer holds the
+/// shared lock that tells other processes the database is in use: the next process to close its
+/// last connection gets the exclusive lock, checkpoints and deletes `-wal` and `-shm`, and this
+/// process goes on committing into the deleted WAL, seen by no other process until it closes.
+/// So it is called only on failure, when no connection of this store is open.
 fn not_writable(options: &SqliteConnectOptions, target: &str) -> Option<StoreError> {
     let file = options.get_filename();
     if !file.is_file() {

@@ -1043,3 +1043,86 @@ async fn sqlite_in_memory_works_for_one_process() {
     let id = start(&*store, &k, "a").await;
     assert_eq!(claim(&*store, &k, "b", TTL).await, Claim::Joined(id));
 }
+
+/// A store's commits stay visible to other processes after another process opened the file
+/// and closed it again (an operator's `linkbot status` while the bot runs). SQLite's
+/// last-connection clean-up (checkpoint the WAL into the file, then delete `-wal` and `-shm`)
+/// runs in whichever process gets the exclusive lock on the database file at close, so it
+/// relies on every open store holding its shared lock there. A store that lost that lock
+/// (POSIX drops all of a process's locks on a file when any descriptor of it is closed) goes
+/// on committing into a deleted WAL: no other process sees those writes until it closes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_commits_stay_visible_to_other_processes_after_one_came_and_went() {
+    let body = async {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}", dir.path().join("shared.db").display());
+        let store = open(&url).await.expect("open");
+        let k = key(LOC_A, Environment::Prod);
+        let id = start(&*store, &k, "bot").await;
+        assert_eq!(in_flight_in_another_process(&url).await, 1);
+
+        assert!(matches!(
+            finish(&*store, id, "bot", "healthy").await,
+            FinishOutcome::Recorded { .. }
+        ));
+        assert_eq!(
+            in_flight_in_another_process(&url).await,
+            0,
+            "another process still sees the finished check running"
+        );
+        store.close().await;
+    };
+    tokio::time::timeout(TEST_TIMEOUT, body)
+        .await
+        .expect("the test finishes in time");
+}
+
+/// Turns [`other_process_counts_the_checks_in_flight`] on: the URL of the store it reads.
+const OTHER_PROCESS_URL: &str = "LINKBOT_TEST_OTHER_PROCESS_URL";
+
+/// Runs [`other_process_counts_the_checks_in_flight`] in a process of its own (this test binary
+/// again) and returns the count it printed.
+async fn in_flight_in_another_process(url: &str) -> usize {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let mut cmd = tokio::process::Command::new(exe);
+    cmd.args([
+        "--exact",
+        "store::other_process_counts_the_checks_in_flight",
+        "--ignored",
+        "--nocapture",
+        "--test-threads=1",
+    ])
+    .env(OTHER_PROCESS_URL, url)
+    .kill_on_drop(true);
+    let out = tokio::time::timeout(TEST_TIMEOUT, cmd.output())
+        .await
+        .expect("the other process finishes in time")
+        .expect("the test binary runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+        .lines()
+        .find_map(|l| l.split_once("in flight: "))
+        .and_then(|(_, n)| n.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no count printed: {stdout}"))
+}
+
+/// Not a test of its own: the other process of
+/// `sqlite_commits_stay_visible_to_other_processes_after_one_came_and_went`, which runs it with
+/// [`OTHER_PROCESS_URL`] set. Opens the store, prints how many checks are in flight and closes
+/// the store cleanly (every connection, so SQLite's last-connection clean-up runs here).
+#[tokio::test]
+#[ignore = "the other process of a SQLite test, which runs it"]
+async fn other_process_counts_the_checks_in_flight() {
+    let Ok(url) = std::env::var(OTHER_PROCESS_URL) else {
+        return;
+    };
+    let store = open(&url).await.expect("open");
+    let n = store.in_flight().await.expect("in_flight").len();
+    store.close().await;
+    println!("in flight: {n}");
+}
