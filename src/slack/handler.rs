@@ -18,7 +18,7 @@ use super::transport::Backoff;
 use super::transport::Inbound;
 use super::web::{BotIdentity, SlackError, SlackWeb};
 use crate::check::coordinator::{Coordinator, Sink};
-use crate::check::CheckRequest;
+use crate::check::progress::ProgressView;
 use crate::config::{Config, EscalationTarget};
 use crate::diagnosis::verdict::Report;
 use crate::domain::{Environment, LocationId};
@@ -203,9 +203,9 @@ impl SlackSink {
 
 #[async_trait::async_trait]
 impl Sink for SlackSink {
-    async fn progress(&self, waiters: &[Waiter], request: &CheckRequest, lines: &[String]) {
-        let (text, blocks) = blocks::progress(&request.location, request.environment, lines);
-        let plain = blocks::plain_progress(&request.location, request.environment, lines);
+    async fn progress(&self, waiters: &[Waiter], progress: &ProgressView) {
+        let (text, blocks) = blocks::progress(progress);
+        let plain = blocks::plain_progress(progress);
         for w in waiters {
             // One try: the next progress edit comes soon, and the verdict retries on its own.
             match self
@@ -241,8 +241,8 @@ impl Sink for SlackSink {
         }
     }
 
-    async fn failed(&self, waiters: &[Waiter], request: &CheckRequest, reason: &str) {
-        let plain = blocks::plain_failure(&request.location, request.environment, reason);
+    async fn failed(&self, waiters: &[Waiter], key: &CheckKey, reason: &str) {
+        let plain = blocks::plain_failure(&key.location, key.environment, reason);
         for w in waiters {
             self.show(w, "failure", &plain, Vec::new(), &plain).await;
         }
@@ -438,10 +438,10 @@ impl Handler {
     pub async fn handle(&self, inbound: Inbound) {
         let result = match inbound {
             Inbound::Event {
-                envelope_id,
                 retry_attempt,
                 event,
-            } => self.on_event(&envelope_id, retry_attempt, *event).await,
+                ..
+            } => self.on_event(retry_attempt, *event).await,
             Inbound::Command {
                 envelope_id,
                 command,
@@ -483,17 +483,12 @@ impl Handler {
         }
     }
 
-    async fn on_event(
-        &self,
-        envelope_id: &str,
-        retry_attempt: u32,
-        event: SlackPushEventCallback,
-    ) -> Result<()> {
+    async fn on_event(&self, retry_attempt: u32, event: SlackPushEventCallback) -> Result<()> {
         if !self
             .first_seen(&format!("event:{}", event.event_id))
             .await?
         {
-            tracing::info!(event_id = %event.event_id, retry_attempt, envelope_id, "redelivered event ignored");
+            tracing::info!(event_id = %event.event_id, retry_attempt, "redelivered event ignored");
             return Ok(());
         }
         match event.event {
@@ -553,7 +548,7 @@ impl Handler {
                 let environment = environment.unwrap_or(self.config.check.default_environment);
                 let thread = msg.thread_ts.clone().unwrap_or_else(|| msg.ts.clone());
                 for location in locations.into_iter().take(10) {
-                    let req = CheckRequest {
+                    let req = CheckKey {
                         location,
                         environment,
                     };
@@ -602,7 +597,7 @@ impl Handler {
                 location,
                 environment,
             } => {
-                let req = CheckRequest {
+                let req = CheckKey {
                     location,
                     environment: environment.unwrap_or(self.config.check.default_environment),
                 };
@@ -667,7 +662,7 @@ impl Handler {
                     c.key.location,
                     c.key.environment,
                     mrkdwn::escape_composed(&c.stage),
-                    crate::check::format::human(age)
+                    crate::format::human(age)
                 )
             })
             .collect();
@@ -683,11 +678,12 @@ impl Handler {
         &self,
         channel: &str,
         thread: &str,
-        req: &CheckRequest,
+        req: &CheckKey,
         requester: &Requester,
         fresh: bool,
     ) -> Result<()> {
-        let (text, progress) = blocks::progress(&req.location, req.environment, &[]);
+        let starting = ProgressView::new(req.clone());
+        let (text, progress) = blocks::progress(&starting);
         let ts = match self
             .web
             .post_message(channel, Some(thread), &text, Some(progress))
@@ -697,7 +693,7 @@ impl Handler {
             // Slack refused the Block Kit version: the same message as plain text.
             Err(e @ (SlackError::Api { .. } | SlackError::InvalidBlocks { .. })) => {
                 tracing::error!(channel, code = e.code(), messages = ?e.response_messages(), "Slack refused the progress message; posting it as plain text: {e}");
-                let plain = blocks::plain_progress(&req.location, req.environment, &[]);
+                let plain = blocks::plain_progress(&starting);
                 self.web
                     .post_message(channel, Some(thread), &plain, None)
                     .await?
@@ -924,7 +920,7 @@ impl Handler {
             }
             match kind {
                 blocks::ACTION_RERUN => {
-                    let req = CheckRequest {
+                    let req = CheckKey {
                         location,
                         environment: value.environment,
                     };
