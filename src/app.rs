@@ -27,6 +27,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 /// Knobs that are not in `bot.toml` (tests and the demo shorten them).
 #[derive(Debug, Clone)]
@@ -332,7 +333,8 @@ pub async fn start(config: Arc<Config>, secrets: Secrets, options: Options) -> R
                     inbound = rx.recv() => match inbound {
                         Some(inbound) => {
                             let h = handler.clone();
-                            handlers.spawn(async move { h.handle(inbound).await });
+                            let span = inbound.span();
+                            handlers.spawn(async move { h.handle(inbound).await }.instrument(span));
                         }
                         None => break,
                     },

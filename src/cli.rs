@@ -4,17 +4,18 @@
 //! A command exits 0 when it reached a verdict (whatever the verdict) or did what was asked,
 //! and non-zero with a one-line reason otherwise. No business logic lives here.
 
-use crate::check::{CheckRequest, Engine};
+use crate::check::{check_span, Engine};
 use crate::config::{Config, Secrets};
 use crate::diagnosis::verdict::{Report, Step, StepId, StepStatus, VerdictCode};
 use crate::diagnosis::{render, rules};
-use crate::domain::{Environment, LocationId, Region};
+use crate::domain::{CheckKey, Environment, LocationId, Region};
 use crate::metrics::Metrics;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use tracing::Instrument;
 
 /// linkbot: from a Satellite Link "cannot get IAM token" alert to a diagnosis in one Slack thread.
 #[derive(Debug, Parser)]
@@ -134,7 +135,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             crate::app::rustls_provider();
             let net = crate::net::Net::for_bot(&config, &secrets)?;
             let engine = Engine::new(Arc::new(config), &secrets, &net, Metrics::new())?;
-            let req = CheckRequest {
+            let req = CheckKey {
                 location,
                 environment,
             };
@@ -144,6 +145,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                     None,
                     &|p| tracing::info!(progress = ?p, "check progress"),
                 )
+                .instrument(check_span(&req, None))
                 .await;
             print_report(&report, format);
             Ok(ExitCode::SUCCESS)

@@ -126,6 +126,17 @@ impl LocationId {
     }
 }
 
+/// What one check is of, and what "one check at a time" is keyed on: a location in an
+/// environment. The request a person makes, the row the store claims and the span the logs
+/// carry all use this one value.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub struct CheckKey {
+    /// Which directory and Jenkins.
+    pub environment: Environment,
+    /// The Satellite location.
+    pub location: LocationId,
+}
+
 /// Which directory and Jenkins a check goes to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

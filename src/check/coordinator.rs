@@ -4,28 +4,32 @@
 //! join the one in flight, or reuse a fresh result. Whoever drives a check updates every waiter
 //! recorded in the store — including waiters added by other replicas — so every requesting
 //! thread gets the answer. Checks whose holder died (lease expired) are taken over and resumed
-//! from their persisted Jenkins handle. It knows nothing of Slack: results go to a [`Sink`].
+//! from their persisted Jenkins handle. It knows nothing of Slack: progress goes to a [`Sink`]
+//! as a typed [`ProgressView`] (never text), results as a [`Report`]. Each check it drives
+//! runs in its [`check_span`], so every log line inside carries the check's id and location.
 
-use super::format::{human, progress_bar};
-use super::{CheckRequest, Engine, Progress, ResumePoint};
+use super::progress::ProgressView;
+use super::{check_span, Engine, Progress, ResumePoint};
 use crate::diagnosis::verdict::Report;
+use crate::domain::CheckKey;
 use crate::jenkins::{JobHandle, JobProgress};
-use crate::store::{CheckId, CheckKey, Claim, FinishOutcome, InFlight, Requester, Store, Waiter};
+use crate::store::{CheckId, Claim, FinishOutcome, InFlight, Requester, Store, Waiter};
 use anyhow::{Context, Result};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
+use tracing::Instrument;
 
 /// Where the progress and the result of a check are shown (Slack messages, in the bot).
 #[async_trait::async_trait]
 pub trait Sink: Send + Sync {
-    /// Shows the stage lines of a running check to its waiters.
-    async fn progress(&self, waiters: &[Waiter], request: &CheckRequest, lines: &[String]);
+    /// Shows where a running check has got to (its stages so far) to its waiters.
+    async fn progress(&self, waiters: &[Waiter], progress: &ProgressView);
     /// Shows the finished report to its waiters; `reused_age` is set for a reused result.
     async fn finished(&self, waiters: &[Waiter], report: &Report, reused_age: Option<Duration>);
     /// Tells the waiters that the check ended without a report (the store or the engine
     /// failed): `reason` is one line for people. No waiter may stay on a progress message.
-    async fn failed(&self, waiters: &[Waiter], request: &CheckRequest, reason: &str);
+    async fn failed(&self, waiters: &[Waiter], key: &CheckKey, reason: &str);
 }
 
 /// What became of a request.
@@ -84,15 +88,11 @@ impl Coordinator {
     /// (a Re-run), but still joins a check already running.
     pub async fn request(
         &self,
-        req: &CheckRequest,
+        req: &CheckKey,
         requester: &Requester,
         waiter: Waiter,
         fresh: bool,
     ) -> Result<Requested> {
-        let key = CheckKey {
-            environment: req.environment,
-            location: req.location.clone(),
-        };
         let ttl = if fresh {
             Duration::ZERO
         } else {
@@ -100,7 +100,7 @@ impl Coordinator {
         };
         let claim = self
             .store
-            .claim_check(&key, &self.owner, self.lease, ttl, requester)
+            .claim_check(req, &self.owner, self.lease, ttl, requester)
             .await
             .context("claiming the check in the store")?;
         match claim {
@@ -202,12 +202,9 @@ impl Coordinator {
             check_id, key, job, ..
         } = check;
         let resume = job.and_then(|j| serde_json::from_value::<ResumePoint>(j).ok());
-        tracing::info!(check_id = check_id.0, location = %key.location, resumed_job = resume.is_some(), "resuming a check");
-        let req = CheckRequest {
-            location: key.location,
-            environment: key.environment,
-        };
-        self.spawn_drive(check_id, req, resume, known);
+        let span = check_span(&key, Some(check_id.0));
+        span.in_scope(|| tracing::info!(resumed_job = resume.is_some(), "resuming a check"));
+        self.drive_in(span, check_id, key, resume, known);
     }
 
     /// Stops every check this process drives (shutdown): their state stays in the store.
@@ -225,7 +222,20 @@ impl Coordinator {
     fn spawn_drive(
         &self,
         id: CheckId,
-        req: CheckRequest,
+        req: CheckKey,
+        resume: Option<ResumePoint>,
+        known: Vec<Waiter>,
+    ) {
+        let span = check_span(&req, Some(id.0));
+        self.drive_in(span, id, req, resume, known);
+    }
+
+    /// [`Self::spawn_drive`] in the check's `span`, already made.
+    fn drive_in(
+        &self,
+        span: tracing::Span,
+        id: CheckId,
+        req: CheckKey,
         resume: Option<ResumePoint>,
         known: Vec<Waiter>,
     ) {
@@ -233,36 +243,35 @@ impl Coordinator {
         let mut tasks = self.tasks.lock().unwrap_or_else(|e| e.into_inner());
         // Reap finished tasks so the set stays small.
         while tasks.try_join_next().is_some() {}
-        tasks.spawn(async move {
-            let known = Arc::new(Mutex::new(known));
-            // The drive runs in a task of its own so a panic in it is caught here; aborting
-            // this task (shutdown) aborts it too.
-            let mut drive = AbortOnDrop(tokio::spawn({
-                let this = this.clone();
-                let req = req.clone();
-                let known = known.clone();
-                async move { this.drive(id, req, resume, &known).await }
-            }));
-            let reason = match (&mut drive.0).await {
-                Ok(Ok(())) => return,
-                Ok(Err(e)) => {
-                    tracing::error!(
-                        check_id = id.0,
-                        error = format!("{e:#}"),
-                        "check failed to complete"
-                    );
-                    "the bot's store failed while the check ran."
-                }
-                Err(join) if join.is_panic() => {
-                    tracing::error!(check_id = id.0, "the check's task panicked (a bug)");
-                    "an internal error stopped it (a bug in linkbot)."
-                }
-                // Aborted: shutdown hands the check back to the store; it is resumed.
-                Err(_) => return,
-            };
-            let waiters = this.waiters_or(id, &known).await;
-            this.sink.failed(&waiters, &req, reason).await;
-        });
+        tasks.spawn(
+            async move {
+                let known = Arc::new(Mutex::new(known));
+                // The drive runs in a task of its own so a panic in it is caught here; aborting
+                // this task (shutdown) aborts it too.
+                let mut drive = AbortOnDrop(tokio::spawn({
+                    let this = this.clone();
+                    let req = req.clone();
+                    let known = known.clone();
+                    async move { this.drive(id, req, resume, &known).await }.in_current_span()
+                }));
+                let reason = match (&mut drive.0).await {
+                    Ok(Ok(())) => return,
+                    Ok(Err(e)) => {
+                        tracing::error!(error = format!("{e:#}"), "check failed to complete");
+                        "the bot's store failed while the check ran."
+                    }
+                    Err(join) if join.is_panic() => {
+                        tracing::error!("the check's task panicked (a bug)");
+                        "an internal error stopped it (a bug in linkbot)."
+                    }
+                    // Aborted: shutdown hands the check back to the store; it is resumed.
+                    Err(_) => return,
+                };
+                let waiters = this.waiters_or(id, &known).await;
+                this.sink.failed(&waiters, &req, reason).await;
+            }
+            .instrument(span),
+        );
     }
 
     /// The check's waiters from the store, or the ones this process knows when the store
@@ -272,7 +281,7 @@ impl Coordinator {
             Ok(Ok(waiters)) if !waiters.is_empty() => waiters,
             other => {
                 if let Ok(Err(e)) = other {
-                    tracing::warn!(check_id = id.0, error = %e, "could not read the waiters; answering the ones known");
+                    tracing::warn!(error = %e, "could not read the waiters; answering the ones known");
                 }
                 known.lock().unwrap_or_else(|e| e.into_inner()).clone()
             }
@@ -282,7 +291,7 @@ impl Coordinator {
     async fn drive(
         &self,
         id: CheckId,
-        req: CheckRequest,
+        req: CheckKey,
         resume: Option<ResumePoint>,
         known: &Arc<Mutex<Vec<Waiter>>>,
     ) -> Result<()> {
@@ -291,7 +300,7 @@ impl Coordinator {
         let waiters = match self.store.waiters(id).await {
             Ok(w) => w,
             Err(e) => {
-                tracing::warn!(check_id = id.0, error = %e, "cannot read the check's waiters yet");
+                tracing::warn!(error = %e, "cannot read the check's waiters yet");
                 Vec::new()
             }
         };
@@ -302,7 +311,7 @@ impl Coordinator {
             Err(_) => {
                 let busy = self.engine.config().check.max_concurrent;
                 self.sink
-                    .progress(&waiters, &req, &[format!(":double_vertical_bar: Queued: {busy} checks are running; this one starts as soon as one ends.")])
+                    .progress(&waiters, &ProgressView::waiting_for_slot(req.clone(), busy))
                     .await;
                 self.slots
                     .clone()
@@ -319,75 +328,74 @@ impl Coordinator {
             let this = self.clone();
             let req = req.clone();
             let known = known.clone();
-            tokio::spawn(async move {
-                let mut lines: Vec<String> = Vec::new();
-                if resumed {
-                    lines.push("Resumed after a bot restart.".into());
-                }
-                let mut last_edit: Option<Instant> = None;
-                let mut pending = false;
-                // Each waiter costs one chat.update (Slack allows ~50 a minute): space the
-                // progress edits out as more threads wait on the same check.
-                let mut interval = Duration::from_secs(1);
-                let mut stage = "starting";
-                let started = Instant::now();
-                loop {
-                    let next = if pending {
-                        let wait = interval
-                            .saturating_sub(last_edit.map(|t| t.elapsed()).unwrap_or_default());
-                        match tokio::time::timeout(wait, rx.recv()).await {
-                            Ok(m) => m.map(Some),
-                            Err(_) => Some(None),
-                        }
-                    } else {
-                        rx.recv().await.map(Some)
-                    };
-                    match next {
-                        None => break,
-                        Some(Some(p)) => {
-                            // Persist the stage when it changes, and the Jenkins handle with it.
-                            let job = match &p {
-                                Progress::Job(point) => serde_json::to_value(point).ok(),
-                                _ => None,
-                            };
-                            let next_stage = stage_of(&p);
-                            if job.is_some() || next_stage != stage {
-                                stage = next_stage;
-                                if let Ok(false) = this
-                                    .store
-                                    .set_stage(id, &this.owner, stage, job.as_ref())
-                                    .await
-                                {
-                                    tracing::warn!(
-                                        check_id = id.0,
-                                        "lease lost while persisting the check's stage"
-                                    );
-                                }
+            tokio::spawn(
+                async move {
+                    let mut view = ProgressView::new(req);
+                    view.resumed = resumed;
+                    let mut last_edit: Option<Instant> = None;
+                    let mut pending = false;
+                    // Each waiter costs one chat.update (Slack allows ~50 a minute): space the
+                    // progress edits out as more threads wait on the same check.
+                    let mut interval = Duration::from_secs(1);
+                    let mut stage = "starting";
+                    let started = Instant::now();
+                    loop {
+                        let next = if pending {
+                            let wait = interval
+                                .saturating_sub(last_edit.map(|t| t.elapsed()).unwrap_or_default());
+                            match tokio::time::timeout(wait, rx.recv()).await {
+                                Ok(m) => m.map(Some),
+                                Err(_) => Some(None),
                             }
-                            if matches!(p, Progress::Job(_)) {
-                                continue;
-                            }
-                            apply(&mut lines, &p, &req, started.elapsed());
-                            pending = true;
-                        }
-                        Some(None) => {}
-                    }
-                    let due = last_edit.map(|t| t.elapsed() >= interval).unwrap_or(true);
-                    if pending && due {
-                        let waiters = match this.store.waiters(id).await {
-                            Ok(waiters) => {
-                                remember(&known, &waiters);
-                                waiters
-                            }
-                            Err(_) => known.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+                        } else {
+                            rx.recv().await.map(Some)
                         };
-                        interval = Duration::from_secs(waiters.len().clamp(1, 30) as u64);
-                        this.sink.progress(&waiters, &req, &lines).await;
-                        last_edit = Some(Instant::now());
-                        pending = false;
+                        match next {
+                            None => break,
+                            Some(Some(p)) => {
+                                // Persist the stage when it changes, and the Jenkins handle with it.
+                                let job = match &p {
+                                    Progress::Job(point) => serde_json::to_value(point).ok(),
+                                    _ => None,
+                                };
+                                let next_stage = stage_of(&p);
+                                if job.is_some() || next_stage != stage {
+                                    stage = next_stage;
+                                    if let Ok(false) = this
+                                        .store
+                                        .set_stage(id, &this.owner, stage, job.as_ref())
+                                        .await
+                                    {
+                                        tracing::warn!(
+                                            "lease lost while persisting the check's stage"
+                                        );
+                                    }
+                                }
+                                if !view.apply(&p, started.elapsed()) {
+                                    continue;
+                                }
+                                pending = true;
+                            }
+                            Some(None) => {}
+                        }
+                        let due = last_edit.map(|t| t.elapsed() >= interval).unwrap_or(true);
+                        if pending && due {
+                            let waiters = match this.store.waiters(id).await {
+                                Ok(waiters) => {
+                                    remember(&known, &waiters);
+                                    waiters
+                                }
+                                Err(_) => known.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+                            };
+                            interval = Duration::from_secs(waiters.len().clamp(1, 30) as u64);
+                            this.sink.progress(&waiters, &view).await;
+                            last_edit = Some(Instant::now());
+                            pending = false;
+                        }
                     }
                 }
-            })
+                .in_current_span(),
+            )
         };
 
         // Keep the lease while the check runs. The guard stops the renewals when this future
@@ -397,24 +405,22 @@ impl Coordinator {
             let store = self.store.clone();
             let owner = self.owner.clone();
             let lease = self.lease;
-            tokio::spawn(async move {
-                loop {
-                    tokio::time::sleep(lease / 3).await;
-                    match store.renew_lease(id, &owner, lease).await {
-                        Ok(true) => {}
-                        Ok(false) => {
-                            tracing::warn!(
-                                check_id = id.0,
-                                "lease lost: another replica took the check over"
-                            );
-                            return;
-                        }
-                        Err(e) => {
-                            tracing::warn!(check_id = id.0, error = %e, "lease renewal failed")
+            tokio::spawn(
+                async move {
+                    loop {
+                        tokio::time::sleep(lease / 3).await;
+                        match store.renew_lease(id, &owner, lease).await {
+                            Ok(true) => {}
+                            Ok(false) => {
+                                tracing::warn!("lease lost: another replica took the check over");
+                                return;
+                            }
+                            Err(e) => tracing::warn!(error = %e, "lease renewal failed"),
                         }
                     }
                 }
-            })
+                .in_current_span(),
+            )
         });
 
         let progress = move |p: Progress| {
@@ -435,17 +441,13 @@ impl Coordinator {
                 self.sink.finished(&waiters, &report, None).await
             }
             Ok(FinishOutcome::LeaseLost) => {
-                tracing::warn!(
-                    check_id = id.0,
-                    "lease lost before the result was recorded: the new holder answers"
-                )
+                tracing::warn!("lease lost before the result was recorded: the new holder answers")
             }
             Err(e) => {
                 // The store stayed down past the retry budget. The verdict exists: show it
                 // (again) rather than a failure. The check stays running in the store; once its
                 // lease expires it is resumed and recorded then.
                 tracing::error!(
-                    check_id = id.0,
                     error = format!("{e:#}"),
                     "could not record the result; answering the waiters known"
                 );
@@ -500,7 +502,6 @@ impl Coordinator {
                         _ => known.to_vec(),
                     };
                 tracing::warn!(
-                    check_id = id.0,
                     error = format!("{:#}", anyhow::Error::new(e)),
                     "cannot record the result in the store: showing it now, retrying the record"
                 );
@@ -511,7 +512,7 @@ impl Coordinator {
                     started.elapsed()
                 )));
             } else {
-                tracing::debug!(check_id = id.0, error = %e, "recording the result failed again");
+                tracing::debug!(error = %e, "recording the result failed again");
             }
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(STORE_RETRY_MAX_WAIT);
@@ -564,60 +565,5 @@ struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
 impl<T> Drop for AbortOnDrop<T> {
     fn drop(&mut self) {
         self.0.abort();
-    }
-}
-
-/// Folds one progress event into the stage lines shown while a check runs.
-fn apply(lines: &mut Vec<String>, p: &Progress, req: &CheckRequest, elapsed: Duration) {
-    let replace_last_if = |lines: &mut Vec<String>, prefix: &str, line: String| {
-        if lines.last().map(|l| l.starts_with(prefix)).unwrap_or(false) {
-            lines.pop();
-        }
-        lines.push(line);
-    };
-    match p {
-        Progress::LookingUp => lines.push(format!(
-            "Looking up `{}` in the {} cluster directory…",
-            req.location, req.environment
-        )),
-        Progress::Triggering { tugboat, carrier } => {
-            lines.push(format!(
-                "✅ Tugboat `{}` (`{}`), carrier `{carrier}`",
-                tugboat.dotted(),
-                tugboat.kebab()
-            ));
-            lines.push("Triggering armada-ha-master-get-info…".into());
-        }
-        Progress::Job(_) => {}
-        Progress::Jenkins(JobProgress::Queued { why, .. }) => replace_last_if(
-            lines,
-            "Jenkins queue",
-            format!(
-                "Jenkins queue: {}",
-                why.as_deref().unwrap_or("waiting for an executor")
-            ),
-        ),
-        Progress::Jenkins(JobProgress::Running {
-            build,
-            elapsed,
-            estimated,
-        }) => replace_last_if(
-            lines,
-            "Build #",
-            format!(
-                "Build #{} running: {}",
-                build.number,
-                progress_bar(*elapsed, *estimated)
-            ),
-        ),
-        Progress::Jenkins(JobProgress::Finished { build, result }) => replace_last_if(
-            lines,
-            "Build #",
-            format!("Build #{} finished: {result}", build.number),
-        ),
-        Progress::ReadingArtifacts => lines.push(format!(
-            "Reading the artifacts… ({} so far)",
-            human(elapsed)
-        )),
     }
 }

@@ -6,13 +6,13 @@
 //! It does not know about Slack, the store or de-duplication (see [`coordinator`]).
 
 pub mod coordinator;
-pub mod format;
+pub mod progress;
 
 use crate::config::{Config, Secrets};
 use crate::diagnosis::rules;
 use crate::diagnosis::verdict::{next_actions, Report, Step, StepId, StepStatus, VerdictCode};
 use crate::directory::{DirectoryClient, DirectoryError};
-use crate::domain::{Carrier, Environment, LocationId, Region, Tugboat};
+use crate::domain::{Carrier, CheckKey, Environment, LocationId, Region, Tugboat};
 use crate::iam::IamClient;
 use crate::jenkins::{
     BuildParams, BuildRef, JenkinsClient, JobError, JobHandle, JobProgress, PollPolicy,
@@ -30,13 +30,25 @@ pub const API_KEY_ARTIFACT: &str = "connector_getConnectorAPIKey.log";
 /// The artifact holding the satellite-link ConfigMap.
 pub const CONFIGMAP_ARTIFACT: &str = "connector_sl_configMap.log";
 
-/// What to check.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct CheckRequest {
-    /// The location.
-    pub location: LocationId,
-    /// Which directory and Jenkins to use.
-    pub environment: Environment,
+/// The span every log line of one check carries: its location and environment, its id in
+/// the store (`check_id`, when the coordinator drives it) and its Jenkins build number
+/// (`build`, recorded by the engine once known). A root span: a check outlives the envelope
+/// that asked for it, and may be joined by many more.
+pub fn check_span(key: &CheckKey, check_id: Option<i64>) -> tracing::Span {
+    let span = tracing::info_span!(
+        parent: None,
+        "check",
+        location = %key.location,
+        environment = %key.environment,
+        check_id = tracing::field::Empty,
+        build = tracing::field::Empty,
+    );
+    if let Some(id) = check_id {
+        span.record("check_id", id);
+    }
+    // Whoever asked (an envelope's span, when there is one) is linked, not a parent.
+    span.follows_from(tracing::Span::current());
+    span
 }
 
 /// Where a check has got to, for live progress (the Slack message edited in place).
@@ -50,6 +62,8 @@ pub enum Progress {
         tugboat: Tugboat,
         /// The carrier.
         carrier: Carrier,
+        /// The name of the job triggered (the last part of `jenkins_job`).
+        job: String,
     },
     /// The job is known: persist this to resume after a restart.
     Job(ResumePoint),
@@ -75,6 +89,8 @@ pub struct ResumePoint {
 struct EnvClients {
     directory: DirectoryClient,
     jenkins: JenkinsClient,
+    /// The job's name, shown while it is triggered: the last part of its configured path.
+    job_name: String,
     branch: String,
     env_branch: String,
 }
@@ -178,6 +194,7 @@ impl Engine {
                         metrics.clone(),
                         net,
                     )?,
+                    job_name: ec.jenkins_job.last().cloned().unwrap_or_default(),
                     branch: ec.branch.clone(),
                     env_branch: ec.env_branch.clone(),
                 };
@@ -207,10 +224,11 @@ impl Engine {
         &self.config
     }
 
-    /// Runs one check to a report, from the start or from a [`ResumePoint`].
+    /// Runs one check to a report, from the start or from a [`ResumePoint`]. Run it inside
+    /// its [`check_span`]: the engine records the build number there once it is known.
     pub async fn run(
         &self,
-        req: &CheckRequest,
+        req: &CheckKey,
         resume: Option<ResumePoint>,
         progress: &(dyn Fn(Progress) + Send + Sync),
     ) -> Report {
@@ -228,11 +246,9 @@ impl Engine {
             .check_duration
             .observe(started.elapsed().as_secs_f64());
         tracing::info!(
-            location = %req.location,
-            environment = %req.environment,
             verdict = report.verdict.as_str(),
             confirmed = report.confirmed,
-            build = report.build_url.as_deref().unwrap_or(""),
+            build_url = report.build_url.as_deref().unwrap_or(""),
             elapsed_ms = started.elapsed().as_millis() as u64,
             "check finished"
         );
@@ -241,10 +257,12 @@ impl Engine {
 
     async fn run_inner(
         &self,
-        req: &CheckRequest,
+        req: &CheckKey,
         resume: Option<ResumePoint>,
         progress: &(dyn Fn(Progress) + Send + Sync),
     ) -> Report {
+        // The check's span (the caller's), taken before any client enters a span of its own.
+        let span = tracing::Span::current();
         let mut draft = Draft {
             location: req.location.clone(),
             environment: req.environment,
@@ -294,7 +312,7 @@ impl Engine {
                 let info = match clients.directory.cluster(&req.location).await {
                     Ok(info) => info,
                     Err(e) => {
-                        tracing::warn!(location = %req.location, error = %e, "directory lookup failed");
+                        tracing::warn!(error = %e, "directory lookup failed");
                         let verdict = match e {
                             DirectoryError::UnknownLocation(_) => VerdictCode::UnknownLocation,
                             _ => VerdictCode::LookupFailed,
@@ -371,6 +389,7 @@ impl Engine {
                 progress(Progress::Triggering {
                     tugboat: tugboat.clone(),
                     carrier: carrier.clone(),
+                    job: clients.job_name.clone(),
                 });
                 let params = BuildParams {
                     branch: clients.branch.clone(),
@@ -382,7 +401,7 @@ impl Engine {
                 match clients.jenkins.trigger(&params).await {
                     Ok(q) => JobHandle::Queued(q),
                     Err(e) => {
-                        tracing::warn!(location = %req.location, error = %e, "Jenkins refused the job");
+                        tracing::warn!(error = %e, "Jenkins refused the job");
                         let msg = format!("Jenkins refused the job: {}", e.user_message());
                         return draft.fail(
                             StepId::Job,
@@ -400,6 +419,7 @@ impl Engine {
             job: start.clone(),
         }));
         if let JobHandle::Build(b) = &start {
+            span.record("build", b.number);
             draft.build_url = Some(b.url.to_string());
         }
         let resume_tugboat = tugboat.dotted();
@@ -413,6 +433,7 @@ impl Engine {
                     return;
                 }
                 // The build number is now known: persist it so a restart finds the build directly.
+                span.record("build", build.number);
                 progress(Progress::Job(ResumePoint {
                     tugboat: resume_tugboat.clone(),
                     carrier: resume_carrier.clone(),
@@ -428,8 +449,11 @@ impl Engine {
         {
             Ok(f) => f,
             Err(e) => {
-                tracing::warn!(location = %req.location, error = %e.user_message(), "Jenkins job did not succeed");
+                tracing::warn!(error = %e.user_message(), "Jenkins job did not succeed");
                 let build = e.build().cloned();
+                if let Some(b) = &build {
+                    span.record("build", b.number);
+                }
                 draft.build_url = build
                     .as_ref()
                     .map(|b| b.url.to_string())
@@ -447,6 +471,7 @@ impl Engine {
                 return draft.finish(VerdictCode::JobFailed, msg, tail);
             }
         };
+        span.record("build", finished.build.number);
         draft.build_url = Some(finished.build.url.to_string());
         draft.steps.push(Step::new(
             StepId::Job,
@@ -456,7 +481,7 @@ impl Engine {
                     "build #{} {} after {}",
                     finished.build.number,
                     finished.result,
-                    format::human(job_started.elapsed())
+                    crate::format::human(job_started.elapsed())
                 ),
                 format!(
                     "parameters: CLUSTERID={} TUGBOAT={} CARRIER_NAME={}",
@@ -486,7 +511,7 @@ impl Engine {
         let mut diagnosis = match self.diagnose(api_key_log, configmap_log, &region).await {
             Ok(d) => d,
             Err(msg) => {
-                tracing::error!(location = %req.location, error = %msg, "artifact parsing failed");
+                tracing::error!(error = %msg, "artifact parsing failed");
                 return draft.fail(
                     StepId::ApiKey,
                     VerdictCode::ArtifactMissing,

@@ -11,7 +11,7 @@
 
 use super::alerts::{self, Alert, AttachmentText};
 use super::handler::Handler;
-use crate::check::CheckRequest;
+use crate::domain::CheckKey;
 use crate::store::{RequestSource, Requester};
 use anyhow::Result;
 use slack_morphism::prelude::*;
@@ -186,7 +186,7 @@ impl Handler {
                 let environment = environment.unwrap_or(self.config.check.default_environment);
                 let thread = msg.thread_ts.clone().unwrap_or_else(|| msg.ts.clone());
                 for location in locations.into_iter().take(10) {
-                    let req = CheckRequest {
+                    let req = CheckKey {
                         location,
                         environment,
                     };

@@ -11,10 +11,11 @@
 //! key fingerprint at most), so neither does this.
 
 use super::mrkdwn;
-use crate::check::format::human;
+use crate::check::progress::{BuildState, ProgressView, Stage};
 use crate::diagnosis::verdict::Report;
 use crate::domain::{Environment, LocationId};
 use crate::escalation::workflow::{Done, Escalated, Failed};
+use crate::format::human;
 use crate::store::PageRecord;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -245,18 +246,86 @@ fn fair_cap(sizes: &[usize], budget: usize) -> usize {
     usize::MAX
 }
 
+/// A text progress bar of `elapsed` against Jenkins' estimate: `▓▓▓▓░░░░░░ 2m10s of ~5m00s`.
+pub fn progress_bar(elapsed: Duration, estimated: Option<Duration>) -> String {
+    match estimated.filter(|e| !e.is_zero()) {
+        None => format!("{} elapsed (no estimate)", human(elapsed)),
+        Some(est) => {
+            let ratio = (elapsed.as_secs_f64() / est.as_secs_f64()).clamp(0.0, 1.0);
+            let filled = (ratio * 10.0).round() as usize;
+            let over = if elapsed > est {
+                " — running over the estimate"
+            } else {
+                ""
+            };
+            format!(
+                "{}{} {} of ~{}{over}",
+                "▓".repeat(filled),
+                "░".repeat(10 - filled),
+                human(elapsed),
+                human(est)
+            )
+        }
+    }
+}
+
+/// The stage lines of a running check, as mrkdwn: linkbot's sentences around its own values,
+/// every piece of outside text (Jenkins' queue reason and result, the configured job name)
+/// escaped. Shared by the Block Kit message and its plain-text fallback.
+pub fn progress_lines(view: &ProgressView) -> Vec<String> {
+    let mut lines = Vec::with_capacity(view.stages.len() + 1);
+    if view.resumed {
+        lines.push("Resumed after a bot restart.".to_string());
+    }
+    for stage in &view.stages {
+        lines.push(match stage {
+            Stage::WaitingForSlot { running } => format!(
+                ":double_vertical_bar: Queued: {running} checks are running; this one starts as soon as one ends."
+            ),
+            Stage::LookingUp => format!(
+                "Looking up `{}` in the {} cluster directory…",
+                view.key.location, view.key.environment
+            ),
+            Stage::Located { tugboat, carrier } => format!(
+                "✅ Tugboat `{}` (`{}`), carrier `{carrier}`",
+                tugboat.dotted(),
+                tugboat.kebab()
+            ),
+            Stage::Triggering { job } => format!("Triggering {}…", mrkdwn::escape(job)),
+            Stage::JenkinsQueue { why } => format!(
+                "Jenkins queue: {}",
+                why.as_deref()
+                    .map(mrkdwn::escape)
+                    .unwrap_or_else(|| "waiting for an executor".into())
+            ),
+            Stage::Build {
+                number,
+                state: BuildState::Running { elapsed, estimated },
+            } => format!(
+                "Build #{number} running: {}",
+                progress_bar(*elapsed, *estimated)
+            ),
+            Stage::Build {
+                number,
+                state: BuildState::Finished { result },
+            } => format!("Build #{number} finished: {}", mrkdwn::escape(result)),
+            Stage::ReadingArtifacts { elapsed } => {
+                format!("Reading the artifacts… ({} so far)", human(*elapsed))
+            }
+        });
+    }
+    lines
+}
+
 /// The message while a check runs: a header line and the stage lines so far.
-pub fn progress(
-    location: &LocationId,
-    environment: Environment,
-    lines: &[String],
-) -> (String, Vec<Value>) {
+pub fn progress(view: &ProgressView) -> (String, Vec<Value>) {
+    let (location, environment) = (&view.key.location, view.key.environment);
     let head = format!(
         ":hourglass_flowing_sand: Checking `{location}` ({environment}) — IAM token runbook"
     );
-    let body = lines
+    let body = progress_lines(view)
         .iter()
-        .map(|l| format!("• {}", mrkdwn::escape_composed(l)))
+        .map(|l| format!("• {l}"))
         .collect::<Vec<_>>()
         .join("\n");
     let text = format!("Checking {location} ({environment})…");
@@ -573,10 +642,12 @@ pub fn plain_report(report: &Report, runbook_url: &str) -> String {
     out
 }
 
-/// A check in progress as plain text (no blocks), for when Slack refuses the Block Kit one.
-pub fn plain_progress(location: &LocationId, environment: Environment, lines: &[String]) -> String {
+/// A check in progress as plain text (no blocks), for when Slack refuses the Block Kit one:
+/// the same stage lines as [`progress`], escaped the same way.
+pub fn plain_progress(view: &ProgressView) -> String {
+    let (location, environment) = (&view.key.location, view.key.environment);
     let mut out = format!(":hourglass_flowing_sand: Checking `{location}` ({environment})");
-    for line in lines.iter().take(20) {
+    for line in progress_lines(view).iter().take(20) {
         out.push_str(&format!("\n• {}", clip(line, 300)));
     }
     clip(&out, MAX_PLAIN)
@@ -680,7 +751,7 @@ pub fn escalated(requested_by: &str, outcome: &Escalated) -> String {
 mod tests {
     use super::*;
     use crate::diagnosis::verdict::{next_actions, Step, StepId, StepStatus, VerdictCode};
-    use crate::domain::{Region, Tugboat};
+    use crate::domain::{Carrier, CheckKey, Region, Tugboat};
     use crate::store::CheckId;
     use chrono::TimeZone;
 
@@ -837,9 +908,9 @@ mod tests {
     mod every_rendering {
         use super::super::*;
         use crate::diagnosis::verdict::{next_actions, Step, StepId, StepStatus, VerdictCode};
-        use crate::domain::{Carrier, Region, Tugboat};
+        use crate::domain::{Carrier, CheckKey, Region, Tugboat};
         use crate::sim::blockkit::validate_message;
-        use crate::slack::mrkdwn::live_tokens_in;
+        use crate::slack::mrkdwn::{live_tokens, live_tokens_in};
         use proptest::prelude::*;
 
         /// Outside text: Unicode, mrkdwn metacharacters, mentions and links, fences.
@@ -1012,21 +1083,171 @@ mod tests {
                 }
             }
 
-            /// The progress message, at every stage and with hostile stage lines.
+            /// The progress message, at every stage, with hostile and huge outside text (job
+            /// name, Jenkins' queue reason and result): Slack accepts it, nothing becomes live,
+            /// no outside text opens a code span, and the plain version says the same, bounded.
             #[test]
             fn every_progress_message_passes_block_kit(
-                lines in prop::collection::vec(prop_oneof![hostile(), big()], 0..40),
+                stages in prop::collection::vec(stage(), 0..40),
+                resumed in any::<bool>(),
             ) {
                 let location = LocationId::parse("c1hk4ek107l5au5mq8hg").expect("valid id");
-                for env in [Environment::Prod, Environment::Stage] {
-                    for n in [0, lines.len() / 2, lines.len()] {
-                        let (text, blocks) = progress(&location, env, &lines[..n]);
+                for environment in [Environment::Prod, Environment::Stage] {
+                    for n in [0, stages.len() / 2, stages.len()] {
+                        let view = ProgressView {
+                            key: CheckKey { environment, location: location.clone() },
+                            resumed,
+                            stages: stages[..n].to_vec(),
+                        };
+                        let (text, blocks) = progress(&view);
                         let checked = validate_message(Some(&text), Some(&Value::Array(blocks.clone())));
                         prop_assert!(checked.is_ok(), "{:?}", checked);
                         prop_assert!(live_in(&blocks).is_empty());
+                        let lines = progress_lines(&view);
+                        prop_assert_eq!(lines.len(), n + usize::from(resumed));
+                        for line in &lines {
+                            prop_assert!(line.matches('`').count() % 2 == 0, "{}", line);
+                        }
+                        let plain = plain_progress(&view);
+                        prop_assert!(plain.chars().count() <= MAX_PLAIN);
+                        prop_assert!(live_tokens(&plain).is_empty(), "{}", plain);
                     }
                 }
             }
+        }
+
+        fn stage() -> impl Strategy<Value = Stage> {
+            let outside = || prop_oneof![hostile(), big()];
+            let duration = || (0u64..100_000).prop_map(Duration::from_secs);
+            prop_oneof![
+                (0usize..1000).prop_map(|running| Stage::WaitingForSlot { running }),
+                Just(Stage::LookingUp),
+                Just(Stage::Located {
+                    tugboat: Tugboat::parse("prod-wdc04.carrier107").expect("valid"),
+                    carrier: Carrier::parse("prod-wdc04-carrier2").expect("valid"),
+                }),
+                outside().prop_map(|job| Stage::Triggering { job }),
+                proptest::option::of(outside()).prop_map(|why| Stage::JenkinsQueue { why }),
+                (any::<u64>(), duration(), proptest::option::of(duration())).prop_map(
+                    |(number, elapsed, estimated)| Stage::Build {
+                        number,
+                        state: BuildState::Running { elapsed, estimated },
+                    }
+                ),
+                (any::<u64>(), outside()).prop_map(|(number, result)| Stage::Build {
+                    number,
+                    state: BuildState::Finished { result },
+                }),
+                duration().prop_map(|elapsed| Stage::ReadingArtifacts { elapsed }),
+            ]
+        }
+    }
+
+    fn view(stages: Vec<Stage>) -> ProgressView {
+        ProgressView {
+            key: CheckKey {
+                environment: Environment::Prod,
+                location: LocationId::parse("c1hk4ek107l5au5mq8hg").unwrap(),
+            },
+            resumed: false,
+            stages,
+        }
+    }
+
+    #[test]
+    fn progress_bars_fill_with_time() {
+        assert_eq!(
+            progress_bar(Duration::from_secs(0), Some(Duration::from_secs(300))),
+            "░░░░░░░░░░ 0.0s of ~5m00s"
+        );
+        assert!(
+            progress_bar(Duration::from_secs(150), Some(Duration::from_secs(300)))
+                .starts_with("▓▓▓▓▓░░░░░")
+        );
+        assert!(
+            progress_bar(Duration::from_secs(400), Some(Duration::from_secs(300)))
+                .contains("over the estimate")
+        );
+        assert!(progress_bar(Duration::from_secs(5), None).contains("no estimate"));
+    }
+
+    #[test]
+    fn each_stage_reads_as_one_line() {
+        let mut v = view(vec![
+            Stage::LookingUp,
+            Stage::Located {
+                tugboat: Tugboat::parse("prod-wdc04.carrier107").unwrap(),
+                carrier: Carrier::parse("prod-wdc04-carrier2").unwrap(),
+            },
+            Stage::Triggering {
+                job: "armada-ha-master-get-info".into(),
+            },
+            Stage::JenkinsQueue { why: None },
+            Stage::Build {
+                number: 17,
+                state: BuildState::Running {
+                    elapsed: Duration::from_secs(150),
+                    estimated: Some(Duration::from_secs(300)),
+                },
+            },
+            Stage::ReadingArtifacts {
+                elapsed: Duration::from_secs(65),
+            },
+        ]);
+        v.resumed = true;
+        assert_eq!(
+            progress_lines(&v),
+            vec![
+                "Resumed after a bot restart.".to_string(),
+                "Looking up `c1hk4ek107l5au5mq8hg` in the prod cluster directory…".into(),
+                "✅ Tugboat `prod-wdc04.carrier107` (`prod-wdc04-carrier107`), carrier `prod-wdc04-carrier2`".into(),
+                "Triggering armada-ha-master-get-info…".into(),
+                "Jenkins queue: waiting for an executor".into(),
+                "Build #17 running: ▓▓▓▓▓░░░░░ 2m30s of ~5m00s".into(),
+                "Reading the artifacts… (1m05s so far)".into(),
+            ]
+        );
+        assert_eq!(
+            progress_lines(&view(vec![Stage::WaitingForSlot { running: 16 }])),
+            vec![":double_vertical_bar: Queued: 16 checks are running; this one starts as soon as one ends.".to_string()]
+        );
+        let (text, blocks) = progress(&view(Vec::new()));
+        assert_eq!(text, "Checking c1hk4ek107l5au5mq8hg (prod)…");
+        assert_eq!(blocks[1]["text"]["text"], "• starting…");
+    }
+
+    #[test]
+    fn outside_text_in_stages_is_escaped_in_blocks_and_plain_text() {
+        let hostile = "<!channel> `x` & <https://evil|y>";
+        let v = view(vec![
+            Stage::Triggering {
+                job: hostile.into(),
+            },
+            Stage::JenkinsQueue {
+                why: Some(hostile.into()),
+            },
+            Stage::Build {
+                number: 3,
+                state: BuildState::Finished {
+                    result: hostile.into(),
+                },
+            },
+        ]);
+        let escaped = "&lt;!channel&gt; ˋxˋ &amp; &lt;https://evil|y&gt;";
+        let (_, blocks) = progress(&v);
+        let body = blocks[1]["text"]["text"].as_str().unwrap();
+        let plain = plain_progress(&v);
+        for shown in [body, plain.as_str()] {
+            assert!(!shown.contains(hostile), "{shown}");
+            assert!(shown.contains(&format!("Triggering {escaped}…")), "{shown}");
+            assert!(
+                shown.contains(&format!("Jenkins queue: {escaped}")),
+                "{shown}"
+            );
+            assert!(
+                shown.contains(&format!("Build #3 finished: {escaped}")),
+                "{shown}"
+            );
         }
     }
 

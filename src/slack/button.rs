@@ -17,9 +17,9 @@ use super::blocks::{self, ButtonValue, ReportContext, TargetButton};
 use super::handler::Handler;
 use super::mrkdwn;
 use super::web::SlackWeb;
-use crate::check::CheckRequest;
 use crate::config::{Config, EscalationTarget};
 use crate::diagnosis::verdict::Report;
+use crate::domain::CheckKey;
 use crate::domain::{LocationId, SlackChannelId};
 use crate::escalation::workflow::{Action, Outcome, PostFailed, Preface, ReportChannel, Request};
 use crate::store::{AuditEntry, AuditKind, RequestSource, Requester};
@@ -153,7 +153,7 @@ impl Handler {
             }
             match kind {
                 blocks::ACTION_RERUN => {
-                    let req = CheckRequest {
+                    let req = CheckKey {
                         location,
                         environment: value.environment,
                     };

@@ -16,8 +16,9 @@ use super::oncall::Oncall;
 use super::transport::Inbound;
 use super::web::{BotIdentity, SlackError, SlackWeb};
 use crate::check::coordinator::Coordinator;
-use crate::check::CheckRequest;
+use crate::check::progress::ProgressView;
 use crate::config::Config;
+use crate::domain::CheckKey;
 use crate::escalation::{Escalators, Workflow};
 use crate::store::{Requester, Waiter};
 use anyhow::Result;
@@ -67,10 +68,10 @@ impl Handler {
     pub async fn handle(&self, inbound: Inbound) {
         let result = match inbound {
             Inbound::Event {
-                envelope_id,
                 retry_attempt,
                 event,
-            } => self.on_event(&envelope_id, retry_attempt, *event).await,
+                ..
+            } => self.on_event(retry_attempt, *event).await,
             Inbound::Command {
                 envelope_id,
                 command,
@@ -112,17 +113,12 @@ impl Handler {
         }
     }
 
-    async fn on_event(
-        &self,
-        envelope_id: &str,
-        retry_attempt: u32,
-        event: SlackPushEventCallback,
-    ) -> Result<()> {
+    async fn on_event(&self, retry_attempt: u32, event: SlackPushEventCallback) -> Result<()> {
         if !self
             .first_seen(&format!("event:{}", event.event_id))
             .await?
         {
-            tracing::info!(event_id = %event.event_id, retry_attempt, envelope_id, "redelivered event ignored");
+            tracing::info!(event_id = %event.event_id, retry_attempt, "redelivered event ignored");
             return Ok(());
         }
         match event.event {
@@ -159,11 +155,12 @@ impl Handler {
         &self,
         channel: &str,
         thread: &str,
-        req: &CheckRequest,
+        req: &CheckKey,
         requester: &Requester,
         fresh: bool,
     ) -> Result<()> {
-        let (text, progress) = blocks::progress(&req.location, req.environment, &[]);
+        let starting = ProgressView::new(req.clone());
+        let (text, progress) = blocks::progress(&starting);
         let ts = match self
             .web
             .post_message(channel, Some(thread), &text, Some(progress))
@@ -173,7 +170,7 @@ impl Handler {
             // Slack refused the Block Kit version: the same message as plain text.
             Err(e @ (SlackError::Api { .. } | SlackError::InvalidBlocks { .. })) => {
                 tracing::error!(channel, code = e.code(), messages = ?e.response_messages(), "Slack refused the progress message; posting it as plain text: {e}");
-                let plain = blocks::plain_progress(&req.location, req.environment, &[]);
+                let plain = blocks::plain_progress(&starting);
                 self.web
                     .post_message(channel, Some(thread), &plain, None)
                     .await?

@@ -11,7 +11,7 @@
 use super::commands::{self, Command};
 use super::handler::Handler;
 use super::mrkdwn;
-use crate::check::CheckRequest;
+use crate::domain::CheckKey;
 use crate::store::{RequestSource, Requester};
 use anyhow::Result;
 use slack_morphism::prelude::*;
@@ -58,7 +58,7 @@ impl Handler {
                 location,
                 environment,
             } => {
-                let req = CheckRequest {
+                let req = CheckKey {
                     location,
                     environment: environment.unwrap_or(self.config.check.default_environment),
                 };
@@ -124,7 +124,7 @@ impl Handler {
                     c.key.location,
                     c.key.environment,
                     mrkdwn::escape_composed(&c.stage),
-                    crate::check::format::human(age)
+                    crate::format::human(age)
                 )
             })
             .collect();

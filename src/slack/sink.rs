@@ -11,9 +11,10 @@ use super::button::report_context;
 use super::transport::Backoff;
 use super::web::{SlackError, SlackWeb};
 use crate::check::coordinator::Sink;
-use crate::check::CheckRequest;
+use crate::check::progress::ProgressView;
 use crate::config::Config;
 use crate::diagnosis::verdict::Report;
+use crate::domain::CheckKey;
 use crate::store::Waiter;
 use std::sync::Arc;
 use std::time::Duration;
@@ -123,9 +124,9 @@ impl SlackSink {
 
 #[async_trait::async_trait]
 impl Sink for SlackSink {
-    async fn progress(&self, waiters: &[Waiter], request: &CheckRequest, lines: &[String]) {
-        let (text, blocks) = blocks::progress(&request.location, request.environment, lines);
-        let plain = blocks::plain_progress(&request.location, request.environment, lines);
+    async fn progress(&self, waiters: &[Waiter], progress: &ProgressView) {
+        let (text, blocks) = blocks::progress(progress);
+        let plain = blocks::plain_progress(progress);
         for w in waiters {
             // One try: the next progress edit comes soon, and the verdict retries on its own.
             match self
@@ -161,8 +162,8 @@ impl Sink for SlackSink {
         }
     }
 
-    async fn failed(&self, waiters: &[Waiter], request: &CheckRequest, reason: &str) {
-        let plain = blocks::plain_failure(&request.location, request.environment, reason);
+    async fn failed(&self, waiters: &[Waiter], key: &CheckKey, reason: &str) {
+        let plain = blocks::plain_failure(&key.location, key.environment, reason);
         for w in waiters {
             self.show(w, "failure", &plain, Vec::new(), &plain).await;
         }

@@ -94,6 +94,25 @@ impl Inbound {
             | Inbound::Interaction { envelope_id, .. } => envelope_id,
         }
     }
+
+    /// The Socket Mode envelope type: `events_api`, `slash_commands` or `interactive`.
+    pub fn envelope_type(&self) -> &'static str {
+        match self {
+            Inbound::Event { .. } => "events_api",
+            Inbound::Command { .. } => "slash_commands",
+            Inbound::Interaction { .. } => "interactive",
+        }
+    }
+
+    /// The span its handling runs in, so every log line about it carries its envelope id and
+    /// type (a check it starts runs in a span of its own, see `check::check_span`).
+    pub fn span(&self) -> tracing::Span {
+        tracing::info_span!(
+            "envelope",
+            envelope_id = self.envelope_id(),
+            envelope_type = self.envelope_type()
+        )
+    }
 }
 
 /// How the transport connects.

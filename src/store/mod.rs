@@ -75,14 +75,7 @@ impl fmt::Display for CheckId {
     }
 }
 
-/// What "one check at a time" is keyed on: a location in an environment.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
-pub struct CheckKey {
-    /// Which directory and Jenkins.
-    pub environment: Environment,
-    /// The Satellite location.
-    pub location: LocationId,
-}
+pub use crate::domain::CheckKey;
 
 /// Where a check request came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]

@@ -5,7 +5,8 @@
 
 use chrono::{DateTime, Utc};
 use linkbot::check::coordinator::{Coordinator, Requested, Sink};
-use linkbot::check::{CheckRequest, Engine};
+use linkbot::check::progress::{ProgressView, Stage};
+use linkbot::check::Engine;
 use linkbot::diagnosis::verdict::{Report, VerdictCode};
 use linkbot::domain::{Environment, LocationId};
 use linkbot::metrics::Metrics;
@@ -208,8 +209,11 @@ impl RecordingSink {
 
 #[async_trait::async_trait]
 impl Sink for RecordingSink {
-    async fn progress(&self, _: &[Waiter], _: &CheckRequest, lines: &[String]) {
-        let queued = lines.iter().any(|l| l.contains("Queued"));
+    async fn progress(&self, _: &[Waiter], progress: &ProgressView) {
+        let queued = progress
+            .stages
+            .iter()
+            .any(|s| matches!(s, Stage::WaitingForSlot { .. }));
         if queued && self.panic_when_queued.load(Ordering::SeqCst) {
             panic!("injected: the sink fails on the queued line");
         }
@@ -217,7 +221,7 @@ impl Sink for RecordingSink {
     async fn finished(&self, waiters: &[Waiter], report: &Report, _: Option<Duration>) {
         self.record(waiters, Shown::Verdict(report.verdict));
     }
-    async fn failed(&self, waiters: &[Waiter], _: &CheckRequest, reason: &str) {
+    async fn failed(&self, waiters: &[Waiter], _: &CheckKey, reason: &str) {
         self.record(waiters, Shown::Failure(reason.to_string()));
     }
 }
@@ -261,7 +265,7 @@ async fn ask(coordinator: &Coordinator, location: LocationId, ts: &str) -> Reque
         channel: Some("C0ONCALL".into()),
         source: RequestSource::Mention,
     };
-    let req = CheckRequest {
+    let req = CheckKey {
         location,
         environment: Environment::Prod,
     };
@@ -351,4 +355,86 @@ async fn a_check_whose_task_dies_tells_its_waiter_instead_of_leaving_it_on_progr
         Shown::Verdict(VerdictCode::ConfigMissing)
     );
     coordinator.abort_all();
+}
+
+/// Log lines written to memory, as `LINKBOT_LOG_FORMAT=json` writes them to stderr.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'w> tracing_subscriber::fmt::MakeWriter<'w> for Captured {
+    type Writer = Captured;
+    fn make_writer(&'w self) -> Captured {
+        self.clone()
+    }
+}
+
+impl Captured {
+    fn lines(&self) -> Vec<serde_json::Value> {
+        let bytes = self.0.lock().unwrap().clone();
+        String::from_utf8(bytes)
+            .expect("UTF-8 logs")
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+            .collect()
+    }
+}
+
+// One thread: the capturing subscriber is this thread's default, and every task of the
+// coordinator runs here.
+#[tokio::test(flavor = "current_thread")]
+async fn every_log_line_inside_a_check_carries_its_location_id_and_build() {
+    let logs = Captured::default();
+    let _default =
+        tracing::subscriber::set_default(linkbot::telemetry::json_subscriber("info", logs.clone()));
+    let world = World::start().await.expect("the simulated world starts");
+    let config = world.config(&world.sqlite_url("spans")).unwrap();
+    let store = linkbot::store::open(&world.sqlite_url("spans"))
+        .await
+        .unwrap();
+    let sink = Arc::new(RecordingSink::default());
+    let coordinator = coordinator(&world, config, store, sink.clone());
+
+    let location = world.scenario(VerdictCode::ConfigMissing, 3);
+    let Requested::Started(id) = ask(&coordinator, location.clone(), "3.000001").await else {
+        panic!("a new check starts");
+    };
+    assert_eq!(
+        sink.end_of("3.000001").await,
+        Shown::Verdict(VerdictCode::ConfigMissing)
+    );
+    coordinator.abort_all();
+
+    let lines = logs.lines();
+    let finished = lines
+        .iter()
+        .find(|l| l["message"] == "check finished")
+        .unwrap_or_else(|| panic!("the engine logged its end: {lines:#?}"));
+    let check = finished["spans"]
+        .as_array()
+        .and_then(|spans| spans.iter().find(|s| s["name"] == "check"))
+        .unwrap_or_else(|| panic!("the line is inside the check's span: {finished:#}"));
+    assert_eq!(check["location"], location.as_str(), "{finished:#}");
+    assert_eq!(check["environment"], "prod", "{finished:#}");
+    assert_eq!(check["check_id"], id.0, "{finished:#}");
+    assert!(
+        check["build"].as_u64().is_some_and(|b| b > 0),
+        "the build number is recorded once known: {finished:#}"
+    );
+    // The fields the span carries are not repeated on the line itself.
+    for field in ["location", "environment", "check_id"] {
+        assert!(
+            finished.get(field).is_none(),
+            "{field} repeated: {finished:#}"
+        );
+    }
 }

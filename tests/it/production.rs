@@ -943,7 +943,18 @@ async fn check_from_the_terminal_logs_json_and_never_a_secret() {
             logs.iter().any(|l| l["level"] == "DEBUG"),
             "debug logging was on, so the secret check below means something"
         );
-        assert!(logs.iter().any(|l| l["message"] == "check finished"));
+        let finished = logs
+            .iter()
+            .find(|l| l["message"] == "check finished")
+            .expect("the engine logged its end");
+        // It is inside the check's span, which carries the location and the build number.
+        let check = finished["spans"]
+            .as_array()
+            .and_then(|spans| spans.iter().find(|s| s["name"] == "check"))
+            .unwrap_or_else(|| panic!("inside the check's span: {finished}"));
+        assert_eq!(check["location"], loc.as_str(), "{finished}");
+        assert_eq!(check["environment"], "prod", "{finished}");
+        assert!(check["build"].as_u64().is_some(), "{finished}");
 
         let mut secrets = world.all_secret_values();
         assert!(secrets.iter().any(|s| s == IAM_KEY));
