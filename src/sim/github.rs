@@ -223,23 +223,12 @@ async fn handle(
         Route::Update(number) => return update(&shared, &full, number, &issue, &base),
     }
     let title = issue.get("title").and_then(Value::as_str).unwrap_or("");
-    if title.trim().is_empty() {
-        return validation_failed("title", "missing_field", None);
-    }
-    if title.chars().count() > 256 {
-        return validation_failed(
-            "title",
-            "custom",
-            Some("title is too long (maximum is 256 characters)"),
-        );
+    if let Some(refused) = text_field("title", title, true, 256) {
+        return refused;
     }
     let text = issue.get("body").and_then(Value::as_str).unwrap_or("");
-    if text.chars().count() > 65_536 {
-        return validation_failed(
-            "body",
-            "custom",
-            Some("body is too long (maximum is 65536 characters)"),
-        );
+    if let Some(refused) = text_field("body", text, false, 65_536) {
+        return refused;
     }
     let labels: Vec<String> = issue
         .get("labels")
@@ -282,6 +271,22 @@ async fn handle(
         .into_response()
 }
 
+/// GitHub's 422 for a text field: missing or blank when `required`, or over `max` characters.
+fn text_field(field: &str, value: &str, required: bool, max: usize) -> Option<Response> {
+    if required && value.trim().is_empty() {
+        return Some(validation_failed(field, "missing_field", None));
+    }
+    (value.chars().count() > max).then(|| {
+        validation_failed(
+            field,
+            "custom",
+            Some(&format!(
+                "{field} is too long (maximum is {max} characters)"
+            )),
+        )
+    })
+}
+
 /// What a request asks for, once its path and method are known.
 enum Route {
     Open,
@@ -300,15 +305,8 @@ fn comment(shared: &Shared, repo: &str, number: u64, req: &Value, base: &str) ->
     else {
         return error(StatusCode::NOT_FOUND, "Not Found");
     };
-    if body.trim().is_empty() {
-        return validation_failed("body", "missing_field", None);
-    }
-    if body.chars().count() > 65_536 {
-        return validation_failed(
-            "body",
-            "custom",
-            Some("body is too long (maximum is 65536 characters)"),
-        );
+    if let Some(refused) = text_field("body", body, true, 65_536) {
+        return refused;
     }
     issue.comments.push(body.to_string());
     let id = 2_000_000 + number * 1000 + issue.comments.len() as u64;
