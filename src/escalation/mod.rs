@@ -17,6 +17,7 @@ use crate::diagnosis::verdict::{Report, StepStatus, VerdictCode, RUNBOOK_URL};
 use crate::secret::Secret;
 use serde::Serialize;
 use std::fmt;
+use crate::net::Timeouts;
 use std::time::Duration;
 
 pub use github::{GitHubClient, IssueLink};
@@ -25,8 +26,9 @@ pub use pagerduty::{PageReceipt, PagerDutyClient};
 /// The `User-Agent` every escalation request carries (GitHub refuses requests without one).
 pub const USER_AGENT: &str = concat!("linkbot/", env!("CARGO_PKG_VERSION"));
 
-/// How long one HTTP request to PagerDuty or GitHub may take, connection included.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+/// The default bounds on one HTTP request to PagerDuty or GitHub: 10 s, connection included
+/// (`[pagerduty]`/`[github]` `request_timeout_secs` / `connect_timeout_secs`).
+pub const TIMEOUTS: Timeouts = Timeouts::new(Duration::from_secs(10), Duration::from_secs(10));
 
 /// PagerDuty's limit on `payload.summary`, in characters.
 pub const PAGE_SUMMARY_MAX_CHARS: usize = 1024;
@@ -261,13 +263,12 @@ impl RetryPolicy {
 /// Builds the HTTP client both escalation clients use: rustls, `User-Agent`, per-request timeout.
 pub(crate) fn http_client(
     system: System,
-    timeout: Duration,
+    timeouts: Timeouts,
     net: &crate::net::Net,
 ) -> Result<reqwest::Client, EscalationError> {
-    net.http_client()
+    timeouts
+        .apply(net.http_client())
         .user_agent(USER_AGENT)
-        .timeout(timeout)
-        .connect_timeout(timeout)
         .build()
         .map_err(|source| EscalationError::Client { system, source })
 }
