@@ -1299,7 +1299,9 @@ mod tests {
              [pagerduty]\nconnect_timeout_secs = 5\n\
              [github]\nrequest_timeout_secs = 6\nconnect_timeout_secs = 6\n",
         );
-        let t = Config::parse(&set).unwrap_or_else(|p| panic!("{p:?}")).timeouts;
+        let t = Config::parse(&set)
+            .unwrap_or_else(|p| panic!("{p:?}"))
+            .timeouts;
         let secs = |r, c| Timeouts::new(Duration::from_secs(r), Duration::from_secs(c));
         assert_eq!(t.directory, secs(3, 1));
         assert_eq!(t.jenkins, secs(300, 2));
@@ -1314,7 +1316,12 @@ mod tests {
         for table in ["directory", "jenkins", "iam", "pagerduty", "github"] {
             for key in ["request_timeout_secs", "connect_timeout_secs"] {
                 for (value, shown) in [("0", "0 s"), ("301", "301 s"), ("86400", "86400 s")] {
-                    let src = with(OK_SLACK, "", OK_ENV, &format!("[{table}]\n{key} = {value}\n"));
+                    let src = with(
+                        OK_SLACK,
+                        "",
+                        OK_ENV,
+                        &format!("[{table}]\n{key} = {value}\n"),
+                    );
                     let problems = Config::parse(&src).unwrap_err();
                     assert_eq!(problems.len(), 1, "{src}: {problems:?}");
                     assert_eq!(problems[0].key, format!("{table}.{key}"), "{src}");
@@ -1328,7 +1335,12 @@ mod tests {
                 }
                 // A negative or fractional number is not a count of seconds: refused by TOML.
                 for value in ["-1", "1.5", "\"10\""] {
-                    let src = with(OK_SLACK, "", OK_ENV, &format!("[{table}]\n{key} = {value}\n"));
+                    let src = with(
+                        OK_SLACK,
+                        "",
+                        OK_ENV,
+                        &format!("[{table}]\n{key} = {value}\n"),
+                    );
                     let problems = Config::parse(&src).unwrap_err();
                     assert_eq!(problems[0].line, Some(9), "{src}: {problems:?}");
                 }
@@ -1338,7 +1350,10 @@ mod tests {
         }
         let unknown = with(OK_SLACK, "", OK_ENV, "[jenkins]\ntimeout_secs = 5\n");
         let problems = Config::parse(&unknown).unwrap_err();
-        assert!(problems[0].message.contains("unknown field"), "{problems:?}");
+        assert!(
+            problems[0].message.contains("unknown field"),
+            "{problems:?}"
+        );
     }
 
     #[test]

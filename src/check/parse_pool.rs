@@ -164,7 +164,8 @@ mod tests {
         let pool = ParsePool::start(1).unwrap();
         let (policy, nice) = bounded(pool.run(|| {
             // SAFETY: reads the calling thread's nice value.
-            let nice = unsafe { libc::getpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t) };
+            let nice =
+                unsafe { libc::getpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t) };
             (current_policy(), nice)
         }))
         .await

@@ -8,9 +8,7 @@
 //! It must NOT build the issue (see [`super::issue_markdown`]) and must never let the token out:
 //! it goes into the `Authorization` header (marked sensitive) and nowhere else.
 
-use super::{
-    http_client, scrub, transport_error, EscalationError, NewIssue, System, TIMEOUTS,
-};
+use super::{http_client, scrub, transport_error, EscalationError, NewIssue, System, TIMEOUTS};
 use crate::domain::{BaseUrl, GithubRepo};
 use crate::metrics::Metrics;
 use crate::net::{Net, Timeouts};

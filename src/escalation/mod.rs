@@ -14,10 +14,10 @@ pub mod github;
 pub mod pagerduty;
 
 use crate::diagnosis::verdict::{Report, StepStatus, VerdictCode, RUNBOOK_URL};
+use crate::net::Timeouts;
 use crate::secret::Secret;
 use serde::Serialize;
 use std::fmt;
-use crate::net::Timeouts;
 use std::time::Duration;
 
 pub use github::{GitHubClient, IssueLink};
