@@ -173,13 +173,19 @@ pub async fn start(config: Arc<Config>, secrets: Secrets, options: Options) -> R
         pagerduty: secrets
             .pagerduty_routing_key
             .clone()
-            .map(|k| PagerDutyClient::new(config.pagerduty_url.clone(), k, metrics.clone(), &net))
+            .map(|k| {
+                PagerDutyClient::new(config.pagerduty_url.clone(), k, metrics.clone(), &net)?
+                    .with_timeouts(config.timeouts.pagerduty)
+            })
             .transpose()
             .context("building the PagerDuty client")?,
         github: secrets
             .github_token
             .clone()
-            .map(|t| GitHubClient::new(config.github_api_url.clone(), t, metrics.clone(), &net))
+            .map(|t| {
+                GitHubClient::new(config.github_api_url.clone(), t, metrics.clone(), &net)?
+                    .with_timeouts(config.timeouts.github)
+            })
             .transpose()
             .context("building the GitHub client")?,
     };

@@ -9,6 +9,7 @@ use crate::diagnosis::verdict::VerdictCode;
 use crate::domain::{
     BaseUrl, Carrier, Datacenter, Environment, GithubRepo, Region, RegionTable, SlackChannelId,
 };
+use crate::net::Timeouts;
 use crate::secret::Secret;
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
@@ -121,6 +122,10 @@ struct RawConfig {
     #[serde(default)]
     regions: BTreeMap<String, String>,
     #[serde(default)]
+    directory: RawTimeouts,
+    #[serde(default)]
+    jenkins: RawTimeouts,
+    #[serde(default)]
     iam: RawIam,
     #[serde(default)]
     escalation: BTreeMap<String, RawEscalation>,
@@ -177,6 +182,16 @@ struct RawEnvironment {
 struct RawIam {
     verify_key: Option<bool>,
     url: Option<String>,
+    request_timeout_secs: Option<u64>,
+    connect_timeout_secs: Option<u64>,
+}
+
+/// `[directory]` and `[jenkins]`: the bounds on one request (their URLs are per environment).
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawTimeouts {
+    request_timeout_secs: Option<u64>,
+    connect_timeout_secs: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -194,12 +209,16 @@ struct RawEscalation {
 #[serde(deny_unknown_fields)]
 struct RawUrlTable {
     url: Option<String>,
+    request_timeout_secs: Option<u64>,
+    connect_timeout_secs: Option<u64>,
 }
 
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct RawGithub {
     api_url: Option<String>,
+    request_timeout_secs: Option<u64>,
+    connect_timeout_secs: Option<u64>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -288,6 +307,25 @@ pub struct IamConfig {
     pub url: BaseUrl,
 }
 
+/// The bounds on one HTTP request of each client, from `request_timeout_secs` and
+/// `connect_timeout_secs` in the client's table (defaults: the client's `TIMEOUTS`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientTimeouts {
+    /// `[directory]` (default 20 s, 5 s to connect).
+    pub directory: Timeouts,
+    /// `[jenkins]` (default 30 s, 10 s to connect).
+    pub jenkins: Timeouts,
+    /// `[iam]` (default 15 s, 5 s to connect).
+    pub iam: Timeouts,
+    /// `[pagerduty]` (default 10 s, 10 s to connect).
+    pub pagerduty: Timeouts,
+    /// `[github]` (default 10 s, 10 s to connect).
+    pub github: Timeouts,
+}
+
+/// The longest `request_timeout_secs` / `connect_timeout_secs` accepted for a client, in seconds.
+pub const CLIENT_TIMEOUT_MAX_SECS: u64 = 300;
+
 /// `[escalation.<name>]`: one team that can be escalated to (the escalation workflow's type).
 pub use crate::escalation::EscalationTarget;
 
@@ -315,6 +353,8 @@ pub struct Config {
     pub pagerduty_url: BaseUrl,
     /// `[github] api_url`.
     pub github_api_url: BaseUrl,
+    /// The bounds on each client's requests (`request_timeout_secs`, `connect_timeout_secs`).
+    pub timeouts: ClientTimeouts,
     /// `[server] listen`.
     pub listen: SocketAddr,
     /// `[server] unhealthy_after_disconnected_secs`: `/healthz` fails once Socket Mode has been
@@ -344,6 +384,36 @@ impl<'a> Validator<'a> {
             key: full,
             message: message.into(),
         });
+    }
+
+    /// `[table] request_timeout_secs` / `connect_timeout_secs`: each between 1 and
+    /// [`CLIENT_TIMEOUT_MAX_SECS`], `default` for a key left out.
+    fn timeouts(
+        &mut self,
+        table: &str,
+        request: Option<u64>,
+        connect: Option<u64>,
+        default: Timeouts,
+    ) -> Timeouts {
+        let mut bound = |key: &str, secs: Option<u64>, default: Duration| match secs {
+            None => default,
+            Some(s) if (1..=CLIENT_TIMEOUT_MAX_SECS).contains(&s) => Duration::from_secs(s),
+            Some(s) => {
+                self.problem(
+                    table,
+                    key,
+                    format!(
+                        "{s} s: must be between 1 and {CLIENT_TIMEOUT_MAX_SECS} seconds (the default is {})",
+                        default.as_secs()
+                    ),
+                );
+                default
+            }
+        };
+        Timeouts::new(
+            bound("request_timeout_secs", request, default.request),
+            bound("connect_timeout_secs", connect, default.connect),
+        )
     }
 
     fn url(
@@ -743,6 +813,38 @@ impl Config {
             raw.github.api_url.as_deref(),
             Some("https://api.github.com"),
         );
+        let timeouts = ClientTimeouts {
+            directory: v.timeouts(
+                "directory",
+                raw.directory.request_timeout_secs,
+                raw.directory.connect_timeout_secs,
+                crate::directory::TIMEOUTS,
+            ),
+            jenkins: v.timeouts(
+                "jenkins",
+                raw.jenkins.request_timeout_secs,
+                raw.jenkins.connect_timeout_secs,
+                crate::jenkins::TIMEOUTS,
+            ),
+            iam: v.timeouts(
+                "iam",
+                raw.iam.request_timeout_secs,
+                raw.iam.connect_timeout_secs,
+                crate::iam::TIMEOUTS,
+            ),
+            pagerduty: v.timeouts(
+                "pagerduty",
+                raw.pagerduty.request_timeout_secs,
+                raw.pagerduty.connect_timeout_secs,
+                crate::escalation::TIMEOUTS,
+            ),
+            github: v.timeouts(
+                "github",
+                raw.github.request_timeout_secs,
+                raw.github.connect_timeout_secs,
+                crate::escalation::TIMEOUTS,
+            ),
+        };
         let listen_s = raw
             .server
             .listen
@@ -809,6 +911,7 @@ impl Config {
             owners,
             pagerduty_url,
             github_api_url,
+            timeouts,
             listen,
             unhealthy_after_disconnected: Duration::from_secs(unhealthy_after),
             store_url,
@@ -1156,6 +1259,88 @@ mod tests {
 
     const OK_SLACK: &str = "channels = [\"C0ONCALL\"]";
     const OK_ENV: &str = "xo_url = \"http://127.0.0.1:1\"\njenkins_url = \"http://127.0.0.1:2\"";
+
+    #[test]
+    fn client_timeouts_default_to_the_clients_own_bounds() {
+        let c = Config::parse(&with(OK_SLACK, "", OK_ENV, "")).unwrap();
+        assert_eq!(
+            c.timeouts,
+            ClientTimeouts {
+                directory: crate::directory::TIMEOUTS,
+                jenkins: crate::jenkins::TIMEOUTS,
+                iam: crate::iam::TIMEOUTS,
+                pagerduty: crate::escalation::TIMEOUTS,
+                github: crate::escalation::TIMEOUTS,
+            }
+        );
+        assert_eq!(c.timeouts.jenkins.request, Duration::from_secs(30));
+        assert_eq!(c.timeouts.jenkins.connect, Duration::from_secs(10));
+        let set = with(
+            OK_SLACK,
+            "",
+            OK_ENV,
+            "[directory]\nrequest_timeout_secs = 3\nconnect_timeout_secs = 1\n\
+             [jenkins]\nrequest_timeout_secs = 300\nconnect_timeout_secs = 2\n\
+             [iam]\nrequest_timeout_secs = 4\n\
+             [pagerduty]\nconnect_timeout_secs = 5\n\
+             [github]\nrequest_timeout_secs = 6\nconnect_timeout_secs = 6\n",
+        );
+        let t = Config::parse(&set)
+            .unwrap_or_else(|p| panic!("{p:?}"))
+            .timeouts;
+        let secs = |r, c| Timeouts::new(Duration::from_secs(r), Duration::from_secs(c));
+        assert_eq!(t.directory, secs(3, 1));
+        assert_eq!(t.jenkins, secs(300, 2));
+        assert_eq!(t.iam, secs(4, 5));
+        assert_eq!(t.pagerduty, secs(10, 5));
+        assert_eq!(t.github, secs(6, 6));
+    }
+
+    #[test]
+    fn client_timeouts_out_of_range_are_refused_with_line_and_key() {
+        // `with` puts the tail from line 8 on: the table header, then the key on line 9.
+        for table in ["directory", "jenkins", "iam", "pagerduty", "github"] {
+            for key in ["request_timeout_secs", "connect_timeout_secs"] {
+                for (value, shown) in [("0", "0 s"), ("301", "301 s"), ("86400", "86400 s")] {
+                    let src = with(
+                        OK_SLACK,
+                        "",
+                        OK_ENV,
+                        &format!("[{table}]\n{key} = {value}\n"),
+                    );
+                    let problems = Config::parse(&src).unwrap_err();
+                    assert_eq!(problems.len(), 1, "{src}: {problems:?}");
+                    assert_eq!(problems[0].key, format!("{table}.{key}"), "{src}");
+                    assert_eq!(problems[0].line, Some(9), "{src}: {problems:?}");
+                    assert!(
+                        problems[0].message.starts_with(&format!(
+                            "{shown}: must be between 1 and 300 seconds (the default is "
+                        )),
+                        "{src}: {problems:?}"
+                    );
+                }
+                // A negative or fractional number is not a count of seconds: refused by TOML.
+                for value in ["-1", "1.5", "\"10\""] {
+                    let src = with(
+                        OK_SLACK,
+                        "",
+                        OK_ENV,
+                        &format!("[{table}]\n{key} = {value}\n"),
+                    );
+                    let problems = Config::parse(&src).unwrap_err();
+                    assert_eq!(problems[0].line, Some(9), "{src}: {problems:?}");
+                }
+                let edge = with(OK_SLACK, "", OK_ENV, &format!("[{table}]\n{key} = 1\n"));
+                assert!(Config::parse(&edge).is_ok(), "{edge}");
+            }
+        }
+        let unknown = with(OK_SLACK, "", OK_ENV, "[jenkins]\ntimeout_secs = 5\n");
+        let problems = Config::parse(&unknown).unwrap_err();
+        assert!(
+            problems[0].message.contains("unknown field"),
+            "{problems:?}"
+        );
+    }
 
     #[test]
     fn configs_that_cannot_be_right_are_refused_with_line_key_and_fix() {

@@ -6,6 +6,7 @@
 //! It does not know about Slack, the store or de-duplication (see [`coordinator`]).
 
 pub mod coordinator;
+pub mod parse_pool;
 pub mod progress;
 
 use crate::config::{Config, Secrets};
@@ -19,11 +20,11 @@ use crate::jenkins::{
 };
 use crate::metrics::{Metrics, VerdictLabel};
 use crate::net::{Net, NetError};
+use parse_pool::{ParsePool, PoolError};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::Semaphore;
 
 /// The artifact holding the storage secret (`slclient.toml`).
 pub const API_KEY_ARTIFACT: &str = "connector_getConnectorAPIKey.log";
@@ -95,6 +96,17 @@ struct EnvClients {
     env_branch: String,
 }
 
+/// Why an [`Engine`] could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// A client could not be built (trust or proxy settings).
+    #[error(transparent)]
+    Net(#[from] NetError),
+    /// The parse threads could not be started.
+    #[error("starting the artifact parse threads")]
+    ParsePool(#[source] std::io::Error),
+}
+
 /// Runs checks. Cheap to clone.
 #[derive(Clone)]
 pub struct Engine {
@@ -102,9 +114,9 @@ pub struct Engine {
     envs: BTreeMap<Environment, EnvClients>,
     iam: Option<IamClient>,
     metrics: Metrics,
-    /// How many artifact parses may run at once on the blocking pool (cores − 1, at least 1): parsing
-    /// two 4 MiB artifacts is CPU work that must not hold the async workers acking envelopes.
-    parse_slots: Arc<Semaphore>,
+    /// Where artifacts are parsed: cores − 1 (at least 1) low-priority threads. Parsing two
+    /// 4 MiB artifacts is CPU work that must not hold the async workers acking envelopes.
+    parse_pool: ParsePool,
 }
 
 /// A report under construction: the context every verdict carries.
@@ -169,7 +181,7 @@ impl Engine {
         secrets: &Secrets,
         net: &Net,
         metrics: Metrics,
-    ) -> Result<Engine, NetError> {
+    ) -> Result<Engine, EngineError> {
         let policy = PollPolicy {
             min: config.check.poll_interval_min,
             max: Duration::from_secs(60).max(config.check.poll_interval_min),
@@ -179,10 +191,11 @@ impl Engine {
             .iter()
             .map(|(env, ec)| {
                 let clients = EnvClients {
-                    directory: DirectoryClient::new(
+                    directory: DirectoryClient::with_timeouts(
                         ec.xo_url.clone(),
                         secrets.xo_token.clone(),
                         metrics.clone(),
+                        config.timeouts.directory,
                         net,
                     )?,
                     jenkins: JenkinsClient::new(
@@ -193,7 +206,8 @@ impl Engine {
                         policy,
                         metrics.clone(),
                         net,
-                    )?,
+                    )?
+                    .with_timeouts(config.timeouts.jenkins)?,
                     job_name: ec.jenkins_job.last().cloned().unwrap_or_default(),
                     branch: ec.branch.clone(),
                     env_branch: ec.env_branch.clone(),
@@ -204,18 +218,18 @@ impl Engine {
         let iam = config
             .iam
             .verify_key
-            .then(|| IamClient::new(config.iam.url.clone(), metrics.clone(), net))
+            .then(|| IamClient::with_timeouts(config.iam.url.clone(), config.timeouts.iam, net))
             .transpose()?;
         // One core is left to the async workers: with every core parsing, acks queued behind
-        // the parses for the CPU (p99 166 ms on 2 cores in the `parse` bench).
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let parse_slots = cores.saturating_sub(1).max(1);
+        // the parses for the CPU (p99 166 ms on 2 cores in the `parse` bench); the pool's
+        // threads also run at idle priority, so the workers win the core they share.
+        let parse_pool = ParsePool::for_this_machine().map_err(EngineError::ParsePool)?;
         Ok(Engine {
             config,
             envs,
             iam,
             metrics,
-            parse_slots: Arc::new(Semaphore::new(parse_slots)),
+            parse_pool,
         })
     }
 
@@ -537,30 +551,28 @@ impl Engine {
         report
     }
 
-    /// Parses both artifacts and applies the runbook on the blocking pool, at most one parse per
-    /// core at a time; the artifacts are dropped there. A parse that panicked (it must not) ends
-    /// as a sentence for `artifact_missing`, never as a lost check.
+    /// Parses both artifacts and applies the runbook on the low-priority parse pool, at most
+    /// one parse per pool thread at a time; the artifacts are dropped there. A parse that
+    /// panicked (it must not) ends as a sentence for `artifact_missing`, never as a lost check.
     async fn diagnose(
         &self,
         api_key_log: Vec<u8>,
         configmap_log: Vec<u8>,
         region: &Region,
     ) -> Result<rules::Diagnosis, String> {
-        let permit = Arc::clone(&self.parse_slots)
-            .acquire_owned()
-            .await
-            .map_err(|_| "The artifacts could not be parsed: linkbot is stopping.".to_string())?;
         let region = region.clone();
-        tokio::task::spawn_blocking(move || {
-            let d = rules::diagnose(&api_key_log, &configmap_log, &region);
-            drop(permit);
-            d
-        })
-        .await
-        // The panic's message is not shown: it could quote the secret being parsed.
-        .map_err(|_| {
-            "The artifacts could not be parsed (internal error in the parser).".to_string()
-        })
+        self.parse_pool
+            .run(move || rules::diagnose(&api_key_log, &configmap_log, &region))
+            .await
+            .map_err(|e| match e {
+                // The panic's message is not shown: it could quote the secret being parsed.
+                PoolError::Panicked => {
+                    "The artifacts could not be parsed (internal error in the parser).".to_string()
+                }
+                PoolError::Stopped => {
+                    "The artifacts could not be parsed: linkbot is stopping.".to_string()
+                }
+            })
     }
 
     /// The first available carrier in the tugboat's datacenter: from the directory, else `[carriers]`.

@@ -6,7 +6,7 @@
 
 use crate::domain::{BaseUrl, Carrier, Datacenter, LocationId, Tugboat};
 use crate::metrics::Metrics;
-use crate::net::{Net, NetError};
+use crate::net::{Net, NetError, Timeouts};
 use crate::secret::Secret;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -15,6 +15,9 @@ use url::Url;
 
 /// The largest directory answer read; anything larger is refused as unparseable.
 const MAX_ANSWER_BYTES: usize = 256 * 1024;
+/// The default bounds on one directory request: 20 s, 5 s to connect (`[directory]
+/// request_timeout_secs` / `connect_timeout_secs`).
+pub const TIMEOUTS: Timeouts = Timeouts::new(Duration::from_secs(20), Duration::from_secs(5));
 
 /// What went wrong asking the directory.
 #[derive(Debug, thiserror::Error)]
@@ -123,10 +126,20 @@ impl DirectoryClient {
         metrics: Metrics,
         net: &Net,
     ) -> Result<Self, NetError> {
+        DirectoryClient::with_timeouts(base, token, metrics, TIMEOUTS, net)
+    }
+
+    /// The same, with other bounds per request (`[directory]` in bot.toml).
+    pub fn with_timeouts(
+        base: BaseUrl,
+        token: Option<Secret>,
+        metrics: Metrics,
+        timeouts: Timeouts,
+        net: &Net,
+    ) -> Result<Self, NetError> {
         let http = Net::build(
-            net.http_client()
-                .timeout(Duration::from_secs(20))
-                .connect_timeout(Duration::from_secs(5))
+            timeouts
+                .apply(net.http_client())
                 .user_agent(concat!("linkbot/", env!("CARGO_PKG_VERSION"))),
         )?;
         Ok(DirectoryClient {

@@ -10,12 +10,10 @@
 //! It must NOT build the issue (see [`super::issue_markdown`]) and must never let the token out:
 //! it goes into the `Authorization` header (marked sensitive) and nowhere else.
 
-use super::{
-    http_client, scrub, transport_error, EscalationError, NewIssue, System, DEFAULT_TIMEOUT,
-};
+use super::{http_client, scrub, transport_error, EscalationError, NewIssue, System, TIMEOUTS};
 use crate::domain::{BaseUrl, GithubRepo};
 use crate::metrics::Metrics;
-use crate::net::Net;
+use crate::net::{Net, Timeouts};
 use crate::secret::Secret;
 use serde::Deserialize;
 use std::fmt;
@@ -82,7 +80,7 @@ impl GitHubClient {
         net: &Net,
     ) -> Result<Self, EscalationError> {
         Ok(GitHubClient {
-            http: http_client(SYSTEM, DEFAULT_TIMEOUT, net)?,
+            http: http_client(SYSTEM, TIMEOUTS, net)?,
             net: net.clone(),
             api_base: api_base.into_url(),
             token,
@@ -91,8 +89,13 @@ impl GitHubClient {
     }
 
     /// The same client with another per-request timeout.
-    pub fn with_timeout(mut self, timeout: Duration) -> Result<Self, EscalationError> {
-        self.http = http_client(SYSTEM, timeout, &self.net)?;
+    pub fn with_timeout(self, timeout: Duration) -> Result<Self, EscalationError> {
+        self.with_timeouts(Timeouts::new(timeout, timeout))
+    }
+
+    /// The same client with other bounds per request (its table in bot.toml).
+    pub fn with_timeouts(mut self, timeouts: Timeouts) -> Result<Self, EscalationError> {
+        self.http = http_client(SYSTEM, timeouts, &self.net)?;
         Ok(self)
     }
 

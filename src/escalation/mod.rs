@@ -19,6 +19,7 @@ pub mod pagerduty;
 pub mod workflow;
 
 use crate::diagnosis::verdict::{Report, StepStatus, VerdictCode, RUNBOOK_URL};
+use crate::net::Timeouts;
 use crate::secret::Secret;
 use serde::Serialize;
 use std::fmt;
@@ -31,8 +32,9 @@ pub use workflow::{EscalationTarget, Escalators, ReportChannel, Workflow};
 /// The `User-Agent` every escalation request carries (GitHub refuses requests without one).
 pub const USER_AGENT: &str = concat!("linkbot/", env!("CARGO_PKG_VERSION"));
 
-/// How long one HTTP request to PagerDuty or GitHub may take, connection included.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+/// The default bounds on one HTTP request to PagerDuty or GitHub: 10 s, connection included
+/// (`[pagerduty]`/`[github]` `request_timeout_secs` / `connect_timeout_secs`).
+pub const TIMEOUTS: Timeouts = Timeouts::new(Duration::from_secs(10), Duration::from_secs(10));
 
 /// PagerDuty's limit on `payload.summary`, in characters.
 pub const PAGE_SUMMARY_MAX_CHARS: usize = 1024;
@@ -267,13 +269,12 @@ impl RetryPolicy {
 /// Builds the HTTP client both escalation clients use: rustls, `User-Agent`, per-request timeout.
 pub(crate) fn http_client(
     system: System,
-    timeout: Duration,
+    timeouts: Timeouts,
     net: &crate::net::Net,
 ) -> Result<reqwest::Client, EscalationError> {
-    net.http_client()
+    timeouts
+        .apply(net.http_client())
         .user_agent(USER_AGENT)
-        .timeout(timeout)
-        .connect_timeout(timeout)
         .build()
         .map_err(|source| EscalationError::Client { system, source })
 }

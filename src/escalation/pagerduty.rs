@@ -10,11 +10,11 @@
 
 use super::{
     http_client, retry_after, scrub, transport_error, EscalationError, PageEvent, PageLink,
-    PagePayload, RetryPolicy, System, DEFAULT_TIMEOUT,
+    PagePayload, RetryPolicy, System, TIMEOUTS,
 };
 use crate::domain::BaseUrl;
 use crate::metrics::Metrics;
-use crate::net::Net;
+use crate::net::{Net, Timeouts};
 use crate::secret::Secret;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -88,7 +88,7 @@ impl PagerDutyClient {
     ) -> Result<Self, EscalationError> {
         let enqueue_url = base.join("v2/enqueue").unwrap_or_else(|_| base.into_url());
         Ok(PagerDutyClient {
-            http: http_client(SYSTEM, DEFAULT_TIMEOUT, net)?,
+            http: http_client(SYSTEM, TIMEOUTS, net)?,
             net: net.clone(),
             enqueue_url,
             routing_key,
@@ -98,8 +98,13 @@ impl PagerDutyClient {
     }
 
     /// The same client with another per-request timeout.
-    pub fn with_timeout(mut self, timeout: Duration) -> Result<Self, EscalationError> {
-        self.http = http_client(SYSTEM, timeout, &self.net)?;
+    pub fn with_timeout(self, timeout: Duration) -> Result<Self, EscalationError> {
+        self.with_timeouts(Timeouts::new(timeout, timeout))
+    }
+
+    /// The same client with other bounds per request (its table in bot.toml).
+    pub fn with_timeouts(mut self, timeouts: Timeouts) -> Result<Self, EscalationError> {
+        self.http = http_client(SYSTEM, timeouts, &self.net)?;
         Ok(self)
     }
 

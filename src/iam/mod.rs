@@ -8,14 +8,14 @@
 use crate::diagnosis::verdict::IamOutcome;
 use crate::domain::BaseUrl;
 use crate::metrics::Metrics;
-use crate::net::{Net, NetError};
+use crate::net::{Net, NetError, Timeouts};
 use crate::secret::Secret;
 use reqwest::header::ACCEPT;
 use std::time::Duration;
 use url::Url;
 
 /// How long the probe waits for IAM.
-pub const PROBE_TIMEOUT: Duration = Duration::from_secs(15);
+pub const TIMEOUTS: Timeouts = Timeouts::new(Duration::from_secs(15), Duration::from_secs(5));
 /// The most of IAM's answer read.
 const MAX_ANSWER_BYTES: usize = 64 * 1024;
 /// The grant type IAM wants for an API key.
@@ -36,15 +36,20 @@ impl IamClient {
     /// until the registry has a family for them.
     pub fn new(url: BaseUrl, metrics: Metrics, net: &Net) -> Result<Self, NetError> {
         let _ = metrics;
-        IamClient::with_timeout(url, PROBE_TIMEOUT, net)
+        IamClient::with_timeouts(url, TIMEOUTS, net)
     }
 
-    /// The same, with another timeout (tests use short ones).
+    /// The same, with another timeout (tests use short ones); connecting keeps its default
+    /// bound, cut to `timeout` when that is shorter.
     pub fn with_timeout(url: BaseUrl, timeout: Duration, net: &Net) -> Result<Self, NetError> {
+        IamClient::with_timeouts(url, Timeouts::new(timeout, TIMEOUTS.connect), net)
+    }
+
+    /// The same, with other bounds per request (`[iam]` in bot.toml).
+    pub fn with_timeouts(url: BaseUrl, timeouts: Timeouts, net: &Net) -> Result<Self, NetError> {
         let http = Net::build(
-            net.http_client()
-                .timeout(timeout)
-                .connect_timeout(Duration::from_secs(5).min(timeout))
+            timeouts
+                .apply(net.http_client())
                 .user_agent(concat!("linkbot/", env!("CARGO_PKG_VERSION")))
                 .redirect(reqwest::redirect::Policy::none()),
         )?;

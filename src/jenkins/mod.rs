@@ -14,7 +14,7 @@ pub use poll::{next_poll, next_queue_poll, PollPolicy};
 
 use crate::domain::{BaseUrl, Carrier, LocationId, Tugboat};
 use crate::metrics::Metrics;
-use crate::net::{Net, NetError};
+use crate::net::{Net, NetError, Timeouts};
 use crate::secret::Secret;
 use reqwest::header::{
     HeaderName, HeaderValue, ACCEPT, CONTENT_LENGTH, COOKIE, LOCATION, SET_COOKIE,
@@ -26,8 +26,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::time::Instant;
 use url::Url;
 
-/// How long one HTTP request to Jenkins may take, body included.
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// The default bounds on one HTTP request to Jenkins: 30 s, body included; 10 s to connect
+/// (`[jenkins] request_timeout_secs` / `connect_timeout_secs`).
+pub const TIMEOUTS: Timeouts = Timeouts::new(Duration::from_secs(30), Duration::from_secs(10));
 /// How many times a failed idempotent request is retried (so at most 4 attempts).
 pub const MAX_RETRIES: u32 = 3;
 /// How many console lines a failed build's error carries.
@@ -428,11 +429,10 @@ pub fn job_url(base: &Url, job: &[String]) -> Url {
     url
 }
 
-fn http_client(net: &Net, timeout: Duration) -> Result<reqwest::Client, NetError> {
+fn http_client(net: &Net, timeouts: Timeouts) -> Result<reqwest::Client, NetError> {
     Net::build(
-        net.http_client()
-            .timeout(timeout)
-            .connect_timeout(Duration::from_secs(10).min(timeout))
+        timeouts
+            .apply(net.http_client())
             .user_agent(concat!("linkbot/", env!("CARGO_PKG_VERSION")))
             .redirect(reqwest::redirect::Policy::none()),
     )
@@ -474,7 +474,7 @@ impl JenkinsClient {
         let job_url = job_url(&base, &job);
         Ok(JenkinsClient {
             inner: Arc::new(Inner {
-                http: http_client(net, REQUEST_TIMEOUT)?,
+                http: http_client(net, TIMEOUTS)?,
                 net: net.clone(),
                 base,
                 job_url,
@@ -487,12 +487,18 @@ impl JenkinsClient {
         })
     }
 
-    /// The same client with another per-request timeout (tests use short ones).
+    /// The same client with another per-request timeout (tests use short ones); connecting
+    /// keeps its default bound, cut to `timeout` when that is shorter.
     pub fn with_request_timeout(self, timeout: Duration) -> Result<Self, NetError> {
+        self.with_timeouts(Timeouts::new(timeout, TIMEOUTS.connect.min(timeout)))
+    }
+
+    /// The same client with other bounds per request (`[jenkins]` in bot.toml).
+    pub fn with_timeouts(self, timeouts: Timeouts) -> Result<Self, NetError> {
         let i = &self.inner;
         Ok(JenkinsClient {
             inner: Arc::new(Inner {
-                http: http_client(&i.net, timeout)?,
+                http: http_client(&i.net, timeouts)?,
                 net: i.net.clone(),
                 base: i.base.clone(),
                 job_url: i.job_url.clone(),

@@ -36,6 +36,31 @@ use tower_service::Service;
 /// How long opening a TCP connection (to the target or the proxy) may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The bounds on one HTTP call of a client (`request_timeout_secs` / `connect_timeout_secs` in
+/// the client's bot.toml table): the whole request, and opening its connection (never longer
+/// than the whole request).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// The whole request, connection included.
+    pub request: Duration,
+    /// Opening the connection (TCP, proxy tunnel, TLS).
+    pub connect: Duration,
+}
+
+impl Timeouts {
+    /// Both bounds.
+    pub const fn new(request: Duration, connect: Duration) -> Timeouts {
+        Timeouts { request, connect }
+    }
+
+    /// `builder` with both bounds set.
+    pub fn apply(self, builder: reqwest::ClientBuilder) -> reqwest::ClientBuilder {
+        builder
+            .timeout(self.request)
+            .connect_timeout(self.connect.min(self.request))
+    }
+}
+
 /// What went wrong setting up or opening an outbound connection. Never holds a credential.
 #[derive(Debug, thiserror::Error)]
 pub enum NetError {

@@ -28,6 +28,41 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+/// A server on 127.0.0.1:0 that accepts every connection and never answers (not even the TLS
+/// or HTTP handshake): a stalled directory, Jenkins, IAM, PagerDuty or GitHub, for client
+/// timeouts. Connections are held until it is dropped.
+pub struct Stalled {
+    addr: SocketAddr,
+    accepting: tokio::task::JoinHandle<()>,
+}
+
+impl Stalled {
+    /// Starts listening.
+    pub async fn start() -> std::io::Result<Stalled> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let accepting = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((stream, _)) = listener.accept().await {
+                held.push(stream);
+            }
+        });
+        Ok(Stalled { addr, accepting })
+    }
+
+    /// `http://127.0.0.1:<port>/`.
+    pub fn base_url(&self) -> url::Url {
+        url::Url::parse(&format!("http://{}/", self.addr))
+            .expect("a loopback socket address makes a valid URL")
+    }
+}
+
+impl Drop for Stalled {
+    fn drop(&mut self) {
+        self.accepting.abort();
+    }
+}
+
 /// One request a sim received, exactly as it came.
 #[derive(Debug, Clone)]
 pub struct RecordedRequest {

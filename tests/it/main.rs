@@ -22,3 +22,4 @@ mod production;
 mod server;
 mod slack_transport;
 mod store;
+mod timeouts;
