@@ -174,6 +174,8 @@ struct RecordingSink {
     changed: Notify,
     /// Panics when asked to show the "Queued" line: a bug that kills the check's task.
     panic_when_queued: AtomicBool,
+    /// The messages shown a progress past the slot queue (their check holds a slot).
+    running: Mutex<Vec<String>>,
 }
 
 impl RecordingSink {
@@ -183,6 +185,28 @@ impl RecordingSink {
             all.push((w.message_ts.clone(), shown.clone()));
         }
         self.changed.notify_waiters();
+    }
+
+    /// Waits (bounded) until `message_ts` was shown a progress past the slot queue: its check
+    /// holds a slot.
+    async fn holds_a_slot(&self, message_ts: &str) {
+        let seen = tokio::time::timeout(WAIT, async {
+            loop {
+                let notified = self.changed.notified();
+                if self
+                    .running
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .any(|ts| ts == message_ts)
+                {
+                    return;
+                }
+                notified.await;
+            }
+        })
+        .await;
+        seen.unwrap_or_else(|_| panic!("message {message_ts} never showed its check running"))
     }
 
     /// Waits (bounded) until `message_ts` was shown an end (verdict or failure); returns it.
@@ -209,13 +233,18 @@ impl RecordingSink {
 
 #[async_trait::async_trait]
 impl Sink for RecordingSink {
-    async fn progress(&self, _: &[Waiter], progress: &ProgressView) {
+    async fn progress(&self, waiters: &[Waiter], progress: &ProgressView) {
         let queued = progress
             .stages
             .iter()
             .any(|s| matches!(s, Stage::WaitingForSlot { .. }));
         if queued && self.panic_when_queued.load(Ordering::SeqCst) {
             panic!("injected: the sink fails on the queued line");
+        }
+        if !queued && !progress.stages.is_empty() {
+            let mut running = self.running.lock().unwrap();
+            running.extend(waiters.iter().map(|w| w.message_ts.clone()));
+            self.changed.notify_waiters();
         }
     }
     async fn finished(&self, waiters: &[Waiter], report: &Report, _: Option<Duration>) {
@@ -339,6 +368,9 @@ async fn a_check_whose_task_dies_tells_its_waiter_instead_of_leaving_it_on_progr
         World::timing(Duration::from_secs(2)),
     );
     ask(&coordinator, slow, "2.000001").await;
+    // Only once it holds the slot is the second asked: else the second may take the slot
+    // first, and the slow one would queue (and its task die) instead.
+    sink.holds_a_slot("2.000001").await;
     ask(
         &coordinator,
         world.scenario(VerdictCode::ApiKeyInvalid, 1),
