@@ -271,6 +271,17 @@ async fn handle(
         .into_response()
 }
 
+/// The issue `number` of `repo` (compared case-insensitively, like GitHub), if the sim opened it.
+fn find_issue<'a>(
+    issues: &'a mut [CreatedIssue],
+    repo: &str,
+    number: u64,
+) -> Option<&'a mut CreatedIssue> {
+    issues
+        .iter_mut()
+        .find(|i| i.repo.eq_ignore_ascii_case(repo) && i.number == number)
+}
+
 /// GitHub's 422 for a text field: missing or blank when `required`, or over `max` characters.
 fn text_field(field: &str, value: &str, required: bool, max: usize) -> Option<Response> {
     if required && value.trim().is_empty() {
@@ -299,10 +310,7 @@ enum Route {
 fn comment(shared: &Shared, repo: &str, number: u64, req: &Value, base: &str) -> Response {
     let body = req.get("body").and_then(Value::as_str).unwrap_or("");
     let mut issues = lock(&shared.issues);
-    let Some(issue) = issues
-        .iter_mut()
-        .find(|i| i.repo.eq_ignore_ascii_case(repo) && i.number == number)
-    else {
+    let Some(issue) = find_issue(&mut issues, repo, number) else {
         return error(StatusCode::NOT_FOUND, "Not Found");
     };
     if let Some(refused) = text_field("body", body, true, 65_536) {
@@ -325,10 +333,7 @@ fn comment(shared: &Shared, repo: &str, number: u64, req: &Value, base: &str) ->
 /// `open`/`closed` or a `state_reason` other than `completed`/`not_planned`/`reopened`; 200.
 fn update(shared: &Shared, repo: &str, number: u64, req: &Value, base: &str) -> Response {
     let mut issues = lock(&shared.issues);
-    let Some(issue) = issues
-        .iter_mut()
-        .find(|i| i.repo.eq_ignore_ascii_case(repo) && i.number == number)
-    else {
+    let Some(issue) = find_issue(&mut issues, repo, number) else {
         return error(StatusCode::NOT_FOUND, "Not Found");
     };
     let state = match req.get("state") {
