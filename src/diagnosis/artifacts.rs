@@ -51,8 +51,8 @@ const SLCLIENT_KEY: &str = "slclient.toml";
 const MAX_DEPTH: usize = 64;
 /// How many values (scalars, map keys, sequences and maps) one YAML/JSON document may hold
 /// before the artifact is refused. `kubectl get secret|configmap -o yaml|json` of one object
-/// holds a few dozen (a few hundred with `managedFields`); 100 000 is a wide margin that still
-/// bounds the tree to a few MiB, whatever the shape of a 4 MiB artifact.
+/// holds a few dozen (more with `managedFields`); 100 000 is a wide margin that still bounds
+/// the tree to about 10 MiB, whatever the shape of a 4 MiB artifact (BENCHMARKS.md section 5).
 pub const MAX_VALUES: usize = 100_000;
 /// How many key or table names a finding lists at most.
 const MAX_NAMES: usize = 24;
