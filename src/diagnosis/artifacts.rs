@@ -27,7 +27,11 @@
 //!   (NBSP, zero-width space, BOM, …) counts as empty: `config_missing`, never a key.
 //! - **One parse is bounded.** `slclient.toml` decodes to at most [`MAX_TOML_BYTES`] and holds at
 //!   most [`MAX_TOML_ENTRIES`] keys/tables (a real one is ~1 KiB with ~15 keys); more is refused
-//!   before the TOML parser allocates for it.
+//!   before the TOML parser allocates for it. The YAML/JSON tree holds at most [`MAX_VALUES`]
+//!   values (scalars, keys and containers; a real Secret or ConfigMap has a few dozen): past
+//!   that the artifact is refused as not kubectl output, without a line scan. The tree is built
+//!   straight from the parsers' events (JSON through a `serde` visitor, YAML through yaml-rust2's
+//!   event parser), never through an intermediate `serde_json::Value`.
 //!
 //! This module does no I/O and must never panic on its input. The decoded `slclient.toml` is
 //! itself secret (it also holds `iam_client_secret` and `refresh_token`): no value from it may
@@ -45,6 +49,11 @@ use yaml_rust2::scanner::TScalarStyle;
 const SLCLIENT_KEY: &str = "slclient.toml";
 /// How deep a YAML/JSON document may nest before it is refused (real ones nest 3 levels).
 const MAX_DEPTH: usize = 64;
+/// How many values (scalars, map keys, sequences and maps) one YAML/JSON document may hold
+/// before the artifact is refused. `kubectl get secret|configmap -o yaml|json` of one object
+/// holds a few dozen (more with `managedFields`); 100 000 is a wide margin that still bounds
+/// the tree to about 10 MiB, whatever the shape of a 4 MiB artifact (BENCHMARKS.md section 5).
+pub const MAX_VALUES: usize = 100_000;
 /// How many key or table names a finding lists at most.
 const MAX_NAMES: usize = 24;
 /// How many characters of one name a finding keeps at most.
@@ -186,6 +195,8 @@ pub enum MissingKey {
         /// How many items the List holds.
         items: usize,
     },
+    /// A YAML/JSON document of more than [`MAX_VALUES`] values: refused, not read further.
+    TooManyValues,
 }
 
 impl MissingKey {
@@ -255,6 +266,9 @@ impl MissingKey {
             MissingKey::AmbiguousList { items } => format!(
                 "connector_getConnectorAPIKey.log is a List of {items} objects, none named `{SECRET_NAME}`: linkbot does not guess which one is the secret."
             ),
+            MissingKey::TooManyValues => format!(
+                "connector_getConnectorAPIKey.log has more than {MAX_VALUES} YAML/JSON values: it is not kubectl output of one secret, and linkbot does not read it further."
+            ),
         }
     }
 
@@ -313,6 +327,8 @@ pub enum MissingRegion {
         /// How many items the List holds.
         items: usize,
     },
+    /// A YAML/JSON document of more than [`MAX_VALUES`] values: refused, not read further.
+    TooManyValues,
 }
 
 impl MissingRegion {
@@ -340,6 +356,9 @@ impl MissingRegion {
             MissingRegion::AmbiguousList { items } => format!(
                 "connector_sl_configMap.log is a List of {items} objects, none named `{CONFIGMAP_NAME}`: linkbot does not guess which one is the ConfigMap."
             ),
+            MissingRegion::TooManyValues => format!(
+                "connector_sl_configMap.log has more than {MAX_VALUES} YAML/JSON values: it is not kubectl output of one ConfigMap, and linkbot does not read it further."
+            ),
         }
     }
 }
@@ -360,6 +379,7 @@ pub fn find_api_key(log: &[u8]) -> ApiKeyFinding {
             Failure::Kubectl(message) => MissingKey::KubectlError { message },
             Failure::Unreadable => MissingKey::Unreadable,
             Failure::AmbiguousList(items) => MissingKey::AmbiguousList { items },
+            Failure::TooManyValues => MissingKey::TooManyValues,
         })
     };
     let doc = match locate(log, SECRET_NAME) {
@@ -392,6 +412,7 @@ pub fn find_region(log: &[u8]) -> RegionFinding {
             Failure::Kubectl(message) => MissingRegion::KubectlError { message },
             Failure::Unreadable => MissingRegion::Unreadable,
             Failure::AmbiguousList(items) => MissingRegion::AmbiguousList { items },
+            Failure::TooManyValues => MissingRegion::TooManyValues,
         })
     };
     let doc = match locate(log, CONFIGMAP_NAME) {
@@ -680,6 +701,8 @@ enum Failure {
     Unreadable,
     /// A `List` of this many items, none with the expected name.
     AmbiguousList(usize),
+    /// A document of more than [`MAX_VALUES`] values.
+    TooManyValues,
 }
 
 /// A value under `data`.
@@ -738,8 +761,13 @@ fn locate(log: &[u8], name: &str) -> Located {
     for (offset, kind) in starts {
         let rest = original.get(offset..).unwrap_or("");
         let parsed = match kind {
-            Candidate::Json => parse_json(rest).map(|n| (n, true)),
+            Candidate::Json => parse_json(rest).map(|n| n.map(|n| (n, true))),
             Candidate::Yaml => parse_yaml(rest),
+        };
+        let parsed = match parsed {
+            Ok(parsed) => parsed,
+            // Not kubectl output: neither another start nor the line scan is tried.
+            Err(TooManyValues) => return Located::Failed(Failure::TooManyValues),
         };
         let Some((root, complete)) = parsed else {
             continue;
@@ -893,6 +921,7 @@ fn candidates(text: &str) -> impl Iterator<Item = (usize, Candidate)> + '_ {
 }
 
 /// A bounded tree of what the parsers read: enough for `data`, `kind`, `items`.
+#[derive(Debug, PartialEq)]
 enum Node {
     Scalar(String),
     Null,
@@ -970,29 +999,168 @@ fn object_data(root: &Node, name: &str) -> ObjectData {
     ObjectData::Data(Vec::new())
 }
 
-/// Parses the first JSON value at the start of `text`, ignoring what follows it.
-fn parse_json(text: &str) -> Option<Node> {
-    let mut stream = serde_json::Deserializer::from_str(text).into_iter::<serde_json::Value>();
-    let value = stream.next()?.ok()?;
-    Some(json_node(&value, 0))
+/// A document held more than [`MAX_VALUES`] values: the parse was abandoned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct TooManyValues;
+
+/// How many more values the tree being built may take (see [`MAX_VALUES`]).
+struct Budget {
+    left: usize,
+    exhausted: bool,
 }
 
-fn json_node(v: &serde_json::Value, depth: usize) -> Node {
-    use serde_json::Value as J;
-    if depth > MAX_DEPTH {
-        return Node::Null;
+impl Budget {
+    fn new() -> Self {
+        Budget {
+            left: MAX_VALUES,
+            exhausted: false,
+        }
     }
-    match v {
-        J::Null => Node::Null,
-        J::String(s) => Node::Scalar(s.clone()),
-        J::Bool(b) => Node::Scalar(b.to_string()),
-        J::Number(n) => Node::Scalar(n.to_string()),
-        J::Array(a) => Node::Seq(a.iter().map(|x| json_node(x, depth + 1)).collect()),
-        J::Object(o) => Node::Map(
-            o.iter()
-                .map(|(k, x)| (Some(k.clone()), json_node(x, depth + 1)))
-                .collect(),
-        ),
+
+    /// Takes one value; false (and remembered) once more than [`MAX_VALUES`] were taken.
+    fn take(&mut self) -> bool {
+        match self.left.checked_sub(1) {
+            Some(left) => {
+                self.left = left;
+                true
+            }
+            None => {
+                self.exhausted = true;
+                false
+            }
+        }
+    }
+}
+
+/// Parses the first JSON value at the start of `text`, ignoring what follows it. The tree is
+/// built by [`JsonNode`] straight from the deserializer: no `serde_json::Value` in between.
+fn parse_json(text: &str) -> Result<Option<Node>, TooManyValues> {
+    use serde::de::DeserializeSeed as _;
+    let mut budget = Budget::new();
+    let mut de = serde_json::Deserializer::from_str(text);
+    let parsed = JsonNode {
+        depth: 0,
+        budget: &mut budget,
+    }
+    .deserialize(&mut de);
+    match parsed {
+        _ if budget.exhausted => Err(TooManyValues),
+        Ok(node) => Ok(Some(node)),
+        Err(_) => Ok(None),
+    }
+}
+
+/// Builds one [`Node`] from a JSON value. Deeper than [`MAX_DEPTH`] the value is read and
+/// dropped (`Null`) without allocating or counting; it is still read through `deserialize_any`
+/// (not `IgnoredAny`, which serde_json skips without a depth check), so serde_json's own
+/// recursion limit (128) refuses deeper input as before. Objects keep serde_json's map semantics
+/// (keys sorted, the last duplicate wins).
+struct JsonNode<'b> {
+    depth: usize,
+    budget: &'b mut Budget,
+}
+
+impl JsonNode<'_> {
+    fn child(&mut self) -> JsonNode<'_> {
+        JsonNode {
+            depth: self.depth + 1,
+            budget: self.budget,
+        }
+    }
+
+    /// Whether this value is kept (not deeper than [`MAX_DEPTH`]).
+    fn keep(&self) -> bool {
+        self.depth <= MAX_DEPTH
+    }
+
+    /// Counts `node` (a `Null` just below [`MAX_DEPTH`], which its parent keeps, counts too).
+    fn value<E: serde::de::Error>(self, node: Node) -> Result<Node, E> {
+        if self.depth > MAX_DEPTH + 1 {
+            // Inside a dropped value: nothing is kept.
+            Ok(Node::Null)
+        } else if self.budget.take() {
+            let node = if self.keep() { node } else { Node::Null };
+            Ok(node)
+        } else {
+            Err(E::custom("too many values"))
+        }
+    }
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for JsonNode<'_> {
+    type Value = Node;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, de: D) -> Result<Node, D::Error> {
+        de.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for JsonNode<'_> {
+    type Value = Node;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_unit<E: serde::de::Error>(self) -> Result<Node, E> {
+        self.value(Node::Null)
+    }
+
+    fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<Node, E> {
+        self.value(Node::Scalar(v.to_string()))
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Node, E> {
+        self.value(Node::Scalar(serde_json::Number::from(v).to_string()))
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Node, E> {
+        self.value(Node::Scalar(serde_json::Number::from(v).to_string()))
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Node, E> {
+        // As `serde_json::Value` holds it (a non-finite float is its `Null`).
+        match serde_json::Number::from_f64(v) {
+            Some(n) => self.value(Node::Scalar(n.to_string())),
+            None => self.value(Node::Null),
+        }
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Node, E> {
+        self.value(Node::Scalar(v.to_string()))
+    }
+
+    fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Node, E> {
+        self.value(Node::Scalar(v))
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(mut self, mut seq: A) -> Result<Node, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element_seed(self.child())? {
+            if self.keep() {
+                items.push(item);
+            }
+        }
+        self.value(Node::Seq(items))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(mut self, mut map: A) -> Result<Node, A::Error> {
+        let mut entries = std::collections::BTreeMap::new();
+        if !self.keep() {
+            while map.next_key::<serde::de::IgnoredAny>()?.is_some() {
+                map.next_value_seed(self.child())?;
+            }
+            return self.value(Node::Null);
+        }
+        while let Some(key) = map.next_key::<String>()? {
+            if !self.budget.take() {
+                return Err(serde::de::Error::custom("too many values"));
+            }
+            let value = map.next_value_seed(self.child())?;
+            entries.insert(key, value);
+        }
+        let entries = entries.into_iter().map(|(k, v)| (Some(k), v)).collect();
+        self.value(Node::Map(entries))
     }
 }
 
@@ -1033,17 +1201,27 @@ impl Frame {
 /// Parses the first YAML document at the start of `text` with an explicit, depth-bounded stack
 /// (the library's own loader recurses without bound). On a syntax error, returns what was read
 /// so far with `complete == false`: trailing log noise after the object is such an error.
-fn parse_yaml(text: &str) -> Option<(Node, bool)> {
+/// More than [`MAX_VALUES`] values (containers, scalars, keys, aliases) refuse the document.
+fn parse_yaml(text: &str) -> Result<Option<(Node, bool)>, TooManyValues> {
     // yaml-rust2 is fuzzed, but a panic inside it must not take the bot down.
-    std::panic::catch_unwind(|| parse_yaml_events(text))
-        .ok()
-        .flatten()
+    std::panic::catch_unwind(|| parse_yaml_events(text)).unwrap_or(Ok(None))
 }
 
-fn parse_yaml_events(text: &str) -> Option<(Node, bool)> {
+fn parse_yaml_events(text: &str) -> Result<Option<(Node, bool)>, TooManyValues> {
     let mut parser = Parser::new_from_str(text);
     let mut stack: Vec<Frame> = Vec::new();
+    let mut budget = Budget::new();
     while let Ok((event, _)) = parser.next_token() {
+        if matches!(
+            event,
+            Event::Alias(_)
+                | Event::Scalar(..)
+                | Event::SequenceStart(..)
+                | Event::MappingStart(..)
+        ) && !budget.take()
+        {
+            return Err(TooManyValues);
+        }
         let finished = match event {
             Event::Nothing | Event::StreamStart | Event::DocumentStart => continue,
             Event::DocumentEnd | Event::StreamEnd => break,
@@ -1078,16 +1256,19 @@ fn parse_yaml_events(text: &str) -> Option<(Node, bool)> {
         };
         match stack.last_mut() {
             Some(parent) => parent.push(finished),
-            None => return Some((finished, true)),
+            None => return Ok(Some((finished, true))),
         }
     }
     // Stopped early: close what is open, keeping every finished entry.
-    let mut node = stack.pop()?.into_node();
+    let Some(frame) = stack.pop() else {
+        return Ok(None);
+    };
+    let mut node = frame.into_node();
     while let Some(mut parent) = stack.pop() {
         parent.push(node);
         node = parent.into_node();
     }
-    Some((node, false))
+    Ok(Some((node, false)))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1095,19 +1276,25 @@ fn parse_yaml_events(text: &str) -> Option<(Node, bool)> {
 
 /// Finds `key: value` in text no parser accepts: YAML-ish lines (plain, quoted, `|`/`>` block,
 /// wrapped over indented lines) or JSON-ish `"key": "value"` anywhere.
+/// Walks the lines lazily (no index of all lines: a 4 MiB artifact may hold millions).
 fn line_lookup(text: &str, key: &str) -> Option<String> {
-    let lines: Vec<&str> = text.lines().collect();
-    for (i, line) in lines.iter().enumerate() {
+    let mut next = 0;
+    for raw in text.split_inclusive('\n') {
+        next += raw.len();
+        // The same lines as `str::lines`: without `\n` or `\r\n`.
+        let line = match raw.strip_suffix('\n') {
+            Some(l) => l.strip_suffix('\r').unwrap_or(l),
+            None => raw,
+        };
         let body = line.trim_start();
         let indent = line.len() - body.len();
         let Some(rest) = strip_key(body, key) else {
             continue;
         };
         let rest = rest.trim();
-        let following = lines.get(i + 1..).unwrap_or(&[]);
+        let following = || text.get(next..).unwrap_or("").lines();
         let more = || {
-            following
-                .iter()
+            following()
                 .take_while(move |l| l.trim().is_empty() || indent_of(l) > indent)
                 .map(|l| l.trim())
         };
@@ -1118,7 +1305,7 @@ fn line_lookup(text: &str, key: &str) -> Option<String> {
             }
             // A quoted scalar wrapped over the following lines.
             let mut value = after.to_string();
-            for l in following {
+            for l in following() {
                 match l.find(q) {
                     Some(end) => {
                         value.push(' ');
@@ -1281,6 +1468,76 @@ mod tests {
         assert_eq!(line_lookup(text, "region").as_deref(), Some("eu-de"));
         let text = "  region: \"us-\n    east\"\n";
         assert_eq!(line_lookup(text, "region").as_deref(), Some("us- east"));
+    }
+
+    /// The tree the parser built before, through `serde_json::Value` (kept here as the oracle).
+    fn via_value(text: &str) -> Option<Node> {
+        fn node(v: &serde_json::Value, depth: usize) -> Node {
+            use serde_json::Value as J;
+            if depth > MAX_DEPTH {
+                return Node::Null;
+            }
+            match v {
+                J::Null => Node::Null,
+                J::String(s) => Node::Scalar(s.clone()),
+                J::Bool(b) => Node::Scalar(b.to_string()),
+                J::Number(n) => Node::Scalar(n.to_string()),
+                J::Array(a) => Node::Seq(a.iter().map(|x| node(x, depth + 1)).collect()),
+                J::Object(o) => Node::Map(
+                    o.iter()
+                        .map(|(k, x)| (Some(k.clone()), node(x, depth + 1)))
+                        .collect(),
+                ),
+            }
+        }
+        let mut stream = serde_json::Deserializer::from_str(text).into_iter::<serde_json::Value>();
+        Some(node(&stream.next()?.ok()?, 0))
+    }
+
+    #[test]
+    fn the_json_tree_is_the_one_serde_json_value_gave() {
+        let deep_ok = format!("{{\"a\":{}1{}}}", "[".repeat(100), "]".repeat(100));
+        let too_deep = format!("{{\"a\":{}1{}}}", "[".repeat(200), "]".repeat(200));
+        for text in [
+            r#"{"kind":"Secret","data":{"b":"2","a":"1"," data ":{}},"data":{"x":null}} trailing"#,
+            r#"{"n":[1,-2,3.5,1e20,18446744073709551615,-0.0,true,false,null,"s\u00e9"]}"#,
+            r#"{"z":1,"a":{"z":[],"a":{}},"m":"é"}{"second":1}"#,
+            "  {\"a\": 1}\n",
+            r#"{"a": [1, 2"#,
+            "{}",
+            "[1,2]",
+            "not json",
+            "",
+            deep_ok.as_str(),
+            too_deep.as_str(),
+        ] {
+            assert_eq!(parse_json(text), Ok(via_value(text)), "{text}");
+        }
+    }
+
+    #[test]
+    fn the_value_budget_counts_every_scalar_key_and_container() {
+        // 1 root map + 1 key + 1 sequence + n items.
+        let doc = |n: usize| format!("{{\"a\":[{}]}}", vec!["0"; n].join(","));
+        assert!(matches!(parse_json(&doc(MAX_VALUES - 3)), Ok(Some(_))));
+        assert_eq!(parse_json(&doc(MAX_VALUES - 2)), Err(TooManyValues));
+        let yaml = |n: usize| format!("a: [{}]\n", vec!["0"; n].join(","));
+        assert!(matches!(
+            parse_yaml(&yaml(MAX_VALUES - 3)),
+            Ok(Some((_, true)))
+        ));
+        assert_eq!(
+            parse_yaml(&yaml(MAX_VALUES - 2)).map(|_| ()),
+            Err(TooManyValues)
+        );
+        // Values deeper than MAX_DEPTH are read without being kept, so they cost nothing.
+        let deep = format!(
+            "{{\"a\":{}[{}]{}}}",
+            "[".repeat(MAX_DEPTH),
+            vec!["0"; MAX_VALUES].join(","),
+            "]".repeat(MAX_DEPTH)
+        );
+        assert!(matches!(parse_json(&deep), Ok(Some(_))));
     }
 
     #[test]

@@ -7,6 +7,7 @@ use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
 use base64::Engine as _;
 use linkbot::diagnosis::artifacts::{
     find_api_key, find_region, ApiKeyFinding, KeyTable, MissingKey, MissingRegion, RegionFinding,
+    MAX_VALUES,
 };
 use linkbot::diagnosis::render;
 use linkbot::diagnosis::rules::{apply_iam, diagnose, Diagnosis};
@@ -213,6 +214,19 @@ fn api_key_cases() -> Vec<(&'static str, Vec<u8>, K)> {
         "{ECHO_SECRET}apiVersion: v1\ndata:\n  slclient.toml: {enc}\nkind: Secret\nmetadata:\n  annotations:\n    kubectl.kubernetes.io/last-applied-configuration: |\n      {{\"apiVersion\":\"v1\",\"data\":{{\"slclient.toml\":\"{}\"}},\"kind\":\"Secret\"}}\n  name: storage-secret-store\ntype: Opaque\n",
         b64(&annotation_toml)
     );
+    // A Secret of `keys` data keys and no `slclient.toml` (each key is 2 YAML values).
+    let many_keys = |keys: usize| {
+        let mut s = String::from("apiVersion: v1\ndata:\n");
+        for i in 0..keys {
+            s.push_str(&format!("  key{i}: value-{i}\n"));
+        }
+        s.push_str("kind: Secret\n");
+        s
+    };
+    // The most keys that stay within MAX_VALUES: root map, `apiVersion` (2), `data` (2),
+    // `kind` (2), then 2 per data key.
+    let most_keys = many_keys((MAX_VALUES - 7) / 2);
+    // 4 MiB of keys: about 340 000 values, refused (MAX_VALUES) instead of read.
     let big_configmap_like = {
         let mut s = String::from("apiVersion: v1\ndata:\n");
         let mut i = 0;
@@ -457,9 +471,14 @@ fn api_key_cases() -> Vec<(&'static str, Vec<u8>, K)> {
         ("plain prose", b"the job ran but printed nothing useful\n".to_vec(), K::Missing(|m| *m == MissingKey::Unreadable)),
         ("4 MiB of junk", junk(4 * 1024 * 1024, 42), K::Missing(|m| *m == MissingKey::Unreadable)),
         (
+            "secret of 49 996 keys without slclient.toml",
+            most_keys.into_bytes(),
+            K::Missing(|m| matches!(m, MissingKey::NoSlclientToml { keys } if keys.len() == 25 && keys.last().map(String::as_str) == Some("…"))),
+        ),
+        (
             "4 MiB secret without slclient.toml",
             big_configmap_like.into_bytes(),
-            K::Missing(|m| matches!(m, MissingKey::NoSlclientToml { keys } if keys.len() == 25 && keys.last().map(String::as_str) == Some("…"))),
+            K::Missing(|m| *m == MissingKey::TooManyValues),
         ),
     ]
 }
@@ -1366,6 +1385,153 @@ fn no_output_of_any_case_contains_a_secret() {
                 &all_outputs(&apply_iam(d.clone(), &outcome), &expected),
             );
         }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// One parse is bounded: at most MAX_VALUES values in the YAML/JSON tree
+
+/// A Secret (`configmap == false`, its `slclient.toml` the good TOML) or ConfigMap (`region`
+/// us-east) holding exactly `values` YAML/JSON values (scalars, keys, maps and sequences), in
+/// JSON or YAML (block mappings, a flow `junk` sequence of zeros padding it to the count).
+/// Both shapes hold 15 values before the padding: the root map, 5 keys (`apiVersion`, `kind`,
+/// `metadata`, `data`, `junk`), 2 scalars, `metadata` (map, key, value), `data` (map, key,
+/// value) and the `junk` sequence itself.
+fn counted_doc(json: bool, configmap: bool, values: usize) -> String {
+    const FIXED: usize = 15;
+    let (kind, name, key, value) = if configmap {
+        (
+            "ConfigMap",
+            "satellite-link-config",
+            "region",
+            "us-east".to_string(),
+        )
+    } else {
+        (
+            "Secret",
+            "storage-secret-store",
+            "slclient.toml",
+            b64(good_toml()),
+        )
+    };
+    let zeros = vec!["0"; values.saturating_sub(FIXED)].join(",");
+    if json {
+        format!(
+            "{{\"apiVersion\":\"v1\",\"kind\":\"{kind}\",\"metadata\":{{\"name\":\"{name}\"}},\"data\":{{\"{key}\":\"{value}\"}},\"junk\":[{zeros}]}}\n"
+        )
+    } else {
+        format!(
+            "apiVersion: v1\nkind: {kind}\nmetadata:\n  name: {name}\ndata:\n  {key}: {value}\njunk: [{zeros}]\n"
+        )
+    }
+}
+
+#[test]
+fn a_document_of_more_than_max_values_is_refused() {
+    let started = Instant::now();
+    for json in [true, false] {
+        let format = if json { "json" } else { "yaml" };
+        // (values in the document, whether it is read)
+        for (values, read) in [(16, true), (MAX_VALUES, true), (MAX_VALUES + 1, false)] {
+            let case = format!("{format}, {values} values");
+            let secret = counted_doc(json, false, values);
+            let configmap = counted_doc(json, true, values);
+            let key = find_api_key(secret.as_bytes());
+            let region_found = find_region(configmap.as_bytes());
+            if read {
+                assert!(
+                    matches!(&key, ApiKeyFinding::Present { key, table: KeyTable::Bluemix, .. } if key.expose() == KEY),
+                    "{case}: {key:?}"
+                );
+                assert_eq!(
+                    region_found,
+                    RegionFinding::Found("us-east".into()),
+                    "{case}"
+                );
+            } else {
+                assert_eq!(
+                    key,
+                    ApiKeyFinding::Missing(MissingKey::TooManyValues),
+                    "{case}"
+                );
+                assert_eq!(
+                    region_found,
+                    RegionFinding::Absent(MissingRegion::TooManyValues),
+                    "{case}"
+                );
+                let d = diagnose(secret.as_bytes(), configmap.as_bytes(), &region("us-east"));
+                assert_eq!(d.verdict, VerdictCode::ConfigMissing, "{case}");
+                let sentence = format!("has more than {MAX_VALUES} YAML/JSON values");
+                assert!(d.summary.contains(&sentence), "{case}: {}", d.summary);
+                assert_no_secret(&case, &all_outputs(&d, &region("us-east")));
+            }
+        }
+    }
+    assert!(started.elapsed() < HANG_GUARD, "{:?}", started.elapsed());
+}
+
+#[test]
+fn too_many_values_is_explained_without_content() {
+    let key = MissingKey::TooManyValues.explain();
+    assert!(key.contains("connector_getConnectorAPIKey.log"), "{key}");
+    assert!(key.contains(&MAX_VALUES.to_string()), "{key}");
+    let region = MissingRegion::TooManyValues.explain();
+    assert!(region.contains("connector_sl_configMap.log"), "{region}");
+    assert!(region.contains(&MAX_VALUES.to_string()), "{region}");
+}
+
+/// A Secret whose `junk` holds `width` items, each `depth` levels of `[` (or `{"k":`) deep,
+/// in JSON or YAML flow: the deep and wide shapes a hostile artifact can take.
+fn nested_doc(json: bool, maps: bool, depth: usize, width: usize) -> String {
+    let (open, close) = match (maps, json) {
+        (false, _) => ("[".to_string(), "]"),
+        (true, true) => ("{\"k\":".to_string(), "}"),
+        (true, false) => ("{k: ".to_string(), "}"),
+    };
+    let item = format!("{}0{}", open.repeat(depth), close.repeat(depth));
+    let items = vec![item.as_str(); width].join(",");
+    if json {
+        format!("{{\"apiVersion\":\"v1\",\"kind\":\"Secret\",\"data\":{{}},\"junk\":[{items}]}}")
+    } else {
+        format!("apiVersion: v1\nkind: Secret\ndata: {{}}\njunk: [{items}]\n")
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+
+    #[test]
+    fn deep_and_wide_documents_never_panic_and_stay_capped(
+        json in any::<bool>(),
+        maps in any::<bool>(),
+        depth in 0usize..160,
+        width in prop_oneof![0usize..64, 1_000usize..300_000],
+        cut in any::<prop::sample::Index>(),
+    ) {
+        // At most ~600 KB of text (enough for 2x MAX_VALUES at the narrowest item).
+        let item_chars = depth * if maps { 6 } else { 2 } + 2;
+        let width = width.min(600_000 / item_chars);
+        let doc = nested_doc(json, maps, depth, width);
+        // Values per item: `depth` containers (+ `depth` keys for maps) and the scalar.
+        let per_item = depth * if maps { 2 } else { 1 } + 1;
+        let started = Instant::now();
+        let key = find_api_key(doc.as_bytes());
+        let region_found = find_region(doc.as_bytes());
+        prop_assert!(started.elapsed() < HANG_GUARD);
+        if width * per_item > MAX_VALUES + 64 && depth <= 60 {
+            prop_assert_eq!(&key, &ApiKeyFinding::Missing(MissingKey::TooManyValues));
+            prop_assert_eq!(&region_found, &RegionFinding::Absent(MissingRegion::TooManyValues));
+        } else {
+            prop_assert!(matches!(key, ApiKeyFinding::Missing(_)), "{:?}", key);
+            prop_assert!(matches!(region_found, RegionFinding::Absent(_)), "{:?}", region_found);
+        }
+        // Cut anywhere: still no panic.
+        let mut at = cut.index(doc.len() + 1);
+        while !doc.is_char_boundary(at) {
+            at -= 1;
+        }
+        let _ = find_api_key(&doc.as_bytes()[..at]);
+        let _ = find_region(&doc.as_bytes()[..at]);
     }
 }
 
