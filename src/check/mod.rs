@@ -222,7 +222,7 @@ impl Engine {
             .transpose()?;
         // One core is left to the async workers: with every core parsing, acks queued behind
         // the parses for the CPU (p99 166 ms on 2 cores in the `parse` bench); the pool's
-        // threads also run at idle priority, so the workers win the core they share.
+        // threads also run niced, so the workers win most of the core they share.
         let parse_pool = ParsePool::for_this_machine().map_err(EngineError::ParsePool)?;
         Ok(Engine {
             config,
