@@ -188,6 +188,8 @@ struct RawEscalation {
     pagerduty: bool,
     github_repo: Option<String>,
     owns: Option<Vec<String>>,
+    #[serde(default)]
+    close_issue_on_resolve: bool,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -703,6 +705,13 @@ impl Config {
                     .map_err(|e| v.problem(&table, "github_repo", e.to_string()))
                     .ok()
             });
+            if t.close_issue_on_resolve && t.github_repo.is_none() {
+                v.problem(
+                    &table,
+                    "close_issue_on_resolve",
+                    "`close_issue_on_resolve = true` needs a `github_repo` to close issues in",
+                );
+            }
             let mut owns = Vec::new();
             for code in t.owns.iter().flatten() {
                 match VerdictCode::parse(code) {
@@ -727,6 +736,7 @@ impl Config {
                 pagerduty: t.pagerduty,
                 github_repo,
                 owns,
+                close_issue_on_resolve: t.close_issue_on_resolve,
             });
         }
         let owners = owners_in_file_order(&mut v, &escalation);

@@ -37,6 +37,20 @@ pub struct RejectedLabel {
 }
 
 /// Every metric linkbot exports.
+/// Labels of the incident histograms: environment and verdict code.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct IncidentLabel {
+    pub environment: String,
+    pub verdict: String,
+}
+
+/// A histogram family over incidents, seconds from 1 s to about 18 h.
+pub type IncidentHistograms = Family<IncidentLabel, Histogram, fn() -> Histogram>;
+
+fn incident_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(1.0, 2.0, 17))
+}
+
 #[derive(Clone)]
 pub struct Metrics {
     registry: Arc<Registry>,
@@ -64,6 +78,10 @@ pub struct Metrics {
     /// Messages that could not be shown in their thread at all (Block Kit, plain-text edit
     /// and plain-text post all failed): `linkbot_slack_undelivered_total`.
     pub undelivered: Counter,
+    /// Alert fired → verdict shown, per incident.
+    pub time_to_diagnosis: IncidentHistograms,
+    /// Alert fired → resolved, per incident.
+    pub time_to_resolution: IncidentHistograms,
 }
 
 impl Default for Metrics {
@@ -136,7 +154,23 @@ impl Metrics {
             "Escalations by target kind",
             escalations.clone(),
         );
+        let time_to_diagnosis: IncidentHistograms =
+            Family::new_with_constructor(incident_histogram);
+        registry.register(
+            "time_to_diagnosis_seconds",
+            "Incidents: alert fired to verdict shown",
+            time_to_diagnosis.clone(),
+        );
+        let time_to_resolution: IncidentHistograms =
+            Family::new_with_constructor(incident_histogram);
+        registry.register(
+            "time_to_resolution_seconds",
+            "Incidents: alert fired to resolved",
+            time_to_resolution.clone(),
+        );
         Metrics {
+            time_to_diagnosis,
+            time_to_resolution,
             registry: Arc::new(registry),
             checks,
             check_duration,
@@ -153,6 +187,20 @@ impl Metrics {
     }
 
     /// Counts one request Slack refused with `code`.
+    /// The time-to-diagnosis histogram of one environment and verdict.
+    pub fn time_to_diagnosis(&self, environment: &str, verdict: &str) -> Histogram {
+        self.time_to_diagnosis
+            .get_or_create(&incident_label(environment, verdict))
+            .clone()
+    }
+
+    /// The time-to-resolution histogram of one environment and verdict.
+    pub fn time_to_resolution(&self, environment: &str, verdict: &str) -> Histogram {
+        self.time_to_resolution
+            .get_or_create(&incident_label(environment, verdict))
+            .clone()
+    }
+
     pub fn rejected(&self, method: &str, code: &str) {
         let error: String = code
             .chars()
@@ -184,5 +232,12 @@ impl Metrics {
         prometheus_client::encoding::text::encode(&mut out, &self.registry)
             .expect("writing to a String cannot fail");
         out
+    }
+}
+
+fn incident_label(environment: &str, verdict: &str) -> IncidentLabel {
+    IncidentLabel {
+        environment: environment.to_string(),
+        verdict: verdict.to_string(),
     }
 }

@@ -717,12 +717,13 @@ pub trait Store: Send + Sync {
         ts: &str,
     ) -> Result<Option<Incident>, StoreError>;
 
-    /// Records the check an incident started and the message showing its diagnosis (with a
-    /// `check_started` event). `false` when the incident is unknown.
+    /// Records the message showing an incident's diagnosis and, when `Some`, the check it
+    /// started or joined (with a `check_started` event; `None` keeps the check recorded).
+    /// `false` when the incident is unknown.
     async fn set_incident_check(
         &self,
         id: IncidentId,
-        check_id: CheckId,
+        check_id: Option<CheckId>,
         diagnosis: &MessageRef,
     ) -> Result<bool, StoreError>;
 

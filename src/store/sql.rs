@@ -905,17 +905,17 @@ where
     async fn set_incident_check(
         &self,
         id: IncidentId,
-        check_id: CheckId,
+        check_id: Option<CheckId>,
         diagnosis: &MessageRef,
     ) -> Result<bool, StoreError> {
         const OP: &str = "set_incident_check";
         let now = self.clock.now_ms();
         let mut tx = self.write_tx(OP).await?;
         let done = sqlx::query(
-            "UPDATE incidents SET check_id = $1, diagnosis_channel = $2, diagnosis_ts = $3 \
-             WHERE id = $4",
+            "UPDATE incidents SET check_id = COALESCE($1, check_id), diagnosis_channel = $2, \
+             diagnosis_ts = $3 WHERE id = $4",
         )
-        .bind(check_id.0)
+        .bind(check_id.map(|c| c.0))
         .bind(diagnosis.channel.as_str())
         .bind(diagnosis.ts.as_str())
         .bind(id.0)
@@ -925,8 +925,11 @@ where
         if D::rows_affected(&done) != 1 {
             return Ok(false);
         }
-        let detail = format!("check {check_id}");
-        Self::insert_event(&mut tx, id.0, now, "check_started", None, Some(&detail), OP).await?;
+        if let Some(check_id) = check_id {
+            let detail = format!("check {check_id}");
+            Self::insert_event(&mut tx, id.0, now, "check_started", None, Some(&detail), OP)
+                .await?;
+        }
         tx.commit().await.map_err(query_error(OP))?;
         Ok(true)
     }

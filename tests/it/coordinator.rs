@@ -181,7 +181,7 @@ impl Store for FailingStore {
     async fn set_incident_check(
         &self,
         id: IncidentId,
-        check_id: CheckId,
+        check_id: Option<CheckId>,
         diagnosis: &MessageRef,
     ) -> Result<bool, StoreError> {
         self.inner.set_incident_check(id, check_id, diagnosis).await

@@ -1221,7 +1221,11 @@ async fn an_incident_records_its_check_verdict_fix_page_and_issue(db: TestDb) {
     let check = start(&*store, &k, "a").await;
     let diagnosis = msg("C0ALERTS", "1.5");
     assert!(store
-        .set_incident_check(incident.id, check, &diagnosis)
+        .set_incident_check(incident.id, None, &diagnosis)
+        .await
+        .expect("set the diagnosis message"));
+    assert!(store
+        .set_incident_check(incident.id, Some(check), &diagnosis)
         .await
         .expect("set check"));
     let shown = store
