@@ -250,9 +250,11 @@ impl Incidents {
             Ok(Some(now)) => {
                 if let Some(at) = now.diagnosed_at {
                     let secs = (at - now.fired_at).num_milliseconds().max(0) as f64 / 1000.0;
-                    self.metrics
-                        .time_to_diagnosis(now.key.environment.as_str(), verdict)
-                        .observe(secs);
+                    self.metrics.time_to_diagnosis.observe(
+                        now.key.environment.as_str(),
+                        verdict,
+                        secs,
+                    );
                 }
                 Some(IncidentStatus::of(&now))
             }
@@ -344,12 +346,11 @@ impl Incidents {
         let status = IncidentStatus::of(&incident);
         let open_for = status.open_for().unwrap_or_default();
         let at = incident.resolved_at.unwrap_or_else(Utc::now);
-        self.metrics
-            .time_to_resolution(
-                incident.key.environment.as_str(),
-                incident.verdict.as_deref().unwrap_or("undiagnosed"),
-            )
-            .observe(open_for.num_milliseconds().max(0) as f64 / 1000.0);
+        self.metrics.time_to_resolution.observe(
+            incident.key.environment.as_str(),
+            incident.verdict.as_deref().unwrap_or("undiagnosed"),
+            open_for.num_milliseconds().max(0) as f64 / 1000.0,
+        );
 
         // The diagnosis, when there is one yet; a check still running shows the resolved line
         // with its verdict when it comes (`shown`).
