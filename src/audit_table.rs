@@ -40,7 +40,7 @@ pub fn render_timeline(t: &crate::incident::Timeline) -> String {
         Some(at) => format!(
             "resolved at {} after {}",
             at.format("%Y-%m-%d %H:%M:%S"),
-            secs((at - i.fired_at).num_seconds())
+            ms((at - i.fired_at).num_milliseconds())
         ),
         None => "open".to_string(),
     };
@@ -59,8 +59,8 @@ pub fn render_timeline(t: &crate::incident::Timeline) -> String {
         out.push_str(&format!(
             "{:<20} {:<9} {:<9} {:<18} {:<12} {}\n",
             e.event.at.format("%Y-%m-%d %H:%M:%S"),
-            secs(e.since_fired_secs),
-            secs(e.since_previous_secs),
+            ms(e.since_fired_ms),
+            ms(e.since_previous_ms),
             e.event.kind,
             e.event.actor.as_deref().unwrap_or("-"),
             e.event.detail.as_deref().unwrap_or("")
@@ -69,9 +69,9 @@ pub fn render_timeline(t: &crate::incident::Timeline) -> String {
     out
 }
 
-/// Whole seconds as `4m05s` (the one duration formatter); negative ones as 0s.
-fn secs(s: i64) -> String {
-    crate::format::human(std::time::Duration::from_secs(
-        u64::try_from(s).unwrap_or(0),
+/// Milliseconds as `4m05s` (the one duration formatter); negative ones as 0s.
+fn ms(ms: i64) -> String {
+    crate::format::human(std::time::Duration::from_millis(
+        u64::try_from(ms).unwrap_or(0),
     ))
 }

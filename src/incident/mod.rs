@@ -123,10 +123,10 @@ pub struct TimelineEntry {
     /// The event.
     #[serde(flatten)]
     pub event: IncidentEvent,
-    /// Seconds since the previous event (0 for the first).
-    pub since_previous_secs: i64,
-    /// Seconds since the alert fired.
-    pub since_fired_secs: i64,
+    /// Milliseconds since the previous event (0 for the first).
+    pub since_previous_ms: i64,
+    /// Milliseconds since the alert fired.
+    pub since_fired_ms: i64,
 }
 
 /// An incident and its timeline, for `linkbot audit --timeline`.
@@ -496,11 +496,13 @@ pub async fn timeline(
     let events = events
         .into_iter()
         .map(|event| {
-            let since_previous_secs = previous.map(|p| (event.at - p).num_seconds()).unwrap_or(0);
+            let since_previous_ms = previous
+                .map(|p| (event.at - p).num_milliseconds())
+                .unwrap_or(0);
             previous = Some(event.at);
             TimelineEntry {
-                since_fired_secs: (event.at - incident.fired_at).num_seconds(),
-                since_previous_secs,
+                since_fired_ms: (event.at - incident.fired_at).num_milliseconds(),
+                since_previous_ms,
                 event,
             }
         })

@@ -590,8 +590,8 @@ async fn audit_timeline_prints_one_incident_in_order_as_text_and_json() {
         kinds,
         ["fired", "verdict", "repeat", "page", "fixed", "resolved"]
     );
-    assert_eq!(v["events"][0]["since_fired_secs"], 0);
-    assert!(v["events"][5]["since_fired_secs"].as_i64().expect("secs") >= 299);
+    assert_eq!(v["events"][0]["since_fired_ms"], 0);
+    assert!(v["events"][5]["since_fired_ms"].as_i64().expect("ms") >= 299_000);
     assert_eq!(v["incident"]["pagerduty_dedup_key"], "dk-1");
     // A location with no incident says so and fails.
     let other = world::location_for(VerdictCode::ConfigMissing, 0);
