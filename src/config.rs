@@ -1412,6 +1412,32 @@ mod tests {
     }
 
     #[test]
+    fn close_issue_on_resolve_is_read_and_needs_a_repo() {
+        let config = Config::parse(EXAMPLE).expect("the example parses");
+        assert!(config.escalation.iter().all(|t| !t.close_issue_on_resolve));
+        let on = EXAMPLE.replace(
+            "close_issue_on_resolve = false",
+            "close_issue_on_resolve = true",
+        );
+        let config = Config::parse(&on).expect("parses");
+        let satlink = config
+            .escalation
+            .iter()
+            .find(|t| t.name == "satellite_link")
+            .expect("the satellite_link target");
+        assert!(satlink.close_issue_on_resolve);
+        // Without a repository there is no issue to close: refused with its key.
+        let no_repo = EXAMPLE.replace(
+            "[escalation.razee]\n",
+            "[escalation.razee]\nclose_issue_on_resolve = true\n",
+        );
+        let p = Config::parse(&no_repo).unwrap_err();
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert_eq!(p[0].key, "escalation.razee.close_issue_on_resolve");
+        assert!(p[0].message.contains("github_repo"), "{p:?}");
+    }
+
+    #[test]
     fn owns_is_validated_with_its_line() {
         let line_of =
             |src: &str, needle: &str| src.lines().position(|l| l.contains(needle)).unwrap() + 1;
