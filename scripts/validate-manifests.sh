@@ -140,7 +140,7 @@ say "validating manifests/slack-app.yaml against Slack's manifest schema"
 "$PY" - "$ROOT/manifests/slack-app.yaml" <<'PYEOF' || fail "manifests/slack-app.yaml lacks what the bot needs"
 import sys, yaml
 m = yaml.safe_load(open(sys.argv[1]))
-need = {"app_mentions:read", "channels:history", "groups:history", "chat:write", "commands", "usergroups:read"}
+need = {"app_mentions:read", "channels:history", "groups:history", "chat:write", "commands", "usergroups:read", "reactions:write"}
 bot = set(m["oauth_config"]["scopes"]["bot"])
 errors = []
 if bot != need:

@@ -14,6 +14,7 @@ use crate::config::{Config, Secrets};
 use crate::escalation::github::GitHubClient;
 use crate::escalation::pagerduty::PagerDutyClient;
 use crate::escalation::Escalators;
+use crate::incident::Incidents;
 use crate::metrics::Metrics;
 use crate::server::{Readiness, ReadyChecks};
 use crate::slack::handler::Handler;
@@ -161,14 +162,6 @@ pub async fn start(config: Arc<Config>, secrets: Secrets, options: Options) -> R
 
     let engine = Engine::new(config.clone(), &secrets, &net, metrics.clone())
         .context("building the directory, Jenkins and IAM clients")?;
-    let sink = Arc::new(SlackSink::new(config.clone(), web.clone()));
-    let coordinator = Coordinator::new(
-        engine,
-        store.clone(),
-        sink,
-        options.instance.clone(),
-        options.lease,
-    );
     let escalators = Escalators {
         pagerduty: secrets
             .pagerduty_routing_key
@@ -189,12 +182,31 @@ pub async fn start(config: Arc<Config>, secrets: Secrets, options: Options) -> R
             .transpose()
             .context("building the GitHub client")?,
     };
+    let incidents = Incidents::new(
+        store.clone(),
+        escalators.clone(),
+        config.escalation.clone(),
+        metrics.clone(),
+    );
+    let sink = Arc::new(SlackSink::new(
+        config.clone(),
+        web.clone(),
+        incidents.clone(),
+    ));
+    let coordinator = Coordinator::new(
+        engine,
+        store.clone(),
+        sink,
+        options.instance.clone(),
+        options.lease,
+    );
     let handler = Handler::new(
         config.clone(),
         web.clone(),
         identity.clone(),
         coordinator.clone(),
         escalators,
+        incidents,
     );
 
     let shutdown = CancellationToken::new();

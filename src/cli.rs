@@ -90,6 +90,13 @@ pub enum Command {
         /// Only this location.
         #[arg(long)]
         location: Option<String>,
+        /// With `--location`: the timeline of the location's newest incident (fired, check,
+        /// verdict, repeats, escalations, pages, re-runs, fixed, resolved) with durations.
+        #[arg(long, requires = "location")]
+        timeline: bool,
+        /// Output format of `--timeline`.
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
     },
     /// The checks in flight.
     Status {
@@ -186,6 +193,8 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             config,
             since,
             location,
+            timeline,
+            format,
         } => {
             let config = Config::load(&config)?;
             let since = since.map(|s| parse_since(&s)).transpose()?;
@@ -193,6 +202,17 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             let store = crate::store::open(&config.resolved_store_url(&Secrets::from_env()?))
                 .await
                 .context("cannot open the store")?;
+            if let (true, Some(location)) = (timeline, &location) {
+                let Some(timeline) = crate::incident::timeline(&*store, location).await? else {
+                    eprintln!("No incident for {location}.");
+                    return Ok(ExitCode::FAILURE);
+                };
+                match format {
+                    Format::Json => println!("{}", serde_json::to_string_pretty(&timeline)?),
+                    Format::Text => print!("{}", crate::audit_table::render_timeline(&timeline)),
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
             let entries = store.audit(since, location.as_ref(), 1000).await?;
             print!("{}", crate::audit_table::render_audit(&entries));
             Ok(ExitCode::SUCCESS)

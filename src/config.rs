@@ -203,6 +203,8 @@ struct RawEscalation {
     pagerduty: bool,
     github_repo: Option<String>,
     owns: Option<Vec<String>>,
+    #[serde(default)]
+    close_issue_on_resolve: bool,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -773,6 +775,13 @@ impl Config {
                     .map_err(|e| v.problem(&table, "github_repo", e.to_string()))
                     .ok()
             });
+            if t.close_issue_on_resolve && t.github_repo.is_none() {
+                v.problem(
+                    &table,
+                    "close_issue_on_resolve",
+                    "`close_issue_on_resolve = true` needs a `github_repo` to close issues in",
+                );
+            }
             let mut owns = Vec::new();
             for code in t.owns.iter().flatten() {
                 match VerdictCode::parse(code) {
@@ -797,6 +806,7 @@ impl Config {
                 pagerduty: t.pagerduty,
                 github_repo,
                 owns,
+                close_issue_on_resolve: t.close_issue_on_resolve,
             });
         }
         let owners = owners_in_file_order(&mut v, &escalation);
@@ -1584,6 +1594,32 @@ mod tests {
             .map(|t| t.name.as_str())
             .collect::<Vec<_>>();
         assert_eq!(names, ["zeta", "razee", "armada_bootstrap"]);
+    }
+
+    #[test]
+    fn close_issue_on_resolve_is_read_and_needs_a_repo() {
+        let config = Config::parse(EXAMPLE).expect("the example parses");
+        assert!(config.escalation.iter().all(|t| !t.close_issue_on_resolve));
+        let on = EXAMPLE.replace(
+            "close_issue_on_resolve = false",
+            "close_issue_on_resolve = true",
+        );
+        let config = Config::parse(&on).expect("parses");
+        let satlink = config
+            .escalation
+            .iter()
+            .find(|t| t.name == "satellite_link")
+            .expect("the satellite_link target");
+        assert!(satlink.close_issue_on_resolve);
+        // Without a repository there is no issue to close: refused with its key.
+        let no_repo = EXAMPLE.replace(
+            "[escalation.razee]\n",
+            "[escalation.razee]\nclose_issue_on_resolve = true\n",
+        );
+        let p = Config::parse(&no_repo).unwrap_err();
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert_eq!(p[0].key, "escalation.razee.close_issue_on_resolve");
+        assert!(p[0].message.contains("github_repo"), "{p:?}");
     }
 
     #[test]

@@ -353,7 +353,7 @@ pub async fn run(out: &mut dyn Write) -> Result<()> {
     writeln!(out, "Re-run (button) on the region_mismatch thread: a fresh build ran and a second verdict was posted.")?;
     writeln!(
         out,
-        "[RESOLVED] alert: {} bot message(s) in its thread (no check).",
+        "[RESOLVED] alert: no check; {} bot message(s) in its thread (the pointer to the resolved diagnosis).",
         world.thread(ONCALL_CHANNEL, &resolved_ts).len()
     )?;
     writeln!(
@@ -365,6 +365,139 @@ pub async fn run(out: &mut dyn Write) -> Result<()> {
         out,
         "Jenkins builds for these three: {}",
         world.jenkins.triggers().len() - builds_before
+    )?;
+
+    // 13. One incident from first firing to resolution (issue 10).
+    let loc = world.scenario(VerdictCode::ApiKeyInvalid, 7);
+    let alert_text = format!("Labels:\n - alertname = SatelliteLinkConnectorDeployCannotgetIAMTokenFromIAMServer\n - severity = critical\n - cluster_id = {loc}");
+    let alert_ts = World::user_ts(100);
+    let push_alert = |text: String, ts: String| {
+        fake::message(
+            ONCALL_CHANNEL,
+            &text,
+            &ts,
+            Some(ALERT_BOT),
+            Some("A0ALERTMGR"),
+            None,
+        )
+    };
+    world
+        .slack
+        .push(push_alert(alert_text.clone(), alert_ts.clone()))
+        .await?;
+    world
+        .wait_verdicts(ONCALL_CHANNEL, &alert_ts, 1, WAIT)
+        .await
+        .context("no diagnosis for the incident's alert")?;
+    let repeat_ts = World::user_ts(101);
+    world
+        .slack
+        .push(push_alert(alert_text.clone(), repeat_ts.clone()))
+        .await?;
+    wait_text(&world, &repeat_ts, "Fired again").await?;
+    click(
+        &world,
+        &alert_ts,
+        &loc,
+        ACTION_PAGE,
+        Some("satellite_link"),
+        ENGINEER,
+    )
+    .await?;
+    wait_text(&world, &alert_ts, "PagerDuty").await?;
+    click(
+        &world,
+        &alert_ts,
+        &loc,
+        ACTION_ESCALATE,
+        Some("satellite_link"),
+        ENGINEER,
+    )
+    .await?;
+    wait_text(&world, &alert_ts, "opened").await?;
+    // The key is rotated; a re-run finds it working.
+    world.set_scenario(
+        &loc,
+        VerdictCode::ApiKeyAccepted,
+        crate::sim::jenkins::Behaviour::default(),
+        true,
+    );
+    click(&world, &alert_ts, &loc, ACTION_RERUN, None, ENGINEER).await?;
+    wait_text(&world, &alert_ts, "the key works").await?;
+    let resolved_ts = World::user_ts(102);
+    let resolving = Instant::now();
+    world
+        .slack
+        .push(push_alert(
+            format!("[RESOLVED]\n{alert_text}"),
+            resolved_ts.clone(),
+        ))
+        .await?;
+    wait_text(&world, &resolved_ts, "Resolved at").await?;
+    let resolved_in = resolving.elapsed();
+    let settled = world
+        .slack
+        .wait_until(|s| s.reactions().iter().any(|r| r.ts == alert_ts), WAIT)
+        .await;
+    if !settled {
+        bail!("the resolved alert got no ✅");
+    }
+    let timeline = loop {
+        let t = crate::incident::timeline(&*bot.store, &loc).await?;
+        if let Some(t) = t.filter(|t| t.events.iter().any(|e| e.event.kind == "github_comment")) {
+            break t;
+        }
+        if resolving.elapsed() > WAIT {
+            bail!("the resolution never reached GitHub");
+        }
+        // The demo polls (bounded); the tests wait on the simulators' own signals.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    rule(
+        out,
+        "13. An incident: alert → diagnosis, a repeat, page + issue, a fix found by a re-run, [RESOLVED]",
+    )?;
+    writeln!(out, "The alert's thread:")?;
+    print_thread(out, &world, &alert_ts)?;
+    writeln!(out, "The repeat's thread:")?;
+    print_thread(out, &world, &repeat_ts)?;
+    writeln!(
+        out,
+        "The [RESOLVED] message's thread ({resolved_in:?} after it arrived):"
+    )?;
+    print_thread(out, &world, &resolved_ts)?;
+    writeln!(
+        out,
+        "  reactions on the alert: {:?}",
+        world
+            .slack
+            .reactions()
+            .iter()
+            .filter(|r| r.ts == alert_ts)
+            .map(|r| r.name.clone())
+            .collect::<Vec<_>>()
+    )?;
+    if let Some(resolve) = world.pagerduty.requests().last().and_then(|r| r.json()) {
+        writeln!(
+            out,
+            "  PagerDuty received: event_action={} dedup_key={}",
+            resolve["event_action"], resolve["dedup_key"]
+        )?;
+    }
+    for issue in world.github.issues() {
+        for c in &issue.comments {
+            writeln!(
+                out,
+                "  GitHub comment on {} #{}: {c}",
+                issue.repo, issue.number
+            )?;
+        }
+    }
+    writeln!(out, "Timeline (linkbot audit --location {loc} --timeline):")?;
+    writeln!(
+        out,
+        "{}",
+        indent(&crate::audit_table::render_timeline(&timeline), "  ")
     )?;
 
     rule(out, "Summary")?;

@@ -15,6 +15,7 @@ pub mod domain;
 pub mod escalation;
 pub mod format;
 pub mod iam;
+pub mod incident;
 pub mod jenkins;
 pub mod metrics;
 pub mod net;

@@ -3,12 +3,14 @@
 //! Labels are low-cardinality by construction (verdict codes, Slack method names, error kinds):
 //! never a location id, a user, or anything secret.
 
-use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 /// A verdict label.
@@ -37,6 +39,60 @@ pub struct RejectedLabel {
 }
 
 /// Every metric linkbot exports.
+/// Labels of the incident histograms: environment and verdict code.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct IncidentLabel {
+    pub environment: String,
+    pub verdict: String,
+}
+
+/// A histogram family over incidents (seconds from 1 s to about 18 h), by environment and
+/// verdict, exposed only once it holds a sample.
+#[derive(Clone, Debug)]
+pub struct Incidents {
+    name: &'static str,
+    help: &'static str,
+    family: Family<IncidentLabel, Histogram, fn() -> Histogram>,
+    observed: Arc<AtomicBool>,
+}
+
+fn incident_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(1.0, 2.0, 17))
+}
+
+impl Incidents {
+    fn new(name: &'static str, help: &'static str) -> Self {
+        Incidents {
+            name,
+            help,
+            family: Family::new_with_constructor(incident_histogram),
+            observed: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// Records `seconds` for one incident of `environment` with `verdict`.
+    pub fn observe(&self, environment: &str, verdict: &str, seconds: f64) {
+        self.family
+            .get_or_create(&IncidentLabel {
+                environment: environment.to_string(),
+                verdict: verdict.to_string(),
+            })
+            .observe(seconds);
+        self.observed.store(true, Ordering::Release);
+    }
+}
+
+impl Collector for Incidents {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        if !self.observed.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let metric =
+            encoder.encode_descriptor(self.name, self.help, None, self.family.metric_type())?;
+        self.family.encode(metric)
+    }
+}
+
 #[derive(Clone)]
 pub struct Metrics {
     registry: Arc<Registry>,
@@ -64,6 +120,10 @@ pub struct Metrics {
     /// Messages that could not be shown in their thread at all (Block Kit, plain-text edit
     /// and plain-text post all failed): `linkbot_slack_undelivered_total`.
     pub undelivered: Counter,
+    /// Alert fired → verdict shown, per incident.
+    pub time_to_diagnosis: Incidents,
+    /// Alert fired → resolved, per incident.
+    pub time_to_resolution: Incidents,
 }
 
 impl Default for Metrics {
@@ -136,7 +196,21 @@ impl Metrics {
             "Escalations by target kind",
             escalations.clone(),
         );
+        // Shown once an incident was measured: an empty family is valid OpenMetrics, but
+        // parsers such as openmetrics-parser 0.5 mis-read one that is followed by another.
+        let time_to_diagnosis = Incidents::new(
+            "time_to_diagnosis_seconds",
+            "Incidents: alert fired to verdict shown",
+        );
+        registry.register_collector(Box::new(time_to_diagnosis.clone()));
+        let time_to_resolution = Incidents::new(
+            "time_to_resolution_seconds",
+            "Incidents: alert fired to resolved",
+        );
+        registry.register_collector(Box::new(time_to_resolution.clone()));
         Metrics {
+            time_to_diagnosis,
+            time_to_resolution,
             registry: Arc::new(registry),
             checks,
             check_duration,

@@ -44,6 +44,9 @@ pub struct EscalationTarget {
     pub github_repo: Option<GithubRepo>,
     /// The verdicts this team owns (`owns`), in the order written.
     pub owns: Vec<VerdictCode>,
+    /// Whether the GitHub issue linkbot opened here is closed when its incident resolves
+    /// (`close_issue_on_resolve`; otherwise it only gets a comment).
+    pub close_issue_on_resolve: bool,
 }
 
 /// The escalation clients that are configured (each needs its secret).
@@ -356,6 +359,26 @@ impl Workflow {
             }
         }
 
+        // The open incident of this location remembers what linkbot did for it, so its
+        // resolution resolves the page and comments on the issue (and its timeline shows them).
+        for d in &done {
+            let recorded = match d {
+                Done::Paged { dedup_key } => {
+                    self.store.incident_paged(&key, dedup_key, req.actor).await
+                }
+                Done::IssueOpened { repo, issue } => {
+                    let number = i64::try_from(issue.number).unwrap_or(i64::MAX);
+                    self.store
+                        .incident_issue(&key, repo.as_str(), number, req.actor)
+                        .await
+                }
+                Done::Posted { .. } => Ok(false),
+            };
+            if let Err(e) = recorded {
+                tracing::error!(error = %e, "could not record an escalation on the incident");
+            }
+        }
+
         // Record before anyone is told: the page, issue or post already happened, so the audit
         // log must have it even when telling the thread fails.
         let links: Vec<String> = done.iter().filter_map(Done::link).collect();
@@ -429,6 +452,7 @@ mod tests {
             pagerduty: true,
             github_repo: Some(GithubRepo::parse("razee-io/razee").expect("a repo")),
             owns: vec![VerdictCode::ConfigMissing],
+            close_issue_on_resolve: false,
         }
     }
 

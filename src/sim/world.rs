@@ -321,6 +321,20 @@ url = "{store_url}"
     /// Like [`World::scenario`], with the Jenkins timing (and other fields) of `base`.
     pub fn scenario_with(&self, verdict: VerdictCode, n: u32, base: Behaviour) -> LocationId {
         let loc = location_for(verdict, n);
+        self.set_scenario(&loc, verdict, base, n % 2 == 0);
+        loc
+    }
+
+    /// Makes the next check of `loc` (any location) end in `verdict`, as [`World::scenario`]
+    /// would set it up: e.g. a location whose key was fixed now ends in `api_key_accepted`.
+    /// The directory answers in JSON when `json`, else in XO's text form.
+    pub fn set_scenario(
+        &self,
+        loc: &LocationId,
+        verdict: VerdictCode,
+        base: Behaviour,
+        json: bool,
+    ) {
         let l = loc.as_str();
         let artifacts = |key: Option<&str>, region: Option<&str>| {
             vec![
@@ -336,11 +350,11 @@ url = "{store_url}"
         };
         let mut b = base;
         match verdict {
-            VerdictCode::UnknownLocation => return loc,
+            VerdictCode::UnknownLocation => return,
             VerdictCode::LookupFailed => {
                 self.directory
                     .set_cluster(l, ClusterAnswer::Raw(500, "internal error".into()));
-                return loc;
+                return;
             }
             VerdictCode::ConfigMissing => b.artifacts = artifacts(None, Some("us-east")),
             VerdictCode::RegionMismatch => b.artifacts = artifacts(Some(IAM_KEY), Some("us-south")),
@@ -360,14 +374,13 @@ url = "{store_url}"
                 b.artifacts = a;
             }
         }
-        let answer = if n % 2 == 0 {
+        let answer = if json {
             ClusterAnswer::Json(TUGBOAT.into())
         } else {
             ClusterAnswer::Text(TUGBOAT.into())
         };
         self.directory.set_cluster(l, answer);
         self.jenkins.set_behaviour(l, b);
-        loc
     }
 
     /// A Jenkins behaviour whose build takes `build` (queue 50 ms), estimated exactly.

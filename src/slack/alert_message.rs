@@ -3,18 +3,104 @@
 //! Decodes a message event — slack-morphism's model, or the raw JSON when the model does not
 //! match a message's shape — into the few fields the rules read ([`RawMessage`]), keeps only
 //! messages from a configured alert source (bot or app id) in a watched channel, never our own,
-//! and hands the text to [`super::alerts::classify`]: a firing alert starts a check per
-//! location (at most 10), a resolved one is logged, and one without a location is answered.
+//! and hands the text to [`super::alerts::classify`]: a firing alert opens the incident of each
+//! location (at most 10) and starts its check, or repeats the open incident (no check: a pointer
+//! reply); a `[RESOLVED]` one resolves the incident of each location it names (nothing when none
+//! is open); one without a location is answered. [`IncidentThreads`] is the Slack side of
+//! `incident/` (edits, replies, permalinks, the ✅ reaction).
 //!
 //! This module must NOT de-duplicate (the handler did, by `event_id`) or parse alert text
 //! itself (that is `alerts.rs`, pure).
 
 use super::alerts::{self, Alert, AttachmentText};
+use super::blocks;
+use super::button::report_context;
 use super::handler::Handler;
+use super::web::SlackWeb;
+use crate::config::Config;
+use crate::diagnosis::verdict::Report;
 use crate::domain::CheckKey;
-use crate::store::{RequestSource, Requester};
+use crate::incident::{IncidentChannel, IncidentStatus, Notice};
+use crate::store::{Fired, MessageRef, RequestSource, Requester};
 use anyhow::Result;
+use chrono::{DateTime, Utc};
 use slack_morphism::prelude::*;
+use std::sync::Arc;
+
+/// The reaction a resolved alert gets.
+pub const RESOLVED_REACTION: &str = "white_check_mark";
+
+/// The Slack side of an incident: its diagnosis message edited with its status, one-line
+/// replies, permalinks and the ✅ reaction. Cheap to clone.
+#[derive(Clone)]
+pub struct IncidentThreads {
+    web: SlackWeb,
+    config: Arc<Config>,
+}
+
+impl IncidentThreads {
+    /// Incident threads posted through `web`.
+    pub fn new(web: SlackWeb, config: Arc<Config>) -> Self {
+        IncidentThreads { web, config }
+    }
+}
+
+#[async_trait::async_trait]
+impl IncidentChannel for IncidentThreads {
+    async fn show(
+        &self,
+        diagnosis: &MessageRef,
+        report: &Report,
+        status: &IncidentStatus,
+    ) -> Result<()> {
+        let ctx = blocks::with_incident(report_context(&self.config, report, None), status);
+        let text = blocks::fallback_text(report);
+        self.web
+            .update(
+                &diagnosis.channel,
+                &diagnosis.ts,
+                &text,
+                Some(blocks::report(report, &ctx)),
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn permalink(&self, message: &MessageRef) -> Option<String> {
+        self.web
+            .permalink(&message.channel, &message.ts)
+            .await
+            .ok()
+            .map(|u| u.to_string())
+    }
+
+    async fn reply(&self, message: &MessageRef, notice: &Notice) -> Result<()> {
+        self.web
+            .post_message(
+                &message.channel,
+                Some(&message.ts),
+                &blocks::incident_notice(notice),
+                None,
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn react_resolved(&self, message: &MessageRef) -> Result<()> {
+        self.web
+            .add_reaction(&message.channel, &message.ts, RESOLVED_REACTION)
+            .await?;
+        Ok(())
+    }
+}
+
+/// The time of a Slack message `ts` (`seconds.micros`), when it reads as one.
+fn message_time(ts: &str) -> Option<DateTime<Utc>> {
+    let (secs, micros) = ts.split_once('.').unwrap_or((ts, "0"));
+    let secs: i64 = secs.parse().ok()?;
+    let micros: u32 = format!("{micros:0<6}").get(..6)?.parse().ok()?;
+    DateTime::from_timestamp(secs, micros * 1000)
+}
 
 fn attachment_text(a: &SlackMessageAttachment) -> AttachmentText {
     AttachmentText {
@@ -181,10 +267,19 @@ impl Handler {
             Alert::Firing {
                 locations,
                 environment,
-                starts_at: _,
+                starts_at,
             } => {
                 let environment = environment.unwrap_or(self.config.check.default_environment);
                 let thread = msg.thread_ts.clone().unwrap_or_else(|| msg.ts.clone());
+                let alert = MessageRef {
+                    channel: msg.channel.clone(),
+                    ts: msg.ts.clone(),
+                };
+                // Never later than now: a skewed clock must not make durations negative.
+                let fired_at = starts_at
+                    .or_else(|| message_time(&msg.ts))
+                    .map_or_else(Utc::now, |t| t.min(Utc::now()));
+                let chat = IncidentThreads::new(self.web.clone(), self.config.clone());
                 for location in locations.into_iter().take(10) {
                     let req = CheckKey {
                         location,
@@ -195,13 +290,54 @@ impl Handler {
                         channel: Some(msg.channel.clone()),
                         source: RequestSource::Alert,
                     };
-                    self.start_check(&msg.channel, &thread, &req, &requester, false)
+                    let incident = match self.incidents.fired(&req, &alert, fired_at).await {
+                        Ok(Fired::Repeat(incident)) => {
+                            tracing::info!(location = %req.location, repeats = incident.repeat_count, "alert repeats its open incident: no check");
+                            self.incidents.repeated(&incident, &alert, &chat).await?;
+                            continue;
+                        }
+                        Ok(Fired::Opened(incident)) => Some(incident.id),
+                        // Without the store the check still runs (and says what is wrong).
+                        Err(e) => {
+                            tracing::error!(error = format!("{e:#}"), "cannot record the incident");
+                            None
+                        }
+                    };
+                    self.start_check(&msg.channel, &thread, &req, &requester, false, incident)
                         .await?;
                 }
                 Ok(())
             }
-            Alert::Resolved { locations, .. } => {
-                tracing::info!(channel = %msg.channel, resolved = locations.len(), "resolved alert: no check");
+            Alert::Resolved {
+                locations,
+                environment,
+            } => {
+                let environment = environment.unwrap_or(self.config.check.default_environment);
+                let by = MessageRef {
+                    channel: msg.channel.clone(),
+                    ts: msg.ts.clone(),
+                };
+                let chat = IncidentThreads::new(self.web.clone(), self.config.clone());
+                for location in locations.into_iter().take(10) {
+                    let key = CheckKey {
+                        location,
+                        environment,
+                    };
+                    match self.incidents.resolve(&key, &by, &chat).await {
+                        Ok(Some((incident, done))) => {
+                            tracing::info!(location = %key.location, incident = %incident.id, ?done, "incident resolved")
+                        }
+                        Ok(None) => {
+                            tracing::info!(location = %key.location, "resolved alert with no open incident: nothing to do")
+                        }
+                        Err(e) => {
+                            tracing::error!(
+                                error = format!("{e:#}"),
+                                "could not resolve the incident"
+                            )
+                        }
+                    }
+                }
                 Ok(())
             }
             Alert::NoLocation(why) => {

@@ -6,7 +6,8 @@
 //! them (`sim::blockkit`). Every interactive element has its own `action_id`
 //! (`linkbot_escalate:<target>`, `linkbot_page:<target>`, `linkbot_rerun`); `button.rs`
 //! dispatches on the part before `:` ([`action_kind`]). Also the text answers to an escalation
-//! ([`escalated`], [`already_paged`]). Every piece of text that did not come
+//! ([`escalated`], [`already_paged`]) and an incident's status and notices ([`incident_preface`],
+//! [`incident_notice`]). Every piece of text that did not come
 //! from linkbot goes through [`super::mrkdwn`]. Posting is elsewhere. Reports hold no secret (a
 //! key fingerprint at most), so neither does this.
 
@@ -16,6 +17,7 @@ use crate::diagnosis::verdict::Report;
 use crate::domain::{Environment, LocationId};
 use crate::escalation::workflow::{Done, Escalated, Failed};
 use crate::format::human;
+use crate::incident::{IncidentStatus, Notice};
 use crate::store::PageRecord;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -1354,6 +1356,136 @@ mod tests {
         assert_eq!(
             escalated("U0ENGINEER", &nothing),
             ":x: <@U0ENGINEER> tried to escalate to *Razee*, but nothing went through.\n:warning: Failed: GitHub is not configured (GITHUB_TOKEN)."
+        );
+    }
+}
+
+/// `HH:MM UTC` of a time.
+fn hhmm(at: chrono::DateTime<chrono::Utc>) -> String {
+    format!("{} UTC", at.format("%H:%M"))
+}
+
+/// The lines an incident puts above its diagnosis: resolved (with how long it was open), fixed
+/// by a re-run, fired again ×N. `None` when there is nothing to say yet.
+pub fn incident_preface(status: &IncidentStatus) -> Option<String> {
+    let mut lines = Vec::new();
+    if let (Some(at), Some(open_for)) = (status.resolved_at, status.open_for()) {
+        lines.push(format!(
+            "✅ *Resolved at {}* — open {} min",
+            hhmm(at),
+            open_for.num_minutes().max(0)
+        ));
+    }
+    if let Some(at) = status.fixed_at {
+        lines.push(format!(
+            ":wrench: *Fixed* at {}: a re-run found the key working.",
+            hhmm(at)
+        ));
+    }
+    if status.repeats > 0 {
+        let last = status
+            .last_repeat_at
+            .map(|at| format!(", last at {}", hhmm(at)))
+            .unwrap_or_default();
+        lines.push(format!(":repeat: Fired again ×{}{last}", status.repeats));
+    }
+    (!lines.is_empty()).then(|| lines.join("\n"))
+}
+
+/// `ctx` for a diagnosis shown with its incident's `status`: the status lines first, and once
+/// resolved no Escalate or Page button (Re-run stays).
+pub fn with_incident(mut ctx: ReportContext, status: &IncidentStatus) -> ReportContext {
+    if let Some(lines) = incident_preface(status) {
+        ctx.preface = Some(match ctx.preface.take() {
+            Some(p) => format!("{lines}\n{p}"),
+            None => lines,
+        });
+    }
+    if status.resolved_at.is_some() {
+        ctx.targets.clear();
+        ctx.page_target = None;
+    }
+    ctx
+}
+
+/// The one-line reply an incident puts in a thread.
+pub fn incident_notice(notice: &Notice) -> String {
+    let pointer = |link: &Option<String>| match link {
+        Some(url) => format!(" {}", mrkdwn::link(url, "See the diagnosis")),
+        None => String::new(),
+    };
+    match notice {
+        Notice::Repeat {
+            count,
+            diagnosis_link,
+        } => format!(
+            ":repeat: Fired again (×{count}): same incident, no new check.{}",
+            pointer(diagnosis_link)
+        ),
+        Notice::Resolved {
+            at,
+            open_for,
+            diagnosis_link,
+        } => format!(
+            ":white_check_mark: Resolved at {} — open {} min.{}",
+            hhmm(*at),
+            open_for.num_minutes().max(0),
+            pointer(diagnosis_link)
+        ),
+        Notice::Changed { was, now, fixed } => {
+            let tail = if *fixed { ": the key works" } else { "" };
+            format!("was `{}`, now `{}`{tail}", was.as_str(), now.as_str())
+        }
+    }
+}
+
+#[cfg(test)]
+mod incident_tests {
+    use super::*;
+    use chrono::{TimeZone, Utc};
+
+    fn at(h: u32, m: u32) -> chrono::DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 12, 1, h, m, 0)
+            .single()
+            .expect("a time")
+    }
+
+    #[test]
+    fn the_preface_says_resolved_fixed_and_repeats() {
+        let status = IncidentStatus {
+            fired_at: at(10, 0),
+            repeats: 2,
+            last_repeat_at: Some(at(10, 8)),
+            fixed_at: Some(at(10, 12)),
+            resolved_at: Some(at(10, 23)),
+        };
+        assert_eq!(
+            incident_preface(&status).as_deref(),
+            Some(
+                "✅ *Resolved at 10:23 UTC* — open 23 min\n:wrench: *Fixed* at 10:12 UTC: a re-run found the key working.\n:repeat: Fired again ×2, last at 10:08 UTC"
+            )
+        );
+        let fresh = IncidentStatus {
+            repeats: 0,
+            last_repeat_at: None,
+            fixed_at: None,
+            resolved_at: None,
+            ..status
+        };
+        assert_eq!(incident_preface(&fresh), None);
+    }
+
+    #[test]
+    fn a_change_of_verdict_is_said_plainly() {
+        use crate::diagnosis::verdict::VerdictCode;
+        let n = Notice::Changed {
+            was: VerdictCode::ApiKeyInvalid,
+            now: VerdictCode::ApiKeyAccepted,
+            fixed: true,
+        };
+        assert_eq!(
+            incident_notice(&n),
+            "was `api_key_invalid`, now `api_key_accepted`: the key works"
         );
     }
 }

@@ -162,7 +162,7 @@ impl Handler {
                         channel: Some(channel.clone()),
                         source: RequestSource::Rerun,
                     };
-                    self.start_check(&channel, &thread, &req, &requester, true)
+                    self.start_check(&channel, &thread, &req, &requester, true, None)
                         .await?;
                 }
                 id => {

@@ -16,11 +16,13 @@ use super::oncall::Oncall;
 use super::transport::Inbound;
 use super::web::{BotIdentity, SlackError, SlackWeb};
 use crate::check::coordinator::Coordinator;
+use crate::check::coordinator::Requested;
 use crate::check::progress::ProgressView;
 use crate::config::Config;
 use crate::domain::CheckKey;
 use crate::escalation::{Escalators, Workflow};
-use crate::store::{Requester, Waiter};
+use crate::incident::Incidents;
+use crate::store::{IncidentId, MessageRef, Requester, Waiter};
 use anyhow::Result;
 use slack_morphism::prelude::*;
 use std::sync::Arc;
@@ -34,6 +36,7 @@ pub struct Handler {
     pub(super) coordinator: Coordinator,
     pub(super) escalation: Workflow,
     pub(super) oncall: Arc<Oncall>,
+    pub(super) incidents: Incidents,
 }
 
 impl Handler {
@@ -44,6 +47,7 @@ impl Handler {
         identity: BotIdentity,
         coordinator: Coordinator,
         escalators: Escalators,
+        incidents: Incidents,
     ) -> Self {
         let escalation = Workflow::new(
             coordinator.store().clone(),
@@ -61,6 +65,7 @@ impl Handler {
             coordinator,
             escalation,
             oncall,
+            incidents,
         }
     }
 
@@ -150,7 +155,10 @@ impl Handler {
         self.on_block_actions(&ev).await
     }
 
-    /// Posts the message that will become the diagnosis, then hands the request over.
+    /// Posts the message that will become the diagnosis, then hands the request over. With
+    /// `incident`, the message is that incident's diagnosis (recorded before the check can
+    /// finish, so its verdict is shown with the incident's status); without, a request for a
+    /// location with an open incident joins that incident's timeline.
     pub(super) async fn start_check(
         &self,
         channel: &str,
@@ -158,6 +166,7 @@ impl Handler {
         req: &CheckKey,
         requester: &Requester,
         fresh: bool,
+        incident: Option<IncidentId>,
     ) -> Result<()> {
         let starting = ProgressView::new(req.clone());
         let (text, progress) = blocks::progress(&starting);
@@ -183,6 +192,24 @@ impl Handler {
             thread_ts: Some(thread.to_string()),
             user: requester.user.clone(),
         };
+        let diagnosis = MessageRef {
+            channel: channel.to_string(),
+            ts: ts.clone(),
+        };
+        let store = self.coordinator.store();
+        match incident {
+            Some(id) => {
+                if let Err(e) = store.set_incident_check(id, None, &diagnosis).await {
+                    tracing::warn!(error = %e, "cannot record the incident's diagnosis message");
+                }
+            }
+            None => {
+                let kind = requester.source.as_str();
+                self.incidents
+                    .joined(req, kind, requester.user.as_deref())
+                    .await;
+            }
+        }
         match self
             .coordinator
             .request(req, requester, waiter, fresh)
@@ -190,6 +217,20 @@ impl Handler {
         {
             Ok(outcome) => {
                 tracing::info!(location = %req.location, environment = %req.environment, source = requester.source.as_str(), ?outcome, "check requested");
+                if let Some(id) = incident {
+                    let check_id = match &outcome {
+                        Requested::Started(c) | Requested::Joined(c) => Some(*c),
+                        Requested::Reused { .. } => store
+                            .latest_finished(req)
+                            .await
+                            .ok()
+                            .flatten()
+                            .map(|d| d.check_id),
+                    };
+                    if let Err(e) = store.set_incident_check(id, check_id, &diagnosis).await {
+                        tracing::warn!(error = %e, "cannot record the incident's check");
+                    }
+                }
                 Ok(())
             }
             Err(e) => {

@@ -78,7 +78,7 @@ impl Handler {
                     channel: Some(channel.to_string()),
                     source,
                 };
-                self.start_check(channel, thread, &req, &requester, false)
+                self.start_check(channel, thread, &req, &requester, false, None)
                     .await
             }
             Command::Help => {

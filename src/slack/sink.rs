@@ -1,11 +1,17 @@
 //! `SlackSink`: the coordinator's [`Sink`] — check progress and results rendered (by
 //! `blocks.rs`) into every waiting Slack message, edited in place.
 //!
+//! A verdict shown in an incident's diagnosis message is shown with the incident's status
+//! (resolved, fixed, repeats: `incident/` records it as the incident's diagnosis); a new
+//! verdict for a location with an open incident that differs from its diagnosis says so in the
+//! thread ("was `X`, now `Y`").
+//!
 //! A verdict Slack refuses, or that keeps meeting 5xx, is shown as plain text
 //! (`blocks::plain_report`); when even that edit fails it is posted in the thread, so a thread
 //! is never silent. This module must NOT decide anything about the check (the coordinator
 //! does) or build Block Kit itself.
 
+use super::alert_message::IncidentThreads;
 use super::blocks;
 use super::button::report_context;
 use super::transport::Backoff;
@@ -15,7 +21,8 @@ use crate::check::progress::ProgressView;
 use crate::config::Config;
 use crate::diagnosis::verdict::Report;
 use crate::domain::CheckKey;
-use crate::store::Waiter;
+use crate::incident::Incidents;
+use crate::store::{MessageRef, Waiter};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,12 +30,17 @@ use std::time::Duration;
 pub struct SlackSink {
     config: Arc<Config>,
     web: SlackWeb,
+    incidents: Incidents,
 }
 
 impl SlackSink {
-    /// A sink posting through `web`.
-    pub fn new(config: Arc<Config>, web: SlackWeb) -> Self {
-        SlackSink { config, web }
+    /// A sink posting through `web`, consulting `incidents` for each verdict.
+    pub fn new(config: Arc<Config>, web: SlackWeb, incidents: Incidents) -> Self {
+        SlackSink {
+            config,
+            web,
+            incidents,
+        }
     }
 }
 
@@ -122,6 +134,36 @@ impl SlackSink {
     }
 }
 
+impl SlackSink {
+    /// Compares a new verdict shown in `w` with the open incident's diagnosis, and says so in
+    /// `w`'s thread when it differs.
+    async fn recheck(&self, w: &Waiter, report: &Report) {
+        let (Some(location), Some(environment)) = (&report.location, report.environment) else {
+            return;
+        };
+        let key = CheckKey {
+            location: location.clone(),
+            environment,
+        };
+        let chat = IncidentThreads::new(self.web.clone(), self.config.clone());
+        if let Some(notice) = self.incidents.rechecked(&key, report, &chat).await {
+            let thread = w.thread_ts.as_deref().unwrap_or(&w.message_ts);
+            if let Err(e) = self
+                .web
+                .post_message(
+                    &w.channel,
+                    Some(thread),
+                    &blocks::incident_notice(&notice),
+                    None,
+                )
+                .await
+            {
+                tracing::warn!(channel = %w.channel, error = %e, "could not say the verdict changed");
+            }
+        }
+    }
+}
+
 #[async_trait::async_trait]
 impl Sink for SlackSink {
     async fn progress(&self, waiters: &[Waiter], progress: &ProgressView) {
@@ -157,8 +199,33 @@ impl Sink for SlackSink {
         let blocks = blocks::report(report, &ctx);
         let text = blocks::fallback_text(report);
         let plain = blocks::plain_report(report, &self.config.check.runbook_url);
+        let mut rechecked = false;
         for w in waiters {
-            self.show(w, "verdict", &text, blocks.clone(), &plain).await;
+            let message = MessageRef {
+                channel: w.channel.clone(),
+                ts: w.message_ts.clone(),
+            };
+            match self.incidents.shown(&message, report).await {
+                Some(status) => {
+                    let ctx = blocks::with_incident(ctx.clone(), &status);
+                    let preface = blocks::incident_preface(&status);
+                    let plain = match preface {
+                        Some(p) => format!("{p}\n{plain}"),
+                        None => plain.clone(),
+                    };
+                    self.show(w, "verdict", &text, blocks::report(report, &ctx), &plain)
+                        .await;
+                }
+                None => {
+                    self.show(w, "verdict", &text, blocks.clone(), &plain).await;
+                    // A new result for a location with an open incident (a re-run, a
+                    // request): say plainly when it differs from the incident's diagnosis.
+                    if reused_age.is_none() && !rechecked {
+                        rechecked = true;
+                        self.recheck(w, report).await;
+                    }
+                }
+            }
         }
     }
 

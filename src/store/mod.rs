@@ -23,6 +23,11 @@
 //! owner's writes do nothing and say so (`false` / [`FinishOutcome::LeaseLost`]). Leases compare
 //! the replicas' own clocks, so keep clocks in sync (NTP) and leases far longer than any skew.
 //!
+//! **Incidents.** One alert for one (environment, location) from first firing to
+//! resolution: at most one open per key (a unique partial index), repeats counted on it, its
+//! resolution one `UPDATE … WHERE state = 'open'` so replicas resolve it once, and its
+//! timeline in `incident_events`.
+//!
 //! **Clicks.** Every Slack message showing a result is recorded against its check (as a waiter,
 //! or with [`Store::record_shown`] for a reused result), so a click is matched to the result its
 //! message showed ([`Store::shown_result`]), never to what the click's value claims. A result is
@@ -76,6 +81,86 @@ impl fmt::Display for CheckId {
 }
 
 pub use crate::domain::CheckKey;
+
+/// The id of one incident (a row in the store).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct IncidentId(pub i64);
+
+impl fmt::Display for IncidentId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// A Slack message an incident points at: its channel and `ts`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MessageRef {
+    /// The channel id.
+    pub channel: String,
+    /// The message's `ts`.
+    pub ts: String,
+}
+
+/// One alert for one (environment, location), from its first firing to its resolution.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Incident {
+    /// The incident.
+    pub id: IncidentId,
+    /// Its location and environment.
+    pub key: CheckKey,
+    /// Whether it is still open (not resolved).
+    pub open: bool,
+    /// The first firing alert message.
+    pub alert: MessageRef,
+    /// When the alert fired (Alertmanager's `startsAt`, else the message's time).
+    pub fired_at: DateTime<Utc>,
+    /// The check the first firing started (or joined).
+    pub check_id: Option<CheckId>,
+    /// The message showing the diagnosis (edited on repeats, fixes and resolution).
+    pub diagnosis: Option<MessageRef>,
+    /// The first verdict reached for it.
+    pub verdict: Option<String>,
+    /// When that verdict was recorded.
+    pub diagnosed_at: Option<DateTime<Utc>>,
+    /// How many further firings joined it.
+    pub repeat_count: i64,
+    /// When the last of them arrived.
+    pub last_repeat_at: Option<DateTime<Utc>>,
+    /// When a re-run found it fixed (`api_key_accepted` after a key or region verdict).
+    pub fixed_at: Option<DateTime<Utc>>,
+    /// When it resolved.
+    pub resolved_at: Option<DateTime<Utc>>,
+    /// The `[RESOLVED]` message that closed it.
+    pub resolve_message: Option<MessageRef>,
+    /// The PagerDuty `dedup_key` of the page linkbot sent for it, if it paged.
+    pub pagerduty_dedup_key: Option<String>,
+    /// The GitHub issue linkbot opened for it (`owner/repo`, number), if any.
+    pub github_issue: Option<(String, i64)>,
+}
+
+/// The answer to [`Store::fire_incident`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fired {
+    /// No incident was open for the key: this alert opened one.
+    Opened(Incident),
+    /// The alert repeats the open incident (its repeat count and time now include it).
+    Repeat(Incident),
+}
+
+/// One line of an incident's timeline.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct IncidentEvent {
+    /// When it happened.
+    pub at: DateTime<Utc>,
+    /// What happened (`fired`, `check_started`, `verdict`, `repeat`, `escalation`, `page`,
+    /// `issue`, `rerun`, `fixed`, `resolved`).
+    pub kind: String,
+    /// Who (Slack user id), when a person acted.
+    pub actor: Option<String>,
+    /// A short note (verdict code, link, count). Never a secret.
+    pub detail: Option<String>,
+}
 
 /// Where a check request came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -609,6 +694,89 @@ pub trait Store: Send + Sync {
         limit: usize,
     ) -> Result<Vec<AuditEntry>, StoreError>;
 
+    /// A firing alert for `key`: opens its incident (alert message, `fired_at`) when none is
+    /// open, or counts a repeat of the open one — atomically across tasks and replicas, with
+    /// its timeline event (`fired` / `repeat`).
+    async fn fire_incident(
+        &self,
+        key: &CheckKey,
+        alert: &MessageRef,
+        fired_at: DateTime<Utc>,
+    ) -> Result<Fired, StoreError>;
+
+    /// The open incident of `key`, if any.
+    async fn open_incident(&self, key: &CheckKey) -> Result<Option<Incident>, StoreError>;
+
+    /// The newest incident of `location` (open or resolved, any environment).
+    async fn latest_incident(&self, location: &LocationId) -> Result<Option<Incident>, StoreError>;
+
+    /// The newest incident whose diagnosis is shown by message (`channel`, `ts`).
+    async fn incident_for_message(
+        &self,
+        channel: &str,
+        ts: &str,
+    ) -> Result<Option<Incident>, StoreError>;
+
+    /// Records the message showing an incident's diagnosis and, when `Some`, the check it
+    /// started or joined (with a `check_started` event; `None` keeps the check recorded).
+    /// `false` when the incident is unknown.
+    async fn set_incident_check(
+        &self,
+        id: IncidentId,
+        check_id: Option<CheckId>,
+        diagnosis: &MessageRef,
+    ) -> Result<bool, StoreError>;
+
+    /// Records the incident's first verdict and when it came (with a `verdict` event); a later
+    /// verdict changes nothing. Returns the incident as it now is.
+    async fn incident_verdict(
+        &self,
+        id: IncidentId,
+        verdict: &str,
+    ) -> Result<Option<Incident>, StoreError>;
+
+    /// Marks an open incident fixed (first time only, with a `fixed` event). `false` when it
+    /// was already fixed, or is not open.
+    async fn incident_fixed(&self, id: IncidentId, detail: &str) -> Result<bool, StoreError>;
+
+    /// Records on the open incident of `key` the PagerDuty `dedup_key` linkbot paged with.
+    async fn incident_paged(
+        &self,
+        key: &CheckKey,
+        dedup_key: &str,
+        actor: &str,
+    ) -> Result<bool, StoreError>;
+
+    /// Records on the open incident of `key` the GitHub issue linkbot opened.
+    async fn incident_issue(
+        &self,
+        key: &CheckKey,
+        repo: &str,
+        number: i64,
+        actor: &str,
+    ) -> Result<bool, StoreError>;
+
+    /// Resolves the open incident of `key` (by the `[RESOLVED]` message `by`) in one
+    /// `UPDATE … WHERE state = 'open'`: of any number of concurrent callers on any replica,
+    /// exactly one gets the incident; `None` when none was open.
+    async fn resolve_incident(
+        &self,
+        key: &CheckKey,
+        by: &MessageRef,
+    ) -> Result<Option<Incident>, StoreError>;
+
+    /// Appends an event to an incident's timeline.
+    async fn add_incident_event(
+        &self,
+        id: IncidentId,
+        kind: &str,
+        actor: Option<&str>,
+        detail: Option<&str>,
+    ) -> Result<(), StoreError>;
+
+    /// An incident's timeline, oldest first.
+    async fn incident_events(&self, id: IncidentId) -> Result<Vec<IncidentEvent>, StoreError>;
+
     /// Closes the connections (on shutdown); later calls fail.
     async fn close(&self);
 }
@@ -862,6 +1030,63 @@ fn audit_from_row(row: &impl Cols) -> Result<AuditEntry, StoreError> {
         verdict: row.opt_text("verdict")?,
         target: row.opt_text("target")?,
         link: row.opt_text("link")?,
+        detail: row.opt_text("detail")?,
+    })
+}
+
+fn opt_time(row: &impl Cols, col: &'static str) -> Result<Option<DateTime<Utc>>, StoreError> {
+    row.opt_int(col)?
+        .map(|ms| time_from_ms(ms, col))
+        .transpose()
+}
+
+fn message_ref(channel: Option<String>, ts: Option<String>) -> Option<MessageRef> {
+    Some(MessageRef {
+        channel: channel?,
+        ts: ts?,
+    })
+}
+
+/// An [`Incident`] from a row with the columns of `sql::INCIDENT_COLUMNS`.
+fn incident_from_row(row: &impl Cols) -> Result<Incident, StoreError> {
+    let github_issue = match (row.opt_text("github_repo")?, row.opt_int("github_number")?) {
+        (Some(repo), Some(n)) => Some((repo, n)),
+        _ => None,
+    };
+    Ok(Incident {
+        id: IncidentId(row.int("id")?),
+        key: key_from_row(row)?,
+        open: row.text("state")? == "open",
+        alert: MessageRef {
+            channel: row.text("alert_channel")?,
+            ts: row.text("alert_ts")?,
+        },
+        fired_at: time_from_ms(row.int("fired_at")?, "fired_at")?,
+        check_id: row.opt_int("check_id")?.map(CheckId),
+        diagnosis: message_ref(
+            row.opt_text("diagnosis_channel")?,
+            row.opt_text("diagnosis_ts")?,
+        ),
+        verdict: row.opt_text("verdict")?,
+        diagnosed_at: opt_time(row, "diagnosed_at")?,
+        repeat_count: row.int("repeat_count")?,
+        last_repeat_at: opt_time(row, "last_repeat_at")?,
+        fixed_at: opt_time(row, "fixed_at")?,
+        resolved_at: opt_time(row, "resolved_at")?,
+        resolve_message: message_ref(
+            row.opt_text("resolve_channel")?,
+            row.opt_text("resolve_ts")?,
+        ),
+        pagerduty_dedup_key: row.opt_text("pagerduty_dedup_key")?,
+        github_issue,
+    })
+}
+
+fn incident_event_from_row(row: &impl Cols) -> Result<IncidentEvent, StoreError> {
+    Ok(IncidentEvent {
+        at: time_from_ms(row.int("at")?, "incident event time")?,
+        kind: row.text("kind")?,
+        actor: row.opt_text("actor")?,
         detail: row.opt_text("detail")?,
     })
 }

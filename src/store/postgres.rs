@@ -28,6 +28,11 @@ const MIGRATIONS: &[EmbeddedMigration] = &[
         description: "clicks",
         sql: include_str!("../../migrations/postgres/0002_clicks.sql"),
     },
+    EmbeddedMigration {
+        version: 3,
+        description: "incidents",
+        sql: include_str!("../../migrations/postgres/0003_incidents.sql"),
+    },
 ];
 
 /// The PostgreSQL dialect.

@@ -10,10 +10,11 @@
 
 use super::{
     audit_from_row, check_audit_detail, duration_ms, finished_from_row, in_flight_from_row,
-    json_text, new_page_claim, page_from_row, page_row_vanished, query_error, reusable_verdict_sql,
-    waiter_from_row, AuditEntry, CheckId, CheckKey, Claim, Clock, Cols, FinishOutcome,
-    FinishedCheck, InFlight, PageClaim, Requester, Store, StoreError, Waiter, CLAIM_PAGE_ATTEMPTS,
-    EVENT_KEY_RETENTION,
+    incident_event_from_row, incident_from_row, json_text, new_page_claim, page_from_row,
+    page_row_vanished, query_error, reusable_verdict_sql, waiter_from_row, AuditEntry, CheckId,
+    CheckKey, Claim, Clock, Cols, FinishOutcome, FinishedCheck, Fired, InFlight, Incident,
+    IncidentEvent, IncidentId, MessageRef, PageClaim, Requester, Store, StoreError, Waiter,
+    CLAIM_PAGE_ATTEMPTS, EVENT_KEY_RETENTION,
 };
 use crate::domain::LocationId;
 use chrono::{DateTime, Utc};
@@ -67,6 +68,12 @@ const IN_FLIGHT_COLUMNS: &str = "id, environment, location, stage, CAST(job AS T
 /// Columns of a finished check, as [`finished_from_row`] reads them (JSON read back as text).
 const FINISHED_COLUMNS: &str = "id, environment, location, started_at, finished_at, verdict, \
      CAST(report AS TEXT) AS report, build_url";
+
+/// Columns of an incident, as [`incident_from_row`] reads them.
+const INCIDENT_COLUMNS: &str = "id, environment, location, state, alert_channel, alert_ts, \
+     fired_at, check_id, diagnosis_channel, diagnosis_ts, verdict, diagnosed_at, repeat_count, \
+     last_repeat_at, fixed_at, resolved_at, resolve_channel, resolve_ts, pagerduty_dedup_key, \
+     github_repo, github_number";
 
 /// The store over one SQL backend.
 pub(super) struct SqlStore<D: Dialect> {
@@ -228,6 +235,79 @@ where
         .map_err(query_error(op))?;
         tx.commit().await.map_err(query_error(op))?;
         Ok(true)
+    }
+
+    /// Appends a timeline event inside `conn`'s transaction.
+    async fn insert_event(
+        conn: &mut <D::Db as Database>::Connection,
+        id: i64,
+        at: i64,
+        kind: &str,
+        actor: Option<&str>,
+        detail: Option<&str>,
+        op: &'static str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO incident_events (incident_id, at, kind, actor, detail) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(id)
+        .bind(at)
+        .bind(kind)
+        .bind(actor)
+        .bind(detail)
+        .execute(&mut *conn)
+        .await
+        .map_err(query_error(op))?;
+        Ok(())
+    }
+
+    /// Runs `sql` (an `UPDATE … RETURNING {INCIDENT_COLUMNS}` whose `$1` is the time now)
+    /// with `binds` as `$2`, `$3`, … and, when it changed an incident, appends the event
+    /// `kind` — in one write transaction.
+    async fn update_incident(
+        &self,
+        sql: &str,
+        binds: &[&str],
+        event: (&str, Option<&str>, Option<&str>),
+        op: &'static str,
+    ) -> Result<Option<Incident>, StoreError> {
+        let now = self.clock.now_ms();
+        let mut tx = self.write_tx(op).await?;
+        let mut query = sqlx::query(sql).bind(now);
+        for b in binds {
+            query = query.bind(*b);
+        }
+        let row = query
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(query_error(op))?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let incident = incident_from_row(&row)?;
+        let (kind, actor, detail) = event;
+        Self::insert_event(&mut tx, incident.id.0, now, kind, actor, detail, op).await?;
+        tx.commit().await.map_err(query_error(op))?;
+        Ok(Some(incident))
+    }
+
+    /// The first incident `sql` returns, with `binds` as `$1`, `$2`, ….
+    async fn one_incident(
+        &self,
+        sql: &str,
+        binds: &[&str],
+        op: &'static str,
+    ) -> Result<Option<Incident>, StoreError> {
+        let mut query = sqlx::query(sql);
+        for b in binds {
+            query = query.bind(*b);
+        }
+        let row = query
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(query_error(op))?;
+        row.as_ref().map(incident_from_row).transpose()
     }
 
     /// The finished check of the first row `sql` returns, with `binds` as `$1`, `$2`, ….
@@ -707,6 +787,311 @@ where
         .await
         .map_err(query_error("audit"))?;
         rows.iter().map(audit_from_row).collect()
+    }
+
+    async fn fire_incident(
+        &self,
+        key: &CheckKey,
+        alert: &MessageRef,
+        fired_at: DateTime<Utc>,
+    ) -> Result<Fired, StoreError> {
+        const OP: &str = "fire_incident";
+        let now = self.clock.now_ms();
+        let mut tx = self.write_tx(OP).await?;
+        if let Some(lock) = D::KEY_LOCK_SQL {
+            sqlx::query(lock)
+                .bind(format!(
+                    "linkbot.incident/{}/{}",
+                    key.environment, key.location
+                ))
+                .execute(&mut *tx)
+                .await
+                .map_err(query_error(OP))?;
+        }
+        let repeat = sqlx::query(&format!(
+            "UPDATE incidents SET repeat_count = repeat_count + 1, last_repeat_at = $1 \
+             WHERE environment = $2 AND location = $3 AND state = 'open' \
+             RETURNING {INCIDENT_COLUMNS}"
+        ))
+        .bind(now)
+        .bind(key.environment.as_str())
+        .bind(key.location.as_str())
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(query_error(OP))?;
+        let fired = match repeat {
+            Some(row) => {
+                let incident = incident_from_row(&row)?;
+                let detail = format!(
+                    "×{} ({} {})",
+                    incident.repeat_count, alert.channel, alert.ts
+                );
+                Self::insert_event(
+                    &mut tx,
+                    incident.id.0,
+                    now,
+                    "repeat",
+                    None,
+                    Some(&detail),
+                    OP,
+                )
+                .await?;
+                Fired::Repeat(incident)
+            }
+            None => {
+                let row = sqlx::query(&format!(
+                    "INSERT INTO incidents (environment, location, state, alert_channel, \
+                     alert_ts, fired_at) VALUES ($1, $2, 'open', $3, $4, $5) \
+                     RETURNING {INCIDENT_COLUMNS}"
+                ))
+                .bind(key.environment.as_str())
+                .bind(key.location.as_str())
+                .bind(alert.channel.as_str())
+                .bind(alert.ts.as_str())
+                .bind(fired_at.timestamp_millis())
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(query_error(OP))?;
+                let incident = incident_from_row(&row)?;
+                let detail = format!("{} {}", alert.channel, alert.ts);
+                Self::insert_event(
+                    &mut tx,
+                    incident.id.0,
+                    fired_at.timestamp_millis(),
+                    "fired",
+                    None,
+                    Some(&detail),
+                    OP,
+                )
+                .await?;
+                Fired::Opened(incident)
+            }
+        };
+        tx.commit().await.map_err(query_error(OP))?;
+        Ok(fired)
+    }
+
+    async fn open_incident(&self, key: &CheckKey) -> Result<Option<Incident>, StoreError> {
+        let sql = format!(
+            "SELECT {INCIDENT_COLUMNS} FROM incidents \
+             WHERE environment = $1 AND location = $2 AND state = 'open'"
+        );
+        let binds = [key.environment.as_str(), key.location.as_str()];
+        self.one_incident(&sql, &binds, "open_incident").await
+    }
+
+    async fn latest_incident(&self, location: &LocationId) -> Result<Option<Incident>, StoreError> {
+        let sql = format!(
+            "SELECT {INCIDENT_COLUMNS} FROM incidents WHERE location = $1 \
+             ORDER BY fired_at DESC, id DESC LIMIT 1"
+        );
+        self.one_incident(&sql, &[location.as_str()], "latest_incident")
+            .await
+    }
+
+    async fn incident_for_message(
+        &self,
+        channel: &str,
+        ts: &str,
+    ) -> Result<Option<Incident>, StoreError> {
+        let sql = format!(
+            "SELECT {INCIDENT_COLUMNS} FROM incidents \
+             WHERE diagnosis_channel = $1 AND diagnosis_ts = $2 ORDER BY id DESC LIMIT 1"
+        );
+        self.one_incident(&sql, &[channel, ts], "incident_for_message")
+            .await
+    }
+
+    async fn set_incident_check(
+        &self,
+        id: IncidentId,
+        check_id: Option<CheckId>,
+        diagnosis: &MessageRef,
+    ) -> Result<bool, StoreError> {
+        const OP: &str = "set_incident_check";
+        let now = self.clock.now_ms();
+        let mut tx = self.write_tx(OP).await?;
+        let done = sqlx::query(
+            "UPDATE incidents SET check_id = COALESCE($1, check_id), diagnosis_channel = $2, \
+             diagnosis_ts = $3 WHERE id = $4",
+        )
+        .bind(check_id.map(|c| c.0))
+        .bind(diagnosis.channel.as_str())
+        .bind(diagnosis.ts.as_str())
+        .bind(id.0)
+        .execute(&mut *tx)
+        .await
+        .map_err(query_error(OP))?;
+        if D::rows_affected(&done) != 1 {
+            return Ok(false);
+        }
+        if let Some(check_id) = check_id {
+            let detail = format!("check {check_id}");
+            Self::insert_event(&mut tx, id.0, now, "check_started", None, Some(&detail), OP)
+                .await?;
+        }
+        tx.commit().await.map_err(query_error(OP))?;
+        Ok(true)
+    }
+
+    async fn incident_verdict(
+        &self,
+        id: IncidentId,
+        verdict: &str,
+    ) -> Result<Option<Incident>, StoreError> {
+        let sql = format!(
+            "UPDATE incidents SET verdict = $2, diagnosed_at = $1 \
+             WHERE id = CAST($3 AS BIGINT) AND verdict IS NULL RETURNING {INCIDENT_COLUMNS}"
+        );
+        let id_text = id.0.to_string();
+        let changed = self
+            .update_incident(
+                &sql,
+                &[verdict, &id_text],
+                ("verdict", None, Some(verdict)),
+                "incident_verdict",
+            )
+            .await?;
+        match changed {
+            Some(incident) => Ok(Some(incident)),
+            None => {
+                let sql = format!(
+                    "SELECT {INCIDENT_COLUMNS} FROM incidents WHERE id = CAST($1 AS BIGINT)"
+                );
+                self.one_incident(&sql, &[&id_text], "incident_verdict")
+                    .await
+            }
+        }
+    }
+
+    async fn incident_fixed(&self, id: IncidentId, detail: &str) -> Result<bool, StoreError> {
+        let sql = format!(
+            "UPDATE incidents SET fixed_at = $1 WHERE id = CAST($2 AS BIGINT) \
+             AND fixed_at IS NULL AND state = 'open' RETURNING {INCIDENT_COLUMNS}"
+        );
+        let id_text = id.0.to_string();
+        let changed = self
+            .update_incident(
+                &sql,
+                &[&id_text],
+                ("fixed", None, Some(detail)),
+                "incident_fixed",
+            )
+            .await?;
+        Ok(changed.is_some())
+    }
+
+    async fn incident_paged(
+        &self,
+        key: &CheckKey,
+        dedup_key: &str,
+        actor: &str,
+    ) -> Result<bool, StoreError> {
+        let sql = format!(
+            "UPDATE incidents SET pagerduty_dedup_key = $2 WHERE environment = $3 \
+             AND location = $4 AND state = 'open' AND $1 = $1 RETURNING {INCIDENT_COLUMNS}"
+        );
+        let binds = [dedup_key, key.environment.as_str(), key.location.as_str()];
+        let detail = format!("pagerduty:{dedup_key}");
+        let changed = self
+            .update_incident(
+                &sql,
+                &binds,
+                ("page", Some(actor), Some(&detail)),
+                "incident_paged",
+            )
+            .await?;
+        Ok(changed.is_some())
+    }
+
+    async fn incident_issue(
+        &self,
+        key: &CheckKey,
+        repo: &str,
+        number: i64,
+        actor: &str,
+    ) -> Result<bool, StoreError> {
+        let sql = format!(
+            "UPDATE incidents SET github_repo = $2, github_number = CAST($3 AS BIGINT) \
+             WHERE environment = $4 AND location = $5 AND state = 'open' AND $1 = $1 \
+             RETURNING {INCIDENT_COLUMNS}"
+        );
+        let number_text = number.to_string();
+        let binds = [
+            repo,
+            &number_text,
+            key.environment.as_str(),
+            key.location.as_str(),
+        ];
+        let detail = format!("{repo}#{number}");
+        let changed = self
+            .update_incident(
+                &sql,
+                &binds,
+                ("issue", Some(actor), Some(&detail)),
+                "incident_issue",
+            )
+            .await?;
+        Ok(changed.is_some())
+    }
+
+    async fn resolve_incident(
+        &self,
+        key: &CheckKey,
+        by: &MessageRef,
+    ) -> Result<Option<Incident>, StoreError> {
+        let sql = format!(
+            "UPDATE incidents SET state = 'resolved', resolved_at = $1, resolve_channel = $2, \
+             resolve_ts = $3 WHERE environment = $4 AND location = $5 AND state = 'open' \
+             RETURNING {INCIDENT_COLUMNS}"
+        );
+        let binds = [
+            by.channel.as_str(),
+            by.ts.as_str(),
+            key.environment.as_str(),
+            key.location.as_str(),
+        ];
+        let detail = format!("{} {}", by.channel, by.ts);
+        self.update_incident(
+            &sql,
+            &binds,
+            ("resolved", None, Some(&detail)),
+            "resolve_incident",
+        )
+        .await
+    }
+
+    async fn add_incident_event(
+        &self,
+        id: IncidentId,
+        kind: &str,
+        actor: Option<&str>,
+        detail: Option<&str>,
+    ) -> Result<(), StoreError> {
+        const OP: &str = "add_incident_event";
+        let mut conn = self.pool.acquire().await.map_err(query_error(OP))?;
+        Self::insert_event(
+            &mut conn,
+            id.0,
+            self.clock.now_ms(),
+            kind,
+            actor,
+            detail,
+            OP,
+        )
+        .await
+    }
+
+    async fn incident_events(&self, id: IncidentId) -> Result<Vec<IncidentEvent>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT at, kind, actor, detail FROM incident_events WHERE incident_id = $1 \
+             ORDER BY at, id",
+        )
+        .bind(id.0)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query_error("incident_events"))?;
+        rows.iter().map(incident_event_from_row).collect()
     }
 
     async fn close(&self) {

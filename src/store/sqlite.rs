@@ -28,6 +28,11 @@ const MIGRATIONS: &[EmbeddedMigration] = &[
         description: "clicks",
         sql: include_str!("../../migrations/sqlite/0002_clicks.sql"),
     },
+    EmbeddedMigration {
+        version: 3,
+        description: "incidents",
+        sql: include_str!("../../migrations/sqlite/0003_incidents.sql"),
+    },
 ];
 
 /// How long a writer waits for the file lock before the statement fails.

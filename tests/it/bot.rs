@@ -541,6 +541,8 @@ async fn alerts_in_both_forms_are_answered_in_their_threads_and_resolved_ones_ar
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_alert_storm_for_one_location_runs_one_build_and_answers_every_thread() {
+    // Issue 10: the first alert opens the incident and gets the diagnosis; every further one
+    // repeats it — no build, no second diagnosis, a one-line pointer to the diagnosis instead.
     let h = start().await;
     let loc = h.world.scenario_with(
         VerdictCode::ConfigMissing,
@@ -561,11 +563,66 @@ async fn an_alert_storm_for_one_location_runs_one_build_and_answers_every_thread
     }
     println!("alert storm: 20 alerts pushed in {:?}", pushed_at.elapsed());
 
-    for ts in &threads {
-        let v = h.verdict(ONCALL_CHANNEL, ts).await;
-        assert_eq!(world::verdict_code(&v), Some(VerdictCode::ConfigMissing));
-        assert_eq!(h.posts(ONCALL_CHANNEL, ts).len(), 1, "thread {ts}");
+    // Which alert opened the incident depends on which envelope was handled first.
+    let visible = |s: &fake::SimSlackState, ts: &str| -> Vec<SimMessage> {
+        s.thread(ONCALL_CHANNEL, ts)
+            .into_iter()
+            .filter(|m| m.ephemeral_to.is_none())
+            .cloned()
+            .collect()
+    };
+    let ok = h
+        .world
+        .slack
+        .wait_until(
+            |s| {
+                threads
+                    .iter()
+                    .filter(|ts| visible(s, ts).iter().any(world::is_verdict))
+                    .count()
+                    == 1
+                    && threads.iter().all(|ts| visible(s, ts).len() == 1)
+            },
+            WAIT,
+        )
+        .await;
+    assert!(
+        ok,
+        "one verdict and 19 pointers did not arrive within {WAIT:?}"
+    );
+    let first = threads
+        .iter()
+        .find(|ts| h.posts(ONCALL_CHANNEL, ts).iter().any(world::is_verdict))
+        .expect("the thread with the diagnosis")
+        .clone();
+    let diagnosis = h.verdict(ONCALL_CHANNEL, &first).await;
+    assert_eq!(
+        world::verdict_code(&diagnosis),
+        Some(VerdictCode::ConfigMissing)
+    );
+    for ts in threads.iter().filter(|ts| **ts != first) {
+        let posts = h.posts(ONCALL_CHANNEL, ts);
+        assert_eq!(posts.len(), 1, "thread {ts}");
+        let text = posts[0].text.clone().unwrap_or_default();
+        assert!(text.contains("Fired again"), "thread {ts}: {text}");
+        // A repeat handled before the diagnosis message existed points at the opening alert.
+        assert!(
+            text.contains(&digits(&diagnosis.ts)) || text.contains(&digits(&first)),
+            "thread {ts} links neither the diagnosis nor its alert: {text}"
+        );
     }
+    let counted = h
+        .world
+        .slack
+        .wait_until(
+            |s| {
+                s.message(ONCALL_CHANNEL, &diagnosis.ts)
+                    .is_some_and(|m| all_versions(m).contains("Fired again ×19"))
+            },
+            WAIT,
+        )
+        .await;
+    assert!(counted, "the diagnosis never showed the 19 repeats");
     assert_eq!(h.builds_for(&loc), 1, "an alert storm flooded Jenkins");
     assert_eq!(h.world.jenkins.triggers().len(), 1);
     h.finish("alert storm").await;
@@ -2024,4 +2081,478 @@ async fn a_check_that_cannot_be_started_says_so_with_no_progress_left_behind() {
         .expect("the table is back");
     pool.close().await;
     h.finish("cannot start").await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Incidents (issue 10): first firing → repeats → re-run → resolution
+
+/// The seed's text form of a `[RESOLVED]` alert.
+fn resolved_text(loc: &LocationId) -> String {
+    format!("[RESOLVED]\n{}", alert_text(loc))
+}
+
+/// Alertmanager's attachment form of a `[RESOLVED]` alert naming every location of `locs`.
+fn resolved_attachments(locs: &[&LocationId]) -> Value {
+    let mut fields = vec![json!({"title": "alertname", "value": ALERT_NAME, "short": true})];
+    for loc in locs {
+        fields.push(json!({"title": "cluster_id", "value": loc.as_str(), "short": true}));
+    }
+    json!([{
+        "color": "good",
+        "title": format!("[RESOLVED] {ALERT_NAME} (critical satellite-link)"),
+        "text": "*Alert:* Link connector is rebooting",
+        "fields": fields,
+        "fallback": format!("[RESOLVED] {ALERT_NAME}"),
+    }])
+}
+
+impl Harness {
+    /// Waits until the message `ts` has shown `needle` (in any version); returns it as it is now.
+    async fn wait_shown(&self, ts: &str, needle: &str) -> SimMessage {
+        let ok = self
+            .world
+            .slack
+            .wait_until(
+                |s| {
+                    s.message(ONCALL_CHANNEL, ts)
+                        .is_some_and(|m| all_versions(m).contains(needle))
+                },
+                WAIT,
+            )
+            .await;
+        assert!(
+            ok,
+            "message {ts} never showed {needle:?}; it shows:\n{}",
+            self.world
+                .slack
+                .messages()
+                .iter()
+                .find(|m| m.ts == ts)
+                .map(world::render_message)
+                .unwrap_or_default()
+        );
+        self.world
+            .slack
+            .messages()
+            .into_iter()
+            .find(|m| m.channel == ONCALL_CHANNEL && m.ts == ts && m.ephemeral_to.is_none())
+            .expect("the message")
+    }
+
+    /// Waits until the bot reacted `name` on the message `ts`.
+    async fn wait_reaction(&self, ts: &str, name: &str) {
+        let ok = self
+            .world
+            .slack
+            .wait_until(
+                |s| {
+                    s.reactions()
+                        .iter()
+                        .any(|r| r.channel == ONCALL_CHANNEL && r.ts == ts && r.name == name)
+                },
+                WAIT,
+            )
+            .await;
+        assert!(ok, "no :{name}: on {ts} within {WAIT:?}");
+    }
+}
+
+/// The action kinds a message's buttons offer now (its latest version).
+fn offered_actions(m: &SimMessage) -> Vec<String> {
+    m.blocks
+        .iter()
+        .flat_map(|b| b.as_array().into_iter().flatten())
+        .flat_map(|b| b["elements"].as_array().into_iter().flatten())
+        .filter_map(|e| {
+            e["action_id"]
+                .as_str()
+                .map(|id| action_kind(id).to_string())
+        })
+        .collect()
+}
+
+/// One `name{labels} value` sample of a Prometheus exposition, or 0.
+fn sample(exposition: &str, name: &str, labels: &[&str]) -> f64 {
+    exposition
+        .lines()
+        .filter(|l| l.starts_with(name) && labels.iter().all(|want| l.contains(want)))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repeat_joins_the_incident_and_resolve_marks_the_thread_without_paging_anyone() {
+    let mut h = start().await;
+    let loc = h.world.scenario(VerdictCode::RegionMismatch, 0);
+    let (alert_ts, _) = h.alert(ONCALL_CHANNEL, &alert_text(&loc), None, 1).await;
+    let diagnosis = h.verdict(ONCALL_CHANNEL, &alert_ts).await;
+    assert_eq!(
+        world::verdict_code(&diagnosis),
+        Some(VerdictCode::RegionMismatch)
+    );
+    let before = offered_actions(&diagnosis);
+    assert!(before.iter().any(|a| a == ACTION_ESCALATE), "{before:?}");
+
+    // A repeat (Alertmanager's attachment form): no build, no diagnosis, a pointer, a count.
+    let (repeat_ts, _) = h
+        .alert(ONCALL_CHANNEL, "", Some(alert_attachments(&loc)), 2)
+        .await;
+    let pointer = h.wait_text(ONCALL_CHANNEL, &repeat_ts, "Fired again").await;
+    assert!(
+        pointer
+            .text
+            .as_deref()
+            .unwrap_or("")
+            .contains(&digits(&diagnosis.ts)),
+        "the pointer does not link the diagnosis: {pointer:?}"
+    );
+    assert_eq!(h.posts(ONCALL_CHANNEL, &repeat_ts).len(), 1);
+    h.wait_shown(&diagnosis.ts, "Fired again ×1").await;
+    h.barrier().await;
+    assert_eq!(h.builds_for(&loc), 1, "a repeat started a build");
+    assert_eq!(
+        h.posts(ONCALL_CHANNEL, &alert_ts).len(),
+        1,
+        "a second diagnosis"
+    );
+
+    // [RESOLVED], seed text form: the diagnosis edited in place, both threads told, ✅.
+    let started = Instant::now();
+    let (resolved_ts, _) = h.alert(ONCALL_CHANNEL, &resolved_text(&loc), None, 3).await;
+    let resolved = h.wait_shown(&diagnosis.ts, "Resolved at").await;
+    println!(
+        "incident: [RESOLVED] pushed → diagnosis edited in {:?}",
+        started.elapsed()
+    );
+    let shown = world::render_message(&resolved);
+    assert!(shown.contains("open "), "{shown}");
+    assert!(shown.contains("us-south"), "the evidence stays: {shown}");
+    assert_eq!(
+        world::verdict_code(&resolved),
+        Some(VerdictCode::RegionMismatch)
+    );
+    let after = offered_actions(&resolved);
+    assert_eq!(after, [ACTION_RERUN], "only Re-run stays: {after:?}");
+    let in_alert = h.wait_text(ONCALL_CHANNEL, &alert_ts, "Resolved at").await;
+    assert!(in_alert
+        .text
+        .as_deref()
+        .unwrap_or("")
+        .contains(&digits(&diagnosis.ts)));
+    let in_resolved = h
+        .wait_text(ONCALL_CHANNEL, &resolved_ts, "Resolved at")
+        .await;
+    assert!(in_resolved
+        .text
+        .as_deref()
+        .unwrap_or("")
+        .contains(&digits(&diagnosis.ts)));
+    println!(
+        "incident: [RESOLVED] pushed → both threads answered in {:?}",
+        started.elapsed()
+    );
+    h.wait_reaction(&alert_ts, "white_check_mark").await;
+    // Nobody paged and no issue was opened: neither PagerDuty nor GitHub hears of it.
+    h.barrier().await;
+    assert!(h.world.pagerduty.requests().is_empty());
+    assert!(h.world.github.issues().is_empty());
+    assert!(h.world.github.requests().is_empty());
+    assert_eq!(h.builds_for(&loc), 1, "a resolve started a build");
+
+    // The histograms count this incident once each.
+    let (_, metrics) = h.ops("/metrics").await;
+    let labels = ["environment=\"prod\"", "verdict=\"region_mismatch\""];
+    assert_eq!(
+        sample(&metrics, "linkbot_time_to_diagnosis_seconds_count", &labels),
+        1.0,
+        "{metrics}"
+    );
+    assert_eq!(
+        sample(
+            &metrics,
+            "linkbot_time_to_resolution_seconds_count",
+            &labels
+        ),
+        1.0,
+        "{metrics}"
+    );
+    h.assert_no_secrets_in_slack();
+    h.finish("incident resolve").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resolve_after_a_page_and_an_issue_resolves_the_page_and_comments_on_the_issue() {
+    let h = start().await;
+    let loc = h.world.scenario(VerdictCode::ApiKeyInvalid, 0);
+    let (alert_ts, _) = h
+        .alert(ONCALL_CHANNEL, "", Some(alert_attachments(&loc)), 1)
+        .await;
+    let diagnosis = h.verdict(ONCALL_CHANNEL, &alert_ts).await;
+    assert_eq!(
+        world::verdict_code(&diagnosis),
+        Some(VerdictCode::ApiKeyInvalid)
+    );
+    h.click(
+        &alert_ts,
+        &loc,
+        ACTION_PAGE,
+        Some("satellite_link"),
+        ENGINEER,
+    )
+    .await;
+    let pages = h
+        .world
+        .pagerduty
+        .wait_for_requests(1, WAIT)
+        .await
+        .expect("a page");
+    let dedup_key = pages[0].json().expect("JSON")["dedup_key"]
+        .as_str()
+        .expect("a dedup_key")
+        .to_string();
+    h.wait_text(ONCALL_CHANNEL, &alert_ts, "PagerDuty").await;
+    h.click(
+        &alert_ts,
+        &loc,
+        ACTION_ESCALATE,
+        Some("satellite_link"),
+        ENGINEER,
+    )
+    .await;
+    h.wait_text(ONCALL_CHANNEL, &alert_ts, "issue").await;
+    assert_eq!(h.world.github.issues().len(), 1);
+
+    // [RESOLVED], attachment form.
+    let (resolved_ts, _) = h
+        .alert(ONCALL_CHANNEL, "", Some(resolved_attachments(&[&loc])), 2)
+        .await;
+    h.wait_shown(&diagnosis.ts, "Resolved at").await;
+    let pages = h
+        .world
+        .pagerduty
+        .wait_for_requests(2, WAIT)
+        .await
+        .expect("the resolve");
+    let resolve = pages[1].json().expect("JSON");
+    assert_eq!(resolve["event_action"], "resolve");
+    assert_eq!(resolve["dedup_key"], dedup_key.as_str());
+    let gh = h
+        .world
+        .github
+        .wait_for_requests(2, WAIT)
+        .await
+        .expect("the comment");
+    assert!(gh[1].path.ends_with("/comments"), "{}", gh[1].path);
+    let body = gh[1].json().expect("JSON")["body"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    assert!(body.contains("resolved at"), "{body}");
+    assert!(
+        body.contains(&digits(&diagnosis.ts)),
+        "the comment links the thread: {body}"
+    );
+    // close_issue_on_resolve is off: nothing closes it (checked after the timeline below).
+    h.wait_text(ONCALL_CHANNEL, &resolved_ts, "Resolved at")
+        .await;
+    h.wait_reaction(&alert_ts, "white_check_mark").await;
+
+    // The timeline holds every step, in order.
+    let timeline = linkbot::incident::timeline(&*h.bot.store, &loc)
+        .await
+        .expect("the store answers")
+        .expect("an incident");
+    let kinds: Vec<&str> = timeline
+        .events
+        .iter()
+        .map(|e| e.event.kind.as_str())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "fired",
+            "check_started",
+            "verdict",
+            "page",
+            "issue",
+            "resolved",
+            "pagerduty_resolve",
+            "github_comment"
+        ],
+        "{timeline:?}"
+    );
+    assert_eq!(
+        h.world.github.requests().len(),
+        2,
+        "the issue was not closed"
+    );
+    h.finish("incident page and issue").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resolve_with_close_issue_on_resolve_closes_the_issue() {
+    let h = start_with(|c| {
+        for t in &mut c.escalation {
+            if t.name == "satellite_link" {
+                t.close_issue_on_resolve = true;
+            }
+        }
+    })
+    .await;
+    let loc = h.world.scenario(VerdictCode::ApiKeyInvalid, 0);
+    let (alert_ts, _) = h.alert(ONCALL_CHANNEL, &alert_text(&loc), None, 1).await;
+    let diagnosis = h.verdict(ONCALL_CHANNEL, &alert_ts).await;
+    h.click(
+        &alert_ts,
+        &loc,
+        ACTION_ESCALATE,
+        Some("satellite_link"),
+        ENGINEER,
+    )
+    .await;
+    h.wait_text(ONCALL_CHANNEL, &alert_ts, "issue").await;
+    h.alert(ONCALL_CHANNEL, &resolved_text(&loc), None, 2).await;
+    h.wait_shown(&diagnosis.ts, "Resolved at").await;
+    let gh = h
+        .world
+        .github
+        .wait_for_requests(3, WAIT)
+        .await
+        .expect("the comment and the close");
+    assert!(gh[1].path.ends_with("/comments"), "{}", gh[1].path);
+    assert_eq!(gh[2].method, reqwest::Method::PATCH);
+    assert_eq!(gh[2].json().expect("JSON")["state"], "closed");
+    assert!(
+        h.world.pagerduty.requests().is_empty(),
+        "nobody paged: no resolve"
+    );
+    h.finish("incident close issue").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grouped_resolve_closes_several_incidents() {
+    let h = start().await;
+    let a = h.world.scenario(VerdictCode::ConfigMissing, 0);
+    let b = h.world.scenario(VerdictCode::RegionMismatch, 0);
+    let (a_ts, _) = h.alert(ONCALL_CHANNEL, &alert_text(&a), None, 1).await;
+    let (b_ts, _) = h
+        .alert(ONCALL_CHANNEL, "", Some(alert_attachments(&b)), 2)
+        .await;
+    let a_diag = h.verdict(ONCALL_CHANNEL, &a_ts).await;
+    let b_diag = h.verdict(ONCALL_CHANNEL, &b_ts).await;
+    let (resolved_ts, _) = h
+        .alert(ONCALL_CHANNEL, "", Some(resolved_attachments(&[&a, &b])), 3)
+        .await;
+    h.wait_shown(&a_diag.ts, "Resolved at").await;
+    h.wait_shown(&b_diag.ts, "Resolved at").await;
+    h.wait_reaction(&a_ts, "white_check_mark").await;
+    h.wait_reaction(&b_ts, "white_check_mark").await;
+    let ok = h
+        .world
+        .slack
+        .wait_until(|s| s.thread(ONCALL_CHANNEL, &resolved_ts).len() == 2, WAIT)
+        .await;
+    assert!(ok, "the [RESOLVED] thread should point at both diagnoses");
+    for store_loc in [&a, &b] {
+        let key = CheckKey {
+            environment: Environment::Prod,
+            location: store_loc.clone(),
+        };
+        assert_eq!(h.bot.store.open_incident(&key).await.expect("store"), None);
+    }
+    h.finish("grouped resolve").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resolve_before_the_verdict_is_shown_with_it_and_one_with_no_incident_does_nothing() {
+    let mut h = start().await;
+    let slow = h.world.scenario_with(
+        VerdictCode::ConfigMissing,
+        0,
+        World::timing(Duration::from_millis(1500)),
+    );
+    let (alert_ts, _) = h.alert(ONCALL_CHANNEL, &alert_text(&slow), None, 1).await;
+    // Resolved while its check still runs (the progress message is there, no verdict yet).
+    h.wait_message("the progress message", |m| {
+        m.thread_ts.as_deref() == Some(alert_ts.as_str())
+    })
+    .await;
+    let (resolved_ts, _) = h
+        .alert(ONCALL_CHANNEL, &resolved_text(&slow), None, 2)
+        .await;
+    h.wait_text(ONCALL_CHANNEL, &resolved_ts, "Resolved at")
+        .await;
+    h.wait_reaction(&alert_ts, "white_check_mark").await;
+    let verdict = h.verdict(ONCALL_CHANNEL, &alert_ts).await;
+    let verdict = h.wait_shown(&verdict.ts, "Resolved at").await;
+    assert_eq!(
+        world::verdict_code(&verdict),
+        Some(VerdictCode::ConfigMissing)
+    );
+    assert_eq!(offered_actions(&verdict), [ACTION_RERUN]);
+
+    // A [RESOLVED] for a location with no incident: no answer, no check.
+    let quiet = h.world.scenario(VerdictCode::ApiKeyInvalid, 0);
+    let (quiet_ts, _) = h
+        .alert(ONCALL_CHANNEL, &resolved_text(&quiet), None, 3)
+        .await;
+    h.barrier().await;
+    assert!(h.world.thread(ONCALL_CHANNEL, &quiet_ts).is_empty());
+    assert_eq!(h.builds_for(&quiet), 0);
+    assert!(!h.world.slack.reactions().iter().any(|r| r.ts == quiet_ts));
+    h.finish("resolve before verdict").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rerun_that_fixes_the_incident_says_so_and_marks_it_fixed() {
+    let h = start().await;
+    let loc = h.world.scenario(VerdictCode::ApiKeyInvalid, 0);
+    let (alert_ts, _) = h.alert(ONCALL_CHANNEL, &alert_text(&loc), None, 1).await;
+    let diagnosis = h.verdict(ONCALL_CHANNEL, &alert_ts).await;
+    assert_eq!(
+        world::verdict_code(&diagnosis),
+        Some(VerdictCode::ApiKeyInvalid)
+    );
+    // Someone rotates the key; the re-run finds it working.
+    h.world.set_scenario(
+        &loc,
+        VerdictCode::ApiKeyAccepted,
+        linkbot::sim::jenkins::Behaviour::default(),
+        true,
+    );
+    h.click(&alert_ts, &loc, ACTION_RERUN, None, ENGINEER).await;
+    h.wait_text(
+        ONCALL_CHANNEL,
+        &alert_ts,
+        "was `api_key_invalid`, now `api_key_accepted`: the key works",
+    )
+    .await;
+    h.wait_shown(&diagnosis.ts, "Fixed").await;
+    let key = CheckKey {
+        environment: Environment::Prod,
+        location: loc.clone(),
+    };
+    let incident = h
+        .bot
+        .store
+        .open_incident(&key)
+        .await
+        .expect("store")
+        .expect("still open until it resolves");
+    assert!(incident.fixed_at.is_some());
+    assert_eq!(incident.verdict.as_deref(), Some("api_key_invalid"));
+    let timeline = linkbot::incident::timeline(&*h.bot.store, &loc)
+        .await
+        .expect("store")
+        .expect("incident");
+    let kinds: Vec<&str> = timeline
+        .events
+        .iter()
+        .map(|e| e.event.kind.as_str())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["fired", "check_started", "verdict", "rerun", "fixed"]
+    );
+    h.finish("fix by rerun").await;
 }

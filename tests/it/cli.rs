@@ -508,3 +508,105 @@ async fn a_url_with_credentials_is_refused_and_never_logged() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_timeline_prints_one_incident_in_order_as_text_and_json() {
+    use linkbot::domain::Environment;
+    use linkbot::store::{CheckKey, Fired, MessageRef};
+    let world = World::start().await.expect("world");
+    let config = write_config(&world);
+    let loc = world::location_for(VerdictCode::ApiKeyInvalid, 0);
+    let key = CheckKey {
+        environment: Environment::Prod,
+        location: loc.clone(),
+    };
+    {
+        let store = linkbot::store::open(&world.sqlite_url("cli"))
+            .await
+            .expect("store");
+        let alert = |ts: &str| MessageRef {
+            channel: "C0ALERTS".into(),
+            ts: ts.into(),
+        };
+        let fired_at = chrono::Utc::now() - chrono::Duration::minutes(5);
+        let Fired::Opened(incident) = store
+            .fire_incident(&key, &alert("1.1"), fired_at)
+            .await
+            .expect("fire")
+        else {
+            panic!("opened");
+        };
+        store
+            .incident_verdict(incident.id, "api_key_invalid")
+            .await
+            .expect("verdict");
+        store
+            .fire_incident(&key, &alert("1.2"), chrono::Utc::now())
+            .await
+            .expect("repeat");
+        store
+            .incident_paged(&key, "dk-1", "U0BOB")
+            .await
+            .expect("page");
+        store
+            .incident_fixed(incident.id, "was api_key_invalid, now api_key_accepted")
+            .await
+            .expect("fixed");
+        store
+            .resolve_incident(&key, &alert("1.3"))
+            .await
+            .expect("resolve");
+        store.close().await;
+    }
+    let cfg = config.to_str().expect("utf-8 path");
+    let env = world.secret_env();
+    let args = [
+        "audit",
+        "--config",
+        cfg,
+        "--location",
+        loc.as_str(),
+        "--timeline",
+    ];
+    let out = linkbot(&args, &env).await;
+    assert!(out.status.success(), "{}", text(&out));
+    let shown = text(&out);
+    for kind in ["fired", "verdict", "repeat", "page", "fixed", "resolved"] {
+        assert!(shown.contains(kind), "{kind} missing:\n{shown}");
+    }
+    assert!(shown.contains("+FIRED"), "{shown}");
+    let mut json_args = args.to_vec();
+    json_args.extend(["--format", "json"]);
+    let out = linkbot(&json_args, &env).await;
+    assert!(out.status.success(), "{}", text(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    let kinds: Vec<&str> = v["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter_map(|e| e["kind"].as_str())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["fired", "verdict", "repeat", "page", "fixed", "resolved"]
+    );
+    assert_eq!(v["events"][0]["since_fired_ms"], 0);
+    assert!(v["events"][5]["since_fired_ms"].as_i64().expect("ms") >= 299_000);
+    assert_eq!(v["incident"]["pagerduty_dedup_key"], "dk-1");
+    // A location with no incident says so and fails.
+    let other = world::location_for(VerdictCode::ConfigMissing, 0);
+    let out = linkbot(
+        &[
+            "audit",
+            "--config",
+            cfg,
+            "--location",
+            other.as_str(),
+            "--timeline",
+        ],
+        &env,
+    )
+    .await;
+    assert!(!out.status.success());
+    assert!(text(&out).contains("No incident"), "{}", text(&out));
+}

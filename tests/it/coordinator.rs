@@ -12,8 +12,9 @@ use linkbot::domain::{Environment, LocationId};
 use linkbot::metrics::Metrics;
 use linkbot::sim::world::World;
 use linkbot::store::{
-    AuditEntry, CheckId, CheckKey, Claim, FinishOutcome, FinishedCheck, InFlight, PageClaim,
-    RequestSource, Requester, Store, StoreError, Waiter,
+    AuditEntry, CheckId, CheckKey, Claim, FinishOutcome, FinishedCheck, Fired, InFlight, Incident,
+    IncidentEvent, IncidentId, MessageRef, PageClaim, RequestSource, Requester, Store, StoreError,
+    Waiter,
 };
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -155,6 +156,81 @@ impl Store for FailingStore {
         limit: usize,
     ) -> Result<Vec<AuditEntry>, StoreError> {
         self.inner.audit(since, location, limit).await
+    }
+    async fn fire_incident(
+        &self,
+        key: &CheckKey,
+        alert: &MessageRef,
+        fired_at: DateTime<Utc>,
+    ) -> Result<Fired, StoreError> {
+        self.inner.fire_incident(key, alert, fired_at).await
+    }
+    async fn open_incident(&self, key: &CheckKey) -> Result<Option<Incident>, StoreError> {
+        self.inner.open_incident(key).await
+    }
+    async fn latest_incident(&self, location: &LocationId) -> Result<Option<Incident>, StoreError> {
+        self.inner.latest_incident(location).await
+    }
+    async fn incident_for_message(
+        &self,
+        channel: &str,
+        ts: &str,
+    ) -> Result<Option<Incident>, StoreError> {
+        self.inner.incident_for_message(channel, ts).await
+    }
+    async fn set_incident_check(
+        &self,
+        id: IncidentId,
+        check_id: Option<CheckId>,
+        diagnosis: &MessageRef,
+    ) -> Result<bool, StoreError> {
+        self.inner.set_incident_check(id, check_id, diagnosis).await
+    }
+    async fn incident_verdict(
+        &self,
+        id: IncidentId,
+        verdict: &str,
+    ) -> Result<Option<Incident>, StoreError> {
+        self.inner.incident_verdict(id, verdict).await
+    }
+    async fn incident_fixed(&self, id: IncidentId, detail: &str) -> Result<bool, StoreError> {
+        self.inner.incident_fixed(id, detail).await
+    }
+    async fn incident_paged(
+        &self,
+        key: &CheckKey,
+        dedup_key: &str,
+        actor: &str,
+    ) -> Result<bool, StoreError> {
+        self.inner.incident_paged(key, dedup_key, actor).await
+    }
+    async fn incident_issue(
+        &self,
+        key: &CheckKey,
+        repo: &str,
+        number: i64,
+        actor: &str,
+    ) -> Result<bool, StoreError> {
+        self.inner.incident_issue(key, repo, number, actor).await
+    }
+    async fn resolve_incident(
+        &self,
+        key: &CheckKey,
+        by: &MessageRef,
+    ) -> Result<Option<Incident>, StoreError> {
+        self.inner.resolve_incident(key, by).await
+    }
+    async fn add_incident_event(
+        &self,
+        id: IncidentId,
+        kind: &str,
+        actor: Option<&str>,
+        detail: Option<&str>,
+    ) -> Result<(), StoreError> {
+        self.inner.add_incident_event(id, kind, actor, detail).await
+    }
+    async fn incident_events(&self, id: IncidentId) -> Result<Vec<IncidentEvent>, StoreError> {
+        self.inner.incident_events(id).await
     }
     async fn close(&self) {
         self.inner.close().await

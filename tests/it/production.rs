@@ -190,20 +190,57 @@ fn assert_answered_in_place(
     m.clone()
 }
 
-/// Each thread got exactly one bot message: the verdict `want`.
-fn assert_every_thread_answered(world: &World, threads: &[String], want: VerdictCode) {
+/// An alert storm for one location is one incident (issue 10): waits until the thread of the
+/// alert that opened it holds the verdict `want` and every other alert thread holds exactly one
+/// bot message, the pointer to that incident ("Fired again"), and no second verdict anywhere.
+async fn wait_storm_answered(world: &World, threads: &[String], want: VerdictCode) {
+    let answers = |s: &fake::SimSlackState, ts: &str| -> Vec<SimMessage> {
+        s.thread(ONCALL_CHANNEL, ts)
+            .into_iter()
+            .filter(|m| m.ephemeral_to.is_none())
+            .cloned()
+            .collect()
+    };
+    let ok = world
+        .slack
+        .wait_until(
+            |s| {
+                threads
+                    .iter()
+                    .filter(|ts| {
+                        answers(s, ts)
+                            .iter()
+                            .any(|m| world::verdict_code(m) == Some(want))
+                    })
+                    .count()
+                    == 1
+                    && threads.iter().all(|ts| answers(s, ts).len() == 1)
+            },
+            WAIT,
+        )
+        .await;
+    let shown: Vec<Vec<String>> = threads
+        .iter()
+        .map(|ts| {
+            world
+                .thread(ONCALL_CHANNEL, ts)
+                .iter()
+                .map(world::render_message)
+                .collect()
+        })
+        .collect();
+    assert!(ok, "not one verdict and a pointer per repeat: {shown:#?}");
     for ts in threads {
-        let answers: Vec<SimMessage> = world
+        let msgs: Vec<SimMessage> = world
             .thread(ONCALL_CHANNEL, ts)
             .into_iter()
             .filter(|m| m.ephemeral_to.is_none())
             .collect();
-        assert_eq!(
-            answers.len(),
-            1,
-            "one answer per alert thread: {answers:#?}"
-        );
-        assert_eq!(world::verdict_code(&answers[0]), Some(want));
+        assert_eq!(msgs.len(), 1, "one answer per alert thread: {msgs:#?}");
+        if !world::is_verdict(&msgs[0]) {
+            let text = msgs[0].text.clone().unwrap_or_default();
+            assert!(text.contains("Fired again"), "thread {ts}: {text}");
+        }
     }
 }
 
@@ -456,15 +493,12 @@ async fn one_bot_and_an_alert_storm_make_one_build_and_answer_every_alert() {
         for ts in &threads {
             alert(&world, &loc, ts).await;
         }
-        for ts in &threads {
-            wait_verdict(&world, ts).await;
-        }
+        wait_storm_answered(&world, &threads, VerdictCode::RegionMismatch).await;
         println!(
             "alert storm of {} on one bot: every thread answered in {:?}",
             threads.len(),
             storm.elapsed()
         );
-        assert_every_thread_answered(&world, &threads, VerdictCode::RegionMismatch);
         assert_one_build(&world, &loc);
         assert_audited_once(&bot.store, &loc, VerdictCode::RegionMismatch).await;
         bot.stop().await;
@@ -524,15 +558,12 @@ async fn two_replicas_and_an_alert_storm_make_one_build_and_answer_every_alert()
         for ts in &threads {
             alert(&world, &loc, ts).await;
         }
-        for ts in &threads {
-            wait_verdict(&world, ts).await;
-        }
+        wait_storm_answered(&world, &threads, VerdictCode::ConfigMissing).await;
         println!(
             "alert storm of {}: every thread answered in {:?}",
             threads.len(),
             storm.elapsed()
         );
-        assert_every_thread_answered(&world, &threads, VerdictCode::ConfigMissing);
         assert_one_build(&world, &loc);
         assert_audited_once(&a.store, &loc, VerdictCode::ConfigMissing).await;
         // Slack spread the storm over both replicas' connections. (Read from the text, not
@@ -981,6 +1012,127 @@ async fn check_from_the_terminal_logs_json_and_never_a_secret() {
             assert!(!so.contains(secret.as_str()), "a secret is on stdout");
             assert!(!se.contains(secret.as_str()), "a secret is in the logs");
         }
+    })
+    .await
+}
+
+// ---- incidents across restarts and replicas (issue 10) ---------------------------------------
+
+/// A `[RESOLVED]` alert for `loc` (seed text form), as message `ts`.
+async fn resolved(world: &World, loc: &LocationId, ts: &str) {
+    let text = format!(
+        "[RESOLVED]\nLabels:\n - alertname = SatelliteLinkConnectorDeployCannotgetIAMTokenFromIAMServer\n - severity = critical\n - cluster_id = {loc}"
+    );
+    world
+        .slack
+        .push(fake::message(
+            ONCALL_CHANNEL,
+            &text,
+            ts,
+            Some(ALERT_BOT),
+            Some("A0ALERTMGR"),
+            None,
+        ))
+        .await
+        .expect("the resolve reaches a bot");
+}
+
+/// Waits until the message `ts` shows "Resolved at" and the alert `alert_ts` has its ✅.
+async fn wait_marked_resolved(world: &World, verdict_ts: &str, alert_ts: &str) {
+    let ok = world
+        .slack
+        .wait_until(
+            |s| {
+                s.message(ONCALL_CHANNEL, verdict_ts)
+                    .is_some_and(|m| format!("{:?}", m.blocks).contains("Resolved at"))
+                    && s.reactions()
+                        .iter()
+                        .any(|r| r.ts == alert_ts && r.name == "white_check_mark")
+            },
+            WAIT,
+        )
+        .await;
+    assert!(
+        ok,
+        "the thread was not marked resolved: {:#?}",
+        world.thread(ONCALL_CHANNEL, alert_ts)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_incident_survives_a_restart_between_firing_and_resolution() {
+    bounded(async {
+        let world = World::start().await.expect("the world starts");
+        let url = world.sqlite_url("incident-restart");
+        let loc = world.scenario(VerdictCode::ConfigMissing, 4);
+        let a = start_bot(&world, &url, "bot-a", SHORT_LEASE).await;
+        let alert_ts = World::user_ts(400);
+        alert(&world, &loc, &alert_ts).await;
+        wait_verdict(&world, &alert_ts).await;
+        a.stop().await;
+
+        let b = start_bot(&world, &url, "bot-b", SHORT_LEASE).await;
+        resolved(&world, &loc, &World::user_ts(401)).await;
+        let verdict_ts = world
+            .thread(ONCALL_CHANNEL, &alert_ts)
+            .into_iter()
+            .find(world::is_verdict)
+            .expect("the diagnosis")
+            .ts;
+        wait_marked_resolved(&world, &verdict_ts, &alert_ts).await;
+        assert_one_build(&world, &loc);
+        b.stop().await;
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_resolve_an_incident_once() {
+    on_postgres(|url| async move {
+        let world = World::start().await.expect("the world starts");
+        let loc = world.scenario(VerdictCode::RegionMismatch, 5);
+        let a = start_bot(&world, &url, "replica-a", SHORT_LEASE).await;
+        let b = start_bot(&world, &url, "replica-b", SHORT_LEASE).await;
+        assert!(world.slack.wait_connections(4, WAIT).await);
+        let alert_ts = World::user_ts(500);
+        alert(&world, &loc, &alert_ts).await;
+        wait_verdict(&world, &alert_ts).await;
+        // Two [RESOLVED] messages at once (spread over both replicas' connections): the
+        // incident is resolved once — one line in the alert's thread, one ✅.
+        let (r1, r2) = (World::user_ts(501), World::user_ts(502));
+        resolved(&world, &loc, &r1).await;
+        resolved(&world, &loc, &r2).await;
+        let verdict_ts = world
+            .thread(ONCALL_CHANNEL, &alert_ts)
+            .into_iter()
+            .find(world::is_verdict)
+            .expect("the diagnosis")
+            .ts;
+        wait_marked_resolved(&world, &verdict_ts, &alert_ts).await;
+        // A later envelope handled by both replicas: a check in another thread.
+        let barrier = world.scenario(VerdictCode::ApiKeyAccepted, 6);
+        let barrier_ts = mention(&world, &barrier, 503).await;
+        wait_verdict(&world, &barrier_ts).await;
+        let lines = world
+            .thread(ONCALL_CHANNEL, &alert_ts)
+            .iter()
+            .filter(|m| m.text.as_deref().unwrap_or("").contains("Resolved at"))
+            .count();
+        assert_eq!(lines, 1, "{:#?}", world.thread(ONCALL_CHANNEL, &alert_ts));
+        let ticks = world
+            .slack
+            .reactions()
+            .iter()
+            .filter(|r| r.ts == alert_ts)
+            .count();
+        assert_eq!(ticks, 1);
+        let answered = [&r1, &r2]
+            .iter()
+            .filter(|ts| !world.thread(ONCALL_CHANNEL, ts).is_empty())
+            .count();
+        assert_eq!(answered, 1, "only the resolve that closed it is answered");
+        a.stop().await;
+        b.stop().await;
     })
     .await
 }

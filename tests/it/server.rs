@@ -141,6 +141,12 @@ async fn metrics_parse_as_openmetrics_with_the_families_the_spec_names() {
     Metrics::call(&metrics.escalations, "pagerduty", "ok");
     metrics.rejected("chat.postEphemeral", "Invalid Blocks!");
     metrics.undelivered.inc();
+    metrics
+        .time_to_diagnosis
+        .observe("prod", "config_missing", 42.0);
+    metrics
+        .time_to_resolution
+        .observe("prod", "config_missing", 1380.0);
     let s = start(metrics).await;
 
     let (status, ctype, body) = get(&format!("{}/metrics", s.base)).await;
@@ -186,6 +192,28 @@ async fn metrics_parse_as_openmetrics_with_the_families_the_spec_names() {
         assert_eq!(samples.len(), 1, "{name}");
         number(&samples[0].value)
     };
+
+    // Incidents: time to diagnosis and to resolution, by environment and verdict.
+    for name in [
+        "linkbot_time_to_diagnosis_seconds",
+        "linkbot_time_to_resolution_seconds",
+    ] {
+        assert_eq!(
+            value_where(name, OpenMetricsType::Histogram, "environment", "prod"),
+            1.0,
+            "{name}"
+        );
+        assert_eq!(
+            value_where(
+                name,
+                OpenMetricsType::Histogram,
+                "verdict",
+                "config_missing"
+            ),
+            1.0,
+            "{name}"
+        );
+    }
 
     // Checks by verdict.
     assert_eq!(

@@ -9,7 +9,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use linkbot::domain::{Environment, LocationId};
 use linkbot::store::{
     open, open_with_clock, AuditEntry, AuditKind, CheckId, CheckKey, Claim, Clock, FinishOutcome,
-    PageClaim, RequestSource, Requester, Store, StoreError, Waiter,
+    Fired, MessageRef, PageClaim, RequestSource, Requester, Store, StoreError, Waiter,
 };
 use serde_json::json;
 use std::future::Future;
@@ -163,6 +163,9 @@ on_both_backends!(
     a_failed_or_abandoned_page_can_be_claimed_again,
     refused_actions_are_audited,
     upgrading_from_version_1_keeps_the_audit_log,
+    an_incident_opens_once_counts_repeats_and_resolves_once,
+    an_incident_records_its_check_verdict_fix_page_and_issue,
+    incidents_survive_a_restart_and_resolve_once_across_replicas,
 );
 
 // ---- helpers -----------------------------------------------------------------------------
@@ -1125,4 +1128,227 @@ async fn other_process_counts_the_checks_in_flight() {
     let n = store.in_flight().await.expect("in_flight").len();
     store.close().await;
     println!("in flight: {n}");
+}
+
+// ---- incidents ---------------------------------------------------------------------------
+
+fn msg(channel: &str, ts: &str) -> MessageRef {
+    MessageRef {
+        channel: channel.into(),
+        ts: ts.into(),
+    }
+}
+
+async fn fire(store: &dyn Store, k: &CheckKey, ts: &str, at: DateTime<Utc>) -> Fired {
+    store
+        .fire_incident(k, &msg("C0ALERTS", ts), at)
+        .await
+        .expect("fire_incident")
+}
+
+async fn an_incident_opens_once_counts_repeats_and_resolves_once(db: TestDb) {
+    let store = db.open().await;
+    let k = key(LOC_A, Environment::Prod);
+    let fired_at = db.now() - chrono::Duration::minutes(3);
+    let Fired::Opened(first) = fire(&*store, &k, "1.1", fired_at).await else {
+        panic!("the first firing opens the incident");
+    };
+    assert!(first.open);
+    assert_eq!(first.fired_at, fired_at);
+    assert_eq!(first.alert, msg("C0ALERTS", "1.1"));
+    assert_eq!(first.repeat_count, 0);
+    // Another environment of the same location is another incident.
+    assert!(matches!(
+        fire(&*store, &key(LOC_A, Environment::Stage), "1.2", db.now()).await,
+        Fired::Opened(_)
+    ));
+    db.advance(Duration::from_secs(60));
+    for n in 1..=2 {
+        let Fired::Repeat(again) = fire(&*store, &k, &format!("2.{n}"), db.now()).await else {
+            panic!("a firing while open repeats it");
+        };
+        assert_eq!((again.id, again.repeat_count), (first.id, n));
+        assert_eq!(again.last_repeat_at, Some(db.now()));
+        assert_eq!(again.alert, first.alert, "the first alert message stays");
+    }
+    db.advance(Duration::from_secs(60));
+    let resolved = store
+        .resolve_incident(&k, &msg("C0ALERTS", "3.1"))
+        .await
+        .expect("resolve")
+        .expect("the open incident resolves");
+    assert_eq!(resolved.id, first.id);
+    assert!(!resolved.open);
+    assert_eq!(resolved.resolved_at, Some(db.now()));
+    assert_eq!(resolved.resolve_message, Some(msg("C0ALERTS", "3.1")));
+    // Resolving again, or a key with no incident: nothing.
+    assert_eq!(
+        store
+            .resolve_incident(&k, &msg("C0ALERTS", "3.2"))
+            .await
+            .expect("resolve"),
+        None
+    );
+    assert_eq!(
+        store
+            .resolve_incident(&key(LOC_B, Environment::Prod), &msg("C0ALERTS", "3.3"))
+            .await
+            .expect("resolve"),
+        None
+    );
+    assert_eq!(store.open_incident(&k).await.expect("open"), None);
+    // The next firing opens a new incident.
+    let Fired::Opened(next) = fire(&*store, &k, "4.1", db.now()).await else {
+        panic!("a firing after resolution opens a new incident");
+    };
+    assert_ne!(next.id, first.id);
+    let kinds: Vec<String> = store
+        .incident_events(first.id)
+        .await
+        .expect("events")
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
+    assert_eq!(kinds, ["fired", "repeat", "repeat", "resolved"]);
+}
+
+async fn an_incident_records_its_check_verdict_fix_page_and_issue(db: TestDb) {
+    let store = db.open().await;
+    let k = key(LOC_A, Environment::Prod);
+    let Fired::Opened(incident) = fire(&*store, &k, "1.1", db.now()).await else {
+        panic!("opened");
+    };
+    let check = start(&*store, &k, "a").await;
+    let diagnosis = msg("C0ALERTS", "1.5");
+    assert!(store
+        .set_incident_check(incident.id, None, &diagnosis)
+        .await
+        .expect("set the diagnosis message"));
+    assert!(store
+        .set_incident_check(incident.id, Some(check), &diagnosis)
+        .await
+        .expect("set check"));
+    let shown = store
+        .incident_for_message("C0ALERTS", "1.5")
+        .await
+        .expect("by message")
+        .expect("the diagnosis message names the incident");
+    assert_eq!((shown.id, shown.check_id), (incident.id, Some(check)));
+    db.advance(Duration::from_secs(90));
+    let diagnosed = store
+        .incident_verdict(incident.id, "api_key_invalid")
+        .await
+        .expect("verdict")
+        .expect("incident");
+    assert_eq!(diagnosed.verdict.as_deref(), Some("api_key_invalid"));
+    assert_eq!(diagnosed.diagnosed_at, Some(db.now()));
+    // Only the first verdict is the incident's diagnosis.
+    db.advance(Duration::from_secs(10));
+    let later = store
+        .incident_verdict(incident.id, "api_key_accepted")
+        .await
+        .expect("verdict")
+        .expect("incident");
+    assert_eq!(later.verdict.as_deref(), Some("api_key_invalid"));
+    assert!(store
+        .incident_fixed(incident.id, "api_key_accepted")
+        .await
+        .expect("fixed"));
+    assert!(!store
+        .incident_fixed(incident.id, "api_key_accepted")
+        .await
+        .expect("fixed once"));
+    assert!(store
+        .incident_paged(&k, "linkbot-prod-x", "U0BOB")
+        .await
+        .expect("paged"));
+    assert!(store
+        .incident_issue(&k, "org/repo", 7, "U0BOB")
+        .await
+        .expect("issue"));
+    assert!(!store
+        .incident_paged(&key(LOC_B, Environment::Prod), "k", "U0BOB")
+        .await
+        .expect("no incident, nothing recorded"));
+    store
+        .add_incident_event(incident.id, "rerun", Some("U0ALICE"), Some("check 9"))
+        .await
+        .expect("event");
+    let now = store
+        .open_incident(&k)
+        .await
+        .expect("open")
+        .expect("still open");
+    assert_eq!(now.pagerduty_dedup_key.as_deref(), Some("linkbot-prod-x"));
+    assert_eq!(now.github_issue, Some(("org/repo".to_string(), 7)));
+    assert_eq!(now.fixed_at, Some(db.now()));
+    let events = store.incident_events(incident.id).await.expect("events");
+    let kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "fired",
+            "check_started",
+            "verdict",
+            "fixed",
+            "page",
+            "issue",
+            "rerun"
+        ]
+    );
+    assert_eq!(events[4].actor.as_deref(), Some("U0BOB"));
+    assert_eq!(
+        store
+            .latest_incident(&loc(LOC_A))
+            .await
+            .expect("latest")
+            .map(|i| i.id),
+        Some(incident.id)
+    );
+}
+
+async fn incidents_survive_a_restart_and_resolve_once_across_replicas(db: TestDb) {
+    let k = key(LOC_A, Environment::Prod);
+    let opened = {
+        let store = db.open().await;
+        let Fired::Opened(i) = fire(&*store, &k, "1.1", db.now()).await else {
+            panic!("opened");
+        };
+        store.close().await;
+        i
+    };
+    let replicas = [db.open().await, db.open().await];
+    assert_eq!(
+        replicas[1]
+            .open_incident(&k)
+            .await
+            .expect("open")
+            .map(|i| i.id),
+        Some(opened.id),
+        "the incident survives a restart"
+    );
+    // Both replicas fire a repeat and resolve together: one repeat each, one resolution.
+    let mut tasks = Vec::new();
+    for (n, store) in replicas.iter().enumerate() {
+        let store = store.clone();
+        let k = k.clone();
+        tasks.push(tokio::spawn(async move {
+            store
+                .resolve_incident(&k, &msg("C0ALERTS", &format!("9.{n}")))
+                .await
+                .expect("resolve")
+        }));
+    }
+    let mut won = 0;
+    for t in tasks {
+        if t.await.expect("task").is_some() {
+            won += 1;
+        }
+    }
+    assert_eq!(won, 1, "two replicas resolve the incident once");
+    let events = replicas[0]
+        .incident_events(opened.id)
+        .await
+        .expect("events");
+    assert_eq!(events.iter().filter(|e| e.kind == "resolved").count(), 1);
 }
