@@ -153,7 +153,9 @@ async fn happy_path_walks_queue_build_and_downloads_artifacts_behind_a_proxy() {
         assert!(seen.iter().any(|p| matches!(p, JobProgress::Running { build, .. } if *build == done.build)), "{seen:?}");
         assert!(matches!(seen.last(), Some(JobProgress::Finished { result, .. }) if result == "SUCCESS"), "{seen:?}");
         let text = metrics.render();
-        for method in ["trigger", "queue", "build", "artifact"] {
+        // Builds are followed by the job-level poll (`builds`), never one by one (`build`).
+        assert!(!text.contains("method=\"build\""), "{text}");
+        for method in ["trigger", "queue", "builds", "artifact"] {
             assert!(text.contains(&format!("method=\"{method}\",outcome=\"ok\"")), "{method} not counted:\n{text}");
         }
     })
@@ -364,7 +366,10 @@ async fn polls_answered_5xx_forever_fail_after_a_bounded_number_of_tries() {
             ),
             "{err:?}"
         );
-        assert_eq!(sim.count("queue"), 4, "one try and three retries");
+        // One queue listing (the follower's, for every queued item) and its three retries; no
+        // item is polled on its own.
+        assert_eq!(sim.count("queue_list"), 4, "one try and three retries");
+        assert_eq!(sim.count("queue"), 0);
         assert!(
             err.user_message().contains("HTTP 503"),
             "{}",
@@ -686,7 +691,7 @@ async fn a_restarted_bot_resumes_from_a_build_or_a_queue_item() {
         };
         let stored = serde_json::to_string(&JobHandle::Build(build.clone())).unwrap();
         let again = client(&sim);
-        let queue_polls = sim.count("queue");
+        let queue_polls = sim.count("queue") + sim.count("queue_list");
         let done = again
             .wait(
                 serde_json::from_str(&stored).unwrap(),
@@ -697,7 +702,7 @@ async fn a_restarted_bot_resumes_from_a_build_or_a_queue_item() {
             .unwrap();
         assert_eq!(done.build, build);
         assert_eq!(
-            sim.count("queue"),
+            sim.count("queue") + sim.count("queue_list"),
             queue_polls,
             "resuming a build does not poll the queue"
         );
@@ -734,13 +739,16 @@ async fn polling_a_build_near_its_estimate_stays_within_budget() {
         let (r, _) = run(&c, LOC, Duration::from_secs(10)).await;
         let took = started.elapsed();
         assert_eq!(r.unwrap().result, "SUCCESS");
-        let build_polls = sim.count("build");
-        // Polling every `min` would cost 40 build polls; the adaptive schedule about 15.
-        assert!((3..=22).contains(&build_polls), "{build_polls} build polls");
+        // The build is followed by the job-level poll (one request for every build in flight),
+        // on the same adaptive schedule: polling every `min` would cost 40 polls, the schedule
+        // about 15. No build is polled on its own.
+        let build_polls = sim.count("builds");
+        assert!((3..=22).contains(&build_polls), "{build_polls} job-level polls");
+        assert_eq!(sim.count("build"), 0);
         assert!(
-            sim.count("queue") <= 6,
+            sim.count("queue_list") <= 6,
             "{} queue polls",
-            sim.count("queue")
+            sim.count("queue_list")
         );
         // The end is seen soon after it happens (slack for a loaded machine).
         assert!(
@@ -748,8 +756,8 @@ async fn polling_a_build_near_its_estimate_stays_within_budget() {
             "took {took:?}"
         );
         eprintln!(
-            "build polls: {build_polls}, queue polls: {}, took {took:?}",
-            sim.count("queue")
+            "job-level polls: {build_polls}, queue polls: {}, took {took:?}",
+            sim.count("queue_list")
         );
     })
     .await;
