@@ -7,8 +7,8 @@
 //! that reports another host still works. This module does no I/O.
 
 use super::{BuildRef, BuildState, JenkinsError, QueueState};
-use std::collections::BTreeMap;
 use serde_json::{Map, Value};
+use std::collections::BTreeMap;
 use std::time::Duration;
 use url::Url;
 

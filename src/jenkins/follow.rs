@@ -216,12 +216,7 @@ async fn run(client: JenkinsClient, shared: Arc<Shared>) {
     loop {
         let next = {
             let mut st = shared.lock();
-            let next = st
-                .entries
-                .values()
-                .filter(|e| !e.done)
-                .map(|e| e.due)
-                .min();
+            let next = st.entries.values().filter(|e| !e.done).map(|e| e.due).min();
             match next {
                 Some(n) => n,
                 None => {
@@ -294,7 +289,9 @@ async fn tick(client: &JenkinsClient, shared: &Shared) {
         let mut st = shared.lock();
         let failed = builds.is_err() || matches!(listing, Some(Err(_)));
         st.failures = if failed { st.failures + 1 } else { 0 };
-        let backoff = policy.retry_backoff(st.failures.saturating_sub(1)).max(policy.min);
+        let backoff = policy
+            .retry_backoff(st.failures.saturating_sub(1))
+            .max(policy.min);
         let (by_number, oldest_listed, full): (BTreeMap<u64, &JobBuild>, Option<u64>, bool) =
             match &builds {
                 Ok(list) => (
@@ -360,10 +357,7 @@ async fn tick(client: &JenkinsClient, shared: &Shared) {
                                 e,
                                 Seen::Lost {
                                     handle: JobHandle::Build(b.clone()),
-                                    detail: format!(
-                                        "Jenkins no longer knows build #{}",
-                                        b.number
-                                    ),
+                                    detail: format!("Jenkins no longer knows build #{}", b.number),
                                 },
                             );
                         } else if direct.len() < DIRECT_PER_TICK {
@@ -424,8 +418,7 @@ fn observe_queue(
             if why.is_some() {
                 e.last_why.clone_from(&why);
             }
-            e.tx
-                .send_replace(Seen::Progress(JobProgress::Queued { queue: q, why }));
+            e.tx.send_replace(Seen::Progress(JobProgress::Queued { queue: q, why }));
             let wait = next_queue_poll(now.saturating_duration_since(e.registered), policy);
             e.due = now + cut(wait, e.deadline, policy.min);
         }

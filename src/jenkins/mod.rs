@@ -787,7 +787,9 @@ impl JenkinsClient {
             let url = self
                 .inner
                 .base
-                .join("queue/api/json?tree=items[id,why,cancelled,executable[number,url],task[name]]")
+                .join(
+                    "queue/api/json?tree=items[id,why,cancelled,executable[number,url],task[name]]",
+                )
                 .map_err(|e| JenkinsError::Unexpected {
                     method: M,
                     what: format!("bad URL ({e})"),

@@ -211,6 +211,12 @@ impl SimJenkins {
         inner.forgotten.extend(ids);
     }
 
+    /// Deletes a build (a build discarder, or someone deleting it by hand): it is no longer
+    /// listed and its URLs answer 404.
+    pub fn delete_build(&self, number: u64) {
+        lock(&self.inner).builds.remove(&number);
+    }
+
     /// Starts an outage: from now on every request, of any kind, is answered with `status` (e.g.
     /// 502, as the reverse proxy in front of a restarting Jenkins answers), before
     /// authentication and without any effect (no trigger is accepted, no queue item advances),
@@ -609,7 +615,11 @@ async fn handle(
             let newest: Vec<u64> = inner.builds.keys().rev().copied().collect();
             let pick = |node: Option<&tree::Node>, cap: Option<usize>| -> Vec<u64> {
                 let Some(node) = node else { return Vec::new() };
-                let list: Vec<u64> = newest.iter().copied().take(cap.unwrap_or(usize::MAX)).collect();
+                let list: Vec<u64> = newest
+                    .iter()
+                    .copied()
+                    .take(cap.unwrap_or(usize::MAX))
+                    .collect();
                 tree::range(&list, node.range).to_vec()
             };
             // Jenkins lists at most the 100 newest builds under `builds`; `allBuilds` has all.
@@ -680,7 +690,8 @@ async fn handle(
                 .filter_map(|id| inner.items.get(id))
                 .map(|i| queue_value(i, &job_url, &state.job))
                 .collect();
-            let queue = json!({"_class": "hudson.model.Queue", "discoverableItems": [], "items": items});
+            let queue =
+                json!({"_class": "hudson.model.Queue", "discoverableItems": [], "items": items});
             match tree {
                 Some(t) => json_response(tree::filter(&queue, &t)),
                 None => json_response(queue),
@@ -967,7 +978,9 @@ mod tree {
             if t.is_empty() {
                 Ok(None)
             } else {
-                t.parse().map(Some).map_err(|_| format!("`{t}` is not a range bound"))
+                t.parse()
+                    .map(Some)
+                    .map_err(|_| format!("`{t}` is not a range bound"))
             }
         };
         match s.split_once(',') {
