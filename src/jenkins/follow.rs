@@ -8,8 +8,10 @@
 //! it), never denser than the policy's minimum, with a little jitter so that replicas do not poll
 //! in step. A queue item no longer listed and not among the builds is asked about directly
 //! (`queue/item/N/api/json`, a bounded number per tick); a build out of the polled window is asked
-//! about directly too. A failing poll is reported to the checks it concerned and retried with
-//! backoff; a registration is only removed by its owner (dropping it) or by a final state.
+//! about directly too. Every request is retried with backoff by the client (bounded, see
+//! [`super::MAX_RETRIES`]); a poll that still fails ends the checks it concerned with its error,
+//! as a check's own failed poll did, and the follower goes on for the others. A registration
+//! stays followed until its owner drops it or its job reaches a final state.
 //!
 //! The task starts with the first registration and ends when nothing is followed (so it stops
 //! with the bot, whose checks end). This module decides no verdict and downloads no artifact:
@@ -103,10 +105,10 @@ struct State {
     next_id: u64,
     running: bool,
     last_tick: Option<Instant>,
-    /// Polls failed in a row (for the back-off).
-    failures: u32,
     /// The newest build number Jenkins listed.
     newest: u64,
+    /// The window the next tick asks at least: a followed job was beyond the last one.
+    widen_to: u64,
 }
 
 #[derive(Default)]
@@ -238,16 +240,20 @@ async fn run(client: JenkinsClient, shared: Arc<Shared>) {
 
 /// What one tick needs from the table.
 struct Plan {
+    /// The jobs this tick answers for (registered before its requests were sent).
+    ids: Vec<u64>,
     queued: bool,
     window: u32,
 }
 
 fn plan(st: &State) -> Plan {
-    let live = st.entries.values().filter(|e| !e.done);
+    let live = st.entries.iter().filter(|(_, e)| !e.done);
+    let mut ids = Vec::new();
     let mut queued = 0u64;
     let mut oldest: Option<u64> = None;
     let mut newest = st.newest;
-    for e in live {
+    for (id, e) in live {
+        ids.push(*id);
         match &e.handle {
             JobHandle::Queued(_) => queued += 1,
             JobHandle::Build(b) => {
@@ -257,8 +263,11 @@ fn plan(st: &State) -> Plan {
         }
     }
     let span = oldest.map_or(0, |o| newest.saturating_sub(o) + 1);
-    let window = (span + queued + WINDOW_SLACK).clamp(WINDOW_MIN, WINDOW_MAX);
+    let window = (span + queued + WINDOW_SLACK)
+        .max(st.widen_to)
+        .clamp(WINDOW_MIN, WINDOW_MAX);
     Plan {
+        ids,
         queued: queued > 0,
         window: u32::try_from(window).unwrap_or(u32::MAX),
     }
@@ -287,20 +296,17 @@ async fn tick(client: &JenkinsClient, shared: &Shared) {
     let mut direct: Vec<(u64, Direct)> = Vec::new();
     {
         let mut st = shared.lock();
-        let failed = builds.is_err() || matches!(listing, Some(Err(_)));
-        st.failures = if failed { st.failures + 1 } else { 0 };
-        let backoff = policy
-            .retry_backoff(st.failures.saturating_sub(1))
-            .max(policy.min);
-        let (by_number, oldest_listed, full): (BTreeMap<u64, &JobBuild>, Option<u64>, bool) =
-            match &builds {
-                Ok(list) => (
-                    list.iter().map(|b| (b.number, b)).collect(),
-                    list.iter().map(|b| b.number).min(),
-                    list.len() as u64 >= u64::from(plan.window),
-                ),
-                Err(_) => (BTreeMap::new(), None, false),
-            };
+        let by_number: BTreeMap<u64, &JobBuild> = match &builds {
+            Ok(list) => list.iter().map(|b| (b.number, b)).collect(),
+            Err(_) => BTreeMap::new(),
+        };
+        // The numbers the poll covered: a build missing in between is gone; one outside (older
+        // than the window, or newer than the newest listed: Jenkins may list a build a moment
+        // after its queue item names it) is asked about on its own.
+        let (oldest_listed, newest_listed) = (
+            by_number.keys().next().copied(),
+            by_number.keys().next_back().copied(),
+        );
         let by_queue: HashMap<u64, &JobBuild> = match &builds {
             Ok(list) => list
                 .iter()
@@ -311,8 +317,21 @@ async fn tick(client: &JenkinsClient, shared: &Shared) {
         if let Some(n) = by_number.keys().next_back() {
             st.newest = st.newest.max(*n);
         }
+        // The list filled the window: what it did not reach may be older, not gone. Such a job
+        // waits for the next tick, which asks twice as many (up to the widest window).
+        let full = builds
+            .as_ref()
+            .is_ok_and(|l| l.len() as u64 >= u64::from(plan.window));
+        let can_widen = full && u64::from(plan.window) < WINDOW_MAX;
+        // Queue ids grow with time: once the window reaches builds queued before an item, the
+        // item's build, had it started, would be listed.
+        let oldest_queue_id = by_queue.keys().min().copied();
+        let mut missed = false;
         let job_url = client.job_url().clone();
-        for (id, e) in st.entries.iter_mut().filter(|(_, e)| !e.done) {
+        for id in &plan.ids {
+            let Some(e) = st.entries.get_mut(id).filter(|e| !e.done) else {
+                continue;
+            };
             match e.handle.clone() {
                 JobHandle::Queued(q) => {
                     if let Some(b) = by_queue.get(&q.id) {
@@ -325,12 +344,12 @@ async fn tick(client: &JenkinsClient, shared: &Shared) {
                                 e.handle = JobHandle::Build(build.clone());
                                 observe_build(e, build, &b.state, now, &policy);
                             }
-                            Err(err) => fail(e, err, now + backoff),
+                            Err(err) => fail(e, err),
                         }
                         continue;
                     }
                     match &listing {
-                        Some(Err(err)) => fail(e, err.clone(), now + backoff),
+                        Some(Err(err)) => fail(e, err.clone()),
                         Some(Ok(items)) if items.contains_key(&q.id) => {
                             if let Some(state) = items.get(&q.id).cloned() {
                                 observe_queue(e, q, state, now, &policy);
@@ -338,8 +357,12 @@ async fn tick(client: &JenkinsClient, shared: &Shared) {
                         }
                         _ if builds.is_err() => {
                             if let Err(err) = &builds {
-                                fail(e, err.clone(), now + backoff);
+                                fail(e, err.clone());
                             }
+                        }
+                        _ if can_widen && oldest_queue_id.is_some_and(|o| o > q.id) => {
+                            missed = true;
+                            e.due = now + policy.min;
                         }
                         _ if direct.len() < DIRECT_PER_TICK => {
                             direct.push((*id, Direct::Queue(q)));
@@ -348,11 +371,16 @@ async fn tick(client: &JenkinsClient, shared: &Shared) {
                     }
                 }
                 JobHandle::Build(b) => match (&builds, by_number.get(&b.number)) {
-                    (Err(err), _) => fail(e, err.clone(), now + backoff),
+                    (Err(err), _) => fail(e, err.clone()),
                     (Ok(_), Some(jb)) => observe_build(e, b, &jb.state, now, &policy),
                     (Ok(_), None) => {
-                        let older = oldest_listed.is_some_and(|o| b.number < o) && full;
-                        if !older {
+                        let covered = oldest_listed.is_some_and(|o| b.number > o)
+                            && newest_listed.is_some_and(|n| b.number < n);
+                        let older = oldest_listed.is_some_and(|o| b.number < o);
+                        if older && can_widen {
+                            missed = true;
+                            e.due = now + policy.min;
+                        } else if covered {
                             finish(
                                 e,
                                 Seen::Lost {
@@ -369,17 +397,22 @@ async fn tick(client: &JenkinsClient, shared: &Shared) {
                 },
             }
         }
+        st.widen_to = if missed {
+            (u64::from(plan.window) * 2).min(WINDOW_MAX)
+        } else {
+            0
+        };
     }
     for (id, d) in direct {
         ask_directly(client, shared, id, d).await;
     }
 }
 
-/// A failed poll: the job's check hears of it; the job stays followed, retried after `retry`.
-fn fail(e: &mut Entry, error: JenkinsError, retry: Instant) {
+/// A failed poll (after the client's own retries with backoff): the job's check hears of it and
+/// ends, as a check did when its own poll failed; the follower goes on for the others.
+fn fail(e: &mut Entry, error: JenkinsError) {
     let handle = e.handle.clone();
-    e.tx.send_replace(Seen::PollFailed { handle, error });
-    e.due = retry;
+    finish(e, Seen::PollFailed { handle, error });
 }
 
 fn finish(e: &mut Entry, seen: Seen) {
@@ -513,8 +546,7 @@ async fn ask_directly(client: &JenkinsClient, shared: &Shared, id: u64, d: Direc
                     },
                 ),
                 (Err(err), None) => {
-                    let retry = now + policy.retry_backoff(0).max(policy.min);
-                    fail(e, err, retry);
+                    fail(e, err);
                 }
             }
         }
@@ -534,10 +566,7 @@ async fn ask_directly(client: &JenkinsClient, shared: &Shared, id: u64, d: Direc
                         detail: format!("Jenkins no longer knows build #{}", b.number),
                     },
                 ),
-                Err(err) => {
-                    let retry = now + policy.retry_backoff(0).max(policy.min);
-                    fail(e, err, retry);
-                }
+                Err(err) => fail(e, err),
             }
         }
     }

@@ -4,8 +4,10 @@
 //! Speaks real Jenkins (SPEC §3, §8): nested `job/A/job/B/job/C` paths, HTTP basic auth with a
 //! user and API token, one crumb retry on a 403 that asks for one, bounded retries of idempotent
 //! GETs, and URLs always resolved against the configured base (a Jenkins behind a proxy may report
-//! another host). Polling is cheap and adaptive (see [`poll`]). This module does not decide
-//! verdicts, does not parse artifacts, and never logs or returns the API token.
+//! another host). Polling is cheap and adaptive (see [`poll`]) and shared: one follower per
+//! client polls every build in flight with one job-level request per tick (see `follow`). This
+//! module does not decide verdicts, does not parse artifacts, and never logs or returns the API
+//! token.
 
 pub mod api;
 mod follow;
