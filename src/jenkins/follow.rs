@@ -132,16 +132,22 @@ pub(crate) struct Follower {
 /// One followed job. Dropping it stops following the job.
 pub(crate) struct Followed {
     id: u64,
+    /// The handle registered (for the one case where nothing more can be seen).
+    handle: JobHandle,
     shared: Arc<Shared>,
     rx: watch::Receiver<Seen>,
 }
 
 impl Followed {
-    /// The next thing seen (a final state is returned again if asked again).
+    /// The next thing seen.
     pub(crate) async fn next(&mut self) -> Seen {
         if self.rx.changed().await.is_err() {
-            // The entry is gone without a final state: only its owner removes it, so this is
-            // the last value (the sender was dropped with it).
+            // Only the owner removes its entry (dropping the sender), so this cannot happen while
+            // it waits; were it to, the job is no longer followed: say so rather than spin.
+            return Seen::Lost {
+                handle: self.handle.clone(),
+                detail: "linkbot stopped following the job".to_string(),
+            };
         }
         self.rx.borrow_and_update().clone()
     }
@@ -165,6 +171,7 @@ impl Follower {
         let (tx, rx) = watch::channel(Seen::Pending);
         let now = Instant::now();
         let min = client.policy().min;
+        let registered = handle.clone();
         let mut st = self.shared.lock();
         let id = st.next_id;
         st.next_id += 1;
@@ -191,6 +198,7 @@ impl Follower {
         self.shared.wake.notify_one();
         Followed {
             id,
+            handle: registered,
             shared: self.shared.clone(),
             rx,
         }
