@@ -6,7 +6,13 @@
 //! chosen per `CLUSTERID`. Failures on demand: refused triggers, 5xx polls, crumbs, basic auth,
 //! cancelled queue items, forgotten (404) queue items, failed builds, and an outage window in
 //! which every request gets the same error (a reverse proxy's 502 while Jenkins restarts).
-//! Records every request.
+//! Records every request and counts them by kind (item, queue listing, build, job-level poll…).
+//!
+//! The job-level poll (`{job}api/json?tree=builds[…]{M,N}` or `allBuilds[…]`) and the queue
+//! listing (`queue/api/json?tree=items[…]`) are answered as Jenkins does: the `tree` keeps the
+//! properties it names (and `_class`), silently ignores names an object does not have, and cuts
+//! lists by range; `builds` holds only the newest 100 (`allBuilds` all); the queue lists only
+//! items still waiting. A `tree` the simulator cannot parse is refused (400), not guessed at.
 //! Only for the demo and the tests: it keeps everything in memory and never persists anything.
 
 use axum::body::Bytes;
