@@ -858,6 +858,18 @@ async fn rss() -> Result<()> {
     let bot_end = mem_of(Some(pid));
     let sims_peak = mem_of(None);
     let jenkins_requests = world.jenkins.request_count();
+    let jenkins_kinds: Vec<String> = [
+        "trigger",
+        "queue_list",
+        "queue",
+        "builds",
+        "build",
+        "artifact",
+        "console",
+    ]
+    .iter()
+    .map(|k| format!("{k} {}", world.jenkins.count(k)))
+    .collect();
     bot.stop().await;
     println!("  all {CHECKS} builds triggered {:.1} s after the first mention; {samples} samples while all were in flight", all_running.as_secs_f64());
     println!(
@@ -888,6 +900,7 @@ async fn rss() -> Result<()> {
         mib(sims_peak.hwm_kb)
     );
     println!("  Jenkins requests for the {CHECKS} checks: {jenkins_requests}");
+    println!("  Jenkins requests by kind: {}", jenkins_kinds.join(", "));
     let met = peak_inflight.hwm_kb <= 30 * 1024;
     println!(
         "  Target: peak RSS ≤ 30 MB with {CHECKS} checks in flight — {}: {}",
@@ -1209,6 +1222,18 @@ async fn storm() -> Result<()> {
     let posts = world.slack.calls("chat.postMessage").len();
     let updates = world.slack.calls("chat.update").len();
     let jenkins_requests = world.jenkins.request_count();
+    let jenkins_kinds: Vec<String> = [
+        "trigger",
+        "queue_list",
+        "queue",
+        "builds",
+        "build",
+        "artifact",
+        "console",
+    ]
+    .iter()
+    .map(|k| format!("{k} {}", world.jenkins.count(k)))
+    .collect();
     bot.stop().await;
     println!("  pushed {ALERTS} alerts in {:.3} s; all acked: {all_acked} after {:.3} s (ack p50 {} ms, p99 {} ms, max {} ms)", pushed.as_secs_f64(), acked.as_secs_f64(), ms(ack_stats.p50), ms(ack_stats.p99), ms(ack_stats.max));
     println!(
@@ -1217,6 +1242,7 @@ async fn storm() -> Result<()> {
         done.as_secs_f64()
     );
     println!("  Jenkins builds triggered: {builds} ({} distinct locations); Jenkins requests: {jenkins_requests}", distinct.len());
+    println!("  Jenkins requests by kind: {}", jenkins_kinds.join(", "));
     println!("  Slack calls: chat.postMessage {posts}, chat.update {updates}");
     println!(
         "  Target: {LOCATIONS} builds for the {LOCATIONS}-location storm — {builds}: {}",

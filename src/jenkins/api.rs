@@ -8,6 +8,7 @@
 
 use super::{BuildRef, BuildState, JenkinsError, QueueState};
 use serde_json::{Map, Value};
+use std::collections::BTreeMap;
 use std::time::Duration;
 use url::Url;
 
@@ -95,17 +96,25 @@ pub fn parse_queue_item(body: &[u8], job_url: &Url) -> Result<QueueState, Jenkin
     const M: &str = "queue";
     let json = parse_json(M, body, "the queue item")?;
     let obj = object(M, &json, "the queue item")?;
+    queue_state_of(M, obj, job_url)
+}
+
+fn queue_state_of(
+    method: &'static str,
+    obj: &Map<String, Value>,
+    job_url: &Url,
+) -> Result<QueueState, JenkinsError> {
     // `why` is only ever shown: anything but a string is no reason.
     let why = obj.get("why").and_then(Value::as_str).map(str::to_string);
-    if optional(M, obj, "cancelled", "true or false", Value::as_bool)? == Some(true) {
+    if optional(method, obj, "cancelled", "true or false", Value::as_bool)? == Some(true) {
         return Ok(QueueState::Cancelled { why });
     }
     match obj.get("executable") {
         None | Some(Value::Null) => Ok(QueueState::Waiting { why }),
         Some(exe) => {
-            let exe = object(M, exe, "`executable`")?;
-            let number = optional(M, exe, "number", "a build number", Value::as_u64)?
-                .ok_or_else(|| unexpected(M, "`executable` has no `number`"))?;
+            let exe = object(method, exe, "`executable`")?;
+            let number = optional(method, exe, "number", "a build number", Value::as_u64)?
+                .ok_or_else(|| unexpected(method, "`executable` has no `number`"))?;
             Ok(QueueState::Started(BuildRef {
                 number,
                 url: build_url(job_url, number)?,
@@ -114,40 +123,68 @@ pub fn parse_queue_item(body: &[u8], job_url: &Url) -> Result<QueueState, Jenkin
     }
 }
 
+/// The whole queue (`GET queue/api/json?tree=items[id,why,…]`): every item still in it, of any
+/// job, by id. Items that left the queue are not listed (Jenkins keeps those only under
+/// `queue/item/N/`).
+pub fn parse_queue_listing(
+    body: &[u8],
+    job_url: &Url,
+) -> Result<BTreeMap<u64, QueueState>, JenkinsError> {
+    const M: &str = "queue";
+    let json = parse_json(M, body, "the queue")?;
+    let obj = object(M, &json, "the queue")?;
+    let mut out = BTreeMap::new();
+    for item in optional(M, obj, "items", "a list", Value::as_array)?.unwrap_or(&Vec::new()) {
+        let item = object(M, item, "a queue item")?;
+        let id = optional(M, item, "id", "a queue item id", Value::as_u64)?
+            .ok_or_else(|| unexpected(M, "a queue item has no `id`"))?;
+        out.insert(id, queue_state_of(M, item, job_url)?);
+    }
+    Ok(out)
+}
+
 /// A build (`GET {build}api/json?tree=…`).
 pub fn parse_build(body: &[u8]) -> Result<BuildState, JenkinsError> {
     const M: &str = "build";
     let json = parse_json(M, body, "the build")?;
     let obj = object(M, &json, "the build")?;
-    let building = optional(M, obj, "building", "true or false", Value::as_bool)?
-        .ok_or_else(|| unexpected(M, "the build has no `building` field"))?;
-    let result = optional(M, obj, "result", "a string", Value::as_str)?.map(str::to_string);
+    build_state_of(M, obj)
+}
+
+fn build_state_of(
+    method: &'static str,
+    obj: &Map<String, Value>,
+) -> Result<BuildState, JenkinsError> {
+    let m = method;
+    let building = optional(m, obj, "building", "true or false", Value::as_bool)?
+        .ok_or_else(|| unexpected(m, "the build has no `building` field"))?;
+    let result = optional(m, obj, "result", "a string", Value::as_str)?.map(str::to_string);
     let positive = |ms: Option<i64>| {
         ms.filter(|ms| *ms > 0)
             .map(|ms| Duration::from_millis(ms.unsigned_abs()))
     };
     let estimated = positive(optional(
-        M,
+        m,
         obj,
         "estimatedDuration",
         "a number of milliseconds",
         millis,
     )?);
     let duration = positive(optional(
-        M,
+        m,
         obj,
         "duration",
         "a number of milliseconds",
         millis,
     )?);
     let started_at_ms =
-        optional(M, obj, "timestamp", "a number of milliseconds", millis)?.filter(|t| *t > 0);
+        optional(m, obj, "timestamp", "a number of milliseconds", millis)?.filter(|t| *t > 0);
     let mut artifacts = Vec::new();
-    if let Some(list) = optional(M, obj, "artifacts", "a list", Value::as_array)? {
+    if let Some(list) = optional(m, obj, "artifacts", "a list", Value::as_array)? {
         for entry in list {
-            let entry = object(M, entry, "an artifact")?;
-            let path = optional(M, entry, "relativePath", "a string", Value::as_str)?
-                .ok_or_else(|| unexpected(M, "an artifact has no `relativePath`"))?;
+            let entry = object(m, entry, "an artifact")?;
+            let path = optional(m, entry, "relativePath", "a string", Value::as_str)?
+                .ok_or_else(|| unexpected(m, "an artifact has no `relativePath`"))?;
             artifacts.push(path.to_string());
         }
     }
@@ -159,6 +196,43 @@ pub fn parse_build(body: &[u8]) -> Result<BuildState, JenkinsError> {
         duration,
         artifacts,
     })
+}
+
+/// One build in the job-level poll: its number, the queue item it came from, its state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JobBuild {
+    /// The build number.
+    pub number: u64,
+    /// `queueId`, when Jenkins gave it.
+    pub queue_id: Option<u64>,
+    /// `building`, `result`, durations, `timestamp`, artifacts.
+    pub state: BuildState,
+}
+
+/// The job-level poll (`GET {job}api/json?tree=builds[number,queueId,building,…]{0,N}`, or
+/// `allBuilds[…]` past Jenkins' 100 newest): the builds listed, newest first as Jenkins lists
+/// them.
+pub fn parse_job_builds(body: &[u8]) -> Result<Vec<JobBuild>, JenkinsError> {
+    const M: &str = "builds";
+    let json = parse_json(M, body, "the job")?;
+    let obj = object(M, &json, "the job")?;
+    let list = match optional(M, obj, "builds", "a list", Value::as_array)? {
+        Some(l) => Some(l),
+        None => optional(M, obj, "allBuilds", "a list", Value::as_array)?,
+    };
+    let mut out = Vec::new();
+    for b in list.unwrap_or(&Vec::new()) {
+        let b = object(M, b, "a build")?;
+        let number = optional(M, b, "number", "a build number", Value::as_u64)?
+            .ok_or_else(|| unexpected(M, "a build has no `number`"))?;
+        let queue_id = optional(M, b, "queueId", "a queue id", Value::as_u64)?;
+        out.push(JobBuild {
+            number,
+            queue_id,
+            state: build_state_of(M, b)?,
+        });
+    }
+    Ok(out)
 }
 
 /// The builds of a job with the queue item each came from

@@ -4,10 +4,13 @@
 //! Speaks real Jenkins (SPEC §3, §8): nested `job/A/job/B/job/C` paths, HTTP basic auth with a
 //! user and API token, one crumb retry on a 403 that asks for one, bounded retries of idempotent
 //! GETs, and URLs always resolved against the configured base (a Jenkins behind a proxy may report
-//! another host). Polling is cheap and adaptive (see [`poll`]). This module does not decide
-//! verdicts, does not parse artifacts, and never logs or returns the API token.
+//! another host). Polling is cheap and adaptive (see [`poll`]) and shared: one follower per
+//! client polls every build in flight with one job-level request per tick (see `follow`). This
+//! module does not decide verdicts, does not parse artifacts, and never logs or returns the API
+//! token.
 
 pub mod api;
+mod follow;
 pub mod poll;
 
 pub use poll::{next_poll, next_queue_poll, PollPolicy};
@@ -21,6 +24,7 @@ use reqwest::header::{
 };
 use reqwest::{RequestBuilder, Response, StatusCode};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::time::Instant;
@@ -41,6 +45,8 @@ const CONSOLE_MAX_READ: u64 = 16 * 1024 * 1024;
 const MAX_JSON_BYTES: u64 = 2 * 1024 * 1024;
 /// How many recent builds are searched for a queue item that Jenkins has forgotten.
 const BUILDS_SEARCHED: u32 = 100;
+/// How many builds Jenkins lists under a job's `builds` (its newest); `allBuilds` lists all.
+const JENKINS_BUILDS_LIMIT: u32 = 100;
 
 /// The parameters of the runbook's job.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -170,8 +176,9 @@ pub struct FinishedBuild {
     pub artifacts: Vec<String>,
 }
 
-/// Why one Jenkins request failed. Never carries the API token.
-#[derive(Debug, thiserror::Error)]
+/// Why one Jenkins request failed. Never carries the API token. Cloned when one job-level poll
+/// answers for every build followed.
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum JenkinsError {
     /// Jenkins answered with an error status.
     #[error("Jenkins answered HTTP {status} to the {method} request")]
@@ -188,7 +195,7 @@ pub enum JenkinsError {
         method: &'static str,
         /// The cause.
         #[source]
-        source: reqwest::Error,
+        source: Arc<reqwest::Error>,
         /// The certificate or proxy sentence for it, when that is the cause.
         network: Option<String>,
     },
@@ -398,6 +405,8 @@ struct Inner {
     policy: PollPolicy,
     metrics: Metrics,
     crumb: Mutex<Option<Crumb>>,
+    /// Follows every build in flight with one job-level poll per tick (see [`follow`]).
+    follower: follow::Follower,
 }
 
 /// A client for one Jenkins job. Cheap to clone.
@@ -483,6 +492,7 @@ impl JenkinsClient {
                 policy,
                 metrics,
                 crumb: Mutex::new(None),
+                follower: follow::Follower::default(),
             }),
         })
     }
@@ -507,6 +517,7 @@ impl JenkinsClient {
                 policy: i.policy,
                 metrics: i.metrics.clone(),
                 crumb: Mutex::new(None),
+                follower: follow::Follower::default(),
             }),
         })
     }
@@ -598,7 +609,7 @@ impl JenkinsClient {
                     }
                     return Err(JenkinsError::Transport {
                         method,
-                        source,
+                        source: Arc::new(source),
                         network,
                     });
                 }
@@ -770,6 +781,53 @@ impl JenkinsClient {
         self.counted(M, r)
     }
 
+    /// The whole queue, once for every followed item:
+    /// `GET {base}queue/api/json?tree=items[id,why,cancelled,executable[number,url],task[name]]`.
+    pub async fn queue_listing(&self) -> Result<BTreeMap<u64, QueueState>, JenkinsError> {
+        const M: &str = "queue";
+        let r = async {
+            let url = self
+                .inner
+                .base
+                .join(
+                    "queue/api/json?tree=items[id,why,cancelled,executable[number,url],task[name]]",
+                )
+                .map_err(|e| JenkinsError::Unexpected {
+                    method: M,
+                    what: format!("bad URL ({e})"),
+                })?;
+            let body = self.get_json(M, url).await?;
+            api::parse_queue_listing(&body, &self.inner.job_url)
+        }
+        .await;
+        self.counted(M, r)
+    }
+
+    /// The job-level poll, once for every followed build: the `window` newest builds with their
+    /// state, `GET {job}api/json?tree=builds[number,queueId,building,result,duration,
+    /// estimatedDuration,timestamp,artifacts[relativePath]]{0,window}`. Jenkins' `builds` holds
+    /// at most the 100 newest, so a wider window asks `allBuilds` (with the same range, which
+    /// Jenkins applies while it walks the builds).
+    pub async fn job_builds(&self, window: u32) -> Result<Vec<api::JobBuild>, JenkinsError> {
+        const M: &str = "builds";
+        let r = async {
+            let list = if window <= JENKINS_BUILDS_LIMIT {
+                "builds"
+            } else {
+                "allBuilds"
+            };
+            let url = join(
+                M,
+                &self.inner.job_url,
+                &format!("api/json?tree={list}[number,queueId,building,result,duration,estimatedDuration,timestamp,artifacts[relativePath]]{{0,{window}}}"),
+            )?;
+            let body = self.get_json(M, url).await?;
+            api::parse_job_builds(&body)
+        }
+        .await;
+        self.counted(M, r)
+    }
+
     /// Finds the build a forgotten queue item became, among the job's recent builds.
     async fn build_of_queue_item(&self, q: &QueueRef) -> Result<Option<BuildRef>, JenkinsError> {
         const M: &str = "builds";
@@ -820,7 +878,7 @@ impl JenkinsClient {
                 },
                 ReadError::Transport(source) => JenkinsError::Transport {
                     method: M,
-                    source,
+                    source: Arc::new(source),
                     network: None,
                 },
             })
@@ -849,7 +907,7 @@ impl JenkinsClient {
                     .await
                     .map_err(|source| JenkinsError::Transport {
                         method: M,
-                        source,
+                        source: Arc::new(source),
                         network: None,
                     })?
             {
@@ -891,138 +949,67 @@ impl JenkinsClient {
         }
     }
 
-    /// Sleeps `wait`, cut short once so that a last poll happens shortly before `deadline`
-    /// (after that poll the cut would be under `min`, so the sleep runs into the deadline).
-    async fn pause(&self, wait: Duration, deadline: Instant) {
-        let min = self.inner.policy.min;
-        let left = deadline.saturating_duration_since(Instant::now());
-        let cut = left.saturating_sub(min.min(left / 10));
-        let wait = if wait > cut && cut >= min { cut } else { wait };
-        tokio::time::sleep(wait).await;
-    }
-
     async fn follow(
         &self,
         current: &mut JobHandle,
         deadline: Instant,
         on_progress: &(dyn Fn(&JobProgress) + Send + Sync),
     ) -> Result<FinishedBuild, JobError> {
-        let policy = self.inner.policy;
-        // Queue phase.
-        if let JobHandle::Queued(q) = current.clone() {
-            let queued_at = Instant::now();
-            let mut last_why: Option<String> = None;
-            let build = loop {
-                match self.queue_state(&q).await {
-                    Ok(QueueState::Waiting { why }) => {
-                        if why.is_some() {
-                            last_why.clone_from(&why);
-                        }
-                        on_progress(&JobProgress::Queued { queue: q.clone(), why });
-                        self.pause(next_queue_poll(queued_at.elapsed(), &policy), deadline).await;
-                    }
-                    Ok(QueueState::Started(b)) => break b,
-                    Ok(QueueState::Cancelled { why }) => {
-                        return Err(JobError::Cancelled {
-                            queue: q,
-                            why: why.or(last_why),
-                        })
-                    }
-                    Err(e) if e.status() == Some(404) => match self.build_of_queue_item(&q).await {
-                        Ok(Some(b)) => break b,
-                        Ok(None) => {
-                            return Err(JobError::Lost {
-                                handle: JobHandle::Queued(q.clone()),
-                                detail: format!("Jenkins no longer knows queue item {} and no recent build came from it", q.id),
-                            })
-                        }
-                        Err(e) => {
-                            return Err(JobError::Lost {
-                                handle: JobHandle::Queued(q.clone()),
-                                detail: format!("Jenkins no longer knows queue item {} ({})", q.id, e.user_message()),
-                            })
-                        }
-                    },
-                    Err(e) => {
-                        return Err(JobError::Api {
-                            source: e,
-                            handle: JobHandle::Queued(q),
-                        })
-                    }
-                }
-            };
-            *current = JobHandle::Build(build);
-        }
-        let JobHandle::Build(build) = current.clone() else {
-            return Err(JobError::Lost {
-                handle: current.clone(),
-                detail: "no build to follow".to_string(),
-            });
-        };
-        // Build phase.
-        let first_seen = Instant::now();
+        let mut followed = self
+            .inner
+            .follower
+            .register(self, current.clone(), deadline);
         loop {
-            let state = match self.build_state(&build).await {
-                Ok(s) => s,
-                Err(e) if e.status() == Some(404) => {
-                    return Err(JobError::Lost {
-                        handle: JobHandle::Build(build.clone()),
-                        detail: format!("Jenkins no longer knows build #{}", build.number),
-                    })
+            let seen = followed.next().await;
+            match seen {
+                follow::Seen::Pending => continue,
+                follow::Seen::Progress(p) => {
+                    if let JobProgress::Running { build, .. } = &p {
+                        *current = JobHandle::Build(build.clone());
+                    }
+                    on_progress(&p);
                 }
-                Err(e) => {
-                    return Err(JobError::Api {
-                        source: e,
-                        handle: JobHandle::Build(build),
-                    })
-                }
-            };
-            let finished = if state.building {
-                None
-            } else {
-                state.result.clone()
-            };
-            let Some(result) = finished else {
-                // Running (or finished without a result yet, briefly, in pipelines).
-                let local = first_seen.elapsed();
-                let elapsed = state
-                    .started_at_ms
-                    .map(|t| now_ms().saturating_sub(t))
-                    .filter(|ms| *ms >= 0)
-                    .map(|ms| Duration::from_millis(ms.unsigned_abs()).max(local))
-                    .unwrap_or(local);
-                on_progress(&JobProgress::Running {
-                    build: build.clone(),
-                    elapsed,
-                    estimated: state.estimated,
-                });
-                let wait = if state.building {
-                    next_poll(elapsed, state.estimated, &policy)
-                } else {
-                    policy.min
-                };
-                self.pause(wait, deadline).await;
-                continue;
-            };
-            on_progress(&JobProgress::Finished {
-                build: build.clone(),
-                result: result.clone(),
-            });
-            return match result.as_str() {
-                "SUCCESS" | "UNSTABLE" => Ok(FinishedBuild {
+                follow::Seen::Finished {
                     build,
                     result,
-                    artifacts: state.artifacts,
-                }),
-                _ => {
-                    let console_tail = self.console_tail(&build, CONSOLE_TAIL_LINES).await.ok();
-                    Err(JobError::Failed {
-                        build,
-                        result,
-                        console_tail,
+                    artifacts,
+                } => {
+                    *current = JobHandle::Build(build.clone());
+                    on_progress(&JobProgress::Finished {
+                        build: build.clone(),
+                        result: result.clone(),
+                    });
+                    drop(followed);
+                    return match result.as_str() {
+                        "SUCCESS" | "UNSTABLE" => Ok(FinishedBuild {
+                            build,
+                            result,
+                            artifacts,
+                        }),
+                        _ => {
+                            let console_tail =
+                                self.console_tail(&build, CONSOLE_TAIL_LINES).await.ok();
+                            Err(JobError::Failed {
+                                build,
+                                result,
+                                console_tail,
+                            })
+                        }
+                    };
+                }
+                follow::Seen::Cancelled { queue, why } => {
+                    return Err(JobError::Cancelled { queue, why })
+                }
+                follow::Seen::Lost { handle, detail } => {
+                    return Err(JobError::Lost { handle, detail })
+                }
+                follow::Seen::PollFailed { handle, error } => {
+                    return Err(JobError::Api {
+                        source: error,
+                        handle,
                     })
                 }
-            };
+            }
         }
     }
 }
@@ -1072,7 +1059,7 @@ async fn read_json_body(method: &'static str, resp: Response) -> Result<Vec<u8>,
             },
             ReadError::Transport(source) => JenkinsError::Transport {
                 method,
-                source,
+                source: Arc::new(source),
                 network: None,
             },
         })

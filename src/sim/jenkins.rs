@@ -6,7 +6,13 @@
 //! chosen per `CLUSTERID`. Failures on demand: refused triggers, 5xx polls, crumbs, basic auth,
 //! cancelled queue items, forgotten (404) queue items, failed builds, and an outage window in
 //! which every request gets the same error (a reverse proxy's 502 while Jenkins restarts).
-//! Records every request.
+//! Records every request and counts them by kind (item, queue listing, build, job-level poll…).
+//!
+//! The job-level poll (`{job}api/json?tree=builds[…]{M,N}` or `allBuilds[…]`) and the queue
+//! listing (`queue/api/json?tree=items[…]`) are answered as Jenkins does: the `tree` keeps the
+//! properties it names (and `_class`), silently ignores names an object does not have, and cuts
+//! lists by range; `builds` holds only the newest 100 (`allBuilds` all); the queue lists only
+//! items still waiting. A `tree` the simulator cannot parse is refused (400), not guessed at.
 //! Only for the demo and the tests: it keeps everything in memory and never persists anything.
 
 use axum::body::Bytes;
@@ -211,6 +217,12 @@ impl SimJenkins {
         inner.forgotten.extend(ids);
     }
 
+    /// Deletes a build (a build discarder, or someone deleting it by hand): it is no longer
+    /// listed and its URLs answer 404.
+    pub fn delete_build(&self, number: u64) {
+        lock(&self.inner).builds.remove(&number);
+    }
+
     /// Starts an outage: from now on every request, of any kind, is answered with `status` (e.g.
     /// 502, as the reverse proxy in front of a restarting Jenkins answers), before
     /// authentication and without any effect (no trigger is accepted, no queue item advances),
@@ -254,8 +266,9 @@ impl SimJenkins {
         lock(&self.inner).counts.values().sum()
     }
 
-    /// How many requests of one kind were served: `trigger`, `queue`, `build`, `artifact`,
-    /// `console`, `crumb`, `builds` (the job's build list), `other`.
+    /// How many requests of one kind were served: `trigger`, `queue` (one item), `queue_list`
+    /// (the whole queue), `build` (one build), `artifact`, `console`, `crumb`, `builds` (the
+    /// job-level poll: the job's build list), `other`.
     pub fn count(&self, kind: &str) -> u64 {
         lock(&self.inner).counts.get(kind).copied().unwrap_or(0)
     }
@@ -346,6 +359,7 @@ enum Route {
     Artifact(u64, String),
     Console(u64),
     Builds,
+    QueueList,
     Crumb,
     Other,
 }
@@ -362,6 +376,7 @@ fn route(job: &[String], method: &Method, path: &str) -> Route {
             return id.parse().map(Route::Queue).unwrap_or(Route::Other)
         }
         (&Method::GET, ["crumbIssuer", "api", "json"]) => return Route::Crumb,
+        (&Method::GET, ["queue", "api", "json"]) => return Route::QueueList,
         _ => {}
     }
     let mut rest = seg.as_slice();
@@ -392,6 +407,7 @@ fn kind(r: &Route) -> &'static str {
         Route::Artifact(..) => "artifact",
         Route::Console(_) => "console",
         Route::Builds => "builds",
+        Route::QueueList => "queue_list",
         Route::Crumb => "crumb",
         Route::Other => "other",
     }
@@ -518,7 +534,7 @@ async fn handle(
                 item.failures_left -= 1;
                 return status(503, "Service Unavailable");
             }
-            queue_json(item, &job_url, &state.job)
+            json_response(queue_value(item, &job_url, &state.job))
         }
         Route::Build(n) => {
             let Some(b) = inner.builds.get(&n) else {
@@ -534,7 +550,7 @@ async fn handle(
                 return status(503, "Service Unavailable");
             }
             match inner.builds.get(&n) {
-                Some(b) => build_json(b, &job_url, &state.job),
+                Some(b) => json_response(build_value(b, &job_url, &state.job)),
                 None => not_found(),
             }
         }
@@ -576,23 +592,116 @@ async fn handle(
             None => not_found(),
         },
         Route::Builds => {
-            let builds: Vec<Value> = inner
-                .builds
-                .values()
-                .rev()
-                .map(|b| {
-                    json!({
-                        "_class": "org.jenkinsci.plugins.workflow.job.WorkflowRun",
-                        "number": b.number,
-                        "queueId": b.queue_id,
-                        "url": format!("{job_url}{}/", b.number),
+            let Some(tree) = query_param(&uri, "tree") else {
+                // No `tree`: the old shape, number, queue item and URL of every build.
+                let builds: Vec<Value> = inner
+                    .builds
+                    .values()
+                    .rev()
+                    .map(|b| {
+                        json!({
+                            "_class": "org.jenkinsci.plugins.workflow.job.WorkflowRun",
+                            "number": b.number,
+                            "queueId": b.queue_id,
+                            "url": format!("{job_url}{}/", b.number),
+                        })
                     })
-                })
-                .collect();
-            json_response(json!({
+                    .collect();
+                return json_response(json!({
+                    "_class": "org.jenkinsci.plugins.workflow.job.WorkflowJob",
+                    "builds": builds,
+                }));
+            };
+            let tree = match tree::parse(&tree) {
+                Ok(t) => t,
+                Err(why) => return refuse_tree(&why),
+            };
+            // Only what the tree reaches is built (and counts for injected failures).
+            let wants = |name: &str| tree.iter().find(|n| n.name == name);
+            let newest: Vec<u64> = inner.builds.keys().rev().copied().collect();
+            let pick = |node: Option<&tree::Node>, cap: Option<usize>| -> Vec<u64> {
+                let Some(node) = node else { return Vec::new() };
+                let list: Vec<u64> = newest
+                    .iter()
+                    .copied()
+                    .take(cap.unwrap_or(usize::MAX))
+                    .collect();
+                tree::range(&list, node.range).to_vec()
+            };
+            // Jenkins lists at most the 100 newest builds under `builds`; `allBuilds` has all.
+            let listed = pick(wants("builds"), Some(JENKINS_BUILDS_LIMIT));
+            let all_listed = pick(wants("allBuilds"), None);
+            let failing = listed
+                .iter()
+                .chain(&all_listed)
+                .filter_map(|n| inner.builds.get(n).map(|b| b.queue_id))
+                .find(|q| inner.items.get(q).is_some_and(|i| i.failures_left > 0));
+            if let Some(q) = failing {
+                if let Some(item) = inner.items.get_mut(&q) {
+                    item.failures_left -= 1;
+                }
+                return status(503, "Service Unavailable");
+            }
+            let full = |numbers: &[u64]| -> Value {
+                Value::Array(
+                    numbers
+                        .iter()
+                        .filter_map(|n| inner.builds.get(n))
+                        .map(|b| build_value(b, &job_url, &state.job))
+                        .collect(),
+                )
+            };
+            let mut job = json!({
                 "_class": "org.jenkinsci.plugins.workflow.job.WorkflowJob",
-                "builds": builds,
-            }))
+                "name": state.job.last().cloned().unwrap_or_default(),
+                "url": job_url,
+            });
+            // The range was applied while listing; the filter keeps the fields asked for.
+            job["builds"] = full(&listed);
+            job["allBuilds"] = full(&all_listed);
+            json_response(tree::filter_unranged(&job, &tree))
+        }
+        Route::QueueList => {
+            let tree = match query_param(&uri, "tree").map(|t| tree::parse(&t)) {
+                Some(Ok(t)) => Some(t),
+                Some(Err(why)) => return refuse_tree(&why),
+                None => None,
+            };
+            let now = Instant::now();
+            // Only items still in the queue are listed: started, cancelled and forgotten ones
+            // have left it (Jenkins keeps left items only under queue/item/N/).
+            let waiting: Vec<u64> = inner
+                .items
+                .values()
+                .filter(|i| {
+                    i.build.is_none()
+                        && !inner.forgotten.contains(&i.id)
+                        && !(i.behaviour.cancel_in_queue
+                            && now >= i.created + i.behaviour.queue_time)
+                })
+                .map(|i| i.id)
+                .collect();
+            if let Some(id) = waiting
+                .iter()
+                .copied()
+                .find(|id| inner.items.get(id).is_some_and(|i| i.failures_left > 0))
+            {
+                if let Some(item) = inner.items.get_mut(&id) {
+                    item.failures_left -= 1;
+                }
+                return status(503, "Service Unavailable");
+            }
+            let items: Vec<Value> = waiting
+                .iter()
+                .filter_map(|id| inner.items.get(id))
+                .map(|i| queue_value(i, &job_url, &state.job))
+                .collect();
+            let queue =
+                json!({"_class": "hudson.model.Queue", "discoverableItems": [], "items": items});
+            match tree {
+                Some(t) => json_response(tree::filter(&queue, &t)),
+                None => json_response(queue),
+            }
         }
         Route::Other => not_found(),
     }
@@ -691,7 +800,7 @@ fn trigger(
         .into_response()
 }
 
-fn queue_json(item: &Item, job_url: &str, job: &[String]) -> Response {
+fn queue_value(item: &Item, job_url: &str, job: &[String]) -> Value {
     let name = job.last().cloned().unwrap_or_default();
     let task = json!({
         "_class": "org.jenkinsci.plugins.workflow.job.WorkflowJob",
@@ -739,10 +848,10 @@ fn queue_json(item: &Item, job_url: &str, job: &[String]) -> Response {
         v["pending"] = json!(false);
         v
     };
-    json_response(v)
+    v
 }
 
-fn build_json(b: &Build, job_url: &str, job: &[String]) -> Response {
+fn build_value(b: &Build, job_url: &str, job: &[String]) -> Value {
     let elapsed = b.started.elapsed();
     let building = elapsed < b.behaviour.build_time;
     let estimated = if b.behaviour.estimated.is_zero() {
@@ -763,7 +872,7 @@ fn build_json(b: &Build, job_url: &str, job: &[String]) -> Response {
             .collect()
     };
     let name = job.join(" » ");
-    json_response(json!({
+    json!({
         "_class": "org.jenkinsci.plugins.workflow.job.WorkflowRun",
         "artifacts": artifacts,
         "building": building,
@@ -778,5 +887,196 @@ fn build_json(b: &Build, job_url: &str, job: &[String]) -> Response {
         "result": if building { Value::Null } else { json!(b.behaviour.result) },
         "timestamp": b.started_ms,
         "url": format!("{job_url}{}/", b.number),
-    }))
+    })
+}
+
+/// How many builds Jenkins lists under a job's `builds` (`Job.getNewBuilds`: the newest 100).
+const JENKINS_BUILDS_LIMIT: usize = 100;
+
+/// The value of one query parameter, percent-decoded.
+fn query_param(uri: &Uri, name: &str) -> Option<String> {
+    url::form_urlencoded::parse(uri.query()?.as_bytes())
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+/// A `tree` the simulator cannot read. Real Jenkins refuses a malformed `tree` with an error
+/// too; the simulator does not guess what it would have returned.
+fn refuse_tree(why: &str) -> Response {
+    status(
+        400,
+        &format!("<html><body><h2>HTTP ERROR 400 the simulator cannot read this tree: {why}</h2></body></html>"),
+    )
+}
+
+/// Jenkins' `tree` query parameter (remote access API, "Controlling the amount of data you
+/// fetch"): `a,b[c,d[e]]{M,N}`. Properties named are kept, properties not named are dropped,
+/// and a name the object does not have is silently ignored (Jenkins exports only what exists);
+/// `_class` is always kept. A range applies to a list: `{M,N}` from M (inclusive) to N
+/// (exclusive), `{M,}` from M, `{,N}` the first N, `{N}` only the Nth.
+mod tree {
+    use serde_json::{Map, Value};
+
+    /// One property in a tree.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct Node {
+        pub name: String,
+        pub children: Option<Vec<Node>>,
+        pub range: Option<(Option<usize>, Option<usize>)>,
+    }
+
+    pub fn parse(s: &str) -> Result<Vec<Node>, String> {
+        let chars: Vec<char> = s.chars().collect();
+        let mut at = 0;
+        let nodes = list(&chars, &mut at)?;
+        if at != chars.len() {
+            return Err(format!("unexpected `{}` at {at}", chars[at]));
+        }
+        Ok(nodes)
+    }
+
+    fn list(c: &[char], at: &mut usize) -> Result<Vec<Node>, String> {
+        let mut out = Vec::new();
+        loop {
+            let start = *at;
+            while *at < c.len() && (c[*at].is_alphanumeric() || c[*at] == '_' || c[*at] == '$') {
+                *at += 1;
+            }
+            if *at == start {
+                return Err(format!("a property name expected at {start}"));
+            }
+            let name: String = c[start..*at].iter().collect();
+            let mut children = None;
+            if c.get(*at) == Some(&'[') {
+                *at += 1;
+                children = Some(list(c, at)?);
+                if c.get(*at) != Some(&']') {
+                    return Err(format!("`]` expected at {at}"));
+                }
+                *at += 1;
+            }
+            let mut range = None;
+            if c.get(*at) == Some(&'{') {
+                let close = c[*at..]
+                    .iter()
+                    .position(|x| *x == '}')
+                    .ok_or("an unclosed `{`")?;
+                let inner: String = c[*at + 1..*at + close].iter().collect();
+                *at += close + 1;
+                range = Some(parse_range(&inner)?);
+            }
+            out.push(Node {
+                name,
+                children,
+                range,
+            });
+            if c.get(*at) == Some(&',') {
+                *at += 1;
+                continue;
+            }
+            return Ok(out);
+        }
+    }
+
+    fn parse_range(s: &str) -> Result<(Option<usize>, Option<usize>), String> {
+        let num = |t: &str| -> Result<Option<usize>, String> {
+            let t = t.trim();
+            if t.is_empty() {
+                Ok(None)
+            } else {
+                t.parse()
+                    .map(Some)
+                    .map_err(|_| format!("`{t}` is not a range bound"))
+            }
+        };
+        match s.split_once(',') {
+            Some((m, n)) => Ok((num(m)?, num(n)?)),
+            None => {
+                let n = num(s)?.ok_or("an empty range")?;
+                Ok((Some(n), Some(n + 1)))
+            }
+        }
+    }
+
+    /// The part of `list` a range selects.
+    pub fn range<T>(list: &[T], r: Option<(Option<usize>, Option<usize>)>) -> &[T] {
+        let Some((m, n)) = r else { return list };
+        let from = m.unwrap_or(0).min(list.len());
+        let to = n.unwrap_or(list.len()).min(list.len()).max(from);
+        &list[from..to]
+    }
+
+    /// Keeps what `tree` names, applying ranges to lists.
+    pub fn filter(v: &Value, tree: &[Node]) -> Value {
+        apply(v, tree, true)
+    }
+
+    /// The same, for top-level lists whose range was already applied.
+    pub fn filter_unranged(v: &Value, tree: &[Node]) -> Value {
+        apply(v, tree, false)
+    }
+
+    fn apply(v: &Value, tree: &[Node], top_ranges: bool) -> Value {
+        match v {
+            Value::Object(obj) => {
+                let mut out = Map::new();
+                if let Some(c) = obj.get("_class") {
+                    out.insert("_class".to_string(), c.clone());
+                }
+                for node in tree {
+                    let Some(value) = obj.get(&node.name) else {
+                        continue;
+                    };
+                    let value = match value {
+                        Value::Array(items) => {
+                            let items = if top_ranges {
+                                range(items, node.range)
+                            } else {
+                                items.as_slice()
+                            };
+                            Value::Array(
+                                items
+                                    .iter()
+                                    .map(|i| match &node.children {
+                                        Some(ch) => apply(i, ch, true),
+                                        None => i.clone(),
+                                    })
+                                    .collect(),
+                            )
+                        }
+                        other => match &node.children {
+                            Some(ch) => apply(other, ch, true),
+                            None => other.clone(),
+                        },
+                    };
+                    out.insert(node.name.clone(), value);
+                }
+                Value::Object(out)
+            }
+            other => other.clone(),
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+        use serde_json::json;
+
+        #[test]
+        fn trees_keep_what_they_name_and_ranges_cut_lists() {
+            let t = parse("builds[number,queueId,nope]{1,3},x").unwrap();
+            let v = json!({"_class": "J", "y": 1, "builds": [
+                {"number": 4, "queueId": 9, "url": "u"}, {"number": 3, "queueId": 8},
+                {"number": 2}, {"number": 1}]});
+            assert_eq!(
+                filter(&v, &t),
+                json!({"_class": "J", "builds": [{"number": 3, "queueId": 8}, {"number": 2}]})
+            );
+            assert_eq!(parse("a{2}").unwrap()[0].range, Some((Some(2), Some(3))));
+            assert_eq!(parse("a{,5}").unwrap()[0].range, Some((None, Some(5))));
+            for bad in ["", "a[", "a[b", "a{x}", "a{", "a,,b", "a]"] {
+                assert!(parse(bad).is_err(), "{bad}");
+            }
+        }
+    }
 }

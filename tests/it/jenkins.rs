@@ -153,7 +153,9 @@ async fn happy_path_walks_queue_build_and_downloads_artifacts_behind_a_proxy() {
         assert!(seen.iter().any(|p| matches!(p, JobProgress::Running { build, .. } if *build == done.build)), "{seen:?}");
         assert!(matches!(seen.last(), Some(JobProgress::Finished { result, .. }) if result == "SUCCESS"), "{seen:?}");
         let text = metrics.render();
-        for method in ["trigger", "queue", "build", "artifact"] {
+        // Builds are followed by the job-level poll (`builds`), never one by one (`build`).
+        assert!(!text.contains("method=\"build\""), "{text}");
+        for method in ["trigger", "queue", "builds", "artifact"] {
             assert!(text.contains(&format!("method=\"{method}\",outcome=\"ok\"")), "{method} not counted:\n{text}");
         }
     })
@@ -364,7 +366,10 @@ async fn polls_answered_5xx_forever_fail_after_a_bounded_number_of_tries() {
             ),
             "{err:?}"
         );
-        assert_eq!(sim.count("queue"), 4, "one try and three retries");
+        // One queue listing (the follower's, for every queued item) and its three retries; no
+        // item is polled on its own.
+        assert_eq!(sim.count("queue_list"), 4, "one try and three retries");
+        assert_eq!(sim.count("queue"), 0);
         assert!(
             err.user_message().contains("HTTP 503"),
             "{}",
@@ -686,7 +691,7 @@ async fn a_restarted_bot_resumes_from_a_build_or_a_queue_item() {
         };
         let stored = serde_json::to_string(&JobHandle::Build(build.clone())).unwrap();
         let again = client(&sim);
-        let queue_polls = sim.count("queue");
+        let queue_polls = sim.count("queue") + sim.count("queue_list");
         let done = again
             .wait(
                 serde_json::from_str(&stored).unwrap(),
@@ -697,7 +702,7 @@ async fn a_restarted_bot_resumes_from_a_build_or_a_queue_item() {
             .unwrap();
         assert_eq!(done.build, build);
         assert_eq!(
-            sim.count("queue"),
+            sim.count("queue") + sim.count("queue_list"),
             queue_polls,
             "resuming a build does not poll the queue"
         );
@@ -734,13 +739,19 @@ async fn polling_a_build_near_its_estimate_stays_within_budget() {
         let (r, _) = run(&c, LOC, Duration::from_secs(10)).await;
         let took = started.elapsed();
         assert_eq!(r.unwrap().result, "SUCCESS");
-        let build_polls = sim.count("build");
-        // Polling every `min` would cost 40 build polls; the adaptive schedule about 15.
-        assert!((3..=22).contains(&build_polls), "{build_polls} build polls");
+        // The build is followed by the job-level poll (one request for every build in flight),
+        // on the same adaptive schedule: polling every `min` would cost 40 polls, the schedule
+        // about 15. No build is polled on its own.
+        let build_polls = sim.count("builds");
         assert!(
-            sim.count("queue") <= 6,
+            (3..=22).contains(&build_polls),
+            "{build_polls} job-level polls"
+        );
+        assert_eq!(sim.count("build"), 0);
+        assert!(
+            sim.count("queue_list") <= 6,
             "{} queue polls",
-            sim.count("queue")
+            sim.count("queue_list")
         );
         // The end is seen soon after it happens (slack for a loaded machine).
         assert!(
@@ -748,8 +759,8 @@ async fn polling_a_build_near_its_estimate_stays_within_budget() {
             "took {took:?}"
         );
         eprintln!(
-            "build polls: {build_polls}, queue polls: {}, took {took:?}",
-            sim.count("queue")
+            "job-level polls: {build_polls}, queue polls: {}, took {took:?}",
+            sim.count("queue_list")
         );
     })
     .await;
@@ -991,6 +1002,165 @@ async fn an_endless_artifact_without_a_length_is_cut_off_at_the_limit() {
             sent < 64 * 1024 * 1024,
             "the client kept reading: {sent} bytes"
         );
+    })
+    .await;
+}
+
+// ---- the follower: one job-level poll for every build in flight (issue 12, part 2) ----
+
+/// A location id for build `i` (distinct per build, valid as a `LocationId`).
+fn loc(i: usize) -> String {
+    format!("c{i:04}k4ek107l5au5mq8")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hundred_builds_in_flight_cost_one_job_level_poll_per_tick_not_two_hundred() {
+    bounded(async {
+        let sim = sim::start(&JOB).await;
+        let build_time = Duration::from_millis(1500);
+        sim.set_default_behaviour(Behaviour {
+            queue_time: Duration::from_millis(100),
+            build_time,
+            estimated: build_time,
+            ..Behaviour::default()
+        });
+        let c = client(&sim);
+        let mut queued = Vec::new();
+        for i in 0..200 {
+            queued.push(c.trigger(&params(&loc(i))).await.unwrap());
+        }
+        let mut checks = tokio::task::JoinSet::new();
+        for q in queued {
+            let c = c.clone();
+            checks.spawn(async move {
+                c.wait(JobHandle::Queued(q), Duration::from_secs(15), &|_| {})
+                    .await
+            });
+        }
+        let mut numbers = std::collections::BTreeSet::new();
+        while let Some(done) = checks.join_next().await {
+            let done = done.unwrap().expect("every build's end is seen");
+            assert_eq!(done.result, "SUCCESS");
+            numbers.insert(done.build.number);
+        }
+        assert_eq!(numbers.len(), 200, "each check followed its own build");
+        let (job_polls, listings) = (sim.count("builds"), sim.count("queue_list"));
+        // No build and no queue item was polled on its own.
+        assert_eq!((sim.count("build"), sim.count("queue")), (0, 0));
+        // One job-level poll per tick (a tick is at least `min` = 20 ms apart; the builds run
+        // ~1.6 s): far fewer than one per build, let alone one per build per tick.
+        assert!(job_polls >= 2, "{job_polls} job-level polls");
+        assert!(job_polls < 200, "{job_polls} job-level polls for 200 builds");
+        // The queue is listed only in ticks that had a queued item: never more than the ticks.
+        assert!(listings >= 1 && listings <= job_polls, "{listings} listings, {job_polls} polls");
+        // Past Jenkins' 100 newest `builds`, the window asks `allBuilds` with a range.
+        let requests = sim.requests();
+        assert!(
+            requests.iter().any(|r| r.contains("allBuilds[") && r.contains("%7B0,")
+                || r.contains("allBuilds[") && r.contains("{0,")),
+            "{:?}",
+            requests.iter().filter(|r| r.contains("api/json?tree=")).take(3).collect::<Vec<_>>()
+        );
+        eprintln!("200 builds: {job_polls} job-level polls, {listings} queue listings, {} requests in all", sim.request_count());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_build_that_vanishes_ends_its_check_as_lost() {
+    bounded(async {
+        let sim = sim::start(&JOB).await;
+        sim.set_default_behaviour(Behaviour {
+            queue_time: Duration::from_millis(20),
+            build_time: Duration::from_secs(60),
+            estimated: Duration::from_secs(60),
+            ..Behaviour::default()
+        });
+        let c = client(&sim);
+        let q = c.trigger(&params(LOC)).await.unwrap();
+        let progress = Progress::default();
+        let hook = progress.hook();
+        let (seen_tx, mut seen_rx) = tokio::sync::mpsc::unbounded_channel();
+        let on_progress = move |p: &JobProgress| {
+            hook(p);
+            if let JobProgress::Running { build, .. } = p {
+                let _ = seen_tx.send(build.number);
+            }
+        };
+        let waiting = c.wait(JobHandle::Queued(q), Duration::from_secs(15), &on_progress);
+        tokio::pin!(waiting);
+        // Once the build is seen running, it is deleted in Jenkins.
+        let number = tokio::select! {
+            n = seen_rx.recv() => n.unwrap(),
+            r = &mut waiting => panic!("ended before running: {r:?}"),
+        };
+        sim.delete_build(number);
+        let err = waiting.await.unwrap_err();
+        match &err {
+            JobError::Lost {
+                handle: JobHandle::Build(b),
+                detail,
+            } => {
+                assert_eq!(b.number, number);
+                assert!(detail.contains(&format!("build #{number}")), "{detail}");
+            }
+            other => panic!("expected Lost with the build, got {other:?}"),
+        }
+        assert!(
+            err.user_message().contains("lost track"),
+            "{}",
+            err.user_message()
+        );
+        // The verdict still links the build it lost.
+        assert_eq!(err.build().map(|b| b.number), Some(number));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_restarted_bot_resumes_queued_and_running_jobs_together_with_one_poll() {
+    bounded(async {
+        let sim = sim::start(&JOB).await;
+        sim.set_default_behaviour(Behaviour {
+            queue_time: Duration::from_millis(300),
+            build_time: Duration::from_millis(500),
+            ..Behaviour::default()
+        });
+        let first = client(&sim);
+        let running = first.trigger(&params(&loc(1))).await.unwrap();
+        let build = loop {
+            if let QueueState::Started(b) = first.queue_state(&running).await.unwrap() {
+                break b;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        let queued = first.trigger(&params(&loc(2))).await.unwrap();
+        // The handles went through the store as JSON; the first process is gone.
+        let stored = [
+            serde_json::to_string(&JobHandle::Build(build.clone())).unwrap(),
+            serde_json::to_string(&JobHandle::Queued(queued.clone())).unwrap(),
+        ];
+        drop(first);
+        let (item_polls, build_polls) = (sim.count("queue"), sim.count("build"));
+        let restarted = client(&sim);
+        let mut resumed = tokio::task::JoinSet::new();
+        for s in stored {
+            let c = restarted.clone();
+            let handle: JobHandle = serde_json::from_str(&s).unwrap();
+            resumed.spawn(async move { c.wait(handle, Duration::from_secs(10), &|_| {}).await });
+        }
+        let mut done = Vec::new();
+        while let Some(r) = resumed.join_next().await {
+            done.push(r.unwrap().expect("both resumed jobs finish").build.number);
+        }
+        done.sort_unstable();
+        assert_eq!(done, vec![build.number, build.number + 1]);
+        // Followed together by the job-level poll; nothing asked item by item or build by build.
+        assert_eq!(
+            (sim.count("queue"), sim.count("build")),
+            (item_polls, build_polls)
+        );
+        assert!(sim.count("builds") >= 1);
     })
     .await;
 }
