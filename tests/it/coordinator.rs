@@ -501,6 +501,10 @@ impl Captured {
 // coordinator runs here.
 #[tokio::test(flavor = "current_thread")]
 async fn every_log_line_inside_a_check_carries_its_location_id_and_build() {
+    // The binary's global subscriber first: installed later, by another test on another thread,
+    // it rebuilds every callsite's interest while this thread's default is set, and this test
+    // was once seen capturing nothing under load.
+    crate::common::logs();
     let logs = Captured::default();
     let _default =
         tracing::subscriber::set_default(linkbot::telemetry::json_subscriber("info", logs.clone()));
