@@ -22,6 +22,7 @@ use crate::diagnosis::verdict::Report;
 use crate::domain::CheckKey;
 use crate::domain::{LocationId, SlackChannelId};
 use crate::escalation::workflow::{Action, Outcome, PostFailed, Preface, ReportChannel, Request};
+use crate::incident::IncidentStatus;
 use crate::store::{AuditEntry, AuditKind, RequestSource, Requester};
 use anyhow::{Context, Result};
 use slack_morphism::prelude::*;
@@ -202,7 +203,15 @@ impl Handler {
         value: &ButtonValue,
     ) -> Result<bool> {
         let store = self.coordinator.store();
-        let shown = match store.shown_result(channel, message_ts).await {
+        // What the message shows: the result and, when it is an incident's diagnosis, the
+        // incident (once resolved, the message no longer offers Escalate or Page).
+        let shown = async {
+            let result = store.shown_result(channel, message_ts).await?;
+            let incident = store.incident_for_message(channel, message_ts).await?;
+            Ok::<_, crate::store::StoreError>((result, incident))
+        }
+        .await;
+        let (shown, incident) = match shown {
             Ok(shown) => shown,
             Err(e) => {
                 tracing::error!(
@@ -230,7 +239,10 @@ impl Handler {
                 "the message shows no result the store knows".to_string(),
             ),
             Some(report) => {
-                let ctx = report_context(&self.config, report, None);
+                let mut ctx = report_context(&self.config, report, None);
+                if let Some(incident) = &incident {
+                    ctx = blocks::with_incident(ctx, &IncidentStatus::of(incident));
+                }
                 let offered = offered_buttons(&blocks::report(report, &ctx));
                 if offered
                     .iter()

@@ -2233,6 +2233,25 @@ async fn a_repeat_joins_the_incident_and_resolve_marks_the_thread_without_paging
     );
     let after = offered_actions(&resolved);
     assert_eq!(after, [ACTION_RERUN], "only Re-run stays: {after:?}");
+    // A client still showing the old buttons clicks Escalate: the message no longer offers it.
+    click_value(
+        &h,
+        &alert_ts,
+        &diagnosis.ts,
+        ACTION_ESCALATE,
+        &value(&loc, Environment::Prod, Some("razee")),
+        ENGINEER,
+    )
+    .await;
+    let refusal = h.ephemerals(ENGINEER, 1).await;
+    assert!(
+        refusal[0]
+            .text
+            .as_deref()
+            .unwrap_or("")
+            .contains("does not match what this message offered"),
+        "a stale Escalate on a resolved incident was not refused: {refusal:?}"
+    );
     let in_alert = h.wait_text(ONCALL_CHANNEL, &alert_ts, "Resolved at").await;
     assert!(in_alert
         .text
