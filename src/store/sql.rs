@@ -151,6 +151,28 @@ where
         begin(&self.pool, D::BEGIN_WRITE, op).await
     }
 
+    /// Takes the dialect's per-key lock (`what`/environment/location) for the rest of `tx`, so
+    /// writers of one key queue whichever replica they come from; nothing where the dialect's
+    /// write transaction already serialises writers (SQLite).
+    async fn lock_key(
+        tx: &mut sqlx::Transaction<'static, D::Db>,
+        what: &str,
+        key: &CheckKey,
+        op: &'static str,
+    ) -> Result<(), StoreError> {
+        if let Some(lock) = D::KEY_LOCK_SQL {
+            sqlx::query(lock)
+                .bind(format!(
+                    "linkbot.{what}/{}/{}",
+                    key.environment, key.location
+                ))
+                .execute(&mut **tx)
+                .await
+                .map_err(query_error(op))?;
+        }
+        Ok(())
+    }
+
     async fn load_waiters(
         conn: &mut <D::Db as Database>::Connection,
         check_id: CheckId,
@@ -358,17 +380,8 @@ where
         const OP: &str = "claim_check";
         let now = self.clock.now_ms();
         let mut tx = self.write_tx(OP).await?;
-        if let Some(lock) = D::KEY_LOCK_SQL {
-            // Claims for one key queue here, whichever replica they come from.
-            sqlx::query(lock)
-                .bind(format!(
-                    "linkbot.check/{}/{}",
-                    key.environment, key.location
-                ))
-                .execute(&mut *tx)
-                .await
-                .map_err(query_error(OP))?;
-        }
+        // Claims for one key queue here, whichever replica they come from.
+        Self::lock_key(&mut tx, "check", key, OP).await?;
         let running = sqlx::query(&format!(
             "SELECT id, owner, lease_expires_at FROM checks \
              WHERE environment = $1 AND location = $2 AND state = 'running'{}",
@@ -798,16 +811,7 @@ where
         const OP: &str = "fire_incident";
         let now = self.clock.now_ms();
         let mut tx = self.write_tx(OP).await?;
-        if let Some(lock) = D::KEY_LOCK_SQL {
-            sqlx::query(lock)
-                .bind(format!(
-                    "linkbot.incident/{}/{}",
-                    key.environment, key.location
-                ))
-                .execute(&mut *tx)
-                .await
-                .map_err(query_error(OP))?;
-        }
+        Self::lock_key(&mut tx, "incident", key, OP).await?;
         let repeat = sqlx::query(&format!(
             "UPDATE incidents SET repeat_count = repeat_count + 1, last_repeat_at = $1 \
              WHERE environment = $2 AND location = $3 AND state = 'open' \
