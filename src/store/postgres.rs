@@ -33,6 +33,11 @@ const MIGRATIONS: &[EmbeddedMigration] = &[
         description: "incidents",
         sql: include_str!("../../migrations/postgres/0003_incidents.sql"),
     },
+    EmbeddedMigration {
+        version: 4,
+        description: "feedback",
+        sql: include_str!("../../migrations/postgres/0004_feedback.sql"),
+    },
 ];
 
 /// The PostgreSQL dialect.

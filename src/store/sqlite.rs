@@ -33,6 +33,11 @@ const MIGRATIONS: &[EmbeddedMigration] = &[
         description: "incidents",
         sql: include_str!("../../migrations/sqlite/0003_incidents.sql"),
     },
+    EmbeddedMigration {
+        version: 4,
+        description: "feedback",
+        sql: include_str!("../../migrations/sqlite/0004_feedback.sql"),
+    },
 ];
 
 /// How long a writer waits for the file lock before the statement fails.
