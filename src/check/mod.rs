@@ -24,7 +24,7 @@ use parse_pool::{ParsePool, PoolError};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// The artifact holding the storage secret (`slclient.toml`).
 pub const API_KEY_ARTIFACT: &str = "connector_getConnectorAPIKey.log";
@@ -182,10 +182,7 @@ impl Engine {
         net: &Net,
         metrics: Metrics,
     ) -> Result<Engine, EngineError> {
-        let policy = PollPolicy {
-            min: config.check.poll_interval_min,
-            max: Duration::from_secs(60).max(config.check.poll_interval_min),
-        };
+        let policy = PollPolicy::with_min(config.check.poll_interval_min);
         let envs = config
             .environments
             .iter()

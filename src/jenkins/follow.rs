@@ -9,9 +9,14 @@
 //! in step. A queue item no longer listed and not among the builds is asked about directly
 //! (`queue/item/N/api/json`, a bounded number per tick); a build out of the polled window is asked
 //! about directly too. Every request is retried with backoff by the client (bounded, see
-//! [`super::MAX_RETRIES`]); a poll that still fails ends the checks it concerned with its error,
-//! as a check's own failed poll did, and the follower goes on for the others. A registration
-//! stays followed until its owner drops it or its job reaches a final state.
+//! [`super::MAX_RETRIES`]). A poll that still fails with a passing fault (a 5xx from Jenkins or
+//! its proxy, a timeout, a dropped connection) is tried again on later ticks, backing off, for as
+//! long as the outage budget ([`super::PollPolicy::outage_budget`], 30 s at the default 1 s
+//! minimum) and at least [`MIN_FAILED_POLLS`] failed polls: a Jenkins restarting behind its proxy
+//! does not fail a 5-minute build. Past that, or at once for a fault that will not pass (4xx,
+//! certificate, proxy, an answer not understood), the checks it concerned end with the error and
+//! how long it lasted, and the follower goes on for the others. A registration stays followed
+//! until its owner drops it or its job reaches a final state.
 //!
 //! The task starts with the first registration and ends when nothing is followed (so it stops
 //! with the bot, whose checks end). This module decides no verdict and downloads no artifact:
@@ -33,6 +38,10 @@ use tokio::time::Instant;
 const DIRECT_PER_TICK: usize = 8;
 /// Builds polled beyond the span of the followed ones (builds started by others meanwhile).
 const WINDOW_SLACK: u64 = 16;
+/// The fewest failed polls (each after the client's own retries) before a passing fault ends a
+/// check, however short the outage budget: the budget is time, and a loaded machine can spend
+/// it on one poll.
+pub const MIN_FAILED_POLLS: u32 = 3;
 /// The narrowest and widest job-level window.
 const WINDOW_MIN: u64 = 32;
 const WINDOW_MAX: u64 = 5000;
@@ -67,12 +76,17 @@ pub(crate) enum Seen {
         /// What happened.
         detail: String,
     },
-    /// The poll that concerned this job failed (after the client's own retries).
+    /// The poll that concerned this job failed (after the client's own retries), and kept
+    /// failing past the outage budget when the fault could pass.
     PollFailed {
         /// Where the job was.
         handle: JobHandle,
-        /// What the poll got.
+        /// What the last poll got.
         error: JenkinsError,
+        /// How long the polls had been failing (zero when the first failure ended it).
+        failing_for: Duration,
+        /// How many polls failed in a row.
+        failed_polls: u32,
     },
 }
 
@@ -97,6 +111,8 @@ struct Entry {
     last_why: Option<String>,
     /// A final state was sent: nothing more to poll.
     done: bool,
+    /// Since when, and how many times in a row, the polls concerning it failed (passing faults).
+    failing: Option<(Instant, u32)>,
 }
 
 #[derive(Default)]
@@ -188,6 +204,7 @@ impl Follower {
                 first_seen: None,
                 last_why: None,
                 done: false,
+                failing: None,
             },
         );
         if !st.running {
@@ -352,12 +369,12 @@ async fn tick(client: &JenkinsClient, shared: &Shared) {
                                 e.handle = JobHandle::Build(build.clone());
                                 observe_build(e, build, &b.state, now, &policy);
                             }
-                            Err(err) => fail(e, err),
+                            Err(err) => fail(e, err, now, &policy),
                         }
                         continue;
                     }
                     match &listing {
-                        Some(Err(err)) => fail(e, err.clone()),
+                        Some(Err(err)) => fail(e, err.clone(), now, &policy),
                         Some(Ok(items)) if items.contains_key(&q.id) => {
                             if let Some(state) = items.get(&q.id).cloned() {
                                 observe_queue(e, q, state, now, &policy);
@@ -365,7 +382,7 @@ async fn tick(client: &JenkinsClient, shared: &Shared) {
                         }
                         _ if builds.is_err() => {
                             if let Err(err) = &builds {
-                                fail(e, err.clone());
+                                fail(e, err.clone(), now, &policy);
                             }
                         }
                         _ if can_widen && oldest_queue_id.is_some_and(|o| o > q.id) => {
@@ -379,7 +396,7 @@ async fn tick(client: &JenkinsClient, shared: &Shared) {
                     }
                 }
                 JobHandle::Build(b) => match (&builds, by_number.get(&b.number)) {
-                    (Err(err), _) => fail(e, err.clone()),
+                    (Err(err), _) => fail(e, err.clone(), now, &policy),
                     (Ok(_), Some(jb)) => observe_build(e, b, &jb.state, now, &policy),
                     (Ok(_), None) => {
                         let covered = oldest_listed.is_some_and(|o| b.number > o)
@@ -416,11 +433,37 @@ async fn tick(client: &JenkinsClient, shared: &Shared) {
     }
 }
 
-/// A failed poll (after the client's own retries with backoff): the job's check hears of it and
-/// ends, as a check did when its own poll failed; the follower goes on for the others.
-fn fail(e: &mut Entry, error: JenkinsError) {
-    let handle = e.handle.clone();
-    finish(e, Seen::PollFailed { handle, error });
+/// A failed poll (after the client's own retries with backoff). A passing fault is polled again
+/// later, backing off, while the outage lasts less than the budget or fewer than
+/// [`MIN_FAILED_POLLS`] polls failed; otherwise the job's check hears of it and ends, and the
+/// follower goes on for the others.
+fn fail(e: &mut Entry, error: JenkinsError, now: Instant, policy: &super::PollPolicy) {
+    let (since, failed) = e.failing.map_or((now, 1), |(since, n)| (since, n + 1));
+    let failing_for = now.saturating_duration_since(since);
+    let give_up = !error.is_passing()
+        || (failed >= MIN_FAILED_POLLS && failing_for >= policy.outage_budget())
+        || now >= e.deadline;
+    if give_up {
+        let handle = e.handle.clone();
+        finish(
+            e,
+            Seen::PollFailed {
+                handle,
+                error,
+                failing_for,
+                failed_polls: failed,
+            },
+        );
+        return;
+    }
+    tracing::debug!(
+        error = %error,
+        failed_polls = failed,
+        failing_for_ms = failing_for.as_millis() as u64,
+        "Jenkins poll failed; polling again later"
+    );
+    e.failing = Some((since, failed));
+    e.due = now + cut(policy.outage_backoff(failed), e.deadline, policy.min);
 }
 
 fn finish(e: &mut Entry, seen: Seen) {
@@ -436,6 +479,7 @@ fn observe_queue(
     now: Instant,
     policy: &super::PollPolicy,
 ) {
+    e.failing = None;
     match state {
         QueueState::Cancelled { why } => finish(
             e,
@@ -473,6 +517,7 @@ fn observe_build(
     now: Instant,
     policy: &super::PollPolicy,
 ) {
+    e.failing = None;
     let finished = if state.building {
         None
     } else {
@@ -554,7 +599,7 @@ async fn ask_directly(client: &JenkinsClient, shared: &Shared, id: u64, d: Direc
                     },
                 ),
                 (Err(err), None) => {
-                    fail(e, err);
+                    fail(e, err, now, &policy);
                 }
             }
         }
@@ -574,7 +619,7 @@ async fn ask_directly(client: &JenkinsClient, shared: &Shared, id: u64, d: Direc
                         detail: format!("Jenkins no longer knows build #{}", b.number),
                     },
                 ),
-                Err(err) => fail(e, err),
+                Err(err) => fail(e, err, now, &policy),
             }
         }
     }

@@ -13,6 +13,7 @@ pub mod api;
 mod follow;
 pub mod poll;
 
+pub use follow::MIN_FAILED_POLLS;
 pub use poll::{next_poll, next_queue_poll, PollPolicy};
 
 use crate::domain::{BaseUrl, Carrier, LocationId, Tugboat};
@@ -234,6 +235,19 @@ impl JenkinsError {
         }
     }
 
+    /// A fault that may pass by itself: Jenkins (or the proxy before it) answered 5xx, or the
+    /// request timed out or lost its connection. Not: a 4xx, a certificate or proxy refusal, an
+    /// answer not understood, an artifact too large.
+    pub fn is_passing(&self) -> bool {
+        match self {
+            JenkinsError::Http { status, .. } => (500..=599).contains(status),
+            JenkinsError::Transport { network, .. } => network.is_none(),
+            JenkinsError::Unexpected { .. }
+            | JenkinsError::TooLarge { .. }
+            | JenkinsError::NoLocation => false,
+        }
+    }
+
     /// The HTTP status, when Jenkins answered with one.
     pub fn status(&self) -> Option<u16> {
         match self {
@@ -325,6 +339,10 @@ pub enum JobError {
         source: JenkinsError,
         /// Where the job was: the build, once it started, is still worth a link.
         handle: JobHandle,
+        /// How long the polls had been failing (zero when the first failure ended it).
+        failing_for: Duration,
+        /// How many polls failed in a row.
+        failed_polls: u32,
     },
 }
 
@@ -360,10 +378,25 @@ impl JobError {
             JobError::Lost { detail, .. } => {
                 format!("linkbot lost track of the Jenkins job: {detail}.")
             }
-            JobError::Api { source: e, .. } => format!(
-                "Jenkins could not be asked about the job. {}",
-                e.user_message()
-            ),
+            JobError::Api {
+                source: e,
+                failing_for,
+                failed_polls,
+                ..
+            } => {
+                let lasted = if *failed_polls > 1 {
+                    format!(
+                        " ({failed_polls} polls in a row over {}, each retried)",
+                        crate::format::human(*failing_for)
+                    )
+                } else {
+                    String::new()
+                };
+                format!(
+                    "Jenkins could not be asked about the job{lasted}. {}",
+                    e.user_message()
+                )
+            }
         }
     }
 
@@ -1003,10 +1036,17 @@ impl JenkinsClient {
                 follow::Seen::Lost { handle, detail } => {
                     return Err(JobError::Lost { handle, detail })
                 }
-                follow::Seen::PollFailed { handle, error } => {
+                follow::Seen::PollFailed {
+                    handle,
+                    error,
+                    failing_for,
+                    failed_polls,
+                } => {
                     return Err(JobError::Api {
                         source: error,
                         handle,
+                        failing_for,
+                        failed_polls,
                     })
                 }
             }

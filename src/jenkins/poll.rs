@@ -28,6 +28,15 @@ impl Default for PollPolicy {
 }
 
 impl PollPolicy {
+    /// The policy for a configured minimum (`[check] poll_interval_min_ms`): at most 60 s
+    /// between polls, or `min` when it is longer.
+    pub fn with_min(min: Duration) -> Self {
+        PollPolicy {
+            min,
+            max: Duration::from_secs(60).max(min),
+        }
+    }
+
     /// `max`, or `min` when `max` was set below it.
     fn ceiling(&self) -> Duration {
         self.max.max(self.min)
@@ -51,6 +60,23 @@ impl PollPolicy {
     /// The longest wait between two queue polls: 5 × `min` (5 s), at most `max`.
     fn queue_cap(&self) -> Duration {
         self.min.saturating_mul(5).min(self.ceiling())
+    }
+
+    /// How long the follower keeps polling through a passing fault (Jenkins or its proxy
+    /// answering 5xx, timeouts) before the checks it concerns end with `job_failed`: 30 × `min`
+    /// (30 s when `min` is 1 s), enough for a Jenkins restart behind its proxy, short of what
+    /// makes an engineer wonder whether the bot is stuck.
+    pub fn outage_budget(&self) -> Duration {
+        self.min.saturating_mul(30)
+    }
+
+    /// The wait before the next poll after `failed` (1-based) polls failed in a row: `min`
+    /// doubled each time (1 s, 2 s, 4 s when `min` is 1 s), at most 5 × `min` and `max`.
+    pub fn outage_backoff(&self, failed: u32) -> Duration {
+        self.min
+            .saturating_mul(1u32 << failed.saturating_sub(1).min(10))
+            .min(self.min.saturating_mul(5))
+            .min(self.ceiling())
     }
 
     /// The wait before retry `attempt` (0-based) of a failed idempotent request:
@@ -197,6 +223,22 @@ mod tests {
         assert_eq!(next_queue_poll(Duration::ZERO, &policy), S(1));
         assert_eq!(next_queue_poll(S(4), &policy), S(2));
         assert_eq!(next_queue_poll(S(600), &policy), S(5));
+    }
+
+    #[test]
+    fn outage_backoff_doubles_from_min_up_to_five_min() {
+        let policy = PollPolicy::default();
+        let waits: Vec<u64> = (1..=6)
+            .map(|n| policy.outage_backoff(n).as_millis() as u64)
+            .collect();
+        assert_eq!(waits, vec![1000, 2000, 4000, 5000, 5000, 5000]);
+        assert_eq!(policy.outage_budget(), S(30));
+        let tight = PollPolicy {
+            min: S(1),
+            max: S(3),
+        };
+        assert_eq!(tight.outage_backoff(4), S(3), "never past max");
+        assert_eq!(tight.outage_backoff(u32::MAX), S(3), "no overflow");
     }
 
     #[test]

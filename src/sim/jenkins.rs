@@ -108,6 +108,8 @@ struct Inner {
     outage: Option<u16>,
     /// How many requests the outage answered.
     outage_answers: u64,
+    /// When set, the outage ends by itself after answering this many more requests.
+    outage_left: Option<u64>,
 }
 
 /// A running simulated Jenkins. Stops when dropped.
@@ -228,12 +230,25 @@ impl SimJenkins {
     /// authentication and without any effect (no trigger is accepted, no queue item advances),
     /// until [`SimJenkins::end_outage`]. The requests are still recorded and counted.
     pub fn start_outage(&self, status: u16) {
-        lock(&self.inner).outage = Some(status);
+        let mut inner = lock(&self.inner);
+        inner.outage = Some(status);
+        inner.outage_left = None;
+    }
+
+    /// A short outage: the next `requests` requests are answered with `status` (as by
+    /// [`SimJenkins::start_outage`]), then Jenkins serves again by itself — a blip measured in
+    /// requests, so a test needs no clock to end it.
+    pub fn start_outage_for(&self, status: u16, requests: u64) {
+        let mut inner = lock(&self.inner);
+        inner.outage = (requests > 0).then_some(status);
+        inner.outage_left = (requests > 0).then_some(requests);
     }
 
     /// Ends the outage started by [`SimJenkins::start_outage`]: requests are served again.
     pub fn end_outage(&self) {
-        lock(&self.inner).outage = None;
+        let mut inner = lock(&self.inner);
+        inner.outage = None;
+        inner.outage_left = None;
     }
 
     /// How many requests an outage answered with its error status.
@@ -472,6 +487,13 @@ async fn handle(
     if let Some(code) = inner.outage {
         // The proxy answers; Jenkins never sees the request.
         inner.outage_answers += 1;
+        if let Some(left) = inner.outage_left.as_mut() {
+            *left = left.saturating_sub(1);
+            if *left == 0 {
+                inner.outage = None;
+                inner.outage_left = None;
+            }
+        }
         state.notify.notify_waiters();
         return outage_page(code);
     }

@@ -353,25 +353,41 @@ async fn polls_answered_5xx_forever_fail_after_a_bounded_number_of_tries() {
         });
         let (r, _) = run(&client(&sim), LOC, Duration::from_secs(15)).await;
         let err = r.unwrap_err();
+        // The queue listing fails while the item waits, then the job-level builds poll once it
+        // left the queue: either way a 503, polled again through the outage budget, then given
+        // up — after at least the minimum number of failed polls, and fewer than 30 + that
+        // many (the waits start at `min` and double, within a budget of 30 × `min`).
+        let JobError::Api {
+            source: JenkinsError::Http { status: 503, .. },
+            failed_polls,
+            failing_for,
+            ..
+        } = &err
+        else {
+            panic!("{err:?}")
+        };
+        let min_polls = linkbot::jenkins::MIN_FAILED_POLLS;
         assert!(
-            matches!(
-                &err,
-                JobError::Api {
-                    source: JenkinsError::Http {
-                        method: "queue",
-                        status: 503
-                    },
-                    ..
-                }
-            ),
-            "{err:?}"
+            (min_polls..30 + min_polls).contains(failed_polls),
+            "{failed_polls} failed polls"
         );
-        // One queue listing (the follower's, for every queued item) and its three retries; no
-        // item is polled on its own.
-        assert_eq!(sim.count("queue_list"), 4, "one try and three retries");
+        assert!(*failing_for >= fast().outage_budget(), "{failing_for:?}");
+        // Each failed poll was one shared request with the client's three retries: the 503s
+        // answered are whole multiples of that, and no item was polled on its own.
+        let attempts = linkbot::jenkins::MAX_RETRIES + 1;
+        let answered_503 = sim
+            .requests()
+            .iter()
+            .filter(|r| r.contains("/queue/api/json") || r.contains("/api/json?tree=builds"))
+            .count();
+        assert!(
+            answered_503 as u32 >= failed_polls * attempts,
+            "{answered_503} polls for {failed_polls} failed polls"
+        );
         assert_eq!(sim.count("queue"), 0);
         assert!(
-            err.user_message().contains("HTTP 503"),
+            err.user_message().contains("HTTP 503")
+                && err.user_message().contains("polls in a row"),
             "{}",
             err.user_message()
         );
