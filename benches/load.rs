@@ -298,6 +298,7 @@ fn options() -> Options {
         listen: Some(([127, 0, 0, 1], 0).into()),
         instance: "bench".into(),
         pace_slack: false,
+        slack_edits: None,
     }
 }
 

@@ -45,6 +45,10 @@ pub struct Options {
     pub instance: String,
     /// Pace Web API calls to Slack's method tiers (off only against the simulator).
     pub pace_slack: bool,
+    /// The `chat.update` budget (progress edits deferred before a verdict waits). `None`:
+    /// Slack's Tier 3 (50 a minute) when `pace_slack`, no budget otherwise. Tests and benches
+    /// set a shorter window to see it work in seconds.
+    pub slack_edits: Option<crate::slack::budget::EditRate>,
 }
 
 impl Default for Options {
@@ -56,6 +60,7 @@ impl Default for Options {
             listen: None,
             instance: crate::config::instance_name(),
             pace_slack: true,
+            slack_edits: None,
         }
     }
 }
@@ -143,6 +148,10 @@ pub async fn start(config: Arc<Config>, secrets: Secrets, options: Options) -> R
         web
     } else {
         web.without_pacing()
+    };
+    let web = match options.slack_edits {
+        Some(rate) => web.with_edit_budget(Some(rate)),
+        None => web,
     };
     let web = web.with_request_timeout(config.slack.request_timeout);
     let identity = match web.auth_test().await {

@@ -107,6 +107,7 @@ pub async fn run(out: &mut dyn Write) -> Result<()> {
         listen: Some(([127, 0, 0, 1], 0).into()),
         instance: "demo".into(),
         pace_slack: false,
+        slack_edits: None,
     };
     let bot = app::start(config.clone(), world.secrets(), options).await?;
     if !bot.wait_connected(1, WAIT).await {

@@ -23,8 +23,10 @@ use tracing::Instrument;
 /// Where the progress and the result of a check are shown (Slack messages, in the bot).
 #[async_trait::async_trait]
 pub trait Sink: Send + Sync {
-    /// Shows where a running check has got to (its stages so far) to its waiters.
-    async fn progress(&self, waiters: &[Waiter], progress: &ProgressView);
+    /// Shows where a running check has got to (its stages so far) to its waiters. `false` when
+    /// the edit was deferred (Slack's edit budget had no token to spare for progress): show the
+    /// latest view again later. Verdicts and failures are never deferred.
+    async fn progress(&self, waiters: &[Waiter], progress: &ProgressView) -> bool;
     /// Shows the finished report to its waiters; `reused_age` is set for a reused result.
     async fn finished(&self, waiters: &[Waiter], report: &Report, reused_age: Option<Duration>);
     /// Tells the waiters that the check ended without a report (the store or the engine
@@ -310,7 +312,10 @@ impl Coordinator {
             Ok(p) => p,
             Err(_) => {
                 let busy = self.engine.config().check.max_concurrent;
-                self.sink
+                // Deferred under Slack's edit budget, the line is skipped: the check's own
+                // progress follows once it has a slot.
+                let _shown = self
+                    .sink
                     .progress(&waiters, &ProgressView::waiting_for_slot(req.clone(), busy))
                     .await;
                 self.slots
@@ -388,9 +393,10 @@ impl Coordinator {
                                 Err(_) => known.lock().unwrap_or_else(|e| e.into_inner()).clone(),
                             };
                             interval = Duration::from_secs(waiters.len().clamp(1, 30) as u64);
-                            this.sink.progress(&waiters, &view).await;
+                            // Deferred by Slack's edit budget: keep the latest view pending and
+                            // try again after the interval (never queue an edit).
+                            pending = !this.sink.progress(&waiters, &view).await;
                             last_edit = Some(Instant::now());
-                            pending = false;
                         }
                     }
                 }

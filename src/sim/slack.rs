@@ -249,6 +249,62 @@ pub struct SimSlackState {
     /// Messages people posted (pushed as events), which Slack knows and the bot may react to.
     people_messages: HashSet<(String, String)>,
     reactions: Vec<SimReaction>,
+    /// Slack's per-method tiers, enforced when set ([`SlackSim::enforce_tiers`]).
+    tiers: Option<Tiers>,
+}
+
+/// Slack's documented Web API tiers, per method per app per workspace: Tier 1 "1+ per minute",
+/// Tier 2 "20+", Tier 3 "50+", Tier 4 "100+". The fake takes the floor of each ("when you
+/// cannot tell, refuse") and counts calls in a sliding window, answering HTTP 429 with
+/// `Retry-After` past it.
+/// `chat.postMessage` (Special tier: about one a second per channel, "short bursts >1 allowed",
+/// with no documented burst size) and `auth.test` are not counted.
+#[derive(Debug)]
+struct Tiers {
+    window: Duration,
+    sent: HashMap<&'static str, VecDeque<std::time::Instant>>,
+    refused: HashMap<String, u64>,
+}
+
+/// The tier's allowance of a method per window (a minute at Slack), `None` when not counted.
+pub fn tier_allowance(method: &str) -> Option<u32> {
+    match method {
+        // Tier 1, "1+ per minute; a small amount of burst behavior is tolerated": the
+        // smallest burst, 2 (the transport opens its two connections at start).
+        "apps.connections.open" => Some(2),
+        "usergroups.users.list" => Some(20),
+        "chat.update" | "reactions.add" => Some(50),
+        "chat.postEphemeral" | "chat.getPermalink" | "views.open" => Some(100),
+        _ => None,
+    }
+}
+
+impl Tiers {
+    /// Counts a call of `method` now: `Err(retry_after_secs)` when it is over its allowance.
+    fn admit(&mut self, method: &str) -> Result<(), u64> {
+        let Some(limit) = tier_allowance(method) else {
+            return Ok(());
+        };
+        let Some(key) = METHODS.iter().find(|m| **m == method) else {
+            return Ok(());
+        };
+        let now = std::time::Instant::now();
+        let sent = self.sent.entry(key).or_default();
+        while sent
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= self.window)
+        {
+            sent.pop_front();
+        }
+        if sent.len() < limit as usize {
+            sent.push_back(now);
+            return Ok(());
+        }
+        *self.refused.entry(method.to_string()).or_default() += 1;
+        let oldest = sent.front().copied().unwrap_or(now);
+        let left = self.window.saturating_sub(now.duration_since(oldest));
+        Err(left.as_secs().max(1))
+    }
 }
 
 /// A reaction the bot added with `reactions.add`.
@@ -266,6 +322,14 @@ impl SimSlackState {
     /// Every message posted (including ephemeral ones), in posting order.
     pub fn messages(&self) -> &[SimMessage] {
         &self.messages
+    }
+
+    /// How many calls of `method` the enforced tiers answered 429 ([`SlackSim::enforce_tiers`]).
+    pub fn rate_limited(&self, method: &str) -> u64 {
+        self.tiers
+            .as_ref()
+            .and_then(|t| t.refused.get(method).copied())
+            .unwrap_or(0)
     }
 
     /// Every reaction the bot added, in order.
@@ -480,6 +544,30 @@ impl SlackSim {
         let members = members.iter().map(|m| m.to_string()).collect();
         self.inner
             .update(|s| s.usergroups.insert(id.to_string(), members));
+    }
+
+    /// Enforces Slack's method tiers ([`tier_allowance`]) in a sliding `window`: a minute is
+    /// Slack's; tests scale it down so that a storm of edits takes seconds. A call past its
+    /// allowance is answered 429 `ratelimited` with `Retry-After` and counted
+    /// ([`SlackSim::rate_limited`]).
+    pub fn enforce_tiers(&self, window: Duration) {
+        self.inner.update(|s| {
+            s.tiers = Some(Tiers {
+                window,
+                sent: HashMap::new(),
+                refused: HashMap::new(),
+            })
+        });
+    }
+
+    /// How many calls of each method the enforced tiers answered 429.
+    pub fn rate_limited(&self) -> HashMap<String, u64> {
+        self.inner
+            .lock()
+            .tiers
+            .as_ref()
+            .map(|t| t.refused.clone())
+            .unwrap_or_default()
     }
 
     /// Makes the next `n` calls to `method` answer `failure`.
@@ -775,6 +863,9 @@ impl Inner {
             });
             if let Some(failure) = s.failures.get_mut(method).and_then(VecDeque::pop_front) {
                 return Err(failure);
+            }
+            if let Some(Err(retry_after_secs)) = s.tiers.as_mut().map(|t| t.admit(method)) {
+                return Err(Failure::RateLimited { retry_after_secs });
             }
             Ok(self.answer(s, method, token, &params))
         });

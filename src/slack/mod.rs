@@ -10,6 +10,7 @@
 pub mod alert_message;
 pub mod alerts;
 pub mod blocks;
+pub mod budget;
 pub mod button;
 pub mod commands;
 pub mod handler;

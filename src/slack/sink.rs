@@ -166,17 +166,20 @@ impl SlackSink {
 
 #[async_trait::async_trait]
 impl Sink for SlackSink {
-    async fn progress(&self, waiters: &[Waiter], progress: &ProgressView) {
+    async fn progress(&self, waiters: &[Waiter], progress: &ProgressView) -> bool {
         let (text, blocks) = blocks::progress(progress);
         let plain = blocks::plain_progress(progress);
+        let mut all_shown = true;
         for w in waiters {
             // One try: the next progress edit comes soon, and the verdict retries on its own.
+            // A progress edit is the first thing Slack's edit budget defers.
             match self
                 .web
-                .update(&w.channel, &w.message_ts, &text, Some(blocks.clone()))
+                .update_progress(&w.channel, &w.message_ts, &text, Some(blocks.clone()))
                 .await
             {
-                Ok(()) => {}
+                Ok(true) => {}
+                Ok(false) => all_shown = false,
                 Err(e @ (SlackError::Api { .. } | SlackError::InvalidBlocks { .. })) => {
                     tracing::error!(channel = %w.channel, code = e.code(), messages = ?e.response_messages(), "Slack refused a progress message; showing it as plain text: {e}");
                     if let Err(e) = self
@@ -192,6 +195,7 @@ impl Sink for SlackSink {
                 }
             }
         }
+        all_shown
     }
 
     async fn finished(&self, waiters: &[Waiter], report: &Report, reused_age: Option<Duration>) {

@@ -13,6 +13,9 @@
 //!   documented 1/s per channel, bursts of 10 here) instead of the crate's single global 1/s
 //!   bucket with no burst, which would serialise every channel behind each other.
 //!   [`SlackWeb::without_pacing`] turns the client-side pacing off (demo, tests);
+//! - an edit budget ([`super::budget`]) in front of `chat.update`, so that a verdict never waits
+//!   behind progress edits: [`SlackWeb::update`] is urgent, [`SlackWeb::update_progress`] is
+//!   deferred (answers `false`, no call) when it would eat into what urgent edits need;
 //! - errors as [`SlackError`], with a short [`SlackError::user_message`] for Slack users and the
 //!   crate's error as `#[source]` for the logs, and a call counter in `Metrics::slack_calls`.
 //!
@@ -20,6 +23,7 @@
 //! appear in errors, `Debug` output or logs. This module must NOT contain bot logic (what to post,
 //! who may act): it only carries requests.
 
+use super::budget::{EditBudget, EditKind, EditRate};
 use crate::metrics::Metrics;
 use crate::net::{Net, NetConnector};
 use crate::secret::Secret;
@@ -369,6 +373,8 @@ pub struct SlackWeb {
     net: Net,
     timeout: Duration,
     refused: Arc<watch::Sender<Option<String>>>,
+    /// The `chat.update` budget; `None`: unlimited (tests and the demo against the simulator).
+    edits: Option<Arc<EditBudget>>,
 }
 
 impl fmt::Debug for SlackWeb {
@@ -414,6 +420,7 @@ impl SlackWeb {
             net: net.clone(),
             timeout: DEFAULT_REQUEST_TIMEOUT,
             refused: Arc::new(watch::Sender::new(None)),
+            edits: Some(Arc::new(EditBudget::new(EditRate::TIER_3))),
         })
     }
 
@@ -446,6 +453,14 @@ impl SlackWeb {
     /// where Slack's real limits would only slow things down.
     pub fn without_pacing(mut self) -> SlackWeb {
         self.pacing = false;
+        self.edits = None;
+        self
+    }
+
+    /// Keeps `chat.update` within `rate` (Tier 3, 50 a minute, unless told otherwise), with
+    /// progress edits deferred before any urgent edit waits; `None` lifts the budget.
+    pub fn with_edit_budget(mut self, rate: Option<EditRate>) -> SlackWeb {
+        self.edits = rate.map(|r| Arc::new(EditBudget::new(r)));
         self
     }
 
@@ -610,8 +625,54 @@ impl SlackWeb {
         Ok(res.ts.0)
     }
 
-    /// `chat.update`: replaces the text and blocks of the message `ts` in `channel`.
+    /// `chat.update`: replaces the text and blocks of the message `ts` in `channel`. An urgent
+    /// edit: it goes before any progress edit, waiting only when urgent edits alone use up the
+    /// budget.
     pub async fn update(
+        &self,
+        channel: &str,
+        ts: &str,
+        text: &str,
+        blocks: Option<Vec<serde_json::Value>>,
+    ) -> Result<(), SlackError> {
+        if let Some(budget) = &self.edits {
+            // Bounded like the call: an urgent edit that would wait longer fails as a timeout.
+            if tokio::time::timeout(self.timeout, budget.admit(EditKind::Urgent))
+                .await
+                .is_err()
+            {
+                return Err(self.invalid(
+                    "chat.update",
+                    SlackError::Timeout {
+                        method: "chat.update",
+                        after: self.timeout,
+                    },
+                ));
+            }
+        }
+        self.send_update(channel, ts, text, blocks).await
+    }
+
+    /// A progress edit (`chat.update`): `Ok(false)`, with no call, when the budget has no token
+    /// to spare for it now; its check sends its latest state later.
+    pub async fn update_progress(
+        &self,
+        channel: &str,
+        ts: &str,
+        text: &str,
+        blocks: Option<Vec<serde_json::Value>>,
+    ) -> Result<bool, SlackError> {
+        if let Some(budget) = &self.edits {
+            if !budget.admit(EditKind::Progress).await {
+                Metrics::call(&self.metrics.slack_calls, "chat.update", "deferred");
+                return Ok(false);
+            }
+        }
+        self.send_update(channel, ts, text, blocks).await?;
+        Ok(true)
+    }
+
+    async fn send_update(
         &self,
         channel: &str,
         ts: &str,

@@ -69,6 +69,7 @@ async fn start_with(tweak: impl FnOnce(&mut Config)) -> Harness {
         listen: Some(([127, 0, 0, 1], 0).into()),
         instance: "bot-test".into(),
         pace_slack: false,
+        slack_edits: None,
     };
     let bot = app::start(Arc::new(config), world.secrets(), options)
         .await

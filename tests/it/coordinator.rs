@@ -309,7 +309,7 @@ impl RecordingSink {
 
 #[async_trait::async_trait]
 impl Sink for RecordingSink {
-    async fn progress(&self, waiters: &[Waiter], progress: &ProgressView) {
+    async fn progress(&self, waiters: &[Waiter], progress: &ProgressView) -> bool {
         let queued = progress
             .stages
             .iter()
@@ -322,6 +322,7 @@ impl Sink for RecordingSink {
             running.extend(waiters.iter().map(|w| w.message_ts.clone()));
             self.changed.notify_waiters();
         }
+        true
     }
     async fn finished(&self, waiters: &[Waiter], report: &Report, _: Option<Duration>) {
         self.record(waiters, Shown::Verdict(report.verdict));

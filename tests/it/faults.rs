@@ -59,6 +59,7 @@ fn options(instance: &str) -> Options {
         listen: Some(([127, 0, 0, 1], 0).into()),
         instance: instance.into(),
         pace_slack: false,
+        slack_edits: None,
     }
 }
 

@@ -13,6 +13,7 @@ mod bot;
 mod cli;
 mod coordinator;
 mod diagnosis;
+mod edit_budget;
 mod escalation;
 mod faults;
 mod iam;
