@@ -19,6 +19,7 @@ mod iam;
 mod jenkins;
 mod network;
 mod production;
+mod report;
 mod server;
 mod slack_transport;
 mod store;
