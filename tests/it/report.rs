@@ -17,7 +17,7 @@ use linkbot::app::{self, Options, RunningBot};
 use linkbot::config::ReportConfig;
 use linkbot::domain::{CheckKey, Environment, LocationId, SlackChannelId};
 use linkbot::report::period::Period;
-use linkbot::report::weekly::{SlotOutcome, WeeklyAt, STALE_CLAIM};
+use linkbot::report::weekly::{ReportPoster, SlotOutcome, Weekly, WeeklyAt, STALE_CLAIM};
 use linkbot::report::{gather, render, PeriodReport};
 use linkbot::sim::slack::{self as fake, SimMessage};
 use linkbot::sim::world::{World, ENGINEER, ONCALL_CHANNEL};
@@ -551,7 +551,76 @@ async fn a_weekly_slot_is_posted_once_and_a_dead_claim_is_taken_over_after_its_b
     ));
 }
 
+/// A Slack side that refuses the first `fail` posts, then records what it posts.
+struct FlakyPoster {
+    fail: std::sync::atomic::AtomicUsize,
+    posted: std::sync::Mutex<Vec<String>>,
+}
+
+#[async_trait::async_trait]
+impl ReportPoster for FlakyPoster {
+    async fn post_report(&self, channel: &str, report: &PeriodReport) -> anyhow::Result<String> {
+        use std::sync::atomic::Ordering;
+        if self
+            .fail
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            anyhow::bail!("Slack could not be reached");
+        }
+        let mut posted = self.posted.lock().expect("lock");
+        posted.push(format!("{channel}: {} opened", report.opened));
+        Ok(format!("{}.000100", posted.len()))
+    }
+
+    async fn post_failure(&self, channel: &str, sentence: &str) -> anyhow::Result<String> {
+        let mut posted = self.posted.lock().expect("lock");
+        posted.push(format!("{channel}: {sentence}"));
+        Ok(format!("{}.000100", posted.len()))
+    }
+}
+
+async fn a_failed_weekly_post_is_tried_again_then_posted_once(db: TestDb) {
+    let slot = t("2026-11-30T09:00:00Z");
+    seed_all(&db, slot - Span::days(7)).await;
+    db.set(slot + Span::seconds(3));
+    let poster = Arc::new(FlakyPoster {
+        fail: 1.into(),
+        posted: Default::default(),
+    });
+    let weekly = Weekly {
+        store: db.open().await,
+        poster: poster.clone(),
+        channel: ONCALL_CHANNEL.into(),
+        at: WeeklyAt::parse("Mon 09:00").expect("weekly_at"),
+        owner: "replica-a".into(),
+        clock: db.clock(),
+        events: tokio::sync::watch::channel(None).0,
+    };
+    // Slack down: nothing posted, the claim is dropped, so the next tick tries again.
+    let first = weekly.post_slot(slot).await;
+    assert!(matches!(first, SlotOutcome::Failed { .. }), "{first:?}");
+    assert!(poster.posted.lock().expect("lock").is_empty());
+    let second = weekly.post_slot(slot).await;
+    assert!(matches!(second, SlotOutcome::Posted { .. }), "{second:?}");
+    let third = weekly.post_slot(slot).await;
+    assert!(
+        matches!(third, SlotOutcome::Taken { posted: true, .. }),
+        "{third:?}"
+    );
+    // The week before the slot: the seeded numbers.
+    assert_eq!(
+        *poster.posted.lock().expect("lock"),
+        [format!("{ONCALL_CHANNEL}: 4 opened")]
+    );
+}
+
 mod sqlite {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failed_weekly_post_is_tried_again_then_posted_once() {
+        super::on_sqlite(super::a_failed_weekly_post_is_tried_again_then_posted_once).await
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_numbers_match_a_seeded_store_in_text_and_json() {
         super::on_sqlite(super::the_numbers_match_a_seeded_store_in_text_and_json).await
@@ -567,6 +636,11 @@ mod sqlite {
 }
 
 mod postgres {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failed_weekly_post_is_tried_again_then_posted_once() {
+        super::on_postgres(super::a_failed_weekly_post_is_tried_again_then_posted_once).await
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_numbers_match_a_seeded_store_in_text_and_json() {
         super::on_postgres(super::the_numbers_match_a_seeded_store_in_text_and_json).await
@@ -655,6 +729,40 @@ async fn linkbot_report_prints_the_seeded_numbers_as_text_json_and_markdown() {
         assert!(!out.status.success(), "--since {since} was accepted");
         assert!(out.stdout.is_empty(), "--since {since}: {}", text(&out));
         assert!(text(&out).contains(fix), "--since {since}: {}", text(&out));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_weekly_at_is_refused_with_its_line_key_and_fix() {
+    use crate::cli::{linkbot, text};
+    let world = World::start().await.expect("the world starts");
+    let good = world.config_toml(&world.sqlite_url("cli"));
+    for (value, fix) in [
+        (
+            "Mon 9am",
+            "`9am` is not a time of day: use 24-hour HH:MM in UTC",
+        ),
+        (
+            "Lundi 09:00",
+            "`Lundi` is not a day of the week: use Mon, Tue",
+        ),
+        ("every monday", "`every` is not a day of the week"),
+    ] {
+        let path = world.dir().join("bad.toml");
+        let toml = format!("{good}\n[report]\nchannel = \"C0ONCALL\"\nweekly_at = \"{value}\"\n");
+        let line = 1 + toml
+            .lines()
+            .position(|l| l.starts_with("weekly_at"))
+            .expect("the line");
+        std::fs::write(&path, toml).expect("bad.toml");
+        let out = linkbot(&["config", "check", path.to_str().expect("utf-8")], &[]).await;
+        assert!(!out.status.success(), "weekly_at = {value:?} was accepted");
+        let said = text(&out);
+        assert!(
+            said.contains(&format!("bad.toml:{line}: report.weekly_at: ")),
+            "{said}"
+        );
+        assert!(said.contains(fix), "{said}");
     }
 }
 
