@@ -231,11 +231,19 @@ impl Weekly {
         };
         match posted {
             Ok(ts) => {
-                if let Err(e) = self.store.finish_report_slot(slot, &claim, Some(&ts)).await {
+                match self.store.finish_report_slot(slot, &claim, Some(&ts)).await {
+                    Ok(true) => {}
+                    // The post took longer than STALE_CLAIM and another replica took the slot
+                    // over: it may post too. Said loudly; the bound is far above a post's time.
+                    Ok(false) => {
+                        tracing::warn!(%slot, "the weekly report was posted after its claim went stale")
+                    }
                     // Posted: the claim stays `posting` and is taken over only after
                     // STALE_CLAIM, by when the slot's catch-up window has not ended: a second
                     // post is possible only if the store stays unwritable that long.
-                    tracing::error!(%slot, error = %e, "the weekly report was posted but the store could not record it");
+                    Err(e) => {
+                        tracing::error!(%slot, error = %e, "the weekly report was posted but the store could not record it")
+                    }
                 }
                 tracing::info!(%slot, channel = %self.channel, %ts, "posted the weekly report");
                 SlotOutcome::Posted { ts }
