@@ -6,7 +6,8 @@
 //! exits non-zero with one line naming the cause instead of running on, deaf.
 //! Shutdown stops taking envelopes, hands in-flight checks back to the store (their Jenkins
 //! handle is already persisted) so a restart or another replica resumes them, and exits
-//! within a bound. No business logic lives here.
+//! within a bound. The timers (resumer, readiness, the weekly report) stop with the shutdown
+//! token. No business logic lives here.
 
 use crate::check::coordinator::Coordinator;
 use crate::check::Engine;
@@ -16,12 +17,14 @@ use crate::escalation::pagerduty::PagerDutyClient;
 use crate::escalation::Escalators;
 use crate::incident::Incidents;
 use crate::metrics::Metrics;
+use crate::report::weekly::{SlotEvent, SlotOutcome, Weekly};
 use crate::server::{Readiness, ReadyChecks};
 use crate::slack::handler::Handler;
+use crate::slack::report::SlackReportPoster;
 use crate::slack::sink::SlackSink;
 use crate::slack::transport::{self, Inbound, TransportConfig};
 use crate::slack::web::{BotIdentity, SlackWeb};
-use crate::store::Store;
+use crate::store::{Clock, Store};
 use anyhow::{Context, Result};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -81,6 +84,7 @@ pub struct RunningBot {
     pub store: Arc<dyn Store>,
     connected: watch::Receiver<usize>,
     fatal: watch::Receiver<Option<String>>,
+    weekly: watch::Receiver<Option<SlotEvent>>,
 }
 
 impl RunningBot {
@@ -106,6 +110,25 @@ impl RunningBot {
         }
     }
 
+    /// Waits until the weekly report's timer has looked at `slot` (posted it, found it taken,
+    /// or failed), or `timeout` passes.
+    pub async fn wait_weekly(
+        &self,
+        slot: chrono::DateTime<chrono::Utc>,
+        timeout: Duration,
+    ) -> Option<SlotOutcome> {
+        let mut rx = self.weekly.clone();
+        let seen = tokio::time::timeout(
+            timeout,
+            rx.wait_for(|e| e.as_ref().is_some_and(|e| e.slot == slot)),
+        )
+        .await
+        .ok()?
+        .ok()?
+        .clone();
+        seen.map(|e| e.outcome)
+    }
+
     /// Stops gracefully (as on SIGTERM) and waits for it, within the shutdown bound.
     pub async fn stop(self) {
         self.shutdown.cancel();
@@ -123,11 +146,23 @@ impl RunningBot {
     }
 }
 
-/// Starts the bot: store, `auth.test`, Socket Mode, the ops server, resuming orphaned checks.
+/// Starts the bot: store, `auth.test`, Socket Mode, the ops server, resuming orphaned checks,
+/// and the weekly report when `[report]` is configured.
 pub async fn start(config: Arc<Config>, secrets: Secrets, options: Options) -> Result<RunningBot> {
+    start_with_clock(config, secrets, options, Clock::system()).await
+}
+
+/// [`start`] with the time read from `clock` (by the store, reports and the weekly post's
+/// timer): tests set it at a weekly slot instead of waiting for one.
+pub async fn start_with_clock(
+    config: Arc<Config>,
+    secrets: Secrets,
+    options: Options,
+    clock: Clock,
+) -> Result<RunningBot> {
     rustls_provider();
     let metrics = Metrics::new();
-    let store = crate::store::open(&config.resolved_store_url(&secrets))
+    let store = crate::store::open_with_clock(&config.resolved_store_url(&secrets), clock.clone())
         .await
         .context("opening the store")?;
 
@@ -216,7 +251,8 @@ pub async fn start(config: Arc<Config>, secrets: Secrets, options: Options) -> R
         coordinator.clone(),
         escalators,
         incidents,
-    );
+    )
+    .with_clock(clock.clone());
 
     let shutdown = CancellationToken::new();
     // The ops server outlives the rest of the shutdown, so `/readyz` says "shutting down" (and
@@ -341,6 +377,22 @@ pub async fn start(config: Arc<Config>, secrets: Secrets, options: Options) -> R
         })
     };
 
+    // The weekly report: one replica posts each slot (a claim in the store).
+    let (weekly_tx, weekly_rx) = watch::channel(None::<SlotEvent>);
+    let weekly = config.report.as_ref().map(|r| {
+        let weekly = Weekly {
+            store: store.clone(),
+            poster: Arc::new(SlackReportPoster::new(web.clone())),
+            channel: r.channel.to_string(),
+            at: r.weekly_at,
+            owner: options.instance.clone(),
+            clock: clock.clone(),
+            events: weekly_tx,
+        };
+        tracing::info!(channel = %r.channel, weekly_at = %r.weekly_at, "the weekly report is on");
+        tokio::spawn(weekly.run(shutdown.clone()))
+    });
+
     let task = {
         let shutdown = shutdown.clone();
         let server_stop = server_stop.clone();
@@ -374,6 +426,10 @@ pub async fn start(config: Arc<Config>, secrets: Secrets, options: Options) -> R
             })
             .await;
             resumer.abort();
+            if let Some(weekly) = weekly {
+                // Stopped by the shutdown token; a post under way is cut (its claim goes stale).
+                weekly.abort();
+            }
             // Checks in flight: their Jenkins handle is in the store; hand them back so the
             // next process (or another replica) resumes them without waiting for the lease.
             coordinator.abort_all();
@@ -408,6 +464,7 @@ pub async fn start(config: Arc<Config>, secrets: Secrets, options: Options) -> R
         store,
         connected: connected_rx,
         fatal: fatal_rx,
+        weekly: weekly_rx,
     })
 }
 

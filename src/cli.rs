@@ -1,4 +1,5 @@
-//! The command line: `run`, `check`, `diagnose`, `demo`, `config check`, `audit`, `status`.
+//! The command line: `run`, `check`, `diagnose`, `demo`, `config check`, `audit`, `report`,
+//! `status`.
 //!
 //! Each subcommand parses its arguments into domain values, calls the library, and prints.
 //! A command exits 0 when it reached a verdict (whatever the verdict) or did what was asked,
@@ -34,6 +35,18 @@ pub enum Format {
     Text,
     /// One JSON object (SPEC §4 fields).
     Json,
+}
+
+/// Output format of `linkbot report`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum ReportFormat {
+    /// Readable text, with the per-day bar chart.
+    #[default]
+    Text,
+    /// One JSON object (durations in milliseconds).
+    Json,
+    /// Markdown tables.
+    Markdown,
 }
 
 /// The subcommands.
@@ -97,6 +110,20 @@ pub enum Command {
         /// Output format of `--timeline`.
         #[arg(long, value_enum, default_value_t)]
         format: Format,
+    },
+    /// The report of a period: incidents, verdict mix, time to diagnosis and resolution,
+    /// pages and escalations, top locations, Jenkins job failures, feedback precision, per day.
+    Report {
+        /// The configuration file (for `[store] url`).
+        #[arg(long, default_value = "bot.toml")]
+        config: PathBuf,
+        /// Where the period starts: a duration back from now (30m, 24h, 7d) or an RFC 3339 time.
+        /// At most 92 days.
+        #[arg(long, default_value = "7d")]
+        since: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t)]
+        format: ReportFormat,
     },
     /// The checks in flight.
     Status {
@@ -217,6 +244,29 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             print!("{}", crate::audit_table::render_audit(&entries));
             Ok(ExitCode::SUCCESS)
         }
+        Command::Report {
+            config,
+            since,
+            format,
+        } => {
+            let config = Config::load(&config)?;
+            let since = crate::report::period::Since::parse(&since)?;
+            let period = crate::report::period::Period::up_to(since, chrono::Utc::now())?;
+            let store = crate::store::open(&config.resolved_store_url(&Secrets::from_env()?))
+                .await
+                .context("cannot open the store")?;
+            let report = crate::report::gather(&*store, period)
+                .await
+                .context("cannot read the report's rows from the store")?;
+            store.close().await;
+            use crate::report::render;
+            match format {
+                ReportFormat::Text => print!("{}", render::text(&report)),
+                ReportFormat::Json => println!("{}", render::json(&report)),
+                ReportFormat::Markdown => print!("{}", render::markdown(&report)),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Status { config } => {
             let config = Config::load(&config)?;
             let store = crate::store::open(&config.resolved_store_url(&Secrets::from_env()?))
@@ -229,22 +279,10 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
     }
 }
 
-/// Parses `--since`: RFC 3339, or a duration back from now (`30m`, `24h`, `7d`).
+/// Parses `--since`: RFC 3339, or a duration back from now (`30m`, `24h`, `7d`); the one
+/// parser, shared with `linkbot report` and `/linkbot report` ([`crate::report::period`]).
 pub fn parse_since(s: &str) -> Result<chrono::DateTime<chrono::Utc>> {
-    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
-        return Ok(t.with_timezone(&chrono::Utc));
-    }
-    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: i64 = num.parse().ok().filter(|n| *n > 0 && *n < 100_000).with_context(|| {
-        format!("`{s}` is neither an RFC 3339 time (2026-11-28T00:00:00Z) nor a duration (30m, 24h, 7d)")
-    })?;
-    let d = match unit {
-        "m" => chrono::Duration::minutes(n),
-        "h" => chrono::Duration::hours(n),
-        "d" => chrono::Duration::days(n),
-        _ => anyhow::bail!("`{s}`: a duration ends in m, h or d (30m, 24h, 7d)"),
-    };
-    Ok(chrono::Utc::now() - d)
+    Ok(crate::report::period::parse_since(s, chrono::Utc::now())?)
 }
 
 /// Diagnoses the two artifacts in `dir` against `region`. A missing file is `artifact_missing`.

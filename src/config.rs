@@ -10,6 +10,7 @@ use crate::domain::{
     BaseUrl, Carrier, Datacenter, Environment, GithubRepo, Region, RegionTable, SlackChannelId,
 };
 use crate::net::Timeouts;
+use crate::report::weekly::WeeklyAt;
 use crate::secret::Secret;
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
@@ -139,6 +140,7 @@ struct RawConfig {
     store: RawStore,
     #[serde(default)]
     tls: RawTls,
+    report: Option<RawReport>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -242,6 +244,13 @@ struct RawTls {
     ca_file: Option<String>,
 }
 
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawReport {
+    channel: Option<String>,
+    weekly_at: Option<String>,
+}
+
 // ---------------------------------------------------------------------------------------------
 // The validated configuration.
 
@@ -331,6 +340,18 @@ pub const CLIENT_TIMEOUT_MAX_SECS: u64 = 300;
 /// `[escalation.<name>]`: one team that can be escalated to (the escalation workflow's type).
 pub use crate::escalation::EscalationTarget;
 
+/// `[report]`: the weekly report's channel and time (optional: no weekly post without it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportConfig {
+    /// Where the weekly report is posted.
+    pub channel: SlackChannelId,
+    /// When (UTC); `Mon 09:00` unless `weekly_at` says otherwise.
+    pub weekly_at: WeeklyAt,
+}
+
+/// The `weekly_at` of a `[report]` table that does not set it.
+pub const DEFAULT_WEEKLY_AT: &str = "Mon 09:00";
+
 /// The whole validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -367,6 +388,8 @@ pub struct Config {
     /// `[tls] ca_file`: a PEM bundle trusted on top of the platform store and `SSL_CERT_FILE`
     /// (read when the bot starts; see [`crate::net`]).
     pub tls_ca_file: Option<PathBuf>,
+    /// `[report]`: the weekly report, when configured.
+    pub report: Option<ReportConfig>,
 }
 
 struct Validator<'a> {
@@ -906,6 +929,30 @@ impl Config {
             Some(path) => Some(PathBuf::from(path)),
         };
 
+        // [report]
+        let report = raw.report.as_ref().and_then(|r| {
+            let channel = match r.channel.as_deref() {
+                None => {
+                    v.problem(
+                        "report",
+                        "channel",
+                        "is required in [report]: the channel id the weekly report is posted to (e.g. \"C0ONCALL\"), or remove [report]",
+                    );
+                    None
+                }
+                Some(c) => SlackChannelId::parse(c)
+                    .map_err(|e| v.problem("report", "channel", e.to_string()))
+                    .ok(),
+            };
+            let weekly_at = WeeklyAt::parse(r.weekly_at.as_deref().unwrap_or(DEFAULT_WEEKLY_AT))
+                .map_err(|e| v.problem("report", "weekly_at", e.to_string()))
+                .ok();
+            Some(ReportConfig {
+                channel: channel?,
+                weekly_at: weekly_at?,
+            })
+        });
+
         if !v.problems.is_empty() {
             v.problems.sort_by_key(|p| p.line.unwrap_or(usize::MAX));
             return Err(v.problems);
@@ -926,6 +973,7 @@ impl Config {
             unhealthy_after_disconnected: Duration::from_secs(unhealthy_after),
             store_url,
             tls_ca_file,
+            report,
         })
     }
 
@@ -1688,5 +1736,69 @@ mod tests {
             Secrets::from_lookup(|k| (k == "XO_TOKEN_FILE").then(|| "/nonexistent/x".to_string()))
                 .unwrap_err();
         assert!(err.to_string().contains("XO_TOKEN_FILE"));
+    }
+
+    #[test]
+    fn report_is_optional_and_its_keys_are_checked_with_line_and_fix() {
+        let report = |tail: &str| with(OK_SLACK, "", OK_ENV, &format!("[report]\n{tail}"));
+        assert_eq!(
+            Config::parse(&with(OK_SLACK, "", OK_ENV, ""))
+                .unwrap()
+                .report,
+            None
+        );
+        let c = Config::parse(&report("channel = \"C0ONCALL\"")).unwrap();
+        let r = c.report.expect("[report] is read");
+        assert_eq!(r.channel.as_str(), "C0ONCALL");
+        assert_eq!(r.weekly_at.to_string(), DEFAULT_WEEKLY_AT);
+        let c =
+            Config::parse(&report("channel = \"C0ONCALL\"\nweekly_at = \"fri 17:30\"")).unwrap();
+        assert_eq!(c.report.unwrap().weekly_at.to_string(), "Fri 17:30");
+        // [report] starts on line 8 of `with(…)`.
+        let cases = [
+            (
+                "channel = \"C0ONCALL\"\nweekly_at = \"Mon 9am\"",
+                10,
+                "report.weekly_at",
+                "HH:MM",
+            ),
+            (
+                "channel = \"C0ONCALL\"\nweekly_at = \"Monday\"",
+                10,
+                "report.weekly_at",
+                "\"Mon 09:00\"",
+            ),
+            (
+                "channel = \"C0ONCALL\"\nweekly_at = \"Lun 09:00\"",
+                10,
+                "report.weekly_at",
+                "Mon, Tue",
+            ),
+            (
+                "channel = \"#oncall\"",
+                9,
+                "report.channel",
+                "not a channel id",
+            ),
+            (
+                "weekly_at = \"Mon 09:00\"",
+                8,
+                "report.channel",
+                "is required",
+            ),
+        ];
+        for (tail, line, key, fix) in cases {
+            let src = report(tail);
+            let problems = Config::parse(&src).unwrap_err();
+            assert_eq!(problems.len(), 1, "{src}: {problems:?}");
+            assert_eq!(problems[0].line, Some(line), "{src}: {problems:?}");
+            assert_eq!(problems[0].key, key, "{src}");
+            assert!(problems[0].message.contains(fix), "{src}: {problems:?}");
+        }
+        let problems = Config::parse(&report("channel = \"C0ONCALL\"\nday = \"Mon\"")).unwrap_err();
+        assert!(
+            problems[0].message.contains("unknown field"),
+            "{problems:?}"
+        );
     }
 }

@@ -527,6 +527,36 @@ pub async fn run(out: &mut dyn Write) -> Result<()> {
         pct(0.5),
         pct(1.0)
     )?;
+    // The report of the demo's week, as `/linkbot report 7d` posts it in the channel.
+    writeln!(out, "\n/linkbot report 7d — posted in the channel:")?;
+    world
+        .slack
+        .push(fake::slash_command(
+            ONCALL_CHANNEL,
+            ENGINEER,
+            "/linkbot",
+            "report 7d",
+        ))
+        .await?;
+    let is_report = |m: &fake::SimMessage| {
+        m.thread_ts.is_none()
+            && m.ephemeral_to.is_none()
+            && m.text
+                .as_deref()
+                .unwrap_or("")
+                .starts_with("linkbot report")
+    };
+    if !world
+        .slack
+        .wait_until(|s| s.messages().iter().any(is_report), WAIT)
+        .await
+    {
+        bail!("/linkbot report 7d posted no report");
+    }
+    if let Some(m) = world.slack.messages().into_iter().find(is_report) {
+        writeln!(out, "{}", indent(&world::render_message(&m), "  │ "))?;
+    }
+
     let leaked: Vec<String> = world
         .all_secret_values()
         .into_iter()

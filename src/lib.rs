@@ -19,6 +19,7 @@ pub mod incident;
 pub mod jenkins;
 pub mod metrics;
 pub mod net;
+pub mod report;
 pub mod secret;
 pub mod server;
 pub mod sim;

@@ -49,6 +49,11 @@ pub struct EscalationTarget {
     pub close_issue_on_resolve: bool,
 }
 
+/// What follows the team's name in the audit entry's `target` of a Page click
+/// (`satellite_link (page)`; an Escalate click's target is the name alone). The report splits
+/// on it to count escalations and pages by team.
+pub const PAGE_TARGET_SUFFIX: &str = " (page)";
+
 /// The escalation clients that are configured (each needs its secret).
 #[derive(Clone, Default)]
 pub struct Escalators {
@@ -392,7 +397,7 @@ impl Workflow {
             environment: req.environment,
             verdict: Some(report.verdict.as_str().to_string()),
             target: Some(match req.action {
-                Action::Page => format!("{} (page)", target.name),
+                Action::Page => format!("{}{PAGE_TARGET_SUFFIX}", target.name),
                 Action::Escalate => target.name.clone(),
             }),
             link: (!links.is_empty()).then(|| links.join(" ")),

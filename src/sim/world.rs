@@ -433,7 +433,15 @@ fn render_raw(m: &super::slack::SimMessage) -> String {
     for b in blocks {
         match b["type"].as_str().unwrap_or("") {
             "header" => out.push(format!("## {}", b["text"]["text"].as_str().unwrap_or(""))),
-            "section" => out.push(b["text"]["text"].as_str().unwrap_or("").to_string()),
+            "section" => {
+                if let Some(text) = b["text"]["text"].as_str() {
+                    out.push(text.to_string());
+                }
+                // Fields (e.g. the report's numbers), one per line.
+                for f in b["fields"].as_array().into_iter().flatten() {
+                    out.push(f["text"].as_str().unwrap_or("").replace('\n', ": "));
+                }
+            }
             "context" => {
                 let parts: Vec<&str> = b["elements"]
                     .as_array()

@@ -26,8 +26,8 @@ use std::time::Duration;
 
 /// Block Kit's limits (sources in `sim::blockkit`).
 const MAX_BLOCKS: usize = 50;
-const MAX_SECTION: usize = 3000;
-const MAX_HEADER: usize = 150;
+pub(super) const MAX_SECTION: usize = 3000;
+pub(super) const MAX_HEADER: usize = 150;
 const MAX_BUTTON_TEXT: usize = 75;
 const MAX_CONFIRM_TEXT: usize = 300;
 const MAX_ACTION_ID: usize = 255;
@@ -163,7 +163,7 @@ fn clip_start(s: &str, max: usize) -> String {
 }
 
 /// Text that is never empty nor blank (Slack refuses both).
-fn non_blank(s: String) -> String {
+pub(super) fn non_blank(s: String) -> String {
     if s.trim().is_empty() {
         "—".to_string()
     } else {
@@ -171,15 +171,15 @@ fn non_blank(s: String) -> String {
     }
 }
 
-fn section(text: &str) -> Value {
+pub(super) fn section(text: &str) -> Value {
     json!({"type": "section", "text": {"type": "mrkdwn", "text": non_blank(clip(text, MAX_SECTION))}})
 }
 
-fn context(text: &str) -> Value {
+pub(super) fn context(text: &str) -> Value {
     json!({"type": "context", "elements": [{"type": "mrkdwn", "text": non_blank(clip(text, MAX_SECTION))}]})
 }
 
-fn plain(text: &str, max: usize) -> Value {
+pub(super) fn plain(text: &str, max: usize) -> Value {
     json!({"type": "plain_text", "text": non_blank(clip(text, max)), "emoji": true})
 }
 

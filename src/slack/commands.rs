@@ -1,4 +1,5 @@
-//! What a person asked for: `@linkbot check <location> [prod|stage]`, `/linkbot check|help|status`.
+//! What a person asked for: `@linkbot check <location> [prod|stage]`,
+//! `/linkbot check|help|status|report [7d]`.
 //!
 //! Pure parsing of message text into a [`Command`]; Slack's formatting is stripped first and
 //! nothing is ever triggered for invalid input — it becomes [`Command::Invalid`] with the
@@ -7,6 +8,7 @@
 
 use super::mrkdwn;
 use crate::domain::{strip_slack_formatting, Environment, LocationId};
+use crate::report::period::Since;
 
 /// A parsed request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,6 +24,11 @@ pub enum Command {
     Help,
     /// List the checks in flight.
     Status,
+    /// Post the report of the period from `since` to now, visibly.
+    Report {
+        /// Where the period starts (`7d` when not given).
+        since: Since,
+    },
     /// Not a valid request: answer with this sentence (and usage); mrkdwn, outside text escaped.
     Invalid(String),
 }
@@ -32,6 +39,7 @@ pub const USAGE: &str = "*Usage*\n\
 • `@linkbot check &lt;location-id&gt; [prod|stage]` — run the IAM-token runbook for a location and answer in a thread\n\
 • `/linkbot check &lt;location-id&gt; [prod|stage]` — the same from anywhere in a watched channel\n\
 • `/linkbot status` — the checks running now\n\
+• `/linkbot report [7d]` — how often the alert fired, where, what it was, and how fast (posted in the channel)\n\
 • `/linkbot help` — this message\n\
 A location id is 20 characters of 0-9 and a-v, e.g. `c1hk4ek107l5au5mq8hg`. \
 Alerts `SatelliteLinkConnectorDeployCannotgetIAMTokenFromIAMServer` in this channel are checked automatically.";
@@ -52,6 +60,24 @@ pub fn parse(text: &str) -> Command {
     match verb.to_ascii_lowercase().as_str() {
         "help" | "usage" | "?" => Command::Help,
         "status" => Command::Status,
+        "report" => {
+            if words.len() > 2 {
+                return Command::Invalid(
+                    "Too many words: say `report` or `report 7d` (30m, 24h, 7d; at most 92d)."
+                        .into(),
+                );
+            }
+            match words.get(1).map(|w| Since::parse(w)) {
+                None => Command::Report {
+                    since: Since::week(),
+                },
+                Some(Ok(since)) => Command::Report { since },
+                Some(Err(_)) => Command::Invalid(format!(
+                    "{} is not a period: say `report 7d` (a number of minutes, hours or days: 30m, 24h, 7d; at most 92d) or an RFC 3339 time.",
+                    mrkdwn::code(&words[1].chars().take(40).collect::<String>())
+                )),
+            }
+        }
         "check" | "diagnose" | "run" => {
             let Some(loc) = words.get(1) else {
                 return Command::Invalid(
@@ -127,6 +153,53 @@ mod tests {
         ];
         for (text, want) in cases {
             assert_eq!(parse(text), want, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn report_takes_an_optional_period() {
+        let cases = [
+            (
+                "report",
+                Command::Report {
+                    since: Since::week(),
+                },
+            ),
+            (
+                "REPORT 7d",
+                Command::Report {
+                    since: Since::week(),
+                },
+            ),
+            (
+                "<@U111> report `24h`",
+                Command::Report {
+                    since: Since::Ago(chrono::Duration::hours(24)),
+                },
+            ),
+            (
+                "report 2026-11-28T00:00:00Z",
+                Command::Report {
+                    since: Since::parse("2026-11-28T00:00:00Z").unwrap(),
+                },
+            ),
+        ];
+        for (text, want) in cases {
+            assert_eq!(parse(text), want, "{text:?}");
+        }
+        for (text, expect) in [
+            ("report 7x", "`7x` is not a period"),
+            ("report last-week", "say `report 7d`"),
+            ("report 7d now", "Too many words"),
+            ("report <!channel>", "is not a period"),
+        ] {
+            match parse(text) {
+                Command::Invalid(msg) => {
+                    assert!(msg.contains(expect), "{text:?}: {msg}");
+                    assert!(mrkdwn::live_tokens(&msg).is_empty(), "{text:?}: {msg}");
+                }
+                other => panic!("{text:?} gave {other:?}"),
+            }
         }
     }
 

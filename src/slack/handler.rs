@@ -22,7 +22,7 @@ use crate::config::Config;
 use crate::domain::CheckKey;
 use crate::escalation::{Escalators, Workflow};
 use crate::incident::Incidents;
-use crate::store::{IncidentId, MessageRef, Requester, Waiter};
+use crate::store::{Clock, IncidentId, MessageRef, Requester, Waiter};
 use anyhow::Result;
 use slack_morphism::prelude::*;
 use std::sync::Arc;
@@ -37,6 +37,8 @@ pub struct Handler {
     pub(super) escalation: Workflow,
     pub(super) oncall: Arc<Oncall>,
     pub(super) incidents: Incidents,
+    /// The time "now" of reports (`/linkbot report`): the store's clock.
+    pub(super) clock: Clock,
 }
 
 impl Handler {
@@ -66,7 +68,14 @@ impl Handler {
             escalation,
             oncall,
             incidents,
+            clock: Clock::system(),
         }
+    }
+
+    /// The same handler reading the time from `clock` (the store's: tests move it by hand).
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Handles one inbound envelope (already acked). Errors are logged, never returned to Slack.

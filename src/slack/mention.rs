@@ -87,6 +87,9 @@ impl Handler {
                     .await?;
                 Ok(())
             }
+            Command::Report { since } => {
+                self.answer_report(channel, Some(thread), user, since).await
+            }
             Command::Status => {
                 let text = self.status_text().await?;
                 self.web

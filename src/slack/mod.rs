@@ -5,7 +5,9 @@
 //! (`web`, `transport`) move bytes and models and decide nothing; the logic modules
 //! (`commands`, `alerts`, `blocks`, `mrkdwn`) are pure; `handler` de-duplicates each envelope
 //! and dispatches it by what arrived — `mention`, `slash_command`, `alert_message`, `button` —
-//! with `oncall` (who may act) beside them; `sink` shows check progress and results.
+//! with `oncall` (who may act) beside them; `sink` shows check progress and results;
+//! `report` posts the report of a period (`/linkbot report`, the weekly post), rendered by the
+//! pure `report_blocks`.
 
 pub mod alert_message;
 pub mod alerts;
@@ -17,6 +19,8 @@ pub mod handler;
 pub mod mention;
 pub mod mrkdwn;
 pub mod oncall;
+pub mod report;
+pub mod report_blocks;
 pub mod sink;
 pub mod slash_command;
 pub mod transport;

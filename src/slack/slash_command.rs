@@ -3,8 +3,8 @@
 //! The command text is parsed once ([`super::commands::parse`]). Outside a watched channel it
 //! is refused with the channels that are watched; `check` is acknowledged to the user, opens a
 //! thread in the channel, and is answered there by [`Handler::answer_in_thread`] (the same
-//! path as a mention) with the command already parsed; `status`, `help` and invalid text are
-//! answered to the user only.
+//! path as a mention) with the command already parsed; `report [7d]` is posted visibly in the
+//! channel (`report.rs`); `status`, `help` and invalid text are answered to the user only.
 //!
 //! This module must NOT de-duplicate (the handler did) or parse text a second time.
 
@@ -74,6 +74,7 @@ impl Handler {
                 self.answer_in_thread(&channel, &user, &root, command, RequestSource::Slash)
                     .await
             }
+            Command::Report { since } => self.answer_report(&channel, None, &user, *since).await,
             Command::Status => {
                 let text = self.status_text().await?;
                 self.web

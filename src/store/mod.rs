@@ -387,6 +387,67 @@ pub enum PageClaim {
     Taken(PageRecord),
 }
 
+// ---- the report (`linkbot report`, `/linkbot report`, the weekly post) ---------------------
+
+/// A finished check as the report counts it: its verdict and build, not its report JSON.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CheckOutcome {
+    /// The check.
+    pub check_id: CheckId,
+    /// Its location and environment.
+    pub key: CheckKey,
+    /// When it finished.
+    pub finished_at: DateTime<Utc>,
+    /// The verdict code.
+    pub verdict: String,
+    /// The Jenkins build, if one ran.
+    pub build_url: Option<String>,
+}
+
+/// One person's feedback on one diagnosis, as the report counts it (the `feedback` table).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FeedbackVote {
+    /// The verdict the diagnosis showed.
+    pub verdict: String,
+    /// 👍 (`true`) or 👎.
+    pub up: bool,
+    /// When the vote was last given.
+    pub at: DateTime<Utc>,
+}
+
+/// Everything the report of a period is computed from, read by [`Store::report_rows`] in one
+/// read transaction (one query per fact), for the period `[since, until)`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ReportRows {
+    /// Incidents that fired or resolved in the period, oldest firing first.
+    pub incidents: Vec<Incident>,
+    /// Checks that finished in the period, oldest first.
+    pub checks: Vec<CheckOutcome>,
+    /// Escalation audit entries of the period (Escalate and Page clicks), oldest first.
+    pub escalations: Vec<AuditEntry>,
+    /// Pages PagerDuty accepted in the period (`pages` rows in state `paged`), oldest first.
+    pub pages: Vec<PageRecord>,
+    /// Feedback votes given (or last changed) in the period.
+    pub feedback: Vec<FeedbackVote>,
+}
+
+/// The answer to [`Store::claim_report_slot`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReportSlotClaim {
+    /// The caller posts this slot's report, then calls [`Store::finish_report_slot`] with `claim`.
+    Claimed {
+        /// Names this claim (a claim taken over after it went stale no longer matches).
+        claim: String,
+    },
+    /// Another claim holds the slot (or it was posted): do not post.
+    Taken {
+        /// Who claimed it (a replica's instance name).
+        owner: String,
+        /// Whether its report was posted (`false`: it is being posted right now).
+        posted: bool,
+    },
+}
+
 /// Where the store reads the time: the system clock, or a test's hand-driven one.
 #[derive(Clone)]
 pub struct Clock(Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>);
@@ -777,6 +838,39 @@ pub trait Store: Send + Sync {
     /// An incident's timeline, oldest first.
     async fn incident_events(&self, id: IncidentId) -> Result<Vec<IncidentEvent>, StoreError>;
 
+    // ---- the report ----------------------------------------------------------------------
+
+    /// The rows the report of `[since, until)` is computed from, in one read transaction (one
+    /// query per fact: incidents, checks, escalations, pages, feedback).
+    async fn report_rows(
+        &self,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<ReportRows, StoreError>;
+
+    /// Claims the weekly report of `slot` (the slot's time, e.g. Monday 09:00 UTC) for `owner`,
+    /// atomically across replicas: exactly one of any number of callers gets
+    /// [`ReportSlotClaim::Claimed`]; the others (and every later caller, a restarted process
+    /// too) get [`ReportSlotClaim::Taken`]. A claim left unposted after `stale` (its holder died
+    /// mid-post) is handed to the next caller.
+    async fn claim_report_slot(
+        &self,
+        slot: DateTime<Utc>,
+        channel: &str,
+        owner: &str,
+        stale: Duration,
+    ) -> Result<ReportSlotClaim, StoreError>;
+
+    /// Ends a claim of [`Store::claim_report_slot`]: `Some(ts)` records the posted message (the
+    /// slot is done for good); `None` drops the claim so the slot may be tried again. `false`
+    /// when `claim` no longer holds the slot.
+    async fn finish_report_slot(
+        &self,
+        slot: DateTime<Utc>,
+        claim: &str,
+        posted_ts: Option<&str>,
+    ) -> Result<bool, StoreError>;
+
     /// Closes the connections (on shutdown); later calls fail.
     async fn close(&self);
 }
@@ -1114,6 +1208,35 @@ fn page_from_row(row: &impl Cols) -> Result<PageRecord, StoreError> {
         claimed_at: time_from_ms(row.int("claimed_at")?, "claimed_at")?,
         paged_at,
         link: row.opt_text("link")?,
+    })
+}
+
+/// A [`CheckOutcome`] from a row of `sql::CHECK_OUTCOME_COLUMNS`.
+fn check_outcome_from_row(row: &impl Cols) -> Result<CheckOutcome, StoreError> {
+    Ok(CheckOutcome {
+        check_id: CheckId(row.int("id")?),
+        key: key_from_row(row)?,
+        finished_at: time_from_ms(row.int("finished_at")?, "finished_at")?,
+        verdict: row.opt_text("verdict")?.unwrap_or_default(),
+        build_url: row.opt_text("build_url")?,
+    })
+}
+
+/// A [`FeedbackVote`] from a row of `feedback` (`verdict`, `vote`, `updated_at`).
+fn feedback_vote_from_row(row: &impl Cols) -> Result<FeedbackVote, StoreError> {
+    let vote = row.text("vote")?;
+    Ok(FeedbackVote {
+        verdict: row.text("verdict")?,
+        up: match vote.as_str() {
+            "up" => true,
+            "down" => false,
+            other => {
+                return Err(StoreError::Corrupt {
+                    what: format!("unknown feedback vote `{other}`"),
+                })
+            }
+        },
+        at: time_from_ms(row.int("updated_at")?, "feedback time")?,
     })
 }
 

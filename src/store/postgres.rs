@@ -38,6 +38,12 @@ const MIGRATIONS: &[EmbeddedMigration] = &[
         description: "feedback",
         sql: include_str!("../../migrations/postgres/0004_feedback.sql"),
     },
+    // 0005 (silences) is added by another branch; the list must read 4, 5, 6 once merged.
+    EmbeddedMigration {
+        version: 6,
+        description: "report",
+        sql: include_str!("../../migrations/postgres/0006_report.sql"),
+    },
 ];
 
 /// The PostgreSQL dialect.

@@ -16,6 +16,7 @@ use super::{
     IncidentEvent, IncidentId, MessageRef, PageClaim, Requester, Store, StoreError, Waiter,
     CLAIM_PAGE_ATTEMPTS, EVENT_KEY_RETENTION,
 };
+use super::{check_outcome_from_row, feedback_vote_from_row, ReportRows, ReportSlotClaim};
 use crate::domain::LocationId;
 use chrono::{DateTime, Utc};
 use futures_util::future::BoxFuture;
@@ -74,6 +75,16 @@ const INCIDENT_COLUMNS: &str = "id, environment, location, state, alert_channel,
      fired_at, check_id, diagnosis_channel, diagnosis_ts, verdict, diagnosed_at, repeat_count, \
      last_repeat_at, fixed_at, resolved_at, resolve_channel, resolve_ts, pagerduty_dedup_key, \
      github_repo, github_number";
+
+/// Columns of an audit entry, as [`audit_from_row`] reads them.
+const AUDIT_COLUMNS: &str =
+    "at, kind, actor, channel, location, environment, verdict, target, link, detail";
+
+/// Columns of a page, as [`page_from_row`] reads them.
+const PAGE_COLUMNS: &str = "check_id, target, paged_by, claimed_at, paged_at, link";
+
+/// Columns of a finished check as the report counts it ([`check_outcome_from_row`]).
+const CHECK_OUTCOME_COLUMNS: &str = "id, environment, location, finished_at, verdict, build_url";
 
 /// The store over one SQL backend.
 pub(super) struct SqlStore<D: Dialect> {
@@ -312,6 +323,21 @@ where
         Self::insert_event(&mut tx, incident.id.0, now, kind, actor, detail, op).await?;
         tx.commit().await.map_err(query_error(op))?;
         Ok(Some(incident))
+    }
+
+    /// Every row `sql` returns with the period's bounds (unix ms) as `$1` and `$2`.
+    async fn period_rows(
+        conn: &mut <D::Db as Database>::Connection,
+        sql: &str,
+        (since, until): (i64, i64),
+        op: &'static str,
+    ) -> Result<Vec<<D::Db as Database>::Row>, StoreError> {
+        sqlx::query(sql)
+            .bind(since)
+            .bind(until)
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(query_error(op))
     }
 
     /// The first incident `sql` returns, with `binds` as `$1`, `$2`, ….
@@ -626,10 +652,9 @@ where
                 tx.commit().await.map_err(query_error(OP))?;
                 return Ok(PageClaim::Claimed { claim });
             }
-            let row = sqlx::query(
-                "SELECT check_id, target, paged_by, claimed_at, paged_at, link FROM pages \
-                 WHERE check_id = $1",
-            )
+            let row = sqlx::query(&format!(
+                "SELECT {PAGE_COLUMNS} FROM pages WHERE check_id = $1"
+            ))
             .bind(check_id.0)
             .fetch_optional(&mut *tx)
             .await
@@ -787,12 +812,12 @@ where
         location: Option<&LocationId>,
         limit: usize,
     ) -> Result<Vec<AuditEntry>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT at, kind, actor, channel, location, environment, verdict, target, link, detail \
+        let rows = sqlx::query(&format!(
+            "SELECT {AUDIT_COLUMNS} \
              FROM audit WHERE (CAST($1 AS BIGINT) IS NULL OR at >= $1) \
              AND (CAST($2 AS TEXT) IS NULL OR location = $2) \
-             ORDER BY at DESC, id DESC LIMIT $3",
-        )
+             ORDER BY at DESC, id DESC LIMIT $3"
+        ))
         .bind(since.map(|t| t.timestamp_millis()))
         .bind(location.map(LocationId::as_str))
         .bind(i64::try_from(limit).unwrap_or(i64::MAX))
@@ -1096,6 +1121,150 @@ where
         .await
         .map_err(query_error("incident_events"))?;
         rows.iter().map(incident_event_from_row).collect()
+    }
+
+    // ---- the report --------------------------------------------------------------------
+
+    async fn report_rows(
+        &self,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<ReportRows, StoreError> {
+        const OP: &str = "report_rows";
+        let (since, until) = (since.timestamp_millis(), until.timestamp_millis());
+        // One read transaction: every fact is read from the same state of the store.
+        let mut tx = begin(&self.pool, None, OP).await?;
+        let incidents_sql = format!(
+            "SELECT {INCIDENT_COLUMNS} FROM incidents \
+             WHERE (fired_at >= $1 AND fired_at < $2) OR (resolved_at >= $1 AND resolved_at < $2) \
+             ORDER BY fired_at, id"
+        );
+        let checks_sql = format!(
+            "SELECT {CHECK_OUTCOME_COLUMNS} FROM checks WHERE state = 'finished' \
+             AND finished_at >= $1 AND finished_at < $2 ORDER BY finished_at, id"
+        );
+        let escalations_sql = format!(
+            "SELECT {AUDIT_COLUMNS} FROM audit WHERE kind = 'escalation' \
+             AND at >= $1 AND at < $2 ORDER BY at, id"
+        );
+        let pages_sql = format!(
+            "SELECT {PAGE_COLUMNS} FROM pages WHERE state = 'paged' \
+             AND paged_at >= $1 AND paged_at < $2 ORDER BY paged_at, check_id"
+        );
+        let feedback_sql = "SELECT verdict, vote, updated_at FROM feedback \
+             WHERE updated_at >= $1 AND updated_at < $2 ORDER BY updated_at, id";
+        let period = (since, until);
+        let incidents = Self::period_rows(&mut tx, &incidents_sql, period, OP).await?;
+        let checks = Self::period_rows(&mut tx, &checks_sql, period, OP).await?;
+        let escalations = Self::period_rows(&mut tx, &escalations_sql, period, OP).await?;
+        let pages = Self::period_rows(&mut tx, &pages_sql, period, OP).await?;
+        let feedback = Self::period_rows(&mut tx, feedback_sql, period, OP).await?;
+        tx.commit().await.map_err(query_error(OP))?;
+        Ok(ReportRows {
+            incidents: incidents
+                .iter()
+                .map(incident_from_row)
+                .collect::<Result<_, _>>()?,
+            checks: checks
+                .iter()
+                .map(check_outcome_from_row)
+                .collect::<Result<_, _>>()?,
+            escalations: escalations
+                .iter()
+                .map(audit_from_row)
+                .collect::<Result<_, _>>()?,
+            pages: pages.iter().map(page_from_row).collect::<Result<_, _>>()?,
+            feedback: feedback
+                .iter()
+                .map(feedback_vote_from_row)
+                .collect::<Result<_, _>>()?,
+        })
+    }
+
+    async fn claim_report_slot(
+        &self,
+        slot: DateTime<Utc>,
+        channel: &str,
+        owner: &str,
+        stale: Duration,
+    ) -> Result<ReportSlotClaim, StoreError> {
+        const OP: &str = "claim_report_slot";
+        let slot_ms = slot.timestamp_millis();
+        for _ in 0..CLAIM_PAGE_ATTEMPTS {
+            let now = self.clock.now_ms();
+            let claim = new_page_claim(now);
+            let mut tx = self.write_tx(OP).await?;
+            // Inserts the slot's row, or takes over a claim that went stale unposted; returns
+            // the claim only when the caller won.
+            let won: Option<String> = sqlx::query_scalar(
+                "INSERT INTO report_posts (slot, channel, owner, claim, state, claimed_at) \
+                 VALUES ($1, $2, $3, $4, 'posting', $5) \
+                 ON CONFLICT (slot) DO UPDATE SET channel = excluded.channel, \
+                 owner = excluded.owner, claim = excluded.claim, \
+                 claimed_at = excluded.claimed_at \
+                 WHERE report_posts.state = 'posting' AND report_posts.claimed_at < $6 \
+                 RETURNING claim",
+            )
+            .bind(slot_ms)
+            .bind(channel)
+            .bind(owner)
+            .bind(claim.as_str())
+            .bind(now)
+            .bind(now.saturating_sub(duration_ms(stale)))
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(query_error(OP))?;
+            if won.is_some() {
+                tx.commit().await.map_err(query_error(OP))?;
+                return Ok(ReportSlotClaim::Claimed { claim });
+            }
+            let row = sqlx::query("SELECT owner, state FROM report_posts WHERE slot = $1")
+                .bind(slot_ms)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(query_error(OP))?;
+            tx.commit().await.map_err(query_error(OP))?;
+            if let Some(row) = row {
+                return Ok(ReportSlotClaim::Taken {
+                    owner: row.text("owner")?,
+                    posted: row.text("state")? == "posted",
+                });
+            }
+        }
+        Err(StoreError::Corrupt {
+            what: format!("the report slot {slot} kept vanishing while it was claimed"),
+        })
+    }
+
+    async fn finish_report_slot(
+        &self,
+        slot: DateTime<Utc>,
+        claim: &str,
+        posted_ts: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        const OP: &str = "finish_report_slot";
+        let slot_ms = slot.timestamp_millis();
+        match posted_ts {
+            Some(ts) => {
+                let query = sqlx::query(
+                    "UPDATE report_posts SET state = 'posted', posted_at = $1, message_ts = $2 \
+                     WHERE slot = $3 AND claim = $4 AND state = 'posting'",
+                )
+                .bind(self.clock.now_ms())
+                .bind(ts)
+                .bind(slot_ms)
+                .bind(claim);
+                self.changed_one(query, OP).await
+            }
+            None => {
+                let query = sqlx::query(
+                    "DELETE FROM report_posts WHERE slot = $1 AND claim = $2 AND state = 'posting'",
+                )
+                .bind(slot_ms)
+                .bind(claim);
+                self.changed_one(query, OP).await
+            }
+        }
     }
 
     async fn close(&self) {

@@ -11,7 +11,7 @@ use std::time::Duration;
 const BIN: &str = env!("CARGO_BIN_EXE_linkbot");
 const LIMIT: Duration = Duration::from_secs(60);
 
-async fn linkbot(args: &[&str], env: &[(&str, String)]) -> Output {
+pub(crate) async fn linkbot(args: &[&str], env: &[(&str, String)]) -> Output {
     let mut cmd = tokio::process::Command::new(BIN);
     cmd.args(args)
         .env_remove("RUST_LOG")
@@ -35,7 +35,7 @@ fn write_config(world: &World) -> PathBuf {
     path
 }
 
-fn text(out: &Output) -> String {
+pub(crate) fn text(out: &Output) -> String {
     format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),

@@ -232,6 +232,33 @@ impl Store for FailingStore {
     async fn incident_events(&self, id: IncidentId) -> Result<Vec<IncidentEvent>, StoreError> {
         self.inner.incident_events(id).await
     }
+    // The report (delegated).
+    async fn report_rows(
+        &self,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<linkbot::store::ReportRows, StoreError> {
+        self.inner.report_rows(since, until).await
+    }
+    async fn claim_report_slot(
+        &self,
+        slot: DateTime<Utc>,
+        channel: &str,
+        owner: &str,
+        stale: Duration,
+    ) -> Result<linkbot::store::ReportSlotClaim, StoreError> {
+        self.inner
+            .claim_report_slot(slot, channel, owner, stale)
+            .await
+    }
+    async fn finish_report_slot(
+        &self,
+        slot: DateTime<Utc>,
+        claim: &str,
+        posted_ts: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        self.inner.finish_report_slot(slot, claim, posted_ts).await
+    }
     async fn close(&self) {
         self.inner.close().await
     }

@@ -20,6 +20,7 @@ mod iam;
 mod jenkins;
 mod network;
 mod production;
+mod report;
 mod server;
 mod slack_transport;
 mod store;

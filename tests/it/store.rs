@@ -24,20 +24,20 @@ const TTL: Duration = Duration::from_secs(600);
 
 /// A database for one test: its URL and a hand-driven clock shared by every store opened on it.
 #[derive(Clone)]
-struct TestDb {
-    url: String,
+pub(crate) struct TestDb {
+    pub(crate) url: String,
     now_ms: Arc<AtomicI64>,
 }
 
 impl TestDb {
-    fn clock(&self) -> Clock {
+    pub(crate) fn clock(&self) -> Clock {
         let now = self.now_ms.clone();
         Clock::from_fn(move || {
             DateTime::from_timestamp_millis(now.load(Ordering::SeqCst)).unwrap_or_default()
         })
     }
 
-    fn now(&self) -> DateTime<Utc> {
+    pub(crate) fn now(&self) -> DateTime<Utc> {
         self.clock().now()
     }
 
@@ -46,8 +46,13 @@ impl TestDb {
         self.now_ms.fetch_add(ms, Ordering::SeqCst);
     }
 
+    /// Sets the clock to `at`.
+    pub(crate) fn set(&self, at: DateTime<Utc>) {
+        self.now_ms.store(at.timestamp_millis(), Ordering::SeqCst);
+    }
+
     /// A store on this database (a "replica" when opened twice).
-    async fn open(&self) -> Arc<dyn Store> {
+    pub(crate) async fn open(&self) -> Arc<dyn Store> {
         match open_with_clock(&self.url, self.clock()).await {
             Ok(store) => store,
             Err(e) => panic!("open {}: {e:?}", self.url),
@@ -59,6 +64,16 @@ fn start_time() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2024, 5, 1, 12, 0, 0)
         .single()
         .expect("valid time")
+}
+
+impl TestDb {
+    /// A database at `url` whose clock starts at `at` (for tests outside this suite).
+    pub(crate) fn for_url(url: String, at: DateTime<Utc>) -> TestDb {
+        TestDb {
+            url,
+            now_ms: Arc::new(AtomicI64::new(at.timestamp_millis())),
+        }
+    }
 }
 
 fn new_db(url: String) -> TestDb {
@@ -91,7 +106,7 @@ where
     }
 }
 
-async fn on_sqlite<F, Fut>(body: F)
+pub(crate) async fn on_sqlite<F, Fut>(body: F)
 where
     F: FnOnce(TestDb) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
@@ -105,7 +120,7 @@ where
     }
 }
 
-async fn on_postgres<F, Fut>(body: F)
+pub(crate) async fn on_postgres<F, Fut>(body: F)
 where
     F: FnOnce(TestDb) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
