@@ -3,6 +3,7 @@
 //! See `ARCHITECTURE.md` for the code map. The binary (`src/main.rs`) only parses the command
 //! line and calls into this library, so tests drive everything through it.
 
+pub mod alertmanager;
 pub mod app;
 pub mod audit_table;
 pub mod check;
