@@ -38,6 +38,11 @@ const MIGRATIONS: &[EmbeddedMigration] = &[
         description: "feedback",
         sql: include_str!("../../migrations/postgres/0004_feedback.sql"),
     },
+    EmbeddedMigration {
+        version: 5,
+        description: "silences",
+        sql: include_str!("../../migrations/postgres/0005_silences.sql"),
+    },
 ];
 
 /// The PostgreSQL dialect.

@@ -38,6 +38,11 @@ const MIGRATIONS: &[EmbeddedMigration] = &[
         description: "feedback",
         sql: include_str!("../../migrations/sqlite/0004_feedback.sql"),
     },
+    EmbeddedMigration {
+        version: 5,
+        description: "silences",
+        sql: include_str!("../../migrations/sqlite/0005_silences.sql"),
+    },
 ];
 
 /// How long a writer waits for the file lock before the statement fails.
