@@ -8,6 +8,7 @@
 //! handle is already persisted) so a restart or another replica resumes them, and exits
 //! within a bound. No business logic lives here.
 
+use crate::alertmanager::AlertmanagerClient;
 use crate::check::coordinator::Coordinator;
 use crate::check::Engine;
 use crate::config::{Config, Secrets};
@@ -17,6 +18,7 @@ use crate::escalation::Escalators;
 use crate::incident::Incidents;
 use crate::metrics::Metrics;
 use crate::server::{Readiness, ReadyChecks};
+use crate::silence::Silences;
 use crate::slack::handler::Handler;
 use crate::slack::sink::SlackSink;
 use crate::slack::transport::{self, Inbound, TransportConfig};
@@ -182,12 +184,28 @@ pub async fn start(config: Arc<Config>, secrets: Secrets, options: Options) -> R
             .transpose()
             .context("building the GitHub client")?,
     };
+    // One Alertmanager client per environment with an `alertmanager_url` (Silence…).
+    let mut alertmanagers = std::collections::BTreeMap::new();
+    for (env, env_config) in &config.environments {
+        if let Some(url) = &env_config.alertmanager_url {
+            let client = AlertmanagerClient::new(
+                url.clone(),
+                secrets.alertmanager_token.clone(),
+                config.timeouts.alertmanager,
+                &net,
+            )
+            .with_context(|| format!("building the Alertmanager client of {env}"))?;
+            alertmanagers.insert(*env, client);
+        }
+    }
+    let silences = Silences::new(store.clone(), alertmanagers);
     let incidents = Incidents::new(
         store.clone(),
         escalators.clone(),
         config.escalation.clone(),
         metrics.clone(),
-    );
+    )
+    .with_silences(silences.clone());
     let sink = Arc::new(SlackSink::new(
         config.clone(),
         web.clone(),
@@ -207,6 +225,7 @@ pub async fn start(config: Arc<Config>, secrets: Secrets, options: Options) -> R
         coordinator.clone(),
         escalators,
         incidents,
+        silences,
     );
 
     let shutdown = CancellationToken::new();

@@ -22,6 +22,7 @@ pub mod metrics;
 pub mod net;
 pub mod secret;
 pub mod server;
+pub mod silence;
 pub mod sim;
 pub mod slack;
 pub mod store;

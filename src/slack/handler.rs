@@ -22,6 +22,7 @@ use crate::config::Config;
 use crate::domain::CheckKey;
 use crate::escalation::{Escalators, Workflow};
 use crate::incident::Incidents;
+use crate::silence::Silences;
 use crate::store::{IncidentId, MessageRef, Requester, Waiter};
 use anyhow::Result;
 use slack_morphism::prelude::*;
@@ -37,6 +38,7 @@ pub struct Handler {
     pub(super) escalation: Workflow,
     pub(super) oncall: Arc<Oncall>,
     pub(super) incidents: Incidents,
+    pub(super) silences: Silences,
 }
 
 impl Handler {
@@ -48,6 +50,7 @@ impl Handler {
         coordinator: Coordinator,
         escalators: Escalators,
         incidents: Incidents,
+        silences: Silences,
     ) -> Self {
         let escalation = Workflow::new(
             coordinator.store().clone(),
@@ -66,6 +69,7 @@ impl Handler {
             escalation,
             oncall,
             incidents,
+            silences,
         }
     }
 

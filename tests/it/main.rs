@@ -20,6 +20,7 @@ mod jenkins;
 mod network;
 mod production;
 mod server;
+mod silence;
 mod slack_transport;
 mod store;
 mod timeouts;
