@@ -764,11 +764,16 @@ async fn an_on_call_member_silences_from_the_thread_and_unsilences() {
     assert!(world::render_message(&verdict).contains("[Silence… ▾]"));
 
     let before = Utc::now();
+    let started = std::time::Instant::now();
     h.choose(&thread, &verdict, SilenceFor::FourHours, ENGINEER, None)
         .await;
     let notice = h.wait_text(&thread, "silenced the alert").await;
     let after = Utc::now();
     let notice = h.wait_unsilence_offered(&notice.ts).await;
+    println!(
+        "silence: choice pushed → Alertmanager called and the thread shows it with Unsilence in {:?}",
+        started.elapsed()
+    );
 
     // Alertmanager received exactly this silence.
     let reqs = h.world.alertmanager.requests();
@@ -827,6 +832,19 @@ async fn an_on_call_member_silences_from_the_thread_and_unsilences() {
         Some(notice.ts.as_str())
     );
 
+    // Someone off call clicks Unsilence: refused, nothing asked of Alertmanager.
+    h.unsilence(&thread, &notice, VISITOR).await;
+    let refused = h.ephemerals(VISITOR, 1).await;
+    assert!(
+        refused[0].text.as_deref().unwrap_or("").contains("on-call"),
+        "{refused:?}"
+    );
+    assert_eq!(
+        h.world.alertmanager.requests().len(),
+        1,
+        "a non-member reached Alertmanager"
+    );
+
     // Unsilence: DELETE, the silence expired, the message says by whom, without the button.
     h.unsilence(&thread, &notice, ENGINEER).await;
     let expired = h.wait_shown(&notice.ts, "was expired by").await;
@@ -862,6 +880,12 @@ async fn an_on_call_member_silences_from_the_thread_and_unsilences() {
     assert!(
         kinds.contains(&AuditKind::Silence) && kinds.contains(&AuditKind::Unsilence),
         "{kinds:?}"
+    );
+    assert!(
+        audit
+            .iter()
+            .any(|e| e.kind == AuditKind::RefusedAction && e.actor.as_deref() == Some(VISITOR)),
+        "the refused Unsilence is not audited: {audit:?}"
     );
     let silenced = audit.iter().find(|e| e.kind == AuditKind::Silence).unwrap();
     assert_eq!(silenced.actor.as_deref(), Some(ENGINEER));
