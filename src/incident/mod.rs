@@ -387,7 +387,7 @@ impl Incidents {
         }
         // The silences linkbot created for it: expired before the reply, which says so.
         let silences = match &self.silences {
-            Some(s) => s.expire_for_incident(incident.id).await,
+            Some(s) => s.expire_for_incident(incident.id, &incident.key).await,
             None => Default::default(),
         };
         for expired in &silences.expired {

@@ -477,12 +477,13 @@ impl Silences {
         }
     }
 
-    /// The incident `id` resolved: expires each of its active silences in Alertmanager and in
-    /// the store (by [`EXPIRED_BY_LINKBOT`]), auditing each. Failures are returned, never
-    /// dropped: the resolve reply says them.
-    pub async fn expire_for_incident(&self, id: IncidentId) -> ResolvedSilences {
+    /// The incident `id` of `key` resolved: expires each of its active silences (and the "until
+    /// resolved" ones of `key` made while no incident was open, e.g. from a mention) in
+    /// Alertmanager and in the store (by [`EXPIRED_BY_LINKBOT`]), auditing each. Failures are
+    /// returned, never dropped: the resolve reply says them.
+    pub async fn expire_for_incident(&self, id: IncidentId, key: &CheckKey) -> ResolvedSilences {
         let mut done = ResolvedSilences::default();
-        let active = match self.store.active_silences(id).await {
+        let active = match self.store.active_silences(id, key).await {
             Ok(active) => active,
             Err(e) => {
                 tracing::error!(error = %e, incident = %id, "cannot read the incident's silences");

@@ -839,8 +839,13 @@ pub trait Store: Send + Sync {
     /// Silence `silence_id` (Alertmanager's id), if linkbot created it.
     async fn silence(&self, silence_id: &str) -> Result<Option<SilenceRecord>, StoreError>;
 
-    /// The silences still active that were created for incident `id`, oldest first.
-    async fn active_silences(&self, id: IncidentId) -> Result<Vec<SilenceRecord>, StoreError>;
+    /// The silences still active that were created for incident `id` (the one open for `key`),
+    /// and the "until resolved" ones of `key` created while no incident was open; oldest first.
+    async fn active_silences(
+        &self,
+        id: IncidentId,
+        key: &CheckKey,
+    ) -> Result<Vec<SilenceRecord>, StoreError>;
 
     /// Marks silence `silence_id` expired by `by`, once: of concurrent callers on any replica,
     /// one gets the record; `None` when it is unknown or already expired.

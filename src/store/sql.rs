@@ -1179,13 +1179,23 @@ where
             .pop())
     }
 
-    async fn active_silences(&self, id: IncidentId) -> Result<Vec<SilenceRecord>, StoreError> {
+    async fn active_silences(
+        &self,
+        id: IncidentId,
+        key: &CheckKey,
+    ) -> Result<Vec<SilenceRecord>, StoreError> {
         let sql = format!(
-            "SELECT {SILENCE_COLUMNS} FROM silences \
-             WHERE incident_id = CAST($1 AS BIGINT) AND state = 'active' ORDER BY id"
+            "SELECT {SILENCE_COLUMNS} FROM silences WHERE state = 'active' \
+             AND (incident_id = CAST($1 AS BIGINT) OR (incident_id IS NULL \
+             AND until_resolved = 1 AND environment = $2 AND location = $3)) ORDER BY id"
         );
-        self.silences_of(&sql, &[&id.0.to_string()], "active_silences")
-            .await
+        let binds = [
+            id.0.to_string(),
+            key.environment.to_string(),
+            key.location.to_string(),
+        ];
+        let binds: Vec<&str> = binds.iter().map(String::as_str).collect();
+        self.silences_of(&sql, &binds, "active_silences").await
     }
 
     async fn expire_silence(

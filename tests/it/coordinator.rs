@@ -252,8 +252,12 @@ impl Store for FailingStore {
     async fn silence(&self, silence_id: &str) -> Result<Option<SilenceRecord>, StoreError> {
         self.inner.silence(silence_id).await
     }
-    async fn active_silences(&self, id: IncidentId) -> Result<Vec<SilenceRecord>, StoreError> {
-        self.inner.active_silences(id).await
+    async fn active_silences(
+        &self,
+        id: IncidentId,
+        key: &CheckKey,
+    ) -> Result<Vec<SilenceRecord>, StoreError> {
+        self.inner.active_silences(id, key).await
     }
     async fn expire_silence(
         &self,

@@ -1397,8 +1397,21 @@ async fn a_silence_is_recorded_found_by_its_message_and_expired_once(db: TestDb)
         until_resolved: false,
         ..silence("x", &key(LOC_B, Environment::Prod), None, db.now())
     };
-    store.record_silence(&mine).await.expect("record");
-    store.record_silence(&other).await.expect("record");
+    // Made from a mention while no incident was open: "until resolved" ones go with the next
+    // resolution of their location; timed ones, and other keys, do not.
+    let loose_until = silence("2d7a7d45-8b9d-4f2a-9fac-7c3b2e5a4d33", &k, None, db.now());
+    let loose_timed = SilenceRecord {
+        silence_id: "3e8b8e56-9cae-4a3b-8abd-8d4c3f6b5e44".into(),
+        until_resolved: false,
+        ..loose_until.clone()
+    };
+    let stage = SilenceRecord {
+        silence_id: "4f9c9f67-adbf-4b4c-9bce-9e5d4a7c6f55".into(),
+        ..silence("x", &key(LOC_A, Environment::Stage), None, db.now())
+    };
+    for s in [&mine, &other, &loose_until, &loose_timed, &stage] {
+        store.record_silence(s).await.expect("record");
+    }
     // One id, one row: Alertmanager's id is unique.
     assert!(store.record_silence(&mine).await.is_err());
     assert_eq!(
@@ -1430,10 +1443,18 @@ async fn a_silence_is_recorded_found_by_its_message_and_expired_once(db: TestDb)
     assert_eq!(shown.message, Some(msg("C0ONCALL", "2.2")));
     assert_eq!(shown.silence_id, mine.silence_id);
 
-    // The incident's active silences: only its own.
-    let active = store.active_silences(incident.id).await.expect("active");
-    assert_eq!(active.len(), 1);
-    assert_eq!(active[0].silence_id, mine.silence_id);
+    // The incident's active silences: its own, and the loose "until resolved" one of its key.
+    let active: Vec<String> = store
+        .active_silences(incident.id, &k)
+        .await
+        .expect("active")
+        .into_iter()
+        .map(|s| s.silence_id)
+        .collect();
+    assert_eq!(
+        active,
+        [mine.silence_id.clone(), loose_until.silence_id.clone()]
+    );
 
     // Two replicas expire it together: one gets it.
     db.advance(Duration::from_secs(60));
@@ -1457,11 +1478,12 @@ async fn a_silence_is_recorded_found_by_its_message_and_expired_once(db: TestDb)
     assert_eq!(won.len(), 1, "expired once across replicas");
     assert!(!won[0].active);
     assert_eq!(won[0].expired_at, Some(db.now()));
-    assert!(store
-        .active_silences(incident.id)
+    let left = store
+        .active_silences(incident.id, &k)
         .await
-        .expect("active")
-        .is_empty());
+        .expect("active");
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert_eq!(left[0].silence_id, loose_until.silence_id);
     assert_eq!(
         store
             .expire_silence(&mine.silence_id, "U9")
