@@ -9,6 +9,7 @@
 //! within a bound. The timers (resumer, readiness, the weekly report) stop with the shutdown
 //! token. No business logic lives here.
 
+use crate::alertmanager::AlertmanagerClient;
 use crate::check::coordinator::Coordinator;
 use crate::check::Engine;
 use crate::config::{Config, Secrets};
@@ -19,6 +20,7 @@ use crate::incident::Incidents;
 use crate::metrics::Metrics;
 use crate::report::weekly::{SlotEvent, SlotOutcome, Weekly};
 use crate::server::{Readiness, ReadyChecks};
+use crate::silence::Silences;
 use crate::slack::handler::Handler;
 use crate::slack::report::SlackReportPoster;
 use crate::slack::sink::SlackSink;
@@ -226,12 +228,28 @@ pub async fn start_with_clock(
             .transpose()
             .context("building the GitHub client")?,
     };
+    // One Alertmanager client per environment with an `alertmanager_url` (Silence…).
+    let mut alertmanagers = std::collections::BTreeMap::new();
+    for (env, env_config) in &config.environments {
+        if let Some(url) = &env_config.alertmanager_url {
+            let client = AlertmanagerClient::new(
+                url.clone(),
+                secrets.alertmanager_token.clone(),
+                config.timeouts.alertmanager,
+                &net,
+            )
+            .with_context(|| format!("building the Alertmanager client of {env}"))?;
+            alertmanagers.insert(*env, client);
+        }
+    }
+    let silences = Silences::new(store.clone(), alertmanagers);
     let incidents = Incidents::new(
         store.clone(),
         escalators.clone(),
         config.escalation.clone(),
         metrics.clone(),
-    );
+    )
+    .with_silences(silences.clone());
     let sink = Arc::new(SlackSink::new(
         config.clone(),
         web.clone(),
@@ -251,6 +269,7 @@ pub async fn start_with_clock(
         coordinator.clone(),
         escalators,
         incidents,
+        silences,
     )
     .with_clock(clock.clone());
 

@@ -135,6 +135,8 @@ struct RawConfig {
     #[serde(default)]
     github: RawGithub,
     #[serde(default)]
+    alertmanager: RawTimeouts,
+    #[serde(default)]
     server: RawServer,
     #[serde(default)]
     store: RawStore,
@@ -177,6 +179,7 @@ struct RawEnvironment {
     jenkins_job: Option<String>,
     branch: Option<String>,
     env_branch: Option<String>,
+    alertmanager_url: Option<String>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -188,7 +191,7 @@ struct RawIam {
     connect_timeout_secs: Option<u64>,
 }
 
-/// `[directory]` and `[jenkins]`: the bounds on one request (their URLs are per environment).
+/// `[directory]`, `[jenkins]` and `[alertmanager]`: the bounds on one request (their URLs are per environment).
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct RawTimeouts {
@@ -307,6 +310,9 @@ pub struct EnvironmentConfig {
     pub branch: String,
     /// `ENV_Branch`.
     pub env_branch: String,
+    /// Alertmanager's base URL (`alertmanager_url`, optional): with it, diagnoses offer
+    /// "Silence…" (Alertmanager API v2 silences); without it, they do not.
+    pub alertmanager_url: Option<BaseUrl>,
 }
 
 /// `[iam]`.
@@ -332,6 +338,8 @@ pub struct ClientTimeouts {
     pub pagerduty: Timeouts,
     /// `[github]` (default 10 s, 10 s to connect).
     pub github: Timeouts,
+    /// `[alertmanager]` (default 10 s, 5 s to connect).
+    pub alertmanager: Timeouts,
 }
 
 /// The longest `request_timeout_secs` / `connect_timeout_secs` accepted for a client, in seconds.
@@ -711,6 +719,11 @@ impl Config {
                     ),
                 );
             }
+            // Optional: no silence control where it is absent.
+            let alertmanager_url = env
+                .alertmanager_url
+                .as_deref()
+                .map(|u| v.url(&table, "alertmanager_url", Some(u), None));
             environments.insert(
                 e,
                 EnvironmentConfig {
@@ -719,6 +732,7 @@ impl Config {
                     jenkins_job,
                     branch: env.branch.clone().unwrap_or_else(|| "master".into()),
                     env_branch: env.env_branch.clone().unwrap_or_else(|| "master".into()),
+                    alertmanager_url,
                 },
             );
         }
@@ -876,6 +890,12 @@ impl Config {
                 raw.github.request_timeout_secs,
                 raw.github.connect_timeout_secs,
                 crate::escalation::TIMEOUTS,
+            ),
+            alertmanager: v.timeouts(
+                "alertmanager",
+                raw.alertmanager.request_timeout_secs,
+                raw.alertmanager.connect_timeout_secs,
+                crate::alertmanager::TIMEOUTS,
             ),
         };
         let listen_s = raw
@@ -1077,6 +1097,8 @@ pub struct Secrets {
     pub pagerduty_routing_key: Option<Secret>,
     /// `GITHUB_TOKEN`.
     pub github_token: Option<Secret>,
+    /// `ALERTMANAGER_TOKEN`: sent as `Authorization: Bearer` to Alertmanager (optional).
+    pub alertmanager_token: Option<Secret>,
     /// `LINKBOT_STORE_URL`, which overrides `[store] url`.
     pub store_url: Option<Secret>,
     /// `SSL_CERT_FILE`, `SSL_CERT_DIR`, the proxy variables (which may hold a password).
@@ -1141,7 +1163,7 @@ impl NetEnv {
 }
 
 /// The names of the secret variables, in the order of SPEC §6.
-pub const SECRET_VARS: [&str; 8] = [
+pub const SECRET_VARS: [&str; 9] = [
     "SLACK_BOT_TOKEN",
     "SLACK_APP_TOKEN",
     "XO_TOKEN",
@@ -1149,6 +1171,7 @@ pub const SECRET_VARS: [&str; 8] = [
     "JENKINS_API_TOKEN",
     "PAGERDUTY_ROUTING_KEY",
     "GITHUB_TOKEN",
+    "ALERTMANAGER_TOKEN",
     "LINKBOT_STORE_URL",
 ];
 
@@ -1183,6 +1206,7 @@ impl Secrets {
             jenkins_api_token: secret("JENKINS_API_TOKEN")?,
             pagerduty_routing_key: secret("PAGERDUTY_ROUTING_KEY")?,
             github_token: secret("GITHUB_TOKEN")?,
+            alertmanager_token: secret("ALERTMANAGER_TOKEN")?,
             store_url: secret("LINKBOT_STORE_URL")?,
             net: NetEnv::from_lookup(&lookup),
         })
@@ -1329,6 +1353,7 @@ mod tests {
                 iam: crate::iam::TIMEOUTS,
                 pagerduty: crate::escalation::TIMEOUTS,
                 github: crate::escalation::TIMEOUTS,
+                alertmanager: crate::alertmanager::TIMEOUTS,
             }
         );
         assert_eq!(c.timeouts.jenkins.request, Duration::from_secs(30));
@@ -1357,7 +1382,14 @@ mod tests {
     #[test]
     fn client_timeouts_out_of_range_are_refused_with_line_and_key() {
         // `with` puts the tail from line 8 on: the table header, then the key on line 9.
-        for table in ["directory", "jenkins", "iam", "pagerduty", "github"] {
+        for table in [
+            "directory",
+            "jenkins",
+            "iam",
+            "pagerduty",
+            "github",
+            "alertmanager",
+        ] {
             for key in ["request_timeout_secs", "connect_timeout_secs"] {
                 for (value, shown) in [("0", "0 s"), ("301", "301 s"), ("86400", "86400 s")] {
                     let src = with(
@@ -1503,6 +1535,15 @@ mod tests {
                     ),
                     "github.api_url",
                 ),
+                (
+                    with(
+                        OK_SLACK,
+                        "",
+                        &format!("{OK_ENV}\nalertmanager_url = \"{url}\""),
+                        "",
+                    ),
+                    "environments.prod.alertmanager_url",
+                ),
             ];
             for (src, key) in cases {
                 let problems = Config::parse(&src).unwrap_err();
@@ -1523,6 +1564,84 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn alertmanager_url_is_optional_per_environment_and_parsed_like_every_url() {
+        let none = Config::parse(&with(OK_SLACK, "", OK_ENV, "")).unwrap();
+        assert_eq!(none.environments[&Environment::Prod].alertmanager_url, None);
+        let set = Config::parse(&with(
+            OK_SLACK,
+            "",
+            &format!("{OK_ENV}\nalertmanager_url = \"https://am.example.internal/am\""),
+            "[alertmanager]\nrequest_timeout_secs = 7\nconnect_timeout_secs = 3\n",
+        ))
+        .unwrap_or_else(|p| panic!("{p:?}"));
+        assert_eq!(
+            set.environments[&Environment::Prod]
+                .alertmanager_url
+                .as_ref()
+                .map(|u| u.as_str()),
+            Some("https://am.example.internal/am/")
+        );
+        assert_eq!(
+            set.timeouts.alertmanager,
+            Timeouts::new(Duration::from_secs(7), Duration::from_secs(3))
+        );
+        for (bad, fix) in [
+            ("ftp://am.example/", "must be an http(s) URL"),
+            ("not a url", "is not a URL"),
+        ] {
+            let problems = Config::parse(&with(
+                OK_SLACK,
+                "",
+                &format!("{OK_ENV}\nalertmanager_url = \"{bad}\""),
+                "",
+            ))
+            .unwrap_err();
+            assert_eq!(problems.len(), 1, "{problems:?}");
+            assert_eq!(problems[0].key, "environments.prod.alertmanager_url");
+            assert_eq!(problems[0].line, Some(8), "{problems:?}");
+            assert!(problems[0].message.contains(fix), "{problems:?}");
+        }
+    }
+
+    #[test]
+    fn alertmanager_token_comes_from_the_environment_or_a_file_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("am");
+        std::fs::write(&file, "am-token-from-file\n").unwrap();
+        let file_s = file.display().to_string();
+        let s = Secrets::from_lookup(|k| (k == "ALERTMANAGER_TOKEN_FILE").then(|| file_s.clone()))
+            .unwrap();
+        assert_eq!(
+            s.alertmanager_token.map(|t| t.expose().to_string()),
+            Some("am-token-from-file".to_string())
+        );
+        let s = Secrets::from_lookup(|k| (k == "ALERTMANAGER_TOKEN").then(|| "am-direct".into()))
+            .unwrap();
+        assert_eq!(s.alertmanager_token.unwrap().expose(), "am-direct");
+        assert!(Secrets::from_lookup(|_| None)
+            .unwrap()
+            .alertmanager_token
+            .is_none());
+        let err = Secrets::from_lookup(|k| match k {
+            "ALERTMANAGER_TOKEN_FILE" => Some(file_s.clone()),
+            "ALERTMANAGER_TOKEN" => Some("am-direct".into()),
+            _ => None,
+        })
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("ALERTMANAGER_TOKEN and ALERTMANAGER_TOKEN_FILE are both set"),
+            "{err}"
+        );
+        assert!(!err.to_string().contains("am-direct"), "{err}");
+        let err = Secrets::from_lookup(|k| {
+            (k == "ALERTMANAGER_TOKEN_FILE").then(|| dir.path().display().to_string())
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("not a regular file"), "{err}");
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! `linkbot demo`: the real bot, in process, against simulated Slack, directory, Jenkins, IAM,
-//! PagerDuty and GitHub on loopback — one scenario per verdict — printed as transcripts.
+//! PagerDuty, GitHub and Alertmanager on loopback — one scenario per verdict — printed as transcripts.
 //!
 //! Nothing here is a shortcut around the product: the bot is started with [`crate::app::start`]
 //! exactly as `linkbot run` starts it, and every envelope goes over a real WebSocket. This
@@ -11,7 +11,10 @@ use crate::sim::slack as fake;
 use crate::sim::world::{
     self, World, ALERT_BOT, ENGINEER, ONCALL_CHANNEL, RAZEE_CHANNEL, SATLINK_CHANNEL, VISITOR,
 };
-use crate::slack::blocks::{ButtonValue, ACTION_ESCALATE, ACTION_PAGE, ACTION_RERUN};
+use crate::slack::blocks::{
+    ButtonValue, SilenceValue, ACTION_ESCALATE, ACTION_PAGE, ACTION_RERUN, ACTION_SILENCE,
+    ACTION_UNSILENCE, BLOCK_SILENCE,
+};
 use anyhow::{bail, Context, Result};
 use serde_json::json;
 use std::io::Write;
@@ -396,6 +399,13 @@ pub async fn run(out: &mut dyn Write) -> Result<()> {
         .push(push_alert(alert_text.clone(), repeat_ts.clone()))
         .await?;
     wait_text(&world, &repeat_ts, "Fired again").await?;
+    // Silenced for 4 hours from the thread, unsilenced, then silenced until it resolves.
+    select_silence(&world, &alert_ts, "4h", ENGINEER).await?;
+    wait_text(&world, &alert_ts, "silenced the alert").await?;
+    click_unsilence(&world, &alert_ts, ENGINEER).await?;
+    wait_text(&world, &alert_ts, "was expired by").await?;
+    select_silence(&world, &alert_ts, "resolved", ENGINEER).await?;
+    wait_text(&world, &alert_ts, "until the incident resolves").await?;
     click(
         &world,
         &alert_ts,
@@ -456,10 +466,34 @@ pub async fn run(out: &mut dyn Write) -> Result<()> {
     };
     rule(
         out,
-        "13. An incident: alert → diagnosis, a repeat, page + issue, a fix found by a re-run, [RESOLVED]",
+        "13. An incident: alert → diagnosis, a repeat, silence + unsilence, page + issue, a fix found by a re-run, [RESOLVED]",
     )?;
     writeln!(out, "The alert's thread:")?;
     print_thread(out, &world, &alert_ts)?;
+    writeln!(
+        out,
+        "The silence messages above, as they read while in force (before Unsilence / resolution):"
+    )?;
+    for m in world.thread(ONCALL_CHANNEL, &alert_ts) {
+        // The version offering Unsilence: posted, then edited once the store knew the message.
+        let Some(shown) = m
+            .versions
+            .iter()
+            .find(|v| format!("{:?}", v.blocks).contains(ACTION_UNSILENCE))
+        else {
+            continue;
+        };
+        let as_shown = crate::sim::slack::SimMessage {
+            text: shown.text.clone(),
+            blocks: shown.blocks.clone(),
+            ..m.clone()
+        };
+        writeln!(
+            out,
+            "{}",
+            indent(&world::render_message(&as_shown), "    │ ")
+        )?;
+    }
     writeln!(out, "The repeat's thread:")?;
     print_thread(out, &world, &repeat_ts)?;
     writeln!(
@@ -483,6 +517,22 @@ pub async fn run(out: &mut dyn Write) -> Result<()> {
             out,
             "  PagerDuty received: event_action={} dedup_key={}",
             resolve["event_action"], resolve["dedup_key"]
+        )?;
+    }
+    for r in world.alertmanager.requests() {
+        let what = r
+            .json()
+            .map(|b| {
+                format!(
+                    " matchers={} startsAt={} endsAt={} createdBy={}",
+                    b["matchers"], b["startsAt"], b["endsAt"], b["createdBy"]
+                )
+            })
+            .unwrap_or_default();
+        writeln!(
+            out,
+            "  Alertmanager received: {} {}{what}",
+            r.method, r.path
         )?;
     }
     for issue in world.github.issues() {
@@ -690,6 +740,90 @@ async fn click(
             user,
             &verdict.ts,
             &action_id,
+            &value,
+            Some(thread),
+        ))
+        .await?;
+    Ok(())
+}
+
+/// Chooses the option `code` (`4h`, `resolved`…) of the "Silence…" select of the latest verdict
+/// in `thread`, as the verdict offers it.
+async fn select_silence(world: &World, thread: &str, code: &str, user: &str) -> Result<()> {
+    let verdict = world
+        .thread(ONCALL_CHANNEL, thread)
+        .into_iter()
+        .rev()
+        .find(world::is_verdict)
+        .context("no verdict message to silence from")?;
+    let option = verdict
+        .blocks
+        .iter()
+        .flat_map(|b| b.as_array().into_iter().flatten())
+        .filter(|b| b["block_id"] == BLOCK_SILENCE)
+        .flat_map(|b| b["elements"][0]["options"].as_array().into_iter().flatten())
+        .find(|o| {
+            o["value"]
+                .as_str()
+                .and_then(SilenceValue::parse)
+                .is_some_and(|(v, _, _)| v.choice == code)
+        })
+        .context("the verdict offers no such silence")?;
+    world
+        .slack
+        .push(fake::select_action(
+            ONCALL_CHANNEL,
+            user,
+            &verdict.ts,
+            BLOCK_SILENCE,
+            ACTION_SILENCE,
+            option["text"]["text"].as_str().unwrap_or_default(),
+            option["value"].as_str().unwrap_or_default(),
+            Some(thread),
+        ))
+        .await?;
+    Ok(())
+}
+
+/// Clicks Unsilence on the latest message of `thread` that offers it (waiting for one).
+async fn click_unsilence(world: &World, thread: &str, user: &str) -> Result<()> {
+    let offered = world
+        .slack
+        .wait_until(
+            |s| {
+                s.thread(ONCALL_CHANNEL, thread)
+                    .iter()
+                    .any(|m| format!("{:?}", m.blocks).contains(ACTION_UNSILENCE))
+            },
+            WAIT,
+        )
+        .await;
+    if !offered {
+        bail!("no Unsilence button appeared in the thread");
+    }
+    let (ts, value) = world
+        .thread(ONCALL_CHANNEL, thread)
+        .into_iter()
+        .rev()
+        .find_map(|m| {
+            let value = m
+                .blocks
+                .iter()
+                .flat_map(|b| b.as_array().into_iter().flatten())
+                .flat_map(|b| b["elements"].as_array().into_iter().flatten())
+                .find(|e| e["action_id"] == ACTION_UNSILENCE)?["value"]
+                .as_str()?
+                .to_string();
+            Some((m.ts.clone(), value))
+        })
+        .context("no Unsilence button in the thread")?;
+    world
+        .slack
+        .push(fake::block_actions(
+            ONCALL_CHANNEL,
+            user,
+            &ts,
+            ACTION_UNSILENCE,
             &value,
             Some(thread),
         ))

@@ -3,6 +3,7 @@
 //! See `ARCHITECTURE.md` for the code map. The binary (`src/main.rs`) only parses the command
 //! line and calls into this library, so tests drive everything through it.
 
+pub mod alertmanager;
 pub mod app;
 pub mod audit_table;
 pub mod check;
@@ -22,6 +23,7 @@ pub mod net;
 pub mod report;
 pub mod secret;
 pub mod server;
+pub mod silence;
 pub mod sim;
 pub mod slack;
 pub mod store;

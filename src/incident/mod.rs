@@ -10,7 +10,9 @@
 //! alert gets ✅, PagerDuty is resolved only if linkbot paged, and the GitHub issue linkbot
 //! opened gets a comment (and is closed when its team says `close_issue_on_resolve`). A re-run
 //! whose verdict differs from the incident's says so, and `api_key_accepted` after a key or
-//! region verdict marks the incident fixed. Every step lands in the incident's timeline.
+//! region verdict marks the incident fixed. Every step lands in the incident's timeline. The
+//! silences linkbot created for the incident are expired at resolution (`crate::silence`), and
+//! the resolve reply says so, or says which could not be.
 //!
 //! This module must NOT import slack-morphism, render Slack text, or import `config`: Slack is
 //! behind [`IncidentChannel`] (implemented in `slack/alert_message.rs`), which receives typed
@@ -19,7 +21,8 @@
 use crate::diagnosis::verdict::{Report, VerdictCode};
 use crate::escalation::{EscalationTarget, Escalators};
 use crate::metrics::Metrics;
-use crate::store::{CheckKey, Fired, Incident, IncidentEvent, MessageRef, Store};
+use crate::silence::Silences;
+use crate::store::{CheckKey, Fired, Incident, IncidentEvent, MessageRef, SilenceRecord, Store};
 use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -76,6 +79,10 @@ pub enum Notice {
         open_for: chrono::Duration,
         /// The diagnosis message's permalink, when Slack gave one.
         diagnosis_link: Option<String>,
+        /// Alertmanager ids of the silences linkbot expired with it.
+        expired_silences: Vec<String>,
+        /// Silences it could not expire: id and the sentence saying why.
+        silence_failures: Vec<(String, String)>,
     },
     /// Under a re-run whose verdict differs from the incident's diagnosis.
     Changed {
@@ -104,6 +111,8 @@ pub trait IncidentChannel: Send + Sync {
     async fn reply(&self, message: &MessageRef, notice: &Notice) -> Result<()>;
     /// Marks `message` (the alert) resolved with a ✅ reaction.
     async fn react_resolved(&self, message: &MessageRef) -> Result<()>;
+    /// Shows `silence` (just expired at resolution) again in its thread message.
+    async fn show_silence(&self, silence: &SilenceRecord) -> Result<()>;
 }
 
 /// What a resolution did, for the logs and tests.
@@ -115,6 +124,10 @@ pub struct Resolution {
     pub github_commented: Option<bool>,
     /// Whether the issue was closed (only tried when its team asks for it).
     pub github_closed: Option<bool>,
+    /// Silences expired with the incident.
+    pub silences_expired: usize,
+    /// Silences that could not be expired.
+    pub silences_failed: usize,
 }
 
 /// One event of a timeline with the time since the previous one and since the firing.
@@ -146,6 +159,7 @@ pub struct Incidents {
     escalators: Escalators,
     targets: Arc<[EscalationTarget]>,
     metrics: Metrics,
+    silences: Option<Silences>,
 }
 
 /// A verdict that says the key or the region was wrong: what a working key later fixes.
@@ -175,7 +189,14 @@ impl Incidents {
             escalators,
             targets: targets.into(),
             metrics,
+            silences: None,
         }
+    }
+
+    /// The same workflow, expiring the incident's silences through `silences` at resolution.
+    pub fn with_silences(mut self, silences: Silences) -> Self {
+        self.silences = Some(silences);
+        self
     }
 
     /// The store the incidents live in.
@@ -364,6 +385,19 @@ impl Incidents {
                 );
             }
         }
+        // The silences linkbot created for it: expired before the reply, which says so.
+        let silences = match &self.silences {
+            Some(s) => s.expire_for_incident(incident.id, &incident.key).await,
+            None => Default::default(),
+        };
+        for expired in &silences.expired {
+            if let Err(e) = chat.show_silence(expired).await {
+                tracing::warn!(
+                    error = format!("{e:#}"),
+                    "could not show a silence expired at resolution"
+                );
+            }
+        }
         let link = chat
             .permalink(incident.diagnosis.as_ref().unwrap_or(&incident.alert))
             .await;
@@ -371,6 +405,12 @@ impl Incidents {
             at,
             open_for,
             diagnosis_link: link.clone(),
+            expired_silences: silences
+                .expired
+                .iter()
+                .map(|s| s.silence_id.clone())
+                .collect(),
+            silence_failures: silences.failed.clone(),
         };
         for thread in [&incident.alert, by] {
             if let Err(e) = chat.reply(thread, &notice).await {
@@ -384,7 +424,11 @@ impl Incidents {
             );
         }
 
-        let mut done = Resolution::default();
+        let mut done = Resolution {
+            silences_expired: silences.expired.len(),
+            silences_failed: silences.failed.len(),
+            ..Resolution::default()
+        };
         if let (Some(dedup_key), Some(pd)) =
             (&incident.pagerduty_dedup_key, &self.escalators.pagerduty)
         {

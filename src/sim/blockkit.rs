@@ -737,6 +737,28 @@ impl Checker {
                 }
                 if let Some(o) = obj.get("initial_option") {
                     self.option(o, &format!("{ptr}/initial_option"));
+                    // [select] "initial_option: A single option that exactly matches one of the
+                    // options within options or option_groups."
+                    let listed = obj
+                        .get("options")
+                        .and_then(Value::as_array)
+                        .into_iter()
+                        .flatten()
+                        .chain(
+                            obj.get("option_groups")
+                                .and_then(Value::as_array)
+                                .into_iter()
+                                .flatten()
+                                .filter_map(|g| g.get("options").and_then(Value::as_array))
+                                .flatten(),
+                        )
+                        .any(|listed| listed == o);
+                    if !listed {
+                        self.err(
+                            format!("{ptr}/initial_option"),
+                            "must exactly match one of the options",
+                        );
+                    }
                 }
                 if let Some(c) = obj.get("confirm") {
                     self.confirm(c, &format!("{ptr}/confirm"));
@@ -951,6 +973,19 @@ mod tests {
                 json!([{"type": "actions", "elements": [select(100)]}]),
             ),
             (
+                "select with an initial option among its options",
+                None,
+                json!([{"type": "actions", "elements": [{
+                    "type": "static_select", "action_id": "pick",
+                    "placeholder": {"type": "plain_text", "text": "Silence…"},
+                    "options": [
+                        {"text": {"type": "plain_text", "text": "1 hour"}, "value": "1h"},
+                        {"text": {"type": "plain_text", "text": "4 hours"}, "value": "4h"}
+                    ],
+                    "initial_option": {"text": {"type": "plain_text", "text": "4 hours"}, "value": "4h"}
+                }]}]),
+            ),
+            (
                 "50 blocks",
                 None,
                 Value::Array((0..50).map(|i| section(&format!("s{i}"))).collect()),
@@ -1144,6 +1179,37 @@ mod tests {
                 "option value 151",
                 json!([{"type": "actions", "elements": [long_select]}]),
                 "/blocks/0/elements/0/options/0/value",
+            ),
+            (
+                "initial option not among the options",
+                json!([{"type": "actions", "elements": [{
+                    "type": "static_select", "action_id": "pick",
+                    "placeholder": {"type": "plain_text", "text": "Pick"},
+                    "options": [{"text": {"type": "plain_text", "text": "a"}, "value": "a"}],
+                    "initial_option": {"text": {"type": "plain_text", "text": "a"}, "value": "b"}
+                }]}]),
+                "/blocks/0/elements/0/initial_option",
+            ),
+            (
+                "select without options",
+                json!([{"type": "actions", "elements": [{
+                    "type": "static_select", "action_id": "pick", "options": []
+                }]}]),
+                "/blocks/0/elements/0/options",
+            ),
+            (
+                "select placeholder 151",
+                json!([{"type": "actions", "elements": [{
+                    "type": "static_select", "action_id": "pick",
+                    "placeholder": {"type": "plain_text", "text": "p".repeat(151)},
+                    "options": [{"text": {"type": "plain_text", "text": "a"}, "value": "a"}]
+                }]}]),
+                "/blocks/0/elements/0/placeholder/text",
+            ),
+            (
+                "two selects with one action_id in a block",
+                json!([{"type": "actions", "elements": [select(1), select(1)]}]),
+                "/blocks/0/elements/1/action_id",
             ),
             (
                 "unknown block type",

@@ -3,6 +3,7 @@
 //! Each simulator listens on `127.0.0.1:0`, speaks the real system's protocol, records what it
 //! was sent for assertions, and fails on demand. [`world`] starts them all together.
 
+pub mod alertmanager;
 pub mod artifacts;
 pub mod blockkit;
 pub mod directory;
@@ -15,7 +16,7 @@ pub mod slack;
 pub mod tls;
 pub mod world;
 
-// Shared plumbing for the escalation sims (PagerDuty, GitHub): request recording with an async
+// Shared plumbing for the HTTP sims (PagerDuty, GitHub, Alertmanager): request recording with an async
 // wait, failure injection, and the axum server on 127.0.0.1:0.
 
 use axum::body::Bytes;

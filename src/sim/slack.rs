@@ -1542,6 +1542,35 @@ pub fn block_actions(
     })
 }
 
+/// An `interactive` envelope: `user` chose the option (`text`, `value`) of the `static_select`
+/// `action_id` in block `block_id` of the bot's message `message_ts`, as Slack sends it (the
+/// action carries `selected_option` and no `value`).
+#[allow(clippy::too_many_arguments)]
+pub fn select_action(
+    channel: &str,
+    user: &str,
+    message_ts: &str,
+    block_id: &str,
+    action_id: &str,
+    text: &str,
+    value: &str,
+    thread_ts: Option<&str>,
+) -> Value {
+    let mut envelope = block_actions(channel, user, message_ts, action_id, value, thread_ts);
+    envelope["payload"]["actions"] = json!([{
+        "action_id": action_id,
+        "block_id": block_id,
+        "type": "static_select",
+        "selected_option": {
+            "text": {"type": "plain_text", "text": text, "emoji": true},
+            "value": value,
+        },
+        "placeholder": {"type": "plain_text", "text": "Silence…", "emoji": true},
+        "action_ts": format!("{}.000002", chrono::Utc::now().timestamp()),
+    }]);
+    envelope
+}
+
 /// Slack's redelivery of `envelope`: a new envelope id, the same payload (same event id), and
 /// `retry_attempt`/`retry_reason` set.
 pub fn with_retry(envelope: &Value, attempt: u32) -> Value {

@@ -1,9 +1,10 @@
 //! A whole simulated world for the demo and the tests: Slack, directory, Jenkins, IAM,
-//! PagerDuty and GitHub on loopback, a `bot.toml` pointing at them, and one ready-made
+//! PagerDuty, GitHub and Alertmanager (prod only: stage has no `alertmanager_url`) on loopback, a `bot.toml` pointing at them, and one ready-made
 //! location per verdict.
 //!
 //! It only sets the simulators up; it never drives the bot (the demo and tests do that).
 
+use super::alertmanager::AlertmanagerSim;
 use super::directory::{ClusterAnswer, SimDirectory};
 use super::github::GitHubSim;
 use super::iam::SimIam;
@@ -64,11 +65,14 @@ pub struct World {
     pub pagerduty: PagerDutySim,
     /// GitHub's issues API.
     pub github: GitHubSim,
+    /// Alertmanager's API v2 silences (prod's `alertmanager_url`).
+    pub alertmanager: AlertmanagerSim,
     dir: PathBuf,
     xo_token: String,
     jenkins_token: String,
     pd_key: String,
     gh_token: String,
+    am_token: String,
 }
 
 impl Drop for World {
@@ -144,6 +148,10 @@ impl World {
         let github = super::github::start(&gh_token, &[SATLINK_REPO])
             .await
             .context("starting the GitHub simulator")?;
+        let am_token = "am-sim-bearer-7c9e6679f4d4".to_string();
+        let alertmanager = super::alertmanager::start(Some(&am_token))
+            .await
+            .context("starting the Alertmanager simulator")?;
         let dir = std::env::temp_dir().join(format!(
             "linkbot-world-{}-{:08x}",
             std::process::id(),
@@ -157,11 +165,13 @@ impl World {
             iam,
             pagerduty,
             github,
+            alertmanager,
             dir,
             xo_token,
             jenkins_token,
             pd_key: "R0UTINGKEYsim0123456789abcdef012".to_string(),
             gh_token,
+            am_token,
         })
     }
 
@@ -198,6 +208,7 @@ jenkins_url = "{jenkins}"
 jenkins_job = "{job}"
 branch = "master"
 env_branch = "master"
+alertmanager_url = "{am}"
 
 [environments.stage]
 xo_url = "{xo}"
@@ -246,6 +257,7 @@ url = "{store_url}"
             iam = self.iam.base_url(),
             pd = self.pagerduty.base_url(),
             gh = self.github.base_url(),
+            am = self.alertmanager.base_url(),
         )
     }
 
@@ -269,6 +281,7 @@ url = "{store_url}"
             jenkins_api_token: Some(Secret::new(self.jenkins_token.clone())),
             pagerduty_routing_key: Some(Secret::new(self.pd_key.clone())),
             github_token: Some(Secret::new(self.gh_token.clone())),
+            alertmanager_token: Some(Secret::new(self.am_token.clone())),
             store_url: None,
             net: Default::default(),
         }
@@ -295,6 +308,7 @@ url = "{store_url}"
             ("JENKINS_API_TOKEN", self.jenkins_token.clone()),
             ("PAGERDUTY_ROUTING_KEY", self.pd_key.clone()),
             ("GITHUB_TOKEN", self.gh_token.clone()),
+            ("ALERTMANAGER_TOKEN", self.am_token.clone()),
         ]
     }
 
@@ -457,7 +471,13 @@ fn render_raw(m: &super::slack::SimMessage) -> String {
                     .as_array()
                     .into_iter()
                     .flatten()
-                    .map(|e| format!("[{}]", e["text"]["text"].as_str().unwrap_or("?")))
+                    .map(|e| match e["type"].as_str() {
+                        // A select shows its placeholder until something is chosen.
+                        Some("static_select") => {
+                            format!("[{} ▾]", e["placeholder"]["text"].as_str().unwrap_or("?"))
+                        }
+                        _ => format!("[{}]", e["text"]["text"].as_str().unwrap_or("?")),
+                    })
                     .collect();
                 out.push(buttons.join(" "));
             }

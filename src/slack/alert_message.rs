@@ -21,7 +21,7 @@ use crate::config::Config;
 use crate::diagnosis::verdict::Report;
 use crate::domain::CheckKey;
 use crate::incident::{IncidentChannel, IncidentStatus, Notice};
-use crate::store::{Fired, MessageRef, RequestSource, Requester};
+use crate::store::{Fired, MessageRef, RequestSource, Requester, SilenceRecord};
 use anyhow::Result;
 use chrono::{DateTime, Utc};
 use slack_morphism::prelude::*;
@@ -90,6 +90,11 @@ impl IncidentChannel for IncidentThreads {
         self.web
             .add_reaction(&message.channel, &message.ts, RESOLVED_REACTION)
             .await?;
+        Ok(())
+    }
+
+    async fn show_silence(&self, silence: &SilenceRecord) -> Result<()> {
+        super::silence::show_silence(&self.web, &self.config, silence).await?;
         Ok(())
     }
 }

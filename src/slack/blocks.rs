@@ -7,7 +7,9 @@
 //! (`linkbot_escalate:<target>`, `linkbot_page:<target>`, `linkbot_rerun`); `button.rs`
 //! dispatches on the part before `:` ([`action_kind`]). Also the text answers to an escalation
 //! ([`escalated`], [`already_paged`]) and an incident's status and notices ([`incident_preface`],
-//! [`incident_notice`]). Every piece of text that did not come
+//! [`incident_notice`]), and the silence controls: the report's "Silence…" `static_select`
+//! (`linkbot_silence`, its own actions block) and the thread message showing a silence with its
+//! Unsilence button ([`silence_notice`]). Every piece of text that did not come
 //! from linkbot goes through [`super::mrkdwn`]. Posting is elsewhere. Reports hold no secret (a
 //! key fingerprint at most), so neither does this.
 
@@ -18,7 +20,8 @@ use crate::domain::{Environment, LocationId};
 use crate::escalation::workflow::{Done, Escalated, Failed};
 use crate::format::human;
 use crate::incident::{IncidentStatus, Notice};
-use crate::store::PageRecord;
+use crate::silence::SilenceFor;
+use crate::store::{PageRecord, SilenceRecord};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::collections::HashSet;
@@ -110,6 +113,9 @@ pub struct ReportContext {
     /// A first line above the report, in mrkdwn built by linkbot (the escalation copy's
     /// "@x escalates this diagnosis to …"); outside text in it must already be escaped.
     pub preface: Option<String>,
+    /// Whether to offer "Silence…" (the environment has an `alertmanager_url`; not once the
+    /// incident resolved).
+    pub silence: bool,
 }
 
 /// Length as Slack's limits count it (UTF-16 code units: never fewer than characters).
@@ -510,6 +516,9 @@ pub fn report(report: &Report, ctx: &ReportContext) -> Vec<Value> {
     if let Some(actions) = buttons(report, ctx) {
         tail.push(actions);
     }
+    if let Some(select) = silence_select(report, ctx) {
+        tail.push(select);
+    }
 
     // At most 50 blocks: cut steps (saying so), never the head, next actions, links or buttons.
     let cut_note =
@@ -805,6 +814,7 @@ mod tests {
             reused_age: None,
             buttons: true,
             preface: None,
+            silence: true,
         };
         let blocks = report(&sample(VerdictCode::RegionMismatch, 80), &ctx);
         assert!(blocks.len() <= MAX_BLOCKS);
@@ -848,6 +858,7 @@ mod tests {
             reused_age: Some(Duration::from_secs(125)),
             buttons: true,
             preface: None,
+            silence: false,
         };
         let text = all_text(&report(&sample(VerdictCode::RegionMismatch, 2), &ctx));
         assert!(text.contains("us-east") && text.contains("us-south"));
@@ -1038,6 +1049,7 @@ mod tests {
                                 )
                             )
                         }),
+                        silence: buttons,
                     }
                 })
         }
@@ -1404,6 +1416,7 @@ pub fn with_incident(mut ctx: ReportContext, status: &IncidentStatus) -> ReportC
     if status.resolved_at.is_some() {
         ctx.targets.clear();
         ctx.page_target = None;
+        ctx.silence = false;
     }
     ctx
 }
@@ -1426,11 +1439,14 @@ pub fn incident_notice(notice: &Notice) -> String {
             at,
             open_for,
             diagnosis_link,
+            expired_silences,
+            silence_failures,
         } => format!(
-            ":white_check_mark: Resolved at {} — open {} min.{}",
+            ":white_check_mark: Resolved at {} — open {} min.{}{}",
             hhmm(*at),
             open_for.num_minutes().max(0),
-            pointer(diagnosis_link)
+            pointer(diagnosis_link),
+            resolved_silences_lines(expired_silences, silence_failures)
         ),
         Notice::Changed { was, now, fixed } => {
             let tail = if *fixed { ": the key works" } else { "" };
@@ -1487,5 +1503,473 @@ mod incident_tests {
             incident_notice(&n),
             "was `api_key_invalid`, now `api_key_accepted`: the key works"
         );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Silences: the report's "Silence…" select and the thread message showing a silence.
+
+/// `action_id` of the report's "Silence…" select.
+pub const ACTION_SILENCE: &str = "linkbot_silence";
+/// `action_id` of the Unsilence button on a silence's message.
+pub const ACTION_UNSILENCE: &str = "linkbot_unsilence";
+/// `block_id` of the report's silence select.
+pub const BLOCK_SILENCE: &str = "linkbot_silence";
+/// `block_id` of a silence message's Unsilence button.
+pub const BLOCK_UNSILENCE: &str = "linkbot_unsilence";
+/// Block Kit's limit on an option's text (`sim::blockkit::MAX_OPTION_TEXT`).
+const MAX_OPTION_TEXT: usize = 75;
+/// Block Kit's limit on a select's placeholder.
+const MAX_PLACEHOLDER: usize = 150;
+
+/// What an option of the "Silence…" select carries back (JSON in the option's `value`, at
+/// most 150 characters: a location is 20).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SilenceValue {
+    /// The location.
+    #[serde(rename = "l")]
+    pub location: String,
+    /// The environment.
+    #[serde(rename = "e")]
+    pub environment: Environment,
+    /// The choice's code (`1h`, `4h`, `24h`, `resolved`).
+    #[serde(rename = "d")]
+    pub choice: String,
+}
+
+impl SilenceValue {
+    /// Parses a chosen option's value; `None` for anything [`report`] does not make.
+    pub fn parse(value: &str) -> Option<(SilenceValue, LocationId, SilenceFor)> {
+        if value.len() > 150 {
+            return None;
+        }
+        let v: SilenceValue = serde_json::from_str(value).ok()?;
+        let loc = LocationId::parse(&v.location).ok()?;
+        let choice = SilenceFor::parse(&v.choice)?;
+        Some((v, loc, choice))
+    }
+}
+
+/// What the Unsilence button carries back: the silence's Alertmanager id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnsilenceValue {
+    /// Alertmanager's id of the silence.
+    #[serde(rename = "s")]
+    pub silence_id: String,
+}
+
+impl UnsilenceValue {
+    /// Parses a clicked Unsilence button's value.
+    pub fn parse(value: &str) -> Option<UnsilenceValue> {
+        if value.len() > 2000 {
+            return None;
+        }
+        let v: UnsilenceValue = serde_json::from_str(value).ok()?;
+        crate::alertmanager::SilenceId::parse(&v.silence_id).map(|_| v)
+    }
+}
+
+/// The "Silence…" select: one option per [`SilenceFor`], in its own actions block. None on
+/// copies without buttons, where the environment has no Alertmanager, or without a location.
+fn silence_select(report: &Report, ctx: &ReportContext) -> Option<Value> {
+    let (true, true, Some(location), Some(environment)) = (
+        ctx.buttons,
+        ctx.silence,
+        &report.location,
+        report.environment,
+    ) else {
+        return None;
+    };
+    let options: Vec<Value> = SilenceFor::ALL
+        .iter()
+        .map(|choice| {
+            let value = SilenceValue {
+                location: location.to_string(),
+                environment,
+                choice: choice.as_str().to_string(),
+            };
+            json!({
+                "text": plain(choice.label(), MAX_OPTION_TEXT),
+                "value": serde_json::to_string(&value).unwrap_or_default(),
+            })
+        })
+        .collect();
+    Some(json!({
+        "type": "actions",
+        "block_id": BLOCK_SILENCE,
+        "elements": [{
+            "type": "static_select",
+            "action_id": ACTION_SILENCE,
+            "placeholder": plain("Silence…", MAX_PLACEHOLDER),
+            "options": options,
+        }]
+    }))
+}
+
+/// `HH:MM UTC on YYYY-MM-DD`.
+fn hhmm_day(at: chrono::DateTime<chrono::Utc>) -> String {
+    format!("*{} UTC* on {}", at.format("%H:%M"), at.format("%Y-%m-%d"))
+}
+
+/// The thread message showing a silence: who silenced what, until when, its id (linked to
+/// Alertmanager's UI when `link` is given) and, while active and once the store knows this
+/// message (so a click on it can be authorized), the Unsilence button; once expired, who
+/// expired it and when, with no button. The plain text (notifications) and blocks.
+pub fn silence_notice(s: &SilenceRecord, link: Option<&str>) -> (String, Vec<Value>) {
+    let id = match link {
+        Some(url) => mrkdwn::link(url, &s.silence_id),
+        None => mrkdwn::code(&s.silence_id),
+    };
+    let by = mrkdwn::user(&s.created_by);
+    let what = format!("the alert for `{}` ({})", s.key.location, s.key.environment);
+    let text = if s.active {
+        let until = if s.until_resolved {
+            format!(
+                "until the incident resolves (at most until {})",
+                hhmm_day(s.ends_at)
+            )
+        } else {
+            format!("until {}", hhmm_day(s.ends_at))
+        };
+        format!(":no_bell: {by} silenced {what} in Alertmanager {until}. Silence {id}.")
+    } else {
+        let when = s
+            .expired_at
+            .map(|at| format!(" at {}", hhmm(at)))
+            .unwrap_or_default();
+        match s.expired_by.as_deref() {
+            Some(crate::silence::EXPIRED_BY_LINKBOT) => format!(
+                ":bell: Silence {id} of {what}, created by {by}, was expired by linkbot{when}: the incident resolved."
+            ),
+            Some(who) => format!(
+                ":bell: Silence {id} of {what}, created by {by}, was expired by {}{when}.",
+                mrkdwn::user(who)
+            ),
+            None => format!(":bell: Silence {id} of {what}, created by {by}, is expired."),
+        }
+    };
+    let mut blocks = vec![section(&text)];
+    if s.active && s.message.is_some() {
+        let value = UnsilenceValue {
+            silence_id: s.silence_id.clone(),
+        };
+        blocks.push(json!({
+            "type": "actions",
+            "block_id": BLOCK_UNSILENCE,
+            "elements": [{
+                "type": "button",
+                "text": plain("Unsilence", MAX_BUTTON_TEXT),
+                "action_id": ACTION_UNSILENCE,
+                "value": serde_json::to_string(&value).unwrap_or_default(),
+            }]
+        }));
+    }
+    (clip(&text, MAX_SECTION), blocks)
+}
+
+/// The thread's answer when Alertmanager did not create a silence (`why`: its sentence).
+pub fn silence_failed(requested_by: &str, why: &str) -> String {
+    format!(
+        ":x: {} asked to silence this alert, but it was not silenced: {}",
+        mrkdwn::user(requested_by),
+        mrkdwn::escape(&clip(why, 500))
+    )
+}
+
+/// The thread's answer when Alertmanager took a silence the store could not record:
+/// `expire_failed` is the sentence of expiring it again, when that failed too.
+pub fn silence_not_recorded(silence_id: &str, expire_failed: Option<&str>) -> String {
+    match expire_failed {
+        None => format!(
+            ":warning: Alertmanager accepted silence {}, but linkbot's store could not record it, so linkbot expired it again: the alert is not silenced. Try again in a minute.",
+            mrkdwn::code(silence_id)
+        ),
+        Some(why) => format!(
+            ":warning: Alertmanager accepted silence {}, but linkbot's store could not record it, and expiring it again failed too ({}): expire it in Alertmanager's UI.",
+            mrkdwn::code(silence_id),
+            mrkdwn::escape(&clip(why, 300))
+        ),
+    }
+}
+
+/// The thread's answer when Alertmanager did not expire a silence.
+pub fn unsilence_failed(requested_by: &str, silence_id: &str, why: &str) -> String {
+    format!(
+        ":x: {} asked to expire silence {}, but it is still in force: {}",
+        mrkdwn::user(requested_by),
+        mrkdwn::code(silence_id),
+        mrkdwn::escape(&clip(why, 500))
+    )
+}
+
+/// The lines a resolve reply adds about the incident's silences (empty when there were none).
+fn resolved_silences_lines(expired: &[String], failed: &[(String, String)]) -> String {
+    let mut out = String::new();
+    if !expired.is_empty() {
+        let ids: Vec<String> = expired.iter().map(|id| mrkdwn::code(id)).collect();
+        out.push_str(&format!(
+            "\n:bell: Expired the {} linkbot created for it in Alertmanager: {}.",
+            if expired.len() == 1 {
+                "silence"
+            } else {
+                "silences"
+            },
+            ids.join(", ")
+        ));
+    }
+    for (id, why) in failed {
+        out.push_str(&format!(
+            "\n:warning: Could not expire silence {}: {}",
+            mrkdwn::code(id),
+            mrkdwn::escape(&clip(why, 300))
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod silence_tests {
+    use super::*;
+    use crate::diagnosis::verdict::VerdictCode;
+    use crate::domain::CheckKey;
+    use crate::store::MessageRef;
+    use chrono::{TimeZone, Utc};
+    use proptest::prelude::*;
+
+    fn record(active: bool, until_resolved: bool, expired_by: Option<&str>) -> SilenceRecord {
+        let message = Some(MessageRef {
+            channel: "C0ONCALL".into(),
+            ts: "1.2".into(),
+        });
+        let at = Utc
+            .with_ymd_and_hms(2026, 12, 1, 9, 30, 0)
+            .single()
+            .unwrap();
+        SilenceRecord {
+            silence_id: "0b5e5b23-6f7b-4d0e-9d8a-5a1f0c3e2b11".into(),
+            key: CheckKey {
+                location: LocationId::parse("c1hk4ek107l5au5mq8hg").unwrap(),
+                environment: Environment::Prod,
+            },
+            incident_id: None,
+            created_by: "U0ALICE".into(),
+            created_by_name: "alice".into(),
+            starts_at: at,
+            ends_at: at + chrono::Duration::hours(4),
+            until_resolved,
+            thread: MessageRef {
+                channel: "C0ONCALL".into(),
+                ts: "1.1".into(),
+            },
+            message,
+            active,
+            expired_by: expired_by.map(str::to_string),
+            expired_at: (!active).then(|| at + chrono::Duration::minutes(20)),
+        }
+    }
+
+    fn ctx(silence: bool) -> ReportContext {
+        ReportContext {
+            runbook_url: "https://runbook".into(),
+            buttons: true,
+            silence,
+            ..Default::default()
+        }
+    }
+
+    fn a_report() -> Report {
+        Report {
+            verdict: VerdictCode::ApiKeyInvalid,
+            confirmed: false,
+            summary: "summary".into(),
+            location: Some(LocationId::parse("c1hk4ek107l5au5mq8hg").unwrap()),
+            environment: Some(Environment::Prod),
+            tugboat: None,
+            carrier: None,
+            region_expected: None,
+            region_found: None,
+            build_url: None,
+            console_tail: None,
+            key_fingerprint: None,
+            steps: Vec::new(),
+            next_actions: Vec::new(),
+            checked_at: Utc.with_ymd_and_hms(2026, 12, 1, 9, 0, 0).single().unwrap(),
+        }
+    }
+
+    #[test]
+    fn the_select_offers_each_duration_once_and_passes_the_validator() {
+        let blocks = report(&a_report(), &ctx(true));
+        crate::sim::blockkit::validate_message(Some("x"), Some(&json!(blocks)))
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        let select = blocks
+            .iter()
+            .find(|b| b["block_id"] == BLOCK_SILENCE)
+            .expect("a silence block");
+        let el = &select["elements"][0];
+        assert_eq!(el["type"], "static_select");
+        assert_eq!(el["action_id"], ACTION_SILENCE);
+        assert_eq!(el["placeholder"]["text"], "Silence…");
+        let options = el["options"].as_array().unwrap();
+        let labels: Vec<&str> = options
+            .iter()
+            .map(|o| o["text"]["text"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            labels,
+            [
+                "1 hour",
+                "4 hours",
+                "24 hours",
+                "Until resolved (at most 7 days)"
+            ]
+        );
+        for (o, choice) in options.iter().zip(SilenceFor::ALL) {
+            let (v, loc, parsed) = SilenceValue::parse(o["value"].as_str().unwrap()).unwrap();
+            assert_eq!(loc.as_str(), "c1hk4ek107l5au5mq8hg");
+            assert_eq!(v.environment, Environment::Prod);
+            assert_eq!(parsed, choice);
+        }
+        // Not offered without Alertmanager, on copies without buttons, nor once resolved.
+        for c in [
+            ctx(false),
+            ReportContext {
+                buttons: false,
+                ..ctx(true)
+            },
+        ] {
+            assert!(!report(&a_report(), &c)
+                .iter()
+                .any(|b| b["block_id"] == BLOCK_SILENCE));
+        }
+        let resolved = with_incident(
+            ctx(true),
+            &IncidentStatus {
+                fired_at: Utc::now(),
+                repeats: 0,
+                last_repeat_at: None,
+                fixed_at: None,
+                resolved_at: Some(Utc::now()),
+            },
+        );
+        assert!(!report(&a_report(), &resolved)
+            .iter()
+            .any(|b| b["block_id"] == BLOCK_SILENCE));
+    }
+
+    #[test]
+    fn silence_values_parse_only_what_the_select_makes() {
+        let cases = [
+            (
+                r#"{"l":"c1hk4ek107l5au5mq8hg","e":"prod","d":"1h"}"#,
+                Some(SilenceFor::OneHour),
+            ),
+            (
+                r#"{"l":"c1hk4ek107l5au5mq8hg","e":"stage","d":"resolved"}"#,
+                Some(SilenceFor::UntilResolved),
+            ),
+            (r#"{"l":"c1hk4ek107l5au5mq8hg","e":"prod","d":"2h"}"#, None),
+            (r#"{"l":"not-a-location","e":"prod","d":"1h"}"#, None),
+            (r#"{"l":"c1hk4ek107l5au5mq8hg","e":"dev","d":"1h"}"#, None),
+            (r#"{"l":"c1hk4ek107l5au5mq8hg","e":"prod"}"#, None),
+            ("1h", None),
+            ("", None),
+        ];
+        for (value, want) in cases {
+            assert_eq!(
+                SilenceValue::parse(value).map(|(_, _, c)| c),
+                want,
+                "{value}"
+            );
+        }
+        assert!(UnsilenceValue::parse(r#"{"s":"0b5e5b23-6f7b-4d0e-9d8a-5a1f0c3e2b11"}"#).is_some());
+        assert!(UnsilenceValue::parse(r#"{"s":"../status"}"#).is_none());
+        assert!(UnsilenceValue::parse("x").is_none());
+    }
+
+    #[test]
+    fn a_silence_message_says_who_until_when_and_offers_unsilence_while_active() {
+        let link = "https://am.example/#/silences/0b5e5b23-6f7b-4d0e-9d8a-5a1f0c3e2b11";
+        let cases = [
+            (
+                record(true, false, None),
+                ":no_bell: <@U0ALICE> silenced the alert for `c1hk4ek107l5au5mq8hg` (prod) in Alertmanager until *13:30 UTC* on 2026-12-01. Silence <https://am.example/#/silences/0b5e5b23-6f7b-4d0e-9d8a-5a1f0c3e2b11|0b5e5b23-6f7b-4d0e-9d8a-5a1f0c3e2b11>.",
+                true,
+            ),
+            (
+                record(true, true, None),
+                ":no_bell: <@U0ALICE> silenced the alert for `c1hk4ek107l5au5mq8hg` (prod) in Alertmanager until the incident resolves (at most until *13:30 UTC* on 2026-12-01). Silence <https://am.example/#/silences/0b5e5b23-6f7b-4d0e-9d8a-5a1f0c3e2b11|0b5e5b23-6f7b-4d0e-9d8a-5a1f0c3e2b11>.",
+                true,
+            ),
+            (
+                record(false, false, Some("U0BOB")),
+                ":bell: Silence <https://am.example/#/silences/0b5e5b23-6f7b-4d0e-9d8a-5a1f0c3e2b11|0b5e5b23-6f7b-4d0e-9d8a-5a1f0c3e2b11> of the alert for `c1hk4ek107l5au5mq8hg` (prod), created by <@U0ALICE>, was expired by <@U0BOB> at 09:50 UTC.",
+                false,
+            ),
+            (
+                record(false, true, Some("linkbot")),
+                ":bell: Silence <https://am.example/#/silences/0b5e5b23-6f7b-4d0e-9d8a-5a1f0c3e2b11|0b5e5b23-6f7b-4d0e-9d8a-5a1f0c3e2b11> of the alert for `c1hk4ek107l5au5mq8hg` (prod), created by <@U0ALICE>, was expired by linkbot at 09:50 UTC: the incident resolved.",
+                false,
+            ),
+        ];
+        for (r, want, button) in cases {
+            let (text, blocks) = silence_notice(&r, Some(link));
+            assert_eq!(text, want);
+            crate::sim::blockkit::validate_message(Some(&text), Some(&json!(blocks)))
+                .unwrap_or_else(|e| panic!("{e:?}"));
+            let offered = blocks.iter().any(|b| b["block_id"] == BLOCK_UNSILENCE);
+            assert_eq!(offered, button, "{want}");
+            if button {
+                let b = &blocks[1]["elements"][0];
+                assert_eq!(b["action_id"], ACTION_UNSILENCE);
+                let v = UnsilenceValue::parse(b["value"].as_str().unwrap()).unwrap();
+                assert_eq!(v.silence_id, r.silence_id);
+            }
+        }
+        let (plain_id, _) = silence_notice(&record(true, false, None), None);
+        assert!(
+            plain_id.contains("Silence `0b5e5b23-6f7b-4d0e-9d8a-5a1f0c3e2b11`."),
+            "{plain_id}"
+        );
+        // Before the store knows which message shows it, no click could be authorized: no button.
+        let unrecorded = SilenceRecord {
+            message: None,
+            ..record(true, false, None)
+        };
+        let (_, blocks) = silence_notice(&unrecorded, None);
+        assert!(!blocks.iter().any(|b| b["block_id"] == BLOCK_UNSILENCE));
+    }
+
+    #[test]
+    fn the_resolve_reply_lists_expired_silences_and_failures() {
+        let n = Notice::Resolved {
+            at: Utc
+                .with_ymd_and_hms(2026, 12, 1, 10, 23, 0)
+                .single()
+                .unwrap(),
+            open_for: chrono::Duration::minutes(23),
+            diagnosis_link: None,
+            expired_silences: vec!["a".into(), "b".into()],
+            silence_failures: vec![("c".into(), "Alertmanager failed (HTTP 500: <boom>).".into())],
+        };
+        assert_eq!(
+            incident_notice(&n),
+            ":white_check_mark: Resolved at 10:23 UTC — open 23 min.\n:bell: Expired the silences linkbot created for it in Alertmanager: `a`, `b`.\n:warning: Could not expire silence `c`: Alertmanager failed (HTTP 500: &lt;boom&gt;)."
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn failure_sentences_never_carry_live_markup(why in ".{0,400}", user in "U[A-Z0-9]{1,10}") {
+            for text in [
+                silence_failed(&user, &why),
+                unsilence_failed(&user, "0b5e5b23-6f7b-4d0e-9d8a-5a1f0c3e2b11", &why),
+                silence_not_recorded("0b5e5b23-6f7b-4d0e-9d8a-5a1f0c3e2b11", Some(&why)),
+            ] {
+                let live = mrkdwn::live_tokens(&text);
+                prop_assert!(live.iter().all(|t| t == &format!("<@{user}>")), "{live:?} in {text}");
+                prop_assert!(crate::sim::blockkit::validate_message(Some(&text), None).is_ok());
+            }
+        }
     }
 }

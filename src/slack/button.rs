@@ -5,7 +5,9 @@
 //! group when one is configured ([`super::oncall`]), and a click only as its message offered it
 //! — the buttons are rendered again from the result the store says that message shows
 //! ([`report_context`] + `blocks::report`); a forged or stale value is refused and audited
-//! (`refused_action`). A re-run starts a fresh check in the thread. An escalation or a page is
+//! (`refused_action`). "Silence…" and Unsilence go on to `slack/silence.rs`, which authorizes
+//! them the same way ([`Handler::rendered_again`]). A re-run starts a fresh check in the
+//! thread. An escalation or a page is
 //! turned into a call of the escalation workflow (`escalation/workflow.rs`, which decides what
 //! happens and in what order), with Slack behind [`ThreadReports`], its `ReportChannel`; its
 //! typed outcome is rendered (`blocks.rs`) into the thread or to the user.
@@ -23,7 +25,7 @@ use crate::domain::CheckKey;
 use crate::domain::{LocationId, SlackChannelId};
 use crate::escalation::workflow::{Action, Outcome, PostFailed, Preface, ReportChannel, Request};
 use crate::incident::IncidentStatus;
-use crate::store::{AuditEntry, AuditKind, RequestSource, Requester};
+use crate::store::{AuditEntry, AuditKind, FinishedCheck, RequestSource, Requester, StoreError};
 use anyhow::{Context, Result};
 use slack_morphism::prelude::*;
 use std::time::Duration;
@@ -64,7 +66,16 @@ pub fn report_context(
         reused_age,
         buttons: true,
         preface: None,
+        silence: silence_offered(config, report),
     }
+}
+
+/// Whether a report offers "Silence…": its environment has an `alertmanager_url`.
+fn silence_offered(config: &Config, report: &Report) -> bool {
+    report
+        .environment
+        .and_then(|e| config.environments.get(&e))
+        .is_some_and(|env| env.alertmanager_url.is_some())
 }
 
 /// The buttons a rendered message offers: each button's `action_id` and parsed value.
@@ -117,6 +128,22 @@ impl Handler {
             let action_id = action.action_id.to_string();
             // Each button has its own id (`linkbot_escalate:razee`): dispatch on the kind.
             let kind = blocks::action_kind(&action_id);
+            // "Silence…" and Unsilence: `slack/silence.rs`.
+            if kind == blocks::ACTION_SILENCE || kind == blocks::ACTION_UNSILENCE {
+                let who = ev.user.as_ref();
+                let name = who
+                    .and_then(|u| u.username.clone().or_else(|| u.name.clone()))
+                    .unwrap_or_else(|| user.clone());
+                let click = super::silence::Click {
+                    user: &user,
+                    user_name: &name,
+                    channel: &channel,
+                    message_ts: &message_ts,
+                    thread: &thread,
+                };
+                self.on_silence_action(action, &click).await?;
+                continue;
+            }
             if ![
                 blocks::ACTION_ESCALATE,
                 blocks::ACTION_PAGE,
@@ -203,15 +230,7 @@ impl Handler {
         value: &ButtonValue,
     ) -> Result<bool> {
         let store = self.coordinator.store();
-        // What the message shows: the result and, when it is an incident's diagnosis, the
-        // incident (once resolved, the message no longer offers Escalate or Page).
-        let shown = async {
-            let result = store.shown_result(channel, message_ts).await?;
-            let incident = store.incident_for_message(channel, message_ts).await?;
-            Ok::<_, crate::store::StoreError>((result, incident))
-        }
-        .await;
-        let (shown, incident) = match shown {
+        let (shown, rendered) = match self.rendered_again(channel, message_ts).await {
             Ok(shown) => shown,
             Err(e) => {
                 tracing::error!(
@@ -230,20 +249,13 @@ impl Handler {
                 return Ok(false);
             }
         };
-        let report = shown
-            .as_ref()
-            .and_then(|done| serde_json::from_value::<Report>(done.report.clone()).ok());
-        let (sentence, why) = match &report {
+        let (sentence, why) = match &rendered {
             None => (
                 "I can't tell what this message offered (it shows no result I recorded), so I did nothing. Run the check again and use the buttons on its answer.",
                 "the message shows no result the store knows".to_string(),
             ),
-            Some(report) => {
-                let mut ctx = report_context(&self.config, report, None);
-                if let Some(incident) = &incident {
-                    ctx = blocks::with_incident(ctx, &IncidentStatus::of(incident));
-                }
-                let offered = offered_buttons(&blocks::report(report, &ctx));
+            Some((report, rendered)) => {
+                let offered = offered_buttons(rendered);
                 if offered
                     .iter()
                     .any(|(id, offered)| id == action_id && offered == value)
@@ -294,6 +306,38 @@ impl Handler {
             .post_ephemeral(channel, user, Some(thread), sentence, None)
             .await?;
         Ok(false)
+    }
+
+    /// What a message shows, rendered again server-side: the result the store says it shows
+    /// and, when it is an incident's diagnosis, with the incident's status (once resolved, the
+    /// message no longer offers Escalate, Page or Silence). `None` when it shows no result the
+    /// store knows. Clicks are authorized against these blocks, never against the click.
+    pub(super) async fn rendered_again(
+        &self,
+        channel: &str,
+        message_ts: &str,
+    ) -> Result<
+        (
+            Option<FinishedCheck>,
+            Option<(Report, Vec<serde_json::Value>)>,
+        ),
+        StoreError,
+    > {
+        let store = self.coordinator.store();
+        let shown = store.shown_result(channel, message_ts).await?;
+        let incident = store.incident_for_message(channel, message_ts).await?;
+        let report = shown
+            .as_ref()
+            .and_then(|done| serde_json::from_value::<Report>(done.report.clone()).ok());
+        let rendered = report.map(|report| {
+            let mut ctx = report_context(&self.config, &report, None);
+            if let Some(incident) = &incident {
+                ctx = blocks::with_incident(ctx, &IncidentStatus::of(incident));
+            }
+            let blocks = blocks::report(&report, &ctx);
+            (report, blocks)
+        });
+        Ok((shown, rendered))
     }
 
     /// Runs an escalation or a page of the latest result of a location through the workflow,

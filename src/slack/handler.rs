@@ -22,6 +22,7 @@ use crate::config::Config;
 use crate::domain::CheckKey;
 use crate::escalation::{Escalators, Workflow};
 use crate::incident::Incidents;
+use crate::silence::Silences;
 use crate::store::{Clock, IncidentId, MessageRef, Requester, Waiter};
 use anyhow::Result;
 use slack_morphism::prelude::*;
@@ -39,6 +40,7 @@ pub struct Handler {
     pub(super) incidents: Incidents,
     /// The time "now" of reports (`/linkbot report`): the store's clock.
     pub(super) clock: Clock,
+    pub(super) silences: Silences,
 }
 
 impl Handler {
@@ -50,6 +52,7 @@ impl Handler {
         coordinator: Coordinator,
         escalators: Escalators,
         incidents: Incidents,
+        silences: Silences,
     ) -> Self {
         let escalation = Workflow::new(
             coordinator.store().clone(),
@@ -69,6 +72,7 @@ impl Handler {
             oncall,
             incidents,
             clock: Clock::system(),
+            silences,
         }
     }
 

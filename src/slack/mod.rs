@@ -4,10 +4,10 @@
 //! This is the only part of linkbot that may import `slack_morphism`. The plumbing modules
 //! (`web`, `transport`) move bytes and models and decide nothing; the logic modules
 //! (`commands`, `alerts`, `blocks`, `mrkdwn`) are pure; `handler` de-duplicates each envelope
-//! and dispatches it by what arrived — `mention`, `slash_command`, `alert_message`, `button` —
-//! with `oncall` (who may act) beside them; `sink` shows check progress and results;
-//! `report` posts the report of a period (`/linkbot report`, the weekly post), rendered by the
-//! pure `report_blocks`.
+//! and dispatches it by what arrived — `mention`, `slash_command`, `alert_message`, `button`
+//! (and `silence`, for the Silence… select and Unsilence) — with `oncall` (who may act) beside
+//! them; `sink` shows check progress and results; `report` posts the report of a period
+//! (`/linkbot report`, the weekly post), rendered by the pure `report_blocks`.
 
 pub mod alert_message;
 pub mod alerts;
@@ -21,6 +21,7 @@ pub mod mrkdwn;
 pub mod oncall;
 pub mod report;
 pub mod report_blocks;
+pub mod silence;
 pub mod sink;
 pub mod slash_command;
 pub mod transport;

@@ -309,6 +309,10 @@ pub enum AuditKind {
     Escalation,
     /// A click asked for something its message did not offer (a forged or stale button): refused.
     RefusedAction,
+    /// Someone silenced the alert in Alertmanager from a thread (or tried: see `detail`).
+    Silence,
+    /// A silence linkbot created was expired: by someone's Unsilence, or at resolution.
+    Unsilence,
 }
 
 impl AuditKind {
@@ -318,6 +322,8 @@ impl AuditKind {
             AuditKind::Check => "check",
             AuditKind::Escalation => "escalation",
             AuditKind::RefusedAction => "refused_action",
+            AuditKind::Silence => "silence",
+            AuditKind::Unsilence => "unsilence",
         }
     }
 
@@ -326,6 +332,8 @@ impl AuditKind {
             "check" => Some(AuditKind::Check),
             "escalation" => Some(AuditKind::Escalation),
             "refused_action" => Some(AuditKind::RefusedAction),
+            "silence" => Some(AuditKind::Silence),
+            "unsilence" => Some(AuditKind::Unsilence),
             _ => None,
         }
     }
@@ -446,6 +454,38 @@ pub enum ReportSlotClaim {
         /// Whether its report was posted (`false`: it is being posted right now).
         posted: bool,
     },
+}
+
+/// A silence linkbot created in Alertmanager from a Slack thread (a row of `silences`): written
+/// only once Alertmanager accepted it, expired once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SilenceRecord {
+    /// Alertmanager's id of the silence.
+    pub silence_id: String,
+    /// The location and environment it silences.
+    pub key: CheckKey,
+    /// The incident open for that key when it was created (expired when that one resolves).
+    pub incident_id: Option<IncidentId>,
+    /// Who created it (Slack user id).
+    pub created_by: String,
+    /// Their Slack name, as sent to Alertmanager.
+    pub created_by_name: String,
+    /// From when.
+    pub starts_at: DateTime<Utc>,
+    /// Until when, as created.
+    pub ends_at: DateTime<Utc>,
+    /// "Until resolved": at most 7 days, expired by linkbot when its incident resolves.
+    pub until_resolved: bool,
+    /// The thread it was asked from (channel and thread `ts`).
+    pub thread: MessageRef,
+    /// The thread message showing it (and its Unsilence button), once posted.
+    pub message: Option<MessageRef>,
+    /// Whether linkbot still counts it in force (not expired by anyone through linkbot).
+    pub active: bool,
+    /// Who expired it (Slack user id, or `linkbot` at resolution).
+    pub expired_by: Option<String>,
+    /// When.
+    pub expired_at: Option<DateTime<Utc>>,
 }
 
 /// Where the store reads the time: the system clock, or a test's hand-driven one.
@@ -871,6 +911,44 @@ pub trait Store: Send + Sync {
         posted_ts: Option<&str>,
     ) -> Result<bool, StoreError>;
 
+    /// Records a silence Alertmanager accepted (`active`; `message` and the expiry fields of
+    /// `silence` are ignored: set later).
+    async fn record_silence(&self, silence: &SilenceRecord) -> Result<(), StoreError>;
+
+    /// Records the thread message (in the silence's channel) that shows silence `silence_id`.
+    /// `false` when the silence is unknown.
+    async fn set_silence_message(
+        &self,
+        silence_id: &str,
+        message_ts: &str,
+    ) -> Result<bool, StoreError>;
+
+    /// The silence shown by message (`channel`, `ts`), if any.
+    async fn silence_for_message(
+        &self,
+        channel: &str,
+        ts: &str,
+    ) -> Result<Option<SilenceRecord>, StoreError>;
+
+    /// Silence `silence_id` (Alertmanager's id), if linkbot created it.
+    async fn silence(&self, silence_id: &str) -> Result<Option<SilenceRecord>, StoreError>;
+
+    /// The silences still active that were created for incident `id` (the one open for `key`),
+    /// and the "until resolved" ones of `key` created while no incident was open; oldest first.
+    async fn active_silences(
+        &self,
+        id: IncidentId,
+        key: &CheckKey,
+    ) -> Result<Vec<SilenceRecord>, StoreError>;
+
+    /// Marks silence `silence_id` expired by `by`, once: of concurrent callers on any replica,
+    /// one gets the record; `None` when it is unknown or already expired.
+    async fn expire_silence(
+        &self,
+        silence_id: &str,
+        by: &str,
+    ) -> Result<Option<SilenceRecord>, StoreError>;
+
     /// Closes the connections (on shutdown); later calls fail.
     async fn close(&self);
 }
@@ -1173,6 +1251,29 @@ fn incident_from_row(row: &impl Cols) -> Result<Incident, StoreError> {
         ),
         pagerduty_dedup_key: row.opt_text("pagerduty_dedup_key")?,
         github_issue,
+    })
+}
+
+/// A [`SilenceRecord`] from a row with the columns of `sql::SILENCE_COLUMNS`.
+fn silence_from_row(row: &impl Cols) -> Result<SilenceRecord, StoreError> {
+    let channel = row.text("channel")?;
+    Ok(SilenceRecord {
+        silence_id: row.text("silence_id")?,
+        key: key_from_row(row)?,
+        incident_id: row.opt_int("incident_id")?.map(IncidentId),
+        created_by: row.text("created_by")?,
+        created_by_name: row.text("created_by_name")?,
+        starts_at: time_from_ms(row.int("starts_at")?, "starts_at")?,
+        ends_at: time_from_ms(row.int("ends_at")?, "ends_at")?,
+        until_resolved: row.int("until_resolved")? != 0,
+        thread: MessageRef {
+            channel: channel.clone(),
+            ts: row.text("thread_ts")?,
+        },
+        message: message_ref(Some(channel), row.opt_text("message_ts")?),
+        active: row.text("state")? == "active",
+        expired_by: row.opt_text("expired_by")?,
+        expired_at: opt_time(row, "expired_at")?,
     })
 }
 

@@ -38,7 +38,11 @@ const MIGRATIONS: &[EmbeddedMigration] = &[
         description: "feedback",
         sql: include_str!("../../migrations/postgres/0004_feedback.sql"),
     },
-    // 0005 (silences) is added by another branch; the list must read 4, 5, 6 once merged.
+    EmbeddedMigration {
+        version: 5,
+        description: "silences",
+        sql: include_str!("../../migrations/postgres/0005_silences.sql"),
+    },
     EmbeddedMigration {
         version: 6,
         description: "report",

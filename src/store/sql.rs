@@ -11,10 +11,10 @@
 use super::{
     audit_from_row, check_audit_detail, duration_ms, finished_from_row, in_flight_from_row,
     incident_event_from_row, incident_from_row, json_text, new_page_claim, page_from_row,
-    page_row_vanished, query_error, reusable_verdict_sql, waiter_from_row, AuditEntry, CheckId,
-    CheckKey, Claim, Clock, Cols, FinishOutcome, FinishedCheck, Fired, InFlight, Incident,
-    IncidentEvent, IncidentId, MessageRef, PageClaim, Requester, Store, StoreError, Waiter,
-    CLAIM_PAGE_ATTEMPTS, EVENT_KEY_RETENTION,
+    page_row_vanished, query_error, reusable_verdict_sql, silence_from_row, waiter_from_row,
+    AuditEntry, CheckId, CheckKey, Claim, Clock, Cols, FinishOutcome, FinishedCheck, Fired,
+    InFlight, Incident, IncidentEvent, IncidentId, MessageRef, PageClaim, Requester, SilenceRecord,
+    Store, StoreError, Waiter, CLAIM_PAGE_ATTEMPTS, EVENT_KEY_RETENTION,
 };
 use super::{check_outcome_from_row, feedback_vote_from_row, ReportRows, ReportSlotClaim};
 use crate::domain::LocationId;
@@ -85,6 +85,10 @@ const PAGE_COLUMNS: &str = "check_id, target, paged_by, claimed_at, paged_at, li
 
 /// Columns of a finished check as the report counts it ([`check_outcome_from_row`]).
 const CHECK_OUTCOME_COLUMNS: &str = "id, environment, location, finished_at, verdict, build_url";
+/// Columns of a silence, as [`silence_from_row`] reads them.
+const SILENCE_COLUMNS: &str = "silence_id, environment, location, incident_id, created_by, \
+     created_by_name, starts_at, ends_at, until_resolved, channel, thread_ts, message_ts, state, \
+     expired_by, expired_at";
 
 /// The store over one SQL backend.
 pub(super) struct SqlStore<D: Dialect> {
@@ -356,6 +360,21 @@ where
             .await
             .map_err(query_error(op))?;
         row.as_ref().map(incident_from_row).transpose()
+    }
+
+    /// The silences `sql` returns, with `binds` as `$1`, `$2`, ….
+    async fn silences_of(
+        &self,
+        sql: &str,
+        binds: &[&str],
+        op: &'static str,
+    ) -> Result<Vec<SilenceRecord>, StoreError> {
+        let mut query = sqlx::query(sql);
+        for b in binds {
+            query = query.bind(*b);
+        }
+        let rows = query.fetch_all(&self.pool).await.map_err(query_error(op))?;
+        rows.iter().map(silence_from_row).collect()
     }
 
     /// The finished check of the first row `sql` returns, with `binds` as `$1`, `$2`, ….
@@ -1265,6 +1284,104 @@ where
                 self.changed_one(query, OP).await
             }
         }
+    }
+
+    async fn record_silence(&self, silence: &SilenceRecord) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO silences (silence_id, environment, location, incident_id, created_by, \
+             created_by_name, starts_at, ends_at, until_resolved, channel, thread_ts, state, \
+             created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'active', $12)",
+        )
+        .bind(silence.silence_id.as_str())
+        .bind(silence.key.environment.as_str())
+        .bind(silence.key.location.as_str())
+        .bind(silence.incident_id.map(|i| i.0))
+        .bind(silence.created_by.as_str())
+        .bind(silence.created_by_name.as_str())
+        .bind(silence.starts_at.timestamp_millis())
+        .bind(silence.ends_at.timestamp_millis())
+        .bind(i64::from(silence.until_resolved))
+        .bind(silence.thread.channel.as_str())
+        .bind(silence.thread.ts.as_str())
+        .bind(self.clock.now_ms())
+        .execute(&self.pool)
+        .await
+        .map_err(query_error("record_silence"))?;
+        Ok(())
+    }
+
+    async fn set_silence_message(
+        &self,
+        silence_id: &str,
+        message_ts: &str,
+    ) -> Result<bool, StoreError> {
+        self.changed_one(
+            sqlx::query("UPDATE silences SET message_ts = $1 WHERE silence_id = $2")
+                .bind(message_ts)
+                .bind(silence_id),
+            "set_silence_message",
+        )
+        .await
+    }
+
+    async fn silence_for_message(
+        &self,
+        channel: &str,
+        ts: &str,
+    ) -> Result<Option<SilenceRecord>, StoreError> {
+        let sql = format!(
+            "SELECT {SILENCE_COLUMNS} FROM silences WHERE channel = $1 AND message_ts = $2 \
+             ORDER BY id DESC LIMIT 1"
+        );
+        Ok(self
+            .silences_of(&sql, &[channel, ts], "silence_for_message")
+            .await?
+            .pop())
+    }
+
+    async fn silence(&self, silence_id: &str) -> Result<Option<SilenceRecord>, StoreError> {
+        let sql = format!("SELECT {SILENCE_COLUMNS} FROM silences WHERE silence_id = $1");
+        Ok(self
+            .silences_of(&sql, &[silence_id], "silence")
+            .await?
+            .pop())
+    }
+
+    async fn active_silences(
+        &self,
+        id: IncidentId,
+        key: &CheckKey,
+    ) -> Result<Vec<SilenceRecord>, StoreError> {
+        let sql = format!(
+            "SELECT {SILENCE_COLUMNS} FROM silences WHERE state = 'active' \
+             AND (incident_id = CAST($1 AS BIGINT) OR (incident_id IS NULL \
+             AND until_resolved = 1 AND environment = $2 AND location = $3)) ORDER BY id"
+        );
+        let binds = [
+            id.0.to_string(),
+            key.environment.to_string(),
+            key.location.to_string(),
+        ];
+        let binds: Vec<&str> = binds.iter().map(String::as_str).collect();
+        self.silences_of(&sql, &binds, "active_silences").await
+    }
+
+    async fn expire_silence(
+        &self,
+        silence_id: &str,
+        by: &str,
+    ) -> Result<Option<SilenceRecord>, StoreError> {
+        let row = sqlx::query(&format!(
+            "UPDATE silences SET state = 'expired', expired_by = $1, expired_at = $2 \
+             WHERE silence_id = $3 AND state = 'active' RETURNING {SILENCE_COLUMNS}"
+        ))
+        .bind(by)
+        .bind(self.clock.now_ms())
+        .bind(silence_id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(query_error("expire_silence"))?;
+        row.as_ref().map(silence_from_row).transpose()
     }
 
     async fn close(&self) {

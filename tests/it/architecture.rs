@@ -8,11 +8,12 @@
 use std::path::{Path, PathBuf};
 
 /// The clients: they take parsed values, never the configuration module.
-const CLIENTS: [&str; 4] = [
+const CLIENTS: [&str; 5] = [
     "src/jenkins/",
     "src/directory/",
     "src/iam/",
     "src/escalation/",
+    "src/alertmanager/",
 ];
 
 /// Crates (and modules) that do I/O, forbidden in the pure `src/diagnosis/`.

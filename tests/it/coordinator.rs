@@ -13,8 +13,8 @@ use linkbot::metrics::Metrics;
 use linkbot::sim::world::World;
 use linkbot::store::{
     AuditEntry, CheckId, CheckKey, Claim, FinishOutcome, FinishedCheck, Fired, InFlight, Incident,
-    IncidentEvent, IncidentId, MessageRef, PageClaim, RequestSource, Requester, Store, StoreError,
-    Waiter,
+    IncidentEvent, IncidentId, MessageRef, PageClaim, RequestSource, Requester, SilenceRecord,
+    Store, StoreError, Waiter,
 };
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -258,6 +258,40 @@ impl Store for FailingStore {
         posted_ts: Option<&str>,
     ) -> Result<bool, StoreError> {
         self.inner.finish_report_slot(slot, claim, posted_ts).await
+    }
+    async fn record_silence(&self, silence: &SilenceRecord) -> Result<(), StoreError> {
+        self.inner.record_silence(silence).await
+    }
+    async fn set_silence_message(
+        &self,
+        silence_id: &str,
+        message_ts: &str,
+    ) -> Result<bool, StoreError> {
+        self.inner.set_silence_message(silence_id, message_ts).await
+    }
+    async fn silence_for_message(
+        &self,
+        channel: &str,
+        ts: &str,
+    ) -> Result<Option<SilenceRecord>, StoreError> {
+        self.inner.silence_for_message(channel, ts).await
+    }
+    async fn silence(&self, silence_id: &str) -> Result<Option<SilenceRecord>, StoreError> {
+        self.inner.silence(silence_id).await
+    }
+    async fn active_silences(
+        &self,
+        id: IncidentId,
+        key: &CheckKey,
+    ) -> Result<Vec<SilenceRecord>, StoreError> {
+        self.inner.active_silences(id, key).await
+    }
+    async fn expire_silence(
+        &self,
+        silence_id: &str,
+        by: &str,
+    ) -> Result<Option<SilenceRecord>, StoreError> {
+        self.inner.expire_silence(silence_id, by).await
     }
     async fn close(&self) {
         self.inner.close().await

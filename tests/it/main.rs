@@ -22,6 +22,7 @@ mod network;
 mod production;
 mod report;
 mod server;
+mod silence;
 mod slack_transport;
 mod store;
 mod timeouts;

@@ -9,7 +9,8 @@ use chrono::{DateTime, TimeZone, Utc};
 use linkbot::domain::{Environment, LocationId};
 use linkbot::store::{
     open, open_with_clock, AuditEntry, AuditKind, CheckId, CheckKey, Claim, Clock, FinishOutcome,
-    Fired, MessageRef, PageClaim, RequestSource, Requester, Store, StoreError, Waiter,
+    Fired, MessageRef, PageClaim, RequestSource, Requester, SilenceRecord, Store, StoreError,
+    Waiter,
 };
 use serde_json::json;
 use std::future::Future;
@@ -181,6 +182,7 @@ on_both_backends!(
     an_incident_opens_once_counts_repeats_and_resolves_once,
     an_incident_records_its_check_verdict_fix_page_and_issue,
     incidents_survive_a_restart_and_resolve_once_across_replicas,
+    a_silence_is_recorded_found_by_its_message_and_expired_once,
 );
 
 // ---- helpers -----------------------------------------------------------------------------
@@ -1366,4 +1368,161 @@ async fn incidents_survive_a_restart_and_resolve_once_across_replicas(db: TestDb
         .await
         .expect("events");
     assert_eq!(events.iter().filter(|e| e.kind == "resolved").count(), 1);
+}
+
+// ---- silences ----------------------------------------------------------------------------
+
+fn silence(
+    id: &str,
+    k: &CheckKey,
+    incident: Option<linkbot::store::IncidentId>,
+    at: DateTime<Utc>,
+) -> SilenceRecord {
+    SilenceRecord {
+        silence_id: id.into(),
+        key: k.clone(),
+        incident_id: incident,
+        created_by: "U0ALICE".into(),
+        created_by_name: "alice".into(),
+        starts_at: at,
+        ends_at: at + chrono::Duration::days(7),
+        until_resolved: true,
+        thread: msg("C0ONCALL", "1.1"),
+        message: None,
+        active: true,
+        expired_by: None,
+        expired_at: None,
+    }
+}
+
+async fn a_silence_is_recorded_found_by_its_message_and_expired_once(db: TestDb) {
+    let k = key(LOC_A, Environment::Prod);
+    let store = db.open().await;
+    let Fired::Opened(incident) = fire(&*store, &k, "1.1", db.now()).await else {
+        panic!("opened");
+    };
+    let mine = silence(
+        "0b5e5b23-6f7b-4d0e-9d8a-5a1f0c3e2b11",
+        &k,
+        Some(incident.id),
+        db.now(),
+    );
+    let other = SilenceRecord {
+        silence_id: "1c6f6c34-7a8c-4e1f-8e9b-6b2a1d4f3c22".into(),
+        until_resolved: false,
+        ..silence("x", &key(LOC_B, Environment::Prod), None, db.now())
+    };
+    // Made from a mention while no incident was open: "until resolved" ones go with the next
+    // resolution of their location; timed ones, and other keys, do not.
+    let loose_until = silence("2d7a7d45-8b9d-4f2a-9fac-7c3b2e5a4d33", &k, None, db.now());
+    let loose_timed = SilenceRecord {
+        silence_id: "3e8b8e56-9cae-4a3b-8abd-8d4c3f6b5e44".into(),
+        until_resolved: false,
+        ..loose_until.clone()
+    };
+    let stage = SilenceRecord {
+        silence_id: "4f9c9f67-adbf-4b4c-9bce-9e5d4a7c6f55".into(),
+        ..silence("x", &key(LOC_A, Environment::Stage), None, db.now())
+    };
+    for s in [&mine, &other, &loose_until, &loose_timed, &stage] {
+        store.record_silence(s).await.expect("record");
+    }
+    // One id, one row: Alertmanager's id is unique.
+    assert!(store.record_silence(&mine).await.is_err());
+    assert_eq!(
+        store.silence(&mine.silence_id).await.expect("read"),
+        Some(mine.clone())
+    );
+
+    // Found by the message that shows it, once that message is recorded.
+    assert_eq!(
+        store
+            .silence_for_message("C0ONCALL", "2.2")
+            .await
+            .expect("read"),
+        None
+    );
+    assert!(store
+        .set_silence_message(&mine.silence_id, "2.2")
+        .await
+        .expect("set"));
+    assert!(!store
+        .set_silence_message("unknown", "2.3")
+        .await
+        .expect("set"));
+    let shown = store
+        .silence_for_message("C0ONCALL", "2.2")
+        .await
+        .expect("read")
+        .expect("found");
+    assert_eq!(shown.message, Some(msg("C0ONCALL", "2.2")));
+    assert_eq!(shown.silence_id, mine.silence_id);
+
+    // The incident's active silences: its own, and the loose "until resolved" one of its key.
+    let active: Vec<String> = store
+        .active_silences(incident.id, &k)
+        .await
+        .expect("active")
+        .into_iter()
+        .map(|s| s.silence_id)
+        .collect();
+    assert_eq!(
+        active,
+        [mine.silence_id.clone(), loose_until.silence_id.clone()]
+    );
+
+    // Two replicas expire it together: one gets it.
+    db.advance(Duration::from_secs(60));
+    let replicas = [db.open().await, db.open().await];
+    let mut tasks = Vec::new();
+    for (n, s) in replicas.iter().enumerate() {
+        let s = s.clone();
+        let id = mine.silence_id.clone();
+        tasks.push(tokio::spawn(async move {
+            s.expire_silence(&id, &format!("U{n}"))
+                .await
+                .expect("expire")
+        }));
+    }
+    let mut won = Vec::new();
+    for t in tasks {
+        if let Some(r) = t.await.expect("task") {
+            won.push(r);
+        }
+    }
+    assert_eq!(won.len(), 1, "expired once across replicas");
+    assert!(!won[0].active);
+    assert_eq!(won[0].expired_at, Some(db.now()));
+    let left = store
+        .active_silences(incident.id, &k)
+        .await
+        .expect("active");
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert_eq!(left[0].silence_id, loose_until.silence_id);
+    assert_eq!(
+        store
+            .expire_silence(&mine.silence_id, "U9")
+            .await
+            .expect("again"),
+        None
+    );
+
+    // Both audit kinds are accepted by the upgraded log.
+    for kind in [AuditKind::Silence, AuditKind::Unsilence] {
+        store
+            .append_audit(&AuditEntry {
+                kind,
+                ..escalation(db.now(), LOC_A, "4h")
+            })
+            .await
+            .expect("append");
+    }
+    let kinds: Vec<AuditKind> = store
+        .audit(None, Some(&loc(LOC_A)), 10)
+        .await
+        .expect("audit")
+        .iter()
+        .map(|e| e.kind)
+        .collect();
+    assert!(kinds.contains(&AuditKind::Silence) && kinds.contains(&AuditKind::Unsilence));
 }
