@@ -38,6 +38,11 @@ const MIGRATIONS: &[EmbeddedMigration] = &[
         description: "feedback",
         sql: include_str!("../../migrations/postgres/0004_feedback.sql"),
     },
+    EmbeddedMigration {
+        version: 7,
+        description: "feedback forms",
+        sql: include_str!("../../migrations/postgres/0007_feedback_forms.sql"),
+    },
 ];
 
 /// The PostgreSQL dialect.

@@ -38,6 +38,11 @@ const MIGRATIONS: &[EmbeddedMigration] = &[
         description: "feedback",
         sql: include_str!("../../migrations/sqlite/0004_feedback.sql"),
     },
+    EmbeddedMigration {
+        version: 7,
+        description: "feedback forms",
+        sql: include_str!("../../migrations/sqlite/0007_feedback_forms.sql"),
+    },
 ];
 
 /// How long a writer waits for the file lock before the statement fails.
