@@ -1,5 +1,5 @@
-//! A button click on a report: escalate to a team, page it, or re-run the check (modal
-//! submissions will come here too).
+//! A button click on a report: escalate to a team, page it, or re-run the check; 👍 / 👎 go on
+//! to `feedback.rs` (anyone may vote), authorized here like every button.
 //!
 //! Who may act is enforced here: only in watched channels, only members of the on-call user
 //! group when one is configured ([`super::oncall`]), and a click only as its message offered it
@@ -64,6 +64,8 @@ pub fn report_context(
         reused_age,
         buttons: true,
         preface: None,
+        // "Was this right?" on every final diagnosis; the count is the caller's to fill in.
+        feedback: Some(crate::feedback::Tally::default()),
     }
 }
 
@@ -117,6 +119,20 @@ impl Handler {
             let action_id = action.action_id.to_string();
             // Each button has its own id (`linkbot_escalate:razee`): dispatch on the kind.
             let kind = blocks::action_kind(&action_id);
+            // 👍 / 👎: anyone in the channel may vote (`feedback.rs`).
+            if blocks::is_feedback_action(kind) {
+                self.on_feedback_click(
+                    ev,
+                    &channel,
+                    &message_ts,
+                    &thread,
+                    &user,
+                    &action_id,
+                    action.value.as_deref(),
+                )
+                .await?;
+                continue;
+            }
             if ![
                 blocks::ACTION_ESCALATE,
                 blocks::ACTION_PAGE,
@@ -193,7 +209,7 @@ impl Handler {
     /// else — a forged or stale value naming another location, environment or target, or a
     /// message the store does not know — is refused with an ephemeral sentence and audited as
     /// `refused_action`. Checks no action id format: it compares with what was rendered.
-    async fn authorize_click(
+    pub(super) async fn authorize_click(
         &self,
         channel: &str,
         message_ts: &str,

@@ -4,14 +4,16 @@
 //! This is the only part of linkbot that may import `slack_morphism`. The plumbing modules
 //! (`web`, `transport`) move bytes and models and decide nothing; the logic modules
 //! (`commands`, `alerts`, `blocks`, `mrkdwn`) are pure; `handler` de-duplicates each envelope
-//! and dispatches it by what arrived — `mention`, `slash_command`, `alert_message`, `button` —
-//! with `oncall` (who may act) beside them; `sink` shows check progress and results.
+//! and dispatches it by what arrived — `mention`, `slash_command`, `alert_message`, `button`,
+//! `feedback` (👍 / 👎 and the 👎 form's submission) — with `oncall` (who may act) beside them;
+//! `sink` shows check progress and results.
 
 pub mod alert_message;
 pub mod alerts;
 pub mod blocks;
 pub mod button;
 pub mod commands;
+pub mod feedback;
 pub mod handler;
 pub mod mention;
 pub mod mrkdwn;

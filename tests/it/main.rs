@@ -15,6 +15,7 @@ mod coordinator;
 mod diagnosis;
 mod escalation;
 mod faults;
+mod feedback;
 mod iam;
 mod jenkins;
 mod network;
