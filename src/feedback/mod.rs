@@ -286,13 +286,10 @@ impl Feedbacks {
         }
     }
 
-    /// A 👍 or 👎: for a 👎, opens the form first (Slack's trigger lasts 3 s), then records the
-    /// vote (replacing the user's earlier one), audits it and shows the new count.
+    /// A 👍 or 👎: records the vote (replacing the user's earlier one); for a 👎 then opens the
+    /// form (Slack's trigger lasts 3 s, so nothing else comes first: the form's answer can only
+    /// arrive once the vote it answers is recorded); then audits it and shows the new count.
     pub async fn vote(&self, req: &VoteRequest<'_>, chat: &dyn FeedbackChannel) -> Result<Voted> {
-        let form = match req.vote {
-            Vote::Up => None,
-            Vote::Down => Some(self.open_form(req, chat).await?),
-        };
         let row = self
             .store
             .record_vote(&NewVote {
@@ -307,6 +304,10 @@ impl Feedbacks {
             })
             .await
             .context("recording the vote")?;
+        let form = match req.vote {
+            Vote::Up => None,
+            Vote::Down => Some(self.open_form(req, chat).await?),
+        };
         self.audit(&row, format!("vote {}", req.vote.as_str()))
             .await;
         let tally = self.shown_again(req.message, chat).await;
@@ -466,11 +467,13 @@ mod tests {
     fn answers_are_validated_as_a_table() {
         let long = "x".repeat(MAX_COMMENT + 1);
         let max = "é".repeat(MAX_COMMENT);
-        let cases: Vec<(
-            Option<&str>,
-            Option<&str>,
-            Result<(Actual, Option<&str>), AnswerError>,
-        )> = vec![
+        /// A choice, a comment, and what parsing them gives.
+        type Case<'a> = (
+            Option<&'a str>,
+            Option<&'a str>,
+            Result<(Actual, Option<&'a str>), AnswerError>,
+        );
+        let cases: Vec<Case> = vec![
             (
                 Some("region_mismatch"),
                 None,

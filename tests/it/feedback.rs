@@ -370,10 +370,12 @@ async fn a_second_vote_replaces_the_first() {
     h.shown(&diagnosis.ts, "👍 1 · 👎 0").await;
     h.click(&thread, &diagnosis.ts, &loc, ACTION_FEEDBACK_DOWN, ENGINEER)
         .await;
+    // Answered as soon as the form shows (before the count is re-rendered): the vote it
+    // answers is already recorded.
     let form = h.view(1).await;
-    h.shown(&diagnosis.ts, "👍 0 · 👎 1").await;
     h.submit(&form, ENGINEER, &[("actual", "other")]).await;
     h.told(ENGINEER, "Thanks — recorded").await;
+    h.shown(&diagnosis.ts, "👍 0 · 👎 1").await;
     let rows = h.rows(&diagnosis.ts).await;
     assert_eq!(rows.len(), 1);
     assert_eq!(
