@@ -1,5 +1,7 @@
 //! `linkbot demo`: the real bot, in process, against simulated Slack, directory, Jenkins, IAM,
-//! PagerDuty, GitHub and Alertmanager on loopback — one scenario per verdict — printed as transcripts.
+//! PagerDuty, GitHub and Alertmanager on loopback — one scenario per verdict, escalations, an
+//! incident, silences, and "Was this right?" feedback (👍, and 👎 with its form submitted) —
+//! printed as transcripts.
 //!
 //! Nothing here is a shortcut around the product: the bot is started with [`crate::app::start`]
 //! exactly as `linkbot run` starts it, and every envelope goes over a real WebSocket. This
@@ -12,8 +14,8 @@ use crate::sim::world::{
     self, World, ALERT_BOT, ENGINEER, ONCALL_CHANNEL, RAZEE_CHANNEL, SATLINK_CHANNEL, VISITOR,
 };
 use crate::slack::blocks::{
-    ButtonValue, SilenceValue, ACTION_ESCALATE, ACTION_PAGE, ACTION_RERUN, ACTION_SILENCE,
-    ACTION_UNSILENCE, BLOCK_SILENCE,
+    ButtonValue, SilenceValue, ACTION_ESCALATE, ACTION_FEEDBACK_DOWN, ACTION_FEEDBACK_UP,
+    ACTION_PAGE, ACTION_RERUN, ACTION_SILENCE, ACTION_UNSILENCE, BLOCK_SILENCE,
 };
 use anyhow::{bail, Context, Result};
 use serde_json::json;
@@ -551,6 +553,82 @@ pub async fn run(out: &mut dyn Write) -> Result<()> {
         indent(&crate::audit_table::render_timeline(&timeline), "  ")
     )?;
 
+    // 14. "Was this right?" (issue 11): a 👍 by a visitor, a 👎 with its form by an engineer.
+    let (_, loc, thread) = find(VerdictCode::ApiKeyInvalid)?;
+    let diagnosis = world
+        .thread(ONCALL_CHANNEL, &thread)
+        .into_iter()
+        .rev()
+        .find(world::is_verdict)
+        .context("no diagnosis to give feedback on")?;
+    click(&world, &thread, &loc, ACTION_FEEDBACK_UP, None, VISITOR).await?;
+    wait_shown(&world, &diagnosis.ts, "👍 1 · 👎 0").await?;
+    let views_before = world.slack.views().len();
+    click(&world, &thread, &loc, ACTION_FEEDBACK_DOWN, None, ENGINEER).await?;
+    if !world
+        .slack
+        .wait_until(|s| s.views().len() > views_before, WAIT)
+        .await
+    {
+        bail!("the 👎 form did not open");
+    }
+    let form = world
+        .slack
+        .views()
+        .last()
+        .cloned()
+        .context("the opened form")?;
+    let comment =
+        "The key was fine; the ConfigMap said us-south. cluster-updater fixed it <!here>.";
+    let answers = fake::view_state(
+        &form,
+        &[("actual", "region_mismatch"), ("comment", comment)],
+    );
+    world
+        .slack
+        .push(fake::view_submission(&form, ENGINEER, answers))
+        .await?;
+    wait_shown(&world, &diagnosis.ts, "👍 1 · 👎 1").await?;
+    wait_ephemeral_saying(&world, ENGINEER, "Thanks — recorded").await?;
+    rule(
+        out,
+        "14. Was this right? 👍 by a visitor; 👎 by an engineer, with the form saying what it was",
+    )?;
+    writeln!(
+        out,
+        "{VISITOR} clicked 👍 (no on-call membership needed); {ENGINEER} clicked 👎 and Slack showed the form:"
+    )?;
+    writeln!(out, "{}", indent(&render_form(&form.view), "    ▢ "))?;
+    writeln!(
+        out,
+        "{ENGINEER} chose \"Improper region config\" and wrote: {comment:?}"
+    )?;
+    let shown = world
+        .slack
+        .messages()
+        .into_iter()
+        .find(|m| m.ts == diagnosis.ts)
+        .context("the diagnosis")?;
+    writeln!(out, "The diagnosis now ends with:")?;
+    let rendered = world::render_message(&shown);
+    let tail: Vec<&str> = rendered.lines().rev().take(2).collect();
+    for line in tail.into_iter().rev() {
+        writeln!(out, "    │ {line}")?;
+    }
+    for m in world.slack.messages().iter().filter(|m| {
+        m.ephemeral_to.as_deref() == Some(ENGINEER)
+            && m.text
+                .as_deref()
+                .unwrap_or("")
+                .contains("Thanks — recorded")
+    }) {
+        writeln!(
+            out,
+            "  (only {ENGINEER} sees)\n{}",
+            indent(&world::render_message(m), "    ")
+        )?;
+    }
+
     rule(out, "Summary")?;
     let acks = world.slack.acks();
     let mut lat: Vec<Duration> = acks.iter().filter_map(|a| a.latency).collect();
@@ -847,6 +925,83 @@ async fn wait_text(world: &World, thread: &str, needle: &str) -> Result<()> {
         bail!("nothing saying {needle:?} appeared in the thread");
     }
     Ok(())
+}
+
+/// Waits until the message `ts` shows `needle` (its latest version).
+async fn wait_shown(world: &World, ts: &str, needle: &str) -> Result<()> {
+    let ok = world
+        .slack
+        .wait_until(
+            |s| {
+                s.message(ONCALL_CHANNEL, ts)
+                    .is_some_and(|m| world::render_message(m).contains(needle))
+            },
+            WAIT,
+        )
+        .await;
+    if !ok {
+        bail!("the message {ts} never showed {needle:?}");
+    }
+    Ok(())
+}
+
+/// Waits for an ephemeral answer to `user` that says `needle`.
+async fn wait_ephemeral_saying(world: &World, user: &str, needle: &str) -> Result<()> {
+    let ok = world
+        .slack
+        .wait_until(
+            |s| {
+                s.messages().iter().any(|m| {
+                    m.ephemeral_to.as_deref() == Some(user)
+                        && m.text.as_deref().unwrap_or("").contains(needle)
+                })
+            },
+            WAIT,
+        )
+        .await;
+    if !ok {
+        bail!("no ephemeral answer to {user} saying {needle:?}");
+    }
+    Ok(())
+}
+
+/// A modal as a person reads it: its title, each block's text, label, and choices.
+fn render_form(view: &serde_json::Value) -> String {
+    let mut lines = vec![format!(
+        "[{}]  ({} / {})",
+        view["title"]["text"].as_str().unwrap_or(""),
+        view["submit"]["text"].as_str().unwrap_or(""),
+        view["close"]["text"].as_str().unwrap_or("")
+    )];
+    for b in view["blocks"].as_array().into_iter().flatten() {
+        if let Some(t) = b["text"]["text"].as_str() {
+            lines.push(t.to_string());
+        }
+        if let Some(label) = b["label"]["text"].as_str() {
+            let optional = if b["optional"] == true {
+                " (optional)"
+            } else {
+                ""
+            };
+            lines.push(format!("{label}{optional}:"));
+        }
+        let options: Vec<&str> = b["element"]["options"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|o| o["text"]["text"].as_str())
+            .collect();
+        if !options.is_empty() {
+            lines.push(format!("  ▾ {}", options.join(" | ")));
+        }
+        if b["element"]["type"] == "plain_text_input" {
+            lines.push(format!(
+                "  ▭ multiline text, at most {} characters",
+                b["element"]["max_length"]
+            ));
+        }
+    }
+    lines.join("\n")
 }
 
 async fn wait_ephemeral(world: &World, user: &str) -> Result<()> {

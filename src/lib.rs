@@ -14,6 +14,7 @@ pub mod diagnosis;
 pub mod directory;
 pub mod domain;
 pub mod escalation;
+pub mod feedback;
 pub mod format;
 pub mod iam;
 pub mod incident;

@@ -760,6 +760,7 @@ impl Checker {
                         );
                     }
                 }
+                self.select_values(obj, ptr);
                 if let Some(c) = obj.get("confirm") {
                     self.confirm(c, &format!("{ptr}/confirm"));
                 }
@@ -778,7 +779,7 @@ impl Checker {
                 let Some(obj) = self.input_element(e, ptr, &allowed) else {
                     return;
                 };
-                self.string(obj, "initial_value", ptr, MAX_TEXT, false);
+                let initial = self.string(obj, "initial_value", ptr, MAX_TEXT, false);
                 self.boolean(obj, "multiline", ptr);
                 let min = self.number(obj, "min_length", ptr, 0);
                 let max = self.number(obj, "max_length", ptr, 1);
@@ -787,6 +788,16 @@ impl Checker {
                         self.err(
                             format!("{ptr}/min_length"),
                             "must not be greater than max_length",
+                        );
+                    }
+                }
+                // Strict reading: an initial value the input itself would refuse is refused.
+                if let Some(initial) = initial {
+                    let n = slack_len(initial) as u64;
+                    if max.is_some_and(|max| n > max) || min.is_some_and(|min| n < min) {
+                        self.err(
+                            format!("{ptr}/initial_value"),
+                            "must be within min_length and max_length",
                         );
                     }
                 }
@@ -873,6 +884,49 @@ impl Checker {
         );
         self.text_field(obj, "deny", ptr, TextKind::Plain, MAX_CONFIRM_BUTTON, true);
         self.style(obj, ptr);
+    }
+
+    /// A select's option values are unique (the strict reading: a submission names the chosen
+    /// option by its value) and its `initial_option` is one of its options ([select]
+    /// "initial_option: A single option that exactly matches one of the options").
+    fn select_values(&mut self, obj: &Map<String, Value>, ptr: &str) {
+        let mut options: Vec<(String, &Value)> = Vec::new();
+        if let Some(Value::Array(list)) = obj.get("options") {
+            for (i, o) in list.iter().enumerate() {
+                options.push((format!("{ptr}/options/{i}"), o));
+            }
+        }
+        if let Some(Value::Array(groups)) = obj.get("option_groups") {
+            for (g, group) in groups.iter().enumerate() {
+                for (i, o) in group["options"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .enumerate()
+                {
+                    options.push((format!("{ptr}/option_groups/{g}/options/{i}"), o));
+                }
+            }
+        }
+        let mut seen = HashSet::new();
+        for (at, o) in &options {
+            if let Some(v) = o["value"].as_str() {
+                if !seen.insert(v.to_string()) {
+                    self.err(
+                        format!("{at}/value"),
+                        format!("duplicate option value `{v}` in this select"),
+                    );
+                }
+            }
+        }
+        if let Some(initial) = obj.get("initial_option") {
+            if !options.iter().any(|(_, o)| *o == initial) {
+                self.err(
+                    format!("{ptr}/initial_option"),
+                    "must exactly match one of the options",
+                );
+            }
+        }
     }
 
     fn option(&mut self, v: &Value, ptr: &str) {
@@ -1336,6 +1390,42 @@ mod tests {
         ));
         let mut mrkdwn_title = good.clone();
         mrkdwn_title["title"]["type"] = json!("mrkdwn");
+        // Input blocks, selects and text inputs at one past each documented limit.
+        let mut long_label = good.clone();
+        long_label["blocks"][0]["label"]["text"] = json!("l".repeat(2001));
+        let mut long_hint = good.clone();
+        long_hint["blocks"][1]["hint"] = json!({"type": "plain_text", "text": "h".repeat(2001)});
+        let mut no_element = good.clone();
+        no_element["blocks"][1]
+            .as_object_mut()
+            .map(|o| o.remove("element"));
+        let mut same_block = good.clone();
+        same_block["blocks"][1]["block_id"] = json!("verdict");
+        let mut long_max = good.clone();
+        long_max["blocks"][1]["element"]["max_length"] = json!(3001);
+        let mut long_min = good.clone();
+        long_min["blocks"][1]["element"]["min_length"] = json!(3001);
+        let mut long_placeholder = good.clone();
+        long_placeholder["blocks"][1]["element"]["placeholder"] =
+            json!({"type": "plain_text", "text": "p".repeat(151)});
+        let mut long_action = good.clone();
+        long_action["blocks"][1]["element"]["action_id"] = json!("a".repeat(256));
+        let mut many_options = good.clone();
+        many_options["blocks"][0]["element"] = select(101);
+        let mut long_option = good.clone();
+        long_option["blocks"][0]["element"]["options"][3]["text"]["text"] = json!("o".repeat(76));
+        let mut long_value = good.clone();
+        long_value["blocks"][0]["element"]["options"][3]["value"] = json!("v".repeat(151));
+        let mut same_value = good.clone();
+        same_value["blocks"][0]["element"]["options"][3]["value"] = json!("v1");
+        let mut stray_initial = good.clone();
+        stray_initial["blocks"][0]["element"]["initial_option"] =
+            json!({"text": {"type": "plain_text", "text": "o99"}, "value": "v99"});
+        let mut initial_too_long = good.clone();
+        initial_too_long["blocks"][1]["element"]["max_length"] = json!(3);
+        initial_too_long["blocks"][1]["element"]["initial_value"] = json!("four");
+        let mut long_external = good.clone();
+        long_external["external_id"] = json!("e".repeat(256));
         let cases = [
             ("title 25", long_title, "/view/title/text"),
             ("submit 25", long_submit, "/view/submit/text"),
@@ -1347,6 +1437,65 @@ mod tests {
             ("not a modal", home, "/view/type"),
             ("101 blocks", too_many, "/view/blocks"),
             ("mrkdwn title", mrkdwn_title, "/view/title/type"),
+            ("label 2001", long_label, "/view/blocks/0/label/text"),
+            ("hint 2001", long_hint, "/view/blocks/1/hint/text"),
+            (
+                "input without element",
+                no_element,
+                "/view/blocks/1/element",
+            ),
+            ("block_id twice", same_block, "/view/blocks/1/block_id"),
+            (
+                "max_length 3001",
+                long_max,
+                "/view/blocks/1/element/max_length",
+            ),
+            (
+                "min_length 3001",
+                long_min,
+                "/view/blocks/1/element/min_length",
+            ),
+            (
+                "placeholder 151",
+                long_placeholder,
+                "/view/blocks/1/element/placeholder/text",
+            ),
+            (
+                "action_id 256",
+                long_action,
+                "/view/blocks/1/element/action_id",
+            ),
+            (
+                "101 options",
+                many_options,
+                "/view/blocks/0/element/options",
+            ),
+            (
+                "option text 76",
+                long_option,
+                "/view/blocks/0/element/options/3/text/text",
+            ),
+            (
+                "option value 151",
+                long_value,
+                "/view/blocks/0/element/options/3/value",
+            ),
+            (
+                "option value twice",
+                same_value,
+                "/view/blocks/0/element/options/3/value",
+            ),
+            (
+                "initial_option not offered",
+                stray_initial,
+                "/view/blocks/0/element/initial_option",
+            ),
+            (
+                "initial_value past max_length",
+                initial_too_long,
+                "/view/blocks/1/element/initial_value",
+            ),
+            ("external_id 256", long_external, "/view/external_id"),
         ];
         for (name, view, pointer) in cases {
             match validate_view(&view) {

@@ -7,7 +7,9 @@
 //!   sends them): `auth.test`, `apps.connections.open` (app token; returns a one-time
 //!   `ws://127.0.0.1:…/link/?ticket=N`), `chat.postMessage` (increasing `ts`), `chat.update`
 //!   (every version kept), `chat.postEphemeral`, `chat.getPermalink`, `usergroups.users.list`,
-//!   `views.open` (a modal, with a `trigger_id` from an envelope pushed here, usable once).
+//!   `views.open` (a modal, with a `trigger_id` from an envelope pushed here, usable once and
+//!   within 3 s — [`SlackSim::set_trigger_ttl`] shortens that for tests; a view over 250 KB, or a
+//!   repeated `external_id`, is refused as Slack refuses it).
 //!   Messages and views are checked against Slack's Block Kit rules ([`super::blockkit`]) and
 //!   refused exactly as Slack refuses them: HTTP 200, `{"ok":false,"error":"invalid_blocks",
 //!   "response_metadata":{"messages":["[ERROR] … [json-pointer:/blocks/…]"]}}` (`msg_too_long`,
@@ -23,8 +25,8 @@
 //!   sends `disconnect` then closes gracefully, still reading acks; [`SlackSim::drop_all`] cuts
 //!   TCP without a frame. TCP_NODELAY is set so the fake adds no Nagle delay of its own.
 //! - Envelope builders ([`app_mention`], [`message`], [`slash_command`], [`block_actions`],
-//!   [`with_retry`]) return realistic envelopes modelled on Slack's own SDK fixtures, using the
-//!   default ids of [`SimSlackConfig`].
+//!   [`view_submission`] with [`view_state`], [`with_retry`]) return realistic envelopes
+//!   modelled on Slack's own SDK fixtures, using the default ids of [`SimSlackConfig`].
 //! - Everything is recorded for assertions; `wait_*` helpers wake on a `Notify`, never poll.
 //!
 //! The sim stops when the handle is dropped (or [`SlackSim::shutdown`]). It is a test double:
@@ -181,9 +183,25 @@ pub struct SimView {
     pub id: String,
     /// The trigger id it was opened with.
     pub trigger_id: String,
+    /// The user whose interaction issued the trigger (the one who sees the modal).
+    pub user: Option<String>,
     /// The view as sent.
     pub view: Value,
 }
+
+/// A trigger id Slack issued: when, and for whom.
+#[derive(Clone, Debug)]
+struct Trigger {
+    issued: Instant,
+    user: Option<String>,
+}
+
+/// How long a trigger id can be exchanged: 3 s after Slack sent the interaction carrying it
+/// (docs.slack.dev, modals; views.open answers `expired_trigger_id` after that).
+pub const TRIGGER_TTL: Duration = Duration::from_secs(3);
+
+/// [views.open] "view_too_large: … the provided view is greater than 250kb."
+pub const MAX_VIEW_BYTES: usize = 250 * 1024;
 
 /// A recorded Socket Mode ack.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -243,8 +261,13 @@ pub struct SimSlackState {
     usergroups: HashMap<String, Vec<String>>,
     failures: HashMap<String, VecDeque<Failure>>,
     refusals: Vec<SimRefusal>,
-    triggers: HashSet<String>,
+    /// Trigger ids Slack issued (with each interaction and slash command): when, and for whom.
+    triggers: HashMap<String, Trigger>,
     used_triggers: HashSet<String>,
+    /// `external_id`s of the views opened (unique per workspace).
+    external_ids: HashSet<String>,
+    /// How long a trigger id lasts, when a test changed it (else [`TRIGGER_TTL`]).
+    trigger_ttl: Option<Duration>,
     views: Vec<SimView>,
     /// Messages people posted (pushed as events), which Slack knows and the bot may react to.
     people_messages: HashSet<(String, String)>,
@@ -650,6 +673,13 @@ impl SlackSim {
             .await
     }
 
+    /// Sets how long a trigger id can be exchanged (Slack: [`TRIGGER_TTL`]); `Duration::ZERO`
+    /// makes every `views.open` answer `expired_trigger_id`, as if the bot had waited too long
+    /// (tests use this instead of sleeping).
+    pub fn set_trigger_ttl(&self, ttl: Duration) {
+        self.inner.update(|s| s.trigger_ttl = Some(ttl));
+    }
+
     /// Sends `envelope` to one live connection (round robin), waiting up to 5 s for one.
     /// Returns its envelope id.
     pub async fn push(&self, envelope: Value) -> Result<String, SimSlackError> {
@@ -666,7 +696,16 @@ impl SlackSim {
             .and_then(Value::as_str)
         {
             let trigger = trigger.to_string();
-            self.inner.update(|s| s.triggers.insert(trigger));
+            let user = envelope
+                .pointer("/payload/user/id")
+                .or_else(|| envelope.pointer("/payload/user_id"))
+                .and_then(Value::as_str)
+                .map(str::to_string);
+            let issued = Trigger {
+                issued: Instant::now(),
+                user,
+            };
+            self.inner.update(|s| s.triggers.insert(trigger, issued));
         }
         // A message event is a message Slack now holds: the bot may react to it.
         if let (Some(channel), Some(ts)) = (
@@ -1138,14 +1177,19 @@ impl Inner {
                     }]);
                     return refused(s, method, &refusal);
                 };
-                // Trigger ids expire after 3 s in Slack; the sim does not model time, only
-                // single use and provenance.
+                // [views.open] errors: a trigger is exchanged once (`exchanged_trigger_id`),
+                // within 3 s of its interaction (`expired_trigger_id`), and only one Slack
+                // issued (`invalid_trigger_id`).
                 let unusable = if s.used_triggers.contains(trigger) {
                     Some("exchanged_trigger_id")
-                } else if !s.triggers.contains(trigger) {
-                    Some("invalid_trigger_id")
                 } else {
-                    None
+                    match s.triggers.get(trigger) {
+                        None => Some("invalid_trigger_id"),
+                        Some(t) if t.issued.elapsed() >= s.trigger_ttl.unwrap_or(TRIGGER_TTL) => {
+                            Some("expired_trigger_id")
+                        }
+                        Some(_) => None,
+                    }
                 };
                 if let Some(error) = unusable {
                     s.refusals.push(SimRefusal {
@@ -1162,26 +1206,39 @@ impl Inner {
                     }]);
                     return refused(s, method, &refusal);
                 };
+                if view.to_string().len() > MAX_VIEW_BYTES {
+                    s.refusals.push(SimRefusal {
+                        method: method.into(),
+                        error: "view_too_large".into(),
+                        messages: Vec::new(),
+                    });
+                    return slack_error("view_too_large");
+                }
                 if let Err(refusal) = blockkit::validate_view(view) {
                     return refused(s, method, &refusal);
                 }
+                // [views.open] "external_id … must be unique for all views on a team".
+                if let Some(external) = view.get("external_id").and_then(Value::as_str) {
+                    if !s.external_ids.insert(external.to_string()) {
+                        s.refusals.push(SimRefusal {
+                            method: method.into(),
+                            error: "duplicate_external_id".into(),
+                            messages: Vec::new(),
+                        });
+                        return slack_error("duplicate_external_id");
+                    }
+                }
                 let trigger = trigger.to_string();
-                s.triggers.remove(&trigger);
+                let user = s.triggers.remove(&trigger).and_then(|t| t.user);
                 s.used_triggers.insert(trigger.clone());
                 let id = format!("V{:08}", s.views.len() + 1);
                 s.views.push(SimView {
                     id: id.clone(),
                     trigger_id: trigger,
+                    user,
                     view: view.clone(),
                 });
-                let mut answer = view.clone();
-                if let Some(object) = answer.as_object_mut() {
-                    object.insert("id".into(), json!(id));
-                    object.insert("team_id".into(), json!(self.cfg.team_id));
-                    object.insert("app_id".into(), json!(self.cfg.app_id));
-                    object.insert("bot_id".into(), json!(self.cfg.bot_id));
-                }
-                ok(json!({ "view": answer }))
+                ok(json!({ "view": opened_view(&self.cfg, &id, view) }))
             }
             "usergroups.users.list" => {
                 let Some(group) = str_param(params, "usergroup") else {
@@ -1569,6 +1626,103 @@ pub fn select_action(
         "action_ts": format!("{}.000002", chrono::Utc::now().timestamp()),
     }]);
     envelope
+}
+
+/// A view as Slack answers `views.open` and sends it back in a `view_submission`: the view as
+/// given, with the fields Slack adds (`id`, `team_id`, `state`, `hash`, …) and the optional
+/// ones filled in as Slack fills them.
+fn opened_view(cfg: &SimSlackConfig, id: &str, view: &Value) -> Value {
+    let mut answer = view.clone();
+    if let Some(object) = answer.as_object_mut() {
+        object.insert("id".into(), json!(id));
+        object.insert("team_id".into(), json!(cfg.team_id));
+        object.insert("app_id".into(), json!(cfg.app_id));
+        object.insert("bot_id".into(), json!(cfg.bot_id));
+        object.insert("app_installed_team_id".into(), json!(cfg.team_id));
+        object.insert("state".into(), json!({"values": {}}));
+        object.insert(
+            "hash".into(),
+            json!(format!(
+                "{}.{:08x}",
+                chrono::Utc::now().timestamp(),
+                fastrand::u32(..)
+            )),
+        );
+        object.insert("previous_view_id".into(), Value::Null);
+        object.insert("root_view_id".into(), json!(id));
+        for key in ["private_metadata", "callback_id", "external_id"] {
+            object.entry(key).or_insert(json!(""));
+        }
+        for key in ["clear_on_close", "notify_on_close"] {
+            object.entry(key).or_insert(Value::Bool(false));
+        }
+    }
+    answer
+}
+
+/// The `state.values` of a submitted view: for each `(action_id, value)` answer, the input
+/// block holding that `action_id` in `view` gets the value as Slack reports it — a
+/// `static_select` its `selected_option` (text from the view's option with that value; a value
+/// the view never offered keeps the value as text, as a forger would send it), a
+/// `plain_text_input` its `value`. Answers naming no element of the view are left out.
+pub fn view_state(view: &SimView, answers: &[(&str, &str)]) -> Value {
+    let mut values = Map::new();
+    let blocks = view.view["blocks"].as_array().cloned().unwrap_or_default();
+    for b in blocks.iter().filter(|b| b["type"] == "input") {
+        let element = &b["element"];
+        let Some(action_id) = element["action_id"].as_str() else {
+            continue;
+        };
+        let Some((_, answer)) = answers.iter().find(|(a, _)| *a == action_id) else {
+            continue;
+        };
+        let ty = element["type"].as_str().unwrap_or_default();
+        let state = match ty {
+            "static_select" => {
+                let text = element["options"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .find(|o| o["value"] == *answer)
+                    .map(|o| o["text"].clone())
+                    .unwrap_or_else(
+                        || json!({"type": "plain_text", "text": answer, "emoji": true}),
+                    );
+                json!({"type": ty, "selected_option": {"text": text, "value": answer}})
+            }
+            _ => json!({"type": ty, "value": answer}),
+        };
+        let block_id = b["block_id"].as_str().unwrap_or_default().to_string();
+        let mut element_state = Map::new();
+        element_state.insert(action_id.to_string(), state);
+        values.insert(block_id, Value::Object(element_state));
+    }
+    Value::Object(values)
+}
+
+/// An `interactive` envelope: `user` submitted the modal `view` (as opened with `views.open`)
+/// with `state_values` (see [`view_state`]), as Slack sends a `view_submission` over Socket Mode.
+pub fn view_submission(view: &SimView, user: &str, state_values: Value) -> Value {
+    let cfg = SimSlackConfig::default();
+    let mut submitted = opened_view(&cfg, &view.id, &view.view);
+    submitted["state"] = json!({ "values": state_values });
+    json!({
+        "envelope_id": new_envelope_id(),
+        "payload": {
+            "type": "view_submission",
+            "team": {"id": SIM_TEAM_ID, "domain": "sim"},
+            "user": {"id": user, "username": user.to_lowercase(), "name": user.to_lowercase(), "team_id": SIM_TEAM_ID},
+            "api_app_id": SIM_APP_ID,
+            "token": "sim-verification-token",
+            "trigger_id": format!("{}.{}.sim", fastrand::u32(..), fastrand::u32(..)),
+            "view": submitted,
+            "response_urls": [],
+            "is_enterprise_install": false,
+            "enterprise": null,
+        },
+        "type": "interactive",
+        "accepts_response_payload": true,
+    })
 }
 
 /// Slack's redelivery of `envelope`: a new envelope id, the same payload (same event id), and

@@ -21,7 +21,7 @@ use crate::config::Config;
 use crate::diagnosis::verdict::Report;
 use crate::domain::CheckKey;
 use crate::incident::{IncidentChannel, IncidentStatus, Notice};
-use crate::store::{Fired, MessageRef, RequestSource, Requester, SilenceRecord};
+use crate::store::{Fired, MessageRef, RequestSource, Requester, SilenceRecord, Store};
 use anyhow::Result;
 use chrono::{DateTime, Utc};
 use slack_morphism::prelude::*;
@@ -36,12 +36,14 @@ pub const RESOLVED_REACTION: &str = "white_check_mark";
 pub struct IncidentThreads {
     web: SlackWeb,
     config: Arc<Config>,
+    /// Where the diagnosis's feedback count is read, to keep it when the message is re-shown.
+    store: Arc<dyn Store>,
 }
 
 impl IncidentThreads {
-    /// Incident threads posted through `web`.
-    pub fn new(web: SlackWeb, config: Arc<Config>) -> Self {
-        IncidentThreads { web, config }
+    /// Incident threads posted through `web`, reading feedback counts from `store`.
+    pub fn new(web: SlackWeb, config: Arc<Config>, store: Arc<dyn Store>) -> Self {
+        IncidentThreads { web, config, store }
     }
 }
 
@@ -53,7 +55,8 @@ impl IncidentChannel for IncidentThreads {
         report: &Report,
         status: &IncidentStatus,
     ) -> Result<()> {
-        let ctx = blocks::with_incident(report_context(&self.config, report, None), status);
+        let mut ctx = blocks::with_incident(report_context(&self.config, report, None), status);
+        ctx.feedback = Some(super::feedback::tally_of(&self.store, diagnosis).await);
         let text = blocks::fallback_text(report);
         self.web
             .update(
@@ -284,7 +287,11 @@ impl Handler {
                 let fired_at = starts_at
                     .or_else(|| message_time(&msg.ts))
                     .map_or_else(Utc::now, |t| t.min(Utc::now()));
-                let chat = IncidentThreads::new(self.web.clone(), self.config.clone());
+                let chat = IncidentThreads::new(
+                    self.web.clone(),
+                    self.config.clone(),
+                    self.coordinator.store().clone(),
+                );
                 for location in locations.into_iter().take(10) {
                     let req = CheckKey {
                         location,
@@ -322,7 +329,11 @@ impl Handler {
                     channel: msg.channel.clone(),
                     ts: msg.ts.clone(),
                 };
-                let chat = IncidentThreads::new(self.web.clone(), self.config.clone());
+                let chat = IncidentThreads::new(
+                    self.web.clone(),
+                    self.config.clone(),
+                    self.coordinator.store().clone(),
+                );
                 for location in locations.into_iter().take(10) {
                     let key = CheckKey {
                         location,

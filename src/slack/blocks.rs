@@ -18,6 +18,7 @@ use crate::check::progress::{BuildState, ProgressView, Stage};
 use crate::diagnosis::verdict::Report;
 use crate::domain::{Environment, LocationId};
 use crate::escalation::workflow::{Done, Escalated, Failed};
+use crate::feedback::{Actual, Tally, MAX_COMMENT};
 use crate::format::human;
 use crate::incident::{IncidentStatus, Notice};
 use crate::silence::SilenceFor;
@@ -113,6 +114,9 @@ pub struct ReportContext {
     /// A first line above the report, in mrkdwn built by linkbot (the escalation copy's
     /// "@x escalates this diagnosis to …"); outside text in it must already be escaped.
     pub preface: Option<String>,
+    /// "Was this right?": the 👍 / 👎 buttons with the message's count ([`feedback_blocks`]);
+    /// `None` on copies posted to a team's channel.
+    pub feedback: Option<Tally>,
     /// Whether to offer "Silence…" (the environment has an `alertmanager_url`; not once the
     /// incident resolved).
     pub silence: bool,
@@ -519,6 +523,7 @@ pub fn report(report: &Report, ctx: &ReportContext) -> Vec<Value> {
     if let Some(select) = silence_select(report, ctx) {
         tail.push(select);
     }
+    tail.extend(feedback_blocks(report, ctx));
 
     // At most 50 blocks: cut steps (saying so), never the head, next actions, links or buttons.
     let cut_note =
@@ -815,6 +820,7 @@ mod tests {
             buttons: true,
             preface: None,
             silence: true,
+            feedback: Some(Tally { up: 12, down: 3 }),
         };
         let blocks = report(&sample(VerdictCode::RegionMismatch, 80), &ctx);
         assert!(blocks.len() <= MAX_BLOCKS);
@@ -859,6 +865,7 @@ mod tests {
             buttons: true,
             preface: None,
             silence: false,
+            feedback: None,
         };
         let text = all_text(&report(&sample(VerdictCode::RegionMismatch, 2), &ctx));
         assert!(text.contains("us-east") && text.contains("us-south"));
@@ -1026,32 +1033,37 @@ mod tests {
                 proptest::option::of(0u64..1_000_000),
                 any::<bool>(),
                 proptest::option::of(hostile()),
+                proptest::option::of((0usize..100_000, 0usize..100_000)),
             )
-                .prop_map(|(mut targets, page_target, age, buttons, preface)| {
-                    // Names are `[escalation.<name>]` keys: unique.
-                    let mut seen = HashSet::new();
-                    targets.retain(|t| seen.insert(t.name.clone()));
-                    ReportContext {
-                        runbook_url: "https://runbook.example/iam-token".into(),
-                        targets,
-                        page_target,
-                        reused_age: age.map(Duration::from_secs),
-                        buttons,
-                        // The escalation copy's first line, as the handler builds it.
-                        preface: preface.map(|who| {
-                            format!(
-                                ":rotating_light: {} escalates this diagnosis to *{}*. {}",
-                                crate::slack::mrkdwn::user(&who),
-                                crate::slack::mrkdwn::escape(&who),
-                                crate::slack::mrkdwn::link(
-                                    "https://slack.example/archives/C1/p1",
-                                    "Open the on-call thread"
+                .prop_map(
+                    |(mut targets, page_target, age, buttons, preface, feedback)| {
+                        // Names are `[escalation.<name>]` keys: unique.
+                        let mut seen = HashSet::new();
+                        targets.retain(|t| seen.insert(t.name.clone()));
+                        ReportContext {
+                            runbook_url: "https://runbook.example/iam-token".into(),
+                            targets,
+                            page_target,
+                            reused_age: age.map(Duration::from_secs),
+                            buttons,
+                            // The escalation copy's first line, as the handler builds it.
+                            preface: preface.map(|who| {
+                                format!(
+                                    ":rotating_light: {} escalates this diagnosis to *{}*. {}",
+                                    crate::slack::mrkdwn::user(&who),
+                                    crate::slack::mrkdwn::escape(&who),
+                                    crate::slack::mrkdwn::link(
+                                        "https://slack.example/archives/C1/p1",
+                                        "Open the on-call thread"
+                                    )
                                 )
-                            )
-                        }),
-                        silence: buttons,
-                    }
-                })
+                            }),
+                            silence: buttons,
+                            feedback: feedback
+                                .map(|(up, down)| crate::feedback::Tally { up, down }),
+                        }
+                    },
+                )
         }
 
         fn live_in(blocks: &[Value]) -> Vec<String> {
@@ -1970,6 +1982,298 @@ mod silence_tests {
                 prop_assert!(live.iter().all(|t| t == &format!("<@{user}>")), "{live:?} in {text}");
                 prop_assert!(crate::sim::blockkit::validate_message(Some(&text), None).is_ok());
             }
+        }
+    }
+}
+
+// ---- Feedback ("Was this right?") ----------------------------------------------------------
+
+/// `action_id` of the 👍 button on a final diagnosis.
+pub const ACTION_FEEDBACK_UP: &str = "linkbot_feedback_up";
+/// `action_id` of the 👎 button on a final diagnosis.
+pub const ACTION_FEEDBACK_DOWN: &str = "linkbot_feedback_down";
+/// `block_id` of the feedback buttons.
+pub const BLOCK_FEEDBACK: &str = "linkbot_feedback";
+/// `callback_id` of the 👎 form (the modal).
+pub const CALLBACK_FEEDBACK: &str = "linkbot_feedback";
+/// `block_id` of the form's "What was it?" select.
+pub const BLOCK_FEEDBACK_ACTUAL: &str = "linkbot_feedback_actual";
+/// `action_id` of the form's "What was it?" select.
+pub const ACTION_FEEDBACK_ACTUAL: &str = "actual";
+/// `block_id` of the form's comment.
+pub const BLOCK_FEEDBACK_COMMENT: &str = "linkbot_feedback_comment";
+/// `action_id` of the form's comment.
+pub const ACTION_FEEDBACK_COMMENT: &str = "comment";
+/// Slack's limit for a modal's title, submit and close texts.
+const MAX_MODAL_TITLE: usize = 24;
+/// How much of a comment an answer repeats back.
+const MAX_COMMENT_SHOWN: usize = 500;
+
+/// Whether a clicked action kind is a feedback button.
+pub fn is_feedback_action(kind: &str) -> bool {
+    kind == ACTION_FEEDBACK_UP || kind == ACTION_FEEDBACK_DOWN
+}
+
+/// The count line of a diagnosis: "Was this right? Feedback: 👍 2 · 👎 1".
+pub fn feedback_line(tally: &Tally) -> String {
+    if tally.is_empty() {
+        "Was this right? Say so with 👍 or 👎 (anyone may).".to_string()
+    } else {
+        format!(
+            "Was this right? Feedback: 👍 {} · 👎 {}",
+            tally.up, tally.down
+        )
+    }
+}
+
+/// The count line and the 👍 / 👎 buttons, when the context asks for feedback and the report
+/// names what it is about. Their value is the report's location and environment, so a click is
+/// authorized like every button (`button.rs` renders them again and compares).
+fn feedback_blocks(report: &Report, ctx: &ReportContext) -> Vec<Value> {
+    let (Some(tally), Some(location), Some(environment)) =
+        (&ctx.feedback, &report.location, report.environment)
+    else {
+        return Vec::new();
+    };
+    let value = ButtonValue {
+        location: location.to_string(),
+        environment,
+        target: None,
+    };
+    vec![
+        context(&feedback_line(tally)),
+        json!({"type": "actions", "block_id": BLOCK_FEEDBACK, "elements": [
+            button("👍 Right", ACTION_FEEDBACK_UP.to_string(), &value, None),
+            button("👎 Wrong", ACTION_FEEDBACK_DOWN.to_string(), &value, None),
+        ]}),
+    ]
+}
+
+/// The 👎 form (a modal for `views.open`): what the diagnosis said, a required "What was it?"
+/// select of every verdict and "something else", and an optional comment of at most
+/// [`MAX_COMMENT`] characters. `token` (linkbot's own, random) goes in `private_metadata`.
+pub fn feedback_form(shown: crate::diagnosis::verdict::VerdictCode, token: &str) -> Value {
+    let options: Vec<Value> = Actual::all()
+        .iter()
+        .map(|a| json!({"text": plain(a.title(), MAX_OPTION_TEXT), "value": a.as_str()}))
+        .collect();
+    json!({
+        "type": "modal",
+        "callback_id": CALLBACK_FEEDBACK,
+        "private_metadata": token,
+        "title": plain("Was this right?", MAX_MODAL_TITLE),
+        "submit": plain("Send", MAX_MODAL_TITLE),
+        "close": plain("Cancel", MAX_MODAL_TITLE),
+        "blocks": [
+            section(&format!(
+                "linkbot said *`{}`* — {}. What was it really?",
+                shown.as_str(),
+                shown.title()
+            )),
+            {
+                "type": "input",
+                "block_id": BLOCK_FEEDBACK_ACTUAL,
+                "label": plain("What was it?", MAX_SECTION),
+                "element": {
+                    "type": "static_select",
+                    "action_id": ACTION_FEEDBACK_ACTUAL,
+                    "placeholder": plain("Choose what it actually was", MAX_PLACEHOLDER),
+                    "options": options,
+                },
+            },
+            {
+                "type": "input",
+                "block_id": BLOCK_FEEDBACK_COMMENT,
+                "optional": true,
+                "label": plain("Comment", MAX_SECTION),
+                "hint": plain("What you found or what fixed it; up to 3,000 characters.", MAX_SECTION),
+                "element": {
+                    "type": "plain_text_input",
+                    "action_id": ACTION_FEEDBACK_COMMENT,
+                    "multiline": true,
+                    "max_length": MAX_COMMENT,
+                    "placeholder": plain("Optional", MAX_PLACEHOLDER),
+                },
+            },
+        ],
+    })
+}
+
+/// The answer to a 👎 whose form Slack did not open (the vote is recorded); `why` is linkbot's
+/// own sentence or Slack's error (escaped here).
+pub fn feedback_form_failed(why: &str) -> String {
+    format!(
+        "Your 👎 is recorded, but the form to say what it was did not open ({}). Click 👎 again to try once more.",
+        mrkdwn::escape(&clip(why, 200))
+    )
+}
+
+/// The answer to a submitted 👎 form: what was recorded, the comment repeated (escaped).
+pub fn feedback_answered(actual: Actual, comment: Option<&str>, tally: &Tally) -> String {
+    let mut out = format!(
+        ":memo: Thanks — recorded: it was *{}* (`{}`). {}",
+        actual.title(),
+        actual.as_str(),
+        feedback_line(tally)
+    );
+    if let Some(c) = comment {
+        let quoted = mrkdwn::escape(&clip(c, MAX_COMMENT_SHOWN))
+            .lines()
+            .map(|l| format!("> {l}"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        out.push_str(&format!("\nYour comment:\n{quoted}"));
+    }
+    out
+}
+
+/// The answer to a 👎 form linkbot could not take; `why` is linkbot's own sentence.
+pub fn feedback_refused(why: &str) -> String {
+    format!(":warning: {why}")
+}
+
+#[cfg(test)]
+mod feedback_tests {
+    use super::*;
+    use crate::diagnosis::verdict::VerdictCode;
+    use crate::sim::blockkit::{validate_message, validate_view};
+    use crate::slack::mrkdwn::live_tokens;
+    use proptest::prelude::*;
+
+    fn report() -> Report {
+        Report {
+            verdict: VerdictCode::ApiKeyInvalid,
+            confirmed: false,
+            summary: "s".into(),
+            location: Some(LocationId::parse("c1hk4ek107l5au5mq8hg").expect("id")),
+            environment: Some(Environment::Prod),
+            tugboat: None,
+            carrier: None,
+            next_actions: Vec::new(),
+            region_expected: None,
+            region_found: None,
+            build_url: None,
+            console_tail: None,
+            key_fingerprint: None,
+            steps: Vec::new(),
+            checked_at: chrono::Utc::now(),
+        }
+    }
+
+    #[test]
+    fn the_count_line_reads_as_a_person_would_say_it() {
+        let cases = [
+            (
+                Tally { up: 0, down: 0 },
+                "Was this right? Say so with 👍 or 👎 (anyone may).",
+            ),
+            (
+                Tally { up: 2, down: 1 },
+                "Was this right? Feedback: 👍 2 · 👎 1",
+            ),
+            (
+                Tally { up: 0, down: 7 },
+                "Was this right? Feedback: 👍 0 · 👎 7",
+            ),
+        ];
+        for (tally, want) in cases {
+            assert_eq!(feedback_line(&tally), want);
+        }
+    }
+
+    #[test]
+    fn a_diagnosis_with_feedback_ends_with_the_count_and_two_buttons_and_a_copy_has_none() {
+        let ctx = ReportContext {
+            buttons: true,
+            feedback: Some(Tally { up: 2, down: 1 }),
+            ..Default::default()
+        };
+        let blocks = super::report(&report(), &ctx);
+        assert_eq!(
+            validate_message(Some("t"), Some(&Value::Array(blocks.clone()))),
+            Ok(())
+        );
+        let n = blocks.len();
+        assert_eq!(
+            blocks[n - 2]["elements"][0]["text"],
+            "Was this right? Feedback: 👍 2 · 👎 1"
+        );
+        let last = &blocks[n - 1];
+        assert_eq!(last["block_id"], BLOCK_FEEDBACK);
+        let ids: Vec<&str> = last["elements"]
+            .as_array()
+            .expect("elements")
+            .iter()
+            .filter_map(|e| e["action_id"].as_str())
+            .collect();
+        assert_eq!(ids, [ACTION_FEEDBACK_UP, ACTION_FEEDBACK_DOWN]);
+        for e in last["elements"].as_array().expect("elements") {
+            let (v, _) = ButtonValue::parse(e["value"].as_str().expect("a value")).expect("ours");
+            assert_eq!(
+                (v.location.as_str(), v.environment, v.target),
+                ("c1hk4ek107l5au5mq8hg", Environment::Prod, None)
+            );
+        }
+        // The escalation copy (no feedback asked) and a report without a location: none.
+        let copy = super::report(&report(), &ReportContext::default());
+        assert!(!serde_json::to_string(&copy)
+            .expect("json")
+            .contains("linkbot_feedback"));
+        let mut nowhere = report();
+        nowhere.location = None;
+        let blocks = super::report(&nowhere, &ctx);
+        assert!(!serde_json::to_string(&blocks)
+            .expect("json")
+            .contains("linkbot_feedback"));
+    }
+
+    #[test]
+    fn the_form_offers_every_verdict_and_something_else_and_slack_accepts_it() {
+        for shown in VerdictCode::ALL {
+            let view = feedback_form(shown, "0123456789abcdef0123456789abcdef");
+            assert_eq!(validate_view(&view), Ok(()), "{view}");
+            let values: Vec<&str> = view["blocks"][1]["element"]["options"]
+                .as_array()
+                .expect("options")
+                .iter()
+                .filter_map(|o| o["value"].as_str())
+                .collect();
+            let want: Vec<&str> = Actual::all().iter().map(|a| a.as_str()).collect();
+            assert_eq!(values, want);
+            assert_eq!(view["blocks"][2]["element"]["max_length"], 3000);
+            assert_eq!(view["blocks"][2]["optional"], true);
+            assert_eq!(view["private_metadata"], "0123456789abcdef0123456789abcdef");
+            assert_eq!(view["callback_id"], CALLBACK_FEEDBACK);
+            // What slack-morphism sends (web.rs converts through its model) is what was built.
+            let model: slack_morphism::prelude::SlackView =
+                serde_json::from_value(view.clone()).expect("a modal slack-morphism reads");
+            assert_eq!(serde_json::to_value(&model).expect("json"), view);
+        }
+    }
+
+    proptest! {
+        /// Any count, any comment: the answers stay plain mrkdwn with no live mention or link
+        /// from the comment, and the diagnosis with its count passes Block Kit.
+        #[test]
+        fn answers_and_counts_hold_no_outside_mention(
+            up in 0usize..1_000_000,
+            down in 0usize..1_000_000,
+            comment in proptest::option::of(prop_oneof![
+                "\\PC{0,200}",
+                Just("<!channel> <@U1> <https://evil.example|x> ``` &amp;".to_string()),
+                Just("x".repeat(3000)),
+            ]),
+            actual in prop::sample::select(Actual::all()),
+        ) {
+            let tally = Tally { up, down };
+            let text = feedback_answered(actual, comment.as_deref(), &tally);
+            prop_assert!(live_tokens(&text).is_empty(), "{}", text);
+            prop_assert!(text.chars().count() < 1200);
+            let failed = feedback_form_failed(comment.as_deref().unwrap_or("expired_trigger_id"));
+            prop_assert!(live_tokens(&failed).is_empty(), "{}", failed);
+            let ctx = ReportContext { buttons: true, feedback: Some(tally), ..Default::default() };
+            let blocks = super::report(&report(), &ctx);
+            prop_assert_eq!(validate_message(Some("t"), Some(&Value::Array(blocks))), Ok(()));
         }
     }
 }

@@ -1,5 +1,5 @@
-//! A button click on a report: escalate to a team, page it, or re-run the check (modal
-//! submissions will come here too).
+//! A button click on a report: escalate to a team, page it, or re-run the check; 👍 / 👎 go on
+//! to `feedback.rs` (anyone may vote), authorized here like every button.
 //!
 //! Who may act is enforced here: only in watched channels, only members of the on-call user
 //! group when one is configured ([`super::oncall`]), and a click only as its message offered it
@@ -67,6 +67,8 @@ pub fn report_context(
         buttons: true,
         preface: None,
         silence: silence_offered(config, report),
+        // "Was this right?" on every final diagnosis; the count is the caller's to fill in.
+        feedback: Some(crate::feedback::Tally::default()),
     }
 }
 
@@ -142,6 +144,20 @@ impl Handler {
                     thread: &thread,
                 };
                 self.on_silence_action(action, &click).await?;
+                continue;
+            }
+            // 👍 / 👎: anyone in the channel may vote (`feedback.rs`).
+            if blocks::is_feedback_action(kind) {
+                self.on_feedback_click(
+                    ev,
+                    &channel,
+                    &message_ts,
+                    &thread,
+                    &user,
+                    &action_id,
+                    action.value.as_deref(),
+                )
+                .await?;
                 continue;
             }
             if ![
@@ -220,7 +236,7 @@ impl Handler {
     /// else — a forged or stale value naming another location, environment or target, or a
     /// message the store does not know — is refused with an ephemeral sentence and audited as
     /// `refused_action`. Checks no action id format: it compares with what was rendered.
-    async fn authorize_click(
+    pub(super) async fn authorize_click(
         &self,
         channel: &str,
         message_ts: &str,

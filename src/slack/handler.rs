@@ -4,8 +4,9 @@
 //! Every inbound is de-duplicated first (events by `event_id`, commands and clicks by envelope
 //! id), so a redelivery never starts a second check. Then: a mention goes to [`super::mention`],
 //! a slash command to [`super::slash_command`], a channel message to [`super::alert_message`],
-//! a button click to [`super::button`]. [`Handler::start_check`], shared by all four, posts the
-//! message that will become the diagnosis and hands the request to the coordinator.
+//! a button click to [`super::button`], the 👎 form's submission to [`super::feedback`].
+//! [`Handler::start_check`], shared by the first four, posts the message that will become the
+//! diagnosis and hands the request to the coordinator.
 //!
 //! This module must NOT parse commands, decide who may act, render, or run a check or an
 //! escalation: those live in the modules above, `blocks.rs`, the coordinator and
@@ -159,13 +160,21 @@ impl Handler {
         envelope_id: &str,
         interaction: SlackInteractionEvent,
     ) -> Result<()> {
-        let SlackInteractionEvent::BlockActions(ev) = interaction else {
+        if !matches!(
+            interaction,
+            SlackInteractionEvent::BlockActions(_) | SlackInteractionEvent::ViewSubmission(_)
+        ) {
             return Ok(());
-        };
+        }
         if !self.first_seen(&format!("envelope:{envelope_id}")).await? {
             return Ok(());
         }
-        self.on_block_actions(&ev).await
+        match interaction {
+            SlackInteractionEvent::BlockActions(ev) => self.on_block_actions(&ev).await,
+            // The 👎 form's answer (`feedback.rs`).
+            SlackInteractionEvent::ViewSubmission(ev) => self.on_view_submission(&ev).await,
+            _ => Ok(()),
+        }
     }
 
     /// Posts the message that will become the diagnosis, then hands the request over. With

@@ -5,9 +5,10 @@
 //! (`web`, `transport`) move bytes and models and decide nothing; the logic modules
 //! (`commands`, `alerts`, `blocks`, `mrkdwn`) are pure; `handler` de-duplicates each envelope
 //! and dispatches it by what arrived — `mention`, `slash_command`, `alert_message`, `button`
-//! (and `silence`, for the Silence… select and Unsilence) — with `oncall` (who may act) beside
-//! them; `sink` shows check progress and results; `report` posts the report of a period
-//! (`/linkbot report`, the weekly post), rendered by the pure `report_blocks`.
+//! (and `silence`, for the Silence… select and Unsilence; `feedback`, for 👍 / 👎 and the 👎
+//! form's submission) — with `oncall` (who may act) beside them; `sink` shows check progress
+//! and results; `report` posts the report of a period (`/linkbot report`, the weekly post),
+//! rendered by the pure `report_blocks`.
 
 pub mod alert_message;
 pub mod alerts;
@@ -15,6 +16,7 @@ pub mod blocks;
 pub mod budget;
 pub mod button;
 pub mod commands;
+pub mod feedback;
 pub mod handler;
 pub mod mention;
 pub mod mrkdwn;

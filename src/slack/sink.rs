@@ -145,7 +145,11 @@ impl SlackSink {
             location: location.clone(),
             environment,
         };
-        let chat = IncidentThreads::new(self.web.clone(), self.config.clone());
+        let chat = IncidentThreads::new(
+            self.web.clone(),
+            self.config.clone(),
+            self.incidents.store().clone(),
+        );
         if let Some(notice) = self.incidents.rechecked(&key, report, &chat).await {
             let thread = w.thread_ts.as_deref().unwrap_or(&w.message_ts);
             if let Err(e) = self

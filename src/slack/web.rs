@@ -31,9 +31,9 @@ use slack_morphism::api::{
     SlackApiAppsConnectionOpenRequest, SlackApiChatGetPermalinkRequest,
     SlackApiChatPostEphemeralRequest, SlackApiChatPostMessageRequest,
     SlackApiChatPostMessageResponse, SlackApiChatUpdateRequest, SlackApiReactionsAddRequest,
-    SlackApiUserGroupsUsersListRequest,
+    SlackApiUserGroupsUsersListRequest, SlackApiViewsOpenRequest,
 };
-use slack_morphism::blocks::SlackBlock;
+use slack_morphism::blocks::{SlackBlock, SlackView};
 use slack_morphism::errors::SlackClientError;
 use slack_morphism::prelude::{
     SlackApiMethodRateControlConfig, SlackApiRateControlConfig, SlackApiRateControlLimit,
@@ -41,7 +41,7 @@ use slack_morphism::prelude::{
 };
 use slack_morphism::{
     SlackApiToken, SlackApiTokenValue, SlackChannelId, SlackClient, SlackMessageContent,
-    SlackReactionName, SlackTeamId, SlackTs, SlackUserGroupId, SlackUserId,
+    SlackReactionName, SlackTeamId, SlackTriggerId, SlackTs, SlackUserGroupId, SlackUserId,
 };
 use std::fmt;
 use std::future::Future;
@@ -753,6 +753,31 @@ impl SlackWeb {
             Err(e) if e.code() == Some("already_reacted") => Ok(()),
             Err(e) => Err(e),
         }
+    }
+
+    /// `views.open`: opens the modal `view` (Block Kit JSON) for the user whose interaction gave
+    /// `trigger_id` (usable once, within 3 s). Returns the view id Slack gave it.
+    pub async fn open_view(
+        &self,
+        trigger_id: &str,
+        view: serde_json::Value,
+    ) -> Result<String, SlackError> {
+        const METHOD: &str = "views.open";
+        let view: SlackView = serde_json::from_value(view).map_err(|source| {
+            self.invalid(
+                METHOD,
+                SlackError::InvalidBlocks {
+                    index: 0,
+                    reason: "the view is not decodable as a modal",
+                    source: Some(source),
+                },
+            )
+        })?;
+        let req = SlackApiViewsOpenRequest::new(SlackTriggerId(trigger_id.to_string()), view);
+        let token = self.token(&self.bot_token, true);
+        let session = self.client.open_session(&token);
+        let res = self.call(METHOD, session.views_open(&req)).await?;
+        Ok(res.view.state_params.id.0)
     }
 
     /// `usergroups.users.list`: the user ids (`U…`) in the user group `group_id` (`S…`).

@@ -34,6 +34,11 @@
 //! paged once: [`Store::claim_page`] decides among concurrent clicks on any replica in one
 //! statement on the `pages` row of that check, which also says who paged and when.
 //!
+//! **Feedback.** One row per (diagnosis message, Slack user) in `feedback`, upserted so a
+//! person's second vote replaces the first ([`Store::record_vote`]); the 👎 forms linkbot opened
+//! are kept by their random token in `feedback_forms` until answered (taken once, by a `DELETE`
+//! whose row count decides among replicas) or [`FEEDBACK_FORM_RETENTION`] old.
+//!
 //! **Schema.** Versioned migrations in `migrations/sqlite/` and `migrations/postgres/` are
 //! embedded in the binary (`include_str!`) and applied at open by sqlx's own [`Migrator`] (its
 //! `_sqlx_migrations` table, checksums, one transaction per migration, a Postgres advisory lock
@@ -313,6 +318,8 @@ pub enum AuditKind {
     Silence,
     /// A silence linkbot created was expired: by someone's Unsilence, or at resolution.
     Unsilence,
+    /// Someone said whether a diagnosis was right (👍 / 👎, and the 👎 form's answer).
+    Feedback,
 }
 
 impl AuditKind {
@@ -324,6 +331,7 @@ impl AuditKind {
             AuditKind::RefusedAction => "refused_action",
             AuditKind::Silence => "silence",
             AuditKind::Unsilence => "unsilence",
+            AuditKind::Feedback => "feedback",
         }
     }
 
@@ -334,6 +342,7 @@ impl AuditKind {
             "refused_action" => Some(AuditKind::RefusedAction),
             "silence" => Some(AuditKind::Silence),
             "unsilence" => Some(AuditKind::Unsilence),
+            "feedback" => Some(AuditKind::Feedback),
             _ => None,
         }
     }
@@ -486,6 +495,108 @@ pub struct SilenceRecord {
     pub expired_by: Option<String>,
     /// When.
     pub expired_at: Option<DateTime<Utc>>,
+}
+
+// ---- Feedback on diagnoses ("Was this right?") ----------------------------------------------
+
+/// How long a feedback form linkbot opened can still be answered: older forms are refused and
+/// forgotten.
+pub const FEEDBACK_FORM_RETENTION: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// A person's vote on a diagnosis: right (👍) or wrong (👎).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Vote {
+    /// 👍: the diagnosis was right.
+    Up,
+    /// 👎: it was not (the form then says what it was).
+    Down,
+}
+
+impl Vote {
+    /// `up` / `down`, as stored.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Vote::Up => "up",
+            Vote::Down => "down",
+        }
+    }
+
+    /// The stored name back; `None` for anything else.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "up" => Some(Vote::Up),
+            "down" => Some(Vote::Down),
+            _ => None,
+        }
+    }
+}
+
+/// One person's feedback on one diagnosis message (a row of `feedback`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Feedback {
+    /// The diagnosis message.
+    pub message: MessageRef,
+    /// Who (Slack user id).
+    pub user: String,
+    /// Their Slack name, when the click carried it.
+    pub user_name: Option<String>,
+    /// The check whose result the message showed.
+    pub check_id: Option<CheckId>,
+    /// The incident whose diagnosis the message is, if any.
+    pub incident_id: Option<IncidentId>,
+    /// The location and environment of the diagnosis.
+    pub key: CheckKey,
+    /// The verdict code the message showed.
+    pub verdict: String,
+    /// Right or wrong.
+    pub vote: Vote,
+    /// What the person says it actually was (a verdict code or `other`), from the 👎 form.
+    pub actual_verdict: Option<String>,
+    /// Their comment, from the 👎 form (outside text: escape it wherever it is shown).
+    pub comment: Option<String>,
+    /// The first vote.
+    pub created_at: DateTime<Utc>,
+    /// The latest change.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A vote to record with [`Store::record_vote`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewVote<'a> {
+    /// The diagnosis message.
+    pub message: &'a MessageRef,
+    /// Who (Slack user id).
+    pub user: &'a str,
+    /// Their Slack name, when known.
+    pub user_name: Option<&'a str>,
+    /// The check whose result the message shows.
+    pub check_id: Option<CheckId>,
+    /// The incident whose diagnosis the message is, if any.
+    pub incident_id: Option<IncidentId>,
+    /// The location and environment.
+    pub key: &'a CheckKey,
+    /// The verdict code the message shows.
+    pub verdict: &'a str,
+    /// Right or wrong.
+    pub vote: Vote,
+}
+
+/// A 👎 form (modal) linkbot opened: who for, about which message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FeedbackForm {
+    /// The random token put in the view's `private_metadata`.
+    pub token: String,
+    /// The diagnosis message the form is about.
+    pub message: MessageRef,
+    /// The user it was opened for.
+    pub user: String,
+    /// The location and environment of the diagnosis.
+    pub key: CheckKey,
+    /// The view id Slack gave it, once `views.open` answered.
+    pub view_id: Option<String>,
+    /// When it was opened.
+    pub created_at: DateTime<Utc>,
 }
 
 /// Where the store reads the time: the system clock, or a test's hand-driven one.
@@ -949,6 +1060,48 @@ pub trait Store: Send + Sync {
         by: &str,
     ) -> Result<Option<SilenceRecord>, StoreError>;
 
+    // ---- Feedback on diagnoses ("Was this right?") ----
+
+    /// Records `vote` as the user's feedback on its message: the first vote inserts the user's
+    /// row, a later one replaces it (one row per message and user); a 👍 clears the answer of
+    /// an earlier 👎 form, a 👎 keeps it until a new form is answered. Returns the row.
+    async fn record_vote(&self, vote: &NewVote<'_>) -> Result<Feedback, StoreError>;
+
+    /// Records the answer of a 👎 form on the user's row of `message` (the vote becomes 👎):
+    /// what it actually was and the comment. `None` when the user has no row for the message.
+    async fn record_feedback_answer(
+        &self,
+        message: &MessageRef,
+        user: &str,
+        actual_verdict: &str,
+        comment: Option<&str>,
+    ) -> Result<Option<Feedback>, StoreError>;
+
+    /// Every feedback row of `message`, oldest first.
+    async fn feedback_for_message(&self, message: &MessageRef)
+        -> Result<Vec<Feedback>, StoreError>;
+
+    /// Records a 👎 form opened for `user` about `message` under `token`; forms older than
+    /// [`FEEDBACK_FORM_RETENTION`] are forgotten on the way.
+    async fn open_feedback_form(
+        &self,
+        token: &str,
+        message: &MessageRef,
+        user: &str,
+        key: &CheckKey,
+    ) -> Result<(), StoreError>;
+
+    /// Records the view id Slack gave the form `token`. `false` when the token is unknown.
+    async fn set_feedback_form_view(&self, token: &str, view_id: &str) -> Result<bool, StoreError>;
+
+    /// The form opened under `token`, if it is recorded, not yet answered and not older than
+    /// [`FEEDBACK_FORM_RETENTION`].
+    async fn feedback_form(&self, token: &str) -> Result<Option<FeedbackForm>, StoreError>;
+
+    /// Takes the form `token` (it can be answered once): `true` for the one caller, across
+    /// tasks and replicas, that took it.
+    async fn take_feedback_form(&self, token: &str) -> Result<bool, StoreError>;
+
     /// Closes the connections (on shutdown); later calls fail.
     async fn close(&self);
 }
@@ -1289,6 +1442,45 @@ fn incident_event_from_row(row: &impl Cols) -> Result<IncidentEvent, StoreError>
 /// How many times [`Store::claim_page`] retries when the row it lost to vanished (its page
 /// failed) between its two statements.
 const CLAIM_PAGE_ATTEMPTS: usize = 3;
+
+/// A [`Feedback`] from a row with the columns of `sql::FEEDBACK_COLUMNS`.
+fn feedback_from_row(row: &impl Cols) -> Result<Feedback, StoreError> {
+    let vote = row.text("vote")?;
+    Ok(Feedback {
+        message: MessageRef {
+            channel: row.text("channel")?,
+            ts: row.text("message_ts")?,
+        },
+        user: row.text("user_id")?,
+        user_name: row.opt_text("user_name")?,
+        check_id: row.opt_int("check_id")?.map(CheckId),
+        incident_id: row.opt_int("incident_id")?.map(IncidentId),
+        key: key_from_row(row)?,
+        verdict: row.text("verdict")?,
+        vote: Vote::parse(&vote).ok_or_else(|| StoreError::Corrupt {
+            what: format!("unknown vote `{vote}`"),
+        })?,
+        actual_verdict: row.opt_text("actual_verdict")?,
+        comment: row.opt_text("comment")?,
+        created_at: time_from_ms(row.int("created_at")?, "created_at")?,
+        updated_at: time_from_ms(row.int("updated_at")?, "updated_at")?,
+    })
+}
+
+/// A [`FeedbackForm`] from a row with the columns of `sql::FEEDBACK_FORM_COLUMNS`.
+fn feedback_form_from_row(row: &impl Cols) -> Result<FeedbackForm, StoreError> {
+    Ok(FeedbackForm {
+        token: row.text("token")?,
+        message: MessageRef {
+            channel: row.text("channel")?,
+            ts: row.text("message_ts")?,
+        },
+        user: row.text("user_id")?,
+        key: key_from_row(row)?,
+        view_id: row.opt_text("view_id")?,
+        created_at: time_from_ms(row.int("created_at")?, "created_at")?,
+    })
+}
 
 fn page_row_vanished(check_id: CheckId) -> StoreError {
     StoreError::Corrupt {

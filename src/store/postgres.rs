@@ -48,6 +48,11 @@ const MIGRATIONS: &[EmbeddedMigration] = &[
         description: "report",
         sql: include_str!("../../migrations/postgres/0006_report.sql"),
     },
+    EmbeddedMigration {
+        version: 7,
+        description: "feedback forms",
+        sql: include_str!("../../migrations/postgres/0007_feedback_forms.sql"),
+    },
 ];
 
 /// The PostgreSQL dialect.

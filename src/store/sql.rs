@@ -9,12 +9,13 @@
 //! only its redacted form.
 
 use super::{
-    audit_from_row, check_audit_detail, duration_ms, finished_from_row, in_flight_from_row,
-    incident_event_from_row, incident_from_row, json_text, new_page_claim, page_from_row,
-    page_row_vanished, query_error, reusable_verdict_sql, silence_from_row, waiter_from_row,
-    AuditEntry, CheckId, CheckKey, Claim, Clock, Cols, FinishOutcome, FinishedCheck, Fired,
-    InFlight, Incident, IncidentEvent, IncidentId, MessageRef, PageClaim, Requester, SilenceRecord,
-    Store, StoreError, Waiter, CLAIM_PAGE_ATTEMPTS, EVENT_KEY_RETENTION,
+    audit_from_row, check_audit_detail, duration_ms, feedback_form_from_row, feedback_from_row,
+    finished_from_row, in_flight_from_row, incident_event_from_row, incident_from_row, json_text,
+    new_page_claim, page_from_row, page_row_vanished, query_error, reusable_verdict_sql,
+    silence_from_row, waiter_from_row, AuditEntry, CheckId, CheckKey, Claim, Clock, Cols, Feedback,
+    FeedbackForm, FinishOutcome, FinishedCheck, Fired, InFlight, Incident, IncidentEvent,
+    IncidentId, MessageRef, NewVote, PageClaim, Requester, SilenceRecord, Store, StoreError,
+    Waiter, CLAIM_PAGE_ATTEMPTS, EVENT_KEY_RETENTION, FEEDBACK_FORM_RETENTION,
 };
 use super::{check_outcome_from_row, feedback_vote_from_row, ReportRows, ReportSlotClaim};
 use crate::domain::LocationId;
@@ -89,6 +90,14 @@ const CHECK_OUTCOME_COLUMNS: &str = "id, environment, location, finished_at, ver
 const SILENCE_COLUMNS: &str = "silence_id, environment, location, incident_id, created_by, \
      created_by_name, starts_at, ends_at, until_resolved, channel, thread_ts, message_ts, state, \
      expired_by, expired_at";
+
+/// Columns of a feedback row, as [`feedback_from_row`] reads them.
+const FEEDBACK_COLUMNS: &str = "channel, message_ts, user_id, user_name, check_id, incident_id, \
+     environment, location, verdict, vote, actual_verdict, comment, created_at, updated_at";
+
+/// Columns of a feedback form, as [`feedback_form_from_row`] reads them.
+const FEEDBACK_FORM_COLUMNS: &str =
+    "token, channel, message_ts, user_id, environment, location, view_id, created_at";
 
 /// The store over one SQL backend.
 pub(super) struct SqlStore<D: Dialect> {
@@ -1382,6 +1391,154 @@ where
         .await
         .map_err(query_error("expire_silence"))?;
         row.as_ref().map(silence_from_row).transpose()
+    }
+
+    // ---- Feedback on diagnoses ("Was this right?") ----
+
+    async fn record_vote(&self, vote: &NewVote<'_>) -> Result<Feedback, StoreError> {
+        const OP: &str = "record_vote";
+        let now = self.clock.now_ms();
+        // One row per (message, user): a later vote replaces the earlier one; a 👍 clears the
+        // answer of an earlier 👎 form.
+        let row = sqlx::query(&format!(
+            "INSERT INTO feedback (channel, message_ts, user_id, user_name, check_id, \
+             incident_id, environment, location, verdict, vote, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11) \
+             ON CONFLICT (channel, message_ts, user_id) DO UPDATE SET \
+             user_name = COALESCE(excluded.user_name, feedback.user_name), \
+             check_id = excluded.check_id, \
+             incident_id = COALESCE(excluded.incident_id, feedback.incident_id), \
+             environment = excluded.environment, location = excluded.location, \
+             verdict = excluded.verdict, vote = excluded.vote, \
+             actual_verdict = CASE WHEN excluded.vote = 'up' THEN NULL \
+             ELSE feedback.actual_verdict END, \
+             comment = CASE WHEN excluded.vote = 'up' THEN NULL ELSE feedback.comment END, \
+             updated_at = excluded.updated_at \
+             RETURNING {FEEDBACK_COLUMNS}"
+        ))
+        .bind(vote.message.channel.as_str())
+        .bind(vote.message.ts.as_str())
+        .bind(vote.user)
+        .bind(vote.user_name)
+        .bind(vote.check_id.map(|c| c.0))
+        .bind(vote.incident_id.map(|i| i.0))
+        .bind(vote.key.environment.as_str())
+        .bind(vote.key.location.as_str())
+        .bind(vote.verdict)
+        .bind(vote.vote.as_str())
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(query_error(OP))?;
+        feedback_from_row(&row)
+    }
+
+    async fn record_feedback_answer(
+        &self,
+        message: &MessageRef,
+        user: &str,
+        actual_verdict: &str,
+        comment: Option<&str>,
+    ) -> Result<Option<Feedback>, StoreError> {
+        const OP: &str = "record_feedback_answer";
+        let row = sqlx::query(&format!(
+            "UPDATE feedback SET vote = 'down', actual_verdict = $1, comment = $2, \
+             updated_at = $3 WHERE channel = $4 AND message_ts = $5 AND user_id = $6 \
+             RETURNING {FEEDBACK_COLUMNS}"
+        ))
+        .bind(actual_verdict)
+        .bind(comment)
+        .bind(self.clock.now_ms())
+        .bind(message.channel.as_str())
+        .bind(message.ts.as_str())
+        .bind(user)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(query_error(OP))?;
+        row.as_ref().map(feedback_from_row).transpose()
+    }
+
+    async fn feedback_for_message(
+        &self,
+        message: &MessageRef,
+    ) -> Result<Vec<Feedback>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {FEEDBACK_COLUMNS} FROM feedback WHERE channel = $1 AND message_ts = $2 \
+             ORDER BY created_at, id"
+        ))
+        .bind(message.channel.as_str())
+        .bind(message.ts.as_str())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query_error("feedback_for_message"))?;
+        rows.iter().map(feedback_from_row).collect()
+    }
+
+    async fn open_feedback_form(
+        &self,
+        token: &str,
+        message: &MessageRef,
+        user: &str,
+        key: &CheckKey,
+    ) -> Result<(), StoreError> {
+        const OP: &str = "open_feedback_form";
+        let now = self.clock.now_ms();
+        let mut tx = self.write_tx(OP).await?;
+        sqlx::query("DELETE FROM feedback_forms WHERE created_at < $1")
+            .bind(now.saturating_sub(duration_ms(FEEDBACK_FORM_RETENTION)))
+            .execute(&mut *tx)
+            .await
+            .map_err(query_error(OP))?;
+        sqlx::query(
+            "INSERT INTO feedback_forms (token, channel, message_ts, user_id, environment, \
+             location, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(token)
+        .bind(message.channel.as_str())
+        .bind(message.ts.as_str())
+        .bind(user)
+        .bind(key.environment.as_str())
+        .bind(key.location.as_str())
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(query_error(OP))?;
+        tx.commit().await.map_err(query_error(OP))
+    }
+
+    async fn set_feedback_form_view(&self, token: &str, view_id: &str) -> Result<bool, StoreError> {
+        self.changed_one(
+            sqlx::query("UPDATE feedback_forms SET view_id = $1 WHERE token = $2")
+                .bind(view_id)
+                .bind(token),
+            "set_feedback_form_view",
+        )
+        .await
+    }
+
+    async fn feedback_form(&self, token: &str) -> Result<Option<FeedbackForm>, StoreError> {
+        let oldest = self
+            .clock
+            .now_ms()
+            .saturating_sub(duration_ms(FEEDBACK_FORM_RETENTION));
+        let row = sqlx::query(&format!(
+            "SELECT {FEEDBACK_FORM_COLUMNS} FROM feedback_forms \
+             WHERE token = $1 AND created_at >= $2"
+        ))
+        .bind(token)
+        .bind(oldest)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(query_error("feedback_form"))?;
+        row.as_ref().map(feedback_form_from_row).transpose()
+    }
+
+    async fn take_feedback_form(&self, token: &str) -> Result<bool, StoreError> {
+        self.changed_one(
+            sqlx::query("DELETE FROM feedback_forms WHERE token = $1").bind(token),
+            "take_feedback_form",
+        )
+        .await
     }
 
     async fn close(&self) {

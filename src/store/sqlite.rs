@@ -48,6 +48,11 @@ const MIGRATIONS: &[EmbeddedMigration] = &[
         description: "report",
         sql: include_str!("../../migrations/sqlite/0006_report.sql"),
     },
+    EmbeddedMigration {
+        version: 7,
+        description: "feedback forms",
+        sql: include_str!("../../migrations/sqlite/0007_feedback_forms.sql"),
+    },
 ];
 
 /// How long a writer waits for the file lock before the statement fails.

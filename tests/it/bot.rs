@@ -18,7 +18,8 @@ use linkbot::sim::world::{
 };
 use linkbot::slack::alerts::ALERT_NAME;
 use linkbot::slack::blocks::{
-    action_kind, ButtonValue, ACTION_ESCALATE, ACTION_PAGE, ACTION_RERUN,
+    action_kind, ButtonValue, ACTION_ESCALATE, ACTION_FEEDBACK_DOWN, ACTION_FEEDBACK_UP,
+    ACTION_PAGE, ACTION_RERUN,
 };
 use linkbot::slack::commands::USAGE;
 use linkbot::store::{AuditKind, CheckKey};
@@ -2233,7 +2234,11 @@ async fn a_repeat_joins_the_incident_and_resolve_marks_the_thread_without_paging
         Some(VerdictCode::RegionMismatch)
     );
     let after = offered_actions(&resolved);
-    assert_eq!(after, [ACTION_RERUN], "only Re-run stays: {after:?}");
+    assert_eq!(
+        after,
+        [ACTION_RERUN, ACTION_FEEDBACK_UP, ACTION_FEEDBACK_DOWN],
+        "only Re-run and feedback stay: {after:?}"
+    );
     // A client still showing the old buttons clicks Escalate: the message no longer offers it.
     click_value(
         &h,
@@ -2509,7 +2514,10 @@ async fn a_resolve_before_the_verdict_is_shown_with_it_and_one_with_no_incident_
         world::verdict_code(&verdict),
         Some(VerdictCode::ConfigMissing)
     );
-    assert_eq!(offered_actions(&verdict), [ACTION_RERUN]);
+    assert_eq!(
+        offered_actions(&verdict),
+        [ACTION_RERUN, ACTION_FEEDBACK_UP, ACTION_FEEDBACK_DOWN]
+    );
 
     // A [RESOLVED] for a location with no incident: no answer, no check.
     let quiet = h.world.scenario(VerdictCode::ApiKeyInvalid, 0);

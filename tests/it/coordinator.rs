@@ -12,9 +12,9 @@ use linkbot::domain::{Environment, LocationId};
 use linkbot::metrics::Metrics;
 use linkbot::sim::world::World;
 use linkbot::store::{
-    AuditEntry, CheckId, CheckKey, Claim, FinishOutcome, FinishedCheck, Fired, InFlight, Incident,
-    IncidentEvent, IncidentId, MessageRef, PageClaim, RequestSource, Requester, SilenceRecord,
-    Store, StoreError, Waiter,
+    AuditEntry, CheckId, CheckKey, Claim, Feedback, FeedbackForm, FinishOutcome, FinishedCheck,
+    Fired, InFlight, Incident, IncidentEvent, IncidentId, MessageRef, NewVote, PageClaim,
+    RequestSource, Requester, SilenceRecord, Store, StoreError, Waiter,
 };
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -292,6 +292,46 @@ impl Store for FailingStore {
         by: &str,
     ) -> Result<Option<SilenceRecord>, StoreError> {
         self.inner.expire_silence(silence_id, by).await
+    }
+    async fn record_vote(&self, vote: &NewVote<'_>) -> Result<Feedback, StoreError> {
+        self.inner.record_vote(vote).await
+    }
+    async fn record_feedback_answer(
+        &self,
+        message: &MessageRef,
+        user: &str,
+        actual_verdict: &str,
+        comment: Option<&str>,
+    ) -> Result<Option<Feedback>, StoreError> {
+        self.inner
+            .record_feedback_answer(message, user, actual_verdict, comment)
+            .await
+    }
+    async fn feedback_for_message(
+        &self,
+        message: &MessageRef,
+    ) -> Result<Vec<Feedback>, StoreError> {
+        self.inner.feedback_for_message(message).await
+    }
+    async fn open_feedback_form(
+        &self,
+        token: &str,
+        message: &MessageRef,
+        user: &str,
+        key: &CheckKey,
+    ) -> Result<(), StoreError> {
+        self.inner
+            .open_feedback_form(token, message, user, key)
+            .await
+    }
+    async fn set_feedback_form_view(&self, token: &str, view_id: &str) -> Result<bool, StoreError> {
+        self.inner.set_feedback_form_view(token, view_id).await
+    }
+    async fn feedback_form(&self, token: &str) -> Result<Option<FeedbackForm>, StoreError> {
+        self.inner.feedback_form(token).await
+    }
+    async fn take_feedback_form(&self, token: &str) -> Result<bool, StoreError> {
+        self.inner.take_feedback_form(token).await
     }
     async fn close(&self) {
         self.inner.close().await

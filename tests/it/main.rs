@@ -16,6 +16,7 @@ mod diagnosis;
 mod edit_budget;
 mod escalation;
 mod faults;
+mod feedback;
 mod iam;
 mod jenkins;
 mod network;

@@ -9,8 +9,8 @@ use chrono::{DateTime, TimeZone, Utc};
 use linkbot::domain::{Environment, LocationId};
 use linkbot::store::{
     open, open_with_clock, AuditEntry, AuditKind, CheckId, CheckKey, Claim, Clock, FinishOutcome,
-    Fired, MessageRef, PageClaim, RequestSource, Requester, SilenceRecord, Store, StoreError,
-    Waiter,
+    Fired, MessageRef, NewVote, PageClaim, RequestSource, Requester, SilenceRecord, Store,
+    StoreError, Vote, Waiter, FEEDBACK_FORM_RETENTION,
 };
 use serde_json::json;
 use std::future::Future;
@@ -183,6 +183,8 @@ on_both_backends!(
     an_incident_records_its_check_verdict_fix_page_and_issue,
     incidents_survive_a_restart_and_resolve_once_across_replicas,
     a_silence_is_recorded_found_by_its_message_and_expired_once,
+    feedback_is_one_row_per_user_and_message_and_a_later_vote_replaces_it,
+    a_feedback_form_is_found_by_its_token_taken_once_and_forgotten_when_old,
 );
 
 // ---- helpers -----------------------------------------------------------------------------
@@ -1525,4 +1527,180 @@ async fn a_silence_is_recorded_found_by_its_message_and_expired_once(db: TestDb)
         .map(|e| e.kind)
         .collect();
     assert!(kinds.contains(&AuditKind::Silence) && kinds.contains(&AuditKind::Unsilence));
+}
+
+// ---- feedback ("Was this right?") ---------------------------------------------------------
+
+fn vote<'a>(
+    m: &'a MessageRef,
+    k: &'a CheckKey,
+    check: CheckId,
+    user: &'a str,
+    v: Vote,
+) -> NewVote<'a> {
+    NewVote {
+        message: m,
+        user,
+        user_name: Some("someone"),
+        check_id: Some(check),
+        incident_id: None,
+        key: k,
+        verdict: "api_key_invalid",
+        vote: v,
+    }
+}
+
+async fn feedback_is_one_row_per_user_and_message_and_a_later_vote_replaces_it(db: TestDb) {
+    let store = db.open().await;
+    let k = key(LOC_A, Environment::Prod);
+    let check = finished_check(&*store, &k).await;
+    let m = msg("C0ONCALL", "1.100");
+    let first = db.now();
+    let alice = store
+        .record_vote(&vote(&m, &k, check, "U0ALICE", Vote::Up))
+        .await
+        .expect("alice votes");
+    assert_eq!(
+        (
+            alice.vote,
+            alice.created_at,
+            alice.updated_at,
+            alice.check_id
+        ),
+        (Vote::Up, first, first, Some(check))
+    );
+    assert_eq!(alice.key, k);
+    assert_eq!(alice.user_name.as_deref(), Some("someone"));
+    db.advance(Duration::from_secs(1));
+    store
+        .record_vote(&vote(&m, &k, check, "U0BOB", Vote::Down))
+        .await
+        .expect("bob votes");
+    db.advance(Duration::from_secs(1));
+    let answered = store
+        .record_feedback_answer(&m, "U0BOB", "region_mismatch", Some("it was <the> region"))
+        .await
+        .expect("answer")
+        .expect("bob's row");
+    assert_eq!(answered.actual_verdict.as_deref(), Some("region_mismatch"));
+    assert_eq!(answered.comment.as_deref(), Some("it was <the> region"));
+    assert_eq!(answered.vote, Vote::Down);
+    // A second 👎 keeps the answer until a new form is answered; a 👍 replaces all of it.
+    let again = store
+        .record_vote(&vote(&m, &k, check, "U0BOB", Vote::Down))
+        .await
+        .expect("bob again");
+    assert_eq!(again.actual_verdict.as_deref(), Some("region_mismatch"));
+    db.advance(Duration::from_secs(1));
+    let changed = store
+        .record_vote(&vote(&m, &k, check, "U0BOB", Vote::Up))
+        .await
+        .expect("bob changes his mind");
+    assert_eq!(
+        (changed.vote, changed.actual_verdict, changed.comment),
+        (Vote::Up, None, None)
+    );
+    assert_eq!(changed.created_at, first + chrono::Duration::seconds(1));
+    assert_eq!(changed.updated_at, db.now());
+    let rows = store.feedback_for_message(&m).await.expect("rows");
+    let who: Vec<(&str, Vote)> = rows.iter().map(|r| (r.user.as_str(), r.vote)).collect();
+    assert_eq!(who, [("U0ALICE", Vote::Up), ("U0BOB", Vote::Up)]);
+    // No row, no answer; another message has no feedback.
+    assert_eq!(
+        store
+            .record_feedback_answer(&m, "U0CAROL", "other", None)
+            .await
+            .expect("answer"),
+        None
+    );
+    assert!(store
+        .feedback_for_message(&msg("C0ONCALL", "1.200"))
+        .await
+        .expect("rows")
+        .is_empty());
+    // Feedback has its own audit kind, read back as written.
+    let entry = AuditEntry {
+        kind: AuditKind::Feedback,
+        target: None,
+        link: None,
+        detail: Some("vote down, actually other: a comment".into()),
+        ..escalation(db.now(), LOC_A, "x")
+    };
+    store.append_audit(&entry).await.expect("append feedback");
+    assert!(store
+        .audit(None, Some(&loc(LOC_A)), 10)
+        .await
+        .expect("audit")
+        .contains(&entry));
+}
+
+async fn a_feedback_form_is_found_by_its_token_taken_once_and_forgotten_when_old(db: TestDb) {
+    let replicas = [db.open().await, db.open().await];
+    let k = key(LOC_B, Environment::Stage);
+    let m = msg("C0ONCALL", "2.100");
+    replicas[0]
+        .open_feedback_form("tok1", &m, "U0BOB", &k)
+        .await
+        .expect("open");
+    let form = replicas[1]
+        .feedback_form("tok1")
+        .await
+        .expect("read")
+        .expect("the form");
+    assert_eq!(
+        (
+            form.message.clone(),
+            form.user.as_str(),
+            form.key.clone(),
+            form.view_id.clone()
+        ),
+        (m.clone(), "U0BOB", k.clone(), None)
+    );
+    assert_eq!(form.created_at, db.now());
+    assert!(replicas[1]
+        .set_feedback_form_view("tok1", "V0001")
+        .await
+        .expect("view"));
+    assert!(!replicas[1]
+        .set_feedback_form_view("nope", "V0001")
+        .await
+        .expect("view"));
+    assert_eq!(
+        replicas[0]
+            .feedback_form("tok1")
+            .await
+            .expect("read")
+            .and_then(|f| f.view_id),
+        Some("V0001".to_string())
+    );
+    assert_eq!(replicas[0].feedback_form("nope").await.expect("read"), None);
+    // Two replicas take it at once: exactly one does, and then it is gone.
+    let mut tasks = Vec::new();
+    for store in &replicas {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            store.take_feedback_form("tok1").await.expect("take")
+        }));
+    }
+    let mut took = 0;
+    for t in tasks {
+        if t.await.expect("task") {
+            took += 1;
+        }
+    }
+    assert_eq!(took, 1, "a form is taken once");
+    assert_eq!(replicas[0].feedback_form("tok1").await.expect("read"), None);
+    // A form past the retention is refused, and forgotten when the next one opens.
+    replicas[0]
+        .open_feedback_form("tok2", &m, "U0BOB", &k)
+        .await
+        .expect("open");
+    db.advance(FEEDBACK_FORM_RETENTION + Duration::from_secs(1));
+    assert_eq!(replicas[0].feedback_form("tok2").await.expect("read"), None);
+    replicas[1]
+        .open_feedback_form("tok3", &m, "U0BOB", &k)
+        .await
+        .expect("open");
+    assert!(!replicas[0].take_feedback_form("tok2").await.expect("take"));
+    assert!(replicas[0].take_feedback_form("tok3").await.expect("take"));
 }
