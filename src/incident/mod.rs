@@ -83,6 +83,9 @@ pub enum Notice {
         expired_silences: Vec<String>,
         /// Silences it could not expire: id and the sentence saying why.
         silence_failures: Vec<(String, String)>,
+        /// What linkbot did in PagerDuty and GitHub for it, and what failed (never silent: a
+        /// page left open or an issue not commented is said in the thread).
+        followups: Vec<Followup>,
     },
     /// Under a re-run whose verdict differs from the incident's diagnosis.
     Changed {
@@ -92,6 +95,37 @@ pub enum Notice {
         now: VerdictCode,
         /// Whether this marks the incident fixed.
         fixed: bool,
+    },
+}
+
+/// What the resolution of an incident did outside Slack, said in its threads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Followup {
+    /// The page linkbot sent was resolved (PagerDuty Events v2 `resolve`, same `dedup_key`).
+    PagerDutyResolved {
+        /// The page's `dedup_key`.
+        dedup_key: String,
+    },
+    /// PagerDuty did not take the resolve: the incident stays open there.
+    PagerDutyFailed {
+        /// The page's `dedup_key`.
+        dedup_key: String,
+        /// One sentence (scrubbed).
+        why: String,
+    },
+    /// The issue linkbot opened got the resolution comment (and was closed, when `closed`).
+    IssueCommented {
+        /// `owner/repo#n`.
+        issue: String,
+        /// `Some(true)` closed, `Some(false)` closing failed, `None` not asked to close.
+        closed: Option<bool>,
+    },
+    /// GitHub did not take the comment.
+    IssueFailed {
+        /// `owner/repo#n`.
+        issue: String,
+        /// One sentence (scrubbed).
+        why: String,
     },
 }
 
@@ -401,29 +435,9 @@ impl Incidents {
         let link = chat
             .permalink(incident.diagnosis.as_ref().unwrap_or(&incident.alert))
             .await;
-        let notice = Notice::Resolved {
-            at,
-            open_for,
-            diagnosis_link: link.clone(),
-            expired_silences: silences
-                .expired
-                .iter()
-                .map(|s| s.silence_id.clone())
-                .collect(),
-            silence_failures: silences.failed.clone(),
-        };
-        for thread in [&incident.alert, by] {
-            if let Err(e) = chat.reply(thread, &notice).await {
-                tracing::warn!(error = format!("{e:#}"), "could not reply to a resolution");
-            }
-        }
-        if let Err(e) = chat.react_resolved(&incident.alert).await {
-            tracing::warn!(
-                error = format!("{e:#}"),
-                "could not react to the resolved alert"
-            );
-        }
-
+        // PagerDuty and GitHub first, so that the replies say what was done there, and what
+        // failed (a page left open must not be silent).
+        let mut followups = Vec::new();
         let mut done = Resolution {
             silences_expired: silences.expired.len(),
             silences_failed: silences.failed.len(),
@@ -437,6 +451,15 @@ impl Incidents {
                 tracing::warn!(error = %e, "PagerDuty did not take the resolve");
             }
             done.pagerduty_resolved = Some(sent.is_ok());
+            followups.push(match &sent {
+                Ok(_) => Followup::PagerDutyResolved {
+                    dedup_key: dedup_key.clone(),
+                },
+                Err(e) => Followup::PagerDutyFailed {
+                    dedup_key: dedup_key.clone(),
+                    why: e.user_message(),
+                },
+            });
             self.event(
                 &incident,
                 "pagerduty_resolve",
@@ -466,6 +489,7 @@ impl Incidents {
                         commented.is_ok(),
                     )
                     .await;
+                    let mut closed_ok = None;
                     let close = self
                         .targets
                         .iter()
@@ -476,13 +500,48 @@ impl Incidents {
                             tracing::warn!(error = %e, "GitHub did not close the issue");
                         }
                         done.github_closed = Some(closed.is_ok());
+                        closed_ok = Some(closed.is_ok());
                         self.event(&incident, "github_close", Some(&detail), closed.is_ok())
                             .await;
                     }
+                    followups.push(match &commented {
+                        Ok(_) => Followup::IssueCommented {
+                            issue: detail.clone(),
+                            closed: closed_ok,
+                        },
+                        Err(e) => Followup::IssueFailed {
+                            issue: detail.clone(),
+                            why: e.user_message(),
+                        },
+                    });
                 }
                 _ => tracing::warn!(repo, number, "the incident's issue is not readable"),
             }
         }
+        let notice = Notice::Resolved {
+            at,
+            open_for,
+            diagnosis_link: link.clone(),
+            expired_silences: silences
+                .expired
+                .iter()
+                .map(|s| s.silence_id.clone())
+                .collect(),
+            silence_failures: silences.failed.clone(),
+            followups,
+        };
+        for thread in [&incident.alert, by] {
+            if let Err(e) = chat.reply(thread, &notice).await {
+                tracing::warn!(error = format!("{e:#}"), "could not reply to a resolution");
+            }
+        }
+        if let Err(e) = chat.react_resolved(&incident.alert).await {
+            tracing::warn!(
+                error = format!("{e:#}"),
+                "could not react to the resolved alert"
+            );
+        }
+
         Ok(Some((incident, done)))
     }
 

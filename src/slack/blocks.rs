@@ -20,7 +20,7 @@ use crate::domain::{Environment, LocationId};
 use crate::escalation::workflow::{Done, Escalated, Failed};
 use crate::feedback::{Actual, Tally, MAX_COMMENT};
 use crate::format::human;
-use crate::incident::{IncidentStatus, Notice};
+use crate::incident::{Followup, IncidentStatus, Notice};
 use crate::silence::SilenceFor;
 use crate::store::{PageRecord, SilenceRecord};
 use serde::{Deserialize, Serialize};
@@ -1453,12 +1453,14 @@ pub fn incident_notice(notice: &Notice) -> String {
             diagnosis_link,
             expired_silences,
             silence_failures,
+            followups,
         } => format!(
-            ":white_check_mark: Resolved at {} — open {} min.{}{}",
+            ":white_check_mark: Resolved at {} — open {} min.{}{}{}",
             hhmm(*at),
             open_for.num_minutes().max(0),
             pointer(diagnosis_link),
-            resolved_silences_lines(expired_silences, silence_failures)
+            resolved_silences_lines(expired_silences, silence_failures),
+            followup_lines(followups)
         ),
         Notice::Changed { was, now, fixed } => {
             let tail = if *fixed { ": the key works" } else { "" };
@@ -1715,6 +1717,41 @@ pub fn unsilence_failed(requested_by: &str, silence_id: &str, why: &str) -> Stri
 }
 
 /// The lines a resolve reply adds about the incident's silences (empty when there were none).
+/// What the resolution did in PagerDuty and GitHub, a line each; a failure says what is left
+/// to do by hand. `why` comes from outside (scrubbed by the clients) and is escaped here.
+fn followup_lines(followups: &[Followup]) -> String {
+    let mut out = String::new();
+    for f in followups {
+        out.push('\n');
+        out.push_str(&match f {
+            Followup::PagerDutyResolved { dedup_key } => format!(
+                ":pager: Resolved the PagerDuty incident linkbot paged ({}).",
+                mrkdwn::code(dedup_key)
+            ),
+            Followup::PagerDutyFailed { dedup_key, why } => format!(
+                ":warning: Could not resolve the PagerDuty incident {}: {} Resolve it in PagerDuty.",
+                mrkdwn::code(dedup_key),
+                mrkdwn::escape(&clip(why, 300))
+            ),
+            Followup::IssueCommented { issue, closed } => format!(
+                ":memo: Commented the resolution on {}{}",
+                mrkdwn::code(issue),
+                match closed {
+                    Some(true) => " and closed it.",
+                    Some(false) => "; closing it failed: close it by hand.",
+                    None => ".",
+                }
+            ),
+            Followup::IssueFailed { issue, why } => format!(
+                ":warning: Could not comment on {}: {}",
+                mrkdwn::code(issue),
+                mrkdwn::escape(&clip(why, 300))
+            ),
+        });
+    }
+    out
+}
+
 fn resolved_silences_lines(expired: &[String], failed: &[(String, String)]) -> String {
     let mut out = String::new();
     if !expired.is_empty() {
@@ -1953,6 +1990,50 @@ mod silence_tests {
     }
 
     #[test]
+    fn the_resolve_reply_says_what_was_done_in_pagerduty_and_github_and_what_failed() {
+        let at = Utc
+            .with_ymd_and_hms(2026, 12, 1, 10, 23, 0)
+            .single()
+            .unwrap();
+        let with = |followups: Vec<Followup>| Notice::Resolved {
+            at,
+            open_for: chrono::Duration::minutes(23),
+            diagnosis_link: None,
+            expired_silences: vec![],
+            silence_failures: vec![],
+            followups,
+        };
+        let cases: Vec<(Vec<Followup>, &str)> = vec![
+            (vec![], ":white_check_mark: Resolved at 10:23 UTC — open 23 min."),
+            (
+                vec![
+                    Followup::PagerDutyResolved { dedup_key: "linkbot-prod-x".into() },
+                    Followup::IssueCommented { issue: "org/r#2".into(), closed: None },
+                ],
+                ":white_check_mark: Resolved at 10:23 UTC — open 23 min.\n:pager: Resolved the PagerDuty incident linkbot paged (`linkbot-prod-x`).\n:memo: Commented the resolution on `org/r#2`.",
+            ),
+            (
+                vec![Followup::IssueCommented { issue: "org/r#2".into(), closed: Some(true) }],
+                ":white_check_mark: Resolved at 10:23 UTC — open 23 min.\n:memo: Commented the resolution on `org/r#2` and closed it.",
+            ),
+            (
+                vec![
+                    Followup::PagerDutyFailed {
+                        dedup_key: "k".into(),
+                        why: "PagerDuty answered HTTP 500 <!channel>.".into(),
+                    },
+                    Followup::IssueFailed { issue: "org/r#2".into(), why: "GitHub <@U1> said no.".into() },
+                    Followup::IssueCommented { issue: "org/r#3".into(), closed: Some(false) },
+                ],
+                ":white_check_mark: Resolved at 10:23 UTC — open 23 min.\n:warning: Could not resolve the PagerDuty incident `k`: PagerDuty answered HTTP 500 &lt;!channel&gt;. Resolve it in PagerDuty.\n:warning: Could not comment on `org/r#2`: GitHub &lt;@U1&gt; said no.\n:memo: Commented the resolution on `org/r#3`; closing it failed: close it by hand.",
+            ),
+        ];
+        for (followups, want) in cases {
+            assert_eq!(incident_notice(&with(followups)), want);
+        }
+    }
+
+    #[test]
     fn the_resolve_reply_lists_expired_silences_and_failures() {
         let n = Notice::Resolved {
             at: Utc
@@ -1963,6 +2044,7 @@ mod silence_tests {
             diagnosis_link: None,
             expired_silences: vec!["a".into(), "b".into()],
             silence_failures: vec![("c".into(), "Alertmanager failed (HTTP 500: <boom>).".into())],
+            followups: vec![],
         };
         assert_eq!(
             incident_notice(&n),

@@ -2378,8 +2378,17 @@ async fn a_resolve_after_a_page_and_an_issue_resolves_the_page_and_comments_on_t
         "the comment links the thread: {body}"
     );
     // close_issue_on_resolve is off: nothing closes it (checked after the timeline below).
-    h.wait_text(ONCALL_CHANNEL, &resolved_ts, "Resolved at")
+    // The replies come once PagerDuty and GitHub answered, and say what was done there (so
+    // the timeline below is complete when they are in).
+    let reply = h
+        .wait_text(ONCALL_CHANNEL, &resolved_ts, "Resolved at")
         .await;
+    let reply = world::render_message(&reply);
+    assert!(
+        reply.contains("Resolved the PagerDuty incident") && reply.contains(&dedup_key),
+        "{reply}"
+    );
+    assert!(reply.contains("Commented the resolution on"), "{reply}");
     h.wait_reaction(&alert_ts, "white_check_mark").await;
 
     // The timeline holds every step, in order.
@@ -2412,6 +2421,50 @@ async fn a_resolve_after_a_page_and_an_issue_resolves_the_page_and_comments_on_t
         "the issue was not closed"
     );
     h.finish("incident page and issue").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_pagerduty_will_not_resolve_is_said_in_the_thread_not_only_logged() {
+    let h = start().await;
+    let loc = h.world.scenario(VerdictCode::ApiKeyInvalid, 0);
+    let (alert_ts, _) = h
+        .alert(ONCALL_CHANNEL, "", Some(alert_attachments(&loc)), 1)
+        .await;
+    h.verdict(ONCALL_CHANNEL, &alert_ts).await;
+    h.click(
+        &alert_ts,
+        &loc,
+        ACTION_PAGE,
+        Some("satellite_link"),
+        ENGINEER,
+    )
+    .await;
+    h.wait_text(ONCALL_CHANNEL, &alert_ts, "PagerDuty").await;
+    let paged = h.world.pagerduty.requests().len();
+    // PagerDuty refuses everything from now on: the resolve (and its retries) fail.
+    h.world.pagerduty.fail_next(20, 500);
+    let (resolved_ts, _) = h
+        .alert(ONCALL_CHANNEL, "", Some(resolved_attachments(&[&loc])), 2)
+        .await;
+    for thread in [&resolved_ts, &alert_ts] {
+        let reply = h
+            .wait_text(
+                ONCALL_CHANNEL,
+                thread,
+                "Could not resolve the PagerDuty incident",
+            )
+            .await;
+        let reply = world::render_message(&reply);
+        assert!(
+            reply.contains("Resolve it in PagerDuty") && reply.contains("500"),
+            "{reply}"
+        );
+    }
+    assert!(
+        h.world.pagerduty.requests().len() > paged,
+        "the resolve was tried"
+    );
+    h.finish("pagerduty refuses the resolve").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
