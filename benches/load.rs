@@ -43,6 +43,7 @@ use linkbot::jenkins::{next_poll, PollPolicy};
 use linkbot::sim::jenkins::Behaviour;
 use linkbot::sim::slack::{self as fake, SimSlackConfig, SimSlackState, SlackSim};
 use linkbot::sim::world::{self, World, ALERT_BOT, ENGINEER, ONCALL_CHANNEL};
+use linkbot::slack::budget::EditRate;
 use serde_json::Value;
 use std::collections::HashSet;
 use std::io::Write;
@@ -73,12 +74,15 @@ fn main() -> Result<()> {
     }
     if args.first().map(String::as_str) == Some("bot-child") {
         let config = args.get(1).context("bot-child needs a config path")?;
-        return runtime.block_on(bot_child(Path::new(config)));
+        // `tier3`: Slack's production edit budget (`Options::slack_edits`), else none.
+        let edits = (args.get(2).map(String::as_str) == Some("tier3")).then_some(EditRate::TIER_3);
+        return runtime.block_on(bot_child(Path::new(config), edits));
     }
     let flags = Flags {
         quick: args.iter().any(|a| a == "--quick"),
         full: args.iter().any(|a| a == "--full"),
         bot_process: args.iter().any(|a| a == "--bot-process"),
+        tier3: args.iter().any(|a| a == "--tier3"),
         web_latency: Duration::from_millis(flag_value(&args, "--web-latency-ms=").unwrap_or(0)),
         rates: match args.iter().find_map(|a| a.strip_prefix("--rates=")) {
             Some(list) => list
@@ -113,7 +117,7 @@ fn main() -> Result<()> {
             match name {
                 "acks" => acks(&flags).await?,
                 "baseline" => baseline(&flags).await?,
-                "rss" => rss().await?,
+                "rss" => rss(&flags).await?,
                 "polling" => polling(&flags).await?,
                 "storm" => storm().await?,
                 "parse" => parse(&flags).await?,
@@ -143,6 +147,8 @@ struct Flags {
     quick: bool,
     full: bool,
     bot_process: bool,
+    /// `rss` with Slack's production edit budget (Tier 3) instead of none.
+    tier3: bool,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -290,7 +296,8 @@ fn config_toml(world: &World, store: &str, set: &[(&str, String)]) -> String {
         .join("\n")
 }
 
-fn options() -> Options {
+/// The bot's options; `edits` is its `chat.update` budget (`None`: none, as the demo).
+fn options(edits: Option<EditRate>) -> Options {
     Options {
         lease: Duration::from_secs(30),
         resume_every: Duration::from_secs(10),
@@ -298,7 +305,7 @@ fn options() -> Options {
         listen: Some(([127, 0, 0, 1], 0).into()),
         instance: "bench".into(),
         pace_slack: false,
-        slack_edits: None,
+        slack_edits: edits,
     }
 }
 
@@ -314,7 +321,12 @@ enum Bot {
 }
 
 impl Bot {
-    async fn start(world: &World, toml: &str, own_process: bool) -> Result<Bot> {
+    async fn start(
+        world: &World,
+        toml: &str,
+        own_process: bool,
+        edits: Option<EditRate>,
+    ) -> Result<Bot> {
         if own_process {
             let path = world.dir().join("bot.toml");
             std::fs::write(&path, toml).context("writing bot.toml")?;
@@ -330,6 +342,11 @@ impl Bot {
             };
             cmd.arg("bot-child")
                 .arg(&path)
+                .arg(if edits == Some(EditRate::TIER_3) {
+                    "tier3"
+                } else {
+                    "none"
+                })
                 .envs(world.secret_env())
                 .stdin(Stdio::piped())
                 .stdout(Stdio::piped())
@@ -356,7 +373,7 @@ impl Bot {
         } else {
             let config = Config::parse(toml).map_err(|p| anyhow::anyhow!("bad bot.toml: {p:?}"))?;
             let connections = config.slack.connections;
-            let bot = app::start(Arc::new(config), world.secrets(), options()).await?;
+            let bot = app::start(Arc::new(config), world.secrets(), options(edits)).await?;
             if !bot.wait_connected(connections, CONNECT_WAIT).await {
                 bail!("the bot did not connect to the fake Slack");
             }
@@ -391,12 +408,12 @@ impl Bot {
 }
 
 /// The child: the bot alone, configured from `path` and the environment, until stdin closes.
-async fn bot_child(path: &Path) -> Result<()> {
+async fn bot_child(path: &Path, edits: Option<EditRate>) -> Result<()> {
     app::rustls_provider();
     let config = Config::load(path).map_err(|e| anyhow::anyhow!("{e}"))?;
     let secrets = Secrets::from_env().map_err(|e| anyhow::anyhow!("{e}"))?;
     let connections = config.slack.connections;
-    let bot = app::start(Arc::new(config), secrets, options()).await?;
+    let bot = app::start(Arc::new(config), secrets, options(edits)).await?;
     if !bot.wait_connected(connections, CONNECT_WAIT).await {
         bail!("the bot did not connect");
     }
@@ -654,7 +671,7 @@ async fn acks(flags: &Flags) -> Result<()> {
         );
         Some(stop.drop_guard())
     };
-    let bot = Bot::start(&world, &toml, flags.bot_process).await?;
+    let bot = Bot::start(&world, &toml, flags.bot_process, None).await?;
     let place = if flags.bot_process {
         "in its own process"
     } else {
@@ -782,7 +799,7 @@ async fn baseline(flags: &Flags) -> Result<()> {
 // ---------------------------------------------------------------------------------------------
 // rss
 
-async fn rss() -> Result<()> {
+async fn rss(flags: &Flags) -> Result<()> {
     const CHECKS: u32 = 1000;
     const BUILD: Duration = Duration::from_secs(60);
     println!("== rss: {CHECKS} checks in flight (distinct locations, 60 s builds, max_concurrent = {CHECKS}); the bot alone in a child process ==");
@@ -800,7 +817,11 @@ async fn rss() -> Result<()> {
         ],
     );
     let sims_idle = mem_of(None);
-    let bot = Bot::start(&world, &toml, true).await?;
+    // `--tier3`: Slack's production edit budget: progress edits are deferred, not sent 1000 at
+    // a time; the verdicts then come at Slack's pace (40 a minute after a burst), so the whole
+    // run below shows the ones answered within its window.
+    let edits = flags.tier3.then_some(EditRate::TIER_3);
+    let bot = Bot::start(&world, &toml, true, edits).await?;
     let pid = bot.pid().context("child pid")?;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let bot_idle = mem_of(Some(pid));
@@ -1017,7 +1038,7 @@ async fn live_polling(cases: &[Case], job_timeout: Duration) -> Result<()> {
             ("job_timeout_secs", job_timeout.as_secs().to_string()),
         ],
     );
-    let bot = Bot::start(&world, &toml, false).await?;
+    let bot = Bot::start(&world, &toml, false, None).await?;
     let threads: Vec<String> = (0..cases.len())
         .map(|i| World::user_ts(i as u32 + 1))
         .collect();
@@ -1171,7 +1192,7 @@ async fn storm() -> Result<()> {
         })
         .collect();
     let toml = world.config_toml(&world.sqlite_url("storm"));
-    let bot = Bot::start(&world, &toml, false).await?;
+    let bot = Bot::start(&world, &toml, false, None).await?;
     let envelopes: Vec<Value> = (0..ALERTS)
         .map(|i| {
             let loc = &locations[(i % LOCATIONS) as usize];
@@ -1317,7 +1338,7 @@ async fn parse(flags: &Flags) -> Result<()> {
         &world.sqlite_url("parse"),
         &[("poll_interval_min_ms", "250".into())],
     );
-    let bot = Bot::start(&world, &toml, flags.bot_process).await?;
+    let bot = Bot::start(&world, &toml, flags.bot_process, None).await?;
     let mut first = 1;
     // Idle: the same number of envelopes the busy windows will see, roughly.
     let (idle, _) = run_rate(

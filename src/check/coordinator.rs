@@ -58,6 +58,36 @@ pub struct Coordinator {
     lease: Duration,
     slots: Arc<Semaphore>,
     tasks: Arc<Mutex<tokio::task::JoinSet<()>>>,
+    /// The checks this process drives, whose leases one renewer extends together.
+    held: Arc<Held>,
+}
+
+/// The checks a process holds, renewed together: one `UPDATE` per lease/3 for all of them,
+/// instead of a renewal task per check (issue 12, part 4: memory per check in flight).
+#[derive(Default)]
+struct Held {
+    state: Mutex<HeldState>,
+}
+
+#[derive(Default)]
+struct HeldState {
+    ids: std::collections::HashSet<CheckId>,
+    /// A renewer task is running (it stops when nothing is held).
+    renewing: bool,
+}
+
+/// Holds a check's lease while it lives: dropping it (the check ended, or was aborted on
+/// shutdown) stops its renewals.
+struct LeaseGuard {
+    held: Arc<Held>,
+    id: CheckId,
+}
+
+impl Drop for LeaseGuard {
+    fn drop(&mut self) {
+        let mut st = self.held.state.lock().unwrap_or_else(|e| e.into_inner());
+        st.ids.remove(&self.id);
+    }
 }
 
 impl Coordinator {
@@ -78,6 +108,31 @@ impl Coordinator {
             lease,
             slots,
             tasks: Arc::new(Mutex::new(tokio::task::JoinSet::new())),
+            held: Arc::new(Held::default()),
+        }
+    }
+
+    /// Keeps the lease of check `id` until the guard is dropped: the process's one renewer
+    /// extends it with the others every lease/3 (started here when it is not running).
+    fn hold(&self, id: CheckId) -> LeaseGuard {
+        let start = {
+            let mut st = self.held.state.lock().unwrap_or_else(|e| e.into_inner());
+            st.ids.insert(id);
+            !std::mem::replace(&mut st.renewing, true)
+        };
+        if start {
+            let held = self.held.clone();
+            let store = self.store.clone();
+            let owner = self.owner.clone();
+            let lease = self.lease;
+            let mut tasks = self.tasks.lock().unwrap_or_else(|e| e.into_inner());
+            // In the task set, so that shutdown's `abort_all` stops the renewals too: a
+            // renewal after the leases were handed back would delay their takeover.
+            tasks.spawn(renew_held(held, store, owner, lease));
+        }
+        LeaseGuard {
+            held: self.held.clone(),
+            id,
         }
     }
 
@@ -248,26 +303,20 @@ impl Coordinator {
         tasks.spawn(
             async move {
                 let known = Arc::new(Mutex::new(known));
-                // The drive runs in a task of its own so a panic in it is caught here; aborting
-                // this task (shutdown) aborts it too.
-                let mut drive = AbortOnDrop(tokio::spawn({
-                    let this = this.clone();
-                    let req = req.clone();
-                    let known = known.clone();
-                    async move { this.drive(id, req, resume, &known).await }.in_current_span()
-                }));
-                let reason = match (&mut drive.0).await {
+                // One task per check: a panic in the drive is caught here, in place (aborting
+                // the task on shutdown drops the drive with it; the check is resumed later).
+                let drive =
+                    std::panic::AssertUnwindSafe(this.drive(id, req.clone(), resume, &known));
+                let reason = match futures_util::FutureExt::catch_unwind(drive).await {
                     Ok(Ok(())) => return,
                     Ok(Err(e)) => {
                         tracing::error!(error = format!("{e:#}"), "check failed to complete");
                         "the bot's store failed while the check ran."
                     }
-                    Err(join) if join.is_panic() => {
+                    Err(_panic) => {
                         tracing::error!("the check's task panicked (a bug)");
                         "an internal error stopped it (a bug in linkbot)."
                     }
-                    // Aborted: shutdown hands the check back to the store; it is resumed.
-                    Err(_) => return,
                 };
                 let waiters = this.waiters_or(id, &known).await;
                 this.sink.failed(&waiters, &req, reason).await;
@@ -326,122 +375,33 @@ impl Coordinator {
             }
         };
 
-        // Progress events come synchronously from the engine; a task turns them into at most
-        // one Slack edit per second (always the latest) and persists the Jenkins handle.
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Progress>();
-        let reporter = {
-            let this = self.clone();
-            let req = req.clone();
-            let known = known.clone();
-            tokio::spawn(
-                async move {
-                    let mut view = ProgressView::new(req);
-                    view.resumed = resumed;
-                    let mut last_edit: Option<Instant> = None;
-                    let mut pending = false;
-                    // Each waiter costs one chat.update (Slack allows ~50 a minute): space the
-                    // progress edits out as more threads wait on the same check.
-                    let mut interval = Duration::from_secs(1);
-                    let mut stage = "starting";
-                    let started = Instant::now();
-                    loop {
-                        let next = if pending {
-                            let wait = interval
-                                .saturating_sub(last_edit.map(|t| t.elapsed()).unwrap_or_default());
-                            match tokio::time::timeout(wait, rx.recv()).await {
-                                Ok(m) => m.map(Some),
-                                Err(_) => Some(None),
-                            }
-                        } else {
-                            rx.recv().await.map(Some)
-                        };
-                        match next {
-                            None => break,
-                            Some(Some(p)) => {
-                                // Persist the stage when it changes, and the Jenkins handle with it.
-                                let job = match &p {
-                                    Progress::Job(point) => serde_json::to_value(point).ok(),
-                                    _ => None,
-                                };
-                                let next_stage = stage_of(&p);
-                                if job.is_some() || next_stage != stage {
-                                    stage = next_stage;
-                                    if let Ok(false) = this
-                                        .store
-                                        .set_stage(id, &this.owner, stage, job.as_ref())
-                                        .await
-                                    {
-                                        tracing::warn!(
-                                            "lease lost while persisting the check's stage"
-                                        );
-                                    }
-                                }
-                                if !view.apply(&p, started.elapsed()) {
-                                    continue;
-                                }
-                                pending = true;
-                            }
-                            Some(None) => {}
-                        }
-                        let due = last_edit.map(|t| t.elapsed() >= interval).unwrap_or(true);
-                        if pending && due {
-                            let waiters = match this.store.waiters(id).await {
-                                Ok(waiters) => {
-                                    remember(&known, &waiters);
-                                    waiters
-                                }
-                                Err(_) => known.lock().unwrap_or_else(|e| e.into_inner()).clone(),
-                            };
-                            interval = Duration::from_secs(waiters.len().clamp(1, 30) as u64);
-                            // Deferred by Slack's edit budget: keep the latest view pending and
-                            // try again after the interval (never queue an edit).
-                            pending = !this.sink.progress(&waiters, &view).await;
-                            last_edit = Some(Instant::now());
-                        }
-                    }
-                }
-                .in_current_span(),
-            )
-        };
+        // Keep the lease while the check runs (the process's one renewer extends it with the
+        // others); the guard lets go when this future ends or is dropped on shutdown.
+        let lease = self.hold(id);
 
-        // Keep the lease while the check runs. The guard stops the renewals when this future
-        // ends or is dropped (aborted on shutdown): a detached renewer would keep extending a
-        // lease that shutdown just handed back, or that a dead process can no longer honour.
-        let renew = AbortOnDrop({
-            let store = self.store.clone();
-            let owner = self.owner.clone();
-            let lease = self.lease;
-            tokio::spawn(
-                async move {
-                    loop {
-                        tokio::time::sleep(lease / 3).await;
-                        match store.renew_lease(id, &owner, lease).await {
-                            Ok(true) => {}
-                            Ok(false) => {
-                                tracing::warn!("lease lost: another replica took the check over");
-                                return;
-                            }
-                            Err(e) => tracing::warn!(error = %e, "lease renewal failed"),
-                        }
-                    }
-                }
-                .in_current_span(),
-            )
-        });
-
-        let progress = move |p: Progress| {
-            let _ = tx.send(p);
+        // Progress events come synchronously from the engine into a latest-value slot (no queue:
+        // only the newest view, stage and Jenkins handle are kept); the reporter, polled in this
+        // same task, persists the handle and turns the view into at most one Slack edit per
+        // interval.
+        let slot = Arc::new(ProgressSlot::new(ProgressView::new(req.clone()), resumed));
+        let report = {
+            let slot_in = slot.clone();
+            let progress = move |p: Progress| slot_in.push(&p);
+            let run = async {
+                let report = self.engine.run(&req, resume, &progress).await;
+                slot.close();
+                report
+            };
+            let (report, ()) = tokio::join!(run, self.report_progress(id, &slot, known));
+            report
         };
-        let report = self.engine.run(&req, resume, &progress).await;
-        drop(progress);
-        let _ = reporter.await;
         drop(permit);
 
         let json = serde_json::to_value(&report).context("serialising the report")?;
         // The lease is still renewed while the result waits for the store.
         let known_now = known.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let outcome = self.record(id, &report, &json, &known_now).await;
-        drop(renew);
+        drop(lease);
         match outcome {
             Ok(FinishOutcome::Recorded { waiters }) => {
                 self.sink.finished(&waiters, &report, None).await
@@ -466,6 +426,58 @@ impl Coordinator {
 }
 
 impl Coordinator {
+    /// Persists the check's stage and Jenkins handle as they change, and shows its latest view
+    /// to its waiters at most once per interval (1 s per waiter, up to 30 s: each waiter is one
+    /// `chat.update`), until the engine is done (what is left to persist is persisted; a view
+    /// not yet shown is dropped: the verdict follows). A view Slack's edit budget deferred stays
+    /// due and is tried again after the interval.
+    async fn report_progress(&self, id: CheckId, slot: &ProgressSlot, known: &Mutex<Vec<Waiter>>) {
+        let mut last_edit: Option<Instant> = None;
+        let mut interval = Duration::from_secs(1);
+        loop {
+            let (persist, closed) = slot.take_persist();
+            if let Some((stage, job)) = persist {
+                if let Ok(false) = self
+                    .store
+                    .set_stage(id, &self.owner, stage, job.as_ref())
+                    .await
+                {
+                    tracing::warn!("lease lost while persisting the check's stage");
+                }
+                continue;
+            }
+            if closed {
+                return;
+            }
+            let due = last_edit.is_none_or(|t| t.elapsed() >= interval);
+            if due {
+                if let Some(view) = slot.take_view() {
+                    let waiters = match self.store.waiters(id).await {
+                        Ok(waiters) => {
+                            remember(known, &waiters);
+                            waiters
+                        }
+                        Err(_) => known.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+                    };
+                    interval = Duration::from_secs(waiters.len().clamp(1, 30) as u64);
+                    if !self.sink.progress(&waiters, &view).await {
+                        // Deferred by Slack's edit budget: due again after the interval.
+                        slot.still_due();
+                    }
+                    last_edit = Some(Instant::now());
+                    continue;
+                }
+            }
+            // Wait for news, or for the interval when a view is due.
+            let wait = if slot.view_due() {
+                interval.saturating_sub(last_edit.map(|t| t.elapsed()).unwrap_or_default())
+            } else {
+                Duration::MAX
+            };
+            let _ = tokio::time::timeout(wait, slot.changed.notified()).await;
+        }
+    }
+
     /// Records a check's result, retrying while the store fails (a database restarting, a
     /// full or read-only disk) for up to [`STORE_RETRY_BUDGET`], with backoff. When the first
     /// attempt fails, the waiters are shown the verdict at once: the verdict does not need the
@@ -566,10 +578,128 @@ fn remember(known: &Mutex<Vec<Waiter>>, waiters: &[Waiter]) {
 }
 
 /// Aborts a spawned task when dropped.
-struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+/// The latest progress of a check, between the engine (which pushes events synchronously)
+/// and its reporter: the view with every event applied, whether it changed since it was last
+/// taken, and the stage and Jenkins handle still to persist. A few hundred bytes per check, and
+/// never a queue: a burst of events costs no memory.
+struct ProgressSlot {
+    state: Mutex<SlotState>,
+    changed: tokio::sync::Notify,
+}
 
-impl<T> Drop for AbortOnDrop<T> {
-    fn drop(&mut self) {
-        self.0.abort();
+struct SlotState {
+    view: ProgressView,
+    view_dirty: bool,
+    /// The stage last pushed (persisted when it changes).
+    stage: &'static str,
+    /// The stage and newest Jenkins handle not yet persisted.
+    persist: Option<(&'static str, Option<serde_json::Value>)>,
+    started: Instant,
+    closed: bool,
+}
+
+impl ProgressSlot {
+    fn new(mut view: ProgressView, resumed: bool) -> Self {
+        view.resumed = resumed;
+        ProgressSlot {
+            state: Mutex::new(SlotState {
+                view,
+                view_dirty: false,
+                stage: "starting",
+                persist: None,
+                started: Instant::now(),
+                closed: false,
+            }),
+            changed: tokio::sync::Notify::new(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, SlotState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Applies an event from the engine (synchronous, never waits on I/O). `notify_one` keeps a
+    /// permit when the reporter is busy, so no event is missed.
+    fn push(&self, p: &Progress) {
+        {
+            let mut st = self.lock();
+            let job = match p {
+                Progress::Job(point) => serde_json::to_value(point).ok(),
+                _ => None,
+            };
+            let next_stage = stage_of(p);
+            if job.is_some() || next_stage != st.stage {
+                st.stage = next_stage;
+                // A newer handle supersedes one not yet persisted; a stage change keeps it.
+                let job = job.or_else(|| st.persist.take().and_then(|(_, j)| j));
+                st.persist = Some((next_stage, job));
+            }
+            let elapsed = st.started.elapsed();
+            if st.view.apply(p, elapsed) {
+                st.view_dirty = true;
+            }
+        }
+        self.changed.notify_one();
+    }
+
+    /// The engine is done.
+    fn close(&self) {
+        self.lock().closed = true;
+        self.changed.notify_one();
+    }
+
+    /// The stage and handle to persist, if any, and whether the engine is done.
+    fn take_persist(&self) -> (Option<(&'static str, Option<serde_json::Value>)>, bool) {
+        let mut st = self.lock();
+        (st.persist.take(), st.closed)
+    }
+
+    /// The view, when it changed since it was last taken.
+    fn take_view(&self) -> Option<ProgressView> {
+        let mut st = self.lock();
+        std::mem::take(&mut st.view_dirty).then(|| st.view.clone())
+    }
+
+    /// The view taken could not be shown: it is due again.
+    fn still_due(&self) {
+        self.lock().view_dirty = true;
+    }
+
+    fn view_due(&self) -> bool {
+        self.lock().view_dirty
+    }
+}
+
+/// The process's one lease renewer: every lease/3, one `UPDATE` extends the leases of every
+/// check held ([`Store::renew_leases`]); a check whose lease another replica took is dropped
+/// from the set (its drive finds out when it records its result). Ends when nothing is held.
+async fn renew_held(held: Arc<Held>, store: Arc<dyn Store>, owner: String, lease: Duration) {
+    loop {
+        tokio::time::sleep(lease / 3).await;
+        let ids: Vec<CheckId> = {
+            let mut st = held.state.lock().unwrap_or_else(|e| e.into_inner());
+            if st.ids.is_empty() {
+                st.renewing = false;
+                return;
+            }
+            st.ids.iter().copied().collect()
+        };
+        match store.renew_leases(&ids, &owner, lease).await {
+            Ok(kept) => {
+                let kept: std::collections::HashSet<CheckId> = kept.into_iter().collect();
+                let lost: Vec<CheckId> = ids.into_iter().filter(|i| !kept.contains(i)).collect();
+                if !lost.is_empty() {
+                    let mut st = held.state.lock().unwrap_or_else(|e| e.into_inner());
+                    for id in &lost {
+                        st.ids.remove(id);
+                    }
+                    tracing::warn!(
+                        lost = ?lost.iter().map(|i| i.0).collect::<Vec<_>>(),
+                        "lease lost: another replica took the check over"
+                    );
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, checks = ids.len(), "lease renewal failed"),
+        }
     }
 }

@@ -36,6 +36,13 @@ use tower_service::Service;
 /// How long opening a TCP connection (to the target or the proxy) may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Idle connections each reqwest client keeps per host (the pool closes the rest as they come
+/// back): enough for the steady traffic of one Jenkins or directory, not a burst's worth.
+pub const IDLE_PER_HOST: usize = 8;
+
+/// Connections the Slack Web API client may have open at once ([`Net::hyper_connector`]).
+pub const SLACK_CONNECTIONS: usize = 32;
+
 /// The bounds on one HTTP call of a client (`request_timeout_secs` / `connect_timeout_secs` in
 /// the client's bot.toml table): the whole request, and opening its connection (never longer
 /// than the whole request).
@@ -224,8 +231,11 @@ impl Net {
     /// A reqwest builder with our trust and proxy settings and nothing read from the
     /// environment. Callers add their timeouts, user agent and redirect policy.
     pub fn http_client(&self) -> reqwest::ClientBuilder {
+        // A burst of requests (1,000 triggers) must not leave as many idle connections in the
+        // pool until its idle timeout: about 30 KB each.
         let builder = reqwest::Client::builder()
             .use_preconfigured_tls((*self.tls).clone())
+            .pool_max_idle_per_host(IDLE_PER_HOST)
             .no_proxy();
         if self.proxies.is_empty() {
             return builder;
@@ -287,9 +297,18 @@ impl Net {
         Ok(stream)
     }
 
-    /// A hyper connector (for slack-morphism) that connects through [`Net::connect`].
-    pub fn hyper_connector(&self) -> NetConnector {
-        NetConnector { net: self.clone() }
+    /// A hyper connector (for slack-morphism) that connects through [`Net::connect`], with at
+    /// most `max_connections` connections open at once (each holds a permit until it closes).
+    /// slack-morphism builds its hyper client with an unbounded pool: without the cap, a
+    /// burst of 1,000 calls opens 1,000 connections and keeps them for the pool's idle timeout
+    /// (about 30 KB each: most of the bot's memory under load). With it, a call that finds every
+    /// connection busy waits for one to come back to the pool (hyper races the pool against
+    /// the connect).
+    pub fn hyper_connector(&self, max_connections: usize) -> NetConnector {
+        NetConnector {
+            net: self.clone(),
+            slots: Arc::new(tokio::sync::Semaphore::new(max_connections.max(1))),
+        }
     }
 }
 
@@ -339,14 +358,68 @@ async fn tunnel(route: &ProxyRoute, target: &str) -> Result<TcpStream, NetError>
     })
 }
 
-/// A `tower::Service<Uri>` connector for hyper clients: [`Net::connect`] per request.
+/// A `tower::Service<Uri>` connector for hyper clients: [`Net::connect`] per connection, at
+/// most as many open at once as it has permits.
 #[derive(Clone)]
 pub struct NetConnector {
     net: Net,
+    slots: Arc<tokio::sync::Semaphore>,
+}
+
+/// A connection holding one of its connector's permits until it is closed (dropped).
+pub struct CappedIo {
+    io: TokioIo<TcpStream>,
+    _slot: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl hyper::rt::Read for CappedIo {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: hyper::rt::ReadBufCursor<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl hyper::rt::Write for CappedIo {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+    }
+}
+
+impl hyper_util::client::legacy::connect::Connection for CappedIo {
+    fn connected(&self) -> hyper_util::client::legacy::connect::Connected {
+        self.io.connected()
+    }
 }
 
 impl Service<Uri> for NetConnector {
-    type Response = TokioIo<TcpStream>;
+    type Response = CappedIo;
     type Error = NetError;
     type Future = Pin<Box<dyn Future<Output = Result<Self::Response, NetError>> + Send>>;
 
@@ -356,7 +429,13 @@ impl Service<Uri> for NetConnector {
 
     fn call(&mut self, dst: Uri) -> Self::Future {
         let net = self.net.clone();
+        let slots = self.slots.clone();
         Box::pin(async move {
+            // Closed only if the connector is dropped, which ends its client too.
+            let slot = slots
+                .acquire_owned()
+                .await
+                .map_err(|_| NetError::BadTarget("the connector is closed".into()))?;
             let scheme = dst.scheme_str().unwrap_or("http").to_string();
             let host = dst
                 .host()
@@ -365,7 +444,8 @@ impl Service<Uri> for NetConnector {
             let port = dst
                 .port_u16()
                 .unwrap_or(if scheme == "https" { 443 } else { 80 });
-            net.connect(&scheme, &host, port).await.map(TokioIo::new)
+            let io = net.connect(&scheme, &host, port).await.map(TokioIo::new)?;
+            Ok(CappedIo { io, _slot: slot })
         })
     }
 }

@@ -438,6 +438,8 @@ struct Inner {
     ws_base: String,
     api_url: Url,
     stop: CancellationToken,
+    /// TCP connections accepted by the Web API (plain HTTP only).
+    web_connections: std::sync::atomic::AtomicU64,
 }
 
 impl Inner {
@@ -514,17 +516,22 @@ impl SlackSim {
             http_base,
             ws_base: format!("{ws_scheme}://{}", ws.local_addr()?),
             stop: stop.clone(),
+            web_connections: std::sync::atomic::AtomicU64::new(0),
         });
         let app = Router::new()
             .route("/api/{method}", any(api))
             .with_state(inner.clone());
         let http_stop = stop.clone();
         let http_tls = tls.clone();
+        let counted = inner.clone();
         tokio::spawn(async move {
             let served = match http_tls {
                 None => {
-                    let http = http.tap_io(|tcp| {
+                    let http = http.tap_io(move |tcp| {
                         let _ = tcp.set_nodelay(true);
+                        counted
+                            .web_connections
+                            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                     });
                     axum::serve(http, app)
                         .with_graceful_shutdown(http_stop.cancelled_owned())
@@ -567,6 +574,14 @@ impl SlackSim {
         let members = members.iter().map(|m| m.to_string()).collect();
         self.inner
             .update(|s| s.usergroups.insert(id.to_string(), members));
+    }
+
+    /// How many TCP connections the Web API accepted so far (plain HTTP only): how many a
+    /// client opened, since a pooled connection is accepted once.
+    pub fn web_connections_accepted(&self) -> u64 {
+        self.inner
+            .web_connections
+            .load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Enforces Slack's method tiers ([`tier_allowance`]) in a sliding `window`: a minute is

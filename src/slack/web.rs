@@ -405,7 +405,7 @@ impl SlackWeb {
             .https_or_http()
             .enable_http1()
             .enable_http2()
-            .wrap_connector(net.hyper_connector());
+            .wrap_connector(net.hyper_connector(crate::net::SLACK_CONNECTIONS));
         let api_url = api_url.as_str().trim_end_matches('/').to_string();
         let connector = SlackClientHyperConnector::with_connector(https)
             .with_slack_api_url(&api_url)

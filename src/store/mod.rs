@@ -15,7 +15,7 @@
 //! the JSON cast). A schema or query change is made in `sql.rs` (and both migration folders).
 //!
 //! **Leases.** The replica running a check (its `owner`, a string unique per process, e.g.
-//! `hostname:uuid`) holds a lease and renews it ([`Store::renew_lease`]). A lease that expired
+//! `hostname:uuid`) holds a lease and renews it ([`Store::renew_leases`]). A lease that expired
 //! means the holder died: another replica (or the restarted bot, which has a new owner id) takes
 //! the check over with [`Store::take_over_expired`] — or a new request for the same location
 //! does, through [`Claim::TakenOver`] — and resumes it from the persisted stage and job handle.
@@ -808,14 +808,15 @@ pub trait Store: Send + Sync {
         job: Option<&serde_json::Value>,
     ) -> Result<bool, StoreError>;
 
-    /// Extends the lease to now + `lease`. `false` if `owner` no longer holds the check: stop
-    /// working on it.
-    async fn renew_lease(
+    /// Extends the leases of `check_ids` to now + `lease`, in one statement per 500 checks (a
+    /// process renews every check it drives together). Returns the ones `owner` still holds;
+    /// any other was taken over (or ended): stop working on it.
+    async fn renew_leases(
         &self,
-        check_id: CheckId,
+        check_ids: &[CheckId],
         owner: &str,
         lease: Duration,
-    ) -> Result<bool, StoreError>;
+    ) -> Result<Vec<CheckId>, StoreError>;
 
     /// Records the result and appends the check's audit entry (exactly once per check), and
     /// returns every waiter to notify — all in one transaction.

@@ -540,21 +540,32 @@ where
         self.changed_one(query, "set_stage").await
     }
 
-    async fn renew_lease(
+    async fn renew_leases(
         &self,
-        check_id: CheckId,
+        check_ids: &[CheckId],
         owner: &str,
         lease: Duration,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Vec<CheckId>, StoreError> {
+        const OP: &str = "renew_leases";
+        /// Ids per statement: far below SQLite's 32766 bound variables and PostgreSQL's 65535.
+        const CHUNK: usize = 500;
         let expires = self.clock.now_ms().saturating_add(duration_ms(lease));
-        let query = sqlx::query(
-            "UPDATE checks SET lease_expires_at = $1 \
-             WHERE id = $2 AND owner = $3 AND state = 'running'",
-        )
-        .bind(expires)
-        .bind(check_id.0)
-        .bind(owner);
-        self.changed_one(query, "renew_lease").await
+        let mut held = Vec::with_capacity(check_ids.len());
+        for chunk in check_ids.chunks(CHUNK) {
+            let ids: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 3)).collect();
+            let sql = format!(
+                "UPDATE checks SET lease_expires_at = $1 \
+                 WHERE owner = $2 AND state = 'running' AND id IN ({}) RETURNING id",
+                ids.join(", ")
+            );
+            let mut query = sqlx::query_scalar::<_, i64>(&sql).bind(expires).bind(owner);
+            for id in chunk {
+                query = query.bind(id.0);
+            }
+            let renewed = query.fetch_all(&self.pool).await.map_err(query_error(OP))?;
+            held.extend(renewed.into_iter().map(CheckId));
+        }
+        Ok(held)
     }
 
     async fn finish_check(

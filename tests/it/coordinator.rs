@@ -71,13 +71,13 @@ impl Store for FailingStore {
     ) -> Result<bool, StoreError> {
         self.inner.set_stage(check_id, owner, stage, job).await
     }
-    async fn renew_lease(
+    async fn renew_leases(
         &self,
-        check_id: CheckId,
+        check_ids: &[CheckId],
         owner: &str,
         lease: Duration,
-    ) -> Result<bool, StoreError> {
-        self.inner.renew_lease(check_id, owner, lease).await
+    ) -> Result<Vec<CheckId>, StoreError> {
+        self.inner.renew_leases(check_ids, owner, lease).await
     }
     async fn finish_check(
         &self,

@@ -1,4 +1,6 @@
-//! Slack's edit budget under a burst of checks (issue 12, part 3), end to end: the real bot
+//! Slack under load (issue 12, parts 3 and 4). A burst of Web API calls opens at most
+//! `net::SLACK_CONNECTIONS` connections (each is ~30 KB of the bot's memory for as long as the
+//! pool keeps it). Slack's edit budget under a burst of checks, end to end: the real bot
 //! against the simulated world, with the simulated Slack enforcing its method tiers
 //! (`SlackSim::enforce_tiers`: Tier 3 `chat.update` at 50 per window, answered 429 past it).
 //!
@@ -139,6 +141,44 @@ async fn a_burst_of_checks_stays_within_slacks_tiers_and_every_verdict_lands() {
         // The same burst without the budget (as before): the edits pass the tier.
         let without = burst(None, "no-budget").await;
         assert!(without.get("chat.update").copied().unwrap_or(0) > 0);
+    })
+    .await;
+}
+
+/// 200 calls at once through the real client: at most `SLACK_CONNECTIONS` connections are
+/// opened (before the cap, one per call in flight: 200), and every call is answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_web_api_calls_opens_a_bounded_number_of_connections() {
+    bounded(async {
+        let world = World::start().await.expect("the simulated world starts");
+        let net = linkbot::net::Net::direct();
+        let web = linkbot::slack::web::SlackWeb::new(
+            &world.slack.base_url(),
+            world.secrets().slack_bot_token.expect("a bot token"),
+            linkbot::metrics::Metrics::new(),
+            &net,
+        )
+        .expect("a client")
+        .without_pacing();
+        let calls = (0..200).map(|n| {
+            let web = web.clone();
+            async move {
+                web.post_ephemeral(ONCALL_CHANNEL, ENGINEER, None, &format!("n{n}"), None)
+                    .await
+            }
+        });
+        let answers = futures_util::future::join_all(calls).await;
+        assert!(
+            answers.iter().all(Result::is_ok),
+            "{:?}",
+            answers.iter().find(|a| a.is_err())
+        );
+        let opened = world.slack.web_connections_accepted();
+        println!("200 calls at once: {opened} connections");
+        assert!(
+            opened as usize <= linkbot::net::SLACK_CONNECTIONS,
+            "{opened} connections for 200 calls"
+        );
     })
     .await;
 }

@@ -166,6 +166,7 @@ on_both_backends!(
     claim_starts_joins_reuses_then_expires,
     concurrent_claims_from_two_replicas_start_exactly_one,
     expired_lease_is_taken_over_with_stage_job_and_waiters,
+    leases_are_renewed_together_and_a_lost_one_is_left_out,
     claim_on_an_expired_lease_takes_the_check_over,
     finish_appends_exactly_one_audit_entry,
     waiter_after_finish_is_refused_and_result_stays_readable,
@@ -362,6 +363,47 @@ async fn concurrent_claims_from_two_replicas_start_exactly_one(db: TestDb) {
     assert_eq!(replicas[0].in_flight().await.expect("in_flight").len(), 1);
 }
 
+/// A process renews every check it drives in one call: the ones it still holds are extended
+/// (so they are not taken over when the old lease would have expired), a check another
+/// replica took over is left out, and ids past the statement's chunk of 500 count the same.
+async fn leases_are_renewed_together_and_a_lost_one_is_left_out(db: TestDb) {
+    let me = db.open().await;
+    let other = db.open().await;
+    let a = start(&*me, &key(LOC_A, Environment::Prod), "me").await;
+    let b = start(&*me, &key(LOC_B, Environment::Prod), "me").await;
+    let c = start(&*me, &key(LOC_A, Environment::Stage), "me").await;
+    // `c`'s lease expires and another replica takes it over; `a` and `b` are renewed first.
+    db.advance(LEASE / 2);
+    let mut ids = vec![a, b];
+    // 1,000 ids nobody holds around them: more than one statement's worth.
+    ids.extend((1..=1000).map(|n| CheckId(1_000_000 + n)));
+    ids.push(c);
+    let mut kept = me
+        .renew_leases(&ids[..1002], "me", LEASE)
+        .await
+        .expect("renew");
+    kept.sort_by_key(|i| i.0);
+    assert_eq!(kept, vec![a, b]);
+    db.advance(LEASE / 2 + Duration::from_secs(1));
+    let taken = other
+        .take_over_expired("other", LEASE)
+        .await
+        .expect("take over");
+    assert_eq!(
+        taken.iter().map(|t| t.check_id).collect::<Vec<_>>(),
+        vec![c],
+        "only the check whose lease was not renewed is taken over"
+    );
+    let mut kept = me.renew_leases(&ids, "me", LEASE).await.expect("renew");
+    kept.sort_by_key(|i| i.0);
+    assert_eq!(kept, vec![a, b], "the lost check is left out");
+    assert!(me
+        .renew_leases(&[], "me", LEASE)
+        .await
+        .expect("renew")
+        .is_empty());
+}
+
 async fn expired_lease_is_taken_over_with_stage_job_and_waiters(db: TestDb) {
     let old = db.open().await;
     let new = db.open().await;
@@ -426,14 +468,21 @@ async fn expired_lease_is_taken_over_with_stage_job_and_waiters(db: TestDb) {
         .set_stage(id, "old", "artifacts", None)
         .await
         .expect("set_stage"));
-    assert!(!old.renew_lease(id, "old", LEASE).await.expect("renew"));
+    assert!(old
+        .renew_leases(&[id], "old", LEASE)
+        .await
+        .expect("renew")
+        .is_empty());
     assert_eq!(
         finish(&*old, id, "old", "job_failed").await,
         FinishOutcome::LeaseLost
     );
     assert!(old.audit(None, None, 10).await.expect("audit").is_empty());
 
-    assert!(new.renew_lease(id, "new", LEASE).await.expect("renew"));
+    assert_eq!(
+        new.renew_leases(&[id], "new", LEASE).await.expect("renew"),
+        vec![id]
+    );
     match finish(&*new, id, "new", "region_mismatch").await {
         FinishOutcome::Recorded { waiters } => {
             assert_eq!(waiters, vec![waiter("1.1"), waiter("2.2")])
@@ -463,7 +512,11 @@ async fn claim_on_an_expired_lease_takes_the_check_over(db: TestDb) {
         }
         other => panic!("expected TakenOver, got {other:?}"),
     }
-    assert!(!store.renew_lease(id, "dead", LEASE).await.expect("renew"));
+    assert!(store
+        .renew_leases(&[id], "dead", LEASE)
+        .await
+        .expect("renew")
+        .is_empty());
     assert_eq!(claim(&*store, &k, "other", TTL).await, Claim::Joined(id));
 }
 
