@@ -38,6 +38,12 @@ const MIGRATIONS: &[EmbeddedMigration] = &[
         description: "feedback",
         sql: include_str!("../../migrations/sqlite/0004_feedback.sql"),
     },
+    // 0005 and 0006 come from parallel work (silences, reports); storms are 0007.
+    EmbeddedMigration {
+        version: 7,
+        description: "storms",
+        sql: include_str!("../../migrations/sqlite/0007_storms.sql"),
+    },
 ];
 
 /// How long a writer waits for the file lock before the statement fails.
