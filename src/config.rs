@@ -139,6 +139,8 @@ struct RawConfig {
     store: RawStore,
     #[serde(default)]
     tls: RawTls,
+    #[serde(default)]
+    storm: RawStorm,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -184,6 +186,17 @@ struct RawIam {
     url: Option<String>,
     request_timeout_secs: Option<u64>,
     connect_timeout_secs: Option<u64>,
+}
+
+/// `[storm]` (optional).
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawStorm {
+    enabled: Option<bool>,
+    threshold: Option<u64>,
+    window_secs: Option<u64>,
+    sample: Option<u64>,
+    max_builds_per_minute: Option<u64>,
 }
 
 /// `[directory]` and `[jenkins]`: the bounds on one request (their URLs are per environment).
@@ -367,7 +380,12 @@ pub struct Config {
     /// `[tls] ca_file`: a PEM bundle trusted on top of the platform store and `SSL_CERT_FILE`
     /// (read when the bot starts; see [`crate::net`]).
     pub tls_ca_file: Option<PathBuf>,
+    /// `[storm]`: when many locations fire at once (the storm workflow's type).
+    pub storm: StormSettings,
 }
+
+/// `[storm]`: the storm workflow's settings (defaults when the table is left out).
+pub use crate::storm::StormSettings;
 
 struct Validator<'a> {
     source: &'a str,
@@ -416,6 +434,51 @@ impl<'a> Validator<'a> {
             bound("request_timeout_secs", request, default.request),
             bound("connect_timeout_secs", connect, default.connect),
         )
+    }
+
+    /// `[storm]`: every key optional, each within its bounds; the sample no larger than the
+    /// threshold (the locations of a storm's first window are the ones it samples from).
+    fn storm(&mut self, raw: &RawStorm) -> StormSettings {
+        let d = StormSettings::default();
+        let mut bounded = |key: &str, value: Option<u64>, range: std::ops::RangeInclusive<u64>, default: u64| match value {
+            None => default,
+            Some(n) if range.contains(&n) => n,
+            Some(n) => {
+                self.problem(
+                    "storm",
+                    key,
+                    format!(
+                        "{n}: must be between {} and {} (the default is {default})",
+                        range.start(),
+                        range.end()
+                    ),
+                );
+                default
+            }
+        };
+        let threshold = bounded("threshold", raw.threshold, 1..=100_000, u64::from(d.threshold));
+        let window = bounded("window_secs", raw.window_secs, 1..=86_400, d.window.as_secs());
+        let sample = bounded("sample", raw.sample, 1..=50, u64::from(d.sample));
+        let per_minute = bounded(
+            "max_builds_per_minute",
+            raw.max_builds_per_minute,
+            1..=600,
+            u64::from(d.max_builds_per_minute),
+        );
+        if sample > threshold {
+            self.problem(
+                "storm",
+                "sample",
+                format!("{sample}: must not exceed `threshold` ({threshold}): the sample is drawn from the locations that declared the storm"),
+            );
+        }
+        StormSettings {
+            enabled: raw.enabled.unwrap_or(d.enabled),
+            threshold: threshold as u32,
+            window: Duration::from_secs(window),
+            sample: sample as u32,
+            max_builds_per_minute: per_minute as u32,
+        }
     }
 
     fn url(
@@ -906,6 +969,8 @@ impl Config {
             Some(path) => Some(PathBuf::from(path)),
         };
 
+        let storm = v.storm(&raw.storm);
+
         if !v.problems.is_empty() {
             v.problems.sort_by_key(|p| p.line.unwrap_or(usize::MAX));
             return Err(v.problems);
@@ -926,6 +991,7 @@ impl Config {
             unhealthy_after_disconnected: Duration::from_secs(unhealthy_after),
             store_url,
             tls_ca_file,
+            storm,
         })
     }
 
