@@ -19,9 +19,11 @@ use crate::metrics::Metrics;
 use crate::server::{Readiness, ReadyChecks};
 use crate::slack::handler::Handler;
 use crate::slack::sink::SlackSink;
+use crate::slack::storm::StormThreads;
 use crate::slack::transport::{self, Inbound, TransportConfig};
 use crate::slack::web::{BotIdentity, SlackWeb};
 use crate::store::Store;
+use crate::storm::Storms;
 use anyhow::{Context, Result};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -197,15 +199,17 @@ pub async fn start(config: Arc<Config>, secrets: Secrets, options: Options) -> R
         config.escalation.clone(),
         metrics.clone(),
     );
+    let storms = Storms::new(config.storm, store.clone(), Arc::new(engine.clone()));
     let sink = Arc::new(SlackSink::new(
         config.clone(),
         web.clone(),
         incidents.clone(),
+        storms.clone(),
     ));
     let coordinator = Coordinator::new(
         engine,
         store.clone(),
-        sink,
+        sink.clone(),
         options.instance.clone(),
         options.lease,
     );
@@ -216,7 +220,9 @@ pub async fn start(config: Arc<Config>, secrets: Secrets, options: Options) -> R
         coordinator.clone(),
         escalators,
         incidents,
+        storms,
     );
+    sink.set_storm_channel(StormThreads::new(handler.clone()));
 
     let shutdown = CancellationToken::new();
     // The ops server outlives the rest of the shutdown, so `/readyz` says "shutting down" (and

@@ -117,6 +117,17 @@ impl Handler {
             let action_id = action.action_id.to_string();
             // Each button has its own id (`linkbot_escalate:razee`): dispatch on the kind.
             let kind = blocks::action_kind(&action_id);
+            if kind == blocks::ACTION_STORM {
+                self.on_storm_click(
+                    &channel,
+                    &message_ts,
+                    &user,
+                    &action_id,
+                    action.value.as_deref(),
+                )
+                .await?;
+                continue;
+            }
             if ![
                 blocks::ACTION_ESCALATE,
                 blocks::ACTION_PAGE,

@@ -23,6 +23,7 @@ use crate::domain::CheckKey;
 use crate::escalation::{Escalators, Workflow};
 use crate::incident::Incidents;
 use crate::store::{IncidentId, MessageRef, Requester, Waiter};
+use crate::storm::Storms;
 use anyhow::Result;
 use slack_morphism::prelude::*;
 use std::sync::Arc;
@@ -37,6 +38,7 @@ pub struct Handler {
     pub(super) escalation: Workflow,
     pub(super) oncall: Arc<Oncall>,
     pub(super) incidents: Incidents,
+    pub(super) storms: Storms,
 }
 
 impl Handler {
@@ -48,6 +50,7 @@ impl Handler {
         coordinator: Coordinator,
         escalators: Escalators,
         incidents: Incidents,
+        storms: Storms,
     ) -> Self {
         let escalation = Workflow::new(
             coordinator.store().clone(),
@@ -66,6 +69,7 @@ impl Handler {
             escalation,
             oncall,
             incidents,
+            storms,
         }
     }
 

@@ -19,5 +19,6 @@ pub mod mrkdwn;
 pub mod oncall;
 pub mod sink;
 pub mod slash_command;
+pub mod storm;
 pub mod transport;
 pub mod web;

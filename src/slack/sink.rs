@@ -23,7 +23,8 @@ use crate::diagnosis::verdict::Report;
 use crate::domain::CheckKey;
 use crate::incident::Incidents;
 use crate::store::{MessageRef, Waiter};
-use std::sync::Arc;
+use crate::storm::{StormChannel, Storms};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 /// Renders check progress and results into the waiting Slack messages.
@@ -31,16 +32,26 @@ pub struct SlackSink {
     config: Arc<Config>,
     web: SlackWeb,
     incidents: Incidents,
+    storms: Storms,
+    /// The storm's Slack side, set once the handler exists ([`SlackSink::set_storm_channel`]).
+    storm_chat: OnceLock<Arc<dyn StormChannel>>,
 }
 
 impl SlackSink {
-    /// A sink posting through `web`, consulting `incidents` for each verdict.
-    pub fn new(config: Arc<Config>, web: SlackWeb, incidents: Incidents) -> Self {
+    /// A sink posting through `web`, consulting `incidents` and `storms` for each verdict.
+    pub fn new(config: Arc<Config>, web: SlackWeb, incidents: Incidents, storms: Storms) -> Self {
         SlackSink {
             config,
             web,
             incidents,
+            storms,
+            storm_chat: OnceLock::new(),
         }
+    }
+
+    /// The storm's Slack side (it needs the handler, built after the sink).
+    pub fn set_storm_channel(&self, chat: Arc<dyn StormChannel>) {
+        let _ = self.storm_chat.set(chat);
     }
 }
 
@@ -204,6 +215,13 @@ impl Sink for SlackSink {
         let text = blocks::fallback_text(report);
         let plain = blocks::plain_report(report, &self.config.check.runbook_url);
         let mut rechecked = false;
+        // A verdict for a location of an active storm counts there (a reused result does not:
+        // it was counted when it was reached).
+        if reused_age.is_none() {
+            if let Some(chat) = self.storm_chat.get() {
+                self.storms.verdict(report, chat.clone()).await;
+            }
+        }
         for w in waiters {
             let message = MessageRef {
                 channel: w.channel.clone(),
