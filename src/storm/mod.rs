@@ -253,6 +253,12 @@ impl Storms {
         }
         let sample = choose_sample(&candidates, self.settings.sample as usize);
         let to_check = self.store.set_storm_sample(id, &sample).await?;
+        // A location checked before the storm may have finished before it was declared: its
+        // verdict counts (the sink counts only verdicts shown while the storm is active).
+        for (l, _) in located.iter().filter(|(l, _)| l.checked) {
+            self.backfill(l).await;
+        }
+        self.evaluate(id, chat.clone()).await;
         tracing::info!(storm = %id, sample = ?sample.iter().map(|l| l.as_str()).collect::<Vec<_>>(), new_checks = to_check.len(), "storm sample chosen");
         self.refresh(id, chat.clone());
         // IAM's health, once per storm.
@@ -279,6 +285,34 @@ impl Storms {
                 self.point(alert, id, Some(&message), chat.as_ref()).await;
                 Ok(Route::Pointed(Some(message)))
             }
+        }
+    }
+
+    /// Records on its storm the verdict `location` reached before the storm was declared.
+    async fn backfill(&self, location: &StormLocation) {
+        let since = location.fired_at
+            - chrono::Duration::from_std(self.settings.window).unwrap_or_default();
+        let done = match self.store.latest_finished(&location.key).await {
+            Ok(Some(done)) if done.finished_at >= since => done,
+            Ok(_) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read a storm location's result");
+                return;
+            }
+        };
+        let Ok(report) = serde_json::from_value::<Report>(done.report) else {
+            return;
+        };
+        let at = Whereabouts {
+            datacenter: report.tugboat.as_ref().map(|t| t.datacenter().to_string()),
+            region: report.region_expected.as_ref().map(|r| r.to_string()),
+        };
+        if let Err(e) = self
+            .store
+            .storm_verdict(&location.key, report.verdict.as_str(), &reason_of(&report), &at)
+            .await
+        {
+            tracing::warn!(error = %e, "cannot record a verdict on its storm");
         }
     }
 
@@ -346,6 +380,13 @@ impl Storms {
                 return;
             }
         };
+        self.evaluate(id, chat).await;
+    }
+
+    /// When the sample has every verdict and they disagree, starts checking the rest within
+    /// the budget (once: the storm's mode moves from `sample` to `budget` in one statement);
+    /// then the message shows the latest state.
+    async fn evaluate(&self, id: StormId, chat: Arc<dyn StormChannel>) {
         match self.view(id).await {
             Ok(Some(view)) => {
                 if view.mode == StormMode::Sample && view.agreement == Agreement::Disagreed {

@@ -22,5 +22,6 @@ mod network;
 mod production;
 mod server;
 mod slack_transport;
+mod storm;
 mod store;
 mod timeouts;
