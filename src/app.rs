@@ -222,7 +222,7 @@ pub async fn start(config: Arc<Config>, secrets: Secrets, options: Options) -> R
         incidents,
         storms,
     );
-    sink.set_storm_channel(StormThreads::new(handler.clone()));
+    sink.set_storm_channel(StormThreads::shared(handler.clone()));
 
     let shutdown = CancellationToken::new();
     // The ops server outlives the rest of the shutdown, so `/readyz` says "shutting down" (and

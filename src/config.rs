@@ -440,7 +440,10 @@ impl<'a> Validator<'a> {
     /// threshold (the locations of a storm's first window are the ones it samples from).
     fn storm(&mut self, raw: &RawStorm) -> StormSettings {
         let d = StormSettings::default();
-        let mut bounded = |key: &str, value: Option<u64>, range: std::ops::RangeInclusive<u64>, default: u64| match value {
+        let mut bounded = |key: &str,
+                           value: Option<u64>,
+                           range: std::ops::RangeInclusive<u64>,
+                           default: u64| match value {
             None => default,
             Some(n) if range.contains(&n) => n,
             Some(n) => {
@@ -456,8 +459,18 @@ impl<'a> Validator<'a> {
                 default
             }
         };
-        let threshold = bounded("threshold", raw.threshold, 1..=100_000, u64::from(d.threshold));
-        let window = bounded("window_secs", raw.window_secs, 1..=86_400, d.window.as_secs());
+        let threshold = bounded(
+            "threshold",
+            raw.threshold,
+            1..=100_000,
+            u64::from(d.threshold),
+        );
+        let window = bounded(
+            "window_secs",
+            raw.window_secs,
+            1..=86_400,
+            d.window.as_secs(),
+        );
         let sample = bounded("sample", raw.sample, 1..=50, u64::from(d.sample));
         let per_minute = bounded(
             "max_builds_per_minute",
@@ -1325,6 +1338,81 @@ mod tests {
                 .collect::<Vec<_>>()
                 .join("\n");
             assert!(text.contains(expect), "{src:?} gave {text}");
+        }
+    }
+
+    #[test]
+    fn storm_is_optional_with_defaults_and_validated_with_line_numbers() {
+        let base = with(OK_SLACK, "", OK_ENV, "");
+        let c = Config::parse(&base).expect("valid without [storm]");
+        assert_eq!(c.storm, StormSettings::default());
+        assert_eq!(
+            (
+                c.storm.threshold,
+                c.storm.window.as_secs(),
+                c.storm.sample,
+                c.storm.max_builds_per_minute
+            ),
+            (20, 300, 3, 10)
+        );
+        let set = with(
+            OK_SLACK,
+            "",
+            OK_ENV,
+            "[storm]\nthreshold = 50\nwindow_secs = 120\nsample = 5\nmax_builds_per_minute = 4\nenabled = false\n",
+        );
+        let c = Config::parse(&set).expect("valid [storm]");
+        assert_eq!(
+            c.storm,
+            StormSettings {
+                enabled: false,
+                threshold: 50,
+                window: Duration::from_secs(120),
+                sample: 5,
+                max_builds_per_minute: 4,
+            }
+        );
+        // (table tail, key, message part)
+        let bad = [
+            (
+                "[storm]\nthreshold = 0\n",
+                "storm.threshold",
+                "between 1 and 100000",
+            ),
+            (
+                "[storm]\nwindow_secs = 0\n",
+                "storm.window_secs",
+                "between 1 and 86400",
+            ),
+            ("[storm]\nsample = 0\n", "storm.sample", "between 1 and 50"),
+            (
+                "[storm]\nmax_builds_per_minute = 601\n",
+                "storm.max_builds_per_minute",
+                "between 1 and 600",
+            ),
+            (
+                "[storm]\nthreshold = 2\nsample = 3\n",
+                "storm.sample",
+                "must not exceed `threshold`",
+            ),
+            ("[storm]\nthreshhold = 2\n", "toml", "unknown field"),
+        ];
+        for (tail, key, message) in bad {
+            let src = with(OK_SLACK, "", OK_ENV, tail);
+            let problems = Config::parse(&src).unwrap_err();
+            assert_eq!(problems.len(), 1, "{tail}: {problems:?}");
+            assert_eq!(problems[0].key, key, "{tail}");
+            assert!(
+                problems[0].message.contains(message),
+                "{tail}: {}",
+                problems[0].message
+            );
+            if key == "toml" {
+                continue; // toml names the line of the table holding the unknown key
+            }
+            let k = key.trim_start_matches("storm.");
+            let want = src.lines().position(|l| l.starts_with(k));
+            assert_eq!(problems[0].line, want.map(|i| i + 1), "{tail}");
         }
     }
 

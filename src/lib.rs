@@ -23,6 +23,6 @@ pub mod secret;
 pub mod server;
 pub mod sim;
 pub mod slack;
-pub mod storm;
 pub mod store;
+pub mod storm;
 pub mod telemetry;

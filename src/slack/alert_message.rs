@@ -17,6 +17,7 @@ use super::alerts::{self, Alert, AttachmentText};
 use super::blocks;
 use super::button::report_context;
 use super::handler::Handler;
+use super::storm::StormThreads;
 use super::web::SlackWeb;
 use crate::config::Config;
 use crate::diagnosis::verdict::Report;
@@ -24,7 +25,6 @@ use crate::domain::CheckKey;
 use crate::incident::{IncidentChannel, IncidentStatus, Notice};
 use crate::store::{Fired, MessageRef, RequestSource, Requester};
 use crate::storm::Route;
-use super::storm::StormThreads;
 use anyhow::Result;
 use chrono::{DateTime, Utc};
 use slack_morphism::prelude::*;
@@ -312,7 +312,7 @@ impl Handler {
                         channel: msg.channel.clone(),
                         ts: thread.clone(),
                     };
-                    let storm_chat = StormThreads::new(self.clone());
+                    let storm_chat = StormThreads::shared(self.clone());
                     if let Route::Pointed(storm_message) =
                         self.storms.fired(&req, &in_thread, storm_chat).await
                     {

@@ -1632,7 +1632,9 @@ pub fn storm_message(view: &StormView) -> (String, Vec<Value>) {
                 })
             })
             .collect();
-        blocks.push(json!({"type": "actions", "block_id": "linkbot_storm_actions", "elements": elements}));
+        blocks.push(
+            json!({"type": "actions", "block_id": "linkbot_storm_actions", "elements": elements}),
+        );
     }
     (storm_text(view), blocks)
 }
@@ -1674,7 +1676,10 @@ mod storm_tests {
     use proptest::prelude::*;
 
     fn view(locations: usize, agreement: Agreement, mode: StormMode, active: bool) -> StormView {
-        let at = Utc.with_ymd_and_hms(2026, 12, 1, 6, 0, 0).single().expect("time");
+        let at = Utc
+            .with_ymd_and_hms(2026, 12, 1, 6, 0, 0)
+            .single()
+            .expect("time");
         StormView {
             id: StormId(7),
             environment: Environment::parse("prod").expect("env"),
@@ -1709,10 +1714,34 @@ mod storm_tests {
             agreeing: 3,
         };
         let table = [
-            (Agreement::Agreed(cause), StormMode::Sample, true, "not a key problem", vec!["linkbot_storm:check_all", "linkbot_storm:stop"]),
-            (Agreement::Disagreed, StormMode::Budget, true, "checking the other locations", vec!["linkbot_storm:stop"]),
-            (Agreement::Waiting { have: 1, want: 3 }, StormMode::Stopped, true, "(1/3 verdicts)", vec!["linkbot_storm:check_all"]),
-            (Agreement::Disagreed, StormMode::Budget, false, "Ended", vec![]),
+            (
+                Agreement::Agreed(cause),
+                StormMode::Sample,
+                true,
+                "not a key problem",
+                vec!["linkbot_storm:check_all", "linkbot_storm:stop"],
+            ),
+            (
+                Agreement::Disagreed,
+                StormMode::Budget,
+                true,
+                "checking the other locations",
+                vec!["linkbot_storm:stop"],
+            ),
+            (
+                Agreement::Waiting { have: 1, want: 3 },
+                StormMode::Stopped,
+                true,
+                "(1/3 verdicts)",
+                vec!["linkbot_storm:check_all"],
+            ),
+            (
+                Agreement::Disagreed,
+                StormMode::Budget,
+                false,
+                "Ended",
+                vec![],
+            ),
         ];
         for (agreement, mode, active, says, buttons) in table {
             let v = view(40, agreement, mode, active);
@@ -1721,7 +1750,10 @@ mod storm_tests {
             let all = serde_json::to_string(&blocks).expect("json");
             assert!(all.contains(says), "{says}: {all}");
             assert!(all.contains("+8 more"), "{all}");
-            assert!(!all.contains("<@U1>") && !all.contains("<!channel>"), "{all}");
+            assert!(
+                !all.contains("<@U1>") && !all.contains("<!channel>"),
+                "{all}"
+            );
             let ids: Vec<String> = blocks
                 .iter()
                 .filter(|b| b["type"] == "actions")
@@ -1736,7 +1768,8 @@ mod storm_tests {
 
     #[test]
     fn the_pointer_links_to_the_storm_message() {
-        assert!(storm_pointer(Some("https://x.slack.com/archives/C1/p1")).contains("<https://x.slack.com/archives/C1/p1|See the storm message>"));
+        assert!(storm_pointer(Some("https://x.slack.com/archives/C1/p1"))
+            .contains("<https://x.slack.com/archives/C1/p1|See the storm message>"));
         assert!(storm_pointer(None).contains("see the storm message"));
         assert!(!storm_pointer(Some("javascript:alert(1)")).contains("<javascript"));
     }

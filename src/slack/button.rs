@@ -10,6 +10,8 @@
 //! happens and in what order), with Slack behind [`ThreadReports`], its `ReportChannel`; its
 //! typed outcome is rendered (`blocks.rs`) into the thread or to the user.
 //!
+//! A click on a storm message's button (`linkbot_storm:…`) goes to [`super::storm`].
+//!
 //! This module must NOT decide what an escalation does (the workflow does) or render Block Kit
 //! itself.
 

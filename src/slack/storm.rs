@@ -8,10 +8,10 @@
 
 use super::blocks::{self, StormButtonValue};
 use super::handler::Handler;
-use crate::storm::{Acted, StormAction, StormChannel, StormView};
 use crate::store::{
     AuditEntry, AuditKind, MessageRef, RequestSource, Requester, StormId, StormLocation,
 };
+use crate::storm::{Acted, StormAction, StormChannel, StormView};
 use anyhow::Result;
 use std::sync::Arc;
 
@@ -23,7 +23,7 @@ pub struct StormThreads {
 
 impl StormThreads {
     /// The storm's threads, posted through `handler`'s client.
-    pub fn new(handler: Handler) -> Arc<dyn StormChannel> {
+    pub fn shared(handler: Handler) -> Arc<dyn StormChannel> {
         Arc::new(StormThreads { handler })
     }
 }
@@ -203,7 +203,7 @@ impl Handler {
                 .await?;
             return Ok(());
         };
-        let chat = StormThreads::new(self.clone());
+        let chat = StormThreads::shared(self.clone());
         let said = match self.storms.act(id, action, user, chat).await? {
             Acted::CheckingAll => format!(
                 ":arrow_forward: {} asked to check every location of this storm, within the build budget ({} a minute).",

@@ -82,9 +82,7 @@ impl fmt::Display for CheckId {
 }
 
 pub use crate::domain::CheckKey;
-pub use storms::{
-    Storm, StormFired, StormFiring, StormId, StormLocation, StormMode, Whereabouts,
-};
+pub use storms::{Storm, StormFired, StormFiring, StormId, StormLocation, StormMode, Whereabouts};
 
 /// The id of one incident (a row in the store).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -810,8 +808,11 @@ pub trait Store: Send + Sync {
     async fn storm_locations(&self, id: StormId) -> Result<Vec<StormLocation>, StoreError>;
 
     /// Records the storm's message (once: `false` when it already has one).
-    async fn set_storm_message(&self, id: StormId, message: &MessageRef)
-        -> Result<bool, StoreError>;
+    async fn set_storm_message(
+        &self,
+        id: StormId,
+        message: &MessageRef,
+    ) -> Result<bool, StoreError>;
 
     /// Records what the IAM health probe found.
     async fn set_storm_iam(&self, id: StormId, health: &str) -> Result<(), StoreError>;
@@ -861,8 +862,11 @@ pub trait Store: Send + Sync {
 
     /// Ends active storm `id` if no new location fired in it for `quiet`; the storm as ended
     /// (once, across replicas).
-    async fn end_quiet_storm(&self, id: StormId, quiet: Duration)
-        -> Result<Option<Storm>, StoreError>;
+    async fn end_quiet_storm(
+        &self,
+        id: StormId,
+        quiet: Duration,
+    ) -> Result<Option<Storm>, StoreError>;
 
     /// Closes the connections (on shutdown); later calls fail.
     async fn close(&self);

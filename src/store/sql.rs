@@ -8,6 +8,7 @@
 //! differs goes behind [`Dialect`] (in `sqlite.rs` / `postgres.rs`). It must not keep the URL:
 //! only its redacted form.
 
+use super::storms::{storm_from_row, storm_location_from_row};
 use super::{
     audit_from_row, check_audit_detail, duration_ms, finished_from_row, in_flight_from_row,
     incident_event_from_row, incident_from_row, json_text, new_page_claim, page_from_row,
@@ -16,7 +17,6 @@ use super::{
     IncidentEvent, IncidentId, MessageRef, PageClaim, Requester, Store, StoreError, Waiter,
     CLAIM_PAGE_ATTEMPTS, EVENT_KEY_RETENTION,
 };
-use super::storms::{storm_from_row, storm_location_from_row};
 use super::{Storm, StormFired, StormFiring, StormId, StormLocation, StormMode, Whereabouts};
 use crate::domain::{Environment, LocationId};
 use chrono::{DateTime, Utc};
@@ -1462,11 +1462,10 @@ where
         let Some(next) = next else {
             return Ok(None);
         };
-        let location = LocationId::parse(&next.text("location")?).map_err(|e| {
-            StoreError::Corrupt {
+        let location =
+            LocationId::parse(&next.text("location")?).map_err(|e| StoreError::Corrupt {
                 what: e.to_string(),
-            }
-        })?;
+            })?;
         sqlx::query("UPDATE storm_locations SET checked = 1 WHERE storm_id = $1 AND location = $2")
             .bind(id.0)
             .bind(location.as_str())

@@ -154,7 +154,10 @@ pub(super) fn storm_from_row(row: &impl Cols) -> Result<Storm, StoreError> {
         declared_at: time_from_ms(row.int("declared_at")?, "declared_at")?,
         first_firing_at: time_from_ms(row.int("first_firing_at")?, "first_firing_at")?,
         last_firing_at: time_from_ms(row.int("last_firing_at")?, "last_firing_at")?,
-        message: message_ref(row.opt_text("message_channel")?, row.opt_text("message_ts")?),
+        message: message_ref(
+            row.opt_text("message_channel")?,
+            row.opt_text("message_ts")?,
+        ),
         iam_health: row.opt_text("iam_health")?,
         ended_at: opt_time(row, "ended_at")?,
     })
@@ -176,4 +179,3 @@ pub(super) fn storm_location_from_row(row: &impl Cols) -> Result<StormLocation, 
         reason: row.opt_text("reason")?,
     })
 }
-

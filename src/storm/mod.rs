@@ -112,6 +112,8 @@ struct Local {
     refreshers: Mutex<HashMap<StormId, Arc<Notify>>>,
     /// Storms whose end this replica watches.
     watched: Mutex<HashSet<StormId>>,
+    /// The storm message's permalink, asked once per storm (not once per alert).
+    permalinks: Mutex<HashMap<StormId, String>>,
     /// Pointer replies go one at a time, so they never fill Slack's per-channel queue ahead
     /// of the sample's threads and the verdicts.
     pointer_turn: tokio::sync::Mutex<()>,
@@ -190,7 +192,10 @@ impl Storms {
                 match self.declare(storm.id, key, alert, locations, chat).await {
                     Ok(route) => route,
                     Err(e) => {
-                        tracing::error!(error = format!("{e:#}"), "declaring the storm failed; checking the alert");
+                        tracing::error!(
+                            error = format!("{e:#}"),
+                            "declaring the storm failed; checking the alert"
+                        );
                         Route::Check
                     }
                 }
@@ -309,7 +314,12 @@ impl Storms {
         };
         if let Err(e) = self
             .store
-            .storm_verdict(&location.key, report.verdict.as_str(), &reason_of(&report), &at)
+            .storm_verdict(
+                &location.key,
+                report.verdict.as_str(),
+                &reason_of(&report),
+                &at,
+            )
             .await
         {
             tracing::warn!(error = %e, "cannot record a verdict on its storm");
@@ -340,13 +350,24 @@ impl Storms {
         message: Option<&MessageRef>,
         chat: &dyn StormChannel,
     ) {
-        let link = match message {
-            Some(m) => chat.permalink(m).await,
-            None => None,
+        let cached = lock(&self.local.permalinks).get(&id).cloned();
+        let link = match (cached, message) {
+            (Some(link), _) => Some(link),
+            (None, Some(m)) => {
+                let link = chat.permalink(m).await;
+                if let Some(l) = &link {
+                    lock(&self.local.permalinks).insert(id, l.clone());
+                }
+                link
+            }
+            (None, None) => None,
         };
         let _turn = self.local.pointer_turn.lock().await;
         if let Err(e) = chat.point(alert, id, link.as_deref()).await {
-            tracing::error!(error = format!("{e:#}"), "could not answer an alert of the storm");
+            tracing::error!(
+                error = format!("{e:#}"),
+                "could not answer an alert of the storm"
+            );
         }
     }
 
@@ -431,7 +452,11 @@ impl Storms {
             }
             StormAction::Stop => {
                 self.store
-                    .set_storm_mode(id, &[StormMode::Sample, StormMode::Budget], StormMode::Stopped)
+                    .set_storm_mode(
+                        id,
+                        &[StormMode::Sample, StormMode::Budget],
+                        StormMode::Stopped,
+                    )
                     .await?
             }
         };
@@ -515,7 +540,10 @@ impl Storms {
                 let ended = match this.show(id, chat.as_ref()).await {
                     Ok(active) => !active,
                     Err(e) => {
-                        tracing::warn!(error = format!("{e:#}"), "could not edit the storm message");
+                        tracing::warn!(
+                            error = format!("{e:#}"),
+                            "could not edit the storm message"
+                        );
                         false
                     }
                 };

@@ -118,7 +118,10 @@ pub fn reason_of(report: &Report) -> String {
         }
     };
     replace(report.build_url.clone(), "<build>");
-    replace(report.location.as_ref().map(|l| l.to_string()), "<location>");
+    replace(
+        report.location.as_ref().map(|l| l.to_string()),
+        "<location>",
+    );
     replace(report.tugboat.as_ref().map(|t| t.to_string()), "<tugboat>");
     replace(report.carrier.as_ref().map(|c| c.to_string()), "<carrier>");
     let mut out = String::with_capacity(s.len());
@@ -191,9 +194,9 @@ pub fn agreement(sample: &[(Option<VerdictCode>, String)]) -> Agreement {
     let (Some(first), reason) = &sample[0] else {
         return Agreement::Disagreed;
     };
-    let same = sample.iter().all(|(v, r)| {
-        *v == Some(*first) && (!reason_matters(*first) || r == reason)
-    });
+    let same = sample
+        .iter()
+        .all(|(v, r)| *v == Some(*first) && (!reason_matters(*first) || r == reason));
     if same {
         Agreement::Agreed(Cause {
             verdict: *first,
@@ -516,15 +519,27 @@ mod tests {
         let table = [
             (
                 vec![
-                    (Some(VerdictCode::JobFailed), "Jenkins build # failed".to_string()),
-                    (Some(VerdictCode::JobFailed), "Jenkins build # failed".to_string()),
+                    (
+                        Some(VerdictCode::JobFailed),
+                        "Jenkins build # failed".to_string(),
+                    ),
+                    (
+                        Some(VerdictCode::JobFailed),
+                        "Jenkins build # failed".to_string(),
+                    ),
                 ],
                 true,
             ),
             (
                 vec![
-                    (Some(VerdictCode::JobFailed), "Jenkins build # failed".to_string()),
-                    (Some(VerdictCode::JobFailed), "the queue item was cancelled".to_string()),
+                    (
+                        Some(VerdictCode::JobFailed),
+                        "Jenkins build # failed".to_string(),
+                    ),
+                    (
+                        Some(VerdictCode::JobFailed),
+                        "the queue item was cancelled".to_string(),
+                    ),
                 ],
                 false,
             ),
@@ -608,7 +623,10 @@ mod tests {
         };
         let view = StormView::of(&storm, std::slice::from_ref(&location));
         assert_eq!(view.iam, Some(Err("IAM answered HTTP 503".into())));
-        assert_eq!(view.offered(), vec![StormAction::CheckAll, StormAction::Stop]);
+        assert_eq!(
+            view.offered(),
+            vec![StormAction::CheckAll, StormAction::Stop]
+        );
         let budget = Storm {
             mode: StormMode::Budget,
             ..storm.clone()

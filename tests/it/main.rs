@@ -22,6 +22,6 @@ mod network;
 mod production;
 mod server;
 mod slack_transport;
-mod storm;
 mod store;
+mod storm;
 mod timeouts;

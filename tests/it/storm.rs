@@ -40,8 +40,15 @@ fn settings(threshold: u32, window: Duration) -> StormSettings {
     }
 }
 
-async fn start_bot(world: &World, store_url: &str, instance: &str, storm: StormSettings) -> RunningBot {
-    let mut config = world.config(store_url).expect("the world's bot.toml parses");
+async fn start_bot(
+    world: &World,
+    store_url: &str,
+    instance: &str,
+    storm: StormSettings,
+) -> RunningBot {
+    let mut config = world
+        .config(store_url)
+        .expect("the world's bot.toml parses");
     config.storm = storm;
     let connections = config.slack.connections;
     let options = Options {
@@ -117,10 +124,7 @@ fn storm_messages(s: &SimSlackState) -> Vec<SimMessage> {
 async fn wait_storm(world: &World, what: &str, pred: impl Fn(&str) -> bool) -> SimMessage {
     let ok = world
         .slack
-        .wait_until(
-            |s| storm_messages(s).iter().any(|m| pred(&latest(m))),
-            WAIT,
-        )
+        .wait_until(|s| storm_messages(s).iter().any(|m| pred(&latest(m))), WAIT)
         .await;
     let all: Vec<String> = world
         .slack
@@ -129,7 +133,10 @@ async fn wait_storm(world: &World, what: &str, pred: impl Fn(&str) -> bool) -> S
         .filter(|m| is_storm_message(m))
         .map(latest)
         .collect();
-    assert!(ok, "the storm message never showed {what}; it shows:\n{all:#?}");
+    assert!(
+        ok,
+        "the storm message never showed {what}; it shows:\n{all:#?}"
+    );
     world
         .slack
         .messages()
@@ -151,9 +158,12 @@ fn has_verdict(s: &SimSlackState, ts: &str) -> bool {
 }
 
 fn has_pointer(s: &SimSlackState, ts: &str) -> bool {
-    visible(s, ts)
-        .iter()
-        .any(|m| m.text.as_deref().unwrap_or("").contains("Part of an alert storm"))
+    visible(s, ts).iter().any(|m| {
+        m.text
+            .as_deref()
+            .unwrap_or("")
+            .contains("Part of an alert storm")
+    })
 }
 
 fn triggered(world: &World) -> Vec<String> {
@@ -207,7 +217,10 @@ async fn click(world: &World, storm: &SimMessage, user: &str, action: &str, valu
 
 fn assert_no_refusals(world: &World) {
     let refusals = world.slack.refusals();
-    assert!(refusals.is_empty(), "Slack refused what the bot sent: {refusals:#?}");
+    assert!(
+        refusals.is_empty(),
+        "Slack refused what the bot sent: {refusals:#?}"
+    );
 }
 
 /// `n` locations that all end in `verdict` (builds of [`BUILD`]).
@@ -223,7 +236,15 @@ async fn storm_on(store_url: String, replicas: usize) {
     let world = World::start().await.expect("the world starts");
     let mut bots = Vec::new();
     for i in 0..replicas {
-        bots.push(start_bot(&world, &store_url, &format!("storm-{i}"), settings(3, Duration::from_secs(60))).await);
+        bots.push(
+            start_bot(
+                &world,
+                &store_url,
+                &format!("storm-{i}"),
+                settings(3, Duration::from_secs(60)),
+            )
+            .await,
+        );
     }
     let locs = locations(&world, VerdictCode::ConfigMissing, 0, 8);
     let mut threads = Vec::new();
@@ -232,7 +253,9 @@ async fn storm_on(store_url: String, replicas: usize) {
     }
     // The storm message counts every location and, the sample agreeing, says the cause.
     let storm = wait_storm(&world, "8 locations and the cause", |t| {
-        t.contains("8 locations") && t.contains("Cause — the sample agrees (2/2)") && t.contains("config_missing")
+        t.contains("8 locations")
+            && t.contains("Cause — the sample agrees (2/2)")
+            && t.contains("config_missing")
     })
     .await;
     assert!(latest(&storm).contains("wdc04"), "{}", latest(&storm));
@@ -249,9 +272,17 @@ async fn storm_on(store_url: String, replicas: usize) {
             WAIT,
         )
         .await;
-    assert!(answered, "not every thread was answered (3 verdicts, 5 pointers)");
+    assert!(
+        answered,
+        "not every thread was answered (3 verdicts, 5 pointers)"
+    );
     assert_eq!(
-        world.slack.messages().iter().filter(|m| is_storm_message(m)).count(),
+        world
+            .slack
+            .messages()
+            .iter()
+            .filter(|m| is_storm_message(m))
+            .count(),
         1,
         "one storm message"
     );
@@ -259,7 +290,10 @@ async fn storm_on(store_url: String, replicas: usize) {
         for m in world.thread(ONCALL_CHANNEL, t) {
             let text = m.text.clone().unwrap_or_default();
             if text.contains("Part of an alert storm") {
-                assert!(text.contains(&digits(&storm.ts)), "the pointer does not link the storm message: {text}");
+                assert!(
+                    text.contains(&digits(&storm.ts)),
+                    "the pointer does not link the storm message: {text}"
+                );
             }
         }
     }
@@ -269,13 +303,21 @@ async fn storm_on(store_url: String, replicas: usize) {
     let mut with_verdict: Vec<String> = threads
         .iter()
         .zip(&locs)
-        .filter(|(t, _)| !world.thread(ONCALL_CHANNEL, t).iter().all(|m| !world::is_verdict(m)))
+        .filter(|(t, _)| {
+            !world
+                .thread(ONCALL_CHANNEL, t)
+                .iter()
+                .all(|m| !world::is_verdict(m))
+        })
         .map(|(_, l)| l.to_string())
         .collect();
     let mut built_sorted = built.clone();
     built_sorted.sort();
     with_verdict.sort();
-    assert_eq!(built_sorted, with_verdict, "the built locations are the answered ones");
+    assert_eq!(
+        built_sorted, with_verdict,
+        "the built locations are the answered ones"
+    );
     // A pointed alert is an incident pointing to the storm message.
     let store = &bots[0].store;
     let (pointed, _) = locs
@@ -301,7 +343,8 @@ async fn storm_on(store_url: String, replicas: usize) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn crossing_the_threshold_declares_one_storm_builds_only_the_sample_and_answers_every_alert() {
+async fn crossing_the_threshold_declares_one_storm_builds_only_the_sample_and_answers_every_alert()
+{
     bounded(async {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let url = format!("sqlite://{}", dir.path().join("storm.db").display());
@@ -338,12 +381,19 @@ async fn two_replicas_sharing_a_postgres_schema_declare_one_storm() {
 
 /// Pushes the two alerts checked before the storm and waits until both checks started, so
 /// which locations are checked before the storm does not depend on handling order.
-async fn two_before_the_storm(world: &World, first: &LocationId, second: &LocationId) -> Vec<String> {
+async fn two_before_the_storm(
+    world: &World,
+    first: &LocationId,
+    second: &LocationId,
+) -> Vec<String> {
     let a = alert(world, first, 1).await;
     let b = alert(world, second, 2).await;
     let started = world
         .slack
-        .wait_until(|s| !visible(s, &a).is_empty() && !visible(s, &b).is_empty(), WAIT)
+        .wait_until(
+            |s| !visible(s, &a).is_empty() && !visible(s, &b).is_empty(),
+            WAIT,
+        )
         .await;
     assert!(started, "the two first alerts were not answered");
     vec![a, b]
@@ -353,7 +403,13 @@ async fn two_before_the_storm(world: &World, first: &LocationId, second: &Locati
 async fn a_disagreeing_sample_checks_the_rest_within_the_budget() {
     bounded(async {
         let world = World::start().await.expect("the world starts");
-        let bot = start_bot(&world, &world.sqlite_url("storm"), "storm", settings(2, Duration::from_secs(60))).await;
+        let bot = start_bot(
+            &world,
+            &world.sqlite_url("storm"),
+            "storm",
+            settings(2, Duration::from_secs(60)),
+        )
+        .await;
         let a = world.scenario_with(VerdictCode::ConfigMissing, 0, World::timing(BUILD));
         let b = world.scenario_with(VerdictCode::RegionMismatch, 0, World::timing(BUILD));
         let mut threads = two_before_the_storm(&world, &a, &b).await;
@@ -363,7 +419,10 @@ async fn a_disagreeing_sample_checks_the_rest_within_the_budget() {
         }
         // The sample (the two checked before the storm) disagrees: the rest is checked, and
         // the message counts the verdicts as they come.
-        wait_storm(&world, "the disagreement", |t| t.contains("The sample disagrees")).await;
+        wait_storm(&world, "the disagreement", |t| {
+            t.contains("The sample disagrees")
+        })
+        .await;
         let storm = wait_storm(&world, "every verdict counted", |t| {
             t.contains("checked 6 of 6") && t.contains("`api_key_accepted` ×4")
         })
@@ -376,7 +435,9 @@ async fn a_disagreeing_sample_checks_the_rest_within_the_budget() {
         assert!(all, "not every location got its verdict");
         assert_eq!(triggered(&world).len(), 6, "each location built once");
         assert_no_refusals(&world);
-        tokio::time::timeout(Duration::from_secs(10), bot.stop()).await.expect("stops");
+        tokio::time::timeout(Duration::from_secs(10), bot.stop())
+            .await
+            .expect("stops");
     })
     .await;
 }
@@ -458,7 +519,13 @@ async fn a_mention_during_a_storm_gets_its_own_check_and_the_storm_ends_after_a_
     bounded(async {
         let world = World::start().await.expect("the world starts");
         let window = Duration::from_secs(3);
-        let bot = start_bot(&world, &world.sqlite_url("storm"), "storm", settings(2, window)).await;
+        let bot = start_bot(
+            &world,
+            &world.sqlite_url("storm"),
+            "storm",
+            settings(2, window),
+        )
+        .await;
         let locs = locations(&world, VerdictCode::ConfigMissing, 0, 4);
         let mut threads = two_before_the_storm(&world, &locs[0], &locs[1]).await;
         for (i, loc) in locs[2..].iter().enumerate() {
@@ -466,7 +533,10 @@ async fn a_mention_during_a_storm_gets_its_own_check_and_the_storm_ends_after_a_
         }
         let answered = world
             .slack
-            .wait_until(|s| has_pointer(s, &threads[2]) && has_pointer(s, &threads[3]), WAIT)
+            .wait_until(
+                |s| has_pointer(s, &threads[2]) && has_pointer(s, &threads[3]),
+                WAIT,
+            )
             .await;
         assert!(answered, "the storm's other alerts were not answered");
         assert_eq!(triggered(&world).len(), 2);
@@ -485,15 +555,26 @@ async fn a_mention_during_a_storm_gets_its_own_check_and_the_storm_ends_after_a_
 
         // No new location for a window: the storm ends, every location in the audit.
         let ended = wait_storm(&world, "its end", |t| t.contains("Ended at")).await;
-        assert!(offered(&ended).is_empty(), "an ended storm offers no button");
+        assert!(
+            offered(&ended).is_empty(),
+            "an ended storm offers no button"
+        );
         // The end is audited before the message shows it.
         let audit = bot.store.audit(None, None, 500).await.expect("the audit");
-        let storm: Vec<_> = audit.iter().filter(|e| e.kind == AuditKind::Storm).collect();
+        let storm: Vec<_> = audit
+            .iter()
+            .filter(|e| e.kind == AuditKind::Storm)
+            .collect();
         for l in &locs {
-            assert!(storm.iter().any(|e| &e.location == l), "{l} is not in the storm's audit: {storm:#?}");
+            assert!(
+                storm.iter().any(|e| &e.location == l),
+                "{l} is not in the storm's audit: {storm:#?}"
+            );
         }
         assert_no_refusals(&world);
-        tokio::time::timeout(Duration::from_secs(10), bot.stop()).await.expect("stops");
+        tokio::time::timeout(Duration::from_secs(10), bot.stop())
+            .await
+            .expect("stops");
     })
     .await;
 }
