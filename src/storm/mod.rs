@@ -266,16 +266,20 @@ impl Storms {
         self.evaluate(id, chat.clone()).await;
         tracing::info!(storm = %id, sample = ?sample.iter().map(|l| l.as_str()).collect::<Vec<_>>(), new_checks = to_check.len(), "storm sample chosen");
         self.refresh(id, chat.clone());
-        // IAM's health, once per storm.
-        let health = self.survey.iam_health().await;
-        if let Err(e) = self
-            .store
-            .set_storm_iam(id, &model::iam_stored(&health))
-            .await
-        {
-            tracing::warn!(error = %e, "cannot record the storm's IAM probe");
-        }
-        self.refresh(id, chat.clone());
+        // IAM's health, once per storm (in its own task: the alert's answer does not wait).
+        let this = self.clone();
+        let probe_chat = chat.clone();
+        tokio::spawn(async move {
+            let health = this.survey.iam_health().await;
+            if let Err(e) = this
+                .store
+                .set_storm_iam(id, &model::iam_stored(&health))
+                .await
+            {
+                tracing::warn!(error = %e, "cannot record the storm's IAM probe");
+            }
+            this.refresh(id, probe_chat);
+        });
         let mut route = None;
         for l in &to_check {
             if l.key == *key {
@@ -501,16 +505,25 @@ impl Storms {
     fn pump(&self, id: StormId, epoch: i64, chat: Arc<dyn StormChannel>) {
         let this = self.clone();
         tokio::spawn(async move {
+            let mut failures = 0;
             loop {
                 let next = match this.store.claim_storm_check(id, epoch).await {
                     Ok(Some(l)) => l,
                     Ok(None) => break,
+                    // A store that keeps failing (or closed on shutdown) ends the checking;
+                    // on-call can press Stop, then Check all, to start it again.
+                    Err(e) if failures >= 3 => {
+                        tracing::error!(error = %e, storm = %id, "cannot claim the storm's next check; checking stops");
+                        break;
+                    }
                     Err(e) => {
+                        failures += 1;
                         tracing::warn!(error = %e, "cannot claim the storm's next check; trying later");
                         tokio::time::sleep(this.settings.build_interval()).await;
                         continue;
                     }
                 };
+                failures = 0;
                 if let Err(e) = chat.check(&next).await {
                     tracing::error!(error = format!("{e:#}"), location = %next.key.location, "could not start a storm check");
                 }
@@ -581,10 +594,10 @@ impl Storms {
                 let storm = match this.store.storm(id).await {
                     Ok(Some(s)) if s.active => s,
                     Ok(_) => break,
+                    // The next firing watches again (and ends a quiet storm itself).
                     Err(e) => {
-                        tracing::warn!(error = %e, "cannot read the storm; watching on");
-                        tokio::time::sleep(this.settings.window).await;
-                        continue;
+                        tracing::warn!(error = %e, "cannot read the storm; not watching it");
+                        break;
                     }
                 };
                 let quiet_at = storm.last_firing_at
