@@ -4,7 +4,8 @@
 //! A verdict shown in an incident's diagnosis message is shown with the incident's status
 //! (resolved, fixed, repeats: `incident/` records it as the incident's diagnosis); a new
 //! verdict for a location with an open incident that differs from its diagnosis says so in the
-//! thread ("was `X`, now `Y`").
+//! thread ("was `X`, now `Y`"). Once shown, a new verdict is counted on its location's storm
+//! (`storm/`), if it is in one.
 //!
 //! A verdict Slack refuses, or that keeps meeting 5xx, is shown as plain text
 //! (`blocks::plain_report`); when even that edit fails it is posted in the thread, so a thread
@@ -215,13 +216,6 @@ impl Sink for SlackSink {
         let text = blocks::fallback_text(report);
         let plain = blocks::plain_report(report, &self.config.check.runbook_url);
         let mut rechecked = false;
-        // A verdict for a location of an active storm counts there (a reused result does not:
-        // it was counted when it was reached).
-        if reused_age.is_none() {
-            if let Some(chat) = self.storm_chat.get() {
-                self.storms.verdict(report, chat.clone()).await;
-            }
-        }
         for w in waiters {
             let message = MessageRef {
                 channel: w.channel.clone(),
@@ -247,6 +241,13 @@ impl Sink for SlackSink {
                         self.recheck(w, report).await;
                     }
                 }
+            }
+        }
+        // Then (never before the verdict is shown) a verdict for a location of an active storm
+        // counts there; a reused result does not: it was counted when it was reached.
+        if reused_age.is_none() {
+            if let Some(chat) = self.storm_chat.get() {
+                self.storms.verdict(report, chat.clone()).await;
             }
         }
     }

@@ -783,7 +783,7 @@ pub trait Store: Send + Sync {
     /// An incident's timeline, oldest first.
     async fn incident_events(&self, id: IncidentId) -> Result<Vec<IncidentEvent>, StoreError>;
 
-    // --- Storms (migration 0007; the decisions are `storm/`'s) ---
+    // --- Storms (migration 0008; the decisions are `storm/`'s) ---
 
     /// A first firing for `key` (its alert `alert`), in one transaction serialised per
     /// environment: ends the environment's active storm first when no new location fired in

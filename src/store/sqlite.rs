@@ -38,11 +38,11 @@ const MIGRATIONS: &[EmbeddedMigration] = &[
         description: "feedback",
         sql: include_str!("../../migrations/sqlite/0004_feedback.sql"),
     },
-    // 0005 and 0006 come from parallel work (silences, reports); storms are 0007.
+    // 0005–0007 come from parallel work (silences, report, feedback forms); storms are 0008.
     EmbeddedMigration {
-        version: 7,
+        version: 8,
         description: "storms",
-        sql: include_str!("../../migrations/sqlite/0007_storms.sql"),
+        sql: include_str!("../../migrations/sqlite/0008_storms.sql"),
     },
 ];
 

@@ -1,4 +1,4 @@
-//! The store's rows for storms (migration 0007): the firings the threshold counts, the storm
+//! The store's rows for storms (migration 0008): the firings the threshold counts, the storm
 //! (at most one active per environment) and its locations, and how rows map to these types.
 //!
 //! This module must NOT decide anything about a storm (that is `storm/`): it only names what

@@ -1356,7 +1356,7 @@ async fn incidents_survive_a_restart_and_resolve_once_across_replicas(db: TestDb
     assert_eq!(events.iter().filter(|e| e.kind == "resolved").count(), 1);
 }
 
-// ---- storms (migration 0007) ----------------------------------------------------------------
+// ---- storms (migration 0008) ----------------------------------------------------------------
 
 /// A valid location id for storm location `n`.
 fn storm_loc(n: usize) -> LocationId {

@@ -1,4 +1,4 @@
--- linkbot store, version 7 (postgres): storms. When more than `[storm] threshold` distinct
+-- linkbot store, version 8 (postgres): storms. When more than `[storm] threshold` distinct
 -- locations fire within `window_secs` in one environment, one storm is declared: at most one is
 -- active per environment (a unique partial index, like incidents' "one open per key"), so
 -- replicas sharing the store declare it once. Times are Unix milliseconds.
@@ -56,4 +56,4 @@ CREATE INDEX storm_locations_unchecked ON storm_locations (storm_id, checked, fi
 -- The audit log gains the `storm` kind (a storm's end, with every location; Check all / Stop).
 ALTER TABLE audit DROP CONSTRAINT audit_kind_check;
 ALTER TABLE audit ADD CONSTRAINT audit_kind_check
-    CHECK (kind IN ('check', 'escalation', 'refused_action', 'storm'));
+    CHECK (kind IN ('check', 'escalation', 'refused_action', 'silence', 'unsilence', 'feedback', 'storm'));

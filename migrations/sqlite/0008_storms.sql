@@ -1,4 +1,4 @@
--- linkbot store, version 7 (sqlite): storms. When more than `[storm] threshold` distinct
+-- linkbot store, version 8 (sqlite): storms. When more than `[storm] threshold` distinct
 -- locations fire within `window_secs` in one environment, one storm is declared: at most one is
 -- active per environment (a unique partial index, like incidents' "one open per key"), so
 -- replicas sharing the store declare it once. Times are Unix milliseconds.
@@ -55,10 +55,10 @@ CREATE INDEX storm_locations_unchecked ON storm_locations (storm_id, checked, fi
 
 -- The audit log gains the `storm` kind (a storm's end, with every location; Check all / Stop).
 -- SQLite cannot alter a CHECK constraint, so the table is rebuilt with its rows (ids kept).
-CREATE TABLE audit_v7 (
+CREATE TABLE audit_v8 (
     id          INTEGER PRIMARY KEY AUTOINCREMENT,
     at          INTEGER NOT NULL,
-    kind        TEXT    NOT NULL CHECK (kind IN ('check', 'escalation', 'refused_action', 'storm')),
+    kind        TEXT    NOT NULL CHECK (kind IN ('check', 'escalation', 'refused_action', 'silence', 'unsilence', 'feedback', 'storm')),
     actor       TEXT,
     channel     TEXT,
     location    TEXT    NOT NULL,
@@ -69,12 +69,12 @@ CREATE TABLE audit_v7 (
     detail      TEXT,
     check_id    INTEGER UNIQUE REFERENCES checks (id)
 );
-INSERT INTO audit_v7 (id, at, kind, actor, channel, location, environment, verdict, target, link,
+INSERT INTO audit_v8 (id, at, kind, actor, channel, location, environment, verdict, target, link,
                       detail, check_id)
     SELECT id, at, kind, actor, channel, location, environment, verdict, target, link, detail,
            check_id
     FROM audit;
 DROP TABLE audit;
-ALTER TABLE audit_v7 RENAME TO audit;
+ALTER TABLE audit_v8 RENAME TO audit;
 CREATE INDEX audit_by_time ON audit (at);
 CREATE INDEX audit_by_location ON audit (location, at);
