@@ -578,3 +578,67 @@ async fn a_mention_during_a_storm_gets_its_own_check_and_the_storm_ends_after_a_
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sample_spreads_over_datacenters_and_builds_a_location_it_needs() {
+    use linkbot::sim::directory::ClusterAnswer;
+    bounded(async {
+        let world = World::start().await.expect("the world starts");
+        world
+            .directory
+            .set_carriers("dal10", &[("prod-dal10-carrier5", "available")]);
+        let storm = StormSettings {
+            sample: 3,
+            ..settings(3, Duration::from_secs(60))
+        };
+        let bot = start_bot(&world, &world.sqlite_url("storm"), "storm", storm).await;
+        // Three locations in wdc04 are checked before the storm, in order.
+        let wdc = locations(&world, VerdictCode::ConfigMissing, 0, 3);
+        let mut threads = Vec::new();
+        for (i, loc) in wdc.iter().enumerate() {
+            let ts = alert(&world, loc, 1 + i as u32).await;
+            let answered = world
+                .slack
+                .wait_until(|s| !visible(s, &ts).is_empty(), WAIT)
+                .await;
+            assert!(answered, "alert {i} was not answered");
+            threads.push(ts);
+        }
+        // The fourth, in dal10, declares the storm: the sample takes one location per
+        // datacenter in turn, so it builds the dal10 one although three wdc04 checks run.
+        let dal = world.scenario_with(VerdictCode::ConfigMissing, 10, World::timing(BUILD));
+        world.directory.set_cluster(
+            dal.as_str(),
+            ClusterAnswer::Json("prod-dal10.carrier5".into()),
+        );
+        threads.push(alert(&world, &dal, 10).await);
+        let shown = wait_storm(&world, "a sample over both datacenters, agreeing", |t| {
+            t.contains("(dal10)")
+                && t.contains("(wdc04)")
+                && t.contains("Cause — the sample agrees (3/3)")
+        })
+        .await;
+        assert!(latest(&shown).contains("dal10 ×1"), "{}", latest(&shown));
+        let all = world
+            .slack
+            .wait_until(|s| threads.iter().all(|t| has_verdict(s, t)), WAIT)
+            .await;
+        assert!(
+            all,
+            "the sampled dal10 location got no verdict in its thread"
+        );
+        let mut built = triggered(&world);
+        built.sort();
+        let mut want: Vec<String> = wdc.iter().chain([&dal]).map(|l| l.to_string()).collect();
+        want.sort();
+        assert_eq!(
+            built, want,
+            "the three checked before the storm and the sampled dal10 one"
+        );
+        assert_no_refusals(&world);
+        tokio::time::timeout(Duration::from_secs(10), bot.stop())
+            .await
+            .expect("stops");
+    })
+    .await;
+}
