@@ -36,7 +36,7 @@ use futures_util::StreamExt;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::Notify;
+use tokio::sync::{mpsc, Notify};
 
 /// The shortest time between two edits of a storm message by one replica.
 pub const REFRESH_EVERY: Duration = Duration::from_secs(3);
@@ -112,11 +112,16 @@ struct Local {
     refreshers: Mutex<HashMap<StormId, Arc<Notify>>>,
     /// Storms whose end this replica watches.
     watched: Mutex<HashSet<StormId>>,
-    /// The storm message's permalink, asked once per storm (not once per alert).
-    permalinks: Mutex<HashMap<StormId, String>>,
-    /// Pointer replies go one at a time, so they never fill Slack's per-channel queue ahead
-    /// of the sample's threads and the verdicts.
-    pointer_turn: tokio::sync::Mutex<()>,
+    /// Pointer replies waiting, per storm: one task posts them one at a time, so they never
+    /// fill Slack's per-channel queue ahead of the sample's threads and the verdicts, and a
+    /// waiting pointer costs its two message refs, not a task.
+    pointers: Mutex<HashMap<StormId, mpsc::UnboundedSender<Pointer>>>,
+}
+
+/// A pointer reply to post: under `alert`, to the storm message when known.
+struct Pointer {
+    alert: MessageRef,
+    message: Option<MessageRef>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -209,8 +214,7 @@ impl Storms {
                     Some(m) => Some(m),
                     None => self.wait_for_message(storm.id).await,
                 };
-                self.point(alert, storm.id, message.as_ref(), chat.as_ref())
-                    .await;
+                self.point(alert, storm.id, message.as_ref(), chat.clone());
                 Route::Pointed(message)
             }
         }
@@ -291,7 +295,7 @@ impl Storms {
         match route {
             Some(r) => Ok(r),
             None => {
-                self.point(alert, id, Some(&message), chat.as_ref()).await;
+                self.point(alert, id, Some(&message), chat.clone());
                 Ok(Route::Pointed(Some(message)))
             }
         }
@@ -347,31 +351,55 @@ impl Storms {
         None
     }
 
-    async fn point(
+    /// Queues the pointer reply under `alert` (posted in order by the storm's pointer task).
+    fn point(
         &self,
         alert: &MessageRef,
         id: StormId,
         message: Option<&MessageRef>,
-        chat: &dyn StormChannel,
+        chat: Arc<dyn StormChannel>,
     ) {
-        let cached = lock(&self.local.permalinks).get(&id).cloned();
-        let link = match (cached, message) {
-            (Some(link), _) => Some(link),
-            (None, Some(m)) => {
-                let link = chat.permalink(m).await;
-                if let Some(l) = &link {
-                    lock(&self.local.permalinks).insert(id, l.clone());
-                }
-                link
-            }
-            (None, None) => None,
+        let pointer = Pointer {
+            alert: alert.clone(),
+            message: message.cloned(),
         };
-        let _turn = self.local.pointer_turn.lock().await;
-        if let Err(e) = chat.point(alert, id, link.as_deref()).await {
-            tracing::error!(
-                error = format!("{e:#}"),
-                "could not answer an alert of the storm"
-            );
+        let mut pointers = lock(&self.local.pointers);
+        let pointer = match pointers.get(&id) {
+            Some(tx) => match tx.send(pointer) {
+                Ok(()) => return,
+                // Its task ended (the storm ended here): a new one posts it.
+                Err(mpsc::error::SendError(p)) => p,
+            },
+            None => pointer,
+        };
+        let (tx, rx) = mpsc::unbounded_channel();
+        let _ = tx.send(pointer);
+        pointers.insert(id, tx);
+        drop(pointers);
+        let this = self.clone();
+        tokio::spawn(async move { this.post_pointers(id, rx, chat).await });
+    }
+
+    /// Posts storm `id`'s pointer replies one at a time, until the storm ends on this replica.
+    async fn post_pointers(
+        &self,
+        id: StormId,
+        mut queue: mpsc::UnboundedReceiver<Pointer>,
+        chat: Arc<dyn StormChannel>,
+    ) {
+        let mut link: Option<String> = None;
+        while let Some(p) = queue.recv().await {
+            if link.is_none() {
+                if let Some(m) = &p.message {
+                    link = chat.permalink(m).await;
+                }
+            }
+            if let Err(e) = chat.point(&p.alert, id, link.as_deref()).await {
+                tracing::error!(
+                    error = format!("{e:#}"),
+                    "could not answer an alert of the storm"
+                );
+            }
         }
     }
 
@@ -657,6 +685,8 @@ impl Storms {
         if let Err(e) = result {
             tracing::error!(error = format!("{e:#}"), "could not record the storm's end");
         }
+        // The pointer task posts what is queued, then ends.
+        lock(&self.local.pointers).remove(&id);
         self.refresh(id, chat);
     }
 }
