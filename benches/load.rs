@@ -2,7 +2,7 @@
 //! Slack, directory, Jenkins and IAM of [`linkbot::sim::world::World`].
 //!
 //! ```text
-//! cargo bench --bench load -- [acks] [baseline] [rss] [polling] [storm] [parse] [all]
+//! cargo bench --bench load -- [acks] [baseline] [rss] [polling] [storm] [storm2000] [parse] [all]
 //!     [--quick] [--full] [--bot-process] [--rates=100,500,2000] [--web-latency-ms=N]
 //! ```
 //!
@@ -23,8 +23,14 @@
 //! - `polling`: Jenkins requests per check and the delay from a build's end to its verdict, on
 //!   60 s builds polled with the production minimum (1 s), plus the 10-minute numbers of the pure
 //!   schedule. `--full` adds a real 10-minute build.
-//! - `storm`: 2000 alert messages over 200 locations as fast as possible: builds triggered
+//! - `storm`: 2000 alert messages over 200 locations as fast as possible, storm mode off: builds triggered
 //!   (must be 200) and the time until all 2000 alert threads hold a verdict.
+//! - `storm2000`: storm mode (issue 12): 2000 alerts for 2000 distinct locations pushed over
+//!   10 s, the bot alone in a child process pacing its Slack calls as in production, the fake
+//!   Slack enforcing the method tiers over a real minute; observed for 2 minutes from the first
+//!   alert: when the storm was declared, builds triggered, Jenkins requests a minute, Slack calls
+//!   a minute by method and 429s, when the storm message showed its cause line, peak RSS, ack
+//!   p50/p99. Then the same with `[storm] enabled = false`, for comparison.
 //! - `parse`: ack latency of `@linkbot help` mentions at 200/s while 4 checks download and
 //!   parse two 4 MiB artifacts each (a 4 MiB Secret of ~150k keys whose `slclient.toml` is a
 //!   base64 TOML of tables, a 4 MiB ConfigMap), against the same rate with the bot idle.
@@ -43,7 +49,6 @@ use linkbot::jenkins::{next_poll, PollPolicy};
 use linkbot::sim::jenkins::Behaviour;
 use linkbot::sim::slack::{self as fake, SimSlackConfig, SimSlackState, SlackSim};
 use linkbot::sim::world::{self, World, ALERT_BOT, ENGINEER, ONCALL_CHANNEL};
-use linkbot::slack::budget::EditRate;
 use serde_json::Value;
 use std::collections::HashSet;
 use std::io::Write;
@@ -69,20 +74,19 @@ fn main() -> Result<()> {
     // `cargo test --all-targets` runs bench binaries too, without `--bench`: the load benchmark
     // is minutes of release-mode work, so there it only says how to run it.
     if !args.iter().any(|a| a == "--bench" || !a.starts_with('-')) {
-        println!("load benchmark: run it with `cargo bench --bench load [-- acks|baseline|rss|polling|storm|parse|all]`");
+        println!("load benchmark: run it with `cargo bench --bench load [-- acks|baseline|rss|polling|storm|storm2000|parse|all]`");
         return Ok(());
     }
     if args.first().map(String::as_str) == Some("bot-child") {
         let config = args.get(1).context("bot-child needs a config path")?;
-        // `tier3`: Slack's production edit budget (`Options::slack_edits`), else none.
-        let edits = (args.get(2).map(String::as_str) == Some("tier3")).then_some(EditRate::TIER_3);
-        return runtime.block_on(bot_child(Path::new(config), edits));
+        let paced = args.get(2).map(String::as_str) == Some("paced");
+        return runtime.block_on(bot_child(Path::new(config), paced));
     }
     let flags = Flags {
         quick: args.iter().any(|a| a == "--quick"),
         full: args.iter().any(|a| a == "--full"),
         bot_process: args.iter().any(|a| a == "--bot-process"),
-        tier3: args.iter().any(|a| a == "--tier3"),
+        paced: args.iter().any(|a| a == "--paced"),
         web_latency: Duration::from_millis(flag_value(&args, "--web-latency-ms=").unwrap_or(0)),
         rates: match args.iter().find_map(|a| a.strip_prefix("--rates=")) {
             Some(list) => list
@@ -100,12 +104,30 @@ fn main() -> Result<()> {
         .filter(|a| !a.starts_with('-'))
         .collect();
     if chosen.is_empty() || chosen.contains(&"all") {
-        chosen = vec!["acks", "baseline", "rss", "polling", "storm", "parse"];
+        chosen = vec![
+            "acks",
+            "baseline",
+            "rss",
+            "polling",
+            "storm",
+            "parse",
+            "storm2000",
+        ];
     }
     for name in &chosen {
-        if !["acks", "baseline", "rss", "polling", "storm", "parse"].contains(name) {
+        if ![
+            "acks",
+            "baseline",
+            "rss",
+            "polling",
+            "storm",
+            "parse",
+            "storm2000",
+        ]
+        .contains(name)
+        {
             bail!(
-                "unknown scenario {name:?}: say acks, baseline, rss, polling, storm, parse or all"
+                "unknown scenario {name:?}: say acks, baseline, rss, polling, storm, parse, storm2000 or all"
             );
         }
     }
@@ -120,6 +142,7 @@ fn main() -> Result<()> {
                 "rss" => rss(&flags).await?,
                 "polling" => polling(&flags).await?,
                 "storm" => storm().await?,
+                "storm2000" => storm2000().await?,
                 "parse" => parse(&flags).await?,
                 _ => {}
             }
@@ -147,8 +170,8 @@ struct Flags {
     quick: bool,
     full: bool,
     bot_process: bool,
-    /// `rss` with Slack's production edit budget (Tier 3) instead of none.
-    tier3: bool,
+    /// `rss` with Slack paced as in production (`--paced`) instead of not at all.
+    paced: bool,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -296,8 +319,7 @@ fn config_toml(world: &World, store: &str, set: &[(&str, String)]) -> String {
         .join("\n")
 }
 
-/// The bot's options; `edits` is its `chat.update` budget (`None`: none, as the demo).
-fn options(edits: Option<EditRate>) -> Options {
+fn options() -> Options {
     Options {
         lease: Duration::from_secs(30),
         resume_every: Duration::from_secs(10),
@@ -305,7 +327,7 @@ fn options(edits: Option<EditRate>) -> Options {
         listen: Some(([127, 0, 0, 1], 0).into()),
         instance: "bench".into(),
         pace_slack: false,
-        slack_edits: edits,
+        slack_edits: None,
     }
 }
 
@@ -321,12 +343,12 @@ enum Bot {
 }
 
 impl Bot {
-    async fn start(
-        world: &World,
-        toml: &str,
-        own_process: bool,
-        edits: Option<EditRate>,
-    ) -> Result<Bot> {
+    async fn start(world: &World, toml: &str, own_process: bool) -> Result<Bot> {
+        Bot::start_with(world, toml, own_process, false).await
+    }
+
+    /// [`Bot::start`]; `paced`: the child paces its Slack calls as in production.
+    async fn start_with(world: &World, toml: &str, own_process: bool, paced: bool) -> Result<Bot> {
         if own_process {
             let path = world.dir().join("bot.toml");
             std::fs::write(&path, toml).context("writing bot.toml")?;
@@ -342,11 +364,7 @@ impl Bot {
             };
             cmd.arg("bot-child")
                 .arg(&path)
-                .arg(if edits == Some(EditRate::TIER_3) {
-                    "tier3"
-                } else {
-                    "none"
-                })
+                .arg(if paced { "paced" } else { "unpaced" })
                 .envs(world.secret_env())
                 .stdin(Stdio::piped())
                 .stdout(Stdio::piped())
@@ -373,7 +391,7 @@ impl Bot {
         } else {
             let config = Config::parse(toml).map_err(|p| anyhow::anyhow!("bad bot.toml: {p:?}"))?;
             let connections = config.slack.connections;
-            let bot = app::start(Arc::new(config), world.secrets(), options(edits)).await?;
+            let bot = app::start(Arc::new(config), world.secrets(), options()).await?;
             if !bot.wait_connected(connections, CONNECT_WAIT).await {
                 bail!("the bot did not connect to the fake Slack");
             }
@@ -408,12 +426,18 @@ impl Bot {
 }
 
 /// The child: the bot alone, configured from `path` and the environment, until stdin closes.
-async fn bot_child(path: &Path, edits: Option<EditRate>) -> Result<()> {
+async fn bot_child(path: &Path, paced: bool) -> Result<()> {
     app::rustls_provider();
     let config = Config::load(path).map_err(|e| anyhow::anyhow!("{e}"))?;
     let secrets = Secrets::from_env().map_err(|e| anyhow::anyhow!("{e}"))?;
     let connections = config.slack.connections;
-    let bot = app::start(Arc::new(config), secrets, options(edits)).await?;
+    // Paced: as in production (Slack's tiers, the per-channel chat.postMessage pacing, the
+    // Tier 3 edit budget).
+    let options = Options {
+        pace_slack: paced,
+        ..options()
+    };
+    let bot = app::start(Arc::new(config), secrets, options).await?;
     if !bot.wait_connected(connections, CONNECT_WAIT).await {
         bail!("the bot did not connect");
     }
@@ -671,7 +695,7 @@ async fn acks(flags: &Flags) -> Result<()> {
         );
         Some(stop.drop_guard())
     };
-    let bot = Bot::start(&world, &toml, flags.bot_process, None).await?;
+    let bot = Bot::start(&world, &toml, flags.bot_process).await?;
     let place = if flags.bot_process {
         "in its own process"
     } else {
@@ -817,11 +841,10 @@ async fn rss(flags: &Flags) -> Result<()> {
         ],
     );
     let sims_idle = mem_of(None);
-    // `--tier3`: Slack's production edit budget: progress edits are deferred, not sent 1000 at
-    // a time; the verdicts then come at Slack's pace (40 a minute after a burst), so the whole
-    // run below shows the ones answered within its window.
-    let edits = flags.tier3.then_some(EditRate::TIER_3);
-    let bot = Bot::start(&world, &toml, true, edits).await?;
+    // `--paced`: Slack paced as in production (tiers, chat.postMessage per channel, the edit
+    // budget): progress edits are deferred, not sent 1000 at a time; the verdicts then come at
+    // Slack's pace, so the whole run below shows the ones answered within its window.
+    let bot = Bot::start_with(&world, &toml, true, flags.paced).await?;
     let pid = bot.pid().context("child pid")?;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let bot_idle = mem_of(Some(pid));
@@ -1038,7 +1061,7 @@ async fn live_polling(cases: &[Case], job_timeout: Duration) -> Result<()> {
             ("job_timeout_secs", job_timeout.as_secs().to_string()),
         ],
     );
-    let bot = Bot::start(&world, &toml, false, None).await?;
+    let bot = Bot::start(&world, &toml, false).await?;
     let threads: Vec<String> = (0..cases.len())
         .map(|i| World::user_ts(i as u32 + 1))
         .collect();
@@ -1191,8 +1214,10 @@ async fn storm() -> Result<()> {
                 .to_string()
         })
         .collect();
-    let toml = world.config_toml(&world.sqlite_url("storm"));
-    let bot = Bot::start(&world, &toml, false, None).await?;
+    // Storm mode off: this scenario measures every location built once (the follower); storm
+    // mode is `storm2000`'s.
+    let toml = world.config_toml(&world.sqlite_url("storm")) + "\n[storm]\nenabled = false\n";
+    let bot = Bot::start(&world, &toml, false).await?;
     let envelopes: Vec<Value> = (0..ALERTS)
         .map(|i| {
             let loc = &locations[(i % LOCATIONS) as usize];
@@ -1278,6 +1303,207 @@ async fn storm() -> Result<()> {
 }
 
 // ---------------------------------------------------------------------------------------------
+// storm2000: storm mode on and off
+
+async fn storm2000() -> Result<()> {
+    storm2000_run(true).await?;
+    storm2000_run(false).await
+}
+
+/// What the storm message showed, and when (from the first alert).
+fn storm_message_state(s: &SimSlackState) -> (bool, bool) {
+    let mut declared = false;
+    let mut cause = false;
+    for m in s.messages() {
+        if m.channel == ONCALL_CHANNEL
+            && m.thread_ts.is_none()
+            && m.ephemeral_to.is_none()
+            && m.text.as_deref().unwrap_or("").starts_with("Alert storm")
+        {
+            declared = true;
+            let blocks = m.blocks.as_ref().map(|b| b.to_string()).unwrap_or_default();
+            cause |= blocks.contains("Cause —");
+        }
+    }
+    (declared, cause)
+}
+
+async fn storm2000_run(on: bool) -> Result<()> {
+    const ALERTS: u32 = 2000;
+    const PUSH_OVER: Duration = Duration::from_secs(10);
+    const OBSERVE: Duration = Duration::from_secs(120);
+    const BUILD: Duration = Duration::from_secs(20);
+    const METHODS: [&str; 6] = [
+        "chat.postMessage",
+        "chat.update",
+        "chat.getPermalink",
+        "chat.postEphemeral",
+        "reactions.add",
+        "usergroups.users.list",
+    ];
+    println!(
+        "== storm2000, storm mode {}: {ALERTS} alerts for {ALERTS} locations over {} s; 20 s builds (api_key_accepted); the bot alone in a child process, Slack paced as in production; the fake Slack enforcing the tiers over 60 s; observed {} s ==",
+        if on { "ON ([storm] defaults: threshold 20, window 300 s, sample 3, 10 builds/min)" } else { "OFF" },
+        PUSH_OVER.as_secs(),
+        OBSERVE.as_secs()
+    );
+    let world = World::start().await?;
+    world.slack.enforce_tiers(Duration::from_secs(60));
+    let locations: Vec<String> = (0..ALERTS)
+        .map(|n| {
+            world
+                .scenario_with(VerdictCode::ApiKeyAccepted, n, World::timing(BUILD))
+                .to_string()
+        })
+        .collect();
+    // Jenkins polled with the production minimum (1 s), not the tests' 25 ms.
+    let mut toml = config_toml(
+        &world,
+        &world.sqlite_url(if on { "storm-on" } else { "storm-off" }),
+        &[("poll_interval_min_ms", "1000".into())],
+    );
+    if !on {
+        toml.push_str("\n[storm]\nenabled = false\n");
+    }
+    let bot = Bot::start_with(&world, &toml, true, true).await?;
+    let pid = bot.pid().context("child pid")?;
+    let envelopes: Vec<Value> = locations
+        .iter()
+        .enumerate()
+        .map(|(i, loc)| {
+            let text = format!(
+                "Labels:\n - alertname = SatelliteLinkConnectorDeployCannotgetIAMTokenFromIAMServer\n - severity = critical\n - cluster_id = {loc}\nAnnotations:\n - summary = \"Link connector is rebooting : no IAM Token can be retrieved from IAM Server\""
+            );
+            fake::message(ONCALL_CHANNEL, &text, &World::user_ts(i as u32 + 1), Some(ALERT_BOT), Some("A0ALERTMGR"), None)
+        })
+        .collect();
+    let started = Instant::now();
+    let mut declared_at = None;
+    let mut cause_at = None;
+    let mut hwm_kb = 0;
+    let observe = |declared_at: &mut Option<Duration>,
+                   cause_at: &mut Option<Duration>,
+                   hwm: &mut u64,
+                   state: (bool, bool)| {
+        if state.0 && declared_at.is_none() {
+            *declared_at = Some(started.elapsed());
+        }
+        if state.1 && cause_at.is_none() {
+            *cause_at = Some(started.elapsed());
+        }
+        *hwm = (*hwm).max(mem_of(Some(pid)).hwm_kb);
+    };
+    for (i, envelope) in envelopes.into_iter().enumerate() {
+        tokio::time::sleep_until(started + PUSH_OVER * i as u32 / ALERTS).await;
+        world.slack.push(envelope).await?;
+        if i % 100 == 0 {
+            let mut state = (false, false);
+            world
+                .slack
+                .wait_until(
+                    |s| {
+                        state = storm_message_state(s);
+                        true
+                    },
+                    Duration::ZERO,
+                )
+                .await;
+            observe(&mut declared_at, &mut cause_at, &mut hwm_kb, state);
+        }
+    }
+    let pushed = started.elapsed();
+    while started.elapsed() < OBSERVE {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let mut state = (false, false);
+        world
+            .slack
+            .wait_until(
+                |s| {
+                    state = storm_message_state(s);
+                    true
+                },
+                Duration::ZERO,
+            )
+            .await;
+        observe(&mut declared_at, &mut cause_at, &mut hwm_kb, state);
+    }
+    let elapsed = started.elapsed();
+    let minutes = elapsed.as_secs_f64() / 60.0;
+    let builds = world.jenkins.triggers().len();
+    let jenkins_requests = world.jenkins.request_count();
+    let ack_stats = stats(
+        world
+            .slack
+            .acks()
+            .iter()
+            .filter_map(|a| a.latency)
+            .collect(),
+    );
+    let (answered, verdicts) = {
+        let mut counts = (0, 0);
+        world
+            .slack
+            .wait_until(
+                |s| {
+                    let threads: HashSet<&str> = s
+                        .messages()
+                        .iter()
+                        .filter(|m| m.channel == ONCALL_CHANNEL && m.ephemeral_to.is_none())
+                        .filter_map(|m| m.thread_ts.as_deref())
+                        .collect();
+                    counts = (threads.len(), answered_threads(s));
+                    true
+                },
+                Duration::ZERO,
+            )
+            .await;
+        counts
+    };
+    let limited = world.slack.rate_limited();
+    let calls: Vec<String> = METHODS
+        .iter()
+        .map(|m| {
+            let n = world.slack.calls(m).len();
+            format!(
+                "{m} {n} ({:.1}/min, 429: {})",
+                n as f64 / minutes,
+                limited.get(*m).copied().unwrap_or(0)
+            )
+        })
+        .collect();
+    let secs = |d: Option<Duration>| {
+        d.map_or("never".to_string(), |d| format!("{:.2} s", d.as_secs_f64()))
+    };
+    bot.stop().await;
+    println!(
+        "  pushed {ALERTS} alerts in {:.2} s; acks: {} (p50 {} ms, p99 {} ms, max {} ms)",
+        pushed.as_secs_f64(),
+        ack_stats.n,
+        ms(ack_stats.p50),
+        ms(ack_stats.p99),
+        ms(ack_stats.max)
+    );
+    println!(
+        "  storm declared: {} after the first alert; cause line: {}",
+        secs(declared_at),
+        secs(cause_at)
+    );
+    println!(
+        "  Jenkins: {builds} builds triggered; {jenkins_requests} requests in {:.0} s ({:.0}/min)",
+        elapsed.as_secs_f64(),
+        jenkins_requests as f64 / minutes
+    );
+    println!("  Slack calls: {}", calls.join(", "));
+    println!(
+        "  Slack 429s (all methods): {}",
+        limited.values().sum::<u64>()
+    );
+    println!("  alert threads answered (any bot message): {answered} of {ALERTS}; with a verdict: {verdicts}");
+    println!("  bot peak RSS (VmHWM): {}", mib(hwm_kb));
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
 // parse: acks while checks parse 4 MiB artifacts
 
 /// `connector_getConnectorAPIKey.log` of just under `max` bytes: a Secret with many small data
@@ -1338,7 +1564,7 @@ async fn parse(flags: &Flags) -> Result<()> {
         &world.sqlite_url("parse"),
         &[("poll_interval_min_ms", "250".into())],
     );
-    let bot = Bot::start(&world, &toml, flags.bot_process, None).await?;
+    let bot = Bot::start(&world, &toml, flags.bot_process).await?;
     let mut first = 1;
     // Idle: the same number of envelopes the busy windows will see, roughly.
     let (idle, _) = run_rate(

@@ -24,9 +24,11 @@ use crate::silence::Silences;
 use crate::slack::handler::Handler;
 use crate::slack::report::SlackReportPoster;
 use crate::slack::sink::SlackSink;
+use crate::slack::storm::StormThreads;
 use crate::slack::transport::{self, Inbound, TransportConfig};
 use crate::slack::web::{BotIdentity, SlackWeb};
 use crate::store::{Clock, Store};
+use crate::storm::Storms;
 use anyhow::{Context, Result};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -250,15 +252,17 @@ pub async fn start_with_clock(
         metrics.clone(),
     )
     .with_silences(silences.clone());
+    let storms = Storms::new(config.storm, store.clone(), Arc::new(engine.clone()));
     let sink = Arc::new(SlackSink::new(
         config.clone(),
         web.clone(),
         incidents.clone(),
+        storms.clone(),
     ));
     let coordinator = Coordinator::new(
         engine,
         store.clone(),
-        sink,
+        sink.clone(),
         options.instance.clone(),
         options.lease,
     );
@@ -270,8 +274,10 @@ pub async fn start_with_clock(
         escalators,
         incidents,
         silences,
+        storms,
     )
     .with_clock(clock.clone());
+    sink.set_storm_channel(StormThreads::shared(handler.clone()));
 
     let shutdown = CancellationToken::new();
     // The ops server outlives the rest of the shutdown, so `/readyz` says "shutting down" (and

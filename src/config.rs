@@ -143,6 +143,8 @@ struct RawConfig {
     #[serde(default)]
     tls: RawTls,
     report: Option<RawReport>,
+    #[serde(default)]
+    storm: RawStorm,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -189,6 +191,17 @@ struct RawIam {
     url: Option<String>,
     request_timeout_secs: Option<u64>,
     connect_timeout_secs: Option<u64>,
+}
+
+/// `[storm]` (optional).
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawStorm {
+    enabled: Option<bool>,
+    threshold: Option<u64>,
+    window_secs: Option<u64>,
+    sample: Option<u64>,
+    max_builds_per_minute: Option<u64>,
 }
 
 /// `[directory]`, `[jenkins]` and `[alertmanager]`: the bounds on one request (their URLs are per environment).
@@ -398,7 +411,12 @@ pub struct Config {
     pub tls_ca_file: Option<PathBuf>,
     /// `[report]`: the weekly report, when configured.
     pub report: Option<ReportConfig>,
+    /// `[storm]`: when many locations fire at once (the storm workflow's type).
+    pub storm: StormSettings,
 }
+
+/// `[storm]`: the storm workflow's settings (defaults when the table is left out).
+pub use crate::storm::StormSettings;
 
 struct Validator<'a> {
     source: &'a str,
@@ -447,6 +465,64 @@ impl<'a> Validator<'a> {
             bound("request_timeout_secs", request, default.request),
             bound("connect_timeout_secs", connect, default.connect),
         )
+    }
+
+    /// `[storm]`: every key optional, each within its bounds; the sample no larger than the
+    /// threshold (the locations of a storm's first window are the ones it samples from).
+    fn storm(&mut self, raw: &RawStorm) -> StormSettings {
+        let d = StormSettings::default();
+        let mut bounded = |key: &str,
+                           value: Option<u64>,
+                           range: std::ops::RangeInclusive<u64>,
+                           default: u64| match value {
+            None => default,
+            Some(n) if range.contains(&n) => n,
+            Some(n) => {
+                self.problem(
+                    "storm",
+                    key,
+                    format!(
+                        "{n}: must be between {} and {} (the default is {default})",
+                        range.start(),
+                        range.end()
+                    ),
+                );
+                default
+            }
+        };
+        let threshold = bounded(
+            "threshold",
+            raw.threshold,
+            1..=100_000,
+            u64::from(d.threshold),
+        );
+        let window = bounded(
+            "window_secs",
+            raw.window_secs,
+            1..=86_400,
+            d.window.as_secs(),
+        );
+        let sample = bounded("sample", raw.sample, 1..=50, u64::from(d.sample));
+        let per_minute = bounded(
+            "max_builds_per_minute",
+            raw.max_builds_per_minute,
+            1..=600,
+            u64::from(d.max_builds_per_minute),
+        );
+        if sample > threshold {
+            self.problem(
+                "storm",
+                "sample",
+                format!("{sample}: must not exceed `threshold` ({threshold}): the sample is drawn from the locations that declared the storm"),
+            );
+        }
+        StormSettings {
+            enabled: raw.enabled.unwrap_or(d.enabled),
+            threshold: threshold as u32,
+            window: Duration::from_secs(window),
+            sample: sample as u32,
+            max_builds_per_minute: per_minute as u32,
+        }
     }
 
     fn url(
@@ -972,6 +1048,7 @@ impl Config {
                 weekly_at: weekly_at?,
             })
         });
+        let storm = v.storm(&raw.storm);
 
         if !v.problems.is_empty() {
             v.problems.sort_by_key(|p| p.line.unwrap_or(usize::MAX));
@@ -994,6 +1071,7 @@ impl Config {
             store_url,
             tls_ca_file,
             report,
+            storm,
         })
     }
 
@@ -1331,6 +1409,81 @@ mod tests {
                 .collect::<Vec<_>>()
                 .join("\n");
             assert!(text.contains(expect), "{src:?} gave {text}");
+        }
+    }
+
+    #[test]
+    fn storm_is_optional_with_defaults_and_validated_with_line_numbers() {
+        let base = with(OK_SLACK, "", OK_ENV, "");
+        let c = Config::parse(&base).expect("valid without [storm]");
+        assert_eq!(c.storm, StormSettings::default());
+        assert_eq!(
+            (
+                c.storm.threshold,
+                c.storm.window.as_secs(),
+                c.storm.sample,
+                c.storm.max_builds_per_minute
+            ),
+            (20, 300, 3, 10)
+        );
+        let set = with(
+            OK_SLACK,
+            "",
+            OK_ENV,
+            "[storm]\nthreshold = 50\nwindow_secs = 120\nsample = 5\nmax_builds_per_minute = 4\nenabled = false\n",
+        );
+        let c = Config::parse(&set).expect("valid [storm]");
+        assert_eq!(
+            c.storm,
+            StormSettings {
+                enabled: false,
+                threshold: 50,
+                window: Duration::from_secs(120),
+                sample: 5,
+                max_builds_per_minute: 4,
+            }
+        );
+        // (table tail, key, message part)
+        let bad = [
+            (
+                "[storm]\nthreshold = 0\n",
+                "storm.threshold",
+                "between 1 and 100000",
+            ),
+            (
+                "[storm]\nwindow_secs = 0\n",
+                "storm.window_secs",
+                "between 1 and 86400",
+            ),
+            ("[storm]\nsample = 0\n", "storm.sample", "between 1 and 50"),
+            (
+                "[storm]\nmax_builds_per_minute = 601\n",
+                "storm.max_builds_per_minute",
+                "between 1 and 600",
+            ),
+            (
+                "[storm]\nthreshold = 2\nsample = 3\n",
+                "storm.sample",
+                "must not exceed `threshold`",
+            ),
+            ("[storm]\nthreshhold = 2\n", "toml", "unknown field"),
+        ];
+        for (tail, key, message) in bad {
+            let src = with(OK_SLACK, "", OK_ENV, tail);
+            let problems = Config::parse(&src).unwrap_err();
+            assert_eq!(problems.len(), 1, "{tail}: {problems:?}");
+            assert_eq!(problems[0].key, key, "{tail}");
+            assert!(
+                problems[0].message.contains(message),
+                "{tail}: {}",
+                problems[0].message
+            );
+            if key == "toml" {
+                continue; // toml names the line of the table holding the unknown key
+            }
+            let k = key.trim_start_matches("storm.");
+            let want = src.lines().position(|l| l.starts_with(k));
+            assert_eq!(problems[0].line, want.map(|i| i + 1), "{tail}");
         }
     }
 

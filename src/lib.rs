@@ -28,4 +28,5 @@ pub mod silence;
 pub mod sim;
 pub mod slack;
 pub mod store;
+pub mod storm;
 pub mod telemetry;

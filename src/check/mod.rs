@@ -13,7 +13,7 @@ use crate::config::{Config, Secrets};
 use crate::diagnosis::rules;
 use crate::diagnosis::verdict::{next_actions, Report, Step, StepId, StepStatus, VerdictCode};
 use crate::directory::{DirectoryClient, DirectoryError};
-use crate::domain::{Carrier, CheckKey, Environment, LocationId, Region, Tugboat};
+use crate::domain::{Carrier, CheckKey, Datacenter, Environment, LocationId, Region, Tugboat};
 use crate::iam::IamClient;
 use crate::jenkins::{
     BuildParams, BuildRef, JenkinsClient, JobError, JobHandle, JobProgress, PollPolicy,
@@ -113,6 +113,8 @@ pub struct Engine {
     config: Arc<Config>,
     envs: BTreeMap<Environment, EnvClients>,
     iam: Option<IamClient>,
+    /// IAM's token endpoint for a storm's one health probe (no key is sent).
+    iam_health: IamClient,
     metrics: Metrics,
     /// Where artifacts are parsed: cores − 1 (at least 1) low-priority threads. Parsing two
     /// 4 MiB artifacts is CPU work that must not hold the async workers acking envelopes.
@@ -217,6 +219,8 @@ impl Engine {
             .verify_key
             .then(|| IamClient::with_timeouts(config.iam.url.clone(), config.timeouts.iam, net))
             .transpose()?;
+        let iam_health =
+            IamClient::with_timeouts(config.iam.url.clone(), config.timeouts.iam, net)?;
         // One core is left to the async workers: with every core parsing, acks queued behind
         // the parses for the CPU (p99 166 ms on 2 cores in the `parse` bench); the pool's
         // threads also run niced, so the workers win most of the core they share.
@@ -225,6 +229,7 @@ impl Engine {
             config,
             envs,
             iam,
+            iam_health,
             metrics,
             parse_pool,
         })
@@ -233,6 +238,30 @@ impl Engine {
     /// The configuration the engine runs with.
     pub fn config(&self) -> &Arc<Config> {
         &self.config
+    }
+
+    /// Where `req`'s location is: one directory lookup (no build), its datacenter and that
+    /// datacenter's region. Nothing when the lookup fails (a storm counts it as unlocated).
+    pub async fn locate(&self, req: &CheckKey) -> (Option<Datacenter>, Option<Region>) {
+        let Some(clients) = self.envs.get(&req.environment) else {
+            return (None, None);
+        };
+        match clients.directory.cluster(&req.location).await {
+            Ok(info) => {
+                let dc = info.tugboat.datacenter().clone();
+                let region = self.config.regions.region_of(&dc).ok();
+                (Some(dc), region)
+            }
+            Err(e) => {
+                tracing::info!(location = %req.location, error = %e, "storm: cannot locate");
+                (None, None)
+            }
+        }
+    }
+
+    /// IAM's token endpoint: reachable (`Ok`), or why not. One request, no key.
+    pub async fn iam_health(&self) -> Result<(), String> {
+        self.iam_health.health().await
     }
 
     /// Runs one check to a report, from the start or from a [`ResumePoint`]. Run it inside

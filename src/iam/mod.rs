@@ -79,14 +79,9 @@ impl IamClient {
         let mut resp = match sent {
             Ok(r) => r,
             Err(e) => {
-                let detail = if e.is_timeout() {
-                    "IAM did not answer in time".to_string()
-                } else if let Some(problem) = self.net.explain_reqwest(&e) {
-                    format!("IAM could not be reached: {problem}")
-                } else {
-                    format!("IAM could not be reached at {}", self.host())
-                };
-                return IamOutcome::Unreachable { detail };
+                return IamOutcome::Unreachable {
+                    detail: self.unreachable(&e),
+                }
             }
         };
         let status = resp.status().as_u16();
@@ -106,6 +101,36 @@ impl IamClient {
             }
         }
         classify(status, &body, key)
+    }
+
+    /// Whether IAM's token endpoint answers, without a key: IAM answers a request with no
+    /// `apikey` HTTP 400 (`BXNIM0109E`, property missing), which proves it up. 5xx, another
+    /// status, a timeout or no connection is why not, in a sentence.
+    pub async fn health(&self) -> Result<(), String> {
+        let sent = self
+            .http
+            .post(self.token_url.clone())
+            .header(ACCEPT, "application/json")
+            .form(&[("grant_type", GRANT_TYPE)])
+            .send()
+            .await;
+        match sent {
+            Err(e) => Err(self.unreachable(&e)),
+            Ok(resp) => match resp.status().as_u16() {
+                200 | 400 | 401 => Ok(()),
+                s => Err(format!("IAM answered HTTP {s}")),
+            },
+        }
+    }
+
+    fn unreachable(&self, e: &reqwest::Error) -> String {
+        if e.is_timeout() {
+            "IAM did not answer in time".to_string()
+        } else if let Some(problem) = self.net.explain_reqwest(e) {
+            format!("IAM could not be reached: {problem}")
+        } else {
+            format!("IAM could not be reached at {}", self.host())
+        }
     }
 
     fn host(&self) -> String {

@@ -5,7 +5,8 @@
 //! messages from a configured alert source (bot or app id) in a watched channel, never our own,
 //! and hands the text to [`super::alerts::classify`]: a firing alert opens the incident of each
 //! location (at most 10) and starts its check, or repeats the open incident (no check: a pointer
-//! reply); a `[RESOLVED]` one resolves the incident of each location it names (nothing when none
+//! reply) — unless it is part of a storm (`storm/`: the sample is checked, every other alert
+//! gets a link to the storm message); a `[RESOLVED]` one resolves the incident of each location it names (nothing when none
 //! is open); one without a location is answered. [`IncidentThreads`] is the Slack side of
 //! `incident/` (edits, replies, permalinks, the ✅ reaction).
 //!
@@ -16,12 +17,14 @@ use super::alerts::{self, Alert, AttachmentText};
 use super::blocks;
 use super::button::report_context;
 use super::handler::Handler;
+use super::storm::StormThreads;
 use super::web::SlackWeb;
 use crate::config::Config;
 use crate::diagnosis::verdict::Report;
 use crate::domain::CheckKey;
 use crate::incident::{IncidentChannel, IncidentStatus, Notice};
 use crate::store::{Fired, MessageRef, RequestSource, Requester, SilenceRecord, Store};
+use crate::storm::Route;
 use anyhow::Result;
 use chrono::{DateTime, Utc};
 use slack_morphism::prelude::*;
@@ -315,6 +318,24 @@ impl Handler {
                             None
                         }
                     };
+                    // Storm mode: one storm for many locations at once; a storm's alert that is
+                    // not in its sample gets a link to the storm message and no build.
+                    let in_thread = MessageRef {
+                        channel: msg.channel.clone(),
+                        ts: thread.clone(),
+                    };
+                    let storm_chat = StormThreads::shared(self.clone());
+                    if let Route::Pointed(storm_message) =
+                        self.storms.fired(&req, &in_thread, storm_chat).await
+                    {
+                        if let (Some(id), Some(m)) = (incident, &storm_message) {
+                            let store = self.coordinator.store();
+                            if let Err(e) = store.set_incident_check(id, None, m).await {
+                                tracing::warn!(error = %e, "cannot point the incident at its storm");
+                            }
+                        }
+                        continue;
+                    }
                     self.start_check(&msg.channel, &thread, &req, &requester, false, incident)
                         .await?;
                 }

@@ -15,14 +15,15 @@
 
 use super::mrkdwn;
 use crate::check::progress::{BuildState, ProgressView, Stage};
-use crate::diagnosis::verdict::Report;
+use crate::diagnosis::verdict::{Report, VerdictCode};
 use crate::domain::{Environment, LocationId};
 use crate::escalation::workflow::{Done, Escalated, Failed};
 use crate::feedback::{Actual, Tally, MAX_COMMENT};
 use crate::format::human;
 use crate::incident::{Followup, IncidentStatus, Notice};
 use crate::silence::SilenceFor;
-use crate::store::{PageRecord, SilenceRecord};
+use crate::store::{PageRecord, SilenceRecord, StormMode};
+use crate::storm::{Agreement, Cause, StormAction, StormView};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::collections::HashSet;
@@ -1465,6 +1466,360 @@ pub fn incident_notice(notice: &Notice) -> String {
         Notice::Changed { was, now, fixed } => {
             let tail = if *fixed { ": the key works" } else { "" };
             format!("was `{}`, now `{}`{tail}", was.as_str(), now.as_str())
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Storms: the storm message, its buttons, and the one line under every other alert.
+
+/// `action_id` kind of the storm message's buttons (`linkbot_storm:check_all`, `linkbot_storm:stop`).
+pub const ACTION_STORM: &str = "linkbot_storm";
+/// The most datacenters or regions named in the storm message (the rest are counted).
+const MAX_STORM_PLACES: usize = 12;
+
+/// What a storm button carries back when clicked (JSON in its `value`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StormButtonValue {
+    /// The storm.
+    #[serde(rename = "s")]
+    pub storm: i64,
+}
+
+impl StormButtonValue {
+    /// Parses a clicked storm button's value; `None` for anything not made by [`storm_message`].
+    pub fn parse(value: &str) -> Option<StormButtonValue> {
+        if value.len() > 2000 {
+            return None;
+        }
+        serde_json::from_str(value).ok()
+    }
+}
+
+fn places(list: &[(String, usize)]) -> String {
+    let mut parts: Vec<String> = list
+        .iter()
+        .take(MAX_STORM_PLACES)
+        .map(|(name, n)| format!("{} ×{n}", mrkdwn::escape(name)))
+        .collect();
+    if list.len() > MAX_STORM_PLACES {
+        parts.push(format!("+{} more", list.len() - MAX_STORM_PLACES));
+    }
+    if parts.is_empty() {
+        "not known yet".to_string()
+    } else {
+        parts.join(", ")
+    }
+}
+
+/// The sentence saying what a cause the sample agrees on means.
+pub fn storm_cause(cause: &Cause) -> String {
+    let reason = mrkdwn::escape_composed(&cause.reason);
+    let code = cause.verdict.as_str();
+    let meaning = match cause.verdict {
+        VerdictCode::ApiKeyAccepted => "every sampled key works and the region is right: this is *not a key problem* — look at IAM or the connector side".to_string(),
+        VerdictCode::IamUnreachable => format!("IAM is unreachable from every sampled location: {reason}"),
+        VerdictCode::LookupFailed => format!("the directory lookup fails the same way everywhere: {reason}"),
+        VerdictCode::JobFailed => format!("the Jenkins job fails the same way everywhere: {reason}"),
+        VerdictCode::ConfigMissing
+        | VerdictCode::ApiKeyInvalid
+        | VerdictCode::RegionMismatch
+        | VerdictCode::UnknownLocation
+        | VerdictCode::ArtifactMissing => format!("every sampled location has the same verdict: {reason}"),
+    };
+    format!(
+        ":dart: *Cause — the sample agrees ({n}/{n}):* `{code}`: {meaning}",
+        n = cause.agreeing
+    )
+}
+
+/// The storm message's plain text (notification and fallback).
+pub fn storm_text(view: &StormView) -> String {
+    let state = if view.active { "" } else { " (ended)" };
+    let cause = match &view.agreement {
+        Agreement::Agreed(c) => format!(" Cause: {}.", c.verdict.as_str()),
+        _ => String::new(),
+    };
+    format!(
+        "Alert storm{state}: {} locations in {} fired the IAM-token alert.{cause}",
+        view.locations, view.environment
+    )
+}
+
+/// The storm message: what fired where and when, IAM's health, the sample and what it says,
+/// the verdicts so far, and the buttons the storm offers ([`StormView::offered`]).
+pub fn storm_message(view: &StormView) -> (String, Vec<Value>) {
+    let mut blocks = Vec::new();
+    let title = if view.active {
+        format!(":cyclone: Alert storm in {}", view.environment)
+    } else {
+        format!(":cyclone: Alert storm in {} — ended", view.environment)
+    };
+    blocks.push(json!({"type": "header", "text": plain(&title, MAX_HEADER)}));
+    let mut facts = format!(
+        "*{} locations* fired `{}` between {} and {}.\n*Datacenters:* {}\n*Regions:* {}",
+        view.locations,
+        super::alerts::ALERT_NAME,
+        hhmm(view.first_firing),
+        hhmm(view.last_firing),
+        places(&view.datacenters),
+        places(&view.regions),
+    );
+    if view.unlocated > 0 {
+        facts.push_str(&format!(" ({} not located)", view.unlocated));
+    }
+    blocks.push(section(&facts));
+    let iam = match &view.iam {
+        None => ":hourglass: IAM token endpoint: probing…".to_string(),
+        Some(Ok(())) => ":white_check_mark: IAM token endpoint: reachable.".to_string(),
+        Some(Err(why)) => format!(
+            ":x: IAM token endpoint: *unreachable* — {}",
+            mrkdwn::escape(why)
+        ),
+    };
+    blocks.push(section(&iam));
+    let verdict_line = match &view.agreement {
+        Agreement::Waiting { have, want } if *want == 0 => {
+            ":hourglass: Choosing a sample spread over datacenters…".to_string()
+        }
+        Agreement::Waiting { have, want } => format!(
+            ":hourglass: Checking a sample of {want} locations spread over datacenters ({have}/{want} verdicts)."
+        ),
+        Agreement::Agreed(cause) => storm_cause(cause),
+        Agreement::Disagreed => match view.mode {
+            StormMode::Budget => ":twisted_rightwards_arrows: The sample disagrees: checking the other locations within the build budget.".to_string(),
+            StormMode::Stopped | StormMode::Sample => {
+                ":twisted_rightwards_arrows: The sample disagrees.".to_string()
+            }
+        },
+    };
+    blocks.push(section(&verdict_line));
+    if !view.sample.is_empty() {
+        let lines: Vec<String> = view
+            .sample
+            .iter()
+            .map(|s| {
+                let dc = s
+                    .datacenter
+                    .as_deref()
+                    .map(|d| format!(" ({})", mrkdwn::escape(d)))
+                    .unwrap_or_default();
+                let verdict = match (s.verdict, &s.reason) {
+                    (Some(v), Some(r)) => {
+                        format!("`{}` — {}", v.as_str(), mrkdwn::escape_composed(r))
+                    }
+                    (Some(v), None) => format!("`{}`", v.as_str()),
+                    (None, _) => "checking…".to_string(),
+                };
+                format!("• `{}`{dc}: {verdict}", s.location)
+            })
+            .collect();
+        blocks.push(section(&format!("*Sample*\n{}", lines.join("\n"))));
+    }
+    let counts = if view.verdicts.is_empty() {
+        "no verdict yet".to_string()
+    } else {
+        view.verdicts
+            .iter()
+            .map(|(v, n)| format!("`{}` ×{n}", v.as_str()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mode = match (view.active, view.mode) {
+        (false, _) => format!(
+            "Ended{} after a quiet window; every location is in the audit log.",
+            view.ended_at
+                .map(|t| format!(" at {}", hhmm(t)))
+                .unwrap_or_default()
+        ),
+        (true, StormMode::Stopped) => "Stopped by on-call: no more checks.".to_string(),
+        (true, StormMode::Budget) => "Checking the rest within the build budget.".to_string(),
+        (true, StormMode::Sample) => {
+            "Other alerts get a link to this message and no build.".to_string()
+        }
+    };
+    blocks.push(context(&format!(
+        "Verdicts: {counts} · checked {} of {} · {mode}",
+        view.checked, view.locations
+    )));
+    let offered = view.offered();
+    if !offered.is_empty() {
+        let value = StormButtonValue { storm: view.id.0 };
+        let value = serde_json::to_string(&value).unwrap_or_default();
+        let elements: Vec<Value> = offered
+            .iter()
+            .map(|a| {
+                let (label, style) = match a {
+                    StormAction::CheckAll => ("Check all (within the budget)", "primary"),
+                    StormAction::Stop => ("Stop", "danger"),
+                };
+                json!({
+                    "type": "button",
+                    "text": plain(label, MAX_BUTTON_TEXT),
+                    "action_id": format!("{ACTION_STORM}:{}", a.as_str()),
+                    "value": value,
+                    "style": style,
+                })
+            })
+            .collect();
+        blocks.push(
+            json!({"type": "actions", "block_id": "linkbot_storm_actions", "elements": elements}),
+        );
+    }
+    (storm_text(view), blocks)
+}
+
+/// The storm buttons a rendered storm message offers: each button's `action_id` and value.
+pub fn offered_storm_buttons(blocks: &[Value]) -> Vec<(String, StormButtonValue)> {
+    blocks
+        .iter()
+        .filter(|b| b["type"] == "actions")
+        .filter_map(|b| b["elements"].as_array())
+        .flatten()
+        .filter_map(|e| {
+            let id = e["action_id"].as_str()?;
+            let value = StormButtonValue::parse(e["value"].as_str()?)?;
+            Some((id.to_string(), value))
+        })
+        .collect()
+}
+
+/// The one line under an alert that is part of a storm: no separate check, a link to the
+/// storm message (`link`, when Slack gave one).
+pub fn storm_pointer(link: Option<&str>) -> String {
+    match link {
+        Some(url) => format!(
+            ":cyclone: Part of an alert storm: no separate check for this location. {}",
+            mrkdwn::link(url, "See the storm message")
+        ),
+        None => ":cyclone: Part of an alert storm: no separate check for this location; see the storm message in the channel.".to_string(),
+    }
+}
+
+#[cfg(test)]
+mod storm_tests {
+    use super::*;
+    use crate::domain::LocationId;
+    use crate::store::StormId;
+    use crate::storm::SampleLine;
+    use chrono::{TimeZone, Utc};
+    use proptest::prelude::*;
+
+    fn view(locations: usize, agreement: Agreement, mode: StormMode, active: bool) -> StormView {
+        let at = Utc
+            .with_ymd_and_hms(2026, 12, 1, 6, 0, 0)
+            .single()
+            .expect("time");
+        StormView {
+            id: StormId(7),
+            environment: Environment::parse("prod").expect("env"),
+            active,
+            mode,
+            locations,
+            datacenters: (0..20).map(|i| (format!("dc{i:02}"), 20 - i)).collect(),
+            regions: vec![("us-east".into(), 3)],
+            unlocated: 2,
+            first_firing: at,
+            last_firing: at + chrono::Duration::minutes(3),
+            ended_at: None,
+            iam: Some(Err("IAM answered HTTP 503 <@U1>".into())),
+            sample: vec![SampleLine {
+                location: LocationId::parse("c1hk4ek107l5au5mq8hg").expect("id"),
+                datacenter: Some("wdc04".into()),
+                verdict: Some(VerdictCode::JobFailed),
+                reason: Some("build failed <!channel>".into()),
+            }],
+            agreement,
+            verdicts: vec![(VerdictCode::JobFailed, 1)],
+            checked: 3,
+            unchecked: locations.saturating_sub(3),
+        }
+    }
+
+    #[test]
+    fn the_storm_message_names_count_places_cause_and_buttons() {
+        let cause = Cause {
+            verdict: VerdictCode::ApiKeyAccepted,
+            reason: "ok".into(),
+            agreeing: 3,
+        };
+        let table = [
+            (
+                Agreement::Agreed(cause),
+                StormMode::Sample,
+                true,
+                "not a key problem",
+                vec!["linkbot_storm:check_all", "linkbot_storm:stop"],
+            ),
+            (
+                Agreement::Disagreed,
+                StormMode::Budget,
+                true,
+                "checking the other locations",
+                vec!["linkbot_storm:stop"],
+            ),
+            (
+                Agreement::Waiting { have: 1, want: 3 },
+                StormMode::Stopped,
+                true,
+                "(1/3 verdicts)",
+                vec!["linkbot_storm:check_all"],
+            ),
+            (
+                Agreement::Disagreed,
+                StormMode::Budget,
+                false,
+                "Ended",
+                vec![],
+            ),
+        ];
+        for (agreement, mode, active, says, buttons) in table {
+            let v = view(40, agreement, mode, active);
+            let (text, blocks) = storm_message(&v);
+            assert!(text.contains("40 locations in prod"), "{text}");
+            let all = serde_json::to_string(&blocks).expect("json");
+            assert!(all.contains(says), "{says}: {all}");
+            assert!(all.contains("+8 more"), "{all}");
+            assert!(
+                !all.contains("<@U1>") && !all.contains("<!channel>"),
+                "{all}"
+            );
+            let ids: Vec<String> = blocks
+                .iter()
+                .filter(|b| b["type"] == "actions")
+                .flat_map(|b| b["elements"].as_array().cloned().unwrap_or_default())
+                .filter_map(|e| e["action_id"].as_str().map(str::to_string))
+                .collect();
+            assert_eq!(ids, buttons);
+            crate::sim::blockkit::validate_message(Some(&text), Some(&Value::Array(blocks)))
+                .expect("valid Block Kit");
+        }
+    }
+
+    #[test]
+    fn the_pointer_links_to_the_storm_message() {
+        assert!(storm_pointer(Some("https://x.slack.com/archives/C1/p1"))
+            .contains("<https://x.slack.com/archives/C1/p1|See the storm message>"));
+        assert!(storm_pointer(None).contains("see the storm message"));
+        assert!(!storm_pointer(Some("javascript:alert(1)")).contains("<javascript"));
+    }
+
+    proptest! {
+        #[test]
+        fn any_storm_message_is_valid_block_kit(
+            n in 0usize..5000,
+            reason in ".{0,4000}",
+            why in ".{0,4000}",
+            dcs in proptest::collection::vec(("[a-z]{3}[0-9]{2}", 1usize..100), 0..40),
+            active in any::<bool>(),
+        ) {
+            let mut v = view(n, Agreement::Agreed(Cause { verdict: VerdictCode::LookupFailed, reason: reason.clone(), agreeing: 3 }), StormMode::Sample, active);
+            v.iam = Some(Err(why));
+            v.datacenters = dcs;
+            v.sample[0].reason = Some(reason);
+            let (text, blocks) = storm_message(&v);
+            let checked = crate::sim::blockkit::validate_message(Some(&text), Some(&Value::Array(blocks)));
+            prop_assert!(checked.is_ok(), "{:?}", checked);
         }
     }
 }

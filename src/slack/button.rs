@@ -12,6 +12,8 @@
 //! happens and in what order), with Slack behind [`ThreadReports`], its `ReportChannel`; its
 //! typed outcome is rendered (`blocks.rs`) into the thread or to the user.
 //!
+//! A click on a storm message's button (`linkbot_storm:…`) goes to [`super::storm`].
+//!
 //! This module must NOT decide what an escalation does (the workflow does) or render Block Kit
 //! itself.
 
@@ -130,6 +132,17 @@ impl Handler {
             let action_id = action.action_id.to_string();
             // Each button has its own id (`linkbot_escalate:razee`): dispatch on the kind.
             let kind = blocks::action_kind(&action_id);
+            if kind == blocks::ACTION_STORM {
+                self.on_storm_click(
+                    &channel,
+                    &message_ts,
+                    &user,
+                    &action_id,
+                    action.value.as_deref(),
+                )
+                .await?;
+                continue;
+            }
             // "Silence…" and Unsilence: `slack/silence.rs`.
             if kind == blocks::ACTION_SILENCE || kind == blocks::ACTION_UNSILENCE {
                 let who = ev.user.as_ref();

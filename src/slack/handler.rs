@@ -25,6 +25,7 @@ use crate::escalation::{Escalators, Workflow};
 use crate::incident::Incidents;
 use crate::silence::Silences;
 use crate::store::{Clock, IncidentId, MessageRef, Requester, Waiter};
+use crate::storm::Storms;
 use anyhow::Result;
 use slack_morphism::prelude::*;
 use std::sync::Arc;
@@ -42,6 +43,7 @@ pub struct Handler {
     /// The time "now" of reports (`/linkbot report`): the store's clock.
     pub(super) clock: Clock,
     pub(super) silences: Silences,
+    pub(super) storms: Storms,
 }
 
 impl Handler {
@@ -54,6 +56,7 @@ impl Handler {
         escalators: Escalators,
         incidents: Incidents,
         silences: Silences,
+        storms: Storms,
     ) -> Self {
         let escalation = Workflow::new(
             coordinator.store().clone(),
@@ -74,6 +77,7 @@ impl Handler {
             incidents,
             clock: Clock::system(),
             silences,
+            storms,
         }
     }
 

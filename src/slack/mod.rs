@@ -26,5 +26,6 @@ pub mod report_blocks;
 pub mod silence;
 pub mod sink;
 pub mod slash_command;
+pub mod storm;
 pub mod transport;
 pub mod web;

@@ -4,7 +4,8 @@
 //! A verdict shown in an incident's diagnosis message is shown with the incident's status
 //! (resolved, fixed, repeats: `incident/` records it as the incident's diagnosis); a new
 //! verdict for a location with an open incident that differs from its diagnosis says so in the
-//! thread ("was `X`, now `Y`").
+//! thread ("was `X`, now `Y`"). Once shown, a new verdict is counted on its location's storm
+//! (`storm/`), if it is in one.
 //!
 //! A verdict Slack refuses, or that keeps meeting 5xx, is shown as plain text
 //! (`blocks::plain_report`); when even that edit fails it is posted in the thread, so a thread
@@ -23,7 +24,8 @@ use crate::diagnosis::verdict::Report;
 use crate::domain::CheckKey;
 use crate::incident::Incidents;
 use crate::store::{MessageRef, Waiter};
-use std::sync::Arc;
+use crate::storm::{StormChannel, Storms};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 /// Renders check progress and results into the waiting Slack messages.
@@ -31,16 +33,26 @@ pub struct SlackSink {
     config: Arc<Config>,
     web: SlackWeb,
     incidents: Incidents,
+    storms: Storms,
+    /// The storm's Slack side, set once the handler exists ([`SlackSink::set_storm_channel`]).
+    storm_chat: OnceLock<Arc<dyn StormChannel>>,
 }
 
 impl SlackSink {
-    /// A sink posting through `web`, consulting `incidents` for each verdict.
-    pub fn new(config: Arc<Config>, web: SlackWeb, incidents: Incidents) -> Self {
+    /// A sink posting through `web`, consulting `incidents` and `storms` for each verdict.
+    pub fn new(config: Arc<Config>, web: SlackWeb, incidents: Incidents, storms: Storms) -> Self {
         SlackSink {
             config,
             web,
             incidents,
+            storms,
+            storm_chat: OnceLock::new(),
         }
+    }
+
+    /// The storm's Slack side (it needs the handler, built after the sink).
+    pub fn set_storm_channel(&self, chat: Arc<dyn StormChannel>) {
+        let _ = self.storm_chat.set(chat);
     }
 }
 
@@ -233,6 +245,13 @@ impl Sink for SlackSink {
                         self.recheck(w, report).await;
                     }
                 }
+            }
+        }
+        // Then (never before the verdict is shown) a verdict for a location of an active storm
+        // counts there; a reused result does not: it was counted when it was reached.
+        if reused_age.is_none() {
+            if let Some(chat) = self.storm_chat.get() {
+                self.storms.verdict(report, chat.clone()).await;
             }
         }
     }

@@ -53,6 +53,7 @@
 mod postgres;
 mod sql;
 mod sqlite;
+mod storms;
 
 use crate::domain::{Environment, LocationId};
 use chrono::{DateTime, Utc};
@@ -86,6 +87,7 @@ impl fmt::Display for CheckId {
 }
 
 pub use crate::domain::CheckKey;
+pub use storms::{Storm, StormFired, StormFiring, StormId, StormLocation, StormMode, Whereabouts};
 
 /// The id of one incident (a row in the store).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -320,6 +322,8 @@ pub enum AuditKind {
     Unsilence,
     /// Someone said whether a diagnosis was right (👍 / 👎, and the 👎 form's answer).
     Feedback,
+    /// A storm: its end (one entry per location) and what on-call did with it (Check all, Stop).
+    Storm,
 }
 
 impl AuditKind {
@@ -332,6 +336,7 @@ impl AuditKind {
             AuditKind::Silence => "silence",
             AuditKind::Unsilence => "unsilence",
             AuditKind::Feedback => "feedback",
+            AuditKind::Storm => "storm",
         }
     }
 
@@ -343,6 +348,7 @@ impl AuditKind {
             "silence" => Some(AuditKind::Silence),
             "unsilence" => Some(AuditKind::Unsilence),
             "feedback" => Some(AuditKind::Feedback),
+            "storm" => Some(AuditKind::Storm),
             _ => None,
         }
     }
@@ -1102,6 +1108,91 @@ pub trait Store: Send + Sync {
     /// Takes the form `token` (it can be answered once): `true` for the one caller, across
     /// tasks and replicas, that took it.
     async fn take_feedback_form(&self, token: &str) -> Result<bool, StoreError>;
+
+    // --- Storms (migration 0008; the decisions are `storm/`'s) ---
+
+    /// A first firing for `key` (its alert `alert`), in one transaction serialised per
+    /// environment: ends the environment's active storm first when no new location fired in
+    /// it for `window`; records the firing; joins the active storm, or declares one when more
+    /// than `threshold` distinct locations fired within `window` (at most one active storm per
+    /// environment, across replicas: a unique partial index).
+    async fn storm_fired(
+        &self,
+        key: &CheckKey,
+        alert: &MessageRef,
+        window: Duration,
+        threshold: u32,
+    ) -> Result<StormFired, StoreError>;
+
+    /// The storm `id`.
+    async fn storm(&self, id: StormId) -> Result<Option<Storm>, StoreError>;
+
+    /// The active storm of `environment`, if any.
+    async fn active_storm(&self, environment: Environment) -> Result<Option<Storm>, StoreError>;
+
+    /// Every location of storm `id`, in firing order.
+    async fn storm_locations(&self, id: StormId) -> Result<Vec<StormLocation>, StoreError>;
+
+    /// Records the storm's message (once: `false` when it already has one).
+    async fn set_storm_message(
+        &self,
+        id: StormId,
+        message: &MessageRef,
+    ) -> Result<bool, StoreError>;
+
+    /// Records what the IAM health probe found.
+    async fn set_storm_iam(&self, id: StormId, health: &str) -> Result<(), StoreError>;
+
+    /// Records where `location` is in storm `id` (when not known yet).
+    async fn set_storm_whereabouts(
+        &self,
+        id: StormId,
+        location: &LocationId,
+        at: &Whereabouts,
+    ) -> Result<(), StoreError>;
+
+    /// Puts `locations` in storm `id`'s sample; those not checked yet are marked checked and
+    /// returned (the caller starts their checks).
+    async fn set_storm_sample(
+        &self,
+        id: StormId,
+        locations: &[LocationId],
+    ) -> Result<Vec<StormLocation>, StoreError>;
+
+    /// A verdict for `key`: recorded on the location in its environment's active storm (with
+    /// where the check found it); the storm's id when it is in one.
+    async fn storm_verdict(
+        &self,
+        key: &CheckKey,
+        verdict: &str,
+        reason: &str,
+        at: &Whereabouts,
+    ) -> Result<Option<StormId>, StoreError>;
+
+    /// Moves active storm `id` from one of `from` to `to` (to `budget`: raising its epoch).
+    /// The storm as changed, or `None` when it was not active in one of `from`.
+    async fn set_storm_mode(
+        &self,
+        id: StormId,
+        from: &[StormMode],
+        to: StormMode,
+    ) -> Result<Option<Storm>, StoreError>;
+
+    /// Claims the next unchecked location of active storm `id`, while it checks within the
+    /// budget at `epoch`: marked checked and returned (once, across replicas).
+    async fn claim_storm_check(
+        &self,
+        id: StormId,
+        epoch: i64,
+    ) -> Result<Option<StormLocation>, StoreError>;
+
+    /// Ends active storm `id` if no new location fired in it for `quiet`; the storm as ended
+    /// (once, across replicas).
+    async fn end_quiet_storm(
+        &self,
+        id: StormId,
+        quiet: Duration,
+    ) -> Result<Option<Storm>, StoreError>;
 
     /// Closes the connections (on shutdown); later calls fail.
     async fn close(&self);

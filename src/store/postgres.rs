@@ -53,6 +53,11 @@ const MIGRATIONS: &[EmbeddedMigration] = &[
         description: "feedback forms",
         sql: include_str!("../../migrations/postgres/0007_feedback_forms.sql"),
     },
+    EmbeddedMigration {
+        version: 8,
+        description: "storms",
+        sql: include_str!("../../migrations/postgres/0008_storms.sql"),
+    },
 ];
 
 /// The PostgreSQL dialect.

@@ -8,6 +8,7 @@
 //! differs goes behind [`Dialect`] (in `sqlite.rs` / `postgres.rs`). It must not keep the URL:
 //! only its redacted form.
 
+use super::storms::{storm_from_row, storm_location_from_row};
 use super::{
     audit_from_row, check_audit_detail, duration_ms, feedback_form_from_row, feedback_from_row,
     finished_from_row, in_flight_from_row, incident_event_from_row, incident_from_row, json_text,
@@ -18,7 +19,8 @@ use super::{
     Waiter, CLAIM_PAGE_ATTEMPTS, EVENT_KEY_RETENTION, FEEDBACK_FORM_RETENTION,
 };
 use super::{check_outcome_from_row, feedback_vote_from_row, ReportRows, ReportSlotClaim};
-use crate::domain::LocationId;
+use super::{Storm, StormFired, StormFiring, StormId, StormLocation, StormMode, Whereabouts};
+use crate::domain::{Environment, LocationId};
 use chrono::{DateTime, Utc};
 use futures_util::future::BoxFuture;
 use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool, Type};
@@ -98,6 +100,15 @@ const FEEDBACK_COLUMNS: &str = "channel, message_ts, user_id, user_name, check_i
 /// Columns of a feedback form, as [`feedback_form_from_row`] reads them.
 const FEEDBACK_FORM_COLUMNS: &str =
     "token, channel, message_ts, user_id, environment, location, view_id, created_at";
+
+/// Columns of a storm, as `storms::storm_from_row` reads them.
+const STORM_COLUMNS: &str = "id, environment, state, mode, epoch, declared_at, first_firing_at, \
+     last_firing_at, message_channel, message_ts, iam_health, ended_at";
+
+/// Columns (and tables) of a storm's locations, as `storms::storm_location_from_row` reads them.
+const STORM_LOCATIONS_FROM: &str = "s.environment, l.location, l.fired_at, l.alert_channel, \
+     l.alert_ts, l.datacenter, l.region, l.sample, l.checked, l.verdict, l.reason \
+     FROM storm_locations l JOIN storms s ON s.id = l.storm_id";
 
 /// The store over one SQL backend.
 pub(super) struct SqlStore<D: Dialect> {
@@ -184,17 +195,48 @@ where
         key: &CheckKey,
         op: &'static str,
     ) -> Result<(), StoreError> {
+        let name = format!("linkbot.{what}/{}/{}", key.environment, key.location);
+        Self::lock_name(tx, name, op).await
+    }
+
+    /// The dialect's lock on `name` for the rest of `tx` (see [`Self::lock_key`]).
+    async fn lock_name(
+        tx: &mut sqlx::Transaction<'static, D::Db>,
+        name: String,
+        op: &'static str,
+    ) -> Result<(), StoreError> {
         if let Some(lock) = D::KEY_LOCK_SQL {
             sqlx::query(lock)
-                .bind(format!(
-                    "linkbot.{what}/{}/{}",
-                    key.environment, key.location
-                ))
+                .bind(name)
                 .execute(&mut **tx)
                 .await
                 .map_err(query_error(op))?;
         }
         Ok(())
+    }
+
+    /// The locations of storm `id` (all, or only `location`), in firing order.
+    async fn load_storm_locations(
+        conn: &mut <D::Db as Database>::Connection,
+        id: StormId,
+        location: Option<&LocationId>,
+        op: &'static str,
+    ) -> Result<Vec<StormLocation>, StoreError> {
+        let only = if location.is_some() {
+            " AND l.location = $2"
+        } else {
+            ""
+        };
+        let sql = format!(
+            "SELECT {STORM_LOCATIONS_FROM} WHERE l.storm_id = $1{only} \
+             ORDER BY l.fired_at, l.location"
+        );
+        let mut query = sqlx::query(&sql).bind(id.0);
+        if let Some(l) = location {
+            query = query.bind(l.as_str());
+        }
+        let rows = query.fetch_all(&mut *conn).await.map_err(query_error(op))?;
+        rows.iter().map(storm_location_from_row).collect()
     }
 
     async fn load_waiters(
@@ -1550,6 +1592,362 @@ where
             "take_feedback_form",
         )
         .await
+    }
+
+    // --- Storms ---
+
+    async fn storm_fired(
+        &self,
+        key: &CheckKey,
+        alert: &MessageRef,
+        window: Duration,
+        threshold: u32,
+    ) -> Result<StormFired, StoreError> {
+        const OP: &str = "storm_fired";
+        let now = self.clock.now_ms();
+        let cutoff = now.saturating_sub(duration_ms(window));
+        let env = key.environment.as_str();
+        let mut tx = self.write_tx(OP).await?;
+        Self::lock_name(&mut tx, format!("linkbot.storm/{env}"), OP).await?;
+        let ended = sqlx::query(&format!(
+            "UPDATE storms SET state = 'ended', ended_at = $1 WHERE environment = $2 \
+             AND state = 'active' AND last_firing_at < $3 RETURNING {STORM_COLUMNS}"
+        ))
+        .bind(now)
+        .bind(env)
+        .bind(cutoff)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(query_error(OP))?
+        .as_ref()
+        .map(storm_from_row)
+        .transpose()?;
+        sqlx::query(
+            "INSERT INTO alert_firings (environment, location, fired_at, alert_channel, alert_ts) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (environment, location) DO UPDATE SET \
+             fired_at = excluded.fired_at, alert_channel = excluded.alert_channel, \
+             alert_ts = excluded.alert_ts",
+        )
+        .bind(env)
+        .bind(key.location.as_str())
+        .bind(now)
+        .bind(alert.channel.as_str())
+        .bind(alert.ts.as_str())
+        .execute(&mut *tx)
+        .await
+        .map_err(query_error(OP))?;
+        let active = sqlx::query(&format!(
+            "SELECT {STORM_COLUMNS} FROM storms WHERE environment = $1 AND state = 'active'"
+        ))
+        .bind(env)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(query_error(OP))?
+        .as_ref()
+        .map(storm_from_row)
+        .transpose()?;
+        let firing = if let Some(storm) = active {
+            let done = sqlx::query(
+                "INSERT INTO storm_locations (storm_id, location, fired_at, alert_channel, \
+                 alert_ts) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (storm_id, location) DO NOTHING",
+            )
+            .bind(storm.id.0)
+            .bind(key.location.as_str())
+            .bind(now)
+            .bind(alert.channel.as_str())
+            .bind(alert.ts.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(query_error(OP))?;
+            let new = D::rows_affected(&done) == 1;
+            let storm = if new {
+                let row = sqlx::query(&format!(
+                    "UPDATE storms SET last_firing_at = $1 WHERE id = $2 RETURNING {STORM_COLUMNS}"
+                ))
+                .bind(now)
+                .bind(storm.id.0)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(query_error(OP))?;
+                storm_from_row(&row)?
+            } else {
+                storm
+            };
+            StormFiring::Joined { storm, new }
+        } else {
+            let row = sqlx::query(
+                "SELECT COUNT(*) AS n, MIN(fired_at) AS first FROM alert_firings \
+                 WHERE environment = $1 AND fired_at >= $2",
+            )
+            .bind(env)
+            .bind(cutoff)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(query_error(OP))?;
+            let count = row.int("n")?;
+            if count <= i64::from(threshold) {
+                StormFiring::Calm
+            } else {
+                let first = row.opt_int("first")?.unwrap_or(now);
+                let row = sqlx::query(&format!(
+                    "INSERT INTO storms (environment, state, declared_at, first_firing_at, \
+                     last_firing_at) VALUES ($1, 'active', $2, $3, $2) RETURNING {STORM_COLUMNS}"
+                ))
+                .bind(env)
+                .bind(now)
+                .bind(first)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(query_error(OP))?;
+                let storm = storm_from_row(&row)?;
+                sqlx::query(
+                    "INSERT INTO storm_locations (storm_id, location, fired_at, alert_channel, \
+                     alert_ts, checked) SELECT $1, location, fired_at, alert_channel, alert_ts, \
+                     CASE WHEN location = $2 THEN 0 ELSE 1 END FROM alert_firings \
+                     WHERE environment = $3 AND fired_at >= $4",
+                )
+                .bind(storm.id.0)
+                .bind(key.location.as_str())
+                .bind(env)
+                .bind(cutoff)
+                .execute(&mut *tx)
+                .await
+                .map_err(query_error(OP))?;
+                let locations = Self::load_storm_locations(&mut tx, storm.id, None, OP).await?;
+                StormFiring::Declared(storm, locations)
+            }
+        };
+        tx.commit().await.map_err(query_error(OP))?;
+        Ok(StormFired { firing, ended })
+    }
+
+    async fn storm(&self, id: StormId) -> Result<Option<Storm>, StoreError> {
+        let row = sqlx::query(&format!("SELECT {STORM_COLUMNS} FROM storms WHERE id = $1"))
+            .bind(id.0)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(query_error("storm"))?;
+        row.as_ref().map(storm_from_row).transpose()
+    }
+
+    async fn active_storm(&self, environment: Environment) -> Result<Option<Storm>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {STORM_COLUMNS} FROM storms WHERE environment = $1 AND state = 'active'"
+        ))
+        .bind(environment.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(query_error("active_storm"))?;
+        row.as_ref().map(storm_from_row).transpose()
+    }
+
+    async fn storm_locations(&self, id: StormId) -> Result<Vec<StormLocation>, StoreError> {
+        const OP: &str = "storm_locations";
+        let mut conn = self.pool.acquire().await.map_err(query_error(OP))?;
+        Self::load_storm_locations(&mut conn, id, None, OP).await
+    }
+
+    async fn set_storm_message(
+        &self,
+        id: StormId,
+        message: &MessageRef,
+    ) -> Result<bool, StoreError> {
+        self.changed_one(
+            sqlx::query(
+                "UPDATE storms SET message_channel = $1, message_ts = $2 \
+                 WHERE id = $3 AND message_ts IS NULL",
+            )
+            .bind(message.channel.as_str())
+            .bind(message.ts.as_str())
+            .bind(id.0),
+            "set_storm_message",
+        )
+        .await
+    }
+
+    async fn set_storm_iam(&self, id: StormId, health: &str) -> Result<(), StoreError> {
+        self.changed_one(
+            sqlx::query("UPDATE storms SET iam_health = $1 WHERE id = $2")
+                .bind(health)
+                .bind(id.0),
+            "set_storm_iam",
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn set_storm_whereabouts(
+        &self,
+        id: StormId,
+        location: &LocationId,
+        at: &Whereabouts,
+    ) -> Result<(), StoreError> {
+        self.changed_one(
+            sqlx::query(
+                "UPDATE storm_locations SET datacenter = COALESCE(datacenter, $1), \
+                 region = COALESCE(region, $2) WHERE storm_id = $3 AND location = $4",
+            )
+            .bind(at.datacenter.clone())
+            .bind(at.region.clone())
+            .bind(id.0)
+            .bind(location.as_str()),
+            "set_storm_whereabouts",
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn set_storm_sample(
+        &self,
+        id: StormId,
+        locations: &[LocationId],
+    ) -> Result<Vec<StormLocation>, StoreError> {
+        const OP: &str = "set_storm_sample";
+        let mut tx = self.write_tx(OP).await?;
+        let mut to_check = Vec::new();
+        for location in locations {
+            let before = Self::load_storm_locations(&mut tx, id, Some(location), OP).await?;
+            let Some(before) = before.into_iter().next() else {
+                continue;
+            };
+            sqlx::query(
+                "UPDATE storm_locations SET sample = 1, checked = 1 \
+                 WHERE storm_id = $1 AND location = $2",
+            )
+            .bind(id.0)
+            .bind(location.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(query_error(OP))?;
+            if !before.checked {
+                to_check.push(StormLocation {
+                    sample: true,
+                    checked: true,
+                    ..before
+                });
+            }
+        }
+        tx.commit().await.map_err(query_error(OP))?;
+        Ok(to_check)
+    }
+
+    async fn storm_verdict(
+        &self,
+        key: &CheckKey,
+        verdict: &str,
+        reason: &str,
+        at: &Whereabouts,
+    ) -> Result<Option<StormId>, StoreError> {
+        let row = sqlx::query(
+            "UPDATE storm_locations SET verdict = $1, reason = $2, \
+             datacenter = COALESCE($3, datacenter), region = COALESCE($4, region) \
+             WHERE location = $5 AND storm_id IN \
+             (SELECT id FROM storms WHERE environment = $6 AND state = 'active') \
+             RETURNING storm_id",
+        )
+        .bind(verdict)
+        .bind(reason)
+        .bind(at.datacenter.clone())
+        .bind(at.region.clone())
+        .bind(key.location.as_str())
+        .bind(key.environment.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(query_error("storm_verdict"))?;
+        row.map(|r| r.int("storm_id").map(StormId)).transpose()
+    }
+
+    async fn set_storm_mode(
+        &self,
+        id: StormId,
+        from: &[StormMode],
+        to: StormMode,
+    ) -> Result<Option<Storm>, StoreError> {
+        if from.is_empty() {
+            return Ok(None);
+        }
+        let from: Vec<String> = from.iter().map(|m| format!("'{}'", m.as_str())).collect();
+        let bump = if to == StormMode::Budget {
+            ", epoch = epoch + 1"
+        } else {
+            ""
+        };
+        let row = sqlx::query(&format!(
+            "UPDATE storms SET mode = $1{bump} WHERE id = $2 AND state = 'active' \
+             AND mode IN ({}) RETURNING {STORM_COLUMNS}",
+            from.join(", ")
+        ))
+        .bind(to.as_str())
+        .bind(id.0)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(query_error("set_storm_mode"))?;
+        row.as_ref().map(storm_from_row).transpose()
+    }
+
+    async fn claim_storm_check(
+        &self,
+        id: StormId,
+        epoch: i64,
+    ) -> Result<Option<StormLocation>, StoreError> {
+        const OP: &str = "claim_storm_check";
+        let mut tx = self.write_tx(OP).await?;
+        let going = sqlx::query(&format!(
+            "SELECT id FROM storms WHERE id = $1 AND state = 'active' AND mode = 'budget' \
+             AND epoch = $2{}",
+            D::LOCK_FOR_UPDATE
+        ))
+        .bind(id.0)
+        .bind(epoch)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(query_error(OP))?;
+        if going.is_none() {
+            return Ok(None);
+        }
+        let next = sqlx::query(
+            "SELECT location FROM storm_locations WHERE storm_id = $1 AND checked = 0 \
+             ORDER BY fired_at, location LIMIT 1",
+        )
+        .bind(id.0)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(query_error(OP))?;
+        let Some(next) = next else {
+            return Ok(None);
+        };
+        let location =
+            LocationId::parse(&next.text("location")?).map_err(|e| StoreError::Corrupt {
+                what: e.to_string(),
+            })?;
+        sqlx::query("UPDATE storm_locations SET checked = 1 WHERE storm_id = $1 AND location = $2")
+            .bind(id.0)
+            .bind(location.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(query_error(OP))?;
+        let claimed = Self::load_storm_locations(&mut tx, id, Some(&location), OP).await?;
+        tx.commit().await.map_err(query_error(OP))?;
+        Ok(claimed.into_iter().next())
+    }
+
+    async fn end_quiet_storm(
+        &self,
+        id: StormId,
+        quiet: Duration,
+    ) -> Result<Option<Storm>, StoreError> {
+        let now = self.clock.now_ms();
+        let row = sqlx::query(&format!(
+            "UPDATE storms SET state = 'ended', ended_at = $1 WHERE id = $2 \
+             AND state = 'active' AND last_firing_at < $3 RETURNING {STORM_COLUMNS}"
+        ))
+        .bind(now)
+        .bind(id.0)
+        .bind(now.saturating_sub(duration_ms(quiet)))
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(query_error("end_quiet_storm"))?;
+        row.as_ref().map(storm_from_row).transpose()
     }
 
     async fn close(&self) {

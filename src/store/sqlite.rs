@@ -53,6 +53,11 @@ const MIGRATIONS: &[EmbeddedMigration] = &[
         description: "feedback forms",
         sql: include_str!("../../migrations/sqlite/0007_feedback_forms.sql"),
     },
+    EmbeddedMigration {
+        version: 8,
+        description: "storms",
+        sql: include_str!("../../migrations/sqlite/0008_storms.sql"),
+    },
 ];
 
 /// How long a writer waits for the file lock before the statement fails.

@@ -14,7 +14,8 @@ use linkbot::sim::world::World;
 use linkbot::store::{
     AuditEntry, CheckId, CheckKey, Claim, Feedback, FeedbackForm, FinishOutcome, FinishedCheck,
     Fired, InFlight, Incident, IncidentEvent, IncidentId, MessageRef, NewVote, PageClaim,
-    RequestSource, Requester, SilenceRecord, Store, StoreError, Waiter,
+    RequestSource, Requester, SilenceRecord, Store, StoreError, Storm, StormFired, StormId,
+    StormLocation, StormMode, Waiter, Whereabouts,
 };
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -332,6 +333,80 @@ impl Store for FailingStore {
     }
     async fn take_feedback_form(&self, token: &str) -> Result<bool, StoreError> {
         self.inner.take_feedback_form(token).await
+    }
+    async fn storm_fired(
+        &self,
+        key: &CheckKey,
+        alert: &MessageRef,
+        window: Duration,
+        threshold: u32,
+    ) -> Result<StormFired, StoreError> {
+        self.inner.storm_fired(key, alert, window, threshold).await
+    }
+    async fn storm(&self, id: StormId) -> Result<Option<Storm>, StoreError> {
+        self.inner.storm(id).await
+    }
+    async fn active_storm(&self, environment: Environment) -> Result<Option<Storm>, StoreError> {
+        self.inner.active_storm(environment).await
+    }
+    async fn storm_locations(&self, id: StormId) -> Result<Vec<StormLocation>, StoreError> {
+        self.inner.storm_locations(id).await
+    }
+    async fn set_storm_message(
+        &self,
+        id: StormId,
+        message: &MessageRef,
+    ) -> Result<bool, StoreError> {
+        self.inner.set_storm_message(id, message).await
+    }
+    async fn set_storm_iam(&self, id: StormId, health: &str) -> Result<(), StoreError> {
+        self.inner.set_storm_iam(id, health).await
+    }
+    async fn set_storm_whereabouts(
+        &self,
+        id: StormId,
+        location: &LocationId,
+        at: &Whereabouts,
+    ) -> Result<(), StoreError> {
+        self.inner.set_storm_whereabouts(id, location, at).await
+    }
+    async fn set_storm_sample(
+        &self,
+        id: StormId,
+        locations: &[LocationId],
+    ) -> Result<Vec<StormLocation>, StoreError> {
+        self.inner.set_storm_sample(id, locations).await
+    }
+    async fn storm_verdict(
+        &self,
+        key: &CheckKey,
+        verdict: &str,
+        reason: &str,
+        at: &Whereabouts,
+    ) -> Result<Option<StormId>, StoreError> {
+        self.inner.storm_verdict(key, verdict, reason, at).await
+    }
+    async fn set_storm_mode(
+        &self,
+        id: StormId,
+        from: &[StormMode],
+        to: StormMode,
+    ) -> Result<Option<Storm>, StoreError> {
+        self.inner.set_storm_mode(id, from, to).await
+    }
+    async fn claim_storm_check(
+        &self,
+        id: StormId,
+        epoch: i64,
+    ) -> Result<Option<StormLocation>, StoreError> {
+        self.inner.claim_storm_check(id, epoch).await
+    }
+    async fn end_quiet_storm(
+        &self,
+        id: StormId,
+        quiet: Duration,
+    ) -> Result<Option<Storm>, StoreError> {
+        self.inner.end_quiet_storm(id, quiet).await
     }
     async fn close(&self) {
         self.inner.close().await

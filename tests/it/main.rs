@@ -26,4 +26,5 @@ mod server;
 mod silence;
 mod slack_transport;
 mod store;
+mod storm;
 mod timeouts;

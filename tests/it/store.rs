@@ -10,7 +10,7 @@ use linkbot::domain::{Environment, LocationId};
 use linkbot::store::{
     open, open_with_clock, AuditEntry, AuditKind, CheckId, CheckKey, Claim, Clock, FinishOutcome,
     Fired, MessageRef, NewVote, PageClaim, RequestSource, Requester, SilenceRecord, Store,
-    StoreError, Vote, Waiter, FEEDBACK_FORM_RETENTION,
+    StoreError, StormFiring, StormMode, Vote, Waiter, Whereabouts, FEEDBACK_FORM_RETENTION,
 };
 use serde_json::json;
 use std::future::Future;
@@ -186,6 +186,8 @@ on_both_backends!(
     a_silence_is_recorded_found_by_its_message_and_expired_once,
     feedback_is_one_row_per_user_and_message_and_a_later_vote_replaces_it,
     a_feedback_form_is_found_by_its_token_taken_once_and_forgotten_when_old,
+    a_storm_is_declared_once_across_replicas_and_ends_once,
+    storm_checks_are_claimed_once_per_epoch_and_modes_move_as_asked,
 );
 
 // ---- helpers -----------------------------------------------------------------------------
@@ -1756,4 +1758,249 @@ async fn a_feedback_form_is_found_by_its_token_taken_once_and_forgotten_when_old
         .expect("open");
     assert!(!replicas[0].take_feedback_form("tok2").await.expect("take"));
     assert!(replicas[0].take_feedback_form("tok3").await.expect("take"));
+}
+
+// ---- storms (migration 0008) ----------------------------------------------------------------
+
+/// A valid location id for storm location `n`.
+fn storm_loc(n: usize) -> LocationId {
+    loc(&format!("c9st{n:016}"))
+}
+
+async fn a_storm_is_declared_once_across_replicas_and_ends_once(db: TestDb) {
+    let replicas = [db.open().await, db.open().await];
+    const WINDOW: Duration = Duration::from_secs(300);
+    // 40 first firings of 40 locations, from two replicas at once, threshold 10.
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let store = replicas[i % 2].clone();
+        tasks.push(tokio::spawn(async move {
+            let k = CheckKey {
+                location: storm_loc(i),
+                environment: Environment::Prod,
+            };
+            let fired = store
+                .storm_fired(&k, &msg("C1", &format!("{i}.000100")), WINDOW, 10)
+                .await
+                .expect("storm_fired");
+            (i, fired)
+        }));
+    }
+    let mut calm = 0;
+    let mut declared = Vec::new();
+    let mut joined = 0;
+    for t in tasks {
+        let (_, fired) = t.await.expect("task");
+        assert!(fired.ended.is_none());
+        match fired.firing {
+            StormFiring::Calm => calm += 1,
+            StormFiring::Declared(storm, locations) => declared.push((storm, locations)),
+            StormFiring::Joined { new, .. } => {
+                assert!(new);
+                joined += 1
+            }
+        }
+    }
+    assert_eq!(calm, 10, "the first 10 locations are no storm");
+    assert_eq!(declared.len(), 1, "exactly one storm declared");
+    assert_eq!(joined, 29);
+    let (storm, at_declaration) = &declared[0];
+    assert_eq!(at_declaration.len(), 11, "the window's locations");
+    assert_eq!(
+        at_declaration.iter().filter(|l| !l.checked).count(),
+        1,
+        "only the declaring one unchecked"
+    );
+    let all = replicas[1]
+        .storm_locations(storm.id)
+        .await
+        .expect("locations");
+    assert_eq!(all.len(), 40);
+    assert_eq!(
+        replicas[0]
+            .active_storm(Environment::Prod)
+            .await
+            .expect("active")
+            .map(|s| s.id),
+        Some(storm.id)
+    );
+    assert_eq!(
+        replicas[0]
+            .active_storm(Environment::Stage)
+            .await
+            .expect("active"),
+        None
+    );
+    // The message is recorded once.
+    assert!(replicas[0]
+        .set_storm_message(storm.id, &msg("C1", "9.1"))
+        .await
+        .expect("set"));
+    assert!(!replicas[1]
+        .set_storm_message(storm.id, &msg("C1", "9.2"))
+        .await
+        .expect("set"));
+    // A repeat firing joins without being new.
+    let again = replicas[1]
+        .storm_fired(
+            &CheckKey {
+                location: storm_loc(3),
+                environment: Environment::Prod,
+            },
+            &msg("C1", "3.2"),
+            WINDOW,
+            10,
+        )
+        .await
+        .expect("storm_fired");
+    assert!(matches!(
+        again.firing,
+        StormFiring::Joined { new: false, .. }
+    ));
+    // A verdict is recorded on the active storm's location.
+    let k3 = CheckKey {
+        location: storm_loc(3),
+        environment: Environment::Prod,
+    };
+    let at = Whereabouts {
+        datacenter: Some("wdc04".into()),
+        region: Some("us-east".into()),
+    };
+    assert_eq!(
+        replicas[0]
+            .storm_verdict(&k3, "config_missing", "why", &at)
+            .await
+            .expect("verdict"),
+        Some(storm.id)
+    );
+    // Not quiet yet: nothing ends; after a quiet window exactly one replica ends it.
+    assert!(replicas[0]
+        .end_quiet_storm(storm.id, WINDOW)
+        .await
+        .expect("end")
+        .is_none());
+    db.advance(WINDOW + Duration::from_secs(1));
+    let (a, b) = tokio::join!(
+        replicas[0].end_quiet_storm(storm.id, WINDOW),
+        replicas[1].end_quiet_storm(storm.id, WINDOW)
+    );
+    let ended: Vec<_> = [a.expect("end"), b.expect("end")]
+        .into_iter()
+        .flatten()
+        .collect();
+    assert_eq!(ended.len(), 1, "the storm ends once");
+    assert!(!ended[0].active);
+    // After the end, a firing starts counting again (no storm joined).
+    let next = replicas[0]
+        .storm_fired(
+            &CheckKey {
+                location: storm_loc(99),
+                environment: Environment::Prod,
+            },
+            &msg("C1", "99.1"),
+            WINDOW,
+            10,
+        )
+        .await
+        .expect("storm_fired");
+    assert_eq!(next.firing, StormFiring::Calm);
+    assert!(replicas[0]
+        .storm_verdict(&k3, "config_missing", "why", &at)
+        .await
+        .expect("verdict")
+        .is_none());
+}
+
+async fn storm_checks_are_claimed_once_per_epoch_and_modes_move_as_asked(db: TestDb) {
+    let replicas = [db.open().await, db.open().await];
+    const WINDOW: Duration = Duration::from_secs(300);
+    let mut storm = None;
+    for i in 0..8 {
+        let k = CheckKey {
+            location: storm_loc(i),
+            environment: Environment::Stage,
+        };
+        if let StormFiring::Declared(s, _) = replicas[0]
+            .storm_fired(&k, &msg("C1", &format!("{i}.1")), WINDOW, 2)
+            .await
+            .expect("storm_fired")
+            .firing
+        {
+            storm = Some(s);
+        }
+    }
+    let storm = storm.expect("declared at the third location");
+    assert_eq!(storm.mode, StormMode::Sample);
+    // The sample: the declaring location (unchecked) is returned to be checked; the others not.
+    let to_check = replicas[0]
+        .set_storm_sample(storm.id, &[storm_loc(0), storm_loc(2)])
+        .await
+        .expect("sample");
+    assert_eq!(
+        to_check
+            .iter()
+            .map(|l| l.key.location.clone())
+            .collect::<Vec<_>>(),
+        vec![storm_loc(2)]
+    );
+    // Not checking within the budget: nothing to claim.
+    assert!(replicas[0]
+        .claim_storm_check(storm.id, storm.epoch)
+        .await
+        .expect("claim")
+        .is_none());
+    let budget = replicas[1]
+        .set_storm_mode(storm.id, &[StormMode::Sample], StormMode::Budget)
+        .await
+        .expect("mode")
+        .expect("moved");
+    assert_eq!(budget.epoch, storm.epoch + 1);
+    assert!(
+        replicas[0]
+            .set_storm_mode(storm.id, &[StormMode::Sample], StormMode::Budget)
+            .await
+            .expect("mode")
+            .is_none(),
+        "moves once"
+    );
+    // Both replicas claim concurrently: each unchecked location once (8 - 3 checked = 5).
+    let mut tasks = Vec::new();
+    for i in 0..12 {
+        let store = replicas[i % 2].clone();
+        let (id, epoch) = (storm.id, budget.epoch);
+        tasks.push(tokio::spawn(async move {
+            store.claim_storm_check(id, epoch).await.expect("claim")
+        }));
+    }
+    let mut claimed = Vec::new();
+    for t in tasks {
+        if let Some(l) = t.await.expect("task") {
+            claimed.push(l.key.location);
+        }
+    }
+    claimed.sort();
+    claimed.dedup();
+    assert_eq!(claimed.len(), 5, "{claimed:?}");
+    // A stale epoch claims nothing; Stop then Check all raises the epoch again.
+    let stopped = replicas[0]
+        .set_storm_mode(
+            storm.id,
+            &[StormMode::Sample, StormMode::Budget],
+            StormMode::Stopped,
+        )
+        .await
+        .expect("mode")
+        .expect("stopped");
+    assert_eq!(stopped.mode, StormMode::Stopped);
+    let again = replicas[0]
+        .set_storm_mode(storm.id, &[StormMode::Stopped], StormMode::Budget)
+        .await
+        .expect("mode")
+        .expect("budget");
+    assert_eq!(again.epoch, budget.epoch + 1);
+    assert!(replicas[1]
+        .claim_storm_check(storm.id, budget.epoch)
+        .await
+        .expect("claim")
+        .is_none());
 }
