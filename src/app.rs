@@ -21,7 +21,7 @@ use crate::metrics::Metrics;
 use crate::report::weekly::{SlotEvent, SlotOutcome, Weekly};
 use crate::server::{Readiness, ReadyChecks};
 use crate::silence::Silences;
-use crate::slack::handler::Handler;
+use crate::slack::handler::{Handler, Workflows};
 use crate::slack::report::SlackReportPoster;
 use crate::slack::sink::SlackSink;
 use crate::slack::storm::StormThreads;
@@ -271,10 +271,12 @@ pub async fn start_with_clock(
         web.clone(),
         identity.clone(),
         coordinator.clone(),
-        escalators,
-        incidents,
-        silences,
-        storms,
+        Workflows {
+            escalators,
+            incidents,
+            silences,
+            storms,
+        },
     )
     .with_clock(clock.clone());
     sink.set_storm_channel(StormThreads::shared(handler.clone()));

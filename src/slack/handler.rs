@@ -46,6 +46,19 @@ pub struct Handler {
     pub(super) storms: Storms,
 }
 
+/// The workflows the handler drives: each decides what happens and in what order; the handler
+/// turns envelopes into their calls and their outcomes into messages.
+pub struct Workflows {
+    /// Escalate and Page (PagerDuty, GitHub, team channels).
+    pub escalators: Escalators,
+    /// The incident lifecycle.
+    pub incidents: Incidents,
+    /// Silences in Alertmanager.
+    pub silences: Silences,
+    /// Storm mode.
+    pub storms: Storms,
+}
+
 impl Handler {
     /// A handler for the bot whose identity `auth.test` returned.
     pub fn new(
@@ -53,11 +66,14 @@ impl Handler {
         web: SlackWeb,
         identity: BotIdentity,
         coordinator: Coordinator,
-        escalators: Escalators,
-        incidents: Incidents,
-        silences: Silences,
-        storms: Storms,
+        workflows: Workflows,
     ) -> Self {
+        let Workflows {
+            escalators,
+            incidents,
+            silences,
+            storms,
+        } = workflows;
         let escalation = Workflow::new(
             coordinator.store().clone(),
             escalators,
