@@ -43,13 +43,17 @@ impl StormChannel for StormThreads {
         })
     }
 
-    async fn show(&self, message: &MessageRef, view: &StormView) -> Result<()> {
+    async fn show(&self, message: &MessageRef, view: &StormView, urgent: bool) -> Result<bool> {
         let (text, blocks) = blocks::storm_message(view);
-        self.handler
-            .web
-            .update(&message.channel, &message.ts, &text, Some(blocks))
-            .await?;
-        Ok(())
+        let web = &self.handler.web;
+        if urgent {
+            web.update(&message.channel, &message.ts, &text, Some(blocks))
+                .await?;
+            return Ok(true);
+        }
+        Ok(web
+            .update_progress(&message.channel, &message.ts, &text, Some(blocks))
+            .await?)
     }
 
     async fn permalink(&self, message: &MessageRef) -> Option<String> {

@@ -40,6 +40,14 @@ use tokio::sync::{mpsc, Notify};
 
 /// The shortest time between two edits of a storm message by one replica.
 pub const REFRESH_EVERY: Duration = Duration::from_secs(3);
+
+/// What showing the storm message did.
+struct Shown {
+    /// The storm is still active.
+    active: bool,
+    /// Slack's edit budget deferred the edit: show it again next round.
+    deferred: bool,
+}
 /// How long an alert waits for the storm message to be posted (by the replica that declared
 /// the storm) before it is answered without the link.
 const MESSAGE_WAIT: Duration = Duration::from_secs(20);
@@ -75,8 +83,11 @@ impl Survey for Engine {
 pub trait StormChannel: Send + Sync {
     /// Posts the storm message in `channel`.
     async fn post(&self, channel: &str, view: &StormView) -> Result<MessageRef>;
-    /// Shows `view` in the storm message (an urgent edit).
-    async fn show(&self, message: &MessageRef, view: &StormView) -> Result<()>;
+    /// Shows `view` in the storm message. While the storm is active the edit is deferrable,
+    /// like a check's progress (`Ok(false)`: Slack's edit budget had no token to spare; show
+    /// the latest state later), so the verdicts of its checks go first; the ended storm's
+    /// final state is urgent.
+    async fn show(&self, message: &MessageRef, view: &StormView, urgent: bool) -> Result<bool>;
     /// The permalink of a message, when Slack gives one.
     async fn permalink(&self, message: &MessageRef) -> Option<String>;
     /// Answers the alert `alert` with one line pointing at the storm (`link`, when known).
@@ -579,7 +590,13 @@ impl Storms {
             loop {
                 notify.notified().await;
                 let ended = match this.show(id, chat.as_ref()).await {
-                    Ok(active) => !active,
+                    Ok(Shown { active, deferred }) => {
+                        if deferred {
+                            // Slack's edit budget kept it for verdicts: try again next round.
+                            notify.notify_one();
+                        }
+                        !active
+                    }
                     Err(e) => {
                         tracing::warn!(
                             error = format!("{e:#}"),
@@ -597,18 +614,29 @@ impl Storms {
         });
     }
 
-    /// Shows the latest state in storm `id`'s message; whether the storm is still active.
-    async fn show(&self, id: StormId, chat: &dyn StormChannel) -> Result<bool> {
+    /// Shows the latest state in storm `id`'s message: whether the storm is still active, and
+    /// whether the edit was deferred (Slack's edit budget).
+    async fn show(&self, id: StormId, chat: &dyn StormChannel) -> Result<Shown> {
         let Some(storm) = self.store.storm(id).await? else {
-            return Ok(false);
+            return Ok(Shown {
+                active: false,
+                deferred: false,
+            });
         };
         let Some(message) = &storm.message else {
-            return Ok(storm.active);
+            return Ok(Shown {
+                active: storm.active,
+                deferred: false,
+            });
         };
         let locations = self.store.storm_locations(id).await?;
-        chat.show(message, &StormView::of(&storm, &locations))
+        let shown = chat
+            .show(message, &StormView::of(&storm, &locations), !storm.active)
             .await?;
-        Ok(storm.active)
+        Ok(Shown {
+            active: storm.active,
+            deferred: !shown,
+        })
     }
 
     /// Watches storm `id` (once per replica) and ends it after a window with no new location.
