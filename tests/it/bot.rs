@@ -7,7 +7,7 @@
 //! its bot at the end. "Nothing happened" is never concluded from a sleep: the test waits for a
 //! later, slower event instead (a barrier check answered in another thread).
 
-use linkbot::app::{self, Options, RunningBot};
+use linkbot::app::{self, RunningBot};
 use linkbot::config::Config;
 use linkbot::diagnosis::verdict::{Report, VerdictCode};
 use linkbot::domain::{Environment, LocationId};
@@ -63,15 +63,7 @@ async fn start_with(tweak: impl FnOnce(&mut Config)) -> Harness {
         .expect("the simulated bot.toml is valid");
     tweak(&mut config);
     let connections = config.slack.connections;
-    let options = Options {
-        lease: Duration::from_secs(10),
-        resume_every: Duration::from_secs(2),
-        shutdown_bound: Duration::from_secs(5),
-        listen: Some(([127, 0, 0, 1], 0).into()),
-        instance: "bot-test".into(),
-        pace_slack: false,
-        slack_edits: None,
-    };
+    let options = crate::common::bot_options("bot-test");
     let bot = app::start(Arc::new(config), world.secrets(), options)
         .await
         .expect("the bot starts");

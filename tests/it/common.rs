@@ -117,3 +117,28 @@ impl TestSchema {
             .expect("dropping the test schema");
     }
 }
+
+/// The options of a bot under test against the simulated world: a 10 s lease, orphans looked
+/// for every 2 s, 5 s to shut down, the ops server on an ephemeral loopback port, and Slack
+/// unpaced (the simulator answers at once; the edit-budget tests set `slack_edits`).
+pub fn bot_options(instance: &str) -> linkbot::app::Options {
+    linkbot::app::Options {
+        lease: std::time::Duration::from_secs(10),
+        resume_every: std::time::Duration::from_secs(2),
+        shutdown_bound: std::time::Duration::from_secs(5),
+        listen: Some(([127, 0, 0, 1], 0).into()),
+        instance: instance.into(),
+        pace_slack: false,
+        slack_edits: None,
+    }
+}
+
+/// [`bot_options`] for tests that kill, restart or break a bot: orphans are looked for every
+/// 200 ms and shutdown may take 6 s.
+pub fn restart_options(instance: &str) -> linkbot::app::Options {
+    linkbot::app::Options {
+        resume_every: std::time::Duration::from_millis(200),
+        shutdown_bound: std::time::Duration::from_secs(6),
+        ..bot_options(instance)
+    }
+}

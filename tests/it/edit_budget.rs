@@ -59,13 +59,8 @@ async fn burst(edits: Option<EditRate>, name: &str) -> HashMap<String, u64> {
             .expect("the world's bot.toml parses"),
     );
     let options = Options {
-        lease: Duration::from_secs(10),
-        resume_every: Duration::from_millis(200),
-        shutdown_bound: Duration::from_secs(6),
-        listen: Some(([127, 0, 0, 1], 0).into()),
-        instance: name.into(),
-        pace_slack: false,
         slack_edits: edits,
+        ..crate::common::restart_options(name)
     };
     let bot = app::start(config, world.secrets(), options)
         .await

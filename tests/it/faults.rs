@@ -52,15 +52,7 @@ async fn bounded<F: Future<Output = ()>>(body: F) {
 }
 
 fn options(instance: &str) -> Options {
-    Options {
-        lease: Duration::from_secs(10),
-        resume_every: Duration::from_millis(200),
-        shutdown_bound: Duration::from_secs(6),
-        listen: Some(([127, 0, 0, 1], 0).into()),
-        instance: instance.into(),
-        pace_slack: false,
-        slack_edits: None,
-    }
+    crate::common::restart_options(instance)
 }
 
 /// Starts a bot on `store_url` and waits until both its Socket Mode connections are up.

@@ -5,7 +5,7 @@
 //! Every wait is bounded; "nothing was recorded" is concluded from a later, visible answer to
 //! the same person (Slack-side), never from a sleep.
 
-use linkbot::app::{self, Options, RunningBot};
+use linkbot::app::{self, RunningBot};
 use linkbot::diagnosis::verdict::VerdictCode;
 use linkbot::domain::{Environment, LocationId};
 use linkbot::sim::slack::{self as fake, SimMessage, SimView};
@@ -32,15 +32,7 @@ async fn start() -> Harness {
         .config(&world.sqlite_url("bot"))
         .expect("the simulated bot.toml is valid");
     let connections = config.slack.connections;
-    let options = Options {
-        lease: Duration::from_secs(10),
-        resume_every: Duration::from_secs(2),
-        shutdown_bound: Duration::from_secs(5),
-        listen: Some(([127, 0, 0, 1], 0).into()),
-        instance: "feedback-test".into(),
-        pace_slack: false,
-        slack_edits: None,
-    };
+    let options = crate::common::bot_options("feedback-test");
     let bot = app::start(Arc::new(config), world.secrets(), options)
         .await
         .expect("the bot starts");

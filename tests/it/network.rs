@@ -87,15 +87,7 @@ fn secrets_with(world: &World, env: &[(&str, String)]) -> Secrets {
 }
 
 fn options(instance: &str) -> Options {
-    Options {
-        lease: Duration::from_secs(10),
-        resume_every: Duration::from_secs(2),
-        shutdown_bound: Duration::from_secs(5),
-        listen: Some(([127, 0, 0, 1], 0).into()),
-        instance: instance.into(),
-        pace_slack: false,
-        slack_edits: None,
-    }
+    crate::common::bot_options(instance)
 }
 
 async fn start_bot(world: &World, config: Config, secrets: Secrets) -> anyhow::Result<RunningBot> {

@@ -769,15 +769,7 @@ async fn a_bad_weekly_at_is_refused_with_its_line_key_and_fix() {
 // ---- Slack ---------------------------------------------------------------------------------
 
 fn options(instance: &str) -> Options {
-    Options {
-        lease: Duration::from_secs(10),
-        resume_every: Duration::from_secs(2),
-        shutdown_bound: Duration::from_secs(5),
-        listen: Some(([127, 0, 0, 1], 0).into()),
-        instance: instance.into(),
-        pace_slack: false,
-        slack_edits: None,
-    }
+    crate::common::bot_options(instance)
 }
 
 /// A bot on `store_url` with `[report]` posting to the on-call channel on Mondays at 09:00,

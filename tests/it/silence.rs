@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use linkbot::alertmanager::{
     AlertmanagerClient, AlertmanagerError, Matcher, NewSilence, SilenceId, SilenceState,
 };
-use linkbot::app::{self, Options, RunningBot};
+use linkbot::app::{self, RunningBot};
 use linkbot::diagnosis::verdict::VerdictCode;
 use linkbot::domain::{BaseUrl, Environment, LocationId};
 use linkbot::net::{Net, Timeouts};
@@ -481,15 +481,7 @@ async fn start() -> Harness {
         .config(&world.sqlite_url("bot"))
         .expect("the simulated bot.toml is valid");
     let connections = config.slack.connections;
-    let options = Options {
-        lease: Duration::from_secs(10),
-        resume_every: Duration::from_secs(2),
-        shutdown_bound: Duration::from_secs(5),
-        listen: Some(([127, 0, 0, 1], 0).into()),
-        instance: "silence-test".into(),
-        pace_slack: false,
-        slack_edits: None,
-    };
+    let options = crate::common::bot_options("silence-test");
     let bot = app::start(Arc::new(config), world.secrets(), options)
         .await
         .expect("the bot starts");

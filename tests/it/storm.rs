@@ -9,7 +9,7 @@
 //! bounded; nothing is timed.
 
 use crate::common;
-use linkbot::app::{self, Options, RunningBot};
+use linkbot::app::{self, RunningBot};
 use linkbot::config::StormSettings;
 use linkbot::diagnosis::verdict::VerdictCode;
 use linkbot::domain::{CheckKey, Environment, LocationId};
@@ -51,15 +51,7 @@ async fn start_bot(
         .expect("the world's bot.toml parses");
     config.storm = storm;
     let connections = config.slack.connections;
-    let options = Options {
-        lease: Duration::from_secs(10),
-        resume_every: Duration::from_secs(2),
-        shutdown_bound: Duration::from_secs(5),
-        listen: Some(([127, 0, 0, 1], 0).into()),
-        instance: instance.into(),
-        pace_slack: false,
-        slack_edits: None,
-    };
+    let options = crate::common::bot_options(instance);
     let bot = app::start(Arc::new(config), world.secrets(), options)
         .await
         .unwrap_or_else(|e| panic!("{instance} did not start: {e:#}"));
