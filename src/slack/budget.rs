@@ -62,7 +62,6 @@ struct Bucket {
 /// The token bucket for `chat.update`. Cheap to share behind an `Arc`.
 #[derive(Debug)]
 pub struct EditBudget {
-    rate: EditRate,
     capacity: f64,
     /// Tokens per second.
     refill: f64,
@@ -83,7 +82,6 @@ impl EditBudget {
         // finds a token at once.
         let reserve = (capacity / 2.0).floor();
         EditBudget {
-            rate,
             capacity,
             refill,
             reserve,
@@ -93,11 +91,6 @@ impl EditBudget {
                 urgent_waiting: 0,
             }),
         }
-    }
-
-    /// The allowance this budget keeps.
-    pub fn rate(&self) -> EditRate {
-        self.rate
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Bucket> {
