@@ -16,6 +16,7 @@
 //! behind [`StormChannel`] (implemented in `slack/storm.rs`), which receives the typed
 //! [`StormView`]; where a location is and whether IAM answers come through [`Survey`].
 
+mod active;
 pub mod model;
 
 pub use model::{
@@ -26,6 +27,7 @@ pub use model::{
 use crate::check::Engine;
 use crate::diagnosis::verdict::Report;
 use crate::domain::CheckKey;
+use crate::metrics::{Metrics, STORM_BUDGET, STORM_SAMPLE};
 use crate::store::{
     AuditEntry, AuditKind, MessageRef, Store, StormFiring, StormId, StormLocation, StormMode,
     Whereabouts,
@@ -146,16 +148,23 @@ pub struct Storms {
     store: Arc<dyn Store>,
     survey: Arc<dyn Survey>,
     local: Arc<Local>,
+    metrics: Metrics,
 }
 
 impl Storms {
-    /// A workflow with `[storm]` settings over `store`.
-    pub fn new(settings: StormSettings, store: Arc<dyn Store>, survey: Arc<dyn Survey>) -> Self {
+    /// A workflow with `[storm]` settings over `store`, counting in `metrics`.
+    pub fn new(
+        settings: StormSettings,
+        store: Arc<dyn Store>,
+        survey: Arc<dyn Survey>,
+        metrics: Metrics,
+    ) -> Self {
         Storms {
             settings,
             store,
             survey,
             local: Arc::new(Local::default()),
+            metrics,
         }
     }
 
@@ -205,6 +214,8 @@ impl Storms {
             StormFiring::Calm => Route::Check,
             StormFiring::Declared(storm, locations) => {
                 tracing::warn!(storm = %storm.id, environment = %storm.environment, locations = locations.len(), "alert storm declared");
+                self.metrics.storm_declared(storm.environment);
+                self.metrics.set_storms_active(storm.environment, 1);
                 match self.declare(storm.id, key, alert, locations, chat).await {
                     Ok(route) => route,
                     Err(e) => {
@@ -296,6 +307,9 @@ impl Storms {
             this.refresh(id, probe_chat);
         });
         let mut route = None;
+        // Every one is started: the alert's own by the caller, the others here.
+        self.metrics
+            .storm_checks_started(STORM_SAMPLE, to_check.len() as u64);
         for l in &to_check {
             if l.key == *key {
                 route = Some(Route::Check);
@@ -405,11 +419,14 @@ impl Storms {
                     link = chat.permalink(m).await;
                 }
             }
-            if let Err(e) = chat.point(&p.alert, id, link.as_deref()).await {
-                tracing::error!(
+            match chat.point(&p.alert, id, link.as_deref()).await {
+                Ok(()) => {
+                    self.metrics.storm_alerts_linked.inc();
+                }
+                Err(e) => tracing::error!(
                     error = format!("{e:#}"),
                     "could not answer an alert of the storm"
-                );
+                ),
             }
         }
     }
@@ -563,8 +580,11 @@ impl Storms {
                     }
                 };
                 failures = 0;
-                if let Err(e) = chat.check(&next).await {
-                    tracing::error!(error = format!("{e:#}"), location = %next.key.location, "could not start a storm check");
+                match chat.check(&next).await {
+                    Ok(()) => this.metrics.storm_checks_started(STORM_BUDGET, 1),
+                    Err(e) => {
+                        tracing::error!(error = format!("{e:#}"), location = %next.key.location, "could not start a storm check")
+                    }
                 }
                 this.refresh(id, chat.clone());
                 tokio::time::sleep(this.settings.build_interval()).await;
@@ -678,6 +698,9 @@ impl Storms {
     async fn ended(&self, id: StormId, chat: Arc<dyn StormChannel>) {
         let result: Result<()> = async {
             let storm = self.store.storm(id).await?.context("the ended storm")?;
+            self.metrics.storm_ended(storm.environment);
+            // From the store: the firing that ended it may have declared the next one.
+            self.observe_active().await;
             let locations = self.store.storm_locations(id).await?;
             tracing::warn!(storm = %id, locations = locations.len(), "alert storm ended");
             let at = Utc::now();
