@@ -209,6 +209,49 @@ impl Metrics {
             "Socket Mode reconnects",
             reconnects.clone(),
         );
+        let storms_declared = Family::<EnvironmentLabel, Counter>::default();
+        registry.register(
+            "storms_declared",
+            "Alert storms declared, by environment",
+            storms_declared.clone(),
+        );
+        let storm_active = Family::<EnvironmentLabel, Gauge>::default();
+        registry.register(
+            "storm_active",
+            "Alert storms active now, by environment (read from the store: the same on every replica)",
+            storm_active.clone(),
+        );
+        let storm_alerts_linked = Counter::default();
+        registry.register(
+            "storm_alerts_linked",
+            "Alerts answered with a line pointing at their storm instead of a build",
+            storm_alerts_linked.clone(),
+        );
+        let storm_checks = Family::<StormCheckLabel, Counter>::default();
+        registry.register(
+            "storm_checks",
+            "Checks started by storm mode: its sample, or the rest within the build budget",
+            storm_checks.clone(),
+        );
+        let storms_ended = Family::<EnvironmentLabel, Counter>::default();
+        registry.register(
+            "storm_ended",
+            "Alert storms ended after a quiet window, by environment",
+            storms_ended.clone(),
+        );
+        // Every environment and kind starts at 0, so `increase()` sees the first storm (and
+        // the families are never empty: see `time_to_diagnosis` below).
+        for env in Environment::ALL {
+            let label = EnvironmentLabel {
+                environment: env.as_str().to_string(),
+            };
+            let _zero = storms_declared.get_or_create(&label);
+            let _zero = storm_active.get_or_create(&label);
+            let _zero = storms_ended.get_or_create(&label);
+        }
+        for kind in [STORM_SAMPLE, STORM_BUDGET] {
+            let _zero = storm_checks.get_or_create(&StormCheckLabel { kind: kind.into() });
+        }
         let slack_rejected = Family::<RejectedLabel, Counter>::default();
         registry.register(
             "slack_rejected",
@@ -249,48 +292,6 @@ impl Metrics {
             "Incidents: alert fired to resolved",
         );
         registry.register_collector(Box::new(time_to_resolution.clone()));
-        let storms_declared = Family::<EnvironmentLabel, Counter>::default();
-        registry.register(
-            "storms_declared",
-            "Alert storms declared, by environment",
-            storms_declared.clone(),
-        );
-        let storm_active = Family::<EnvironmentLabel, Gauge>::default();
-        registry.register(
-            "storm_active",
-            "Alert storms active now, by environment (read from the store: the same on every replica)",
-            storm_active.clone(),
-        );
-        let storm_alerts_linked = Counter::default();
-        registry.register(
-            "storm_alerts_linked",
-            "Alerts answered with a line pointing at their storm instead of a build",
-            storm_alerts_linked.clone(),
-        );
-        let storm_checks = Family::<StormCheckLabel, Counter>::default();
-        registry.register(
-            "storm_checks",
-            "Checks started by storm mode: its sample, or the rest within the build budget",
-            storm_checks.clone(),
-        );
-        let storms_ended = Family::<EnvironmentLabel, Counter>::default();
-        registry.register(
-            "storm_ended",
-            "Alert storms ended after a quiet window, by environment",
-            storms_ended.clone(),
-        );
-        // Every environment and kind starts at 0, so `increase()` sees the first storm.
-        for env in Environment::ALL {
-            let label = EnvironmentLabel {
-                environment: env.as_str().to_string(),
-            };
-            let _zero = storms_declared.get_or_create(&label);
-            let _zero = storm_active.get_or_create(&label);
-            let _zero = storms_ended.get_or_create(&label);
-        }
-        for kind in [STORM_SAMPLE, STORM_BUDGET] {
-            let _zero = storm_checks.get_or_create(&StormCheckLabel { kind: kind.into() });
-        }
         Metrics {
             storms_declared,
             storm_active,

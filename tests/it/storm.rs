@@ -715,15 +715,30 @@ async fn a_declared_storm_shows_on_metrics_with_its_sample_checks_and_linked_ale
         }
         // The sample builds the dal10 location; three more alerts get a pointer, no build.
         let (_, _, mut threads) = three_in_wdc04_then_one_in_dal10(&world).await;
+        // The dal10 alert declares the storm (before the next ones are handled).
+        let declared = world
+            .slack
+            .wait_until(|s| !visible(s, &threads[3]).is_empty(), WAIT)
+            .await;
+        assert!(declared, "the dal10 alert was not answered");
         let more = locations(&world, VerdictCode::ConfigMissing, 20, 3);
         for (i, loc) in more.iter().enumerate() {
             threads.push(alert(&world, loc, 20 + i as u32).await);
         }
-        let pointed = world
+        let answered = world
             .slack
-            .wait_until(|s| threads[4..].iter().all(|t| has_pointer(s, t)), WAIT)
+            .wait_until(
+                |s| {
+                    threads[..4].iter().all(|t| has_verdict(s, t))
+                        && threads[4..].iter().all(|t| has_pointer(s, t))
+                },
+                WAIT,
+            )
             .await;
-        assert!(pointed, "the three alerts after the storm got no pointer");
+        assert!(
+            answered,
+            "not every thread was answered (4 verdicts, then 3 pointers)"
+        );
         assert_eq!(
             triggered(&world).len(),
             4,
