@@ -1248,7 +1248,13 @@ async fn storm(out: &mut dyn Write, world: &World, bot: &app::RunningBot) -> Res
         pointers.len()
     )?;
     writeln!(out, "/metrics, the storm's lines:")?;
-    for line in metrics.lines().filter(|l| l.starts_with("linkbot_storm")) {
+    // Sorted: a family's series come in hash order.
+    let mut lines: Vec<&str> = metrics
+        .lines()
+        .filter(|l| l.starts_with("linkbot_storm"))
+        .collect();
+    lines.sort();
+    for line in lines {
         writeln!(out, "  {line}")?;
     }
     world.iam.set_unavailable(false);
