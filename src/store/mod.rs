@@ -1160,12 +1160,15 @@ pub trait Store: Send + Sync {
     ) -> Result<Vec<StormLocation>, StoreError>;
 
     /// A verdict for `key`: recorded on the location in its environment's active storm (with
-    /// where the check found it); the storm's id when it is in one.
+    /// where the check found it), with its reason both location-neutral (`reason`, what the
+    /// sample is compared by) and as the report said it (`reason_text`, what is shown;
+    /// migration 0010); the storm's id when it is in one.
     async fn storm_verdict(
         &self,
         key: &CheckKey,
         verdict: &str,
         reason: &str,
+        reason_text: &str,
         at: &Whereabouts,
     ) -> Result<Option<StormId>, StoreError>;
 

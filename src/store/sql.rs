@@ -107,8 +107,8 @@ const STORM_COLUMNS: &str = "id, environment, state, mode, epoch, declared_at, f
 
 /// Columns (and tables) of a storm's locations, as `storms::storm_location_from_row` reads them.
 const STORM_LOCATIONS_FROM: &str = "s.environment, l.location, l.fired_at, l.alert_channel, \
-     l.alert_ts, l.datacenter, l.region, l.sample, l.checked, l.verdict, l.reason \
-     FROM storm_locations l JOIN storms s ON s.id = l.storm_id";
+     l.alert_ts, l.datacenter, l.region, l.sample, l.checked, l.verdict, l.reason, \
+     l.reason_text FROM storm_locations l JOIN storms s ON s.id = l.storm_id";
 
 /// The store over one SQL backend.
 pub(super) struct SqlStore<D: Dialect> {
@@ -1836,10 +1836,11 @@ where
         key: &CheckKey,
         verdict: &str,
         reason: &str,
+        reason_text: &str,
         at: &Whereabouts,
     ) -> Result<Option<StormId>, StoreError> {
         let row = sqlx::query(
-            "UPDATE storm_locations SET verdict = $1, reason = $2, \
+            "UPDATE storm_locations SET verdict = $1, reason = $2, reason_text = $7, \
              datacenter = COALESCE($3, datacenter), region = COALESCE($4, region) \
              WHERE location = $5 AND storm_id IN \
              (SELECT id FROM storms WHERE environment = $6 AND state = 'active') \
@@ -1851,6 +1852,7 @@ where
         .bind(at.region.clone())
         .bind(key.location.as_str())
         .bind(key.environment.as_str())
+        .bind(reason_text)
         .fetch_optional(&self.pool)
         .await
         .map_err(query_error("storm_verdict"))?;

@@ -20,8 +20,8 @@ mod active;
 pub mod model;
 
 pub use model::{
-    agreement, choose_sample, reason_of, Agreement, Candidate, Cause, SampleLine, StormAction,
-    StormSettings, StormView,
+    agreement, choose_sample, reason_of, reason_text, Agreement, Candidate, Cause, SampleLine,
+    StormAction, StormSettings, StormView,
 };
 
 use crate::check::Engine;
@@ -351,6 +351,7 @@ impl Storms {
                 &location.key,
                 report.verdict.as_str(),
                 &reason_of(&report),
+                &reason_text(&report),
                 &at,
             )
             .await
@@ -451,7 +452,13 @@ impl Storms {
         };
         let id = match self
             .store
-            .storm_verdict(&key, report.verdict.as_str(), &reason_of(report), &at)
+            .storm_verdict(
+                &key,
+                report.verdict.as_str(),
+                &reason_of(report),
+                &reason_text(report),
+                &at,
+            )
             .await
         {
             Ok(Some(id)) => id,

@@ -1868,7 +1868,7 @@ async fn a_storm_is_declared_once_across_replicas_and_ends_once(db: TestDb) {
     };
     assert_eq!(
         replicas[0]
-            .storm_verdict(&k3, "config_missing", "why", &at)
+            .storm_verdict(&k3, "config_missing", "why", "why 7", &at)
             .await
             .expect("verdict"),
         Some(storm.id)
@@ -1905,7 +1905,7 @@ async fn a_storm_is_declared_once_across_replicas_and_ends_once(db: TestDb) {
         .expect("storm_fired");
     assert_eq!(next.firing, StormFiring::Calm);
     assert!(replicas[0]
-        .storm_verdict(&k3, "config_missing", "why", &at)
+        .storm_verdict(&k3, "config_missing", "why", "why 7", &at)
         .await
         .expect("verdict")
         .is_none());

@@ -777,3 +777,44 @@ async fn a_declared_storm_shows_on_metrics_with_its_sample_checks_and_linked_ale
     })
     .await;
 }
+
+/// The storm message's cause and sample show what the checks actually said (IAM's HTTP status
+/// and error code), not the digit-stripped form the sample's verdicts are compared by.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cause_and_the_sample_show_the_real_reason_not_the_compared_form() {
+    bounded(async {
+        let world = World::start().await.expect("the world starts");
+        world.iam.set_unavailable(true);
+        let bot = start_bot(
+            &world,
+            &world.sqlite_url("storm"),
+            "storm",
+            settings(3, Duration::from_secs(60)),
+        )
+        .await;
+        let locs: Vec<LocationId> = (0..5)
+            .map(|i| world.scenario_with(VerdictCode::IamUnreachable, i, World::timing(BUILD)))
+            .collect();
+        for (i, loc) in locs.iter().enumerate() {
+            alert(&world, loc, 10 + i as u32).await;
+        }
+        let shown = wait_storm(&world, "the cause agreed on", |t| {
+            t.contains("Cause — the sample agrees (2/2)")
+        })
+        .await;
+        let text = latest(&shown);
+        assert!(
+            text.contains("IAM answered HTTP 503"),
+            "the real reason is not shown: {text}"
+        );
+        assert!(
+            !text.contains("HTTP #") && !text.contains("#E"),
+            "the compared form is shown: {text}"
+        );
+        assert_no_refusals(&world);
+        tokio::time::timeout(Duration::from_secs(10), bot.stop())
+            .await
+            .expect("stops");
+    })
+    .await;
+}
