@@ -1147,6 +1147,8 @@ async fn storm(out: &mut dyn Write, world: &World, bot: &app::RunningBot) -> Res
                         t.contains(&format!("{STORM_ALERTS} locations"))
                             && t.contains("Cause — the sample agrees")
                             && t.contains("*unreachable*")
+                            // The alerts after the declaration are located too (a lookup each).
+                            && !t.contains("not located")
                     });
                 shown && (0..STORM_ALERTS).all(|i| built(s, i) || pointed(s, i))
             },
@@ -1154,7 +1156,7 @@ async fn storm(out: &mut dyn Write, world: &World, bot: &app::RunningBot) -> Res
         )
         .await;
     if !settled {
-        bail!("the storm message never showed the count, IAM's state and the cause, or an alert went unanswered");
+        bail!("the storm message never showed the count, every location located, IAM's state and the cause, or an alert went unanswered");
     }
     let message = world
         .slack

@@ -17,6 +17,7 @@
 //! [`StormView`]; where a location is and whether IAM answers come through [`Survey`].
 
 mod active;
+mod locate;
 pub mod model;
 
 pub use model::{
@@ -53,7 +54,8 @@ struct Shown {
 /// How long an alert waits for the storm message to be posted (by the replica that declared
 /// the storm) before it is answered without the link.
 const MESSAGE_WAIT: Duration = Duration::from_secs(20);
-/// How many locations are looked up at once when a storm is declared.
+/// How many locations are looked up at once when a storm is declared, and by each storm's
+/// worker locating the locations that join it later (`locate.rs`).
 const LOCATE_AT_ONCE: usize = 4;
 
 /// Where a location is and whether IAM answers (implemented by the check engine).
@@ -129,6 +131,8 @@ struct Local {
     /// fill Slack's per-channel queue ahead of the sample's threads and the verdicts, and a
     /// waiting pointer costs its two message refs, not a task.
     pointers: Mutex<HashMap<StormId, mpsc::UnboundedSender<Pointer>>>,
+    /// Lookups of where joining locations are, per storm (see `locate.rs`).
+    locators: locate::Locators,
 }
 
 /// A pointer reply to post: under `alert`, to the storm message when known.
@@ -230,6 +234,7 @@ impl Storms {
             StormFiring::Joined { storm, new } => {
                 self.watch(storm.id, chat.clone());
                 if new {
+                    self.locate_joined(storm.id, key, chat.clone());
                     self.refresh(storm.id, chat.clone());
                 }
                 let message = match storm.message {
@@ -743,8 +748,9 @@ impl Storms {
         if let Err(e) = result {
             tracing::error!(error = format!("{e:#}"), "could not record the storm's end");
         }
-        // The pointer task posts what is queued, then ends.
+        // The pointer task posts what is queued, then ends; so does the lookup worker.
         lock(&self.local.pointers).remove(&id);
+        self.local.locators.forget(id);
         self.refresh(id, chat);
     }
 }

@@ -818,3 +818,76 @@ async fn the_cause_and_the_sample_show_the_real_reason_not_the_compared_form() {
     })
     .await;
 }
+
+/// Locations that join a storm after it was declared are located too (a directory lookup, no
+/// build), by the storm's one worker at most 4 at a time, while their alerts are answered
+/// without waiting for it; then the message's datacenter count covers every location.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn locations_joining_a_storm_are_located_off_the_answer_path_a_few_at_a_time() {
+    bounded(async {
+        let world = World::start().await.expect("the world starts");
+        let bot = start_bot(
+            &world,
+            &world.sqlite_url("storm"),
+            "storm",
+            settings(3, Duration::from_secs(60)),
+        )
+        .await;
+        // Four alerts: three checked as usual, the fourth declares the storm (located then).
+        let first = locations(&world, VerdictCode::ConfigMissing, 0, 4);
+        for (i, loc) in first.iter().enumerate() {
+            alert(&world, loc, 10 + i as u32).await;
+        }
+        wait_storm(&world, "the declared four located and the cause", |t| {
+            t.contains("wdc04 ×4") && t.contains("Cause — the sample agrees (2/2)")
+        })
+        .await;
+        // While the directory holds every lookup, ten more join: each is answered at once.
+        world.directory.hold_clusters(true);
+        world.directory.reset_max_clusters_in_flight();
+        let more = locations(&world, VerdictCode::ConfigMissing, 20, 10);
+        let mut threads = Vec::new();
+        for (i, loc) in more.iter().enumerate() {
+            threads.push(alert(&world, loc, 20 + i as u32).await);
+        }
+        let answered = world
+            .slack
+            .wait_until(|s| threads.iter().all(|t| has_pointer(s, t)), WAIT)
+            .await;
+        assert!(
+            answered,
+            "an alert waited for its location's lookup to be answered"
+        );
+        assert!(
+            world.directory.wait_clusters_in_flight(4, WAIT).await,
+            "the joining locations were not looked up (in flight: {})",
+            world.directory.clusters_in_flight()
+        );
+        // Counted at once, located once the directory answers.
+        wait_storm(&world, "14 locations, 10 not located yet", |t| {
+            t.contains("14 locations") && t.contains("(10 not located)")
+        })
+        .await;
+        world.directory.hold_clusters(false);
+        let shown = wait_storm(&world, "every location located", |t| {
+            t.contains("wdc04 ×14")
+        })
+        .await;
+        assert!(
+            !latest(&shown).contains("not located"),
+            "{}",
+            latest(&shown)
+        );
+        assert_eq!(
+            world.directory.max_clusters_in_flight(),
+            4,
+            "the storm's lookups were not bounded to 4 at a time"
+        );
+        assert_eq!(triggered(&world).len(), 3, "no build for a lookup");
+        assert_no_refusals(&world);
+        tokio::time::timeout(Duration::from_secs(10), bot.stop())
+            .await
+            .expect("stops");
+    })
+    .await;
+}
