@@ -452,6 +452,9 @@ pub struct ReportRows {
     pub pages: Vec<PageRecord>,
     /// Feedback votes given (or last changed) in the period.
     pub feedback: Vec<FeedbackVote>,
+    /// Incidents fired in the period whose alert was answered with a pointer to a storm and
+    /// never checked (their storm location is unchecked): deliberately not diagnosed.
+    pub storm_linked: Vec<IncidentId>,
 }
 
 /// The answer to [`Store::claim_report_slot`].

@@ -1234,12 +1234,20 @@ where
         );
         let feedback_sql = "SELECT verdict, vote, updated_at FROM feedback \
              WHERE updated_at >= $1 AND updated_at < $2 ORDER BY updated_at, id";
+        // An incident whose alert a storm answered with a pointer: the storm location with
+        // the same alert message, never checked (not sampled, not checked within the budget).
+        let storm_linked_sql = "SELECT DISTINCT i.id AS id FROM incidents i \
+             JOIN storm_locations l ON l.location = i.location \
+             AND l.alert_channel = i.alert_channel AND l.alert_ts = i.alert_ts \
+             JOIN storms s ON s.id = l.storm_id AND s.environment = i.environment \
+             WHERE l.checked = 0 AND i.fired_at >= $1 AND i.fired_at < $2 ORDER BY i.id";
         let period = (since, until);
         let incidents = Self::period_rows(&mut tx, &incidents_sql, period, OP).await?;
         let checks = Self::period_rows(&mut tx, &checks_sql, period, OP).await?;
         let escalations = Self::period_rows(&mut tx, &escalations_sql, period, OP).await?;
         let pages = Self::period_rows(&mut tx, &pages_sql, period, OP).await?;
         let feedback = Self::period_rows(&mut tx, feedback_sql, period, OP).await?;
+        let storm_linked = Self::period_rows(&mut tx, storm_linked_sql, period, OP).await?;
         tx.commit().await.map_err(query_error(OP))?;
         Ok(ReportRows {
             incidents: incidents
@@ -1258,6 +1266,10 @@ where
             feedback: feedback
                 .iter()
                 .map(feedback_vote_from_row)
+                .collect::<Result<_, _>>()?,
+            storm_linked: storm_linked
+                .iter()
+                .map(|r| r.int("id").map(IncidentId))
                 .collect::<Result<_, _>>()?,
         })
     }

@@ -14,6 +14,8 @@ use linkbot::app::{self, RunningBot};
 use linkbot::config::StormSettings;
 use linkbot::diagnosis::verdict::VerdictCode;
 use linkbot::domain::{CheckKey, Environment, LocationId};
+use linkbot::report::period::Period;
+use linkbot::report::{gather, render};
 use linkbot::sim::slack::{self as fake, SimMessage, SimSlackState};
 use linkbot::sim::world::{self, World, ALERT_BOT, ENGINEER, ONCALL_CHANNEL, VISITOR};
 use linkbot::slack::alerts::ALERT_NAME;
@@ -327,6 +329,31 @@ async fn storm_on(store_url: String, replicas: usize) {
         .expect("the store answers")
         .expect("the pointed alert has its incident");
     assert_eq!(incident.diagnosis.map(|d| d.ts), Some(storm.ts.clone()));
+    // The report counts the 5 pointed alerts as linked to the storm, not as undiagnosed:
+    // they were not checked on purpose.
+    let now = chrono::Utc::now();
+    let period = Period::new(
+        now - chrono::Duration::hours(1),
+        now + chrono::Duration::minutes(1),
+    )
+    .expect("a period");
+    let report = gather(&**store, period).await.expect("the report's rows");
+    let mix: Vec<(&str, usize)> = report
+        .verdicts
+        .iter()
+        .map(|c| (c.verdict.as_str(), c.count))
+        .collect();
+    assert_eq!(
+        mix,
+        [("linked_to_storm", 5), ("config_missing", 3)],
+        "{}",
+        render::text(&report)
+    );
+    assert!(
+        render::text(&report).contains("linked to a storm"),
+        "{}",
+        render::text(&report)
+    );
     assert_no_refusals(&world);
     for bot in bots {
         tokio::time::timeout(Duration::from_secs(10), bot.stop())
