@@ -6,7 +6,7 @@
 //! exits non-zero with one line naming the cause instead of running on, deaf.
 //! Shutdown stops taking envelopes, hands in-flight checks back to the store (their Jenkins
 //! handle is already persisted) so a restart or another replica resumes them, and exits
-//! within a bound. The timers (resumer, readiness, the weekly report) stop with the shutdown
+//! within a bound. The timers (resumer, readiness, the storm gauge, the weekly report) stop with the shutdown
 //! token. No business logic lives here.
 
 use crate::alertmanager::AlertmanagerClient;
@@ -252,7 +252,12 @@ pub async fn start_with_clock(
         metrics.clone(),
     )
     .with_silences(silences.clone());
-    let storms = Storms::new(config.storm, store.clone(), Arc::new(engine.clone()));
+    let storms = Storms::new(
+        config.storm,
+        store.clone(),
+        Arc::new(engine.clone()),
+        metrics.clone(),
+    );
     let sink = Arc::new(SlackSink::new(
         config.clone(),
         web.clone(),
@@ -275,7 +280,7 @@ pub async fn start_with_clock(
             escalators,
             incidents,
             silences,
-            storms,
+            storms: storms.clone(),
         },
     )
     .with_clock(clock.clone());
@@ -380,6 +385,9 @@ pub async fn start_with_clock(
             }
         })
     };
+
+    // `linkbot_storm_active` follows the store (a storm may end on another replica).
+    tokio::spawn(storms.clone().track_active(shutdown.clone()));
 
     // Resume what a previous run (or a dead replica) left in flight, now and periodically.
     let resumer = {

@@ -58,6 +58,11 @@ const MIGRATIONS: &[EmbeddedMigration] = &[
         description: "storms",
         sql: include_str!("../../migrations/postgres/0008_storms.sql"),
     },
+    EmbeddedMigration {
+        version: 10,
+        description: "storm reason text",
+        sql: include_str!("../../migrations/postgres/0010_storm_reason_text.sql"),
+    },
 ];
 
 /// The PostgreSQL dialect.

@@ -16,16 +16,19 @@
 //! behind [`StormChannel`] (implemented in `slack/storm.rs`), which receives the typed
 //! [`StormView`]; where a location is and whether IAM answers come through [`Survey`].
 
+mod active;
+mod locate;
 pub mod model;
 
 pub use model::{
-    agreement, choose_sample, reason_of, Agreement, Candidate, Cause, SampleLine, StormAction,
-    StormSettings, StormView,
+    agreement, choose_sample, reason_of, reason_text, Agreement, Candidate, Cause, SampleLine,
+    StormAction, StormSettings, StormView,
 };
 
 use crate::check::Engine;
 use crate::diagnosis::verdict::Report;
 use crate::domain::CheckKey;
+use crate::metrics::{Metrics, STORM_BUDGET, STORM_SAMPLE};
 use crate::store::{
     AuditEntry, AuditKind, MessageRef, Store, StormFiring, StormId, StormLocation, StormMode,
     Whereabouts,
@@ -51,7 +54,8 @@ struct Shown {
 /// How long an alert waits for the storm message to be posted (by the replica that declared
 /// the storm) before it is answered without the link.
 const MESSAGE_WAIT: Duration = Duration::from_secs(20);
-/// How many locations are looked up at once when a storm is declared.
+/// How many locations are looked up at once when a storm is declared, and by each storm's
+/// worker locating the locations that join it later (`locate.rs`).
 const LOCATE_AT_ONCE: usize = 4;
 
 /// Where a location is and whether IAM answers (implemented by the check engine).
@@ -127,6 +131,8 @@ struct Local {
     /// fill Slack's per-channel queue ahead of the sample's threads and the verdicts, and a
     /// waiting pointer costs its two message refs, not a task.
     pointers: Mutex<HashMap<StormId, mpsc::UnboundedSender<Pointer>>>,
+    /// Lookups of where joining locations are, per storm (see `locate.rs`).
+    locators: locate::Locators,
 }
 
 /// A pointer reply to post: under `alert`, to the storm message when known.
@@ -146,16 +152,23 @@ pub struct Storms {
     store: Arc<dyn Store>,
     survey: Arc<dyn Survey>,
     local: Arc<Local>,
+    metrics: Metrics,
 }
 
 impl Storms {
-    /// A workflow with `[storm]` settings over `store`.
-    pub fn new(settings: StormSettings, store: Arc<dyn Store>, survey: Arc<dyn Survey>) -> Self {
+    /// A workflow with `[storm]` settings over `store`, counting in `metrics`.
+    pub fn new(
+        settings: StormSettings,
+        store: Arc<dyn Store>,
+        survey: Arc<dyn Survey>,
+        metrics: Metrics,
+    ) -> Self {
         Storms {
             settings,
             store,
             survey,
             local: Arc::new(Local::default()),
+            metrics,
         }
     }
 
@@ -205,6 +218,8 @@ impl Storms {
             StormFiring::Calm => Route::Check,
             StormFiring::Declared(storm, locations) => {
                 tracing::warn!(storm = %storm.id, environment = %storm.environment, locations = locations.len(), "alert storm declared");
+                self.metrics.storm_declared(storm.environment);
+                self.metrics.set_storms_active(storm.environment, 1);
                 match self.declare(storm.id, key, alert, locations, chat).await {
                     Ok(route) => route,
                     Err(e) => {
@@ -219,6 +234,7 @@ impl Storms {
             StormFiring::Joined { storm, new } => {
                 self.watch(storm.id, chat.clone());
                 if new {
+                    self.locate_joined(storm.id, key, chat.clone());
                     self.refresh(storm.id, chat.clone());
                 }
                 let message = match storm.message {
@@ -296,6 +312,9 @@ impl Storms {
             this.refresh(id, probe_chat);
         });
         let mut route = None;
+        // Every one is started: the alert's own by the caller, the others here.
+        self.metrics
+            .storm_checks_started(STORM_SAMPLE, to_check.len() as u64);
         for l in &to_check {
             if l.key == *key {
                 route = Some(Route::Check);
@@ -337,6 +356,7 @@ impl Storms {
                 &location.key,
                 report.verdict.as_str(),
                 &reason_of(&report),
+                &reason_text(&report),
                 &at,
             )
             .await
@@ -405,11 +425,14 @@ impl Storms {
                     link = chat.permalink(m).await;
                 }
             }
-            if let Err(e) = chat.point(&p.alert, id, link.as_deref()).await {
-                tracing::error!(
+            match chat.point(&p.alert, id, link.as_deref()).await {
+                Ok(()) => {
+                    self.metrics.storm_alerts_linked.inc();
+                }
+                Err(e) => tracing::error!(
                     error = format!("{e:#}"),
                     "could not answer an alert of the storm"
-                );
+                ),
             }
         }
     }
@@ -434,7 +457,13 @@ impl Storms {
         };
         let id = match self
             .store
-            .storm_verdict(&key, report.verdict.as_str(), &reason_of(report), &at)
+            .storm_verdict(
+                &key,
+                report.verdict.as_str(),
+                &reason_of(report),
+                &reason_text(report),
+                &at,
+            )
             .await
         {
             Ok(Some(id)) => id,
@@ -563,8 +592,11 @@ impl Storms {
                     }
                 };
                 failures = 0;
-                if let Err(e) = chat.check(&next).await {
-                    tracing::error!(error = format!("{e:#}"), location = %next.key.location, "could not start a storm check");
+                match chat.check(&next).await {
+                    Ok(()) => this.metrics.storm_checks_started(STORM_BUDGET, 1),
+                    Err(e) => {
+                        tracing::error!(error = format!("{e:#}"), location = %next.key.location, "could not start a storm check")
+                    }
                 }
                 this.refresh(id, chat.clone());
                 tokio::time::sleep(this.settings.build_interval()).await;
@@ -678,6 +710,9 @@ impl Storms {
     async fn ended(&self, id: StormId, chat: Arc<dyn StormChannel>) {
         let result: Result<()> = async {
             let storm = self.store.storm(id).await?.context("the ended storm")?;
+            self.metrics.storm_ended(storm.environment);
+            // From the store: the firing that ended it may have declared the next one.
+            self.observe_active().await;
             let locations = self.store.storm_locations(id).await?;
             tracing::warn!(storm = %id, locations = locations.len(), "alert storm ended");
             let at = Utc::now();
@@ -713,8 +748,9 @@ impl Storms {
         if let Err(e) = result {
             tracing::error!(error = format!("{e:#}"), "could not record the storm's end");
         }
-        // The pointer task posts what is queued, then ends.
+        // The pointer task posts what is queued, then ends; so does the lookup worker.
         lock(&self.local.pointers).remove(&id);
+        self.local.locators.forget(id);
         self.refresh(id, chat);
     }
 }

@@ -2165,15 +2165,6 @@ fn offered_actions(m: &SimMessage) -> Vec<String> {
         .collect()
 }
 
-/// One `name{labels} value` sample of a Prometheus exposition, or 0.
-fn sample(exposition: &str, name: &str, labels: &[&str]) -> f64 {
-    exposition
-        .lines()
-        .filter(|l| l.starts_with(name) && labels.iter().all(|want| l.contains(want)))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_repeat_joins_the_incident_and_resolve_marks_the_thread_without_paging_anyone() {
     let mut h = start().await;
@@ -2280,12 +2271,12 @@ async fn a_repeat_joins_the_incident_and_resolve_marks_the_thread_without_paging
     let (_, metrics) = h.ops("/metrics").await;
     let labels = ["environment=\"prod\"", "verdict=\"region_mismatch\""];
     assert_eq!(
-        sample(&metrics, "linkbot_time_to_diagnosis_seconds_count", &labels),
+        crate::common::metric(&metrics, "linkbot_time_to_diagnosis_seconds_count", &labels),
         1.0,
         "{metrics}"
     );
     assert_eq!(
-        sample(
+        crate::common::metric(
             &metrics,
             "linkbot_time_to_resolution_seconds_count",
             &labels
