@@ -114,8 +114,7 @@ impl EditBudget {
     /// Forgets edits that left the window ending at `now` (keeping at most one window's worth).
     fn expire(&self, log: &mut Log, now: Instant) {
         while let Some(first) = log.sent.front() {
-            if *first + self.rate.window <= now || log.sent.len() > self.rate.per_window as usize
-            {
+            if *first + self.rate.window <= now || log.sent.len() > self.rate.per_window as usize {
                 log.sent.pop_front();
             } else {
                 break;
@@ -231,9 +230,15 @@ mod tests {
         let budget = EditBudget::new(EditRate::TIER_3);
         let t0 = Instant::now();
         let waits: Vec<Duration> = (0..1000).map(|_| budget.reserve_urgent(t0)).collect();
-        let within_ten_minutes = waits.iter().filter(|w| **w < Duration::from_secs(600)).count();
+        let within_ten_minutes = waits
+            .iter()
+            .filter(|w| **w < Duration::from_secs(600))
+            .count();
         assert_eq!(within_ten_minutes, 500);
-        assert!(waits.windows(2).all(|w| w[0] <= w[1]), "urgent edits keep their order");
+        assert!(
+            waits.windows(2).all(|w| w[0] <= w[1]),
+            "urgent edits keep their order"
+        );
     }
 
     #[test]
