@@ -48,6 +48,7 @@ use linkbot::diagnosis::verdict::VerdictCode;
 use linkbot::jenkins::{next_poll, PollPolicy};
 use linkbot::sim::jenkins::Behaviour;
 use linkbot::sim::slack::{self as fake, SimSlackConfig, SimSlackState, SlackSim};
+use linkbot::slack::budget::EditRate;
 use linkbot::sim::world::{self, World, ALERT_BOT, ENGINEER, ONCALL_CHANNEL};
 use serde_json::Value;
 use std::collections::HashSet;
@@ -79,8 +80,8 @@ fn main() -> Result<()> {
     }
     if args.first().map(String::as_str) == Some("bot-child") {
         let config = args.get(1).context("bot-child needs a config path")?;
-        let paced = args.get(2).map(String::as_str) == Some("paced");
-        return runtime.block_on(bot_child(Path::new(config), paced));
+        let pacing = Pacing::parse(args.get(2).map_or("unpaced", String::as_str))?;
+        return runtime.block_on(bot_child(Path::new(config), pacing));
     }
     let flags = Flags {
         quick: args.iter().any(|a| a == "--quick"),
@@ -88,6 +89,7 @@ fn main() -> Result<()> {
         bot_process: args.iter().any(|a| a == "--bot-process"),
         paced: args.iter().any(|a| a == "--paced"),
         in_flight: args.iter().any(|a| a == "--in-flight"),
+        unbudgeted: args.iter().any(|a| a == "--unbudgeted"),
         web_latency: Duration::from_millis(flag_value(&args, "--web-latency-ms=").unwrap_or(0)),
         rates: match args.iter().find_map(|a| a.strip_prefix("--rates=")) {
             Some(list) => list
@@ -179,6 +181,9 @@ struct Flags {
     /// `rss` stops the bot 20 s after every check is running, before any verdict
     /// (`--in-flight`): under a heap profiler, its peak is then the in-flight peak.
     in_flight: bool,
+    /// `rss` without the edit budget (`--unbudgeted`): 1,000 progress edits a second, which
+    /// production never sends (it always has the budget); the measure before 2026-12-01.
+    unbudgeted: bool,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -351,11 +356,16 @@ enum Bot {
 
 impl Bot {
     async fn start(world: &World, toml: &str, own_process: bool) -> Result<Bot> {
-        Bot::start_with(world, toml, own_process, false).await
+        Bot::start_with(world, toml, own_process, Pacing::Unpaced).await
     }
 
-    /// [`Bot::start`]; `paced`: the child paces its Slack calls as in production.
-    async fn start_with(world: &World, toml: &str, own_process: bool, paced: bool) -> Result<Bot> {
+    /// [`Bot::start`], the child's Slack calls paced as `pacing` says.
+    async fn start_with(
+        world: &World,
+        toml: &str,
+        own_process: bool,
+        pacing: Pacing,
+    ) -> Result<Bot> {
         if own_process {
             let path = world.dir().join("bot.toml");
             std::fs::write(&path, toml).context("writing bot.toml")?;
@@ -371,7 +381,7 @@ impl Bot {
             };
             cmd.arg("bot-child")
                 .arg(&path)
-                .arg(if paced { "paced" } else { "unpaced" })
+                .arg(pacing.as_str())
                 .envs(world.secret_env())
                 .stdin(Stdio::piped())
                 .stdout(Stdio::piped())
@@ -432,8 +442,37 @@ impl Bot {
     }
 }
 
+/// How the bot paces its Slack calls in a bench.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Pacing {
+    /// Not at all: every call at once (fast, but no production bot sends that).
+    Unpaced,
+    /// Message edits through the production edit budget (Tier 3); posts not paced, so that a
+    /// thousand checks can start within seconds.
+    EditsBudgeted,
+    /// As in production: Slack's tiers, the per-channel `chat.postMessage` pacing, the budget.
+    Paced,
+}
+
+impl Pacing {
+    fn as_str(self) -> &'static str {
+        match self {
+            Pacing::Unpaced => "unpaced",
+            Pacing::EditsBudgeted => "edits-budgeted",
+            Pacing::Paced => "paced",
+        }
+    }
+
+    fn parse(s: &str) -> Result<Pacing> {
+        [Pacing::Unpaced, Pacing::EditsBudgeted, Pacing::Paced]
+            .into_iter()
+            .find(|p| p.as_str() == s)
+            .with_context(|| format!("unknown pacing {s:?}"))
+    }
+}
+
 /// The child: the bot alone, configured from `path` and the environment, until stdin closes.
-async fn bot_child(path: &Path, paced: bool) -> Result<()> {
+async fn bot_child(path: &Path, pacing: Pacing) -> Result<()> {
     app::rustls_provider();
     let config = Config::load(path).map_err(|e| anyhow::anyhow!("{e}"))?;
     let secrets = Secrets::from_env().map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -441,7 +480,8 @@ async fn bot_child(path: &Path, paced: bool) -> Result<()> {
     // Paced: as in production (Slack's tiers, the per-channel chat.postMessage pacing, the
     // Tier 3 edit budget).
     let options = Options {
-        pace_slack: paced,
+        pace_slack: pacing == Pacing::Paced,
+        slack_edits: (pacing == Pacing::EditsBudgeted).then_some(EditRate::TIER_3),
         ..options()
     };
     let bot = app::start(Arc::new(config), secrets, options).await?;
@@ -833,7 +873,14 @@ async fn baseline(flags: &Flags) -> Result<()> {
 async fn rss(flags: &Flags) -> Result<()> {
     const CHECKS: u32 = 1000;
     const BUILD: Duration = Duration::from_secs(60);
-    println!("== rss: {CHECKS} checks in flight (distinct locations, 60 s builds, max_concurrent = {CHECKS}); the bot alone in a child process ==");
+    let slack = if flags.paced {
+        "Slack paced as in production"
+    } else if flags.unbudgeted {
+        "Slack calls not paced, no edit budget"
+    } else {
+        "edits through the production budget, posts not paced"
+    };
+    println!("== rss: {CHECKS} checks in flight (distinct locations, 60 s builds, max_concurrent = {CHECKS}); the bot alone in a child process; {slack} ==");
     let world = World::start().await?;
     let locations: Vec<_> = (0..CHECKS)
         .map(|n| world.scenario_with(VerdictCode::RegionMismatch, n, World::timing(BUILD)))
@@ -851,7 +898,14 @@ async fn rss(flags: &Flags) -> Result<()> {
     // `--paced`: Slack paced as in production (tiers, chat.postMessage per channel, the edit
     // budget): progress edits are deferred, not sent 1000 at a time; the verdicts then come at
     // Slack's pace, so the whole run below shows the ones answered within its window.
-    let bot = Bot::start_with(&world, &toml, true, flags.paced).await?;
+    let pacing = if flags.paced {
+        Pacing::Paced
+    } else if flags.unbudgeted {
+        Pacing::Unpaced
+    } else {
+        Pacing::EditsBudgeted
+    };
+    let bot = Bot::start_with(&world, &toml, true, pacing).await?;
     let pid = bot.pid().context("child pid")?;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let bot_idle = mem_of(Some(pid));
@@ -998,7 +1052,7 @@ async fn queued() -> Result<()> {
             ("job_timeout_secs", "1200".into()),
         ],
     );
-    let bot = Bot::start_with(&world, &toml, true, false).await?;
+    let bot = Bot::start_with(&world, &toml, true, Pacing::EditsBudgeted).await?;
     let pid = bot.pid().context("child pid")?;
     let mention = |i: usize| {
         let text = format!("<@{}> check {}", fake::SIM_BOT_USER_ID, locations[i]);
@@ -1483,7 +1537,7 @@ async fn storm2000_run(on: bool) -> Result<()> {
     if !on {
         toml.push_str("\n[storm]\nenabled = false\n");
     }
-    let bot = Bot::start_with(&world, &toml, true, true).await?;
+    let bot = Bot::start_with(&world, &toml, true, Pacing::Paced).await?;
     let pid = bot.pid().context("child pid")?;
     let envelopes: Vec<Value> = locations
         .iter()
