@@ -171,17 +171,33 @@ impl EditBudget {
         log.urgent_waiting = log.urgent_waiting.saturating_sub(1);
     }
 
+    /// An urgent edit booked for `at` will not be sent (its caller gave up while it waited):
+    /// its slot is given back, so an abandoned wait never delays the edits after it.
+    pub fn urgent_cancelled(&self, at: Instant) {
+        let mut log = self.lock();
+        log.urgent_waiting = log.urgent_waiting.saturating_sub(1);
+        if let Some(i) = log.sent.iter().rposition(|t| *t == at) {
+            log.sent.remove(i);
+        }
+    }
+
     /// Waits for the right to send an edit of `kind`: `false` for a progress edit to defer.
+    /// An urgent edit waits for its turn however long the edits booked before it take (its
+    /// turn is known when it is booked: at most a window per `per_window` edits ahead).
     pub async fn admit(&self, kind: EditKind) -> bool {
         match kind {
             EditKind::Progress => self.try_progress(Instant::now()),
             EditKind::Urgent => {
-                let wait = self.reserve_urgent(Instant::now());
+                let now = Instant::now();
+                let wait = self.reserve_urgent(now);
                 if !wait.is_zero() {
-                    // Dropped mid-wait (its caller gave up): the reservation is spent anyway,
-                    // which only errs on the side of fewer edits.
-                    let _guard = WaitGuard(self);
+                    let mut guard = WaitGuard {
+                        budget: self,
+                        at: now + wait,
+                        sent: false,
+                    };
                     tokio::time::sleep(wait).await;
+                    guard.sent = true;
                 }
                 true
             }
@@ -189,12 +205,20 @@ impl EditBudget {
     }
 }
 
-/// Marks a waiting urgent edit as sent, however its wait ends.
-struct WaitGuard<'a>(&'a EditBudget);
+/// Marks a waiting urgent edit as sent, or gives its slot back when the wait is dropped.
+struct WaitGuard<'a> {
+    budget: &'a EditBudget,
+    at: Instant,
+    sent: bool,
+}
 
 impl Drop for WaitGuard<'_> {
     fn drop(&mut self) {
-        self.0.urgent_sent();
+        if self.sent {
+            self.budget.urgent_sent();
+        } else {
+            self.budget.urgent_cancelled(self.at);
+        }
     }
 }
 
@@ -260,6 +284,26 @@ mod tests {
             Duration::ZERO,
             "the verdict waits for no progress edit"
         );
+    }
+
+    #[test]
+    fn an_abandoned_urgent_wait_gives_its_slot_back() {
+        let budget = EditBudget::new(EditRate {
+            per_window: 2,
+            window: Duration::from_secs(10),
+        });
+        let t0 = Instant::now();
+        assert_eq!(budget.reserve_urgent(t0), Duration::ZERO);
+        assert_eq!(budget.reserve_urgent(t0), Duration::ZERO);
+        // The third is booked for when the first leaves the window; its caller gives up.
+        let wait = budget.reserve_urgent(t0);
+        assert_eq!(wait, Duration::from_secs(10));
+        budget.urgent_cancelled(t0 + wait);
+        // The next one takes that turn, not the one after it.
+        assert_eq!(budget.reserve_urgent(t0), Duration::from_secs(10));
+        budget.urgent_sent();
+        // And progress is not held back by the abandoned wait once the window has room.
+        assert!(budget.try_progress(t0 + Duration::from_secs(20)));
     }
 
     #[test]
