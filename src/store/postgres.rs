@@ -58,6 +58,11 @@ const MIGRATIONS: &[EmbeddedMigration] = &[
         description: "storms",
         sql: include_str!("../../migrations/postgres/0008_storms.sql"),
     },
+    EmbeddedMigration {
+        version: 9,
+        description: "storm lifecycle",
+        sql: include_str!("../../migrations/postgres/0009_storm_lifecycle.sql"),
+    },
 ];
 
 /// The PostgreSQL dialect.

@@ -58,6 +58,11 @@ const MIGRATIONS: &[EmbeddedMigration] = &[
         description: "storms",
         sql: include_str!("../../migrations/sqlite/0008_storms.sql"),
     },
+    EmbeddedMigration {
+        version: 9,
+        description: "storm lifecycle",
+        sql: include_str!("../../migrations/sqlite/0009_storm_lifecycle.sql"),
+    },
 ];
 
 /// How long a writer waits for the file lock before the statement fails.
