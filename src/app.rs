@@ -7,7 +7,8 @@
 //! Shutdown stops taking envelopes, hands in-flight checks back to the store (their Jenkins
 //! handle is already persisted) so a restart or another replica resumes them, and exits
 //! within a bound. The timers (resumer, readiness, the weekly report) stop with the shutdown
-//! token. No business logic lives here.
+//! token; the storms' background tasks stop once the envelopes in hand are handled, and hand
+//! their claims back to the store. No business logic lives here.
 
 use crate::alertmanager::AlertmanagerClient;
 use crate::check::coordinator::Coordinator;
@@ -77,6 +78,7 @@ pub struct RunningBot {
     shutdown: CancellationToken,
     server_stop: CancellationToken,
     coordinator: Coordinator,
+    storms: Storms,
     task: tokio::task::JoinHandle<()>,
     /// Where `/healthz`, `/readyz` and `/metrics` are served.
     pub ops_addr: SocketAddr,
@@ -133,6 +135,11 @@ impl RunningBot {
         seen.map(|e| e.outcome)
     }
 
+    /// The storm workflow (tests count its background tasks: none after [`RunningBot::stop`]).
+    pub fn storms(&self) -> Storms {
+        self.storms.clone()
+    }
+
     /// Stops gracefully (as on SIGTERM) and waits for it, within the shutdown bound.
     pub async fn stop(self) {
         self.shutdown.cancel();
@@ -144,6 +151,7 @@ impl RunningBot {
         // The checks run in tasks of their own: stop them (and their lease renewals) too, or
         // they would live on and keep their leases as no killed process can.
         self.coordinator.abort_all();
+        self.storms.abandon();
         self.task.abort();
         self.shutdown.cancel();
         self.server_stop.cancel();
@@ -252,7 +260,12 @@ pub async fn start_with_clock(
         metrics.clone(),
     )
     .with_silences(silences.clone());
-    let storms = Storms::new(config.storm, store.clone(), Arc::new(engine.clone()));
+    let storms = Storms::new(
+        config.storm,
+        store.clone(),
+        Arc::new(engine.clone()),
+        &options.instance,
+    );
     let sink = Arc::new(SlackSink::new(
         config.clone(),
         web.clone(),
@@ -275,11 +288,14 @@ pub async fn start_with_clock(
             escalators,
             incidents,
             silences,
-            storms,
+            storms: storms.clone(),
         },
     )
     .with_clock(clock.clone());
     sink.set_storm_channel(StormThreads::shared(handler.clone()));
+    // Storms a previous process (or a dead replica) left: their waiting pointer replies, their
+    // end, their budgeted checker.
+    storms.resume(StormThreads::shared(handler.clone()));
 
     let shutdown = CancellationToken::new();
     // The ops server outlives the rest of the shutdown, so `/readyz` says "shutting down" (and
@@ -425,6 +441,7 @@ pub async fn start_with_clock(
         let server_stop = server_stop.clone();
         let coordinator = coordinator.clone();
         let store = store.clone();
+        let storms = storms.clone();
         let instance = options.instance.clone();
         let bound = options.shutdown_bound;
         tokio::spawn(async move {
@@ -452,6 +469,9 @@ pub async fn start_with_clock(
                 while handlers.join_next().await.is_some() {}
             })
             .await;
+            // The storms' tasks (pointer replies, message edits, the budgeted checker, the
+            // watchers) stop here: what they left is in the store for the next process.
+            storms.stop(bound / 10).await;
             resumer.abort();
             if let Some(weekly) = weekly {
                 // Stopped by the shutdown token; a post under way is cut (its claim goes stale).
@@ -469,7 +489,7 @@ pub async fn start_with_clock(
                     tracing::warn!(error = %e, "could not hand checks back; they resume when their lease expires")
                 }
             }
-            let _ = tokio::time::timeout(bound / 2, async {
+            let _ = tokio::time::timeout(bound * 2 / 5, async {
                 let _ = transport.await;
                 server_stop.cancel();
                 let _ = server.await;
@@ -484,6 +504,7 @@ pub async fn start_with_clock(
         shutdown,
         server_stop,
         coordinator,
+        storms,
         task,
         ops_addr,
         identity,
