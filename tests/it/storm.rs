@@ -681,6 +681,13 @@ async fn pointers_not_posted_before_a_stop_are_posted_once_by_the_next_replicas(
             )
             .await;
         assert!(tried, "the first bot did not try every pointer reply");
+        // The sample's checks are done: the next bots have no verdict or alert of the storm to
+        // handle, only what the store says is owed.
+        let checked = world
+            .slack
+            .wait_until(|s| threads[..2].iter().all(|t| has_verdict(s, t)), WAIT)
+            .await;
+        assert!(checked, "the sample was not checked");
         tokio::time::timeout(Duration::from_secs(10), first.stop())
             .await
             .expect("stops");
