@@ -49,6 +49,7 @@ use linkbot::jenkins::{next_poll, PollPolicy};
 use linkbot::sim::jenkins::Behaviour;
 use linkbot::sim::slack::{self as fake, SimSlackConfig, SimSlackState, SlackSim};
 use linkbot::sim::world::{self, World, ALERT_BOT, ENGINEER, ONCALL_CHANNEL};
+use linkbot::slack::budget::EditRate;
 use serde_json::Value;
 use std::collections::HashSet;
 use std::io::Write;
@@ -74,19 +75,21 @@ fn main() -> Result<()> {
     // `cargo test --all-targets` runs bench binaries too, without `--bench`: the load benchmark
     // is minutes of release-mode work, so there it only says how to run it.
     if !args.iter().any(|a| a == "--bench" || !a.starts_with('-')) {
-        println!("load benchmark: run it with `cargo bench --bench load [-- acks|baseline|rss|polling|storm|storm2000|parse|all]`");
+        println!("load benchmark: run it with `cargo bench --bench load [-- acks|baseline|rss|polling|storm|storm2000|parse|queued|all]`");
         return Ok(());
     }
     if args.first().map(String::as_str) == Some("bot-child") {
         let config = args.get(1).context("bot-child needs a config path")?;
-        let paced = args.get(2).map(String::as_str) == Some("paced");
-        return runtime.block_on(bot_child(Path::new(config), paced));
+        let pacing = Pacing::parse(args.get(2).map_or("unpaced", String::as_str))?;
+        return runtime.block_on(bot_child(Path::new(config), pacing));
     }
     let flags = Flags {
         quick: args.iter().any(|a| a == "--quick"),
         full: args.iter().any(|a| a == "--full"),
         bot_process: args.iter().any(|a| a == "--bot-process"),
         paced: args.iter().any(|a| a == "--paced"),
+        in_flight: args.iter().any(|a| a == "--in-flight"),
+        unbudgeted: args.iter().any(|a| a == "--unbudgeted"),
         web_latency: Duration::from_millis(flag_value(&args, "--web-latency-ms=").unwrap_or(0)),
         rates: match args.iter().find_map(|a| a.strip_prefix("--rates=")) {
             Some(list) => list
@@ -112,6 +115,7 @@ fn main() -> Result<()> {
             "storm",
             "parse",
             "storm2000",
+            "queued",
         ];
     }
     for name in &chosen {
@@ -123,11 +127,12 @@ fn main() -> Result<()> {
             "storm",
             "parse",
             "storm2000",
+            "queued",
         ]
         .contains(name)
         {
             bail!(
-                "unknown scenario {name:?}: say acks, baseline, rss, polling, storm, parse, storm2000 or all"
+                "unknown scenario {name:?}: say acks, baseline, rss, polling, storm, parse, storm2000, queued or all"
             );
         }
     }
@@ -143,6 +148,7 @@ fn main() -> Result<()> {
                 "polling" => polling(&flags).await?,
                 "storm" => storm().await?,
                 "storm2000" => storm2000().await?,
+                "queued" => queued().await?,
                 "parse" => parse(&flags).await?,
                 _ => {}
             }
@@ -172,6 +178,12 @@ struct Flags {
     bot_process: bool,
     /// `rss` with Slack paced as in production (`--paced`) instead of not at all.
     paced: bool,
+    /// `rss` stops the bot 20 s after every check is running, before any verdict
+    /// (`--in-flight`): under a heap profiler, its peak is then the in-flight peak.
+    in_flight: bool,
+    /// `rss` without the edit budget (`--unbudgeted`): 1,000 progress edits a second, which
+    /// production never sends (it always has the budget); the measure before 2026-12-01.
+    unbudgeted: bool,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -344,11 +356,16 @@ enum Bot {
 
 impl Bot {
     async fn start(world: &World, toml: &str, own_process: bool) -> Result<Bot> {
-        Bot::start_with(world, toml, own_process, false).await
+        Bot::start_with(world, toml, own_process, Pacing::Unpaced).await
     }
 
-    /// [`Bot::start`]; `paced`: the child paces its Slack calls as in production.
-    async fn start_with(world: &World, toml: &str, own_process: bool, paced: bool) -> Result<Bot> {
+    /// [`Bot::start`], the child's Slack calls paced as `pacing` says.
+    async fn start_with(
+        world: &World,
+        toml: &str,
+        own_process: bool,
+        pacing: Pacing,
+    ) -> Result<Bot> {
         if own_process {
             let path = world.dir().join("bot.toml");
             std::fs::write(&path, toml).context("writing bot.toml")?;
@@ -364,7 +381,7 @@ impl Bot {
             };
             cmd.arg("bot-child")
                 .arg(&path)
-                .arg(if paced { "paced" } else { "unpaced" })
+                .arg(pacing.as_str())
                 .envs(world.secret_env())
                 .stdin(Stdio::piped())
                 .stdout(Stdio::piped())
@@ -425,8 +442,37 @@ impl Bot {
     }
 }
 
+/// How the bot paces its Slack calls in a bench.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Pacing {
+    /// Not at all: every call at once (fast, but no production bot sends that).
+    Unpaced,
+    /// Message edits through the production edit budget (Tier 3); posts not paced, so that a
+    /// thousand checks can start within seconds.
+    EditsBudgeted,
+    /// As in production: Slack's tiers, the per-channel `chat.postMessage` pacing, the budget.
+    Paced,
+}
+
+impl Pacing {
+    fn as_str(self) -> &'static str {
+        match self {
+            Pacing::Unpaced => "unpaced",
+            Pacing::EditsBudgeted => "edits-budgeted",
+            Pacing::Paced => "paced",
+        }
+    }
+
+    fn parse(s: &str) -> Result<Pacing> {
+        [Pacing::Unpaced, Pacing::EditsBudgeted, Pacing::Paced]
+            .into_iter()
+            .find(|p| p.as_str() == s)
+            .with_context(|| format!("unknown pacing {s:?}"))
+    }
+}
+
 /// The child: the bot alone, configured from `path` and the environment, until stdin closes.
-async fn bot_child(path: &Path, paced: bool) -> Result<()> {
+async fn bot_child(path: &Path, pacing: Pacing) -> Result<()> {
     app::rustls_provider();
     let config = Config::load(path).map_err(|e| anyhow::anyhow!("{e}"))?;
     let secrets = Secrets::from_env().map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -434,7 +480,8 @@ async fn bot_child(path: &Path, paced: bool) -> Result<()> {
     // Paced: as in production (Slack's tiers, the per-channel chat.postMessage pacing, the
     // Tier 3 edit budget).
     let options = Options {
-        pace_slack: paced,
+        pace_slack: pacing == Pacing::Paced,
+        slack_edits: (pacing == Pacing::EditsBudgeted).then_some(EditRate::TIER_3),
         ..options()
     };
     let bot = app::start(Arc::new(config), secrets, options).await?;
@@ -826,7 +873,14 @@ async fn baseline(flags: &Flags) -> Result<()> {
 async fn rss(flags: &Flags) -> Result<()> {
     const CHECKS: u32 = 1000;
     const BUILD: Duration = Duration::from_secs(60);
-    println!("== rss: {CHECKS} checks in flight (distinct locations, 60 s builds, max_concurrent = {CHECKS}); the bot alone in a child process ==");
+    let slack = if flags.paced {
+        "Slack paced as in production"
+    } else if flags.unbudgeted {
+        "Slack calls not paced, no edit budget"
+    } else {
+        "edits through the production budget, posts not paced"
+    };
+    println!("== rss: {CHECKS} checks in flight (distinct locations, 60 s builds, max_concurrent = {CHECKS}); the bot alone in a child process; {slack} ==");
     let world = World::start().await?;
     let locations: Vec<_> = (0..CHECKS)
         .map(|n| world.scenario_with(VerdictCode::RegionMismatch, n, World::timing(BUILD)))
@@ -844,7 +898,14 @@ async fn rss(flags: &Flags) -> Result<()> {
     // `--paced`: Slack paced as in production (tiers, chat.postMessage per channel, the edit
     // budget): progress edits are deferred, not sent 1000 at a time; the verdicts then come at
     // Slack's pace, so the whole run below shows the ones answered within its window.
-    let bot = Bot::start_with(&world, &toml, true, flags.paced).await?;
+    let pacing = if flags.paced {
+        Pacing::Paced
+    } else if flags.unbudgeted {
+        Pacing::Unpaced
+    } else {
+        Pacing::EditsBudgeted
+    };
+    let bot = Bot::start_with(&world, &toml, true, pacing).await?;
     let pid = bot.pid().context("child pid")?;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let bot_idle = mem_of(Some(pid));
@@ -894,7 +955,9 @@ async fn rss(flags: &Flags) -> Result<()> {
             peak_inflight.hwm_kb = m.hwm_kb;
             samples += 1;
         }
-        if answered >= CHECKS as usize {
+        if answered >= CHECKS as usize
+            || (flags.in_flight && started.elapsed() > all_running + Duration::from_secs(20))
+        {
             break;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -952,6 +1015,115 @@ async fn rss(flags: &Flags) -> Result<()> {
         mib(peak_inflight.hwm_kb),
         if met { "MET" } else { "NOT MET" }
     );
+    Ok(())
+}
+
+/// How many distinct threads of the on-call channel hold a reply of the bot.
+fn replied_threads(s: &SimSlackState) -> usize {
+    s.messages()
+        .iter()
+        .filter(|m| m.channel == ONCALL_CHANNEL)
+        .filter_map(|m| m.thread_ts.as_deref())
+        .collect::<HashSet<_>>()
+        .len()
+}
+
+/// `queued`: memory per request waiting for a slot. 10 checks run (10-minute builds,
+/// `max_concurrent = 10`) and requests for other locations queue behind them, in steps of
+/// 1000 up to 10,000; after each step, once every request's thread has its "waiting for a
+/// slot" reply, the bot's VmRSS is read. The growth per request is the slope between the
+/// first and the last step (the fixed costs of the first step cancel out).
+async fn queued() -> Result<()> {
+    const RUNNING: u32 = 10;
+    const STEP: u32 = 1000;
+    const QUEUED: u32 = 10_000;
+    const BUILD: Duration = Duration::from_secs(600);
+    println!("== queued: {QUEUED} requests waiting behind {RUNNING} running checks (10-minute builds, max_concurrent = {RUNNING}), in steps of {STEP}; the bot alone in a child process ==");
+    let world = World::start().await?;
+    let locations: Vec<_> = (0..RUNNING + QUEUED)
+        .map(|n| world.scenario_with(VerdictCode::RegionMismatch, n, World::timing(BUILD)))
+        .collect();
+    let toml = config_toml(
+        &world,
+        &world.sqlite_url("queued"),
+        &[
+            ("max_concurrent", RUNNING.to_string()),
+            ("poll_interval_min_ms", "1000".into()),
+            ("job_timeout_secs", "1200".into()),
+        ],
+    );
+    let bot = Bot::start_with(&world, &toml, true, Pacing::EditsBudgeted).await?;
+    let pid = bot.pid().context("child pid")?;
+    let mention = |i: usize| {
+        let text = format!("<@{}> check {}", fake::SIM_BOT_USER_ID, locations[i]);
+        fake::app_mention(
+            ONCALL_CHANNEL,
+            ENGINEER,
+            &text,
+            &World::user_ts(i as u32 + 1),
+        )
+    };
+    // The running checks first.
+    for i in 0..RUNNING as usize {
+        world.slack.push(mention(i)).await?;
+    }
+    if !world
+        .jenkins
+        .wait_for_triggers(RUNNING as usize, Duration::from_secs(60))
+        .await
+    {
+        bail!("the {RUNNING} running checks did not trigger their builds within 60 s");
+    }
+    let settle = || async {
+        // Let replies in flight finish and the allocator settle before reading.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        mem_of(Some(pid))
+    };
+    let base = settle().await;
+    println!(
+        "  {RUNNING} running, none queued: VmRSS {}",
+        mib(base.rss_kb)
+    );
+    let mut pushed = RUNNING as usize;
+    let mut first: Option<(u32, u64)> = None;
+    let mut last = (0, 0);
+    for step in 1..=(QUEUED / STEP) {
+        let target = (RUNNING + step * STEP) as usize;
+        while pushed < target {
+            world.slack.push(mention(pushed)).await?;
+            pushed += 1;
+        }
+        if !poll_until(
+            &world.slack,
+            Duration::from_secs(120),
+            Duration::from_millis(200),
+            |s| replied_threads(s) >= target,
+        )
+        .await
+        {
+            bail!("the {target} requests were not all answered within 120 s");
+        }
+        let m = settle().await;
+        let queued = step * STEP;
+        println!(
+            "  {queued:>5} queued: VmRSS {} (VmHWM {}), {} threads",
+            mib(m.rss_kb),
+            mib(m.hwm_kb),
+            m.threads
+        );
+        first.get_or_insert((queued, m.rss_kb));
+        last = (queued, m.rss_kb);
+    }
+    let triggered = world.jenkins.triggers().len();
+    bot.stop().await;
+    if let Some((q0, r0)) = first {
+        let per = (last.1 as f64 - r0 as f64) * 1024.0 / f64::from(last.0 - q0);
+        println!(
+            "  growth per queued request ({q0} → {} queued): {per:.0} bytes",
+            last.0
+        );
+    }
+    println!("  builds triggered: {triggered} (only the running checks: {RUNNING})");
     Ok(())
 }
 
@@ -1365,7 +1537,7 @@ async fn storm2000_run(on: bool) -> Result<()> {
     if !on {
         toml.push_str("\n[storm]\nenabled = false\n");
     }
-    let bot = Bot::start_with(&world, &toml, true, true).await?;
+    let bot = Bot::start_with(&world, &toml, true, Pacing::Paced).await?;
     let pid = bot.pid().context("child pid")?;
     let envelopes: Vec<Value> = locations
         .iter()

@@ -6,9 +6,9 @@
 //! exits non-zero with one line naming the cause instead of running on, deaf.
 //! Shutdown stops taking envelopes, hands in-flight checks back to the store (their Jenkins
 //! handle is already persisted) so a restart or another replica resumes them, and exits
-//! within a bound. The timers (resumer, readiness, the weekly report) stop with the shutdown
-//! token; the storms' background tasks stop once the envelopes in hand are handled, and hand
-//! their claims back to the store. No business logic lives here.
+//! within a bound. The timers (resumer, readiness, the storm gauge, the weekly report) stop
+//! with the shutdown token; the storms' background tasks stop once the envelopes in hand are
+//! handled, and hand their claims back to the store. No business logic lives here.
 
 use crate::alertmanager::AlertmanagerClient;
 use crate::check::coordinator::Coordinator;
@@ -22,6 +22,7 @@ use crate::metrics::Metrics;
 use crate::report::weekly::{SlotEvent, SlotOutcome, Weekly};
 use crate::server::{Readiness, ReadyChecks};
 use crate::silence::Silences;
+use crate::slack::dispatch::Dispatcher;
 use crate::slack::handler::{Handler, Workflows};
 use crate::slack::report::SlackReportPoster;
 use crate::slack::sink::SlackSink;
@@ -36,7 +37,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
-use tracing::Instrument;
 
 /// Knobs that are not in `bot.toml` (tests and the demo shorten them).
 #[derive(Debug, Clone)]
@@ -265,6 +265,7 @@ pub async fn start_with_clock(
         store.clone(),
         Arc::new(engine.clone()),
         &options.instance,
+        metrics.clone(),
     );
     let sink = Arc::new(SlackSink::new(
         config.clone(),
@@ -397,6 +398,9 @@ pub async fn start_with_clock(
         })
     };
 
+    // `linkbot_storm_active` follows the store (a storm may end on another replica).
+    storms.track_active(shutdown.clone());
+
     // Resume what a previous run (or a dead replica) left in flight, now and periodically.
     let resumer = {
         let coordinator = coordinator.clone();
@@ -445,30 +449,34 @@ pub async fn start_with_clock(
         let instance = options.instance.clone();
         let bound = options.shutdown_bound;
         tokio::spawn(async move {
-            let mut handlers = tokio::task::JoinSet::new();
+            // At most a few handlers per lane (channel and kind of envelope), the rest waiting
+            // as parsed envelopes: a burst holds no handler futures beyond those running.
+            let mut dispatcher = Dispatcher::new(handler);
             loop {
                 tokio::select! {
                     _ = shutdown.cancelled() => break,
-                    // Reap each handler as it ends: a finished task keeps its whole future
-                    // (~15 KB) allocated until it is joined, and a burst of envelopes followed
-                    // by silence would otherwise hold all of them (13 MB for 1000 mentions).
-                    Some(_) = handlers.join_next(), if !handlers.is_empty() => {}
+                    // Reap each handler as it ends (and start the next of its lane): a finished
+                    // task keeps its whole future allocated until it is joined.
+                    Some(()) = dispatcher.join_next(), if !dispatcher.is_idle() => {}
                     inbound = rx.recv() => match inbound {
-                        Some(inbound) => {
-                            let h = handler.clone();
-                            let span = inbound.span();
-                            handlers.spawn(async move { h.handle(inbound).await }.instrument(span));
-                        }
+                        Some(inbound) => dispatcher.offer(inbound),
                         None => break,
                     },
                 }
             }
             tracing::info!("shutting down: no new envelopes");
-            // Let handlers that already started finish their Slack calls, within the bound.
+            // Let handlers that already started finish their Slack calls, and the envelopes
+            // waiting for their lane be handled, within the bound.
             let _ = tokio::time::timeout(bound / 2, async {
-                while handlers.join_next().await.is_some() {}
+                while dispatcher.join_next().await.is_some() {}
             })
             .await;
+            if dispatcher.waiting() > 0 {
+                tracing::error!(
+                    envelopes = dispatcher.waiting(),
+                    "stopped before handling every acked envelope; Slack will not redeliver them"
+                );
+            }
             // The storms' tasks (pointer replies, message edits, the budgeted checker, the
             // watchers) stop here: what they left is in the store for the next process.
             storms.stop(bound / 10).await;

@@ -1,7 +1,8 @@
 //! `linkbot demo`: the real bot, in process, against simulated Slack, directory, Jenkins, IAM,
 //! PagerDuty, GitHub and Alertmanager on loopback — one scenario per verdict, escalations, an
-//! incident, silences, and "Was this right?" feedback (👍, and 👎 with its form submitted) —
-//! printed as transcripts.
+//! incident, silences, "Was this right?" feedback (👍, and 👎 with its form submitted), and an
+//! alert storm (30 stage locations while IAM is down, default `[storm]`) — printed as
+//! transcripts.
 //!
 //! Nothing here is a shortcut around the product: the bot is started with [`crate::app::start`]
 //! exactly as `linkbot run` starts it, and every envelope goes over a real WebSocket. This
@@ -629,6 +630,9 @@ pub async fn run(out: &mut dyn Write) -> Result<()> {
         )?;
     }
 
+    // 15. An alert storm (issue 12): IAM goes down, 30 stage locations fire within seconds.
+    storm(out, &world, &bot).await?;
+
     rule(out, "Summary")?;
     let acks = world.slack.acks();
     let mut lat: Vec<Duration> = acks.iter().filter_map(|a| a.latency).collect();
@@ -1021,4 +1025,240 @@ async fn wait_ephemeral(world: &World, user: &str) -> Result<()> {
     } else {
         bail!("no ephemeral answer to {user}")
     }
+}
+
+/// The storm scenario's datacenters (all in us-east, where the ConfigMap's region is right).
+const STORM_DCS: [&str; 3] = ["wdc06", "wdc07", "mon01"];
+
+/// The datacenter of the storm scenario's `i`th alert (from 0) with `threshold`: the first
+/// `threshold` alternate between wdc06 and wdc07, the one crossing the threshold is in mon01,
+/// then 2 more in wdc06 and the rest in mon01.
+fn storm_dc(i: u32, threshold: u32) -> &'static str {
+    if i < threshold {
+        STORM_DCS[(i % 2) as usize]
+    } else if i == threshold || i > threshold + 2 {
+        STORM_DCS[2]
+    } else {
+        STORM_DCS[0]
+    }
+}
+
+/// How many alerts the storm scenario fires.
+const STORM_ALERTS: u32 = 30;
+
+/// Scenario 15: IAM is down and 30 stage locations fire the IAM-token alert within seconds.
+/// With the default `[storm]` (threshold 20, sample 3), the first 20 are checked as usual, the
+/// 21st declares the storm, the sample spreads over the three datacenters (so it builds the
+/// one mon01 location), the other alerts get one line each, and the sample agrees on the cause.
+async fn storm(out: &mut dyn Write, world: &World, bot: &app::RunningBot) -> Result<()> {
+    use crate::sim::directory::ClusterAnswer;
+    let settings = crate::storm::StormSettings::default();
+    let threshold = settings.threshold;
+    world.iam.set_unavailable(true);
+    for dc in STORM_DCS {
+        let carrier = format!("stage-{dc}-carrier1");
+        world
+            .directory
+            .set_carriers(dc, &[(carrier.as_str(), "available")]);
+    }
+    let locs: Vec<crate::domain::LocationId> = (0..STORM_ALERTS)
+        .map(|i| {
+            let loc = world.scenario(VerdictCode::IamUnreachable, 100 + i);
+            world.directory.set_cluster(
+                loc.as_str(),
+                ClusterAnswer::Json(format!("stage-{}.carrier1", storm_dc(i, threshold))),
+            );
+            loc
+        })
+        .collect();
+    let builds_before = world.jenkins.triggers().len();
+    let fire = |i: u32| {
+        let text = format!(
+            "Labels:\n - alertname = {}\n - environment = stage\n - severity = critical\n - cluster_id = {}",
+            crate::slack::alerts::ALERT_NAME,
+            locs[i as usize]
+        );
+        fake::message(
+            ONCALL_CHANNEL,
+            &text,
+            &World::user_ts(200 + i),
+            Some(ALERT_BOT),
+            Some("A0ALERTMGR"),
+            None,
+        )
+    };
+    let answered = |s: &fake::SimSlackState, i: u32| {
+        s.thread(ONCALL_CHANNEL, &World::user_ts(200 + i))
+            .iter()
+            .any(|m| m.ephemeral_to.is_none())
+    };
+    let is_storm = |m: &fake::SimMessage| {
+        m.thread_ts.is_none()
+            && m.ephemeral_to.is_none()
+            && m.text.as_deref().unwrap_or("").starts_with("Alert storm")
+    };
+    let started = Instant::now();
+    // The first `threshold` one after the other (each answered before the next), so which
+    // locations the storm's first window holds does not depend on handling order.
+    for i in 0..threshold {
+        world.slack.push(fire(i)).await?;
+        if !world.slack.wait_until(|s| answered(s, i), WAIT).await {
+            bail!("storm alert {i} was not answered");
+        }
+    }
+    world.slack.push(fire(threshold)).await?;
+    if !world
+        .slack
+        .wait_until(|s| s.messages().iter().any(is_storm), WAIT)
+        .await
+    {
+        bail!("crossing the threshold posted no storm message");
+    }
+    for i in threshold + 1..STORM_ALERTS {
+        world.slack.push(fire(i)).await?;
+    }
+    let fired_in = started.elapsed();
+    let pointer = |m: &fake::SimMessage| {
+        m.text
+            .as_deref()
+            .unwrap_or("")
+            .contains("Part of an alert storm")
+    };
+    let pointed = |s: &fake::SimSlackState, i: u32| {
+        s.thread(ONCALL_CHANNEL, &World::user_ts(200 + i))
+            .iter()
+            .any(|m| pointer(m))
+    };
+    let built = |s: &fake::SimSlackState, i: u32| {
+        s.thread(ONCALL_CHANNEL, &World::user_ts(200 + i))
+            .iter()
+            .any(|m| world::is_verdict(m))
+    };
+    let settled = world
+        .slack
+        .wait_until(
+            |s| {
+                let shown = s
+                    .messages()
+                    .iter()
+                    .filter(|m| is_storm(m))
+                    .map(world::render_message)
+                    .any(|t| {
+                        t.contains(&format!("{STORM_ALERTS} locations"))
+                            && t.contains("Cause — the sample agrees")
+                            && t.contains("*unreachable*")
+                            // The alerts after the declaration are located too (a lookup each).
+                            && !t.contains("not located")
+                    });
+                shown && (0..STORM_ALERTS).all(|i| built(s, i) || pointed(s, i))
+            },
+            WAIT,
+        )
+        .await;
+    if !settled {
+        bail!("the storm message never showed the count, every location located, IAM's state and the cause, or an alert went unanswered");
+    }
+    let message = world
+        .slack
+        .messages()
+        .into_iter()
+        .find(|m| is_storm(m))
+        .context("the storm message")?;
+    let answers = |i: &u32| world.thread(ONCALL_CHANNEL, &World::user_ts(200 + i));
+    let pointers: Vec<u32> = (0..STORM_ALERTS)
+        .filter(|i| answers(i).iter().any(pointer))
+        .collect();
+    let checked = (0..STORM_ALERTS)
+        .filter(|i| answers(i).iter().any(world::is_verdict))
+        .count();
+    let builds = world.jenkins.triggers().len() - builds_before;
+    // The pointer replies are counted once Slack answered them.
+    let linked = |m: &str| {
+        m.lines()
+            .find(|l| l.starts_with("linkbot_storm_alerts_linked_total"))
+            .and_then(|l| l.rsplit(' ').next()?.parse::<usize>().ok())
+            .unwrap_or(0)
+    };
+    let counting = Instant::now();
+    let metrics = loop {
+        let m = bot.metrics.render();
+        if linked(&m) == pointers.len() {
+            break m;
+        }
+        if counting.elapsed() > WAIT {
+            bail!(
+                "linkbot_storm_alerts_linked_total never reached {}",
+                pointers.len()
+            );
+        }
+        // The demo polls (bounded); the tests wait on the simulators' own signals.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+
+    rule(
+        out,
+        &format!("15. An alert storm — IAM is down; {STORM_ALERTS} stage locations fire the IAM-token alert within seconds"),
+    )?;
+    writeln!(
+        out,
+        "alertmanager: {STORM_ALERTS} alerts (environment = stage) in {}, {} and {} within {:.1}s; IAM answers 503.",
+        STORM_DCS[0],
+        STORM_DCS[1],
+        STORM_DCS[2],
+        fired_in.as_secs_f64()
+    )?;
+    writeln!(
+        out,
+        "[storm] as by default: threshold {threshold}, sample {}, window {}s. The first {threshold} alerts are checked as usual;\nalert {} (in {}) crosses the threshold and declares the storm.",
+        settings.sample,
+        settings.window.as_secs(),
+        threshold + 1,
+        storm_dc(threshold, threshold)
+    )?;
+    writeln!(
+        out,
+        "\nThe storm message in the channel (posted at once, then edited in place as alerts and verdicts arrived):"
+    )?;
+    writeln!(
+        out,
+        "{}",
+        indent(&world::render_message(&message), "    │ ")
+    )?;
+    writeln!(
+        out,
+        "\n{} of the {} alerts answered with one line instead of a build (each still opens its incident):",
+        pointers.len().min(2),
+        pointers.len()
+    )?;
+    for i in pointers.iter().take(2) {
+        writeln!(
+            out,
+            "  alertmanager: … cluster_id = {} ({})",
+            locs[*i as usize],
+            storm_dc(*i, threshold)
+        )?;
+        for m in world.thread(ONCALL_CHANNEL, &World::user_ts(200 + i)) {
+            writeln!(out, "    ↳ linkbot: {}", world::render_message(&m))?;
+        }
+    }
+    writeln!(
+        out,
+        "\nJenkins builds for the {STORM_ALERTS} alerts: {builds} — {threshold} checked as usual before the threshold was crossed, {} for the sample\n(the sample takes one location per datacenter; only {} had no check running). {} verdicts shown, {} pointers.",
+        builds.saturating_sub(threshold as usize),
+        storm_dc(threshold, threshold),
+        checked,
+        pointers.len()
+    )?;
+    writeln!(out, "/metrics, the storm's lines:")?;
+    // Sorted: a family's series come in hash order.
+    let mut lines: Vec<&str> = metrics
+        .lines()
+        .filter(|l| l.starts_with("linkbot_storm"))
+        .collect();
+    lines.sort();
+    for line in lines {
+        writeln!(out, "  {line}")?;
+    }
+    world.iam.set_unavailable(false);
+    Ok(())
 }

@@ -3,6 +3,7 @@
 //! Labels are low-cardinality by construction (verdict codes, Slack method names, error kinds):
 //! never a location id, a user, or anything secret.
 
+use crate::domain::Environment;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
 use prometheus_client::metrics::counter::Counter;
@@ -12,6 +13,17 @@ use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+
+/// `linkbot_storm_checks_total{kind}`: a check of the storm's sample.
+pub const STORM_SAMPLE: &str = "sample";
+/// `linkbot_storm_checks_total{kind}`: a check of the rest, within the build budget.
+pub const STORM_BUDGET: &str = "budget";
+
+fn env_label(environment: Environment) -> EnvironmentLabel {
+    EnvironmentLabel {
+        environment: environment.as_str().to_string(),
+    }
+}
 
 /// A verdict label.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -38,7 +50,21 @@ pub struct RejectedLabel {
     pub error: String,
 }
 
-/// Every metric linkbot exports.
+/// An environment label (`prod`, `stage`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EnvironmentLabel {
+    /// The environment.
+    pub environment: String,
+}
+
+/// Which storm decision started a build: `sample` (the storm's sample) or `budget` (the rest,
+/// within `max_builds_per_minute`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StormCheckLabel {
+    /// `sample` or `budget`.
+    pub kind: String,
+}
+
 /// Labels of the incident histograms: environment and verdict code.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct IncidentLabel {
@@ -93,6 +119,7 @@ impl Collector for Incidents {
     }
 }
 
+/// Every metric linkbot exports.
 #[derive(Clone)]
 pub struct Metrics {
     registry: Arc<Registry>,
@@ -124,6 +151,20 @@ pub struct Metrics {
     pub time_to_diagnosis: Incidents,
     /// Alert fired → resolved, per incident.
     pub time_to_resolution: Incidents,
+    /// Storms declared, by environment (counted by the one replica that declared each):
+    /// `linkbot_storms_declared_total`.
+    pub storms_declared: Family<EnvironmentLabel, Counter>,
+    /// Active storms by environment, as the store has them (every replica reports the same
+    /// value; aggregate with `max`): `linkbot_storm_active`.
+    pub storm_active: Family<EnvironmentLabel, Gauge>,
+    /// Alerts answered with a line pointing at their storm instead of a build:
+    /// `linkbot_storm_alerts_linked_total`.
+    pub storm_alerts_linked: Counter,
+    /// Checks storm mode started, by `kind` (`sample`, `budget`): `linkbot_storm_checks_total`.
+    pub storm_checks: Family<StormCheckLabel, Counter>,
+    /// Storms ended after a quiet window, by environment (counted once, by the replica that
+    /// ended each): `linkbot_storm_ended_total`.
+    pub storms_ended: Family<EnvironmentLabel, Counter>,
 }
 
 impl Default for Metrics {
@@ -168,6 +209,49 @@ impl Metrics {
             "Socket Mode reconnects",
             reconnects.clone(),
         );
+        let storms_declared = Family::<EnvironmentLabel, Counter>::default();
+        registry.register(
+            "storms_declared",
+            "Alert storms declared, by environment",
+            storms_declared.clone(),
+        );
+        let storm_active = Family::<EnvironmentLabel, Gauge>::default();
+        registry.register(
+            "storm_active",
+            "Alert storms active now, by environment (read from the store: the same on every replica)",
+            storm_active.clone(),
+        );
+        let storm_alerts_linked = Counter::default();
+        registry.register(
+            "storm_alerts_linked",
+            "Alerts answered with a line pointing at their storm instead of a build",
+            storm_alerts_linked.clone(),
+        );
+        let storm_checks = Family::<StormCheckLabel, Counter>::default();
+        registry.register(
+            "storm_checks",
+            "Checks started by storm mode: its sample, or the rest within the build budget",
+            storm_checks.clone(),
+        );
+        let storms_ended = Family::<EnvironmentLabel, Counter>::default();
+        registry.register(
+            "storm_ended",
+            "Alert storms ended after a quiet window, by environment",
+            storms_ended.clone(),
+        );
+        // Every environment and kind starts at 0, so `increase()` sees the first storm (and
+        // the families are never empty: see `time_to_diagnosis` below).
+        for env in Environment::ALL {
+            let label = EnvironmentLabel {
+                environment: env.as_str().to_string(),
+            };
+            let _zero = storms_declared.get_or_create(&label);
+            let _zero = storm_active.get_or_create(&label);
+            let _zero = storms_ended.get_or_create(&label);
+        }
+        for kind in [STORM_SAMPLE, STORM_BUDGET] {
+            let _zero = storm_checks.get_or_create(&StormCheckLabel { kind: kind.into() });
+        }
         let slack_rejected = Family::<RejectedLabel, Counter>::default();
         registry.register(
             "slack_rejected",
@@ -209,6 +293,11 @@ impl Metrics {
         );
         registry.register_collector(Box::new(time_to_resolution.clone()));
         Metrics {
+            storms_declared,
+            storm_active,
+            storm_alerts_linked,
+            storm_checks,
+            storms_ended,
             time_to_diagnosis,
             time_to_resolution,
             registry: Arc::new(registry),
@@ -240,6 +329,36 @@ impl Metrics {
                 error,
             })
             .inc();
+    }
+
+    /// Counts one storm declared in `environment`.
+    pub fn storm_declared(&self, environment: Environment) {
+        self.storms_declared
+            .get_or_create(&env_label(environment))
+            .inc();
+    }
+
+    /// Counts one storm ended in `environment`.
+    pub fn storm_ended(&self, environment: Environment) {
+        self.storms_ended
+            .get_or_create(&env_label(environment))
+            .inc();
+    }
+
+    /// Sets how many storms are active in `environment`.
+    pub fn set_storms_active(&self, environment: Environment, active: i64) {
+        self.storm_active
+            .get_or_create(&env_label(environment))
+            .set(active);
+    }
+
+    /// Counts `n` checks storm mode started, of `kind` ([`STORM_SAMPLE`], [`STORM_BUDGET`]).
+    pub fn storm_checks_started(&self, kind: &str, n: u64) {
+        self.storm_checks
+            .get_or_create(&StormCheckLabel {
+                kind: kind.to_string(),
+            })
+            .inc_by(n);
     }
 
     /// Counts one call in `family`.

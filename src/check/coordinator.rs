@@ -320,8 +320,8 @@ impl Coordinator {
                         "an internal error stopped it (a bug in linkbot)."
                     }
                 };
-                let waiters = this.waiters_or(id, &known).await;
-                this.sink.failed(&waiters, &req, reason).await;
+                let waiters = Box::pin(this.waiters_or(id, &known)).await;
+                Box::pin(this.sink.failed(&waiters, &req, reason)).await;
             }
             .instrument(span),
         );
@@ -350,7 +350,7 @@ impl Coordinator {
     ) -> Result<()> {
         // A store that fails now must not stop the check: its waiters are read again for each
         // progress edit and with the result.
-        let waiters = match self.store.waiters(id).await {
+        let waiters = match Box::pin(self.store.waiters(id)).await {
             Ok(w) => w,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot read the check's waiters yet");
@@ -365,10 +365,11 @@ impl Coordinator {
                 let busy = self.engine.config().check.max_concurrent;
                 // Deferred under Slack's edit budget, the line is skipped: the check's own
                 // progress follows once it has a slot.
-                let _shown = self
-                    .sink
-                    .progress(&waiters, &ProgressView::waiting_for_slot(req.clone(), busy))
-                    .await;
+                let _shown = Box::pin(
+                    self.sink
+                        .progress(&waiters, &ProgressView::waiting_for_slot(req.clone(), busy)),
+                )
+                .await;
                 self.slots
                     .clone()
                     .acquire_owned()
@@ -402,11 +403,11 @@ impl Coordinator {
         let json = serde_json::to_value(&report).context("serialising the report")?;
         // The lease is still renewed while the result waits for the store.
         let known_now = known.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        let outcome = self.record(id, &report, &json, &known_now).await;
+        let outcome = Box::pin(self.record(id, &report, &json, &known_now)).await;
         drop(lease);
         match outcome {
             Ok(FinishOutcome::Recorded { waiters }) => {
-                self.sink.finished(&waiters, &report, None).await
+                Box::pin(self.sink.finished(&waiters, &report, None)).await
             }
             Ok(FinishOutcome::LeaseLost) => {
                 tracing::warn!("lease lost before the result was recorded: the new holder answers")
@@ -419,8 +420,8 @@ impl Coordinator {
                     error = format!("{e:#}"),
                     "could not record the result; answering the waiters known"
                 );
-                let waiters = self.waiters_or(id, known).await;
-                self.sink.finished(&waiters, &report, None).await
+                let waiters = Box::pin(self.waiters_or(id, known)).await;
+                Box::pin(self.sink.finished(&waiters, &report, None)).await
             }
         }
         Ok(())
@@ -439,10 +440,8 @@ impl Coordinator {
         loop {
             let (persist, closed) = slot.take_persist();
             if let Some((stage, job)) = persist {
-                if let Ok(false) = self
-                    .store
-                    .set_stage(id, &self.owner, stage, job.as_ref())
-                    .await
+                if let Ok(false) =
+                    Box::pin(self.store.set_stage(id, &self.owner, stage, job.as_ref())).await
                 {
                     tracing::warn!("lease lost while persisting the check's stage");
                 }
@@ -454,7 +453,7 @@ impl Coordinator {
             let due = last_edit.is_none_or(|t| t.elapsed() >= interval);
             if due {
                 if let Some(view) = slot.take_view() {
-                    let waiters = match self.store.waiters(id).await {
+                    let waiters = match Box::pin(self.store.waiters(id)).await {
                         Ok(waiters) => {
                             remember(known, &waiters);
                             waiters
@@ -462,7 +461,7 @@ impl Coordinator {
                         Err(_) => known.lock().unwrap_or_else(|e| e.into_inner()).clone(),
                     };
                     interval = Duration::from_secs(waiters.len().clamp(1, 30) as u64);
-                    if !self.sink.progress(&waiters, &view).await {
+                    if !Box::pin(self.sink.progress(&waiters, &view)).await {
                         // Deferred by Slack's edit budget: due again after the interval.
                         slot.still_due();
                     }

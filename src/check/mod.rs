@@ -119,7 +119,15 @@ pub struct Engine {
     /// Where artifacts are parsed: cores − 1 (at least 1) low-priority threads. Parsing two
     /// 4 MiB artifacts is CPU work that must not hold the async workers acking envelopes.
     parse_pool: ParsePool,
+    /// Turns for the artifact step (download both, parse, diagnose): [`ARTIFACT_TURNS_PER_THREAD`]
+    /// per parse thread. Without it, 1,000 builds ending at once would hold 2,000 artifacts
+    /// (up to `artifact_max_bytes` each) in memory while they wait for the parse pool.
+    artifact_turns: Arc<tokio::sync::Semaphore>,
 }
+
+/// How many checks per parse thread may hold their artifacts at once: one parsing, the others
+/// downloading theirs so the thread never waits for the network.
+pub const ARTIFACT_TURNS_PER_THREAD: usize = 2;
 
 /// A report under construction: the context every verdict carries.
 struct Draft {
@@ -225,6 +233,9 @@ impl Engine {
         // the parses for the CPU (p99 166 ms on 2 cores in the `parse` bench); the pool's
         // threads also run niced, so the workers win most of the core they share.
         let parse_pool = ParsePool::for_this_machine().map_err(EngineError::ParsePool)?;
+        let artifact_turns = Arc::new(tokio::sync::Semaphore::new(
+            parse_pool.threads() * ARTIFACT_TURNS_PER_THREAD,
+        ));
         Ok(Engine {
             config,
             envs,
@@ -232,6 +243,7 @@ impl Engine {
             iam_health,
             metrics,
             parse_pool,
+            artifact_turns,
         })
     }
 
@@ -274,7 +286,7 @@ impl Engine {
     ) -> Report {
         let started = Instant::now();
         self.metrics.in_flight.inc();
-        let report = self.run_inner(req, resume, progress).await;
+        let report = Box::pin(self.run_inner(req, resume, progress)).await;
         self.metrics.in_flight.dec();
         self.metrics
             .checks
@@ -349,7 +361,7 @@ impl Engine {
             }
             None => {
                 progress(Progress::LookingUp);
-                let info = match clients.directory.cluster(&req.location).await {
+                let info = match Box::pin(clients.directory.cluster(&req.location)).await {
                     Ok(info) => info,
                     Err(e) => {
                         tracing::warn!(error = %e, "directory lookup failed");
@@ -387,7 +399,7 @@ impl Engine {
                     .steps
                     .push(Step::new(StepId::Lookup, StepStatus::Ok, evidence));
 
-                let carrier = match self.choose_carrier(clients, &tugboat).await {
+                let carrier = match Box::pin(self.choose_carrier(clients, &tugboat)).await {
                     Ok((c, evidence)) => {
                         draft
                             .steps
@@ -438,7 +450,7 @@ impl Engine {
                     tugboat: tugboat.clone(),
                     carrier: carrier.clone(),
                 };
-                match clients.jenkins.trigger(&params).await {
+                match Box::pin(clients.jenkins.trigger(&params)).await {
                     Ok(q) => JobHandle::Queued(q),
                     Err(e) => {
                         tracing::warn!(error = %e, "Jenkins refused the job");
@@ -532,23 +544,30 @@ impl Engine {
             ],
         ));
 
-        // Steps 3 and 4: the artifacts.
+        // Steps 3 and 4: the artifacts, a few checks at a time (the turn is held until the
+        // artifacts are parsed and dropped).
         progress(Progress::ReadingArtifacts);
-        let (api_key_log, configmap_log) = match self
-            .artifacts(clients, &finished.build, &finished.artifacts)
-            .await
-        {
-            Ok(pair) => pair,
-            Err((verdict, msg)) => {
-                let step = if verdict == VerdictCode::ArtifactMissing {
-                    StepId::ApiKey
-                } else {
-                    StepId::Job
-                };
-                return draft.fail(step, verdict, msg.clone(), vec![msg]);
+        let turn = match self.artifact_turns.acquire().await {
+            Ok(turn) => turn,
+            Err(_) => {
+                let msg = "The artifacts could not be read: linkbot is stopping.".to_string();
+                return draft.fail(StepId::Job, VerdictCode::JobFailed, msg.clone(), vec![msg]);
             }
         };
-        let mut diagnosis = match self.diagnose(api_key_log, configmap_log, &region).await {
+        let (api_key_log, configmap_log) =
+            match Box::pin(self.artifacts(clients, &finished.build, &finished.artifacts)).await {
+                Ok(pair) => pair,
+                Err((verdict, msg)) => {
+                    let step = if verdict == VerdictCode::ArtifactMissing {
+                        StepId::ApiKey
+                    } else {
+                        StepId::Job
+                    };
+                    return draft.fail(step, verdict, msg.clone(), vec![msg]);
+                }
+            };
+        let mut diagnosis = match Box::pin(self.diagnose(api_key_log, configmap_log, &region)).await
+        {
             Ok(d) => d,
             Err(msg) => {
                 tracing::error!(error = %msg, "artifact parsing failed");
@@ -561,11 +580,14 @@ impl Engine {
             }
         };
 
+        // The artifacts are parsed and dropped: the next check may download its own.
+        drop(turn);
+
         // Step 5 (optional): ask IAM.
         if let (Some(iam), VerdictCode::ApiKeyInvalid, Some(key)) =
             (&self.iam, diagnosis.verdict, diagnosis.key.clone())
         {
-            let outcome = iam.probe(&key).await;
+            let outcome = Box::pin(iam.probe(&key)).await;
             diagnosis = rules::apply_iam(diagnosis, &outcome);
         }
 

@@ -1021,7 +1021,9 @@ impl JenkinsClient {
                         }),
                         _ => {
                             let console_tail =
-                                self.console_tail(&build, CONSOLE_TAIL_LINES).await.ok();
+                                Box::pin(self.console_tail(&build, CONSOLE_TAIL_LINES))
+                                    .await
+                                    .ok();
                             Err(JobError::Failed {
                                 build,
                                 result,

@@ -31,6 +31,11 @@ pub const TOP_LOCATIONS: usize = 5;
 /// What an incident without a verdict (its check failed or still runs) counts as in the mix.
 pub const UNDIAGNOSED: &str = "undiagnosed";
 
+/// What an incident counts as in the mix when its alert was answered with a pointer to an
+/// alert storm and never checked: not diagnosed on purpose (the storm's sample was), so not
+/// [`UNDIAGNOSED`].
+pub const STORM_LINKED: &str = "linked_to_storm";
+
 /// The report of one period: every number it shows, computed from the store's rows.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PeriodReport {
@@ -65,7 +70,7 @@ pub struct PeriodReport {
 /// How many times something (a verdict code) occurred.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Count {
-    /// The verdict code (or [`UNDIAGNOSED`]).
+    /// The verdict code (or [`UNDIAGNOSED`], or [`STORM_LINKED`]).
     pub verdict: String,
     /// How many.
     pub count: usize,
@@ -192,10 +197,15 @@ pub fn compute(period: Period, rows: &ReportRows) -> PeriodReport {
         .collect();
     let elapsed = |from: DateTime<Utc>, to: DateTime<Utc>| (to - from).to_std().unwrap_or_default();
 
+    let storm_linked: std::collections::HashSet<_> = rows.storm_linked.iter().collect();
     let mut mix: BTreeMap<String, usize> = BTreeMap::new();
     for i in &opened {
-        *mix.entry(i.verdict.clone().unwrap_or_else(|| UNDIAGNOSED.into()))
-            .or_default() += 1;
+        let shown = match &i.verdict {
+            Some(v) => v.clone(),
+            None if storm_linked.contains(&i.id) => STORM_LINKED.into(),
+            None => UNDIAGNOSED.into(),
+        };
+        *mix.entry(shown).or_default() += 1;
     }
     let mut verdicts: Vec<Count> = mix
         .into_iter()

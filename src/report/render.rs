@@ -4,7 +4,7 @@
 //! ([`crate::format::human`]). Text and markdown are not escaped for Slack: the Slack side
 //! escapes whatever it posts (`slack/report_blocks.rs`). Nothing here does I/O.
 
-use super::{Percentiles, PeriodReport, UNDIAGNOSED};
+use super::{Percentiles, PeriodReport, STORM_LINKED, UNDIAGNOSED};
 use crate::diagnosis::verdict::VerdictCode;
 use crate::format::human;
 
@@ -84,6 +84,9 @@ pub fn verdict_title(code: &str) -> &'static str {
     match VerdictCode::parse(code) {
         Some(v) => v.title(),
         None if code == UNDIAGNOSED => "no verdict (the check failed or is running)",
+        None if code == STORM_LINKED => {
+            "linked to a storm (answered with a pointer to the storm message, not checked)"
+        }
         None => "",
     }
 }

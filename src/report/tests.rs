@@ -181,12 +181,39 @@ pub(super) fn sample_rows() -> ReportRows {
             vote("region_mismatch", true, "2026-11-27T13:00:00Z"),
             vote("region_mismatch", false, "2026-11-22T13:00:00Z"),
         ],
+        storm_linked: Vec::new(),
     }
 }
 
 /// The report of [`sample_rows`].
 pub(super) fn sample() -> PeriodReport {
     compute(period(), &sample_rows())
+}
+
+#[test]
+fn an_incident_a_storm_answered_with_a_pointer_is_linked_to_the_storm_not_undiagnosed() {
+    // Incident 5 fired in the period without a verdict; 4 has one (a verdict wins).
+    let rows = ReportRows {
+        storm_linked: vec![IncidentId(5), IncidentId(4)],
+        ..sample_rows()
+    };
+    let r = compute(period(), &rows);
+    let mix: Vec<(&str, usize)> = r
+        .verdicts
+        .iter()
+        .map(|c| (c.verdict.as_str(), c.count))
+        .collect();
+    assert_eq!(
+        mix,
+        [
+            ("api_key_invalid", 2),
+            ("region_mismatch", 1),
+            (STORM_LINKED, 1)
+        ]
+    );
+    let text = render::text(&r);
+    assert!(text.contains("linked to a storm"), "{text}");
+    assert!(!text.contains(UNDIAGNOSED), "{text}");
 }
 
 #[test]

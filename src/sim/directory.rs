@@ -1,7 +1,8 @@
 //! A simulated cluster directory (the `@xo cluster` service) on 127.0.0.1:0.
 //!
 //! Serves `GET /cluster/{id}` (JSON or XO's text form) and `GET /carriers/{dc}`, from a table
-//! the test or demo fills in, with failures on demand. Records every request.
+//! the test or demo fills in, with failures on demand. Records every request; can hold cluster
+//! answers (to see what does not wait for them) and counts how many are in flight at once.
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -30,6 +31,9 @@ struct Inner {
     carriers: HashMap<String, (u16, String)>,
     requests: Vec<String>,
     token: Option<String>,
+    /// Cluster lookups being answered now, and the most there ever were at once.
+    in_flight: usize,
+    max_in_flight: usize,
 }
 
 /// A running simulated directory. Stops when dropped.
@@ -37,6 +41,7 @@ pub struct SimDirectory {
     base: Url,
     inner: Arc<Mutex<Inner>>,
     notify: Arc<Notify>,
+    held: Arc<tokio::sync::watch::Sender<bool>>,
     _shutdown: tokio::sync::oneshot::Sender<()>,
 }
 
@@ -44,6 +49,8 @@ pub struct SimDirectory {
 struct AppState {
     inner: Arc<Mutex<Inner>>,
     notify: Arc<Notify>,
+    /// While `true`, cluster lookups wait before answering.
+    held: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 fn lock(inner: &Mutex<Inner>) -> std::sync::MutexGuard<'_, Inner> {
@@ -61,12 +68,14 @@ impl SimDirectory {
         let scheme = if tls.is_some() { "https" } else { "http" };
         let inner = Arc::new(Mutex::new(Inner::default()));
         let notify = Arc::new(Notify::new());
+        let held = Arc::new(tokio::sync::watch::Sender::new(false));
         let app = Router::new()
             .route("/api/cluster/{id}", get(cluster))
             .route("/api/carriers/{dc}", get(carriers))
             .with_state(AppState {
                 inner: inner.clone(),
                 notify: notify.clone(),
+                held: held.clone(),
             });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
@@ -82,6 +91,7 @@ impl SimDirectory {
             base,
             inner,
             notify,
+            held,
             _shutdown: tx,
         })
     }
@@ -125,6 +135,43 @@ impl SimDirectory {
     /// Every request path seen, in order.
     pub fn requests(&self) -> Vec<String> {
         lock(&self.inner).requests.clone()
+    }
+
+    /// Holds every cluster lookup (it waits, unanswered) while `on`; releasing answers them.
+    pub fn hold_clusters(&self, on: bool) {
+        self.held.send_replace(on);
+    }
+
+    /// Cluster lookups being answered (or held) now.
+    pub fn clusters_in_flight(&self) -> usize {
+        lock(&self.inner).in_flight
+    }
+
+    /// The most cluster lookups that were ever in flight at once.
+    pub fn max_clusters_in_flight(&self) -> usize {
+        lock(&self.inner).max_in_flight
+    }
+
+    /// Starts counting [`SimDirectory::max_clusters_in_flight`] again from those in flight now.
+    pub fn reset_max_clusters_in_flight(&self) {
+        let mut inner = lock(&self.inner);
+        inner.max_in_flight = inner.in_flight;
+    }
+
+    /// Waits until at least `n` cluster lookups are in flight at once, or `timeout` passes;
+    /// true when seen.
+    pub async fn wait_clusters_in_flight(&self, n: usize, timeout: std::time::Duration) -> bool {
+        tokio::time::timeout(timeout, async {
+            loop {
+                let notified = self.notify.notified();
+                if lock(&self.inner).in_flight >= n {
+                    return;
+                }
+                notified.await;
+            }
+        })
+        .await
+        .is_ok()
     }
 
     /// Waits until at least `n` requests were seen, or `timeout` passes; true when seen.
@@ -186,6 +233,22 @@ async fn cluster(
     if !record(&state, format!("/cluster/{id}"), &headers) {
         return (StatusCode::UNAUTHORIZED, "unauthorized").into_response();
     }
+    {
+        let mut inner = lock(&state.inner);
+        inner.in_flight += 1;
+        inner.max_in_flight = inner.max_in_flight.max(inner.in_flight);
+        state.notify.notify_waiters();
+    }
+    // Counted out however this ends (also when the client gives up and the task is dropped).
+    struct Out(Arc<Mutex<Inner>>);
+    impl Drop for Out {
+        fn drop(&mut self) {
+            lock(&self.0).in_flight -= 1;
+        }
+    }
+    let _out = Out(state.inner.clone());
+    let mut held = state.held.subscribe();
+    let _ = held.wait_for(|h| !*h).await;
     let answer = lock(&state.inner).clusters.get(&id).cloned();
     match answer {
         None => (StatusCode::NOT_FOUND, format!("cluster {id} not found")).into_response(),

@@ -110,12 +110,22 @@ struct Inner {
     outage_answers: u64,
     /// When set, the outage ends by itself after answering this many more requests.
     outage_left: Option<u64>,
+    /// How long each artifact download takes (a slow network or a big file); zero: no wait.
+    artifact_delay: Duration,
+}
+
+/// Artifact downloads under way, and the most there ever were at once.
+#[derive(Debug, Default)]
+struct Downloads {
+    now: std::sync::atomic::AtomicUsize,
+    most: std::sync::atomic::AtomicUsize,
 }
 
 /// A running simulated Jenkins. Stops when dropped.
 pub struct SimJenkins {
     base: Url,
     inner: Arc<Mutex<Inner>>,
+    downloads: Arc<Downloads>,
     notify: Arc<Notify>,
     _shutdown: tokio::sync::oneshot::Sender<()>,
 }
@@ -123,6 +133,7 @@ pub struct SimJenkins {
 #[derive(Clone)]
 struct AppState {
     inner: Arc<Mutex<Inner>>,
+    downloads: Arc<Downloads>,
     notify: Arc<Notify>,
     job: Vec<String>,
     base: Url,
@@ -153,6 +164,7 @@ pub async fn start_with_tls(job: &[&str], tls: Option<super::tls::SimTls>) -> Si
         ..Inner::default()
     }));
     let notify = Arc::new(Notify::new());
+    let downloads = Arc::new(Downloads::default());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("binding 127.0.0.1:0");
@@ -162,6 +174,7 @@ pub async fn start_with_tls(job: &[&str], tls: Option<super::tls::SimTls>) -> Si
     let base = Url::parse(&format!("{scheme}://{addr}/")).expect("loopback URL");
     let state = AppState {
         inner: inner.clone(),
+        downloads: downloads.clone(),
         notify: notify.clone(),
         job: job.iter().map(|s| s.to_string()).collect(),
         base: base.clone(),
@@ -177,6 +190,7 @@ pub async fn start_with_tls(job: &[&str], tls: Option<super::tls::SimTls>) -> Si
     SimJenkins {
         base,
         inner,
+        downloads,
         notify,
         _shutdown: tx,
     }
@@ -193,6 +207,18 @@ impl SimJenkins {
         lock(&self.inner)
             .per_cluster
             .insert(cluster_id.to_string(), behaviour);
+    }
+
+    /// Makes every artifact download take `delay` before it is answered.
+    pub fn set_artifact_delay(&self, delay: Duration) {
+        lock(&self.inner).artifact_delay = delay;
+    }
+
+    /// The most artifact downloads that were ever under way at once.
+    pub fn most_downloads_at_once(&self) -> usize {
+        self.downloads
+            .most
+            .load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// How jobs for any other location behave from the next trigger on.
@@ -469,8 +495,38 @@ fn not_found() -> Response {
     )
 }
 
+/// Answers a request; an artifact download is counted while under way and takes the
+/// configured delay first.
 async fn handle(
     State(state): State<AppState>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    use std::sync::atomic::Ordering::SeqCst;
+    if !matches!(route(&state.job, &method, uri.path()), Route::Artifact(..)) {
+        return answer(state, method, uri, headers, body).await;
+    }
+    /// Counts the download as over however it ends (a client may give up mid-way).
+    struct UnderWay(Arc<Downloads>);
+    impl Drop for UnderWay {
+        fn drop(&mut self) {
+            self.0.now.fetch_sub(1, SeqCst);
+        }
+    }
+    let under_way = UnderWay(state.downloads.clone());
+    let now = under_way.0.now.fetch_add(1, SeqCst) + 1;
+    under_way.0.most.fetch_max(now, SeqCst);
+    let delay = lock(&state.inner).artifact_delay;
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    answer(state, method, uri, headers, body).await
+}
+
+async fn answer(
+    state: AppState,
     method: Method,
     uri: Uri,
     headers: HeaderMap,

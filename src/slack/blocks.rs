@@ -1514,7 +1514,8 @@ fn places(list: &[(String, usize)]) -> String {
 
 /// The sentence saying what a cause the sample agrees on means.
 pub fn storm_cause(cause: &Cause) -> String {
-    let reason = mrkdwn::escape_composed(&cause.reason);
+    // A real reason (one sampled location's), not the digit-stripped form it was compared by.
+    let reason = mrkdwn::escape(&cause.shown);
     let code = cause.verdict.as_str();
     let meaning = match cause.verdict {
         VerdictCode::ApiKeyAccepted => "every sampled key works and the region is right: this is *not a key problem* — look at IAM or the connector side".to_string(),
@@ -1606,7 +1607,7 @@ pub fn storm_message(view: &StormView) -> (String, Vec<Value>) {
                     .unwrap_or_default();
                 let verdict = match (s.verdict, &s.reason) {
                     (Some(v), Some(r)) => {
-                        format!("`{}` — {}", v.as_str(), mrkdwn::escape_composed(r))
+                        format!("`{}` — {}", v.as_str(), mrkdwn::escape(r))
                     }
                     (Some(v), None) => format!("`{}`", v.as_str()),
                     (None, _) => "checking…".to_string(),
@@ -1741,6 +1742,7 @@ mod storm_tests {
         let cause = Cause {
             verdict: VerdictCode::ApiKeyAccepted,
             reason: "ok".into(),
+            shown: "ok".into(),
             agreeing: 3,
         };
         let table = [
@@ -1797,6 +1799,28 @@ mod storm_tests {
     }
 
     #[test]
+    fn the_cause_and_the_sample_show_a_real_reason_not_the_compared_form() {
+        let cause = Cause {
+            verdict: VerdictCode::IamUnreachable,
+            reason: "IAM answered HTTP # (BXNIM#E)".into(),
+            shown: "IAM answered HTTP 503 (BXNIM0415E) `<!here>`".into(),
+            agreeing: 3,
+        };
+        let mut v = view(40, Agreement::Agreed(cause), StormMode::Sample, true);
+        v.sample[0].reason = Some("API key (…nB3w) rejected".into());
+        let (_, blocks) = storm_message(&v);
+        let all = serde_json::to_string(&blocks).expect("json");
+        assert!(all.contains("IAM answered HTTP 503 (BXNIM0415E)"), "{all}");
+        assert!(all.contains("API key (…nB3w) rejected"), "{all}");
+        assert!(!all.contains('#'), "a compared form is shown: {all}");
+        // Outside text, escaped like all of it: no mention, no code span broken.
+        assert!(
+            all.contains("&lt;!here&gt;") && !all.contains("`<!here>`"),
+            "{all}"
+        );
+    }
+
+    #[test]
     fn the_pointer_links_to_the_storm_message() {
         assert!(storm_pointer(Some("https://x.slack.com/archives/C1/p1"))
             .contains("<https://x.slack.com/archives/C1/p1|See the storm message>"));
@@ -1813,7 +1837,7 @@ mod storm_tests {
             dcs in proptest::collection::vec(("[a-z]{3}[0-9]{2}", 1usize..100), 0..40),
             active in any::<bool>(),
         ) {
-            let mut v = view(n, Agreement::Agreed(Cause { verdict: VerdictCode::LookupFailed, reason: reason.clone(), agreeing: 3 }), StormMode::Sample, active);
+            let mut v = view(n, Agreement::Agreed(Cause { verdict: VerdictCode::LookupFailed, reason: reason.clone(), shown: reason.clone(), agreeing: 3 }), StormMode::Sample, active);
             v.iam = Some(Err(why));
             v.datacenters = dcs;
             v.sample[0].reason = Some(reason);

@@ -12,14 +12,19 @@
 //!   edits, and no urgent edit waits; otherwise it is deferred, not queued, and its check sends
 //!   its latest state later (the coordinator keeps only the latest view of each check).
 //!
-//! The bucket holds at most `capacity` tokens (a fifth of the window's allowance: the burst) and
-//! refills at `(per_window − capacity) / window`, so no sliding window of that length ever holds
-//! more than `per_window` edits, which is how the simulated Slack counts them. The budget is per
-//! process: replicas of one app share Slack's allowance (see README).
+//! The budget is a sliding log of the edits granted in the last window (at most
+//! `per_window` send times, including urgent edits booked for later): an edit is granted when
+//! fewer than `per_window` fall in the window that ends when it is sent, which is exactly how
+//! the simulated Slack counts them, so linkbot can use the whole allowance (50 a minute, steady)
+//! and never exceed it. Progress edits also pass a token bucket (a burst of a fifth of the
+//! allowance, then the rest spread over the window), so they are spread out rather than spent
+//! in one burst that would leave a verdict waiting for the whole window; and they leave a
+//! reserve of free slots for urgent edits. The budget is per process: replicas of one app share Slack's allowance (see README).
 //!
 //! Pure arithmetic over [`Instant`]s handed in; the one async function only sleeps. It must not
 //! know what an edit shows.
 
+use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -50,92 +55,120 @@ pub enum EditKind {
     Progress,
 }
 
+/// The edits granted in the last window, oldest first (send times; an urgent edit that waits
+/// is booked at the time it may go).
 #[derive(Debug)]
-struct Bucket {
-    /// Tokens available (negative: reserved ahead by waiting urgent edits).
+struct Log {
+    sent: VecDeque<Instant>,
+    /// Progress tokens (the bucket that spreads progress edits out).
     tokens: f64,
-    last: Instant,
-    /// Urgent edits granted a token they must still wait for.
+    /// When `tokens` was last refilled.
+    refilled: Instant,
+    /// Urgent edits granted a slot they must still wait for.
     urgent_waiting: u32,
 }
 
-/// The token bucket for `chat.update`. Cheap to share behind an `Arc`.
+/// The sliding-window budget for `chat.update`. Cheap to share behind an `Arc`.
 #[derive(Debug)]
 pub struct EditBudget {
-    capacity: f64,
-    /// Tokens per second.
+    rate: EditRate,
+    /// Free slots progress edits must leave for urgent ones.
+    reserve: usize,
+    /// The progress bucket's size and refill (tokens per second).
+    burst: f64,
     refill: f64,
-    /// Tokens progress edits must leave for urgent ones.
-    reserve: f64,
-    bucket: Mutex<Bucket>,
+    log: Mutex<Log>,
 }
 
 impl EditBudget {
-    /// A budget for `rate`, full.
+    /// A budget for `rate`, with nothing sent yet.
     pub fn new(rate: EditRate) -> EditBudget {
-        // At least 2 a window: one for the burst, one for the refill.
-        let per_window = f64::from(rate.per_window.max(2));
-        let capacity = (per_window / 5.0).max(1.0).floor();
-        let window = rate.window.as_secs_f64().max(0.001);
-        let refill = (per_window - capacity) / window;
-        // Half the burst stays for urgent edits: a verdict after a flood of progress edits
-        // finds a token at once.
-        let reserve = (capacity / 2.0).floor();
+        let rate = EditRate {
+            per_window: rate.per_window.max(1),
+            window: rate.window.max(Duration::from_millis(1)),
+        };
+        // A tenth of the allowance (5 of Tier 3's 50) stays for urgent edits: a verdict after
+        // a flood of progress edits finds a slot at once.
+        let reserve = (rate.per_window / 10) as usize;
+        let per_window = f64::from(rate.per_window);
+        let burst = (per_window / 5.0).floor().max(1.0);
+        let refill = (per_window - burst).max(1.0) / rate.window.as_secs_f64();
         EditBudget {
-            capacity,
-            refill,
+            rate,
             reserve,
-            bucket: Mutex::new(Bucket {
-                tokens: capacity,
-                last: Instant::now(),
+            burst,
+            refill,
+            log: Mutex::new(Log {
+                sent: VecDeque::with_capacity(rate.per_window as usize),
+                tokens: burst,
+                refilled: Instant::now(),
                 urgent_waiting: 0,
             }),
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Bucket> {
-        self.bucket.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock(&self) -> std::sync::MutexGuard<'_, Log> {
+        self.log.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn refill(&self, b: &mut Bucket, now: Instant) {
-        let elapsed = now.saturating_duration_since(b.last).as_secs_f64();
-        b.tokens = (b.tokens + elapsed * self.refill).min(self.capacity);
-        b.last = now;
+    /// Forgets edits that left the window ending at `now` (keeping at most one window's worth).
+    fn expire(&self, log: &mut Log, now: Instant) {
+        while let Some(first) = log.sent.front() {
+            if *first + self.rate.window <= now || log.sent.len() > self.rate.per_window as usize {
+                log.sent.pop_front();
+            } else {
+                break;
+            }
+        }
     }
 
-    /// A progress edit at `now`: `true` (a token taken) when one is free above the reserve and
-    /// no urgent edit is waiting; `false` means defer it.
+    /// A progress edit at `now`: `true` (a slot taken) when the progress bucket has a token, a
+    /// slot is free above the reserve and no urgent edit is waiting; `false` means defer it.
     pub fn try_progress(&self, now: Instant) -> bool {
-        let mut b = self.lock();
-        self.refill(&mut b, now);
-        if b.urgent_waiting == 0 && b.tokens >= 1.0 + self.reserve {
-            b.tokens -= 1.0;
+        let mut log = self.lock();
+        self.expire(&mut log, now);
+        let elapsed = now.saturating_duration_since(log.refilled).as_secs_f64();
+        log.tokens = (log.tokens + elapsed * self.refill).min(self.burst);
+        log.refilled = now;
+        if log.urgent_waiting == 0
+            && log.tokens >= 1.0
+            && log.sent.back().is_none_or(|last| *last <= now)
+            && log.sent.len() + 1 + self.reserve <= self.rate.per_window as usize
+        {
+            log.tokens -= 1.0;
+            log.sent.push_back(now);
             true
         } else {
             false
         }
     }
 
-    /// An urgent edit at `now`: takes a token (ahead of every progress edit) and returns how
+    /// An urgent edit at `now`: takes a slot (ahead of every progress edit) and returns how
     /// long to wait before sending, zero when one was free. Call [`EditBudget::urgent_sent`]
     /// once the wait is over.
     pub fn reserve_urgent(&self, now: Instant) -> Duration {
-        let mut b = self.lock();
-        self.refill(&mut b, now);
-        b.tokens -= 1.0;
-        if b.tokens >= 0.0 {
-            Duration::ZERO
-        } else {
-            b.urgent_waiting += 1;
-            Duration::from_secs_f64(-b.tokens / self.refill)
+        let mut log = self.lock();
+        self.expire(&mut log, now);
+        let per_window = self.rate.per_window as usize;
+        // After the last edit booked (urgent edits keep their order), and once the window
+        // ending then holds fewer than `per_window`: when the oldest of the last `per_window`
+        // has left it. With fewer than that in the log, every window holds fewer.
+        let mut at = log.sent.back().map_or(now, |last| (*last).max(now));
+        if log.sent.len() >= per_window {
+            at = at.max(log.sent[log.sent.len() - per_window] + self.rate.window);
         }
+        log.sent.push_back(at);
+        if at > now {
+            log.urgent_waiting += 1;
+        }
+        at - now
     }
 
     /// An urgent edit that waited ([`EditBudget::reserve_urgent`] returned more than zero) is
     /// being sent.
     pub fn urgent_sent(&self) {
-        let mut b = self.lock();
-        b.urgent_waiting = b.urgent_waiting.saturating_sub(1);
+        let mut log = self.lock();
+        log.urgent_waiting = log.urgent_waiting.saturating_sub(1);
     }
 
     /// Waits for the right to send an edit of `kind`: `false` for a progress edit to defer.
@@ -175,22 +208,37 @@ mod tests {
     }
 
     #[test]
-    fn tier_3_bursts_ten_then_refills_forty_a_minute() {
+    fn tier_3_spreads_progress_and_lets_urgent_edits_use_the_whole_allowance() {
         let budget = EditBudget::new(EditRate::TIER_3);
         let t0 = Instant::now();
-        // The burst is 10; progress leaves 5 of them for urgent edits.
+        // Progress: a burst of 10, then the bucket is empty.
         let progress = (0..20).filter(|_| budget.try_progress(t0)).count();
-        assert_eq!(progress, 5);
-        // Urgent edits still go at once: the reserve.
-        for _ in 0..5 {
+        assert_eq!(progress, 10);
+        // Urgent edits take the other 40 slots of the minute at once.
+        for _ in 0..40 {
             assert_eq!(budget.reserve_urgent(t0), Duration::ZERO);
         }
-        // The next urgent one waits for the refill: 40 a minute, 1.5 s a token.
-        let wait = budget.reserve_urgent(t0);
-        assert_eq!(wait, Duration::from_millis(1500));
-        // While it waits, no progress edit goes, even once a token arrives.
+        // The 51st edit of the window goes when the first leaves it.
+        assert_eq!(budget.reserve_urgent(t0), Duration::from_secs(60));
+        // While it waits, no progress edit goes, even once the bucket has a token again.
         assert!(!budget.try_progress(t0 + Duration::from_secs(3)));
         budget.urgent_sent();
+    }
+
+    #[test]
+    fn a_flood_of_verdicts_gets_fifty_a_minute() {
+        let budget = EditBudget::new(EditRate::TIER_3);
+        let t0 = Instant::now();
+        let waits: Vec<Duration> = (0..1000).map(|_| budget.reserve_urgent(t0)).collect();
+        let within_ten_minutes = waits
+            .iter()
+            .filter(|w| **w < Duration::from_secs(600))
+            .count();
+        assert_eq!(within_ten_minutes, 500);
+        assert!(
+            waits.windows(2).all(|w| w[0] <= w[1]),
+            "urgent edits keep their order"
+        );
     }
 
     #[test]
@@ -221,12 +269,16 @@ mod tests {
             window: Duration::from_secs(8),
         });
         let t0 = Instant::now();
-        // capacity 2, refill 8 per 8 s = 1/s.
-        let waits: Vec<Duration> = (0..5).map(|_| budget.reserve_urgent(t0)).collect();
-        assert_eq!(
-            waits,
-            vec![Duration::ZERO, Duration::ZERO, ms(1000), ms(2000), ms(3000)]
-        );
+        let mut waits = vec![budget.reserve_urgent(t0)];
+        // Two more at 1 s and 2 s: the window then holds 3.
+        waits.push(budget.reserve_urgent(t0 + ms(1000)) + ms(1000));
+        waits.push(budget.reserve_urgent(t0 + ms(2000)) + ms(2000));
+        waits.extend((0..9).map(|_| budget.reserve_urgent(t0 + ms(2000)) + ms(2000)));
+        // Seven more fit at 2 s; then each goes when one of the first three leaves the window.
+        let mut expected = vec![Duration::ZERO, ms(1000)];
+        expected.extend(std::iter::repeat_n(ms(2000), 8));
+        expected.extend([ms(8000), ms(9000)]);
+        assert_eq!(waits, expected);
     }
 
     proptest! {

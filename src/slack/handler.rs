@@ -110,15 +110,15 @@ impl Handler {
                 retry_attempt,
                 event,
                 ..
-            } => self.on_event(retry_attempt, *event).await,
+            } => Box::pin(self.on_event(retry_attempt, event)).await,
             Inbound::Command {
                 envelope_id,
                 command,
-            } => self.on_command(&envelope_id, *command).await,
+            } => Box::pin(self.on_command(&envelope_id, command)).await,
             Inbound::Interaction {
                 envelope_id,
                 interaction,
-            } => self.on_interaction(&envelope_id, *interaction).await,
+            } => Box::pin(self.on_interaction(&envelope_id, interaction)).await,
         };
         if let Err(e) = result {
             tracing::error!(error = format!("{e:#}"), "handling a Slack envelope failed");
@@ -152,7 +152,7 @@ impl Handler {
         }
     }
 
-    async fn on_event(&self, retry_attempt: u32, event: SlackPushEventCallback) -> Result<()> {
+    async fn on_event(&self, retry_attempt: u32, event: Box<SlackPushEventCallback>) -> Result<()> {
         if !self
             .first_seen(&format!("event:{}", event.event_id))
             .await?
@@ -160,28 +160,30 @@ impl Handler {
             tracing::info!(event_id = %event.event_id, retry_attempt, "redelivered event ignored");
             return Ok(());
         }
-        match event.event {
-            SlackEventCallbackBody::AppMention(m) => self.on_mention(&m).await,
-            SlackEventCallbackBody::Message(m) => self.on_message_event(&m).await,
-            SlackEventCallbackBody::Unknown(raw) => self.on_raw_event(&raw).await,
+        // Each kind's future is boxed: the handler's own future stays small, and a burst of
+        // envelopes waiting for Slack holds only the futures of what each one is doing.
+        match &event.event {
+            SlackEventCallbackBody::AppMention(m) => Box::pin(self.on_mention(m)).await,
+            SlackEventCallbackBody::Message(m) => Box::pin(self.on_message_event(m)).await,
+            SlackEventCallbackBody::Unknown(raw) => Box::pin(self.on_raw_event(raw)).await,
             _ => Ok(()),
         }
     }
 
-    async fn on_command(&self, envelope_id: &str, cmd: SlackCommandEvent) -> Result<()> {
+    async fn on_command(&self, envelope_id: &str, cmd: Box<SlackCommandEvent>) -> Result<()> {
         if !self.first_seen(&format!("envelope:{envelope_id}")).await? {
             return Ok(());
         }
-        self.on_slash_command(&cmd).await
+        Box::pin(self.on_slash_command(&cmd)).await
     }
 
     async fn on_interaction(
         &self,
         envelope_id: &str,
-        interaction: SlackInteractionEvent,
+        interaction: Box<SlackInteractionEvent>,
     ) -> Result<()> {
         if !matches!(
-            interaction,
+            *interaction,
             SlackInteractionEvent::BlockActions(_) | SlackInteractionEvent::ViewSubmission(_)
         ) {
             return Ok(());
@@ -189,10 +191,12 @@ impl Handler {
         if !self.first_seen(&format!("envelope:{envelope_id}")).await? {
             return Ok(());
         }
-        match interaction {
-            SlackInteractionEvent::BlockActions(ev) => self.on_block_actions(&ev).await,
+        match &*interaction {
+            SlackInteractionEvent::BlockActions(ev) => Box::pin(self.on_block_actions(ev)).await,
             // The 👎 form's answer (`feedback.rs`).
-            SlackInteractionEvent::ViewSubmission(ev) => self.on_view_submission(&ev).await,
+            SlackInteractionEvent::ViewSubmission(ev) => {
+                Box::pin(self.on_view_submission(ev)).await
+            }
             _ => Ok(()),
         }
     }
@@ -212,19 +216,20 @@ impl Handler {
     ) -> Result<()> {
         let starting = ProgressView::new(req.clone());
         let (text, progress) = blocks::progress(&starting);
-        let ts = match self
-            .web
-            .post_message(channel, Some(thread), &text, Some(progress))
-            .await
+        // Every call below is boxed: this future is alive while a burst of requests waits for
+        // Slack, so it keeps only the state of the call under way.
+        let ts = match Box::pin(
+            self.web
+                .post_message(channel, Some(thread), &text, Some(progress)),
+        )
+        .await
         {
             Ok(ts) => ts,
             // Slack refused the Block Kit version: the same message as plain text.
             Err(e @ (SlackError::Api { .. } | SlackError::InvalidBlocks { .. })) => {
                 tracing::error!(channel, code = e.code(), messages = ?e.response_messages(), "Slack refused the progress message; posting it as plain text: {e}");
                 let plain = blocks::plain_progress(&starting);
-                self.web
-                    .post_message(channel, Some(thread), &plain, None)
-                    .await?
+                Box::pin(self.web.post_message(channel, Some(thread), &plain, None)).await?
             }
             Err(e) => return Err(e.into()),
         };
@@ -241,22 +246,16 @@ impl Handler {
         let store = self.coordinator.store();
         match incident {
             Some(id) => {
-                if let Err(e) = store.set_incident_check(id, None, &diagnosis).await {
+                if let Err(e) = Box::pin(store.set_incident_check(id, None, &diagnosis)).await {
                     tracing::warn!(error = %e, "cannot record the incident's diagnosis message");
                 }
             }
             None => {
                 let kind = requester.source.as_str();
-                self.incidents
-                    .joined(req, kind, requester.user.as_deref())
-                    .await;
+                Box::pin(self.incidents.joined(req, kind, requester.user.as_deref())).await;
             }
         }
-        match self
-            .coordinator
-            .request(req, requester, waiter, fresh)
-            .await
-        {
+        match Box::pin(self.coordinator.request(req, requester, waiter, fresh)).await {
             Ok(outcome) => {
                 tracing::info!(location = %req.location, environment = %req.environment, source = requester.source.as_str(), ?outcome, "check requested");
                 if let Some(id) = incident {
@@ -269,7 +268,9 @@ impl Handler {
                             .flatten()
                             .map(|d| d.check_id),
                     };
-                    if let Err(e) = store.set_incident_check(id, check_id, &diagnosis).await {
+                    if let Err(e) =
+                        Box::pin(store.set_incident_check(id, check_id, &diagnosis)).await
+                    {
                         tracing::warn!(error = %e, "cannot record the incident's check");
                     }
                 }
@@ -282,14 +283,13 @@ impl Handler {
                     .find_map(|c| c.downcast_ref::<crate::store::StoreError>())
                     .map(|s| s.user_message())
                     .unwrap_or("the bot's store is unavailable.");
-                self.web
-                    .update(
-                        channel,
-                        &ts,
-                        &format!("The check could not be started: {why} Try again in a minute."),
-                        Some(Vec::new()),
-                    )
-                    .await?;
+                Box::pin(self.web.update(
+                    channel,
+                    &ts,
+                    &format!("The check could not be started: {why} Try again in a minute."),
+                    Some(Vec::new()),
+                ))
+                .await?;
                 Ok(())
             }
         }

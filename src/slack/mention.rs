@@ -63,52 +63,36 @@ impl Handler {
                     environment: environment.unwrap_or(self.config.check.default_environment),
                 };
                 if !self.config.environments.contains_key(&req.environment) {
-                    self.web
-                        .post_message(
-                            channel,
-                            Some(thread),
-                            &format!("The `{}` environment is not configured.", req.environment),
-                            None,
-                        )
-                        .await?;
-                    return Ok(());
+                    let text = format!("The `{}` environment is not configured.", req.environment);
+                    return self.reply(channel, thread, &text).await;
                 }
                 let requester = Requester {
                     user: Some(user.to_string()),
                     channel: Some(channel.to_string()),
                     source,
                 };
-                self.start_check(channel, thread, &req, &requester, false, None)
-                    .await
+                Box::pin(self.start_check(channel, thread, &req, &requester, false, None)).await
             }
-            Command::Help => {
-                self.web
-                    .post_message(channel, Some(thread), commands::USAGE, None)
-                    .await?;
-                Ok(())
-            }
+            Command::Help => self.reply(channel, thread, commands::USAGE).await,
             Command::Report { since } => {
-                self.answer_report(channel, Some(thread), user, since).await
+                Box::pin(self.answer_report(channel, Some(thread), user, since)).await
             }
             Command::Status => {
-                let text = self.status_text().await?;
-                self.web
-                    .post_message(channel, Some(thread), &text, None)
-                    .await?;
-                Ok(())
+                let text = Box::pin(self.status_text()).await?;
+                self.reply(channel, thread, &text).await
             }
             Command::Invalid(why) => {
-                self.web
-                    .post_message(
-                        channel,
-                        Some(thread),
-                        &format!("{why}\n\n{}", commands::USAGE),
-                        None,
-                    )
-                    .await?;
-                Ok(())
+                let text = format!("{why}\n\n{}", commands::USAGE);
+                self.reply(channel, thread, &text).await
             }
         }
+    }
+
+    /// Posts `text` in `thread`. Boxed: every command's future stays small, so a burst of
+    /// requests waiting for Slack holds only the state of the call under way.
+    async fn reply(&self, channel: &str, thread: &str, text: &str) -> Result<()> {
+        Box::pin(self.web.post_message(channel, Some(thread), text, None)).await?;
+        Ok(())
     }
 
     /// The checks in flight, one line each (mrkdwn).

@@ -452,6 +452,9 @@ pub struct ReportRows {
     pub pages: Vec<PageRecord>,
     /// Feedback votes given (or last changed) in the period.
     pub feedback: Vec<FeedbackVote>,
+    /// Incidents fired in the period whose alert was answered with a pointer to a storm and
+    /// never checked (their storm location is unchecked): deliberately not diagnosed.
+    pub storm_linked: Vec<IncidentId>,
 }
 
 /// The answer to [`Store::claim_report_slot`].
@@ -1163,12 +1166,15 @@ pub trait Store: Send + Sync {
     ) -> Result<Vec<StormLocation>, StoreError>;
 
     /// A verdict for `key`: recorded on the location in its environment's active storm (with
-    /// where the check found it); the storm's id when it is in one.
+    /// where the check found it), with its reason both location-neutral (`reason`, what the
+    /// sample is compared by) and as the report said it (`reason_text`, what is shown;
+    /// migration 0010); the storm's id when it is in one.
     async fn storm_verdict(
         &self,
         key: &CheckKey,
         verdict: &str,
         reason: &str,
+        reason_text: &str,
         at: &Whereabouts,
     ) -> Result<Option<StormId>, StoreError>;
 

@@ -107,8 +107,8 @@ const STORM_COLUMNS: &str = "id, environment, state, mode, epoch, declared_at, f
 
 /// Columns (and tables) of a storm's locations, as `storms::storm_location_from_row` reads them.
 const STORM_LOCATIONS_FROM: &str = "s.environment, l.location, l.fired_at, l.alert_channel, \
-     l.alert_ts, l.datacenter, l.region, l.sample, l.checked, l.verdict, l.reason \
-     FROM storm_locations l JOIN storms s ON s.id = l.storm_id";
+     l.alert_ts, l.datacenter, l.region, l.sample, l.checked, l.verdict, l.reason, \
+     l.reason_text FROM storm_locations l JOIN storms s ON s.id = l.storm_id";
 
 /// The store over one SQL backend.
 pub(super) struct SqlStore<D: Dialect> {
@@ -1234,12 +1234,20 @@ where
         );
         let feedback_sql = "SELECT verdict, vote, updated_at FROM feedback \
              WHERE updated_at >= $1 AND updated_at < $2 ORDER BY updated_at, id";
+        // An incident whose alert a storm answered with a pointer: the storm location with
+        // the same alert message, never checked (not sampled, not checked within the budget).
+        let storm_linked_sql = "SELECT DISTINCT i.id AS id FROM incidents i \
+             JOIN storm_locations l ON l.location = i.location \
+             AND l.alert_channel = i.alert_channel AND l.alert_ts = i.alert_ts \
+             JOIN storms s ON s.id = l.storm_id AND s.environment = i.environment \
+             WHERE l.checked = 0 AND i.fired_at >= $1 AND i.fired_at < $2 ORDER BY i.id";
         let period = (since, until);
         let incidents = Self::period_rows(&mut tx, &incidents_sql, period, OP).await?;
         let checks = Self::period_rows(&mut tx, &checks_sql, period, OP).await?;
         let escalations = Self::period_rows(&mut tx, &escalations_sql, period, OP).await?;
         let pages = Self::period_rows(&mut tx, &pages_sql, period, OP).await?;
         let feedback = Self::period_rows(&mut tx, feedback_sql, period, OP).await?;
+        let storm_linked = Self::period_rows(&mut tx, storm_linked_sql, period, OP).await?;
         tx.commit().await.map_err(query_error(OP))?;
         Ok(ReportRows {
             incidents: incidents
@@ -1258,6 +1266,10 @@ where
             feedback: feedback
                 .iter()
                 .map(feedback_vote_from_row)
+                .collect::<Result<_, _>>()?,
+            storm_linked: storm_linked
+                .iter()
+                .map(|r| r.int("id").map(IncidentId))
                 .collect::<Result<_, _>>()?,
         })
     }
@@ -1855,10 +1867,11 @@ where
         key: &CheckKey,
         verdict: &str,
         reason: &str,
+        reason_text: &str,
         at: &Whereabouts,
     ) -> Result<Option<StormId>, StoreError> {
         let row = sqlx::query(
-            "UPDATE storm_locations SET verdict = $1, reason = $2, \
+            "UPDATE storm_locations SET verdict = $1, reason = $2, reason_text = $7, \
              datacenter = COALESCE($3, datacenter), region = COALESCE($4, region) \
              WHERE location = $5 AND storm_id IN \
              (SELECT id FROM storms WHERE environment = $6 AND state = 'active') \
@@ -1870,6 +1883,7 @@ where
         .bind(at.region.clone())
         .bind(key.location.as_str())
         .bind(key.environment.as_str())
+        .bind(reason_text)
         .fetch_optional(&self.pool)
         .await
         .map_err(query_error("storm_verdict"))?;

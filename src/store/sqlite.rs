@@ -63,6 +63,11 @@ const MIGRATIONS: &[EmbeddedMigration] = &[
         description: "storm lifecycle",
         sql: include_str!("../../migrations/sqlite/0009_storm_lifecycle.sql"),
     },
+    EmbeddedMigration {
+        version: 10,
+        description: "storm reason text",
+        sql: include_str!("../../migrations/sqlite/0010_storm_reason_text.sql"),
+    },
 ];
 
 /// How long a writer waits for the file lock before the statement fails.

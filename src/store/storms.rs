@@ -106,8 +106,12 @@ pub struct StormLocation {
     pub checked: bool,
     /// Its verdict code, once its check finished.
     pub verdict: Option<String>,
-    /// The verdict's reason in one line (the report's summary, location-neutral).
+    /// The verdict's reason in one line (the report's summary, location-neutral): what the
+    /// sample's verdicts are compared by.
     pub reason: Option<String>,
+    /// The same reason as the report said it (digits, key and location kept): what the storm
+    /// message shows. `None` for verdicts recorded before migration 0010.
+    pub reason_text: Option<String>,
 }
 
 /// Where a location is, as far as a storm needs it.
@@ -184,5 +188,6 @@ pub(super) fn storm_location_from_row(row: &impl Cols) -> Result<StormLocation, 
         checked: row.int("checked")? != 0,
         verdict: row.opt_text("verdict")?,
         reason: row.opt_text("reason")?,
+        reason_text: row.opt_text("reason_text")?,
     })
 }

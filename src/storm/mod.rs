@@ -24,16 +24,19 @@
 //! behind [`StormChannel`] (implemented in `slack/storm.rs`), which receives the typed
 //! [`StormView`]; where a location is and whether IAM answers come through [`Survey`].
 
+mod active;
+mod locate;
 pub mod model;
 
 pub use model::{
-    agreement, choose_sample, reason_of, Agreement, Candidate, Cause, SampleLine, StormAction,
-    StormSettings, StormView,
+    agreement, choose_sample, reason_of, reason_text, Agreement, Candidate, Cause, SampleLine,
+    StormAction, StormSettings, StormView,
 };
 
 use crate::check::Engine;
 use crate::diagnosis::verdict::Report;
 use crate::domain::CheckKey;
+use crate::metrics::{Metrics, STORM_BUDGET, STORM_SAMPLE};
 use crate::store::{
     AuditEntry, AuditKind, MessageRef, Store, StormFiring, StormId, StormLocation, StormMode,
     Whereabouts,
@@ -61,7 +64,8 @@ struct Shown {
 /// How long an alert waits for the storm message to be posted (by the replica that declared
 /// the storm) before it is answered without the link.
 const MESSAGE_WAIT: Duration = Duration::from_secs(20);
-/// How many locations are looked up at once when a storm is declared.
+/// How many locations are looked up at once when a storm is declared, and by each storm's
+/// worker locating the locations that join it later (`locate.rs`).
 const LOCATE_AT_ONCE: usize = 4;
 /// How long a replica holds an alert's pointer reply while posting it; a replica that died
 /// meanwhile leaves a claim that expires after this, and another posts the pointer.
@@ -145,6 +149,8 @@ struct Local {
     /// waiting alerts in the store and answering them one at a time, so they never fill
     /// Slack's per-channel queue ahead of the sample's threads and the verdicts.
     pointers: Mutex<HashMap<StormId, Arc<Notify>>>,
+    /// Lookups of where joining locations are, per storm (see `locate.rs`).
+    locators: locate::Locators,
     /// This replica's storm tasks.
     tasks: Tasks,
 }
@@ -187,15 +193,18 @@ pub struct Storms {
     /// This replica's name in the store's claims (pointer replies, the budgeted checker).
     instance: Arc<str>,
     local: Arc<Local>,
+    metrics: Metrics,
 }
 
 impl Storms {
-    /// A workflow with `[storm]` settings over `store`, run by replica `instance`.
+    /// A workflow with `[storm]` settings over `store`, run by replica `instance`, counting
+    /// in `metrics`.
     pub fn new(
         settings: StormSettings,
         store: Arc<dyn Store>,
         survey: Arc<dyn Survey>,
         instance: &str,
+        metrics: Metrics,
     ) -> Self {
         Storms {
             settings,
@@ -203,6 +212,7 @@ impl Storms {
             survey,
             instance: instance.into(),
             local: Arc::new(Local::default()),
+            metrics,
         }
     }
 
@@ -332,6 +342,8 @@ impl Storms {
             StormFiring::Calm => Route::Check,
             StormFiring::Declared(storm, locations) => {
                 tracing::warn!(storm = %storm.id, environment = %storm.environment, locations = locations.len(), "alert storm declared");
+                self.metrics.storm_declared(storm.environment);
+                self.metrics.set_storms_active(storm.environment, 1);
                 match self.declare(storm.id, key, alert, locations, chat).await {
                     Ok(route) => route,
                     Err(e) => {
@@ -346,6 +358,7 @@ impl Storms {
             StormFiring::Joined { storm, new } => {
                 self.watch(storm.id, chat.clone());
                 if new {
+                    self.locate_joined(storm.id, key, chat.clone());
                     self.refresh(storm.id, chat.clone());
                 }
                 let message = match storm.message {
@@ -424,6 +437,9 @@ impl Storms {
             this.refresh(id, probe_chat);
         });
         let mut route = None;
+        // Every one is started: the alert's own by the caller, the others here.
+        self.metrics
+            .storm_checks_started(STORM_SAMPLE, to_check.len() as u64);
         for l in &to_check {
             if l.key == *key {
                 route = Some(Route::Check);
@@ -469,6 +485,7 @@ impl Storms {
                 &location.key,
                 report.verdict.as_str(),
                 &reason_of(&report),
+                &reason_text(&report),
                 &at,
             )
             .await
@@ -554,6 +571,7 @@ impl Storms {
                     continue;
                 }
                 refused = 0;
+                self.metrics.storm_alerts_linked.inc();
                 if let Err(e) = self.store.storm_pointed(id, &waiting.key.location).await {
                     tracing::warn!(error = %e, storm = %id, "cannot record a storm alert's pointer: it may be posted again");
                 }
@@ -590,7 +608,13 @@ impl Storms {
         };
         let id = match self
             .store
-            .storm_verdict(&key, report.verdict.as_str(), &reason_of(report), &at)
+            .storm_verdict(
+                &key,
+                report.verdict.as_str(),
+                &reason_of(report),
+                &reason_text(report),
+                &at,
+            )
             .await
         {
             Ok(Some(id)) => id,
@@ -723,8 +747,11 @@ impl Storms {
                     }
                 };
                 failures = 0;
-                if let Err(e) = chat.check(&next).await {
-                    tracing::error!(error = format!("{e:#}"), location = %next.key.location, "could not start a storm check");
+                match chat.check(&next).await {
+                    Ok(()) => this.metrics.storm_checks_started(STORM_BUDGET, 1),
+                    Err(e) => {
+                        tracing::error!(error = format!("{e:#}"), location = %next.key.location, "could not start a storm check")
+                    }
                 }
                 this.refresh(id, chat.clone());
                 tokio::time::sleep(this.settings.build_interval()).await;
@@ -865,6 +892,9 @@ impl Storms {
     async fn ended(&self, id: StormId, chat: Arc<dyn StormChannel>) {
         let result: Result<()> = async {
             let storm = self.store.storm(id).await?.context("the ended storm")?;
+            self.metrics.storm_ended(storm.environment);
+            // From the store: the firing that ended it may have declared the next one.
+            self.observe_active().await;
             let locations = self.store.storm_locations(id).await?;
             tracing::warn!(storm = %id, locations = locations.len(), "alert storm ended");
             let at = Utc::now();
@@ -900,8 +930,10 @@ impl Storms {
         if let Err(e) = result {
             tracing::error!(error = format!("{e:#}"), "could not record the storm's end");
         }
-        // The pointer poster answers what still waits, then ends.
+        // The pointer poster answers what still waits, then ends; the lookup worker looks up
+        // what is queued, then ends.
         self.point(id, chat.clone());
+        self.local.locators.forget(id);
         self.refresh(id, chat);
     }
 }

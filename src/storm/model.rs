@@ -152,13 +152,28 @@ pub fn reason_of(report: &Report) -> String {
     out.chars().take(300).collect()
 }
 
+/// The reason a verdict was reached as the report says it (what on-call reads): the report's
+/// summary on one line, at most 300 characters. Unlike [`reason_of`], nothing is taken out, so
+/// it is never compared, only shown.
+pub fn reason_text(report: &Report) -> String {
+    let line = report
+        .summary
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    line.chars().take(300).collect()
+}
+
 /// A cause the whole sample agrees on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cause {
     /// The verdict every sampled location reached.
     pub verdict: VerdictCode,
-    /// Their common reason (location-neutral, see [`reason_of`]).
+    /// Their common reason (location-neutral, see [`reason_of`]): what they agree on.
     pub reason: String,
+    /// What the message shows for it: the first sampled location's reason as its report said
+    /// it ([`reason_text`]); the location-neutral form only when that was not recorded.
+    pub shown: String,
     /// How many sampled locations agree.
     pub agreeing: usize,
 }
@@ -213,6 +228,7 @@ pub fn agreement(sample: &[(Option<VerdictCode>, String)]) -> Agreement {
         Agreement::Agreed(Cause {
             verdict: *first,
             reason: reason.clone(),
+            shown: reason.clone(),
             agreeing: sample.len(),
         })
     } else {
@@ -255,7 +271,8 @@ pub struct SampleLine {
     pub datacenter: Option<String>,
     /// Its verdict, once reached.
     pub verdict: Option<VerdictCode>,
-    /// The verdict's reason.
+    /// The verdict's reason as its report said it (what is shown; see [`reason_text`]), or
+    /// its location-neutral form when that was not recorded.
     pub reason: Option<String>,
 }
 
@@ -354,15 +371,27 @@ impl StormView {
                 location: l.key.location.clone(),
                 datacenter: l.datacenter.clone(),
                 verdict: l.verdict.as_deref().and_then(VerdictCode::parse),
-                reason: l.reason.clone(),
+                reason: l.reason_text.clone().or_else(|| l.reason.clone()),
             })
             .collect();
-        let agreement = agreement(
-            &sample
+        // Compared by the location-neutral reason; shown with a real one.
+        let mut agreement = agreement(
+            &locations
                 .iter()
-                .map(|s| (s.verdict, s.reason.clone().unwrap_or_default()))
+                .filter(|l| l.sample)
+                .map(|l| {
+                    (
+                        l.verdict.as_deref().and_then(VerdictCode::parse),
+                        l.reason.clone().unwrap_or_default(),
+                    )
+                })
                 .collect::<Vec<_>>(),
         );
+        if let Agreement::Agreed(cause) = &mut agreement {
+            if let Some(shown) = sample.first().and_then(|s| s.reason.clone()) {
+                cause.shown = shown;
+            }
+        }
         StormView {
             id: storm.id,
             environment: storm.environment,
@@ -602,6 +631,93 @@ mod tests {
     }
 
     #[test]
+    fn the_sample_is_compared_by_the_neutral_reason_and_shows_the_real_one() {
+        let storm = Storm {
+            id: StormId(1),
+            environment: Environment::parse("stage").expect("env"),
+            active: true,
+            mode: StormMode::Sample,
+            epoch: 0,
+            declared_at: Utc::now(),
+            first_firing_at: Utc::now(),
+            last_firing_at: Utc::now(),
+            message: None,
+            iam_health: None,
+            ended_at: None,
+            pumped_by: None,
+            pumped_at: None,
+        };
+        let at = |n: u32, text: Option<&str>| StormLocation {
+            key: crate::domain::CheckKey {
+                location: loc(n),
+                environment: storm.environment,
+            },
+            fired_at: Utc::now(),
+            alert: crate::store::MessageRef {
+                channel: "C1".into(),
+                ts: format!("{n}.1"),
+            },
+            datacenter: Some("wdc06".into()),
+            region: None,
+            sample: true,
+            checked: true,
+            verdict: Some("lookup_failed".into()),
+            reason: Some("the directory answered HTTP # (XO#)".into()),
+            reason_text: text.map(str::to_string),
+        };
+        let view = StormView::of(
+            &storm,
+            &[
+                at(1, Some("the directory answered HTTP 502 (XO17)")),
+                at(2, Some("the directory answered HTTP 502 (XO18)")),
+            ],
+        );
+        let Agreement::Agreed(cause) = &view.agreement else {
+            panic!("the same neutral reason agrees: {:?}", view.agreement);
+        };
+        assert_eq!(cause.reason, "the directory answered HTTP # (XO#)");
+        assert_eq!(cause.shown, "the directory answered HTTP 502 (XO17)");
+        let shown: Vec<_> = view.sample.iter().map(|s| s.reason.clone()).collect();
+        assert_eq!(
+            shown,
+            vec![
+                Some("the directory answered HTTP 502 (XO17)".to_string()),
+                Some("the directory answered HTTP 502 (XO18)".to_string())
+            ]
+        );
+        // A verdict recorded before the text was stored still shows its neutral form.
+        let old = StormView::of(&storm, &[at(1, None)]);
+        assert_eq!(
+            old.sample[0].reason.as_deref(),
+            Some("the directory answered HTTP # (XO#)")
+        );
+    }
+
+    #[test]
+    fn the_reason_text_is_the_summary_on_one_line() {
+        let report = Report {
+            verdict: VerdictCode::IamUnreachable,
+            confirmed: false,
+            summary: "IAM answered HTTP 503\n (BXNIM0415E)".into(),
+            location: Some(LocationId::parse("c1hk4ek107l5au5mq8hg").expect("id")),
+            environment: None,
+            tugboat: None,
+            carrier: None,
+            region_expected: None,
+            region_found: None,
+            build_url: None,
+            console_tail: None,
+            key_fingerprint: None,
+            steps: Vec::new(),
+            next_actions: Vec::new(),
+            checked_at: Utc::now(),
+        };
+        assert_eq!(reason_text(&report), "IAM answered HTTP 503 (BXNIM0415E)");
+        // What the sample is compared by stays location- and digit-neutral.
+        assert!(!reason_of(&report).chars().any(|c| c.is_ascii_digit()));
+    }
+
+    #[test]
     fn actions_follow_the_mode() {
         let storm = Storm {
             id: StormId(1),
@@ -634,6 +750,7 @@ mod tests {
             checked: false,
             verdict: None,
             reason: None,
+            reason_text: None,
         };
         let view = StormView::of(&storm, std::slice::from_ref(&location));
         assert_eq!(view.iam, Some(Err("IAM answered HTTP 503".into())));

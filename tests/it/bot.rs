@@ -2165,15 +2165,6 @@ fn offered_actions(m: &SimMessage) -> Vec<String> {
         .collect()
 }
 
-/// One `name{labels} value` sample of a Prometheus exposition, or 0.
-fn sample(exposition: &str, name: &str, labels: &[&str]) -> f64 {
-    exposition
-        .lines()
-        .filter(|l| l.starts_with(name) && labels.iter().all(|want| l.contains(want)))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_repeat_joins_the_incident_and_resolve_marks_the_thread_without_paging_anyone() {
     let mut h = start().await;
@@ -2280,12 +2271,12 @@ async fn a_repeat_joins_the_incident_and_resolve_marks_the_thread_without_paging
     let (_, metrics) = h.ops("/metrics").await;
     let labels = ["environment=\"prod\"", "verdict=\"region_mismatch\""];
     assert_eq!(
-        sample(&metrics, "linkbot_time_to_diagnosis_seconds_count", &labels),
+        crate::common::metric(&metrics, "linkbot_time_to_diagnosis_seconds_count", &labels),
         1.0,
         "{metrics}"
     );
     assert_eq!(
-        sample(
+        crate::common::metric(
             &metrics,
             "linkbot_time_to_resolution_seconds_count",
             &labels
@@ -2628,4 +2619,121 @@ async fn a_rerun_that_fixes_the_incident_says_so_and_marks_it_fixed() {
         ["fired", "check_started", "verdict", "rerun", "fixed"]
     );
     h.finish("fix by rerun").await;
+}
+
+/// A burst of envelopes in one channel runs at most `PER_LANE` handlers at once (the rest wait
+/// as parsed envelopes, not as handler futures holding a Slack call each), and a mention in
+/// another channel is not held up behind it. Then every mention of the burst is answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_in_one_channel_runs_a_bounded_number_of_handlers_and_other_channels_go_on() {
+    use linkbot::slack::dispatch::PER_LANE;
+    let h = start_with(|c| {
+        c.slack
+            .channels
+            .push(linkbot::domain::SlackChannelId::parse(SATLINK_CHANNEL).expect("a channel id"));
+        c.slack.request_timeout = Duration::from_secs(30);
+    })
+    .await;
+    let posts_in = |channel: &str| {
+        h.world
+            .slack
+            .calls("chat.postMessage")
+            .iter()
+            .filter(|c| c["channel"] == channel)
+            .count()
+    };
+    // Slack holds the first PER_LANE replies for 10 s.
+    h.world.slack.fail_next(
+        "chat.postMessage",
+        PER_LANE,
+        Failure::Stall(Duration::from_secs(10)),
+    );
+    let burst = PER_LANE as u32 + 4;
+    let mut threads = Vec::new();
+    for n in 1..=burst {
+        threads.push(h.mention(ONCALL_CHANNEL, ENGINEER, "help", n).await.0);
+    }
+    assert!(
+        h.world
+            .slack
+            .wait_until(|s| s.calls("chat.postMessage").len() >= PER_LANE, WAIT)
+            .await,
+        "the first {PER_LANE} replies never reached Slack"
+    );
+    // Another channel is answered while the burst's replies are held.
+    let (other, _) = h.mention(SATLINK_CHANNEL, ENGINEER, "help", 100).await;
+    assert!(
+        h.world
+            .slack
+            .wait_until(
+                |s| s.messages().iter().any(|m| m.channel == SATLINK_CHANNEL
+                    && m.thread_ts.as_deref() == Some(other.as_str())),
+                WAIT
+            )
+            .await,
+        "a mention in another channel waited behind the burst"
+    );
+    // Meanwhile only PER_LANE of the burst's mentions reached Slack: the rest wait their turn.
+    assert_eq!(posts_in(ONCALL_CHANNEL), PER_LANE);
+    // Once Slack answers, every mention of the burst is answered, once.
+    for thread in &threads {
+        assert!(
+            h.world
+                .slack
+                .wait_until(
+                    |s| s.messages().iter().any(|m| m.channel == ONCALL_CHANNEL
+                        && m.thread_ts.as_deref() == Some(thread.as_str())),
+                    WAIT * 2
+                )
+                .await,
+            "mention {thread} of the burst was never answered"
+        );
+    }
+    assert_eq!(posts_in(ONCALL_CHANNEL), burst as usize);
+    h.finish("burst in one channel").await;
+}
+
+/// Builds that end together do not all hold their artifacts at once: a few checks per parse
+/// thread download, parse and drop theirs, the others wait their turn with nothing loaded
+/// (1,000 builds ending together would otherwise hold 2,000 artifacts of up to
+/// `artifact_max_bytes` each). Every check still reaches its verdict.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn builds_ending_together_download_their_artifacts_a_few_at_a_time() {
+    use linkbot::check::ARTIFACT_TURNS_PER_THREAD;
+    let h = start().await;
+    let parse_threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .saturating_sub(1)
+        .max(1);
+    let turns = parse_threads * ARTIFACT_TURNS_PER_THREAD;
+    let checks = (turns * 2 + 2) as u32;
+    h.world
+        .jenkins
+        .set_artifact_delay(Duration::from_millis(300));
+    let mut threads = Vec::new();
+    for n in 0..checks {
+        let loc = h.world.scenario_with(
+            VerdictCode::RegionMismatch,
+            n,
+            World::timing(Duration::from_millis(800)),
+        );
+        threads.push(
+            h.mention(ONCALL_CHANNEL, ENGINEER, &format!("check {loc}"), n + 1)
+                .await
+                .0,
+        );
+    }
+    for thread in &threads {
+        let verdict = h.verdict(ONCALL_CHANNEL, thread).await;
+        assert_eq!(
+            world::verdict_code(&verdict),
+            Some(VerdictCode::RegionMismatch)
+        );
+    }
+    let most = h.world.jenkins.most_downloads_at_once();
+    assert!(
+        (1..=turns).contains(&most),
+        "{most} artifact downloads at once for {checks} builds ending together (turns: {turns})"
+    );
+    h.finish("artifacts a few at a time").await;
 }

@@ -1,5 +1,5 @@
-//! Test support shared by the integration tests: a PostgreSQL schema of its own per test, and
-//! the one log capture of the test binary.
+//! Test support shared by the integration tests: a PostgreSQL schema of its own per test, the
+//! one log capture of the test binary, a test bot's options, and reading its `/metrics`.
 //!
 //! All integration tests run in one process (`tests/it`), and a process has one global tracing
 //! subscriber: [`logs`] installs it, once, and every test that searches logs for what must never
@@ -140,5 +140,40 @@ pub fn restart_options(instance: &str) -> linkbot::app::Options {
         resume_every: std::time::Duration::from_millis(200),
         shutdown_bound: std::time::Duration::from_secs(6),
         ..bot_options(instance)
+    }
+}
+
+/// The sum of the `name{labels} value` samples of a Prometheus exposition whose labels include
+/// every one of `labels` (`environment="prod"`), or 0.
+pub fn metric(exposition: &str, name: &str, labels: &[&str]) -> f64 {
+    exposition
+        .lines()
+        .filter(|l| l.starts_with(name) && labels.iter().all(|want| l.contains(want)))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// Scrapes `http://{ops}/metrics` as Prometheus would, until `done` holds of the exposition or
+/// `wait` passes; returns the last exposition either way (the caller asserts on it).
+pub async fn scrape_until(
+    ops: std::net::SocketAddr,
+    wait: Duration,
+    done: impl Fn(&str) -> bool,
+) -> String {
+    let url = format!("http://{ops}/metrics");
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        let body = match tokio::time::timeout(wait, reqwest::get(&url)).await {
+            Ok(Ok(resp)) => {
+                assert_eq!(resp.status().as_u16(), 200, "{url} did not answer 200");
+                resp.text().await.unwrap_or_default()
+            }
+            Ok(Err(e)) => panic!("{url} did not answer: {e}"),
+            Err(_) => panic!("{url} did not answer within {wait:?}"),
+        };
+        if done(&body) || tokio::time::Instant::now() >= deadline {
+            return body;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

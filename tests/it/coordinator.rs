@@ -382,9 +382,12 @@ impl Store for FailingStore {
         key: &CheckKey,
         verdict: &str,
         reason: &str,
+        reason_text: &str,
         at: &Whereabouts,
     ) -> Result<Option<StormId>, StoreError> {
-        self.inner.storm_verdict(key, verdict, reason, at).await
+        self.inner
+            .storm_verdict(key, verdict, reason, reason_text, at)
+            .await
     }
     async fn set_storm_mode(
         &self,

@@ -2,7 +2,8 @@
 //! OpenMetrics parser), 404s, and shutdown.
 
 use linkbot::config::Config;
-use linkbot::metrics::{Metrics, VerdictLabel};
+use linkbot::domain::Environment;
+use linkbot::metrics::{Metrics, VerdictLabel, STORM_SAMPLE};
 use linkbot::server::{self, Readiness, ReadyChecks, METRICS_CONTENT_TYPE};
 use openmetrics_parser::openmetrics::parse_openmetrics;
 use openmetrics_parser::{OpenMetricsType, OpenMetricsValue};
@@ -147,6 +148,11 @@ async fn metrics_parse_as_openmetrics_with_the_families_the_spec_names() {
     metrics
         .time_to_resolution
         .observe("prod", "config_missing", 1380.0);
+    metrics.storm_declared(Environment::Stage);
+    metrics.set_storms_active(Environment::Stage, 1);
+    metrics.storm_alerts_linked.inc_by(9);
+    metrics.storm_checks_started(STORM_SAMPLE, 1);
+    metrics.storm_ended(Environment::Prod);
     let s = start(metrics).await;
 
     let (status, ctype, body) = get(&format!("{}/metrics", s.base)).await;
@@ -333,6 +339,53 @@ async fn metrics_parse_as_openmetrics_with_the_families_the_spec_names() {
         only_value("linkbot_slack_undelivered", OpenMetricsType::Counter),
         1.0
     );
+    // Storms: declared, active and ended by environment (each from 0), alerts linked, and the
+    // checks storm mode started by kind.
+    for (name, ty, env, want) in [
+        (
+            "linkbot_storms_declared",
+            OpenMetricsType::Counter,
+            "stage",
+            1.0,
+        ),
+        (
+            "linkbot_storms_declared",
+            OpenMetricsType::Counter,
+            "prod",
+            0.0,
+        ),
+        ("linkbot_storm_active", OpenMetricsType::Gauge, "stage", 1.0),
+        ("linkbot_storm_active", OpenMetricsType::Gauge, "prod", 0.0),
+        ("linkbot_storm_ended", OpenMetricsType::Counter, "prod", 1.0),
+        (
+            "linkbot_storm_ended",
+            OpenMetricsType::Counter,
+            "stage",
+            0.0,
+        ),
+    ] {
+        assert_eq!(
+            value_where(name, ty, "environment", env),
+            want,
+            "{name} {env}"
+        );
+    }
+    assert_eq!(
+        only_value("linkbot_storm_alerts_linked", OpenMetricsType::Counter),
+        9.0
+    );
+    for (kind, want) in [("sample", 1.0), ("budget", 0.0)] {
+        assert_eq!(
+            value_where(
+                "linkbot_storm_checks",
+                OpenMetricsType::Counter,
+                "kind",
+                kind
+            ),
+            want,
+            "{kind}"
+        );
+    }
 }
 
 #[tokio::test]

@@ -190,6 +190,7 @@ on_both_backends!(
     storm_checks_are_claimed_once_per_epoch_and_modes_move_as_asked,
     storm_pointers_are_claimed_once_released_and_answered_across_replicas,
     a_stale_storm_checker_is_taken_over_once,
+    a_storm_keeps_the_reason_text_and_the_report_finds_the_incidents_it_pointed,
 );
 
 // ---- helpers -----------------------------------------------------------------------------
@@ -1870,7 +1871,7 @@ async fn a_storm_is_declared_once_across_replicas_and_ends_once(db: TestDb) {
     };
     assert_eq!(
         replicas[0]
-            .storm_verdict(&k3, "config_missing", "why", &at)
+            .storm_verdict(&k3, "config_missing", "why", "why 7", &at)
             .await
             .expect("verdict"),
         Some(storm.id)
@@ -1907,7 +1908,7 @@ async fn a_storm_is_declared_once_across_replicas_and_ends_once(db: TestDb) {
         .expect("storm_fired");
     assert_eq!(next.firing, StormFiring::Calm);
     assert!(replicas[0]
-        .storm_verdict(&k3, "config_missing", "why", &at)
+        .storm_verdict(&k3, "config_missing", "why", "why 7", &at)
         .await
         .expect("verdict")
         .is_none());
@@ -2289,4 +2290,76 @@ async fn a_stale_storm_checker_is_taken_over_once(db: TestDb) {
         .await
         .expect("take")
         .is_none());
+}
+
+/// Migration 0010 and the report: a storm location keeps its reason both as compared and as
+/// said; the report's rows name the incidents whose alert the storm answered with a pointer and
+/// never checked (not those checked before the storm, nor one the sample takes).
+async fn a_storm_keeps_the_reason_text_and_the_report_finds_the_incidents_it_pointed(db: TestDb) {
+    let store = db.open().await;
+    const WINDOW: Duration = Duration::from_secs(300);
+    let mut incidents = Vec::new();
+    for i in 0..4 {
+        let k = CheckKey {
+            location: storm_loc(100 + i),
+            environment: Environment::Stage,
+        };
+        let ts = format!("{i}.000200");
+        let Fired::Opened(incident) = fire(&*store, &k, &ts, db.now()).await else {
+            panic!("a first firing opens its incident");
+        };
+        incidents.push(incident.id);
+        store
+            .storm_fired(&k, &msg("C0ALERTS", &ts), WINDOW, 2)
+            .await
+            .expect("storm_fired");
+    }
+    // Two checked before the storm, the third declared it, the fourth joined: 2 and 3 pointed.
+    let storm = store
+        .active_storm(Environment::Stage)
+        .await
+        .expect("active")
+        .expect("a storm");
+    let k0 = CheckKey {
+        location: storm_loc(100),
+        environment: Environment::Stage,
+    };
+    store
+        .storm_verdict(
+            &k0,
+            "iam_unreachable",
+            "IAM answered HTTP # (BXNIM#E)",
+            "IAM answered HTTP 503 (BXNIM0415E)",
+            &Whereabouts::default(),
+        )
+        .await
+        .expect("verdict");
+    let first = store
+        .storm_locations(storm.id)
+        .await
+        .expect("locations")
+        .into_iter()
+        .find(|l| l.key == k0)
+        .expect("the location");
+    assert_eq!(
+        first.reason.as_deref(),
+        Some("IAM answered HTTP # (BXNIM#E)")
+    );
+    assert_eq!(
+        first.reason_text.as_deref(),
+        Some("IAM answered HTTP 503 (BXNIM0415E)")
+    );
+    let period = (
+        db.now() - chrono::Duration::hours(1),
+        db.now() + chrono::Duration::minutes(1),
+    );
+    let rows = store.report_rows(period.0, period.1).await.expect("rows");
+    assert_eq!(rows.storm_linked, vec![incidents[2], incidents[3]]);
+    // The sample takes the third: checked, so no longer merely linked.
+    store
+        .set_storm_sample(storm.id, &[storm_loc(102)])
+        .await
+        .expect("sample");
+    let rows = store.report_rows(period.0, period.1).await.expect("rows");
+    assert_eq!(rows.storm_linked, vec![incidents[3]]);
 }

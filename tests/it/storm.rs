@@ -5,16 +5,20 @@
 //! once the sample agrees), only the sampled locations built (Jenkins triggers counted), every
 //! alert thread answered, the rest checked within the budget when the sample disagrees, Check
 //! all / Stop for on-call only and only as offered, a mention still checked on its own, the end
-//! after a quiet window in the audit — also with two replicas on one store. A storm outlives
-//! its replica: pointers not posted before a stop are posted by the next bot (once, with two
-//! replicas), the storm's tasks stop with the bot, and the budgeted checker of a killed replica
-//! is taken over by the other. Every wait is bounded; nothing is timed.
+//! after a quiet window in the audit — also with two replicas on one store — and what an
+//! operator scraping `/metrics` sees (storms declared, active and ended, alerts linked, sample
+//! and budget checks). A storm outlives its replica: pointers not posted before a stop are
+//! posted by the next bot (once, with two replicas), the storm's tasks stop with the bot, and
+//! the budgeted checker of a killed replica is taken over by the other. Every wait is bounded;
+//! nothing is timed.
 
 use crate::common;
 use linkbot::app::{self, RunningBot};
 use linkbot::config::StormSettings;
 use linkbot::diagnosis::verdict::VerdictCode;
 use linkbot::domain::{CheckKey, Environment, LocationId};
+use linkbot::report::period::Period;
+use linkbot::report::{gather, render};
 use linkbot::sim::slack::{self as fake, Failure, SimMessage, SimSlackState};
 use linkbot::sim::world::{self, World, ALERT_BOT, ENGINEER, ONCALL_CHANNEL, VISITOR};
 use linkbot::slack::alerts::ALERT_NAME;
@@ -338,6 +342,31 @@ async fn storm_on(store_url: String, replicas: usize) {
         .expect("the store answers")
         .expect("the pointed alert has its incident");
     assert_eq!(incident.diagnosis.map(|d| d.ts), Some(storm.ts.clone()));
+    // The report counts the 5 pointed alerts as linked to the storm, not as undiagnosed:
+    // they were not checked on purpose.
+    let now = chrono::Utc::now();
+    let period = Period::new(
+        now - chrono::Duration::hours(1),
+        now + chrono::Duration::minutes(1),
+    )
+    .expect("a period");
+    let report = gather(&**store, period).await.expect("the report's rows");
+    let mix: Vec<(&str, usize)> = report
+        .verdicts
+        .iter()
+        .map(|c| (c.verdict.as_str(), c.count))
+        .collect();
+    assert_eq!(
+        mix,
+        [("linked_to_storm", 5), ("config_missing", 3)],
+        "{}",
+        render::text(&report)
+    );
+    assert!(
+        render::text(&report).contains("linked to a storm"),
+        "{}",
+        render::text(&report)
+    );
     assert_no_refusals(&world);
     for bot in bots {
         tokio::time::timeout(Duration::from_secs(10), bot.stop())
@@ -438,6 +467,15 @@ async fn a_disagreeing_sample_checks_the_rest_within_the_budget() {
             .await;
         assert!(all, "not every location got its verdict");
         assert_eq!(triggered(&world).len(), 6, "each location built once");
+        // The four built within the budget are counted as such; the sample cost no build.
+        let budget = |m: &str| metric(m, "linkbot_storm_checks_total", &["kind=\"budget\""]);
+        let m = common::scrape_until(bot.ops_addr, WAIT, |m| budget(m) == 4.0).await;
+        assert_eq!(budget(&m), 4.0, "{m}");
+        assert_eq!(
+            metric(&m, "linkbot_storm_checks_total", &["kind=\"sample\""]),
+            0.0,
+            "{m}"
+        );
         assert_no_refusals(&world);
         tokio::time::timeout(Duration::from_secs(10), bot.stop())
             .await
@@ -575,6 +613,19 @@ async fn a_mention_during_a_storm_gets_its_own_check_and_the_storm_ends_after_a_
                 "{l} is not in the storm's audit: {storm:#?}"
             );
         }
+        // Ended once, and no longer active.
+        let m = common::scrape_until(bot.ops_addr, WAIT, |m| {
+            metric(m, "linkbot_storm_ended_total", &[PROD]) == 1.0
+                && metric(m, "linkbot_storm_active", &[PROD]) == 0.0
+        })
+        .await;
+        assert_eq!(metric(&m, "linkbot_storm_ended_total", &[PROD]), 1.0, "{m}");
+        assert_eq!(metric(&m, "linkbot_storm_active", &[PROD]), 0.0, "{m}");
+        assert_eq!(
+            metric(&m, "linkbot_storms_declared_total", &[PROD]),
+            1.0,
+            "{m}"
+        );
         assert_no_refusals(&world);
         tokio::time::timeout(Duration::from_secs(10), bot.stop())
             .await
@@ -583,39 +634,57 @@ async fn a_mention_during_a_storm_gets_its_own_check_and_the_storm_ends_after_a_
     .await;
 }
 
+/// `[storm]` with threshold 3 and a sample of 3.
+fn sample_of_three() -> StormSettings {
+    StormSettings {
+        sample: 3,
+        ..settings(3, Duration::from_secs(60))
+    }
+}
+
+/// Three wdc04 locations alert one after the other (each checked as usual, in order), then one
+/// in dal10 declares the storm (threshold 3): the sample takes one location per datacenter in
+/// turn, so it builds the dal10 one although three wdc04 checks run. Returns the wdc04
+/// locations, the dal10 one, and the four alert threads.
+async fn three_in_wdc04_then_one_in_dal10(
+    world: &World,
+) -> (Vec<LocationId>, LocationId, Vec<String>) {
+    use linkbot::sim::directory::ClusterAnswer;
+    world
+        .directory
+        .set_carriers("dal10", &[("prod-dal10-carrier5", "available")]);
+    let wdc = locations(world, VerdictCode::ConfigMissing, 0, 3);
+    let mut threads = Vec::new();
+    for (i, loc) in wdc.iter().enumerate() {
+        let ts = alert(world, loc, 1 + i as u32).await;
+        let answered = world
+            .slack
+            .wait_until(|s| !visible(s, &ts).is_empty(), WAIT)
+            .await;
+        assert!(answered, "alert {i} was not answered");
+        threads.push(ts);
+    }
+    let dal = world.scenario_with(VerdictCode::ConfigMissing, 10, World::timing(BUILD));
+    world.directory.set_cluster(
+        dal.as_str(),
+        ClusterAnswer::Json("prod-dal10.carrier5".into()),
+    );
+    threads.push(alert(world, &dal, 10).await);
+    (wdc, dal, threads)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sample_spreads_over_datacenters_and_builds_a_location_it_needs() {
-    use linkbot::sim::directory::ClusterAnswer;
     bounded(async {
         let world = World::start().await.expect("the world starts");
-        world
-            .directory
-            .set_carriers("dal10", &[("prod-dal10-carrier5", "available")]);
-        let storm = StormSettings {
-            sample: 3,
-            ..settings(3, Duration::from_secs(60))
-        };
-        let bot = start_bot(&world, &world.sqlite_url("storm"), "storm", storm).await;
-        // Three locations in wdc04 are checked before the storm, in order.
-        let wdc = locations(&world, VerdictCode::ConfigMissing, 0, 3);
-        let mut threads = Vec::new();
-        for (i, loc) in wdc.iter().enumerate() {
-            let ts = alert(&world, loc, 1 + i as u32).await;
-            let answered = world
-                .slack
-                .wait_until(|s| !visible(s, &ts).is_empty(), WAIT)
-                .await;
-            assert!(answered, "alert {i} was not answered");
-            threads.push(ts);
-        }
-        // The fourth, in dal10, declares the storm: the sample takes one location per
-        // datacenter in turn, so it builds the dal10 one although three wdc04 checks run.
-        let dal = world.scenario_with(VerdictCode::ConfigMissing, 10, World::timing(BUILD));
-        world.directory.set_cluster(
-            dal.as_str(),
-            ClusterAnswer::Json("prod-dal10.carrier5".into()),
-        );
-        threads.push(alert(&world, &dal, 10).await);
+        let bot = start_bot(
+            &world,
+            &world.sqlite_url("storm"),
+            "storm",
+            sample_of_three(),
+        )
+        .await;
+        let (wdc, dal, threads) = three_in_wdc04_then_one_in_dal10(&world).await;
         let shown = wait_storm(&world, "a sample over both datacenters, agreeing", |t| {
             t.contains("(dal10)")
                 && t.contains("(wdc04)")
@@ -890,6 +959,222 @@ async fn a_killed_replica_s_budgeted_checks_are_taken_over_by_the_other() {
             "the takeover starts a new epoch"
         );
         tokio::time::timeout(Duration::from_secs(10), survivor.stop())
+            .await
+            .expect("stops");
+    })
+    .await;
+}
+
+/// `name{labels}` in a scraped exposition.
+fn metric(exposition: &str, name: &str, labels: &[&str]) -> f64 {
+    common::metric(exposition, name, labels)
+}
+
+const PROD: &str = "environment=\"prod\"";
+const STAGE: &str = "environment=\"stage\"";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_declared_storm_shows_on_metrics_with_its_sample_checks_and_linked_alerts() {
+    bounded(async {
+        let world = World::start().await.expect("the world starts");
+        let bot = start_bot(
+            &world,
+            &world.sqlite_url("storm"),
+            "storm",
+            sample_of_three(),
+        )
+        .await;
+        // Before any storm, every storm series is there at 0 (so `increase()` sees the first).
+        let before = common::scrape_until(bot.ops_addr, WAIT, |_| true).await;
+        for (name, labels) in [
+            ("linkbot_storms_declared_total", PROD),
+            ("linkbot_storm_active", PROD),
+            ("linkbot_storm_ended_total", PROD),
+            ("linkbot_storm_checks_total", "kind=\"sample\""),
+            ("linkbot_storm_checks_total", "kind=\"budget\""),
+            ("linkbot_storm_alerts_linked_total", ""),
+        ] {
+            assert!(
+                before
+                    .lines()
+                    .any(|l| l.starts_with(name) && l.contains(labels)),
+                "{name}{{{labels}}} is not exposed before a storm:\n{before}"
+            );
+            assert_eq!(metric(&before, name, &[labels]), 0.0, "{before}");
+        }
+        // The sample builds the dal10 location; three more alerts get a pointer, no build.
+        let (_, _, mut threads) = three_in_wdc04_then_one_in_dal10(&world).await;
+        // The dal10 alert declares the storm (before the next ones are handled).
+        let declared = world
+            .slack
+            .wait_until(|s| !visible(s, &threads[3]).is_empty(), WAIT)
+            .await;
+        assert!(declared, "the dal10 alert was not answered");
+        let more = locations(&world, VerdictCode::ConfigMissing, 20, 3);
+        for (i, loc) in more.iter().enumerate() {
+            threads.push(alert(&world, loc, 20 + i as u32).await);
+        }
+        let answered = world
+            .slack
+            .wait_until(
+                |s| {
+                    threads[..4].iter().all(|t| has_verdict(s, t))
+                        && threads[4..].iter().all(|t| has_pointer(s, t))
+                },
+                WAIT,
+            )
+            .await;
+        assert!(
+            answered,
+            "not every thread was answered (4 verdicts, then 3 pointers)"
+        );
+        assert_eq!(
+            triggered(&world).len(),
+            4,
+            "three before the storm, one sampled"
+        );
+        let linked = |m: &str| metric(m, "linkbot_storm_alerts_linked_total", &[]);
+        let sampled = |m: &str| metric(m, "linkbot_storm_checks_total", &["kind=\"sample\""]);
+        let m = common::scrape_until(bot.ops_addr, WAIT, |m| {
+            linked(m) == 3.0 && sampled(m) == 1.0
+        })
+        .await;
+        assert_eq!(linked(&m), 3.0, "alerts linked to the storm:\n{m}");
+        assert_eq!(sampled(&m), 1.0, "the one sample build:\n{m}");
+        assert_eq!(
+            metric(&m, "linkbot_storms_declared_total", &[PROD]),
+            1.0,
+            "{m}"
+        );
+        assert_eq!(
+            metric(&m, "linkbot_storms_declared_total", &[STAGE]),
+            0.0,
+            "{m}"
+        );
+        assert_eq!(metric(&m, "linkbot_storm_active", &[PROD]), 1.0, "{m}");
+        assert_eq!(metric(&m, "linkbot_storm_active", &[STAGE]), 0.0, "{m}");
+        assert_eq!(
+            metric(&m, "linkbot_storm_checks_total", &["kind=\"budget\""]),
+            0.0,
+            "{m}"
+        );
+        assert_eq!(metric(&m, "linkbot_storm_ended_total", &[PROD]), 0.0, "{m}");
+        assert_no_refusals(&world);
+        tokio::time::timeout(Duration::from_secs(10), bot.stop())
+            .await
+            .expect("stops");
+    })
+    .await;
+}
+
+/// The storm message's cause and sample show what the checks actually said (IAM's HTTP status
+/// and error code), not the digit-stripped form the sample's verdicts are compared by.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cause_and_the_sample_show_the_real_reason_not_the_compared_form() {
+    bounded(async {
+        let world = World::start().await.expect("the world starts");
+        world.iam.set_unavailable(true);
+        let bot = start_bot(
+            &world,
+            &world.sqlite_url("storm"),
+            "storm",
+            settings(3, Duration::from_secs(60)),
+        )
+        .await;
+        let locs: Vec<LocationId> = (0..5)
+            .map(|i| world.scenario_with(VerdictCode::IamUnreachable, i, World::timing(BUILD)))
+            .collect();
+        for (i, loc) in locs.iter().enumerate() {
+            alert(&world, loc, 10 + i as u32).await;
+        }
+        let shown = wait_storm(&world, "the cause agreed on", |t| {
+            t.contains("Cause — the sample agrees (2/2)")
+        })
+        .await;
+        let text = latest(&shown);
+        assert!(
+            text.contains("IAM answered HTTP 503"),
+            "the real reason is not shown: {text}"
+        );
+        assert!(
+            !text.contains("HTTP #") && !text.contains("#E"),
+            "the compared form is shown: {text}"
+        );
+        assert_no_refusals(&world);
+        tokio::time::timeout(Duration::from_secs(10), bot.stop())
+            .await
+            .expect("stops");
+    })
+    .await;
+}
+
+/// Locations that join a storm after it was declared are located too (a directory lookup, no
+/// build), by the storm's one worker at most 4 at a time, while their alerts are answered
+/// without waiting for it; then the message's datacenter count covers every location.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn locations_joining_a_storm_are_located_off_the_answer_path_a_few_at_a_time() {
+    bounded(async {
+        let world = World::start().await.expect("the world starts");
+        let bot = start_bot(
+            &world,
+            &world.sqlite_url("storm"),
+            "storm",
+            settings(3, Duration::from_secs(60)),
+        )
+        .await;
+        // Four alerts: three checked as usual, the fourth declares the storm (located then).
+        let first = locations(&world, VerdictCode::ConfigMissing, 0, 4);
+        for (i, loc) in first.iter().enumerate() {
+            alert(&world, loc, 10 + i as u32).await;
+        }
+        wait_storm(&world, "the declared four located and the cause", |t| {
+            t.contains("wdc04 ×4") && t.contains("Cause — the sample agrees (2/2)")
+        })
+        .await;
+        // While the directory holds every lookup, ten more join: each is answered at once.
+        world.directory.hold_clusters(true);
+        world.directory.reset_max_clusters_in_flight();
+        let more = locations(&world, VerdictCode::ConfigMissing, 20, 10);
+        let mut threads = Vec::new();
+        for (i, loc) in more.iter().enumerate() {
+            threads.push(alert(&world, loc, 20 + i as u32).await);
+        }
+        let answered = world
+            .slack
+            .wait_until(|s| threads.iter().all(|t| has_pointer(s, t)), WAIT)
+            .await;
+        assert!(
+            answered,
+            "an alert waited for its location's lookup to be answered"
+        );
+        assert!(
+            world.directory.wait_clusters_in_flight(4, WAIT).await,
+            "the joining locations were not looked up (in flight: {})",
+            world.directory.clusters_in_flight()
+        );
+        // Counted at once, located once the directory answers.
+        wait_storm(&world, "14 locations, 10 not located yet", |t| {
+            t.contains("14 locations") && t.contains("(10 not located)")
+        })
+        .await;
+        world.directory.hold_clusters(false);
+        let shown = wait_storm(&world, "every location located", |t| {
+            t.contains("wdc04 ×14")
+        })
+        .await;
+        assert!(
+            !latest(&shown).contains("not located"),
+            "{}",
+            latest(&shown)
+        );
+        assert_eq!(
+            world.directory.max_clusters_in_flight(),
+            4,
+            "the storm's lookups were not bounded to 4 at a time"
+        );
+        assert_eq!(triggered(&world).len(), 3, "no build for a lookup");
+        assert_no_refusals(&world);
+        tokio::time::timeout(Duration::from_secs(10), bot.stop())
             .await
             .expect("stops");
     })
