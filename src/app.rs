@@ -6,8 +6,9 @@
 //! exits non-zero with one line naming the cause instead of running on, deaf.
 //! Shutdown stops taking envelopes, hands in-flight checks back to the store (their Jenkins
 //! handle is already persisted) so a restart or another replica resumes them, and exits
-//! within a bound. The timers (resumer, readiness, the storm gauge, the weekly report) stop with the shutdown
-//! token. No business logic lives here.
+//! within a bound. The timers (resumer, readiness, the storm gauge, the weekly report) stop
+//! with the shutdown token; the storms' background tasks stop once the envelopes in hand are
+//! handled, and hand their claims back to the store. No business logic lives here.
 
 use crate::alertmanager::AlertmanagerClient;
 use crate::check::coordinator::Coordinator;
@@ -77,6 +78,7 @@ pub struct RunningBot {
     shutdown: CancellationToken,
     server_stop: CancellationToken,
     coordinator: Coordinator,
+    storms: Storms,
     task: tokio::task::JoinHandle<()>,
     /// Where `/healthz`, `/readyz` and `/metrics` are served.
     pub ops_addr: SocketAddr,
@@ -133,6 +135,11 @@ impl RunningBot {
         seen.map(|e| e.outcome)
     }
 
+    /// The storm workflow (tests count its background tasks: none after [`RunningBot::stop`]).
+    pub fn storms(&self) -> Storms {
+        self.storms.clone()
+    }
+
     /// Stops gracefully (as on SIGTERM) and waits for it, within the shutdown bound.
     pub async fn stop(self) {
         self.shutdown.cancel();
@@ -144,6 +151,7 @@ impl RunningBot {
         // The checks run in tasks of their own: stop them (and their lease renewals) too, or
         // they would live on and keep their leases as no killed process can.
         self.coordinator.abort_all();
+        self.storms.abandon();
         self.task.abort();
         self.shutdown.cancel();
         self.server_stop.cancel();
@@ -256,6 +264,7 @@ pub async fn start_with_clock(
         config.storm,
         store.clone(),
         Arc::new(engine.clone()),
+        &options.instance,
         metrics.clone(),
     );
     let sink = Arc::new(SlackSink::new(
@@ -285,6 +294,9 @@ pub async fn start_with_clock(
     )
     .with_clock(clock.clone());
     sink.set_storm_channel(StormThreads::shared(handler.clone()));
+    // Storms a previous process (or a dead replica) left: their waiting pointer replies, their
+    // end, their budgeted checker.
+    storms.resume(StormThreads::shared(handler.clone()));
 
     let shutdown = CancellationToken::new();
     // The ops server outlives the rest of the shutdown, so `/readyz` says "shutting down" (and
@@ -387,7 +399,7 @@ pub async fn start_with_clock(
     };
 
     // `linkbot_storm_active` follows the store (a storm may end on another replica).
-    tokio::spawn(storms.clone().track_active(shutdown.clone()));
+    storms.track_active(shutdown.clone());
 
     // Resume what a previous run (or a dead replica) left in flight, now and periodically.
     let resumer = {
@@ -433,6 +445,7 @@ pub async fn start_with_clock(
         let server_stop = server_stop.clone();
         let coordinator = coordinator.clone();
         let store = store.clone();
+        let storms = storms.clone();
         let instance = options.instance.clone();
         let bound = options.shutdown_bound;
         tokio::spawn(async move {
@@ -464,6 +477,9 @@ pub async fn start_with_clock(
                     "stopped before handling every acked envelope; Slack will not redeliver them"
                 );
             }
+            // The storms' tasks (pointer replies, message edits, the budgeted checker, the
+            // watchers) stop here: what they left is in the store for the next process.
+            storms.stop(bound / 10).await;
             resumer.abort();
             if let Some(weekly) = weekly {
                 // Stopped by the shutdown token; a post under way is cut (its claim goes stale).
@@ -481,7 +497,7 @@ pub async fn start_with_clock(
                     tracing::warn!(error = %e, "could not hand checks back; they resume when their lease expires")
                 }
             }
-            let _ = tokio::time::timeout(bound / 2, async {
+            let _ = tokio::time::timeout(bound * 2 / 5, async {
                 let _ = transport.await;
                 server_stop.cancel();
                 let _ = server.await;
@@ -496,6 +512,7 @@ pub async fn start_with_clock(
         shutdown,
         server_stop,
         coordinator,
+        storms,
         task,
         ops_addr,
         identity,

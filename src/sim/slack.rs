@@ -17,7 +17,8 @@
 //!   ([`SimSlackState::refusals`]).
 //!   A wrong or missing token answers `invalid_auth`/`not_authed`; an unknown method
 //!   `unknown_method`. [`SlackSim::fail_next`] injects failures (HTTP 429 + `Retry-After`, a refusal
-//!   with `response_metadata.messages`, a bare 5xx, a stall). `chat.update` without `blocks`
+//!   with `response_metadata.messages`, a bare 5xx, a stall); [`SlackSim::fail_matching`] fails
+//!   every call carrying a given text until cleared. `chat.update` without `blocks`
 //!   keeps the message's blocks and an empty list removes them, as Slack documents.
 //! - Socket Mode: each connection gets a `hello` (with the fields slack-morphism's models
 //!   require). [`SlackSim::push`] sends an envelope to one live connection (round robin) and the
@@ -260,6 +261,9 @@ pub struct SimSlackState {
     tickets: HashSet<String>,
     usergroups: HashMap<String, Vec<String>>,
     failures: HashMap<String, VecDeque<Failure>>,
+    /// Failures answered to every call of a method whose parameters contain a text, until
+    /// cleared ([`SlackSim::fail_matching`]).
+    failing: Vec<(String, String, Failure)>,
     refusals: Vec<SimRefusal>,
     /// Trigger ids Slack issued (with each interaction and slash command): when, and for whom.
     triggers: HashMap<String, Trigger>,
@@ -616,6 +620,20 @@ impl SlackSim {
         });
     }
 
+    /// Makes every call to `method` whose parameters contain `needle` (as JSON text) answer
+    /// `failure`, until [`SlackSim::clear_failing`].
+    pub fn fail_matching(&self, method: &str, needle: &str, failure: Failure) {
+        self.inner.update(|s| {
+            s.failing
+                .push((method.to_string(), needle.to_string(), failure));
+        });
+    }
+
+    /// Ends every [`SlackSim::fail_matching`].
+    pub fn clear_failing(&self) {
+        self.inner.update(|s| s.failing.clear());
+    }
+
     /// A snapshot of every message posted.
     pub fn messages(&self) -> Vec<SimMessage> {
         self.inner.lock().messages.clone()
@@ -917,6 +935,16 @@ impl Inner {
             });
             if let Some(failure) = s.failures.get_mut(method).and_then(VecDeque::pop_front) {
                 return Err(failure);
+            }
+            if !s.failing.is_empty() {
+                let carried = Value::Object(params.clone()).to_string();
+                if let Some((_, _, failure)) = s
+                    .failing
+                    .iter()
+                    .find(|(m, needle, _)| m == method && carried.contains(needle.as_str()))
+                {
+                    return Err(failure.clone());
+                }
             }
             if let Some(Err(retry_after_secs)) = s.tiers.as_mut().map(|t| t.admit(method)) {
                 return Err(Failure::RateLimited { retry_after_secs });

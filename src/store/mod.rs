@@ -1112,13 +1112,16 @@ pub trait Store: Send + Sync {
     /// tasks and replicas, that took it.
     async fn take_feedback_form(&self, token: &str) -> Result<bool, StoreError>;
 
-    // --- Storms (migration 0008; the decisions are `storm/`'s) ---
+    // --- Storms (migrations 0008, 0009; the decisions are `storm/`'s) ---
 
     /// A first firing for `key` (its alert `alert`), in one transaction serialised per
     /// environment: ends the environment's active storm first when no new location fired in
     /// it for `window`; records the firing; joins the active storm, or declares one when more
     /// than `threshold` distinct locations fired within `window` (at most one active storm per
-    /// environment, across replicas: a unique partial index).
+    /// environment, across replicas: a unique partial index). A location joining the active
+    /// storm waits for its pointer reply (see [`Store::claim_storm_pointer`]), and so does a
+    /// location of it firing again under another alert; the locations of a declaration do not
+    /// (their checks answer them, and the declaring one is decided by the caller).
     async fn storm_fired(
         &self,
         key: &CheckKey,
@@ -1184,13 +1187,53 @@ pub trait Store: Send + Sync {
         to: StormMode,
     ) -> Result<Option<Storm>, StoreError>;
 
-    /// Claims the next unchecked location of active storm `id`, while it checks within the
-    /// budget at `epoch`: marked checked and returned (once, across replicas).
+    /// Claims the next unchecked location of active storm `id` for `owner`, while it checks
+    /// within the budget at `epoch`: marked checked (its check answers its alert) and returned
+    /// (once, across replicas). Each claim renews `owner`'s heartbeat as the storm's budgeted
+    /// checker (see [`Store::take_storm_pump`]).
     async fn claim_storm_check(
         &self,
         id: StormId,
         epoch: i64,
+        owner: &str,
     ) -> Result<Option<StormLocation>, StoreError>;
+
+    /// Takes over the budgeted checking of active storm `id` for `owner` when its checker's
+    /// heartbeat is older than `stale` (it died) and a location is left unchecked: the epoch is
+    /// raised, so the old checker's claims fail. The storm as taken, once across replicas.
+    async fn take_storm_pump(
+        &self,
+        id: StormId,
+        owner: &str,
+        stale: Duration,
+    ) -> Result<Option<Storm>, StoreError>;
+
+    /// Marks `location`'s alert in storm `id` as waiting for its pointer reply (a storm's
+    /// declaring alert that is not in the sample; other alerts joining a storm wait from the
+    /// start, see [`Store::storm_fired`]).
+    async fn storm_point(&self, id: StormId, location: &LocationId) -> Result<(), StoreError>;
+
+    /// Claims, for `owner` until now + `lease`, the first alert of storm `id` (in firing order)
+    /// waiting for its pointer reply and not claimed by a live claim: once across replicas.
+    /// `None` when none waits. A claim whose post failed is left to expire: the alert is
+    /// claimed again (and its pointer tried again) after `lease`.
+    async fn claim_storm_pointer(
+        &self,
+        id: StormId,
+        owner: &str,
+        lease: Duration,
+    ) -> Result<Option<StormLocation>, StoreError>;
+
+    /// Records that `location`'s alert in storm `id` got its pointer reply (its claim ends).
+    async fn storm_pointed(&self, id: StormId, location: &LocationId) -> Result<(), StoreError>;
+
+    /// Releases every pointer claim `owner` holds (on graceful shutdown: another replica, or
+    /// the next process, posts them without waiting for the claims to expire).
+    async fn release_storm_pointers(&self, owner: &str) -> Result<u64, StoreError>;
+
+    /// The storms a starting replica takes up: every active one, and those with an alert still
+    /// waiting for its pointer whose last firing is not older than `since`.
+    async fn storms_to_resume(&self, since: Duration) -> Result<Vec<Storm>, StoreError>;
 
     /// Ends active storm `id` if no new location fired in it for `quiet`; the storm as ended
     /// (once, across replicas).

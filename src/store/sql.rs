@@ -103,7 +103,7 @@ const FEEDBACK_FORM_COLUMNS: &str =
 
 /// Columns of a storm, as `storms::storm_from_row` reads them.
 const STORM_COLUMNS: &str = "id, environment, state, mode, epoch, declared_at, first_firing_at, \
-     last_firing_at, message_channel, message_ts, iam_health, ended_at";
+     last_firing_at, message_channel, message_ts, iam_health, ended_at, pumped_by, pumped_at";
 
 /// Columns (and tables) of a storm's locations, as `storms::storm_location_from_row` reads them.
 const STORM_LOCATIONS_FROM: &str = "s.environment, l.location, l.fired_at, l.alert_channel, \
@@ -1672,6 +1672,23 @@ where
             .await
             .map_err(query_error(OP))?;
             let new = D::rows_affected(&done) == 1;
+            if !new {
+                // The location fires again under another alert: that alert waits for its
+                // pointer (the location's check, if any, answered the first one).
+                sqlx::query(
+                    "UPDATE storm_locations SET alert_channel = $1, alert_ts = $2, \
+                     answered_at = NULL, pointing_by = NULL, pointing_until = NULL \
+                     WHERE storm_id = $3 AND location = $4 \
+                     AND (alert_channel <> $1 OR alert_ts <> $2)",
+                )
+                .bind(alert.channel.as_str())
+                .bind(alert.ts.as_str())
+                .bind(storm.id.0)
+                .bind(key.location.as_str())
+                .execute(&mut *tx)
+                .await
+                .map_err(query_error(OP))?;
+            }
             let storm = if new {
                 let row = sqlx::query(&format!(
                     "UPDATE storms SET last_firing_at = $1 WHERE id = $2 RETURNING {STORM_COLUMNS}"
@@ -1714,14 +1731,15 @@ where
                 let storm = storm_from_row(&row)?;
                 sqlx::query(
                     "INSERT INTO storm_locations (storm_id, location, fired_at, alert_channel, \
-                     alert_ts, checked) SELECT $1, location, fired_at, alert_channel, alert_ts, \
-                     CASE WHEN location = $2 THEN 0 ELSE 1 END FROM alert_firings \
-                     WHERE environment = $3 AND fired_at >= $4",
+                     alert_ts, checked, answered_at) SELECT $1, location, fired_at, \
+                     alert_channel, alert_ts, CASE WHEN location = $2 THEN 0 ELSE 1 END, $5 \
+                     FROM alert_firings WHERE environment = $3 AND fired_at >= $4",
                 )
                 .bind(storm.id.0)
                 .bind(key.location.as_str())
                 .bind(env)
                 .bind(cutoff)
+                .bind(now)
                 .execute(&mut *tx)
                 .await
                 .map_err(query_error(OP))?;
@@ -1823,11 +1841,12 @@ where
                 continue;
             };
             sqlx::query(
-                "UPDATE storm_locations SET sample = 1, checked = 1 \
-                 WHERE storm_id = $1 AND location = $2",
+                "UPDATE storm_locations SET sample = 1, checked = 1, \
+                 answered_at = COALESCE(answered_at, $3) WHERE storm_id = $1 AND location = $2",
             )
             .bind(id.0)
             .bind(location.as_str())
+            .bind(self.clock.now_ms())
             .execute(&mut *tx)
             .await
             .map_err(query_error(OP))?;
@@ -1881,21 +1900,26 @@ where
             return Ok(None);
         }
         let from: Vec<String> = from.iter().map(|m| format!("'{}'", m.as_str())).collect();
+        // Checking the rest starts a new generation, whose checker is not known yet: its
+        // heartbeat starts now.
         let bump = if to == StormMode::Budget {
-            ", epoch = epoch + 1"
+            ", epoch = epoch + 1, pumped_by = NULL, pumped_at = $3"
         } else {
             ""
         };
-        let row = sqlx::query(&format!(
+        let sql = format!(
             "UPDATE storms SET mode = $1{bump} WHERE id = $2 AND state = 'active' \
              AND mode IN ({}) RETURNING {STORM_COLUMNS}",
             from.join(", ")
-        ))
-        .bind(to.as_str())
-        .bind(id.0)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(query_error("set_storm_mode"))?;
+        );
+        let mut query = sqlx::query(&sql).bind(to.as_str()).bind(id.0);
+        if to == StormMode::Budget {
+            query = query.bind(self.clock.now_ms());
+        }
+        let row = query
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(query_error("set_storm_mode"))?;
         row.as_ref().map(storm_from_row).transpose()
     }
 
@@ -1903,8 +1927,10 @@ where
         &self,
         id: StormId,
         epoch: i64,
+        owner: &str,
     ) -> Result<Option<StormLocation>, StoreError> {
         const OP: &str = "claim_storm_check";
+        let now = self.clock.now_ms();
         let mut tx = self.write_tx(OP).await?;
         let going = sqlx::query(&format!(
             "SELECT id FROM storms WHERE id = $1 AND state = 'active' AND mode = 'budget' \
@@ -1934,15 +1960,162 @@ where
             LocationId::parse(&next.text("location")?).map_err(|e| StoreError::Corrupt {
                 what: e.to_string(),
             })?;
-        sqlx::query("UPDATE storm_locations SET checked = 1 WHERE storm_id = $1 AND location = $2")
+        sqlx::query(
+            "UPDATE storm_locations SET checked = 1, answered_at = COALESCE(answered_at, $3) \
+             WHERE storm_id = $1 AND location = $2",
+        )
+        .bind(id.0)
+        .bind(location.as_str())
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(query_error(OP))?;
+        // The checker's heartbeat.
+        sqlx::query("UPDATE storms SET pumped_by = $1, pumped_at = $2 WHERE id = $3")
+            .bind(owner)
+            .bind(now)
             .bind(id.0)
-            .bind(location.as_str())
             .execute(&mut *tx)
             .await
             .map_err(query_error(OP))?;
         let claimed = Self::load_storm_locations(&mut tx, id, Some(&location), OP).await?;
         tx.commit().await.map_err(query_error(OP))?;
         Ok(claimed.into_iter().next())
+    }
+
+    async fn take_storm_pump(
+        &self,
+        id: StormId,
+        owner: &str,
+        stale: Duration,
+    ) -> Result<Option<Storm>, StoreError> {
+        let now = self.clock.now_ms();
+        let row = sqlx::query(&format!(
+            "UPDATE storms SET epoch = epoch + 1, pumped_by = $1, pumped_at = $2 \
+             WHERE id = $3 AND state = 'active' AND mode = 'budget' \
+             AND (pumped_at IS NULL OR pumped_at < $4) \
+             AND EXISTS (SELECT 1 FROM storm_locations WHERE storm_id = $3 AND checked = 0) \
+             RETURNING {STORM_COLUMNS}"
+        ))
+        .bind(owner)
+        .bind(now)
+        .bind(id.0)
+        .bind(now.saturating_sub(duration_ms(stale)))
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(query_error("take_storm_pump"))?;
+        row.as_ref().map(storm_from_row).transpose()
+    }
+
+    async fn storm_point(&self, id: StormId, location: &LocationId) -> Result<(), StoreError> {
+        self.changed_one(
+            sqlx::query(
+                "UPDATE storm_locations SET answered_at = NULL, pointing_by = NULL, \
+                 pointing_until = NULL WHERE storm_id = $1 AND location = $2 AND checked = 0",
+            )
+            .bind(id.0)
+            .bind(location.as_str()),
+            "storm_point",
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn claim_storm_pointer(
+        &self,
+        id: StormId,
+        owner: &str,
+        lease: Duration,
+    ) -> Result<Option<StormLocation>, StoreError> {
+        const OP: &str = "claim_storm_pointer";
+        let now = self.clock.now_ms();
+        let mut tx = self.write_tx(OP).await?;
+        // The storm's row serialises its claims across replicas (PostgreSQL; SQLite's write
+        // transaction does already).
+        let found = sqlx::query(&format!(
+            "SELECT id FROM storms WHERE id = $1{}",
+            D::LOCK_FOR_UPDATE
+        ))
+        .bind(id.0)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(query_error(OP))?;
+        if found.is_none() {
+            return Ok(None);
+        }
+        let next = sqlx::query(
+            "SELECT location FROM storm_locations WHERE storm_id = $1 AND answered_at IS NULL \
+             AND (pointing_until IS NULL OR pointing_until < $2) \
+             ORDER BY fired_at, location LIMIT 1",
+        )
+        .bind(id.0)
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(query_error(OP))?;
+        let Some(next) = next else {
+            return Ok(None);
+        };
+        let location =
+            LocationId::parse(&next.text("location")?).map_err(|e| StoreError::Corrupt {
+                what: e.to_string(),
+            })?;
+        sqlx::query(
+            "UPDATE storm_locations SET pointing_by = $1, pointing_until = $2 \
+             WHERE storm_id = $3 AND location = $4",
+        )
+        .bind(owner)
+        .bind(now.saturating_add(duration_ms(lease)))
+        .bind(id.0)
+        .bind(location.as_str())
+        .execute(&mut *tx)
+        .await
+        .map_err(query_error(OP))?;
+        let claimed = Self::load_storm_locations(&mut tx, id, Some(&location), OP).await?;
+        tx.commit().await.map_err(query_error(OP))?;
+        Ok(claimed.into_iter().next())
+    }
+
+    async fn storm_pointed(&self, id: StormId, location: &LocationId) -> Result<(), StoreError> {
+        self.changed_one(
+            sqlx::query(
+                "UPDATE storm_locations SET answered_at = COALESCE(answered_at, $1), \
+                 pointing_by = NULL, pointing_until = NULL \
+                 WHERE storm_id = $2 AND location = $3",
+            )
+            .bind(self.clock.now_ms())
+            .bind(id.0)
+            .bind(location.as_str()),
+            "storm_pointed",
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn release_storm_pointers(&self, owner: &str) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "UPDATE storm_locations SET pointing_by = NULL, pointing_until = NULL \
+             WHERE pointing_by = $1 AND answered_at IS NULL",
+        )
+        .bind(owner)
+        .execute(&self.pool)
+        .await
+        .map_err(query_error("release_storm_pointers"))?;
+        Ok(D::rows_affected(&done))
+    }
+
+    async fn storms_to_resume(&self, since: Duration) -> Result<Vec<Storm>, StoreError> {
+        let cutoff = self.clock.now_ms().saturating_sub(duration_ms(since));
+        let rows = sqlx::query(&format!(
+            "SELECT {STORM_COLUMNS} FROM storms WHERE state = 'active' \
+             OR (last_firing_at >= $1 AND id IN \
+             (SELECT storm_id FROM storm_locations WHERE answered_at IS NULL)) ORDER BY id"
+        ))
+        .bind(cutoff)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query_error("storms_to_resume"))?;
+        rows.iter().map(storm_from_row).collect()
     }
 
     async fn end_quiet_storm(

@@ -59,6 +59,11 @@ const MIGRATIONS: &[EmbeddedMigration] = &[
         sql: include_str!("../../migrations/sqlite/0008_storms.sql"),
     },
     EmbeddedMigration {
+        version: 9,
+        description: "storm lifecycle",
+        sql: include_str!("../../migrations/sqlite/0009_storm_lifecycle.sql"),
+    },
+    EmbeddedMigration {
         version: 10,
         description: "storm reason text",
         sql: include_str!("../../migrations/sqlite/0010_storm_reason_text.sql"),

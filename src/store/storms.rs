@@ -1,5 +1,6 @@
-//! The store's rows for storms (migration 0008): the firings the threshold counts, the storm
-//! (at most one active per environment) and its locations, and how rows map to these types.
+//! The store's rows for storms (migrations 0008 and 0009): the firings the threshold counts, the
+//! storm (at most one active per environment) with the lease of its budgeted checker, and its
+//! locations with the claim on each alert's pointer reply, and how rows map to these types.
 //!
 //! This module must NOT decide anything about a storm (that is `storm/`): it only names what
 //! the store keeps. The queries are in `sql.rs`, written once for both dialects.
@@ -80,6 +81,10 @@ pub struct Storm {
     pub iam_health: Option<String>,
     /// When it ended.
     pub ended_at: Option<DateTime<Utc>>,
+    /// The replica checking the rest within the budget, once one claimed a location.
+    pub pumped_by: Option<String>,
+    /// When its budgeted checker last showed it is alive (its lease's heartbeat).
+    pub pumped_at: Option<DateTime<Utc>>,
 }
 
 /// One location of a storm.
@@ -164,6 +169,8 @@ pub(super) fn storm_from_row(row: &impl Cols) -> Result<Storm, StoreError> {
         ),
         iam_health: row.opt_text("iam_health")?,
         ended_at: opt_time(row, "ended_at")?,
+        pumped_by: row.opt_text("pumped_by")?,
+        pumped_at: opt_time(row, "pumped_at")?,
     })
 }
 

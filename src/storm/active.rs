@@ -32,17 +32,21 @@ impl Storms {
         }
     }
 
-    /// Keeps `linkbot_storm_active` true to the store (every [`ACTIVE_EVERY`]) until `shutdown`.
-    pub async fn track_active(self, shutdown: CancellationToken) {
+    /// Keeps `linkbot_storm_active` true to the store (every [`ACTIVE_EVERY`]), in a storm
+    /// task of its own (so [`Storms::stop`] ends it too), until `shutdown`.
+    pub fn track_active(&self, shutdown: CancellationToken) {
         if !self.settings.enabled {
             return;
         }
-        loop {
-            self.observe_active().await;
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = tokio::time::sleep(ACTIVE_EVERY) => {}
+        let this = self.clone();
+        self.spawn(async move {
+            loop {
+                this.observe_active().await;
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(ACTIVE_EVERY) => {}
+                }
             }
-        }
+        });
     }
 }

@@ -54,7 +54,7 @@ impl Storms {
             return;
         };
         let this = self.clone();
-        tokio::spawn(async move { this.locate_queued(id, queue, chat).await });
+        self.spawn(async move { this.locate_queued(id, queue, chat).await });
     }
 
     /// Storm `id`'s worker: at most [`LOCATE_AT_ONCE`] lookups at a time, each place recorded

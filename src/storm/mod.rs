@@ -12,6 +12,14 @@
 //! its `epoch`). On-call may press Check all or Stop. After a window with no new location the
 //! storm ends and every location goes to the audit.
 //!
+//! A storm outlives the replica that runs it. Each alert waiting for its pointer is a row in
+//! the store, claimed by the replica posting it and marked answered once posted, so a pointer
+//! not posted when a process stopped (or crashed, or Slack refused it) is posted by the next
+//! process or another replica, once. The budgeted checker is a lease: each location it claims
+//! renews its heartbeat, and a replica watching the storm takes it over (a new epoch) when the
+//! heartbeat is older than [`StormSettings::pump_timeout`]. Every background task of this
+//! module is tied to the bot's shutdown ([`Storms::stop`]): none runs on after it.
+//!
 //! This module must NOT import slack-morphism, render Slack text, or import `config`: Slack is
 //! behind [`StormChannel`] (implemented in `slack/storm.rs`), which receives the typed
 //! [`StormView`]; where a location is and whether IAM answers come through [`Survey`].
@@ -37,9 +45,11 @@ use anyhow::{Context, Result};
 use chrono::Utc;
 use futures_util::StreamExt;
 use std::collections::{HashMap, HashSet};
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::{watch, Notify};
+use tokio_util::sync::CancellationToken;
 
 /// The shortest time between two edits of a storm message by one replica.
 pub const REFRESH_EVERY: Duration = Duration::from_secs(3);
@@ -57,6 +67,14 @@ const MESSAGE_WAIT: Duration = Duration::from_secs(20);
 /// How many locations are looked up at once when a storm is declared, and by each storm's
 /// worker locating the locations that join it later (`locate.rs`).
 const LOCATE_AT_ONCE: usize = 4;
+/// How long a replica holds an alert's pointer reply while posting it; a replica that died
+/// meanwhile leaves a claim that expires after this, and another posts the pointer.
+const POINTER_CLAIM: Duration = Duration::from_secs(30);
+/// How many pointer replies Slack may refuse in a row before a round of posting stops.
+const POINTER_REFUSALS: usize = 3;
+/// How far back a starting replica looks for storms with alerts still waiting for their
+/// pointer (an ended storm's alert answered a day late helps nobody).
+const RESUME_SINCE: Duration = Duration::from_secs(24 * 3600);
 
 /// Where a location is and whether IAM answers (implemented by the check engine).
 #[async_trait::async_trait]
@@ -125,20 +143,41 @@ pub enum Acted {
 struct Local {
     /// One refresher per storm on this replica: a notified task editing its message.
     refreshers: Mutex<HashMap<StormId, Arc<Notify>>>,
-    /// Storms whose end this replica watches.
+    /// Storms this replica watches (their end, waiting pointers, the budgeted checker).
     watched: Mutex<HashSet<StormId>>,
-    /// Pointer replies waiting, per storm: one task posts them one at a time, so they never
-    /// fill Slack's per-channel queue ahead of the sample's threads and the verdicts, and a
-    /// waiting pointer costs its two message refs, not a task.
-    pointers: Mutex<HashMap<StormId, mpsc::UnboundedSender<Pointer>>>,
+    /// One pointer poster per storm on this replica: a notified task claiming the storm's
+    /// waiting alerts in the store and answering them one at a time, so they never fill
+    /// Slack's per-channel queue ahead of the sample's threads and the verdicts.
+    pointers: Mutex<HashMap<StormId, Arc<Notify>>>,
     /// Lookups of where joining locations are, per storm (see `locate.rs`).
     locators: locate::Locators,
+    /// This replica's storm tasks.
+    tasks: Tasks,
 }
 
-/// A pointer reply to post: under `alert`, to the storm message when known.
-struct Pointer {
-    alert: MessageRef,
-    message: Option<MessageRef>,
+/// The background tasks of the storms on this replica, tied to the bot's shutdown: cancelled,
+/// each ends at its next await, and `live` counts those not ended yet.
+struct Tasks {
+    stop: CancellationToken,
+    live: Arc<watch::Sender<usize>>,
+}
+
+impl Default for Tasks {
+    fn default() -> Self {
+        Tasks {
+            stop: CancellationToken::new(),
+            live: Arc::new(watch::channel(0).0),
+        }
+    }
+}
+
+/// Counts one live task; uncounted when the task ends, however it ends.
+struct LiveTask(Arc<watch::Sender<usize>>);
+
+impl Drop for LiveTask {
+    fn drop(&mut self) {
+        self.0.send_modify(|n| *n = n.saturating_sub(1));
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -151,25 +190,110 @@ pub struct Storms {
     settings: StormSettings,
     store: Arc<dyn Store>,
     survey: Arc<dyn Survey>,
+    /// This replica's name in the store's claims (pointer replies, the budgeted checker).
+    instance: Arc<str>,
     local: Arc<Local>,
     metrics: Metrics,
 }
 
 impl Storms {
-    /// A workflow with `[storm]` settings over `store`, counting in `metrics`.
+    /// A workflow with `[storm]` settings over `store`, run by replica `instance`, counting
+    /// in `metrics`.
     pub fn new(
         settings: StormSettings,
         store: Arc<dyn Store>,
         survey: Arc<dyn Survey>,
+        instance: &str,
         metrics: Metrics,
     ) -> Self {
         Storms {
             settings,
             store,
             survey,
+            instance: instance.into(),
             local: Arc::new(Local::default()),
             metrics,
         }
+    }
+
+    /// Runs `task` in the background until it ends or the storms stop ([`Storms::stop`]);
+    /// nothing once they stopped.
+    fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) {
+        let tasks = &self.local.tasks;
+        if tasks.stop.is_cancelled() {
+            return;
+        }
+        tasks.live.send_modify(|n| *n += 1);
+        let live = LiveTask(tasks.live.clone());
+        let stop = tasks.stop.clone();
+        tokio::spawn(async move {
+            let _live = live;
+            tokio::select! {
+                biased;
+                _ = stop.cancelled() => {}
+                _ = task => {}
+            }
+        });
+    }
+
+    /// Takes up the storms the store holds (on start): answers the alerts still waiting for
+    /// their pointer (a process stopped or crashed before posting them) and watches the active
+    /// storms (their end, and their budgeted checker should its replica be gone).
+    pub fn resume(&self, chat: Arc<dyn StormChannel>) {
+        let this = self.clone();
+        self.spawn(async move {
+            match this.store.storms_to_resume(RESUME_SINCE).await {
+                Ok(storms) => {
+                    for storm in storms {
+                        tracing::info!(storm = %storm.id, active = storm.active, "taking up a storm");
+                        if storm.active {
+                            this.watch(storm.id, chat.clone());
+                        }
+                        this.point(storm.id, chat.clone());
+                    }
+                }
+                // The next firing of a storm's alert, or a watching replica, takes it up.
+                Err(e) => tracing::error!(
+                    error = %e,
+                    "cannot read the storms to take up: alerts waiting for their storm pointer stay unanswered until a replica watches their storm"
+                ),
+            }
+        });
+    }
+
+    /// Stops this replica's storm tasks (on shutdown): each ends at its next await, and no
+    /// storm task calls Slack or the store after this returns (waiting at most `bound`). The
+    /// pointer replies it had claimed are handed back, so another replica or the next process
+    /// posts them at once; its budgeted checker is taken over when its heartbeat is stale.
+    pub async fn stop(&self, bound: Duration) {
+        self.local.tasks.stop.cancel();
+        let mut live = self.local.tasks.live.subscribe();
+        let stopped = tokio::time::timeout(bound, live.wait_for(|n| *n == 0))
+            .await
+            .is_ok_and(|r| r.is_ok());
+        if !stopped {
+            tracing::warn!(
+                tasks = self.running(),
+                "storm tasks did not stop within the bound"
+            );
+        }
+        match self.store.release_storm_pointers(&self.instance).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(alerts = n, "handed storm pointer replies back to the store"),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not hand storm pointer replies back; they are posted when their claim expires")
+            }
+        }
+    }
+
+    /// Stops this replica's storm tasks at once, handing nothing back (as a killed process).
+    pub fn abandon(&self) {
+        self.local.tasks.stop.cancel();
+    }
+
+    /// How many storm tasks run on this replica.
+    pub fn running(&self) -> usize {
+        *self.local.tasks.live.borrow()
     }
 
     /// The settings.
@@ -212,7 +336,7 @@ impl Storms {
         if let Some(ended) = fired.ended {
             let this = self.clone();
             let chat = chat.clone();
-            tokio::spawn(async move { this.ended(ended.id, chat).await });
+            self.spawn(async move { this.ended(ended.id, chat).await });
         }
         match fired.firing {
             StormFiring::Calm => Route::Check,
@@ -241,7 +365,8 @@ impl Storms {
                     Some(m) => Some(m),
                     None => self.wait_for_message(storm.id).await,
                 };
-                self.point(alert, storm.id, message.as_ref(), chat.clone());
+                // Its alert waits for its pointer in the store (since `storm_fired`).
+                self.point(storm.id, chat.clone());
                 Route::Pointed(message)
             }
         }
@@ -300,7 +425,7 @@ impl Storms {
         // IAM's health, once per storm (in its own task: the alert's answer does not wait).
         let this = self.clone();
         let probe_chat = chat.clone();
-        tokio::spawn(async move {
+        self.spawn(async move {
             let health = this.survey.iam_health().await;
             if let Err(e) = this
                 .store
@@ -325,7 +450,11 @@ impl Storms {
         match route {
             Some(r) => Ok(r),
             None => {
-                self.point(alert, id, Some(&message), chat.clone());
+                self.store
+                    .storm_point(id, &key.location)
+                    .await
+                    .context("recording that the declaring alert waits for its pointer")?;
+                self.point(id, chat.clone());
                 Ok(Route::Pointed(Some(message)))
             }
         }
@@ -382,57 +511,79 @@ impl Storms {
         None
     }
 
-    /// Queues the pointer reply under `alert` (posted in order by the storm's pointer task).
-    fn point(
-        &self,
-        alert: &MessageRef,
-        id: StormId,
-        message: Option<&MessageRef>,
-        chat: Arc<dyn StormChannel>,
-    ) {
-        let pointer = Pointer {
-            alert: alert.clone(),
-            message: message.cloned(),
-        };
+    /// Answers storm `id`'s alerts waiting for their pointer soon (one poster task per storm
+    /// on this replica; the store says which alerts wait, and which replica posts each).
+    fn point(&self, id: StormId, chat: Arc<dyn StormChannel>) {
         let mut pointers = lock(&self.local.pointers);
-        let pointer = match pointers.get(&id) {
-            Some(tx) => match tx.send(pointer) {
-                Ok(()) => return,
-                // Its task ended (the storm ended here): a new one posts it.
-                Err(mpsc::error::SendError(p)) => p,
-            },
-            None => pointer,
-        };
-        let (tx, rx) = mpsc::unbounded_channel();
-        let _ = tx.send(pointer);
-        pointers.insert(id, tx);
+        if let Some(n) = pointers.get(&id) {
+            n.notify_one();
+            return;
+        }
+        let notify = Arc::new(Notify::new());
+        notify.notify_one();
+        pointers.insert(id, notify.clone());
         drop(pointers);
         let this = self.clone();
-        tokio::spawn(async move { this.post_pointers(id, rx, chat).await });
+        self.spawn(async move { this.post_pointers(id, notify, chat).await });
     }
 
-    /// Posts storm `id`'s pointer replies one at a time, until the storm ends on this replica.
-    async fn post_pointers(
-        &self,
-        id: StormId,
-        mut queue: mpsc::UnboundedReceiver<Pointer>,
-        chat: Arc<dyn StormChannel>,
-    ) {
+    /// Posts storm `id`'s waiting pointer replies one at a time, each claimed in the store
+    /// first (once across replicas) and marked answered once posted; each time it is notified,
+    /// until the storm has ended. A reply Slack refused keeps its claim until it expires, then
+    /// a round (of a replica watching the storm, or of the next process) tries it again; a
+    /// round stops after a few refusals in a row (Slack is down: no point going on).
+    async fn post_pointers(&self, id: StormId, notify: Arc<Notify>, chat: Arc<dyn StormChannel>) {
         let mut link: Option<String> = None;
-        while let Some(p) = queue.recv().await {
-            if link.is_none() {
-                if let Some(m) = &p.message {
-                    link = chat.permalink(m).await;
+        loop {
+            notify.notified().await;
+            let mut refused = 0;
+            while refused < POINTER_REFUSALS {
+                let waiting = match self
+                    .store
+                    .claim_storm_pointer(id, &self.instance, POINTER_CLAIM)
+                    .await
+                {
+                    Ok(Some(l)) => l,
+                    Ok(None) => break,
+                    Err(e) => {
+                        tracing::warn!(error = %e, storm = %id, "cannot claim a storm alert's pointer; trying on the next round");
+                        break;
+                    }
+                };
+                if link.is_none() {
+                    let message = match self.store.storm(id).await {
+                        Ok(Some(s)) if s.message.is_some() => s.message,
+                        _ => self.wait_for_message(id).await,
+                    };
+                    if let Some(m) = &message {
+                        link = chat.permalink(m).await;
+                    }
+                }
+                if let Err(e) = chat.point(&waiting.alert, id, link.as_deref()).await {
+                    refused += 1;
+                    tracing::error!(
+                        error = format!("{e:#}"),
+                        storm = %id,
+                        alert = %waiting.alert.ts,
+                        retry_in = ?POINTER_CLAIM,
+                        "could not answer an alert of the storm; it is tried again when its claim expires"
+                    );
+                    continue;
+                }
+                refused = 0;
+                self.metrics.storm_alerts_linked.inc();
+                if let Err(e) = self.store.storm_pointed(id, &waiting.key.location).await {
+                    tracing::warn!(error = %e, storm = %id, "cannot record a storm alert's pointer: it may be posted again");
                 }
             }
-            match chat.point(&p.alert, id, link.as_deref()).await {
-                Ok(()) => {
-                    self.metrics.storm_alerts_linked.inc();
-                }
-                Err(e) => tracing::error!(
-                    error = format!("{e:#}"),
-                    "could not answer an alert of the storm"
-                ),
+            let ended = match self.store.storm(id).await {
+                Ok(Some(s)) => !s.active,
+                Ok(None) => true,
+                Err(_) => false,
+            };
+            if ended {
+                lock(&self.local.pointers).remove(&id);
+                return;
             }
         }
     }
@@ -480,6 +631,8 @@ impl Storms {
     /// the budget (once: the storm's mode moves from `sample` to `budget` in one statement);
     /// then the message shows the latest state.
     async fn evaluate(&self, id: StormId, chat: Arc<dyn StormChannel>) {
+        // A replica showing the storm's verdicts watches it too (its end, its checker).
+        self.watch(id, chat.clone());
         match self.view(id).await {
             Ok(Some(view)) => {
                 if view.mode == StormMode::Sample && view.agreement == Agreement::Disagreed {
@@ -557,6 +710,7 @@ impl Storms {
             })
             .await
             .context("auditing the storm action")?;
+        self.watch(id, chat.clone());
         self.refresh(id, chat.clone());
         Ok(match action {
             StormAction::CheckAll => {
@@ -568,18 +722,19 @@ impl Storms {
     }
 
     /// Checks the rest of storm `id` within the budget while it is at `epoch`: one location
-    /// claimed (once across replicas), its check started, then a pause of
-    /// [`StormSettings::build_interval`].
+    /// claimed (once across replicas; each claim renews this replica's heartbeat as the
+    /// storm's checker), its check started, then a pause of [`StormSettings::build_interval`].
+    /// A replica watching the storm takes over (a new epoch) if the heartbeat goes stale.
     fn pump(&self, id: StormId, epoch: i64, chat: Arc<dyn StormChannel>) {
         let this = self.clone();
-        tokio::spawn(async move {
+        self.spawn(async move {
             let mut failures = 0;
             loop {
-                let next = match this.store.claim_storm_check(id, epoch).await {
+                let next = match this.store.claim_storm_check(id, epoch, &this.instance).await {
                     Ok(Some(l)) => l,
                     Ok(None) => break,
-                    // A store that keeps failing (or closed on shutdown) ends the checking;
-                    // on-call can press Stop, then Check all, to start it again.
+                    // A store that keeps failing ends the checking here; a watching replica
+                    // takes it over once the heartbeat is stale.
                     Err(e) if failures >= 3 => {
                         tracing::error!(error = %e, storm = %id, "cannot claim the storm's next check; checking stops");
                         break;
@@ -618,7 +773,7 @@ impl Storms {
         refreshers.insert(id, notify.clone());
         drop(refreshers);
         let this = self.clone();
-        tokio::spawn(async move {
+        self.spawn(async move {
             loop {
                 notify.notified().await;
                 let ended = match this.show(id, chat.as_ref()).await {
@@ -671,38 +826,65 @@ impl Storms {
         })
     }
 
-    /// Watches storm `id` (once per replica) and ends it after a window with no new location.
+    /// Watches storm `id` (once per replica) while it is active: every
+    /// [`StormSettings::watch_every`] it answers alerts still waiting for their pointer, takes
+    /// over the budgeted checker when its heartbeat is stale, and ends the storm after a window
+    /// with no new location.
     fn watch(&self, id: StormId, chat: Arc<dyn StormChannel>) {
         if !lock(&self.local.watched).insert(id) {
             return;
         }
         let this = self.clone();
-        tokio::spawn(async move {
-            loop {
-                let storm = match this.store.storm(id).await {
-                    Ok(Some(s)) if s.active => s,
-                    Ok(_) => break,
-                    // The next firing watches again (and ends a quiet storm itself).
-                    Err(e) => {
-                        tracing::warn!(error = %e, "cannot read the storm; not watching it");
-                        break;
-                    }
-                };
-                let quiet_at = storm.last_firing_at
-                    + chrono::Duration::from_std(this.settings.window).unwrap_or_default();
-                let wait = (quiet_at - Utc::now()).to_std().unwrap_or_default();
-                tokio::time::sleep(wait + Duration::from_millis(50)).await;
-                match this.store.end_quiet_storm(id, this.settings.window).await {
-                    Ok(Some(_)) => {
-                        this.ended(id, chat.clone()).await;
-                        break;
-                    }
-                    Ok(None) => {}
-                    Err(e) => tracing::warn!(error = %e, "cannot end the quiet storm"),
-                }
-            }
+        self.spawn(async move {
+            this.watching(id, chat).await;
             lock(&this.local.watched).remove(&id);
         });
+    }
+
+    async fn watching(&self, id: StormId, chat: Arc<dyn StormChannel>) {
+        let every = self.settings.watch_every();
+        loop {
+            let storm = match self.store.storm(id).await {
+                Ok(Some(s)) if s.active => s,
+                Ok(_) => return,
+                // The next firing watches again (and ends a quiet storm itself).
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read the storm; not watching it");
+                    return;
+                }
+            };
+            self.point(id, chat.clone());
+            if storm.mode == StormMode::Budget {
+                match self
+                    .store
+                    .take_storm_pump(id, &self.instance, self.settings.pump_timeout())
+                    .await
+                {
+                    Ok(Some(taken)) => {
+                        tracing::warn!(storm = %id, previous = ?storm.pumped_by, epoch = taken.epoch, "the storm's budgeted checker went quiet: taking it over");
+                        self.pump(id, taken.epoch, chat.clone());
+                    }
+                    Ok(None) => {}
+                    Err(e) => tracing::warn!(error = %e, "cannot look at the storm's checker"),
+                }
+            }
+            let quiet_at = storm.last_firing_at
+                + chrono::Duration::from_std(self.settings.window).unwrap_or_default();
+            let wait = (quiet_at - Utc::now()).to_std().unwrap_or_default();
+            if wait > every {
+                tokio::time::sleep(every).await;
+                continue;
+            }
+            tokio::time::sleep(wait + Duration::from_millis(50)).await;
+            match self.store.end_quiet_storm(id, self.settings.window).await {
+                Ok(Some(_)) => {
+                    self.ended(id, chat.clone()).await;
+                    return;
+                }
+                Ok(None) => {}
+                Err(e) => tracing::warn!(error = %e, "cannot end the quiet storm"),
+            }
+        }
     }
 
     /// Storm `id` ended (this replica ended it: once): every location goes to the audit, and
@@ -748,8 +930,9 @@ impl Storms {
         if let Err(e) = result {
             tracing::error!(error = format!("{e:#}"), "could not record the storm's end");
         }
-        // The pointer task posts what is queued, then ends; so does the lookup worker.
-        lock(&self.local.pointers).remove(&id);
+        // The pointer poster answers what still waits, then ends; the lookup worker looks up
+        // what is queued, then ends.
+        self.point(id, chat.clone());
         self.local.locators.forget(id);
         self.refresh(id, chat);
     }

@@ -43,6 +43,18 @@ impl StormSettings {
     pub fn build_interval(&self) -> Duration {
         Duration::from_secs(60) / self.max_builds_per_minute.max(1)
     }
+
+    /// How long the budgeted checker may go without claiming a location (its heartbeat)
+    /// before another replica takes it over: three build intervals, at least 5 s.
+    pub fn pump_timeout(&self) -> Duration {
+        (self.build_interval() * 3).max(Duration::from_secs(5))
+    }
+
+    /// How often a replica watching an active storm looks at it: alerts still waiting for
+    /// their pointer, a budgeted checker that stopped renewing its heartbeat, the storm's end.
+    pub fn watch_every(&self) -> Duration {
+        self.pump_timeout() / 2
+    }
 }
 
 /// A location the sample may take.
@@ -632,6 +644,8 @@ mod tests {
             message: None,
             iam_health: None,
             ended_at: None,
+            pumped_by: None,
+            pumped_at: None,
         };
         let at = |n: u32, text: Option<&str>| StormLocation {
             key: crate::domain::CheckKey {
@@ -717,6 +731,8 @@ mod tests {
             message: None,
             iam_health: Some(iam_stored(&Err("IAM answered HTTP 503".into()))),
             ended_at: None,
+            pumped_by: None,
+            pumped_at: None,
         };
         let location = StormLocation {
             key: crate::domain::CheckKey {

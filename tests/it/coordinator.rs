@@ -401,8 +401,37 @@ impl Store for FailingStore {
         &self,
         id: StormId,
         epoch: i64,
+        owner: &str,
     ) -> Result<Option<StormLocation>, StoreError> {
-        self.inner.claim_storm_check(id, epoch).await
+        self.inner.claim_storm_check(id, epoch, owner).await
+    }
+    async fn take_storm_pump(
+        &self,
+        id: StormId,
+        owner: &str,
+        stale: Duration,
+    ) -> Result<Option<Storm>, StoreError> {
+        self.inner.take_storm_pump(id, owner, stale).await
+    }
+    async fn storm_point(&self, id: StormId, location: &LocationId) -> Result<(), StoreError> {
+        self.inner.storm_point(id, location).await
+    }
+    async fn claim_storm_pointer(
+        &self,
+        id: StormId,
+        owner: &str,
+        lease: Duration,
+    ) -> Result<Option<StormLocation>, StoreError> {
+        self.inner.claim_storm_pointer(id, owner, lease).await
+    }
+    async fn storm_pointed(&self, id: StormId, location: &LocationId) -> Result<(), StoreError> {
+        self.inner.storm_pointed(id, location).await
+    }
+    async fn release_storm_pointers(&self, owner: &str) -> Result<u64, StoreError> {
+        self.inner.release_storm_pointers(owner).await
+    }
+    async fn storms_to_resume(&self, since: Duration) -> Result<Vec<Storm>, StoreError> {
+        self.inner.storms_to_resume(since).await
     }
     async fn end_quiet_storm(
         &self,

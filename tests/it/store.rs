@@ -188,6 +188,8 @@ on_both_backends!(
     a_feedback_form_is_found_by_its_token_taken_once_and_forgotten_when_old,
     a_storm_is_declared_once_across_replicas_and_ends_once,
     storm_checks_are_claimed_once_per_epoch_and_modes_move_as_asked,
+    storm_pointers_are_claimed_once_released_and_answered_across_replicas,
+    a_stale_storm_checker_is_taken_over_once,
     a_storm_keeps_the_reason_text_and_the_report_finds_the_incidents_it_pointed,
 );
 
@@ -1946,7 +1948,7 @@ async fn storm_checks_are_claimed_once_per_epoch_and_modes_move_as_asked(db: Tes
     );
     // Not checking within the budget: nothing to claim.
     assert!(replicas[0]
-        .claim_storm_check(storm.id, storm.epoch)
+        .claim_storm_check(storm.id, storm.epoch, "a")
         .await
         .expect("claim")
         .is_none());
@@ -1970,7 +1972,10 @@ async fn storm_checks_are_claimed_once_per_epoch_and_modes_move_as_asked(db: Tes
         let store = replicas[i % 2].clone();
         let (id, epoch) = (storm.id, budget.epoch);
         tasks.push(tokio::spawn(async move {
-            store.claim_storm_check(id, epoch).await.expect("claim")
+            store
+                .claim_storm_check(id, epoch, "a")
+                .await
+                .expect("claim")
         }));
     }
     let mut claimed = Vec::new();
@@ -2000,9 +2005,290 @@ async fn storm_checks_are_claimed_once_per_epoch_and_modes_move_as_asked(db: Tes
         .expect("budget");
     assert_eq!(again.epoch, budget.epoch + 1);
     assert!(replicas[1]
-        .claim_storm_check(storm.id, budget.epoch)
+        .claim_storm_check(storm.id, budget.epoch, "b")
         .await
         .expect("claim")
+        .is_none());
+}
+
+// ---- storm lifecycle (migration 0009) ------------------------------------------------------
+
+/// A storm of `Environment::Stage` declared at the third of `n` locations (threshold 2).
+async fn stage_storm(store: &dyn Store, n: usize) -> linkbot::store::Storm {
+    let mut storm = None;
+    for i in 0..n {
+        let k = CheckKey {
+            location: storm_loc(i),
+            environment: Environment::Stage,
+        };
+        if let StormFiring::Declared(s, _) = store
+            .storm_fired(
+                &k,
+                &msg("C1", &format!("{i}.1")),
+                Duration::from_secs(300),
+                2,
+            )
+            .await
+            .expect("storm_fired")
+            .firing
+        {
+            storm = Some(s);
+        }
+    }
+    storm.expect("declared at the third location")
+}
+
+async fn storm_pointers_are_claimed_once_released_and_answered_across_replicas(db: TestDb) {
+    const CLAIM: Duration = Duration::from_secs(30);
+    let replicas = [db.open().await, db.open().await];
+    // Locations 0..2 make the storm (the declaration waits for no pointer); 3..6 join it.
+    let storm = stage_storm(replicas[0].as_ref(), 3).await;
+    assert!(replicas[0]
+        .claim_storm_pointer(storm.id, "a", CLAIM)
+        .await
+        .expect("claim")
+        .is_none());
+    replicas[0]
+        .storm_point(storm.id, &storm_loc(2))
+        .await
+        .expect("the declaring alert waits");
+    for i in 3..6 {
+        let k = CheckKey {
+            location: storm_loc(i),
+            environment: Environment::Stage,
+        };
+        replicas[1]
+            .storm_fired(
+                &k,
+                &msg("C1", &format!("{i}.1")),
+                Duration::from_secs(300),
+                2,
+            )
+            .await
+            .expect("joined");
+    }
+    assert_eq!(
+        replicas[1]
+            .storms_to_resume(Duration::from_secs(3600))
+            .await
+            .expect("resume")
+            .iter()
+            .map(|s| s.id)
+            .collect::<Vec<_>>(),
+        vec![storm.id]
+    );
+    // Both replicas claim at once: each waiting alert once, in firing order per replica.
+    let mut tasks = Vec::new();
+    for i in 0..10 {
+        let store = replicas[i % 2].clone();
+        let owner = ["a", "b"][i % 2];
+        tasks.push(tokio::spawn(async move {
+            store
+                .claim_storm_pointer(storm.id, owner, CLAIM)
+                .await
+                .expect("claim")
+                .map(|l| (l, owner))
+        }));
+    }
+    let mut claimed = Vec::new();
+    for t in tasks {
+        if let Some(c) = t.await.expect("task") {
+            claimed.push(c);
+        }
+    }
+    let mut locations: Vec<_> = claimed
+        .iter()
+        .map(|(l, _)| l.key.location.clone())
+        .collect();
+    locations.sort();
+    assert_eq!(
+        locations,
+        (2..6).map(storm_loc).collect::<Vec<_>>(),
+        "each waiting alert claimed once"
+    );
+    let alert_of_4 = claimed
+        .iter()
+        .find(|(l, _)| l.key.location == storm_loc(4))
+        .map(|(l, _)| l.alert.clone());
+    assert_eq!(alert_of_4, Some(msg("C1", "4.1")));
+    // 2 is posted; 3, 4 and 5 stay claimed (a post Slack refused keeps its claim until it
+    // expires).
+    replicas[0]
+        .storm_pointed(storm.id, &storm_loc(2))
+        .await
+        .expect("posted");
+    assert!(replicas[1]
+        .claim_storm_pointer(storm.id, "b", CLAIM)
+        .await
+        .expect("claim")
+        .is_none());
+    // "a" stops gracefully and hands its claims back; "b" dies and its claims expire.
+    let held_by_a = claimed
+        .iter()
+        .filter(|(l, o)| *o == "a" && l.key.location != storm_loc(2))
+        .count();
+    assert_eq!(
+        replicas[0]
+            .release_storm_pointers("a")
+            .await
+            .expect("release"),
+        held_by_a as u64
+    );
+    let mut after_release = Vec::new();
+    while let Some(l) = replicas[0]
+        .claim_storm_pointer(storm.id, "c", CLAIM)
+        .await
+        .expect("claim")
+    {
+        after_release.push(l.key.location);
+    }
+    assert_eq!(after_release.len(), held_by_a, "{after_release:?}");
+    db.advance(CLAIM + Duration::from_secs(1));
+    let mut after_expiry = Vec::new();
+    while let Some(l) = replicas[0]
+        .claim_storm_pointer(storm.id, "c", CLAIM)
+        .await
+        .expect("claim")
+    {
+        replicas[0]
+            .storm_pointed(storm.id, &l.key.location)
+            .await
+            .expect("posted");
+        after_expiry.push(l.key.location);
+    }
+    after_expiry.sort();
+    assert_eq!(after_expiry, (3..6).map(storm_loc).collect::<Vec<_>>());
+    // A location the budget checks is answered by its check; one firing again under another
+    // alert waits again, under that alert.
+    let budget = replicas[0]
+        .set_storm_mode(storm.id, &[StormMode::Sample], StormMode::Budget)
+        .await
+        .expect("mode")
+        .expect("budget");
+    let mut checked = Vec::new();
+    while let Some(l) = replicas[0]
+        .claim_storm_check(storm.id, budget.epoch, "a")
+        .await
+        .expect("claim")
+    {
+        checked.push(l.key.location);
+    }
+    assert_eq!(checked.len(), 4, "{checked:?}");
+    assert!(replicas[0]
+        .claim_storm_pointer(storm.id, "a", CLAIM)
+        .await
+        .expect("claim")
+        .is_none());
+    replicas[1]
+        .storm_fired(
+            &CheckKey {
+                location: storm_loc(4),
+                environment: Environment::Stage,
+            },
+            &msg("C1", "4.2"),
+            Duration::from_secs(300),
+            2,
+        )
+        .await
+        .expect("again");
+    let refired = replicas[0]
+        .claim_storm_pointer(storm.id, "a", CLAIM)
+        .await
+        .expect("claim")
+        .expect("the alert that fired again");
+    assert_eq!(refired.alert, msg("C1", "4.2"));
+    replicas[0]
+        .storm_pointed(storm.id, &storm_loc(4))
+        .await
+        .expect("posted");
+    // Nothing waits: an ended storm is not taken up again.
+    db.advance(Duration::from_secs(301));
+    replicas[0]
+        .end_quiet_storm(storm.id, Duration::from_secs(300))
+        .await
+        .expect("end")
+        .expect("ended");
+    assert!(replicas[0]
+        .storms_to_resume(Duration::from_secs(3600))
+        .await
+        .expect("resume")
+        .is_empty());
+}
+
+async fn a_stale_storm_checker_is_taken_over_once(db: TestDb) {
+    const STALE: Duration = Duration::from_secs(10);
+    let replicas = [db.open().await, db.open().await, db.open().await];
+    let storm = stage_storm(replicas[0].as_ref(), 6).await;
+    // Not checking within the budget: nothing to take over.
+    assert!(replicas[1]
+        .take_storm_pump(storm.id, "b", STALE)
+        .await
+        .expect("take")
+        .is_none());
+    let budget = replicas[0]
+        .set_storm_mode(storm.id, &[StormMode::Sample], StormMode::Budget)
+        .await
+        .expect("mode")
+        .expect("budget");
+    let first = replicas[0]
+        .claim_storm_check(storm.id, budget.epoch, "a")
+        .await
+        .expect("claim")
+        .expect("a location");
+    let pumped = replicas[1]
+        .storm(storm.id)
+        .await
+        .expect("storm")
+        .expect("storm");
+    assert_eq!(pumped.pumped_by.as_deref(), Some("a"));
+    assert_eq!(pumped.pumped_at, Some(db.now()));
+    // A fresh heartbeat is not taken over.
+    db.advance(STALE / 2);
+    assert!(replicas[1]
+        .take_storm_pump(storm.id, "b", STALE)
+        .await
+        .expect("take")
+        .is_none());
+    // "a" dies: once stale, one of two replicas takes over, at a new epoch.
+    db.advance(STALE);
+    let (b, c) = tokio::join!(
+        replicas[1].take_storm_pump(storm.id, "b", STALE),
+        replicas[2].take_storm_pump(storm.id, "c", STALE)
+    );
+    let taken: Vec<_> = [b.expect("take"), c.expect("take")]
+        .into_iter()
+        .flatten()
+        .collect();
+    assert_eq!(taken.len(), 1, "taken over once");
+    let taken = &taken[0];
+    assert_eq!(taken.epoch, budget.epoch + 1);
+    let owner = taken.pumped_by.clone().expect("the new checker");
+    // The old checker claims nothing more; the new one checks the rest, each location once.
+    assert!(replicas[0]
+        .claim_storm_check(storm.id, budget.epoch, "a")
+        .await
+        .expect("claim")
+        .is_none());
+    let mut rest = Vec::new();
+    while let Some(l) = replicas[1]
+        .claim_storm_check(storm.id, taken.epoch, &owner)
+        .await
+        .expect("claim")
+    {
+        rest.push(l.key.location);
+    }
+    assert!(!rest.contains(&first.key.location));
+    assert_eq!(
+        rest.len(),
+        3,
+        "6 locations, 2 checked before the storm, 1 by `a`: {rest:?}"
+    );
+    // Nothing left unchecked: a stale heartbeat is not taken over.
+    db.advance(STALE * 2);
+    assert!(replicas[2]
+        .take_storm_pump(storm.id, "c", STALE)
+        .await
+        .expect("take")
         .is_none());
 }
 

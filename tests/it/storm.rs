@@ -7,7 +7,10 @@
 //! all / Stop for on-call only and only as offered, a mention still checked on its own, the end
 //! after a quiet window in the audit — also with two replicas on one store — and what an
 //! operator scraping `/metrics` sees (storms declared, active and ended, alerts linked, sample
-//! and budget checks). Every wait is bounded; nothing is timed.
+//! and budget checks). A storm outlives its replica: pointers not posted before a stop are
+//! posted by the next bot (once, with two replicas), the storm's tasks stop with the bot, and
+//! the budgeted checker of a killed replica is taken over by the other. Every wait is bounded;
+//! nothing is timed.
 
 use crate::common;
 use linkbot::app::{self, RunningBot};
@@ -16,7 +19,7 @@ use linkbot::diagnosis::verdict::VerdictCode;
 use linkbot::domain::{CheckKey, Environment, LocationId};
 use linkbot::report::period::Period;
 use linkbot::report::{gather, render};
-use linkbot::sim::slack::{self as fake, SimMessage, SimSlackState};
+use linkbot::sim::slack::{self as fake, Failure, SimMessage, SimSlackState};
 use linkbot::sim::world::{self, World, ALERT_BOT, ENGINEER, ONCALL_CHANNEL, VISITOR};
 use linkbot::slack::alerts::ALERT_NAME;
 use linkbot::store::AuditKind;
@@ -49,12 +52,22 @@ async fn start_bot(
     instance: &str,
     storm: StormSettings,
 ) -> RunningBot {
+    start_bot_with(world, store_url, common::bot_options(instance), storm).await
+}
+
+/// [`start_bot`] with `options` (e.g. [`common::restart_options`]).
+async fn start_bot_with(
+    world: &World,
+    store_url: &str,
+    options: app::Options,
+    storm: StormSettings,
+) -> RunningBot {
     let mut config = world
         .config(store_url)
         .expect("the world's bot.toml parses");
     config.storm = storm;
     let connections = config.slack.connections;
-    let options = crate::common::bot_options(instance);
+    let instance = options.instance.clone();
     let bot = app::start(Arc::new(config), world.secrets(), options)
         .await
         .unwrap_or_else(|e| panic!("{instance} did not start: {e:#}"));
@@ -152,13 +165,13 @@ fn has_verdict(s: &SimSlackState, ts: &str) -> bool {
     visible(s, ts).iter().any(world::is_verdict)
 }
 
+/// What every pointer reply says.
+const POINTER: &str = "Part of an alert storm";
+
 fn has_pointer(s: &SimSlackState, ts: &str) -> bool {
-    visible(s, ts).iter().any(|m| {
-        m.text
-            .as_deref()
-            .unwrap_or("")
-            .contains("Part of an alert storm")
-    })
+    visible(s, ts)
+        .iter()
+        .any(|m| m.text.as_deref().unwrap_or("").contains(POINTER))
 }
 
 fn triggered(world: &World) -> Vec<String> {
@@ -697,6 +710,255 @@ async fn the_sample_spreads_over_datacenters_and_builds_a_location_it_needs() {
         );
         assert_no_refusals(&world);
         tokio::time::timeout(Duration::from_secs(10), bot.stop())
+            .await
+            .expect("stops");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pointers_not_posted_before_a_stop_are_posted_once_by_the_next_replicas() {
+    bounded(async {
+        let world = World::start().await.expect("the world starts");
+        let url = world.sqlite_url("storm");
+        let storm = settings(2, Duration::from_secs(5));
+        // Slack refuses every pointer reply of the first bot: they are pending when it stops.
+        world.slack.fail_matching(
+            "chat.postMessage",
+            POINTER,
+            Failure::Error("internal_error".into()),
+        );
+        let first = start_bot_with(&world, &url, common::restart_options("storm-a"), storm).await;
+        let locs = locations(&world, VerdictCode::ConfigMissing, 0, 6);
+        let mut threads = two_before_the_storm(&world, &locs[0], &locs[1]).await;
+        for (i, loc) in locs[2..].iter().enumerate() {
+            threads.push(alert(&world, loc, 10 + i as u32).await);
+        }
+        let pointed = &threads[2..];
+        let tried = world
+            .slack
+            .wait_until(
+                |s| {
+                    pointed.iter().all(|t| {
+                        s.calls("chat.postMessage").iter().any(|c| {
+                            c["thread_ts"].as_str() == Some(t.as_str())
+                                && c.to_string().contains(POINTER)
+                        })
+                    })
+                },
+                WAIT,
+            )
+            .await;
+        assert!(tried, "the first bot did not try every pointer reply");
+        // The sample's checks are done: the next bots have no verdict or alert of the storm to
+        // handle, only what the store says is owed.
+        let checked = world
+            .slack
+            .wait_until(|s| threads[..2].iter().all(|t| has_verdict(s, t)), WAIT)
+            .await;
+        assert!(checked, "the sample was not checked");
+        tokio::time::timeout(Duration::from_secs(10), first.stop())
+            .await
+            .expect("stops");
+        assert!(
+            pointed.iter().all(|t| shown_pointers(&world, t) == 0),
+            "a refused pointer was shown"
+        );
+
+        // Slack answers again; two replicas start on the store together.
+        world.slack.clear_failing();
+        let (b, c) = tokio::join!(
+            start_bot_with(&world, &url, common::restart_options("storm-b"), storm),
+            start_bot_with(&world, &url, common::restart_options("storm-c"), storm),
+        );
+        let answered = world
+            .slack
+            .wait_until(|s| pointed.iter().all(|t| has_pointer(s, t)), WAIT)
+            .await;
+        assert!(
+            answered,
+            "the pending pointer replies were not posted after the restart"
+        );
+        // After the storm's end (every waiting pointer was looked at once more), each alert
+        // thread has exactly one pointer, and the checked ones none.
+        wait_storm(&world, "its end", |t| t.contains("Ended at")).await;
+        for t in pointed {
+            assert_eq!(
+                shown_pointers(&world, t),
+                1,
+                "thread {t}: {:#?}",
+                world.thread(ONCALL_CHANNEL, t)
+            );
+        }
+        for t in &threads[..2] {
+            assert_eq!(
+                shown_pointers(&world, t),
+                0,
+                "a checked alert got a pointer too"
+            );
+            assert!(world
+                .thread(ONCALL_CHANNEL, t)
+                .iter()
+                .any(world::is_verdict));
+        }
+        assert_no_refusals(&world);
+        for bot in [b, c] {
+            tokio::time::timeout(Duration::from_secs(10), bot.stop())
+                .await
+                .expect("stops");
+        }
+    })
+    .await;
+}
+
+/// How many pointer replies thread `ts` shows.
+fn shown_pointers(world: &World, ts: &str) -> usize {
+    world
+        .thread(ONCALL_CHANNEL, ts)
+        .iter()
+        .filter(|m| m.ephemeral_to.is_none())
+        .filter(|m| m.text.as_deref().unwrap_or("").contains(POINTER))
+        .count()
+}
+
+/// The Slack methods storm tasks call (pointer replies, message edits, permalinks, checks).
+const STORM_METHODS: [&str; 3] = ["chat.postMessage", "chat.update", "chat.getPermalink"];
+
+/// How many calls of [`STORM_METHODS`] Slack has seen.
+fn storm_calls(s: &SimSlackState) -> usize {
+    STORM_METHODS.iter().map(|m| s.calls(m).len()).sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_bot_s_storm_tasks_make_no_more_calls() {
+    bounded(async {
+        let world = World::start().await.expect("the world starts");
+        // One budgeted build a second: the checker still has work when the bot stops.
+        let storm = StormSettings {
+            max_builds_per_minute: 60,
+            ..settings(2, Duration::from_secs(60))
+        };
+        let bot = start_bot(&world, &world.sqlite_url("storm"), "storm", storm).await;
+        let a = world.scenario_with(VerdictCode::ConfigMissing, 0, World::timing(BUILD));
+        let b = world.scenario_with(VerdictCode::RegionMismatch, 0, World::timing(BUILD));
+        two_before_the_storm(&world, &a, &b).await;
+        let rest = locations(&world, VerdictCode::ApiKeyAccepted, 0, 8);
+        for (i, loc) in rest.iter().enumerate() {
+            alert(&world, loc, 10 + i as u32).await;
+        }
+        wait_storm(&world, "the disagreement", |t| {
+            t.contains("The sample disagrees")
+        })
+        .await;
+        let budgeted = world
+            .slack
+            .wait_until(|_| triggered(&world).len() >= 3, WAIT)
+            .await;
+        assert!(budgeted, "the rest was not being checked");
+        let storms = bot.storms();
+        assert!(storms.running() > 0, "no storm task runs during a storm");
+        tokio::time::timeout(Duration::from_secs(10), bot.stop())
+            .await
+            .expect("stops");
+        assert_eq!(storms.running(), 0, "storm tasks run on after the stop");
+        // Had they run on, the checker would start the next check within a build interval
+        // (a thread message and a Jenkins build) and the refresher edit the storm message.
+        let calls: usize = STORM_METHODS
+            .iter()
+            .map(|m| world.slack.calls(m).len())
+            .sum();
+        let builds = triggered(&world).len();
+        let called = world
+            .slack
+            .wait_until(|s| storm_calls(s) > calls, Duration::from_secs(4))
+            .await;
+        assert!(!called, "a storm task called Slack after the bot stopped");
+        assert_eq!(
+            triggered(&world).len(),
+            builds,
+            "a build started after the stop"
+        );
+        assert_ne!(
+            builds, 10,
+            "the checker had finished before the stop: nothing was shown"
+        );
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_replica_s_budgeted_checks_are_taken_over_by_the_other() {
+    bounded(async {
+        let world = World::start().await.expect("the world starts");
+        let url = world.sqlite_url("storm");
+        // A build every 3 s: the checker is killed between two of them.
+        let storm = StormSettings {
+            max_builds_per_minute: 20,
+            ..settings(2, Duration::from_secs(120))
+        };
+        let mut bots = vec![
+            start_bot_with(&world, &url, common::restart_options("storm-a"), storm).await,
+            start_bot_with(&world, &url, common::restart_options("storm-b"), storm).await,
+        ];
+        let a = world.scenario_with(VerdictCode::ConfigMissing, 0, World::timing(BUILD));
+        let b = world.scenario_with(VerdictCode::RegionMismatch, 0, World::timing(BUILD));
+        let mut threads = two_before_the_storm(&world, &a, &b).await;
+        let rest = locations(&world, VerdictCode::ApiKeyAccepted, 0, 4);
+        for (i, loc) in rest.iter().enumerate() {
+            threads.push(alert(&world, loc, 10 + i as u32).await);
+        }
+        // The sample disagrees; the first location of the rest is checked by one replica.
+        let first = world
+            .slack
+            .wait_until(
+                |s| threads.iter().filter(|t| has_verdict(s, t)).count() >= 3,
+                WAIT,
+            )
+            .await;
+        assert!(first, "the rest was not being checked");
+        let storm_row = bots[0]
+            .store
+            .active_storm(Environment::Prod)
+            .await
+            .expect("the store answers")
+            .expect("the active storm");
+        let pumper = storm_row
+            .pumped_by
+            .clone()
+            .expect("a replica checks the rest");
+        let names = ["storm-a", "storm-b"];
+        let dead = names
+            .iter()
+            .position(|n| *n == pumper)
+            .expect("the checker is one of the two");
+        // The checker dies between two builds, without finishing or handing anything back.
+        bots.remove(dead).kill();
+        let survivor = bots.pop().expect("the other replica");
+        let all = world
+            .slack
+            .wait_until(
+                |s| threads.iter().all(|t| has_verdict(s, t)),
+                Duration::from_secs(45),
+            )
+            .await;
+        assert!(all, "the rest was not checked after the checker died");
+        let mut built = triggered(&world);
+        assert_eq!(built.len(), 6, "each location built once: {built:?}");
+        built.sort();
+        built.dedup();
+        assert_eq!(built.len(), 6, "a location was built twice");
+        let taken = survivor
+            .store
+            .storm(storm_row.id)
+            .await
+            .expect("the store answers")
+            .expect("the storm");
+        assert_eq!(taken.pumped_by.as_deref(), Some(names[1 - dead]));
+        assert!(
+            taken.epoch > storm_row.epoch,
+            "the takeover starts a new epoch"
+        );
+        tokio::time::timeout(Duration::from_secs(10), survivor.stop())
             .await
             .expect("stops");
     })
