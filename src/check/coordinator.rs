@@ -404,6 +404,8 @@ impl Coordinator {
         // The lease is still renewed while the result waits for the store.
         let known_now = known.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let outcome = Box::pin(self.record(id, &report, &json, &known_now)).await;
+        // The stored form is not needed to show the verdict (which may wait for Slack's budget).
+        drop(json);
         drop(lease);
         match outcome {
             Ok(FinishOutcome::Recorded { waiters }) => {

@@ -16,7 +16,7 @@ use super::alert_message::IncidentThreads;
 use super::blocks;
 use super::button::report_context;
 use super::transport::Backoff;
-use super::web::{SlackError, SlackWeb};
+use super::web::{EditTurn, SlackError, SlackWeb};
 use crate::check::coordinator::Sink;
 use crate::check::progress::ProgressView;
 use crate::config::Config;
@@ -68,15 +68,24 @@ impl SlackSink {
         w: &Waiter,
         text: &str,
         blocks: Vec<serde_json::Value>,
+        mut turn: Option<EditTurn>,
     ) -> Result<(), SlackError> {
         let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(4));
         let mut tries = 1;
         loop {
-            match self
-                .web
-                .update(&w.channel, &w.message_ts, text, Some(blocks.clone()))
-                .await
-            {
+            let attempt = match turn.take() {
+                Some(turn) => {
+                    self.web
+                        .update_in_turn(turn, &w.channel, &w.message_ts, text, Some(blocks.clone()))
+                        .await
+                }
+                None => {
+                    self.web
+                        .update(&w.channel, &w.message_ts, text, Some(blocks.clone()))
+                        .await
+                }
+            };
+            match attempt {
                 Err(e) if e.is_retryable() && tries < UPDATE_TRIES => {
                     let delay = backoff.next();
                     tracing::warn!(
@@ -105,8 +114,9 @@ impl SlackSink {
         text: &str,
         blocks: Vec<serde_json::Value>,
         plain: &str,
+        turn: Option<EditTurn>,
     ) {
-        let first = match self.update_retrying(w, text, blocks).await {
+        let first = match self.update_retrying(w, text, blocks, turn).await {
             Ok(()) => return,
             Err(e) => e,
         };
@@ -123,7 +133,7 @@ impl SlackSink {
             messages = ?first.response_messages(),
             "Slack did not take the message; showing the plain-text version: {first}"
         );
-        let edited = match self.update_retrying(w, plain, Vec::new()).await {
+        let edited = match self.update_retrying(w, plain, Vec::new(), None).await {
             Ok(()) => return,
             Err(e) => e,
         };
@@ -215,12 +225,22 @@ impl Sink for SlackSink {
     }
 
     async fn finished(&self, waiters: &[Waiter], report: &Report, reused_age: Option<Duration>) {
+        // Slack's edit budget first, then the rendering: a verdict waiting for its turn (a
+        // thousand builds ending together) holds its report, not its rendered message.
+        let mut turn = match waiters {
+            [] => None,
+            _ => Some(self.web.edit_turn().await),
+        };
         let ctx = report_context(&self.config, report, reused_age);
         let blocks = blocks::report(report, &ctx);
         let text = blocks::fallback_text(report);
         let plain = blocks::plain_report(report, &self.config.check.runbook_url);
         let mut rechecked = false;
         for w in waiters {
+            let turn = match turn.take() {
+                Some(turn) => turn,
+                None => self.web.edit_turn().await,
+            };
             let message = MessageRef {
                 channel: w.channel.clone(),
                 ts: w.message_ts.clone(),
@@ -233,11 +253,13 @@ impl Sink for SlackSink {
                         Some(p) => format!("{p}\n{plain}"),
                         None => plain.clone(),
                     };
-                    self.show(w, "verdict", &text, blocks::report(report, &ctx), &plain)
+                    let blocks = blocks::report(report, &ctx);
+                    self.show(w, "verdict", &text, blocks, &plain, Some(turn))
                         .await;
                 }
                 None => {
-                    self.show(w, "verdict", &text, blocks.clone(), &plain).await;
+                    self.show(w, "verdict", &text, blocks.clone(), &plain, Some(turn))
+                        .await;
                     // A new result for a location with an open incident (a re-run, a
                     // request): say plainly when it differs from the incident's diagnosis.
                     if reused_age.is_none() && !rechecked {
@@ -259,7 +281,8 @@ impl Sink for SlackSink {
     async fn failed(&self, waiters: &[Waiter], key: &CheckKey, reason: &str) {
         let plain = blocks::plain_failure(&key.location, key.environment, reason);
         for w in waiters {
-            self.show(w, "failure", &plain, Vec::new(), &plain).await;
+            self.show(w, "failure", &plain, Vec::new(), &plain, None)
+                .await;
         }
     }
 }

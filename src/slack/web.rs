@@ -361,6 +361,11 @@ fn is_auth_code(code: &str) -> bool {
     )
 }
 
+/// The right to send one urgent `chat.update` now, from [`SlackWeb::edit_turn`].
+#[must_use = "a turn not used is a slot of Slack's edit budget spent for nothing"]
+#[derive(Debug)]
+pub struct EditTurn(());
+
 /// The Slack Web API client. Cheap to clone (the HTTP pool and rate limiter are shared).
 #[derive(Clone)]
 pub struct SlackWeb {
@@ -635,12 +640,31 @@ impl SlackWeb {
         text: &str,
         blocks: Option<Vec<serde_json::Value>>,
     ) -> Result<(), SlackError> {
+        let turn = self.edit_turn().await;
+        self.update_in_turn(turn, channel, ts, text, blocks).await
+    }
+
+    /// Waits for the right to send one urgent edit (Slack's edit budget): an urgent edit
+    /// waits for its turn (booked in order: a verdict is late rather than lost); the call
+    /// itself is then bounded by the request timeout. Timing the turn out would throw the
+    /// verdict away and, retried, book turn after turn. Taking the turn before rendering
+    /// means a verdict waiting for it holds its report, not its rendered message.
+    pub async fn edit_turn(&self) -> EditTurn {
         if let Some(budget) = &self.edits {
-            // An urgent edit waits for its turn (booked in order: a verdict is late rather
-            // than lost); the call itself is then bounded by the request timeout. Timing the
-            // turn out would throw the verdict away and, retried, book turn after turn.
             budget.admit(EditKind::Urgent).await;
         }
+        EditTurn(())
+    }
+
+    /// [`SlackWeb::update`] in a turn already taken ([`SlackWeb::edit_turn`]).
+    pub async fn update_in_turn(
+        &self,
+        _turn: EditTurn,
+        channel: &str,
+        ts: &str,
+        text: &str,
+        blocks: Option<Vec<serde_json::Value>>,
+    ) -> Result<(), SlackError> {
         self.send_update(channel, ts, text, blocks).await
     }
 
