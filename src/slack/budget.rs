@@ -181,12 +181,16 @@ impl EditBudget {
         }
     }
 
-    /// Waits for the right to send an edit of `kind`: `false` for a progress edit to defer.
-    /// An urgent edit waits for its turn however long the edits booked before it take (its
-    /// turn is known when it is booked: at most a window per `per_window` edits ahead).
-    pub async fn admit(&self, kind: EditKind) -> bool {
+    /// Waits for the right to send an edit of `kind`: the time it was booked for, `None` for a
+    /// progress edit to defer. An urgent edit waits for its turn however long the edits booked
+    /// before it take (its turn is known when it is booked: at most a window per `per_window`
+    /// edits ahead). Once the call is answered, say so with [`EditBudget::answered`].
+    pub async fn admit(&self, kind: EditKind) -> Option<Instant> {
         match kind {
-            EditKind::Progress => self.try_progress(Instant::now()),
+            EditKind::Progress => {
+                let now = Instant::now();
+                self.try_progress(now).then_some(now)
+            }
             EditKind::Urgent => {
                 let now = Instant::now();
                 let wait = self.reserve_urgent(now);
@@ -199,8 +203,28 @@ impl EditBudget {
                     tokio::time::sleep(wait).await;
                     guard.sent = true;
                 }
-                true
+                Some(now + wait)
             }
+        }
+    }
+
+    /// The edit booked for `at` was answered at `now` (or failed then): it is counted from
+    /// then. Slack counts an edit when it arrives, which is after it was booked (a connection
+    /// to wait for, the client's own pacing), and before it is answered: counting from the
+    /// answer, the next window never holds more than Slack's.
+    pub fn answered(&self, at: Instant, now: Instant) {
+        let mut log = self.lock();
+        let Some(mut i) = log.sent.iter().rposition(|t| *t == at) else {
+            return;
+        };
+        if now <= at {
+            return;
+        }
+        log.sent[i] = now;
+        // Keep the log in order.
+        while i + 1 < log.sent.len() && log.sent[i + 1] < log.sent[i] {
+            log.sent.swap(i, i + 1);
+            i += 1;
         }
     }
 }
@@ -304,6 +328,23 @@ mod tests {
         budget.urgent_sent();
         // And progress is not held back by the abandoned wait once the window has room.
         assert!(budget.try_progress(t0 + Duration::from_secs(20)));
+    }
+
+    #[test]
+    fn an_edit_is_counted_from_its_answer_so_a_slow_call_delays_the_next_window() {
+        let budget = EditBudget::new(EditRate {
+            per_window: 2,
+            window: Duration::from_secs(10),
+        });
+        let t0 = Instant::now();
+        assert_eq!(budget.reserve_urgent(t0), Duration::ZERO);
+        assert_eq!(budget.reserve_urgent(t0), Duration::ZERO);
+        // The first call took 3 s to be answered: Slack may have counted it as late as that.
+        budget.answered(t0, t0 + Duration::from_secs(3));
+        // The next goes when the earlier of the two leaves the window: the second, at 10 s;
+        // the one after, when the slow one does, at 13 s.
+        assert_eq!(budget.reserve_urgent(t0), Duration::from_secs(10));
+        assert_eq!(budget.reserve_urgent(t0), Duration::from_secs(13));
     }
 
     #[test]

@@ -364,7 +364,7 @@ fn is_auth_code(code: &str) -> bool {
 /// The right to send one urgent `chat.update` now, from [`SlackWeb::edit_turn`].
 #[must_use = "a turn not used is a slot of Slack's edit budget spent for nothing"]
 #[derive(Debug)]
-pub struct EditTurn(());
+pub struct EditTurn(Option<tokio::time::Instant>);
 
 /// The Slack Web API client. Cheap to clone (the HTTP pool and rate limiter are shared).
 #[derive(Clone)]
@@ -650,22 +650,31 @@ impl SlackWeb {
     /// verdict away and, retried, book turn after turn. Taking the turn before rendering
     /// means a verdict waiting for it holds its report, not its rendered message.
     pub async fn edit_turn(&self) -> EditTurn {
-        if let Some(budget) = &self.edits {
-            budget.admit(EditKind::Urgent).await;
+        match &self.edits {
+            Some(budget) => EditTurn(budget.admit(EditKind::Urgent).await),
+            None => EditTurn(None),
         }
-        EditTurn(())
     }
 
     /// [`SlackWeb::update`] in a turn already taken ([`SlackWeb::edit_turn`]).
     pub async fn update_in_turn(
         &self,
-        _turn: EditTurn,
+        turn: EditTurn,
         channel: &str,
         ts: &str,
         text: &str,
         blocks: Option<Vec<serde_json::Value>>,
     ) -> Result<(), SlackError> {
-        self.send_update(channel, ts, text, blocks).await
+        let result = self.send_update(channel, ts, text, blocks).await;
+        self.answered(turn.0);
+        result
+    }
+
+    /// Tells the edit budget when the edit booked for `at` was answered.
+    fn answered(&self, at: Option<tokio::time::Instant>) {
+        if let (Some(budget), Some(at)) = (&self.edits, at) {
+            budget.answered(at, tokio::time::Instant::now());
+        }
     }
 
     /// A progress edit (`chat.update`): `Ok(false)`, with no call, when the budget has no token
@@ -677,13 +686,19 @@ impl SlackWeb {
         text: &str,
         blocks: Option<Vec<serde_json::Value>>,
     ) -> Result<bool, SlackError> {
-        if let Some(budget) = &self.edits {
-            if !budget.admit(EditKind::Progress).await {
-                Metrics::call(&self.metrics.slack_calls, "chat.update", "deferred");
-                return Ok(false);
-            }
-        }
-        self.send_update(channel, ts, text, blocks).await?;
+        let at = match &self.edits {
+            Some(budget) => match budget.admit(EditKind::Progress).await {
+                Some(at) => Some(at),
+                None => {
+                    Metrics::call(&self.metrics.slack_calls, "chat.update", "deferred");
+                    return Ok(false);
+                }
+            },
+            None => None,
+        };
+        let result = self.send_update(channel, ts, text, blocks).await;
+        self.answered(at);
+        result?;
         Ok(true)
     }
 

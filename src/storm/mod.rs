@@ -153,6 +153,8 @@ struct Local {
     locators: locate::Locators,
     /// This replica's storm tasks.
     tasks: Tasks,
+    /// What each storm's message last showed the sample saying (an edit changing it is urgent).
+    agreements: Mutex<HashMap<StormId, Agreement>>,
 }
 
 /// The background tasks of the storms on this replica, tied to the bot's shutdown: cancelled,
@@ -817,9 +819,17 @@ impl Storms {
             });
         };
         let locations = self.store.storm_locations(id).await?;
-        let shown = chat
-            .show(message, &StormView::of(&storm, &locations), !storm.active)
-            .await?;
+        let view = StormView::of(&storm, &locations);
+        // Counts are deferrable like progress; what the sample says when it changes (the cause
+        // line on-call waits for) and the end are urgent, like a verdict.
+        let news = lock(&self.local.agreements).get(&id) != Some(&view.agreement);
+        let shown = chat.show(message, &view, !storm.active || news).await?;
+        if shown {
+            lock(&self.local.agreements).insert(id, view.agreement.clone());
+        }
+        if !storm.active {
+            lock(&self.local.agreements).remove(&id);
+        }
         Ok(Shown {
             active: storm.active,
             deferred: !shown,
