@@ -581,6 +581,12 @@ async fn a_mention_during_a_storm_gets_its_own_check_and_the_storm_ends_after_a_
             )
             .await;
         assert!(answered, "the storm's other alerts were not answered");
+        // The two checked before the storm may still be starting their builds: wait for both,
+        // then no other (the storm's alerts were answered with a pointer, not a build).
+        assert!(
+            world.jenkins.wait_for_triggers(2, WAIT).await,
+            "the two alerts before the storm were not built"
+        );
         assert_eq!(triggered(&world).len(), 2);
 
         // A mention for a location of the storm: checked on its own, in its own thread.
