@@ -1422,14 +1422,18 @@ impl_cols!(sqlx::postgres::PgRow);
 
 fn key_from_row(row: &impl Cols) -> Result<CheckKey, StoreError> {
     let env = row.text("environment")?;
-    let loc = row.text("location")?;
     Ok(CheckKey {
         environment: Environment::parse(&env).map_err(|e| StoreError::Corrupt {
             what: e.to_string(),
         })?,
-        location: LocationId::parse(&loc).map_err(|e| StoreError::Corrupt {
-            what: e.to_string(),
-        })?,
+        location: location_from_row(row)?,
+    })
+}
+
+/// The row's `location` column, parsed.
+fn location_from_row(row: &impl Cols) -> Result<LocationId, StoreError> {
+    LocationId::parse(&row.text("location")?).map_err(|e| StoreError::Corrupt {
+        what: e.to_string(),
     })
 }
 

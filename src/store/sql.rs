@@ -12,11 +12,11 @@ use super::storms::{storm_from_row, storm_location_from_row};
 use super::{
     audit_from_row, check_audit_detail, duration_ms, feedback_form_from_row, feedback_from_row,
     finished_from_row, in_flight_from_row, incident_event_from_row, incident_from_row, json_text,
-    new_page_claim, page_from_row, page_row_vanished, query_error, reusable_verdict_sql,
-    silence_from_row, waiter_from_row, AuditEntry, CheckId, CheckKey, Claim, Clock, Cols, Feedback,
-    FeedbackForm, FinishOutcome, FinishedCheck, Fired, InFlight, Incident, IncidentEvent,
-    IncidentId, MessageRef, NewVote, PageClaim, Requester, SilenceRecord, Store, StoreError,
-    Waiter, CLAIM_PAGE_ATTEMPTS, EVENT_KEY_RETENTION, FEEDBACK_FORM_RETENTION,
+    location_from_row, new_page_claim, page_from_row, page_row_vanished, query_error,
+    reusable_verdict_sql, silence_from_row, waiter_from_row, AuditEntry, CheckId, CheckKey, Claim,
+    Clock, Cols, Feedback, FeedbackForm, FinishOutcome, FinishedCheck, Fired, InFlight, Incident,
+    IncidentEvent, IncidentId, MessageRef, NewVote, PageClaim, Requester, SilenceRecord, Store,
+    StoreError, Waiter, CLAIM_PAGE_ATTEMPTS, EVENT_KEY_RETENTION, FEEDBACK_FORM_RETENTION,
 };
 use super::{check_outcome_from_row, feedback_vote_from_row, ReportRows, ReportSlotClaim};
 use super::{Storm, StormFired, StormFiring, StormId, StormLocation, StormMode, Whereabouts};
@@ -1956,10 +1956,7 @@ where
         let Some(next) = next else {
             return Ok(None);
         };
-        let location =
-            LocationId::parse(&next.text("location")?).map_err(|e| StoreError::Corrupt {
-                what: e.to_string(),
-            })?;
+        let location = location_from_row(&next)?;
         sqlx::query(
             "UPDATE storm_locations SET checked = 1, answered_at = COALESCE(answered_at, $3) \
              WHERE storm_id = $1 AND location = $2",
@@ -2056,10 +2053,7 @@ where
         let Some(next) = next else {
             return Ok(None);
         };
-        let location =
-            LocationId::parse(&next.text("location")?).map_err(|e| StoreError::Corrupt {
-                what: e.to_string(),
-            })?;
+        let location = location_from_row(&next)?;
         sqlx::query(
             "UPDATE storm_locations SET pointing_by = $1, pointing_until = $2 \
              WHERE storm_id = $3 AND location = $4",
