@@ -81,38 +81,24 @@ impl Lane {
         };
         Lane { channel, kind }
     }
-
-    /// The lane's kind.
-    pub fn kind(&self) -> LaneKind {
-        self.kind
-    }
 }
 
 /// Runs handlers for envelopes, at most [`PER_LANE`] per lane, the rest waiting in order.
 pub struct Dispatcher {
     handler: Handler,
-    per_lane: usize,
     tasks: JoinSet<Lane>,
     running: HashMap<Lane, usize>,
     queued: HashMap<Lane, VecDeque<Inbound>>,
-    waiting: usize,
 }
 
 impl Dispatcher {
     /// A dispatcher handing envelopes to `handler`, [`PER_LANE`] at a time per lane.
     pub fn new(handler: Handler) -> Dispatcher {
-        Dispatcher::with_per_lane(handler, PER_LANE)
-    }
-
-    /// [`Dispatcher::new`] with another bound per lane (at least 1).
-    pub fn with_per_lane(handler: Handler, per_lane: usize) -> Dispatcher {
         Dispatcher {
             handler,
-            per_lane: per_lane.max(1),
             tasks: JoinSet::new(),
             running: HashMap::new(),
             queued: HashMap::new(),
-            waiting: 0,
         }
     }
 
@@ -120,12 +106,11 @@ impl Dispatcher {
     pub fn offer(&mut self, inbound: Inbound) {
         let lane = Lane::of(&inbound);
         let running = self.running.entry(lane.clone()).or_insert(0);
-        if *running < self.per_lane {
+        if *running < PER_LANE {
             *running += 1;
             self.start(lane, inbound);
         } else {
             self.queued.entry(lane).or_default().push_back(inbound);
-            self.waiting += 1;
         }
     }
 
@@ -158,7 +143,6 @@ impl Dispatcher {
         };
         match self.queued.get_mut(&lane).and_then(VecDeque::pop_front) {
             Some(next) => {
-                self.waiting -= 1;
                 if self.queued.get(&lane).is_some_and(VecDeque::is_empty) {
                     self.queued.remove(&lane);
                 }
@@ -183,6 +167,6 @@ impl Dispatcher {
 
     /// How many envelopes wait for their lane.
     pub fn waiting(&self) -> usize {
-        self.waiting
+        self.queued.values().map(VecDeque::len).sum()
     }
 }
