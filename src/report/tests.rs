@@ -198,13 +198,8 @@ fn an_incident_a_storm_answered_with_a_pointer_is_linked_to_the_storm_not_undiag
         ..sample_rows()
     };
     let r = compute(period(), &rows);
-    let mix: Vec<(&str, usize)> = r
-        .verdicts
-        .iter()
-        .map(|c| (c.verdict.as_str(), c.count))
-        .collect();
     assert_eq!(
-        mix,
+        mix(&r),
         [
             ("api_key_invalid", 2),
             ("region_mismatch", 1),
@@ -220,13 +215,8 @@ fn an_incident_a_storm_answered_with_a_pointer_is_linked_to_the_storm_not_undiag
 fn every_number_comes_from_the_rows_of_the_period() {
     let r = sample();
     assert_eq!((r.opened, r.resolved), (4, 2));
-    let mix: Vec<(&str, usize)> = r
-        .verdicts
-        .iter()
-        .map(|c| (c.verdict.as_str(), c.count))
-        .collect();
     assert_eq!(
-        mix,
+        mix(&r),
         [
             ("api_key_invalid", 2),
             ("region_mismatch", 1),
@@ -375,4 +365,12 @@ proptest! {
         prop_assert!(r.time_to_diagnosis.measured <= inside);
         prop_assert_eq!(r.chart().chars().count(), r.per_day.len());
     }
+}
+
+/// The report's verdict mix as (verdict, count), in its order.
+fn mix(r: &PeriodReport) -> Vec<(&str, usize)> {
+    r.verdicts
+        .iter()
+        .map(|c| (c.verdict.as_str(), c.count))
+        .collect()
 }
