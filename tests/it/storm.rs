@@ -223,6 +223,14 @@ async fn click(world: &World, storm: &SimMessage, user: &str, action: &str, valu
         .expect("a live Socket Mode connection");
 }
 
+/// The end of a test: Slack refused nothing the bot sent, and the bot stops within its bound.
+async fn finish(world: &World, bot: RunningBot) {
+    assert_no_refusals(world);
+    tokio::time::timeout(Duration::from_secs(10), bot.stop())
+        .await
+        .expect("stops");
+}
+
 fn assert_no_refusals(world: &World) {
     let refusals = world.slack.refusals();
     assert!(
@@ -476,10 +484,7 @@ async fn a_disagreeing_sample_checks_the_rest_within_the_budget() {
             0.0,
             "{m}"
         );
-        assert_no_refusals(&world);
-        tokio::time::timeout(Duration::from_secs(10), bot.stop())
-            .await
-            .expect("stops");
+        finish(&world, bot).await;
     })
     .await;
 }
@@ -632,10 +637,7 @@ async fn a_mention_during_a_storm_gets_its_own_check_and_the_storm_ends_after_a_
             1.0,
             "{m}"
         );
-        assert_no_refusals(&world);
-        tokio::time::timeout(Duration::from_secs(10), bot.stop())
-            .await
-            .expect("stops");
+        finish(&world, bot).await;
     })
     .await;
 }
@@ -714,10 +716,7 @@ async fn the_sample_spreads_over_datacenters_and_builds_a_location_it_needs() {
             built, want,
             "the three checked before the storm and the sampled dal10 one"
         );
-        assert_no_refusals(&world);
-        tokio::time::timeout(Duration::from_secs(10), bot.stop())
-            .await
-            .expect("stops");
+        finish(&world, bot).await;
     })
     .await;
 }
@@ -1065,10 +1064,7 @@ async fn a_declared_storm_shows_on_metrics_with_its_sample_checks_and_linked_ale
             "{m}"
         );
         assert_eq!(metric(&m, "linkbot_storm_ended_total", &[PROD]), 0.0, "{m}");
-        assert_no_refusals(&world);
-        tokio::time::timeout(Duration::from_secs(10), bot.stop())
-            .await
-            .expect("stops");
+        finish(&world, bot).await;
     })
     .await;
 }
@@ -1106,10 +1102,7 @@ async fn the_cause_and_the_sample_show_the_real_reason_not_the_compared_form() {
             !text.contains("HTTP #") && !text.contains("#E"),
             "the compared form is shown: {text}"
         );
-        assert_no_refusals(&world);
-        tokio::time::timeout(Duration::from_secs(10), bot.stop())
-            .await
-            .expect("stops");
+        finish(&world, bot).await;
     })
     .await;
 }
@@ -1179,10 +1172,7 @@ async fn locations_joining_a_storm_are_located_off_the_answer_path_a_few_at_a_ti
             "the storm's lookups were not bounded to 4 at a time"
         );
         assert_eq!(triggered(&world).len(), 3, "no build for a lookup");
-        assert_no_refusals(&world);
-        tokio::time::timeout(Duration::from_secs(10), bot.stop())
-            .await
-            .expect("stops");
+        finish(&world, bot).await;
     })
     .await;
 }
